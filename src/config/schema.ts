@@ -1,0 +1,209 @@
+/**
+ * The single source of truth for haoscar.yaml: types, defaults and error messages.
+ *
+ * Parsing is done in three stages (after changesets): this schema (shape, with `path: message`
+ * issues), normalisation (defaults resolved into {@link Config}), then cross-field rules
+ * (`rules.ts`). Every object is strict: an unknown key is an error, because a misspelt
+ * `fal: 3` silently ignored is exactly the kind of mistake that shows up during an outage.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const name = (what: string) =>
+  z.string({ error: `expected a ${what} name (text)` }).regex(NAME_PATTERN, {
+    error: `expected a ${what} name of lowercase letters, digits and '-' (at most 63, like a hostname)`,
+  });
+
+/** A duration written as `500ms`, `2s`, `1m`, `1h` or `1m30s`; parsed to milliseconds. */
+export const duration = (opts: { min?: number; max?: number } = {}) =>
+  z.string({ error: 'expected a duration such as 500ms, 2s or 1m' }).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 2s or 1m, got '${text}'` });
+      return z.NEVER;
+    }
+    if (opts.min !== undefined && ms < opts.min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${opts.min}ms, got '${text}'` });
+      return z.NEVER;
+    }
+    if (opts.max !== undefined && ms > opts.max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${opts.max}ms, got '${text}'` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const int = (min: number, max: number) =>
+  z.number({ error: `expected an integer ${min}-${max}` }).int({ error: `expected an integer ${min}-${max}` })
+    .min(min, { error: `expected an integer ${min}-${max}` }).max(max, { error: `expected an integer ${min}-${max}` });
+const port = int(1, 65535);
+const path = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
+const argv = z.array(z.string(), { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' })
+  .min(1, { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' });
+const host = z.string({ error: 'expected a host name or IP address' }).min(1, { error: 'expected a host name or IP address' });
+
+// ---------------------------------------------------------------------------------- checks
+const checkTiming = {
+  /** How often the check runs. */
+  interval: duration({ min: 50 }).optional(),
+  /** How long one run may take before it counts as failed. */
+  timeout: duration({ min: 10 }).optional(),
+  /** Consecutive passes before a failing resource counts as healthy again. */
+  rise: int(1, 100).optional(),
+  /** Consecutive failures before a healthy resource counts as failing (this starts a heal). */
+  fall: int(1, 100).optional(),
+};
+
+export const processCheckSchema = z.strictObject({
+  type: z.literal('process'),
+  /** Process name (as in /proc/PID/comm) to look for; default: the service's own supervised process. */
+  name: z.string().min(1).max(15, { error: 'process names (comm) are at most 15 characters' }).optional(),
+  /** A pid file whose process must be alive. */
+  pidFile: path.optional(),
+  ...checkTiming,
+});
+export const tcpCheckSchema = z.strictObject({
+  type: z.literal('tcp'),
+  host: host.default('127.0.0.1'),
+  port,
+  ...checkTiming,
+});
+export const httpCheckSchema = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  /** Status codes that count as healthy; default any 2xx or 3xx. */
+  expectStatus: z.array(int(100, 599)).min(1).optional(),
+  ...checkTiming,
+});
+export const commandCheckSchema = z.strictObject({
+  type: z.literal('command'),
+  /** Runs without a shell; exit status 0 means healthy. */
+  command: argv,
+  ...checkTiming,
+});
+export const checkSchema = z.discriminatedUnion('type', [processCheckSchema, tcpCheckSchema, httpCheckSchema, commandCheckSchema], {
+  error: "expected a check with type 'process', 'tcp', 'http' or 'command'",
+});
+
+// ---------------------------------------------------------------------------------- healing
+export const backoffSchema = z.strictObject({
+  /** Delay before the second restart of a heal (the first restart is immediate). */
+  initial: duration().optional(),
+  /** Upper bound of the delay. */
+  max: duration().optional(),
+  multiplier: z.number({ error: 'expected a number >= 1' }).min(1, { error: 'expected a number >= 1' }).max(10, { error: 'expected a number <= 10' }).optional(),
+});
+export const healingSchema = z.strictObject({
+  /** At most this many restarts within `window`; one more failure and the heal gives up (escalates). */
+  maxRestarts: int(0, 1000).optional(),
+  window: duration({ min: 1000 }).optional(),
+  backoff: backoffSchema.optional(),
+  /** How long a restarted service has to pass its check `rise` times before the attempt counts as failed. */
+  startTimeout: duration({ min: 100 }).optional(),
+});
+
+// ---------------------------------------------------------------------------------- resources
+const serviceCommon = {
+  type: z.literal('service'),
+  name: name('resource'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+};
+export const processServiceSchema = z.strictObject({
+  ...serviceCommon,
+  driver: z.literal('process'),
+  command: argv,
+  cwd: path.optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  stopSignal: z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']).default('SIGTERM'),
+  stopTimeout: duration().default('10s'),
+  /** Where the process's stdout/stderr go; default: the agent's log directory. */
+  logFile: path.optional(),
+});
+export const systemdServiceSchema = z.strictObject({
+  ...serviceCommon,
+  driver: z.literal('systemd'),
+  unit: z.string().regex(/^[A-Za-z0-9:_.\\@-]+$/, { error: 'expected a systemd unit name such as nginx.service' }),
+});
+export const sysvServiceSchema = z.strictObject({
+  ...serviceCommon,
+  driver: z.literal('sysv'),
+  /** Name of the script in /etc/init.d. */
+  script: z.string().regex(/^[A-Za-z0-9_.@-]+$/, { error: 'expected an init script name such as apache2' }),
+});
+export const serviceResourceSchema = z.discriminatedUnion('driver', [processServiceSchema, systemdServiceSchema, sysvServiceSchema], {
+  error: "expected driver 'process', 'systemd' or 'sysv'",
+});
+export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema], {
+  error: "expected a resource with type 'service'",
+});
+
+// ---------------------------------------------------------------------------------- cluster
+export const nodeSchema = z.strictObject({
+  name: name('node'),
+  /** Addresses the node's peers reach it on; several for redundant heartbeat links. */
+  addresses: z.array(host).min(1, { error: 'a node needs at least one address' }),
+  /** Higher wins when a group lists no order of its own. */
+  priority: int(0, 1_000_000).default(0),
+});
+
+export const groupSchema = z.strictObject({
+  name: name('group'),
+  /** The nodes that may run this group, most preferred first; default: all nodes by priority. */
+  nodes: z.array(name('node')).min(1).optional(),
+  resources: z.array(resourceSchema).min(1, { error: 'a group needs at least one resource' }),
+  healing: healingSchema.optional(),
+});
+
+export const temporalSchema = z.strictObject({
+  /** host:port of the Temporal frontend. */
+  address: z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:7233' }).default('127.0.0.1:7233'),
+  namespace: z.string().min(1).default('default'),
+  /** TLS: `true` for system CAs, or files for a private CA and mTLS client certificates. */
+  tls: z.union([
+    z.boolean(),
+    z.strictObject({
+      serverName: z.string().min(1).optional(),
+      caFile: path.optional(),
+      certFile: path.optional(),
+      keyFile: path.optional(),
+    }),
+  ]).default(false),
+  /** File holding an API key (Temporal Cloud); read at start, never logged. Implies TLS. */
+  apiKeyFile: path.optional(),
+  /** The embedded dev server started by `haoscar server`. */
+  server: z.strictObject({
+    dataDir: path.default('/var/lib/haoscar/temporal'),
+    ip: z.string().min(1).default('127.0.0.1'),
+    port: port.default(7233),
+    uiPort: port.default(8233),
+  }).prefault({}),
+}).prefault({});
+
+export const agentSchema = z.strictObject({
+  /** Where supervised processes log and the agent keeps its state. */
+  stateDir: path.default('/var/lib/haoscar'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * Workflows kept in the worker's sticky cache. A cluster runs few workflows at once (one
+   * controller, a handful of heals), so a small cache bounds memory without causing replays.
+   */
+  maxCachedWorkflows: int(1, 10_000).default(100),
+}).prefault({});
+
+export const defaultsSchema = z.strictObject({
+  check: z.strictObject(checkTiming).prefault({}),
+  healing: healingSchema.prefault({}),
+}).prefault({});
+
+export const configSchema = z.strictObject({
+  cluster: name('cluster'),
+  temporal: temporalSchema,
+  agent: agentSchema,
+  defaults: defaultsSchema,
+  nodes: z.array(nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
+  groups: z.array(groupSchema).default([]),
+});
+
+export type RawConfig = z.output<typeof configSchema>;

@@ -1,0 +1,34 @@
+/**
+ * A service manager driver: how HA-OSCAR starts, stops and asks about one service on this
+ * node. One file per implementation (`process.ts`, `systemd.ts`, `sysv.ts`).
+ *
+ * Contract: `start` and `stop` are idempotent (starting a running service and stopping a
+ * stopped one succeed), because a retried activity may run them twice.
+ */
+export interface ServiceStatus {
+  running: boolean;
+  /** Main process id, where the manager knows it. */
+  pid?: number;
+  /** Manager's own words (e.g. systemd's ActiveState/SubState), for logs and errors. */
+  detail: string;
+}
+
+export interface ProcessExit {
+  pid: number;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export interface ServiceDriver {
+  readonly kind: 'process' | 'systemd' | 'sysv';
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): Promise<ServiceStatus>;
+  /**
+   * Drivers that supervise the process themselves report its exit at once (not at the next
+   * poll). Returns a function that removes the listener. Absent for managers we only poll.
+   */
+  onExit?(listener: (exit: ProcessExit) => void): () => void;
+  /** Releases what the driver holds (supervised children are stopped). */
+  close?(): Promise<void>;
+}

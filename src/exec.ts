@@ -1,0 +1,67 @@
+/**
+ * The one way HA-OSCAR runs an external command: execa with an argument array (never a
+ * shell string), the command logged before it runs, and a failure turned into an
+ * {@link ExecError} that says what ran, how it ended and what it printed.
+ */
+import { execa } from 'execa';
+import type { Logger } from './log.js';
+
+export interface ExecOptions {
+  /** Kill the command (SIGKILL) after this long; it then fails with `timedOut`. */
+  timeoutMs?: number;
+  /** Written to the command's standard input. */
+  input?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Exit codes that are not failures (e.g. `systemctl is-active` exits 3 for inactive). */
+  okExitCodes?: number[];
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type Exec = (file: string, args: readonly string[], options?: ExecOptions) => Promise<ExecResult>;
+
+export class ExecError extends Error {
+  constructor(
+    readonly command: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    readonly timedOut: boolean,
+    cause?: unknown,
+  ) {
+    const how = timedOut ? 'timed out' : exitCode === undefined ? 'could not be run' : `exited with ${exitCode}`;
+    const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+    super(`command ${JSON.stringify(command.join(' '))} ${how}${tail ? `: ${tail}` : ''}`, { cause });
+    this.name = 'ExecError';
+  }
+}
+
+export function createExec(logger: Logger): Exec {
+  return async (file, args, options = {}) => {
+    const command = [file, ...args];
+    logger.debug({ command }, 'exec');
+    const result = await execa(file, args, {
+      reject: false,
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+      input: options.input,
+      stdin: options.input === undefined ? 'ignore' : undefined,
+      env: options.env,
+      cwd: options.cwd,
+      stripFinalNewline: true,
+    });
+    const stdout = String(result.stdout ?? '');
+    const stderr = String(result.stderr ?? '');
+    if (result.timedOut || result.exitCode === undefined) {
+      throw new ExecError(command, result.exitCode, stderr || result.shortMessage, result.timedOut, result.cause);
+    }
+    if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {
+      throw new ExecError(command, result.exitCode, stderr || stdout, false);
+    }
+    return { exitCode: result.exitCode, stdout, stderr };
+  };
+}
