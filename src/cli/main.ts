@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * `haoscar`: one file per command under src/cli/, wired here; one error handler.
+ */
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT } from './errors.js';
+import { ConfigError } from '../config/load.js';
+
+export function buildProgram(): Command {
+  const program = new Command('haoscar')
+    .description('HA-OSCAR: high availability for Linux services, orchestrated by Temporal')
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof ConfigError) {
+      process.stderr.write(`haoscar: invalid configuration: ${err.message}\n`);
+      return EXIT.config;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`haoscar: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`haoscar: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return EXIT.failure;
+  }
+}
+
+// Run when executed directly (tsx src/cli/main.ts, or bin/haoscar.js), not when imported by tests.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  process.exitCode = await main(process.argv);
+}
