@@ -57,7 +57,7 @@ export function createExec(logger: Logger): Exec {
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut || result.exitCode === undefined) {
-      throw new ExecError(command, result.exitCode, stderr || result.shortMessage, result.timedOut, result.cause);
+      throw new ExecError(command, result.exitCode, stderr || (result.shortMessage ?? ""), result.timedOut, result.cause);
     }
     if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {
       throw new ExecError(command, result.exitCode, stderr || stdout, false);

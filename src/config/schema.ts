@@ -117,7 +117,7 @@ export const processServiceSchema = z.strictObject({
   cwd: path.optional(),
   env: z.record(z.string(), z.string()).optional(),
   stopSignal: z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']).default('SIGTERM'),
-  stopTimeout: duration().default('10s'),
+  stopTimeout: duration().prefault('10s'),
   /** Where the process's stdout/stderr go; default: the agent's log directory. */
   logFile: path.optional(),
 });
