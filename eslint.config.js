@@ -16,7 +16,10 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+      ],
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -31,7 +34,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: do I/O in an activity.' })),
           patterns: [
             { group: ['execa', 'pino', 'yaml', '@temporalio/activity', '@temporalio/client', '@temporalio/worker', '@temporalio/testing'], message: 'Workflow code must be deterministic: side effects belong in activities/.' },
-            { group: ['../src/*', '!../src/config/types.js'], message: 'Workflows import only @temporalio/workflow, zod, types and workflow-safe modules.' },
+            { group: ['../src/**'], allowTypeImports: true, message: 'Workflows import only @temporalio/workflow, zod, workflow-safe modules and types (import type).' },
             { group: ['../activities/*'], allowTypeImports: true, message: 'Import activities as types only (import type).' },
           ],
         },
@@ -42,5 +45,9 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', URL: 'readonly', console: 'readonly' },
+    },
   },
 );

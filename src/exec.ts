@@ -32,8 +32,15 @@ export class ExecError extends Error {
     readonly stderr: string,
     readonly timedOut: boolean,
     cause?: unknown,
+    readonly signal?: string,
   ) {
-    const how = timedOut ? 'timed out' : exitCode === undefined ? 'could not be run' : `exited with ${exitCode}`;
+    const how = timedOut
+      ? 'timed out'
+      : signal
+        ? `was killed by ${signal}`
+        : exitCode === undefined
+          ? 'could not be run'
+          : `exited with ${exitCode}`;
     const tail = stderr.trim().split('\n').slice(-3).join(' | ');
     super(`command ${JSON.stringify(command.join(' '))} ${how}${tail ? `: ${tail}` : ''}`, { cause });
     this.name = 'ExecError';
@@ -57,7 +64,7 @@ export function createExec(logger: Logger): Exec {
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut || result.exitCode === undefined) {
-      throw new ExecError(command, result.exitCode, stderr || (result.shortMessage ?? ""), result.timedOut, result.cause);
+      throw new ExecError(command, result.exitCode, stderr || (result.shortMessage ?? ''), result.timedOut, result.cause, result.signal);
     }
     if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {
       throw new ExecError(command, result.exitCode, stderr || stdout, false);

@@ -5,12 +5,20 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './errors.js';
 import { ConfigError } from '../config/load.js';
+import { serverCommand } from './server.js';
+import { validateCommand } from './validate.js';
+import { agentCommand } from './agent.js';
+import { healCommand } from './heal.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
     .description('HA-OSCAR: high availability for Linux services, orchestrated by Temporal')
     .showHelpAfterError()
     .exitOverride();
+  program.addCommand(serverCommand());
+  program.addCommand(validateCommand());
+  program.addCommand(agentCommand());
+  program.addCommand(healCommand());
   return program;
 }
 

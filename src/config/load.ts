@@ -4,7 +4,7 @@
  * acted on until the whole file is valid.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type RawConfig } from './schema.js';
 import type { CheckSpec, CheckTiming, Config, HealingPolicy, Resource } from './types.js';
@@ -58,13 +58,18 @@ export function parseConfig(text: string, source = 'haoscar.yaml'): Config {
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,
-      doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: e.linePos?.[0]?.line })),
+      // With prettyErrors off, `linePos` is not filled in: the line comes from the error's offset.
+      doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line: lineCounter.linePos(e.pos[0]).line })),
     );
   }
-  const data: unknown = doc.toJS() ?? {};
+  // An empty key (`agent:` with every line under it commented out) means the same as leaving it out.
+  const data: unknown = withoutNulls(doc.toJS()) ?? {};
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
-    throw new ConfigError(source, parsed.error.issues.map((i) => toIssue(i, doc, lineCounter)));
+    const issues = parsed.error.issues.flatMap((i) => toIssues(i, data, doc, lineCounter));
+    // In file order (zod reports nested problems first), so the report reads top to bottom.
+    issues.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
+    throw new ConfigError(source, issues);
   }
   const config = normalise(parsed.data);
   const problems = checkRules(config, parsed.data);
@@ -89,23 +94,58 @@ export async function loadConfig(file: string): Promise<Config> {
   return parseConfig(text, file);
 }
 
-function toIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter): ConfigIssue {
-  let path = [...issue.path];
-  let message = issue.message;
+function toIssues(issue: z.core.$ZodIssue, data: unknown, doc: Document, lc: LineCounter): ConfigIssue[] {
+  const at = (path: PropertyKey[], message: string): ConfigIssue => ({ path: formatPath(path), message, line: lineOf(doc, lc, path) });
   if (issue.code === 'unrecognized_keys') {
-    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-    if (issue.keys.length === 1) path = [...path, issue.keys[0]!];
-  } else if (issue.code === 'invalid_type' && issue.input === undefined) {
-    message = `required: ${message}`;
+    // One issue per key, each on its own line, so the administrator sees every misspelling.
+    return issue.keys.map((k) => at([...issue.path, k], `unknown key '${k}'`));
   }
-  return { path: formatPath(path), message, line: lineOf(doc, lc, path) };
+  // zod does not keep the input in issues, so "missing" is decided by looking at the data.
+  const missing = issue.code === 'invalid_type' && !hasPath(data, issue.path);
+  return [at([...issue.path], missing ? `required: ${issue.message}` : issue.message)];
+}
+
+function hasPath(data: unknown, path: readonly PropertyKey[]): boolean {
+  let cur = data;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, key)) return false;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return true;
+}
+
+/** Drops null values from mappings (not from lists, where a null item is a real mistake). */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
 }
 
 function lineOf(doc: Document, lc: LineCounter, path: readonly PropertyKey[]): number | undefined {
   // Walk up to the nearest part of the path that exists in the file (a missing key has no line).
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true);
-    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+    const offset = offsetOf(doc, path.slice(0, n));
+    if (offset !== undefined) return lc.linePos(offset).line;
+  }
+  return undefined;
+}
+
+/** Where the path starts in the file: a mapping entry's key (not its value, which may be on a later line), or a list item. */
+function offsetOf(doc: Document, path: readonly PropertyKey[]): number | undefined {
+  if (path.length === 0) return isNode(doc.contents) ? doc.contents.range?.[0] : undefined;
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1) as unknown[], true);
+  const last = path[path.length - 1]!;
+  if (isMap(parent)) {
+    const pair = parent.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(last));
+    return isNode(pair?.key) ? pair.key.range?.[0] : undefined;
+  }
+  if (isSeq(parent) && typeof last === 'number') {
+    const item = parent.items[last];
+    return isNode(item) ? item.range?.[0] : undefined;
   }
   return undefined;
 }
@@ -118,10 +158,15 @@ function normalise(raw: RawConfig): Config {
     fall: raw.defaults.check.fall ?? CHECK_DEFAULTS.fall,
   };
   const clusterHealing = mergeHealing(HEALING_DEFAULTS, raw.defaults.healing);
-  const byPriority = [...raw.nodes].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name)).map((n) => n.name);
+  // Code-point order for ties, not localeCompare: the preference must not depend on the machine's locale.
+  const byPriority = [...raw.nodes]
+    .sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((n) => n.name);
+  const { tls, ...temporal } = raw.temporal;
   return {
     cluster: raw.cluster,
-    temporal: raw.temporal,
+    // An API key is only ever sent over TLS, so `apiKeyFile` turns TLS on unless `tls` says otherwise (a rule rejects `tls: false`).
+    temporal: { ...temporal, tls: tls ?? temporal.apiKeyFile !== undefined },
     agent: raw.agent,
     nodes: raw.nodes,
     groups: raw.groups.map((g) => {

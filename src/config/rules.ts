@@ -5,6 +5,7 @@
 import type { RawConfig } from './schema.js';
 import type { Config } from './types.js';
 import { formatPath } from './load.js';
+import { formatDuration } from './duration.js';
 
 export interface RuleProblem {
   path: string;
@@ -30,22 +31,88 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
     );
   });
 
+  const t = raw.temporal;
+  if (t.apiKeyFile !== undefined && t.tls === false) {
+    add(['temporal', 'tls'], "an API key is only ever sent over TLS: remove 'tls: false' when 'apiKeyFile' is set");
+  }
+  if (typeof t.tls === 'object' && (t.tls.certFile === undefined) !== (t.tls.keyFile === undefined)) {
+    const missing = t.tls.certFile === undefined ? 'certFile' : 'keyFile';
+    add(['temporal', 'tls', missing], "mTLS needs both 'certFile' (the client certificate) and 'keyFile' (its private key)");
+  }
+
+  // Timing rules are checked on the effective values of each resource, but reported once, at the
+  // most specific setting that takes part (a conflict inherited from `defaults` is reported there).
+  const reported = new Set<string>();
+  const blame = (candidates: [set: unknown, parts: PropertyKey[]][], message: string) => {
+    const culprit = candidates.find(([set]) => set !== undefined);
+    if (!culprit) return; // only built-in defaults take part, and those agree
+    const key = formatPath(culprit[1]);
+    if (reported.has(key)) return;
+    reported.add(key);
+    add(culprit[1], message);
+  };
+  const dc = raw.defaults.check;
+  const dh = raw.defaults.healing;
+
   config.groups.forEach((g, gi) =>
     g.resources.forEach((r, ri) => {
       const at = ['groups', gi, 'resources', ri];
+      const rawGroup = raw.groups[gi]!;
+      const rawRes = rawGroup.resources[ri]!;
+      const rc = rawRes.check;
       const check = r.check;
       if (check.timeoutMs > check.intervalMs) {
-        add([...at, 'check', 'timeout'], `the check timeout (${check.timeoutMs}ms) is longer than its interval (${check.intervalMs}ms)`);
+        blame(
+          [
+            [rc?.timeout, [...at, 'check', 'timeout']],
+            [rc?.interval, [...at, 'check', 'interval']],
+            [dc.timeout, ['defaults', 'check', 'timeout']],
+            [dc.interval, ['defaults', 'check', 'interval']],
+          ],
+          `the check timeout (${formatDuration(check.timeoutMs)}) is longer than its interval (${formatDuration(check.intervalMs)}); expected timeout <= interval`,
+        );
       }
-      if (check.type === 'process' && r.driver !== 'process' && !check.name && !check.pidFile) {
-        // Without this, a systemd/sysv service's process check would have nothing to look at.
-        add([...at, 'check'], `a process check of a '${r.driver}' service needs 'name' or 'pidFile'; only 'process' services are watched directly`);
+      if (rc?.type === 'process' && r.driver !== 'process' && !rc.name && !rc.pidFile) {
+        // Only 'process' services are supervised (and so watched) by the agent itself.
+        add(
+          [...at, 'check'],
+          `a process check of a '${r.driver}' service needs 'name' or 'pidFile' (the process to look for); leave out 'check' to use the ${r.driver === 'systemd' ? 'unit' : 'init script'}'s own status`,
+        );
       }
       if (check.type === 'process' && check.name && check.pidFile) {
         add([...at, 'check'], "a process check takes 'name' or 'pidFile', not both");
       }
-      if (r.healing.backoff.maxMs < r.healing.backoff.initialMs) {
-        add([...at, 'healing', 'backoff', 'max'], 'the backoff maximum is shorter than its initial delay');
+      const b = r.healing.backoff;
+      if (b.maxMs < b.initialMs) {
+        const gb = rawGroup.healing?.backoff;
+        const rb = rawRes.healing?.backoff;
+        blame(
+          [
+            [rb?.max, [...at, 'healing', 'backoff', 'max']],
+            [rb?.initial, [...at, 'healing', 'backoff', 'initial']],
+            [gb?.max, ['groups', gi, 'healing', 'backoff', 'max']],
+            [gb?.initial, ['groups', gi, 'healing', 'backoff', 'initial']],
+            [dh.backoff?.max, ['defaults', 'healing', 'backoff', 'max']],
+            [dh.backoff?.initial, ['defaults', 'healing', 'backoff', 'initial']],
+          ],
+          `the backoff maximum (${formatDuration(b.maxMs)}) is shorter than its initial delay (${formatDuration(b.initialMs)}); expected max >= initial`,
+        );
+      }
+      // The first check may run at once, so `rise` passes in a row take at least (rise - 1) intervals.
+      const needed = (check.rise - 1) * check.intervalMs;
+      if (r.healing.startTimeoutMs < needed) {
+        blame(
+          [
+            [rawRes.healing?.startTimeout, [...at, 'healing', 'startTimeout']],
+            [rc?.interval, [...at, 'check', 'interval']],
+            [rc?.rise, [...at, 'check', 'rise']],
+            [rawGroup.healing?.startTimeout, ['groups', gi, 'healing', 'startTimeout']],
+            [dh.startTimeout, ['defaults', 'healing', 'startTimeout']],
+            [dc.interval, ['defaults', 'check', 'interval']],
+            [dc.rise, ['defaults', 'check', 'rise']],
+          ],
+          `a restarted service could never count as started: passing its check ${check.rise} times in a row (rise) every ${formatDuration(check.intervalMs)} (interval) takes at least ${formatDuration(needed)}, but startTimeout is ${formatDuration(r.healing.startTimeoutMs)}; expected startTimeout >= ${formatDuration(needed)}`,
+        );
       }
     }),
   );

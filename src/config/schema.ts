@@ -17,7 +17,12 @@ const name = (what: string) =>
 
 /** A duration written as `500ms`, `2s`, `1m`, `1h` or `1m30s`; parsed to milliseconds. */
 export const duration = (opts: { min?: number; max?: number } = {}) =>
-  z.string({ error: 'expected a duration such as 500ms, 2s or 1m' }).transform((text, ctx) => {
+  z.string({
+    error: (iss) =>
+      typeof iss.input === 'number'
+        ? `expected a duration with a unit, such as ${iss.input}s or ${iss.input}ms (a bare number is ambiguous)`
+        : 'expected a duration such as 500ms, 2s or 1m',
+  }).transform((text, ctx) => {
     const ms = parseDuration(text);
     if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `expected a duration such as 500ms, 2s or 1m, got '${text}'` });
@@ -39,9 +44,15 @@ const int = (min: number, max: number) =>
     .min(min, { error: `expected an integer ${min}-${max}` }).max(max, { error: `expected an integer ${min}-${max}` });
 const port = int(1, 65535);
 const path = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
-const argv = z.array(z.string(), { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' })
+const argv = z.array(z.string({ error: 'expected each argument as text' }), { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' })
   .min(1, { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' });
 const host = z.string({ error: 'expected a host name or IP address' }).min(1, { error: 'expected a host name or IP address' });
+/** A YAML mapping (`key: value` lines); strict, so an unknown key is an error. */
+const section = <T extends z.core.$ZodLooseShape>(what: string, shape: T) =>
+  z.strictObject(shape, { error: `expected ${what} (a mapping of key: value)` });
+const list = <T extends z.core.SomeType>(what: string, item: T) => z.array(item, { error: `expected a list of ${what}` });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.join(', ')}` });
 
 // ---------------------------------------------------------------------------------- checks
 const checkTiming = {
@@ -55,28 +66,30 @@ const checkTiming = {
   fall: int(1, 100).optional(),
 };
 
-export const processCheckSchema = z.strictObject({
+export const processCheckSchema = section('a process check', {
   type: z.literal('process'),
   /** Process name (as in /proc/PID/comm) to look for; default: the service's own supervised process. */
-  name: z.string().min(1).max(15, { error: 'process names (comm) are at most 15 characters' }).optional(),
+  name: z.string({ error: 'expected a process name (text)' })
+    .min(1, { error: 'expected a process name (text)' })
+    .max(15, { error: 'process names (comm) are at most 15 characters' }).optional(),
   /** A pid file whose process must be alive. */
   pidFile: path.optional(),
   ...checkTiming,
 });
-export const tcpCheckSchema = z.strictObject({
+export const tcpCheckSchema = section('a tcp check', {
   type: z.literal('tcp'),
   host: host.default('127.0.0.1'),
   port,
   ...checkTiming,
 });
-export const httpCheckSchema = z.strictObject({
+export const httpCheckSchema = section('an http check', {
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
   /** Status codes that count as healthy; default any 2xx or 3xx. */
-  expectStatus: z.array(int(100, 599)).min(1).optional(),
+  expectStatus: list('HTTP status codes', int(100, 599)).min(1, { error: 'expected at least one HTTP status code' }).optional(),
   ...checkTiming,
 });
-export const commandCheckSchema = z.strictObject({
+export const commandCheckSchema = section('a command check', {
   type: z.literal('command'),
   /** Runs without a shell; exit status 0 means healthy. */
   command: argv,
@@ -87,14 +100,14 @@ export const checkSchema = z.discriminatedUnion('type', [processCheckSchema, tcp
 });
 
 // ---------------------------------------------------------------------------------- healing
-export const backoffSchema = z.strictObject({
+export const backoffSchema = section('a backoff', {
   /** Delay before the second restart of a heal (the first restart is immediate). */
   initial: duration().optional(),
   /** Upper bound of the delay. */
   max: duration().optional(),
   multiplier: z.number({ error: 'expected a number >= 1' }).min(1, { error: 'expected a number >= 1' }).max(10, { error: 'expected a number <= 10' }).optional(),
 });
-export const healingSchema = z.strictObject({
+export const healingSchema = section('a healing policy', {
   /** At most this many restarts within `window`; one more failure and the heal gives up (escalates). */
   maxRestarts: int(0, 1000).optional(),
   window: duration({ min: 1000 }).optional(),
@@ -110,27 +123,29 @@ const serviceCommon = {
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 };
-export const processServiceSchema = z.strictObject({
+export const processServiceSchema = section('a process service', {
   ...serviceCommon,
   driver: z.literal('process'),
   command: argv,
   cwd: path.optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  stopSignal: z.enum(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']).default('SIGTERM'),
+  env: z.record(z.string(), z.string({ error: 'expected text (quote numbers and booleans: "1", "true")' }), {
+    error: 'expected a mapping of environment variables (NAME: value)',
+  }).optional(),
+  stopSignal: oneOf(['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']).default('SIGTERM'),
   stopTimeout: duration().prefault('10s'),
   /** Where the process's stdout/stderr go; default: the agent's log directory. */
   logFile: path.optional(),
 });
-export const systemdServiceSchema = z.strictObject({
+export const systemdServiceSchema = section('a systemd service', {
   ...serviceCommon,
   driver: z.literal('systemd'),
-  unit: z.string().regex(/^[A-Za-z0-9:_.\\@-]+$/, { error: 'expected a systemd unit name such as nginx.service' }),
+  unit: z.string({ error: 'expected a systemd unit name such as nginx.service' }).regex(/^[A-Za-z0-9:_.\\@-]+$/, { error: 'expected a systemd unit name such as nginx.service' }),
 });
-export const sysvServiceSchema = z.strictObject({
+export const sysvServiceSchema = section('a sysv service', {
   ...serviceCommon,
   driver: z.literal('sysv'),
   /** Name of the script in /etc/init.d. */
-  script: z.string().regex(/^[A-Za-z0-9_.@-]+$/, { error: 'expected an init script name such as apache2' }),
+  script: z.string({ error: 'expected an init script name such as apache2' }).regex(/^[A-Za-z0-9_.@-]+$/, { error: 'expected an init script name such as apache2' }),
 });
 export const serviceResourceSchema = z.discriminatedUnion('driver', [processServiceSchema, systemdServiceSchema, sysvServiceSchema], {
   error: "expected driver 'process', 'systemd' or 'sysv'",
@@ -140,51 +155,58 @@ export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchem
 });
 
 // ---------------------------------------------------------------------------------- cluster
-export const nodeSchema = z.strictObject({
+export const nodeSchema = section('a node', {
   name: name('node'),
   /** Addresses the node's peers reach it on; several for redundant heartbeat links. */
-  addresses: z.array(host).min(1, { error: 'a node needs at least one address' }),
+  addresses: list('addresses', host).min(1, { error: 'a node needs at least one address' }),
   /** Higher wins when a group lists no order of its own. */
   priority: int(0, 1_000_000).default(0),
 });
 
-export const groupSchema = z.strictObject({
+export const groupSchema = section('a group', {
   name: name('group'),
   /** The nodes that may run this group, most preferred first; default: all nodes by priority. */
-  nodes: z.array(name('node')).min(1).optional(),
-  resources: z.array(resourceSchema).min(1, { error: 'a group needs at least one resource' }),
+  nodes: list('node names', name('node')).min(1, { error: 'expected at least one node name (or leave out nodes: for all nodes)' }).optional(),
+  resources: list('resources', resourceSchema).min(1, { error: 'a group needs at least one resource' }),
   healing: healingSchema.optional(),
 });
 
-export const temporalSchema = z.strictObject({
+const ADDRESS = 'expected host:port, e.g. 127.0.0.1:7233';
+export const temporalSchema = section('the temporal settings', {
   /** host:port of the Temporal frontend. */
-  address: z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:7233' }).default('127.0.0.1:7233'),
-  namespace: z.string().min(1).default('default'),
-  /** TLS: `true` for system CAs, or files for a private CA and mTLS client certificates. */
+  address: z.string({ error: ADDRESS })
+    .regex(/^[^\s:]+:\d{1,5}$/, { error: ADDRESS, abort: true })
+    .refine((a) => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, { error: `${ADDRESS} (port 1-65535)` })
+    .default('127.0.0.1:7233'),
+  namespace: z.string({ error: 'expected a namespace name (text)' }).min(1, { error: 'expected a namespace name (text)' }).default('default'),
+  /**
+   * TLS: `true` for system CAs, or files for a private CA and mTLS client certificates.
+   * Left out: off, unless `apiKeyFile` is set (an API key is only ever sent over TLS).
+   */
   tls: z.union([
     z.boolean(),
-    z.strictObject({
-      serverName: z.string().min(1).optional(),
+    section('TLS settings', {
+      serverName: z.string({ error: 'expected a server name (text)' }).min(1, { error: 'expected a server name (text)' }).optional(),
       caFile: path.optional(),
       certFile: path.optional(),
       keyFile: path.optional(),
     }),
-  ]).default(false),
+  ], { error: 'expected true, false, or a mapping with serverName, caFile, certFile, keyFile' }).optional(),
   /** File holding an API key (Temporal Cloud); read at start, never logged. Implies TLS. */
   apiKeyFile: path.optional(),
   /** The embedded dev server started by `haoscar server`. */
-  server: z.strictObject({
+  server: section('the embedded server settings', {
     dataDir: path.default('/var/lib/haoscar/temporal'),
-    ip: z.string().min(1).default('127.0.0.1'),
+    ip: host.default('127.0.0.1'),
     port: port.default(7233),
     uiPort: port.default(8233),
   }).prefault({}),
 }).prefault({});
 
-export const agentSchema = z.strictObject({
+export const agentSchema = section('the agent settings', {
   /** Where supervised processes log and the agent keeps its state. */
   stateDir: path.default('/var/lib/haoscar'),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   /**
    * Workflows kept in the worker's sticky cache. A cluster runs few workflows at once (one
    * controller, a handful of heals), so a small cache bounds memory without causing replays.
@@ -192,18 +214,18 @@ export const agentSchema = z.strictObject({
   maxCachedWorkflows: int(1, 10_000).default(100),
 }).prefault({});
 
-export const defaultsSchema = z.strictObject({
-  check: z.strictObject(checkTiming).prefault({}),
+export const defaultsSchema = section('the defaults', {
+  check: section('check timing defaults', checkTiming).prefault({}),
   healing: healingSchema.prefault({}),
 }).prefault({});
 
-export const configSchema = z.strictObject({
+export const configSchema = section('a configuration file', {
   cluster: name('cluster'),
   temporal: temporalSchema,
   agent: agentSchema,
   defaults: defaultsSchema,
-  nodes: z.array(nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
-  groups: z.array(groupSchema).default([]),
+  nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
+  groups: list('groups', groupSchema).default([]),
 });
 
 export type RawConfig = z.output<typeof configSchema>;

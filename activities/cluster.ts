@@ -1,0 +1,58 @@
+/**
+ * Cluster-wide lookups in the configuration. They run on the cluster's shared queue (any
+ * agent may answer: all nodes run the same haoscar.yaml) and let a workflow started from the
+ * UI learn, from its name alone, where a resource lives and how it is to be healed — or fail
+ * at once with a clear message when the name is unknown.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Config, HealingPolicy, CheckTiming } from '../src/config/types.js';
+import { ERROR_TYPES, nodeTaskQueue } from '../workflows/shared.js';
+
+export interface HealTargetRequest {
+  cluster: string;
+  node: string;
+  group: string;
+  resource: string;
+}
+
+export interface HealTarget {
+  nodeTaskQueue: string;
+  healing: HealingPolicy;
+  check: CheckTiming & { type: string };
+}
+
+export function createClusterActivities(deps: { config: Config }) {
+  const { config } = deps;
+  const fail = (type: string, message: string) => ApplicationFailure.create({ type, nonRetryable: true, message });
+
+  return {
+    async resolveHealTarget(req: HealTargetRequest): Promise<HealTarget> {
+      if (req.cluster !== config.cluster) {
+        throw fail(ERROR_TYPES.WrongCluster, `this workflow names cluster '${req.cluster}' but runs on the queue of cluster '${config.cluster}'`);
+      }
+      const known = (names: string[]) => names.join(', ') || '(none)';
+      if (!config.nodes.some((n) => n.name === req.node)) {
+        throw fail(ERROR_TYPES.UnknownNode, `unknown node '${req.node}' in cluster '${config.cluster}' (known: ${known(config.nodes.map((n) => n.name))})`);
+      }
+      const group = config.groups.find((g) => g.name === req.group);
+      if (!group) {
+        throw fail(ERROR_TYPES.UnknownGroup, `unknown group '${req.group}' (known: ${known(config.groups.map((g) => g.name))})`);
+      }
+      const resource = group.resources.find((r) => r.name === req.resource);
+      if (!resource) {
+        throw fail(ERROR_TYPES.UnknownResource, `unknown resource '${req.resource}' in group '${group.name}' (known: ${known(group.resources.map((r) => r.name))})`);
+      }
+      if (!group.nodes.includes(req.node)) {
+        throw fail(ERROR_TYPES.NodeNotInGroup, `node '${req.node}' may not run group '${group.name}' (its nodes: ${known(group.nodes)})`);
+      }
+      const { type, intervalMs, timeoutMs, rise, fall } = resource.check;
+      return {
+        nodeTaskQueue: nodeTaskQueue(config.cluster, req.node),
+        healing: resource.healing,
+        check: { type, intervalMs, timeoutMs, rise, fall },
+      };
+    },
+  };
+}
+
+export type ClusterActivities = ReturnType<typeof createClusterActivities>;

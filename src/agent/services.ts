@@ -1,0 +1,33 @@
+/**
+ * The services this node may run, each with its driver and its check, built once from the
+ * config so that activities and monitors share one driver per service (a `process` driver
+ * holds the supervised child: two of them would start two copies).
+ */
+import type { Check } from '../checks/check.js';
+import type { ServiceDriver } from '../drivers/service-driver.js';
+import type { GroupSpec, ServiceResource } from '../config/types.js';
+
+export interface ManagedService {
+  group: GroupSpec;
+  spec: ServiceResource;
+  driver: ServiceDriver;
+  check: Check;
+}
+
+export class ServiceRegistry {
+  private readonly byKey = new Map<string, ManagedService>();
+
+  add(service: ManagedService): void {
+    this.byKey.set(key(service.group.name, service.spec.name), service);
+  }
+
+  get(group: string, resource: string): ManagedService | undefined {
+    return this.byKey.get(key(group, resource));
+  }
+
+  all(): ManagedService[] {
+    return [...this.byKey.values()];
+  }
+}
+
+const key = (group: string, resource: string) => `${group}/${resource}`;

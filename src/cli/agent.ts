@@ -1,0 +1,34 @@
+/** `haoscar agent --config FILE --node NAME`: run this node's agent until SIGTERM/SIGINT. */
+import { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { Agent, UnknownNodeError } from '../agent/agent.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
+import { CliError, EXIT } from './errors.js';
+
+export function agentCommand(): Command {
+  return new Command('agent')
+    .description("run this node's agent: Temporal workers for its queue and the cluster's, and monitors of its services")
+    .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
+    .requiredOption('-n, --node <name>', "this node's name in the configuration", process.env.HAOSCAR_NODE)
+    .action(async (opts: { config: string; node: string }) => {
+      const config = await loadConfig(opts.config);
+      const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
+      installTemporalRuntime(logger);
+      let agent: Agent;
+      try {
+        agent = await Agent.start({ config, node: opts.node, logger });
+      } catch (err) {
+        if (err instanceof UnknownNodeError) throw new CliError(err.message, EXIT.config);
+        throw err;
+      }
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        void agent.stop();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      await agent.done;
+      await agent.stop();
+    });
+}

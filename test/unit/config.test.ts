@@ -1,0 +1,797 @@
+/**
+ * haoscar.yaml: valid files parse to exactly the expected normalised config; invalid files
+ * report every problem, each with its path, a clear message and a line.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { CHECK_DEFAULTS, ConfigError, HEALING_DEFAULTS, formatIssues, formatPath, loadConfig, parseConfig } from '../../src/config/load.js';
+import type { Config, HealingPolicy, Resource } from '../../src/config/types.js';
+
+/** Strips the common indentation so that YAML can be written indented inside the tables. */
+function yaml(text: string): string {
+  const lines = text.replace(/^\n/, '').split('\n');
+  const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => l.length - l.trimStart().length));
+  return lines.map((l) => l.slice(indent)).join('\n');
+}
+
+const HEAD = yaml(`
+  cluster: c1
+  nodes:
+    - name: a
+      addresses: [10.0.0.1]
+`);
+
+/** A file with one group `g` holding the given resources (YAML list items, any indentation). */
+function withResources(resources: string, groupExtra = ''): string {
+  const body = yaml(resources)
+    .split('\n')
+    .map((l) => (l === '' ? l : `      ${l}`))
+    .join('\n');
+  const extra = groupExtra === '' ? '' : `${yaml(groupExtra).split('\n').map((l) => (l === '' ? l : `    ${l}`)).join('\n')}\n`;
+  return `${HEAD}groups:\n  - name: g\n${extra}    resources:\n${body}\n`;
+}
+
+const SYSTEMD = yaml(`
+  - type: service
+    name: db
+    driver: systemd
+    unit: postgresql.service
+`);
+
+/** A systemd service `db` with the given check. */
+function withCheck(check: string): string {
+  const body = yaml(check).split('\n').map((l) => (l === '' ? l : `    ${l}`)).join('\n');
+  return withResources(`${SYSTEMD}  check:\n${body}`);
+}
+
+const first = (c: Config): Resource => c.groups[0]!.resources[0]!;
+const healing = (over: Partial<Omit<HealingPolicy, 'backoff'>> & { backoff?: Partial<HealingPolicy['backoff']> } = {}): HealingPolicy => ({
+  ...HEALING_DEFAULTS,
+  ...over,
+  backoff: { ...HEALING_DEFAULTS.backoff, ...over.backoff },
+});
+
+interface ValidCase {
+  name: string;
+  text: string;
+  expect: (c: Config) => void;
+}
+
+const VALID: ValidCase[] = [
+  {
+    name: 'minimal file: every default resolved',
+    text: HEAD,
+    expect: (c) =>
+      assert.deepEqual(c, {
+        cluster: 'c1',
+        temporal: {
+          address: '127.0.0.1:7233',
+          namespace: 'default',
+          tls: false,
+          server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
+        },
+        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100 },
+        nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
+        groups: [],
+      }),
+  },
+  {
+    name: 'built-in defaults are exactly: check 2s/1s/rise 2/fall 3, healing 3 in 10m, backoff 1s..30s x2, start 30s',
+    text: withResources(SYSTEMD),
+    expect: (c) => {
+      assert.deepEqual(CHECK_DEFAULTS, { intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 });
+      assert.deepEqual(HEALING_DEFAULTS, {
+        maxRestarts: 3,
+        windowMs: 600_000,
+        backoff: { initialMs: 1000, maxMs: 30_000, multiplier: 2 },
+        startTimeoutMs: 30_000,
+      });
+      // A systemd service without a check is judged by its unit's status.
+      assert.deepEqual(first(c), {
+        type: 'service',
+        name: 'db',
+        driver: 'systemd',
+        unit: 'postgresql.service',
+        check: { type: 'process', ...CHECK_DEFAULTS },
+        healing: HEALING_DEFAULTS,
+      });
+    },
+  },
+  {
+    name: 'process driver: all fields, defaults for stopSignal and stopTimeout',
+    text: withResources(`
+      - type: service
+        name: api
+        driver: process
+        command: [/usr/bin/node, server.js]
+      - type: service
+        name: worker
+        driver: process
+        command: [/usr/bin/worker]
+        cwd: /srv/worker
+        env: { MODE: fast, PORT: "8080" }
+        stopSignal: SIGINT
+        stopTimeout: 1m30s
+        logFile: /var/log/worker.log
+    `),
+    expect: (c) => {
+      const [api, worker] = c.groups[0]!.resources;
+      assert.deepEqual(api, {
+        type: 'service',
+        name: 'api',
+        driver: 'process',
+        command: ['/usr/bin/node', 'server.js'],
+        stopSignal: 'SIGTERM',
+        stopTimeoutMs: 10_000,
+        check: { type: 'process', ...CHECK_DEFAULTS },
+        healing: HEALING_DEFAULTS,
+      });
+      assert.deepEqual(worker, {
+        type: 'service',
+        name: 'worker',
+        driver: 'process',
+        command: ['/usr/bin/worker'],
+        cwd: '/srv/worker',
+        env: { MODE: 'fast', PORT: '8080' },
+        stopSignal: 'SIGINT',
+        stopTimeoutMs: 90_000,
+        logFile: '/var/log/worker.log',
+        check: { type: 'process', ...CHECK_DEFAULTS },
+        healing: HEALING_DEFAULTS,
+      });
+    },
+  },
+  {
+    name: 'sysv driver',
+    text: withResources(`
+      - type: service
+        name: web
+        driver: sysv
+        script: apache2
+        check: { type: process, pidFile: /run/apache2.pid }
+    `),
+    expect: (c) => {
+      const r = first(c);
+      assert.equal(r.driver, 'sysv');
+      assert.ok(r.driver === 'sysv' && r.script === 'apache2');
+      assert.deepEqual(r.check, { type: 'process', pidFile: '/run/apache2.pid', ...CHECK_DEFAULTS });
+    },
+  },
+  {
+    name: 'process check by name',
+    text: withCheck('{ type: process, name: postgres }'),
+    expect: (c) => assert.deepEqual(first(c).check, { type: 'process', name: 'postgres', ...CHECK_DEFAULTS }),
+  },
+  {
+    name: 'tcp check: host defaults to 127.0.0.1',
+    text: withCheck('{ type: tcp, port: 5432 }'),
+    expect: (c) => assert.deepEqual(first(c).check, { type: 'tcp', host: '127.0.0.1', port: 5432, ...CHECK_DEFAULTS }),
+  },
+  {
+    name: 'http check with expected statuses',
+    text: withCheck('{ type: http, url: "https://127.0.0.1:8443/healthz", expectStatus: [200, 204] }'),
+    expect: (c) =>
+      assert.deepEqual(first(c).check, { type: 'http', url: 'https://127.0.0.1:8443/healthz', expectStatus: [200, 204], ...CHECK_DEFAULTS }),
+  },
+  {
+    name: 'command check',
+    text: withCheck('{ type: command, command: [/usr/bin/pg_isready, -q] }'),
+    expect: (c) => assert.deepEqual(first(c).check, { type: 'command', command: ['/usr/bin/pg_isready', '-q'], ...CHECK_DEFAULTS }),
+  },
+  ...(
+    [
+      ['500ms', 500],
+      ['2s', 2000],
+      ['1m', 60_000],
+      ['1m30s', 90_000],
+      ['1h', 3_600_000],
+      ['1.5s', 1500],
+    ] as const
+  ).map(
+    ([text, ms]): ValidCase => ({
+      name: `duration ${text} = ${ms}ms`,
+      text: withCheck(`{ type: tcp, port: 1, interval: ${text}, timeout: 10ms, rise: 1 }`),
+      expect: (c) => assert.equal(first(c).check.intervalMs, ms),
+    }),
+  ),
+  {
+    name: 'check timing: defaults.check, then the check itself',
+    text: yaml(`
+      cluster: c1
+      defaults:
+        check: { interval: 5s, timeout: 2s, rise: 4, fall: 5 }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+      groups:
+        - name: g
+          resources:
+            - { type: service, name: one, driver: systemd, unit: one.service }
+            - type: service
+              name: two
+              driver: systemd
+              unit: two.service
+              check: { type: tcp, port: 80, interval: 10s, fall: 1 }
+    `),
+    expect: (c) => {
+      const [one, two] = c.groups[0]!.resources;
+      assert.deepEqual(one!.check, { type: 'process', intervalMs: 5000, timeoutMs: 2000, rise: 4, fall: 5 });
+      assert.deepEqual(two!.check, { type: 'tcp', host: '127.0.0.1', port: 80, intervalMs: 10_000, timeoutMs: 2000, rise: 4, fall: 1 });
+    },
+  },
+  {
+    name: 'healing: per-cluster defaults, then per-group, then per-resource overrides',
+    text: yaml(`
+      cluster: c1
+      defaults:
+        healing: { maxRestarts: 5, window: 1h, backoff: { initial: 2s } }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+      groups:
+        - name: g
+          healing: { window: 30m, backoff: { max: 1m } }
+          resources:
+            - { type: service, name: one, driver: systemd, unit: one.service }
+            - type: service
+              name: two
+              driver: systemd
+              unit: two.service
+              healing: { maxRestarts: 0, startTimeout: 2m, backoff: { multiplier: 1.5 } }
+        - name: h
+          resources:
+            - { type: service, name: three, driver: systemd, unit: three.service }
+    `),
+    expect: (c) => {
+      const [one, two] = c.groups[0]!.resources;
+      const three = c.groups[1]!.resources[0]!;
+      assert.deepEqual(one!.healing, healing({ maxRestarts: 5, windowMs: 1_800_000, backoff: { initialMs: 2000, maxMs: 60_000 } }));
+      assert.deepEqual(
+        two!.healing,
+        healing({ maxRestarts: 0, windowMs: 1_800_000, startTimeoutMs: 120_000, backoff: { initialMs: 2000, maxMs: 60_000, multiplier: 1.5 } }),
+      );
+      assert.deepEqual(three.healing, healing({ maxRestarts: 5, windowMs: 3_600_000, backoff: { initialMs: 2000 } }));
+    },
+  },
+  {
+    name: 'group nodes default to all nodes by priority (desc), ties by name; an explicit list is kept in order',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: node-b, addresses: [10.0.0.2], priority: 10 }
+        - { name: node-c, addresses: [10.0.0.3] }
+        - { name: node-a, addresses: [10.0.0.1], priority: 10 }
+        - { name: node-d, addresses: [10.0.0.4], priority: 50 }
+      groups:
+        - name: default-order
+          resources: [{ type: service, name: s, driver: systemd, unit: s.service }]
+        - name: own-order
+          nodes: [node-c, node-a]
+          resources: [{ type: service, name: s, driver: systemd, unit: s.service }]
+    `),
+    expect: (c) => {
+      assert.deepEqual(c.groups[0]!.nodes, ['node-d', 'node-a', 'node-b', 'node-c']);
+      assert.deepEqual(c.groups[1]!.nodes, ['node-c', 'node-a']);
+    },
+  },
+  {
+    name: 'temporal: mTLS files, server settings, agent settings',
+    text: yaml(`
+      cluster: c1
+      temporal:
+        address: temporal.example.org:7233
+        namespace: prod
+        tls: { serverName: temporal.example.org, caFile: /etc/ca.pem, certFile: /etc/c.pem, keyFile: /etc/c.key }
+        server: { dataDir: /tmp/t, ip: 0.0.0.0, port: 7300, uiPort: 8300 }
+      agent: { stateDir: /srv/haoscar, logLevel: debug, maxCachedWorkflows: 20 }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+    `),
+    expect: (c) => {
+      assert.deepEqual(c.temporal, {
+        address: 'temporal.example.org:7233',
+        namespace: 'prod',
+        tls: { serverName: 'temporal.example.org', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/c.key' },
+        server: { dataDir: '/tmp/t', ip: '0.0.0.0', port: 7300, uiPort: 8300 },
+      });
+      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20 });
+    },
+  },
+  {
+    name: 'temporal: tls true',
+    text: `${HEAD}temporal:\n  tls: true\n`,
+    expect: (c) => assert.equal(c.temporal.tls, true),
+  },
+  {
+    name: 'temporal: an API key file turns TLS on',
+    text: `${HEAD}temporal:\n  address: ns.acct.tmprl.cloud:7233\n  apiKeyFile: /etc/haoscar/api-key\n`,
+    expect: (c) => {
+      assert.equal(c.temporal.apiKeyFile, '/etc/haoscar/api-key');
+      assert.equal(c.temporal.tls, true);
+    },
+  },
+  {
+    name: 'an empty section (every line under it commented out) is the same as leaving it out',
+    text: `${HEAD}temporal:\n  # address: x:1\nagent:\ndefaults:\n  check:\ngroups:\n`,
+    expect: (c) => {
+      assert.equal(c.temporal.address, '127.0.0.1:7233');
+      assert.equal(c.agent.logLevel, 'info');
+      assert.deepEqual(c.groups, []);
+    },
+  },
+];
+
+interface InvalidCase {
+  name: string;
+  text: string;
+  /** Every expected issue: [path, fragment of its message]. */
+  issues: [path: string, fragment: string][];
+}
+
+const INVALID: InvalidCase[] = [
+  {
+    name: 'bad port',
+    text: withCheck('{ type: tcp, port: 70000 }'),
+    issues: [['groups[0].resources[0].check.port', 'expected an integer 1-65535']],
+  },
+  {
+    name: 'port as text',
+    text: withCheck('{ type: tcp, port: http }'),
+    issues: [['groups[0].resources[0].check.port', 'expected an integer 1-65535']],
+  },
+  {
+    name: 'unknown key at the top level',
+    text: `${HEAD}clustre: c2\n`,
+    issues: [['clustre', "unknown key 'clustre'"]],
+  },
+  {
+    name: 'unknown keys at several depths, one issue each',
+    text: yaml(`
+      cluster: c1
+      agent: { logLevle: debug }
+      defaults:
+        check: { fal: 3 }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+          prio: 1
+      groups:
+        - name: g
+          resources:
+            - type: service
+              name: db
+              driver: systemd
+              unit: db.service
+              check: { type: tcp, port: 1, hots: x, intreval: 1s }
+              healing: { backoff: { inital: 1s } }
+    `),
+    issues: [
+      ['agent.logLevle', "unknown key 'logLevle'"],
+      ['defaults.check.fal', "unknown key 'fal'"],
+      ['nodes[0].prio', "unknown key 'prio'"],
+      ['groups[0].resources[0].check.hots', "unknown key 'hots'"],
+      ['groups[0].resources[0].check.intreval', "unknown key 'intreval'"],
+      ['groups[0].resources[0].healing.backoff.inital', "unknown key 'inital'"],
+    ],
+  },
+  {
+    name: 'a key of another driver is unknown',
+    text: withResources(`
+      - type: service
+        name: db
+        driver: systemd
+        unit: db.service
+        command: [/usr/bin/db]
+    `),
+    issues: [['groups[0].resources[0].command', "unknown key 'command'"]],
+  },
+  ...(
+    [
+      ['2', 'expected a duration with a unit, such as 2s or 2ms'],
+      ['2 s', "expected a duration such as 500ms, 2s or 1m, got '2 s'"],
+      ['2sec', "expected a duration such as 500ms, 2s or 1m, got '2sec'"],
+      ['-1s', "got '-1s'"],
+      ['1d', "got '1d'"],
+      ['10ms', 'must be at least 50ms'],
+    ] as const
+  ).map(
+    ([text, fragment]): InvalidCase => ({
+      name: `bad duration '${text}'`,
+      text: `${HEAD}defaults:\n  check:\n    interval: ${text}\n    timeout: 10ms\n`,
+      issues: [['defaults.check.interval', fragment]],
+    }),
+  ),
+  {
+    name: 'empty file: the required fields are missing',
+    text: '',
+    issues: [
+      ['cluster', 'required: expected a cluster name'],
+      ['nodes', 'required: expected a list of nodes'],
+    ],
+  },
+  {
+    name: 'missing required fields of a node and of services',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - name: a
+      groups:
+        - name: g
+          resources:
+            - { type: service, name: p, driver: process }
+            - { type: service, name: s, driver: systemd }
+            - { type: service, name: v, driver: sysv }
+            - { type: service, name: t, driver: systemd, unit: t.service, check: { type: tcp } }
+            - { type: service, name: h, driver: systemd, unit: h.service, check: { type: http } }
+    `),
+    issues: [
+      ['nodes[0].addresses', 'required: expected a list of addresses'],
+      ['groups[0].resources[0].command', 'required: expected a command as a list of arguments'],
+      ['groups[0].resources[1].unit', 'required: expected a systemd unit name'],
+      ['groups[0].resources[2].script', 'required: expected an init script name'],
+      ['groups[0].resources[3].check.port', 'required: expected an integer 1-65535'],
+      ['groups[0].resources[4].check.url', 'required'],
+    ],
+  },
+  {
+    name: 'a group without resources, a node without addresses',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: a, addresses: [] }
+      groups:
+        - { name: g, resources: [] }
+    `),
+    issues: [
+      ['nodes[0].addresses', 'a node needs at least one address'],
+      ['groups[0].resources', 'a group needs at least one resource'],
+    ],
+  },
+  {
+    name: 'wrong driver',
+    text: withResources('- { type: service, name: db, driver: upstart, unit: db.service }'),
+    issues: [['groups[0].resources[0].driver', "expected driver 'process', 'systemd' or 'sysv'"]],
+  },
+  {
+    name: 'wrong resource type and check type',
+    text: withResources(`
+      - { type: vip, name: ip }
+      - { type: service, name: db, driver: systemd, unit: db.service, check: { type: ping } }
+    `),
+    issues: [
+      ['groups[0].resources[0].type', "expected a resource with type 'service'"],
+      ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http' or 'command'"],
+    ],
+  },
+  {
+    name: 'bad names, enum values and URL',
+    text: yaml(`
+      cluster: Web_Prod
+      agent: { logLevel: loud }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+      groups:
+        - name: g
+          resources:
+            - type: service
+              name: api
+              driver: process
+              command: [/bin/api]
+              stopSignal: SIGKILL
+              env: { PORT: 8080 }
+              check: { type: http, url: "ftp://x/" }
+    `),
+    issues: [
+      ['cluster', "expected a cluster name of lowercase letters, digits and '-'"],
+      ['agent.logLevel', 'expected one of trace, debug, info, warn, error'],
+      ['groups[0].resources[0].env.PORT', 'expected text (quote numbers'],
+      ['groups[0].resources[0].stopSignal', 'expected one of SIGTERM, SIGINT'],
+      ['groups[0].resources[0].check.url', 'expected an http:// or https:// URL'],
+    ],
+  },
+  {
+    name: 'temporal settings',
+    text: `${HEAD}temporal:\n  address: localhost\n  tls: yes\n  server: { port: 0 }\n`,
+    issues: [
+      ['temporal.address', 'expected host:port'],
+      ['temporal.tls', 'expected true, false, or a mapping'],
+      ['temporal.server.port', 'expected an integer 1-65535'],
+    ],
+  },
+  {
+    name: 'mTLS needs both certFile and keyFile; an API key is never sent without TLS',
+    text: `${HEAD}temporal:\n  apiKeyFile: /etc/key\n  tls: false\n`,
+    issues: [['temporal.tls', 'an API key is only ever sent over TLS']],
+  },
+  {
+    name: 'mTLS certificate without its key',
+    text: `${HEAD}temporal:\n  tls: { certFile: /etc/c.pem }\n`,
+    issues: [['temporal.tls.keyFile', "mTLS needs both 'certFile'"]],
+  },
+  {
+    name: 'duplicate node, group and resource names',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: a, addresses: [10.0.0.2] }
+      groups:
+        - name: g
+          resources:
+            - { type: service, name: s, driver: systemd, unit: s.service }
+            - { type: service, name: s, driver: sysv, script: s }
+        - name: g
+          resources:
+            - { type: service, name: s, driver: systemd, unit: s.service }
+    `),
+    issues: [
+      ['nodes[1].name', "duplicate node name 'a'"],
+      ['groups[1].name', "duplicate group name 'g'"],
+      ['groups[0].resources[1].name', "duplicate resource name 's' in group 'g'"],
+    ],
+  },
+  {
+    name: 'unknown node in a group, and a node listed twice',
+    text: withResources('- { type: service, name: s, driver: systemd, unit: s.service }', 'nodes: [a, b, a]'),
+    issues: [
+      ['groups[0].nodes[1]', "unknown node 'b' (known: a)"],
+      ['groups[0].nodes[2]', "node 'a' is listed twice"],
+    ],
+  },
+  {
+    name: 'check timeout longer than its interval',
+    text: withCheck('{ type: tcp, port: 5432, interval: 1s, timeout: 2s }'),
+    issues: [['groups[0].resources[0].check.timeout', 'the check timeout (2s) is longer than its interval (1s)']],
+  },
+  {
+    name: 'a timeout conflict inherited from defaults is reported once, at defaults',
+    text: yaml(`
+      cluster: c1
+      defaults:
+        check: { interval: 500ms }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          resources:
+            - { type: service, name: s, driver: systemd, unit: s.service }
+            - { type: service, name: t, driver: systemd, unit: t.service }
+    `),
+    issues: [['defaults.check.interval', 'the check timeout (1s) is longer than its interval (500ms)']],
+  },
+  {
+    name: 'process check without name or pidFile on a systemd service',
+    text: withCheck('{ type: process }'),
+    issues: [['groups[0].resources[0].check', "a process check of a 'systemd' service needs 'name' or 'pidFile'"]],
+  },
+  {
+    name: 'process check with both name and pidFile',
+    text: withCheck('{ type: process, name: postgres, pidFile: /run/pg.pid }'),
+    issues: [['groups[0].resources[0].check', "takes 'name' or 'pidFile', not both"]],
+  },
+  {
+    name: 'process name longer than comm allows',
+    text: withCheck('{ type: process, name: a-very-long-process-name }'),
+    issues: [['groups[0].resources[0].check.name', 'at most 15 characters']],
+  },
+  {
+    name: 'backoff maximum shorter than its initial delay (set on the group)',
+    text: withResources('- { type: service, name: s, driver: systemd, unit: s.service }', 'healing: { backoff: { initial: 1m } }'),
+    issues: [['groups[0].healing.backoff.initial', 'the backoff maximum (30s) is shorter than its initial delay (1m)']],
+  },
+  {
+    name: 'startTimeout too short for rise passes of the check',
+    text: withResources(`
+      - type: service
+        name: s
+        driver: systemd
+        unit: s.service
+        check: { type: tcp, port: 1, interval: 20s, rise: 3 }
+    `),
+    issues: [['groups[0].resources[0].check.interval', 'passing its check 3 times in a row (rise) every 20s (interval) takes at least 40s, but startTimeout is 30s']],
+  },
+  {
+    name: 'startTimeout set on the resource is blamed first',
+    text: withResources(`
+      - type: service
+        name: s
+        driver: systemd
+        unit: s.service
+        check: { type: tcp, port: 1, interval: 10s }
+        healing: { startTimeout: 5s }
+    `),
+    issues: [['groups[0].resources[0].healing.startTimeout', 'expected startTimeout >= 10s']],
+  },
+  {
+    name: 'YAML syntax error',
+    text: 'cluster: c1\nnodes: [a\n',
+    issues: [['', 'YAML syntax']],
+  },
+  {
+    name: 'duplicate YAML keys',
+    text: `${HEAD}cluster: c2\n`,
+    issues: [['', 'YAML syntax']],
+  },
+  {
+    name: 'not a mapping',
+    text: '- cluster: c1\n',
+    issues: [['', 'expected a configuration file (a mapping of key: value)']],
+  },
+  {
+    name: 'several problems at once are all reported',
+    text: yaml(`
+      cluster: c1
+      color: blue
+      defaults:
+        healing: { maxRestarts: -1, window: soon }
+      nodes:
+        - { name: a, addresses: [10.0.0.1], priority: high }
+      groups:
+        - name: g
+          resources:
+            - { type: service, name: db, driver: systemd, unit: db.service, check: { type: tcp, port: 0 } }
+            - { type: service, name: web, driver: sysv }
+    `),
+    issues: [
+      ['color', "unknown key 'color'"],
+      ['defaults.healing.maxRestarts', 'expected an integer 0-1000'],
+      ['defaults.healing.window', "got 'soon'"],
+      ['nodes[0].priority', 'expected an integer 0-1000000'],
+      ['groups[0].resources[0].check.port', 'expected an integer 1-65535'],
+      ['groups[0].resources[1].script', 'required'],
+    ],
+  },
+  {
+    name: 'several rule problems at once are all reported',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: a, addresses: [10.0.0.2] }
+      groups:
+        - name: g
+          nodes: [z]
+          resources:
+            - { type: service, name: s, driver: systemd, unit: s.service, check: { type: process } }
+            - { type: service, name: t, driver: systemd, unit: t.service, check: { type: tcp, port: 1, timeout: 5s } }
+    `),
+    issues: [
+      ['nodes[1].name', 'duplicate node name'],
+      ['groups[0].nodes[0]', "unknown node 'z'"],
+      ['groups[0].resources[0].check', 'needs'],
+      ['groups[0].resources[1].check.timeout', 'longer than its interval'],
+    ],
+  },
+];
+
+function issuesOf(text: string): ConfigError['issues'] {
+  try {
+    parseConfig(text);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('expected the file to be rejected');
+}
+
+void describe('config: valid files', () => {
+  for (const c of VALID) {
+    void it(c.name, () => c.expect(parseConfig(c.text)));
+  }
+});
+
+void describe('config: invalid files report every problem with its path', () => {
+  for (const c of INVALID) {
+    void it(c.name, () => {
+      const issues = issuesOf(c.text);
+      const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      assert.deepEqual(
+        issues.map((i) => i.path).sort(byPath),
+        c.issues.map(([p]) => p).sort(byPath),
+        `paths differ; got:\n${formatIssues(issues)}`,
+      );
+      for (const [path, fragment] of c.issues) {
+        const found = issues.filter((i) => i.path === path);
+        assert.ok(
+          found.some((i) => i.message.includes(fragment)),
+          `${path}: expected a message containing ${JSON.stringify(fragment)}, got ${JSON.stringify(found.map((i) => i.message))}`,
+        );
+      }
+    });
+  }
+});
+
+void describe('config: line numbers', () => {
+  void it('points at the offending key, not at the value below it', () => {
+    const text = yaml(`
+      cluster: c1
+      nodes:
+        - name: a
+          addresses: [10.0.0.1]
+          extra:
+            nested: 1
+      groups:
+        - name: g
+          resources:
+            - type: service
+              name: db
+              driver: systemd
+              unit: db.service
+              check:
+                type: tcp
+                port: 70000
+    `);
+    const issues = issuesOf(text);
+    assert.deepEqual(
+      issues.map((i) => [i.path, i.line]),
+      [
+        ['nodes[0].extra', 5],
+        ['groups[0].resources[0].check.port', 16],
+      ],
+    );
+  });
+
+  void it('reports the line of the nearest enclosing entry for a missing key, and for rule problems', () => {
+    const missing = issuesOf(`${HEAD}groups:\n  - name: g\n    resources:\n      - type: service\n        name: db\n        driver: systemd\n`);
+    assert.deepEqual(missing.map((i) => [i.path, i.line]), [['groups[0].resources[0].unit', 8]]);
+    const dup = issuesOf(`${HEAD}  - name: a\n    addresses: [10.0.0.2]\n`);
+    assert.deepEqual(dup.map((i) => [i.path, i.line]), [['nodes[1].name', 5]]);
+  });
+
+  void it('reports the line of a YAML syntax error', () => {
+    const [issue] = issuesOf('cluster: c1\nnodes:\n\t- name: a\n');
+    assert.equal(issue?.line, 3);
+    assert.match(issue?.message ?? '', /^YAML syntax: /);
+  });
+
+  void it('formats issues with path, line and message', () => {
+    const err = (() => {
+      try {
+        parseConfig(withCheck('{ type: tcp, port: 0 }'), 'test.yaml');
+      } catch (e) {
+        return e as ConfigError;
+      }
+      return assert.fail('expected a ConfigError');
+    })();
+    assert.equal(err.message, 'test.yaml: 1 problem\n  groups[0].resources[0].check.port (line 13): expected an integer 1-65535');
+  });
+});
+
+void describe('config: formatPath', () => {
+  void it('writes keys with dots and indices in brackets', () => {
+    assert.equal(formatPath(['groups', 0, 'resources', 1, 'check', 'port']), 'groups[0].resources[1].check.port');
+    assert.equal(formatPath([]), '');
+    assert.equal(formatPath([2, 'x']), '[2].x');
+  });
+});
+
+void describe('config: loadConfig', () => {
+  void it('a missing file is a ConfigError naming the file', async () => {
+    await assert.rejects(loadConfig('/nonexistent/haoscar.yaml'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.source, '/nonexistent/haoscar.yaml');
+      assert.deepEqual(err.issues, [{ path: '', message: 'cannot read the file (ENOENT)' }]);
+      return true;
+    });
+  });
+
+  void it('examples/haoscar.yaml is valid and uses every feature', async () => {
+    const file = fileURLToPath(new URL('../../examples/haoscar.yaml', import.meta.url));
+    const c = await loadConfig(file);
+    const resources = c.groups.flatMap((g) => g.resources);
+    assert.deepEqual(new Set(resources.map((r) => r.driver)), new Set(['process', 'systemd', 'sysv']));
+    assert.deepEqual(new Set(resources.map((r) => r.check.type)), new Set(['process', 'tcp', 'http', 'command']));
+    assert.equal(typeof c.temporal.tls, 'object');
+    const web = c.groups.find((g) => g.name === 'web');
+    assert.deepEqual(web?.nodes, ['alpha', 'beta']);
+    const api = web?.resources.find((r) => r.name === 'api');
+    assert.equal(api?.driver, 'process');
+    assert.equal(api?.check.type, 'http');
+    const postgres = c.groups.find((g) => g.name === 'database')?.resources.find((r) => r.name === 'postgres');
+    assert.equal(postgres?.driver, 'systemd');
+    assert.equal(postgres?.check.type, 'tcp');
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * healService against a real Temporal dev server, real workers and the real activities; the
+ * service itself is scripted (test/support/scripted-service.ts) so outcomes can be pinned.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { ServiceRegistry } from '../../src/agent/services.js';
+import { createServiceActivities } from '../../activities/service.js';
+import { createClusterActivities } from '../../activities/cluster.js';
+import { requestHeal } from '../../src/agent/heal-trigger.js';
+import { clusterTaskQueue, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
+import { silentLogger } from '../../src/log.js';
+import { ScriptedService } from '../support/scripted-service.js';
+import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
+
+const cluster = uniqueName('wf');
+const config: Config = parseConfig(`
+cluster: ${cluster}
+defaults:
+  healing: { maxRestarts: 2, window: 3s, startTimeout: 400ms, backoff: { initial: 300ms, max: 1s } }
+  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
+nodes:
+  - { name: n1, addresses: [127.0.0.1] }
+  - { name: n2, addresses: [127.0.0.2] }
+groups:
+${['a', 'b', 'c', 'd', 'e', 'f']
+  .map((g) => `  - name: ${g}\n    nodes: [n1]\n    resources:\n      - { type: service, name: svc, driver: process, command: [/bin/true] }`)
+  .join('\n')}
+`);
+
+const services = new Map<string, ScriptedService>();
+const registry = new ServiceRegistry();
+for (const group of config.groups) {
+  const s = new ScriptedService();
+  services.set(group.name, s);
+  registry.add({ group, spec: group.resources[0]!, driver: s.driver, check: s.check });
+}
+
+let client: Client;
+let stopWorkers: () => Promise<void> = async () => {};
+after(async () => {
+  await stopWorkers();
+  await closeTemporal();
+});
+before(async () => {
+  client = await testClient();
+  const connection = await testWorkerConnection();
+  const workers = await Promise.all([
+    Worker.create({
+      connection,
+      taskQueue: clusterTaskQueue(cluster),
+      workflowBundle: await testWorkflowBundle(),
+      activities: createClusterActivities({ config }),
+    }),
+    Worker.create({
+      connection,
+      taskQueue: nodeTaskQueue(cluster, 'n1'),
+      activities: createServiceActivities({ node: 'n1', services: registry, logger: silentLogger, recoveryPollMs: 20 }),
+    }),
+  ]);
+  const running = workers.map((w) => w.run());
+  stopWorkers = async () => {
+    workers.forEach((w) => w.shutdown());
+    await Promise.all(running);
+  };
+});
+
+const heal = (group: string, detail = 'test: crashed') =>
+  requestHeal(client, { cluster, node: 'n1', group, resource: 'svc', failure: { at: Date.now(), detail, source: 'test' } });
+
+async function failureOf(workflowId: string): Promise<ApplicationFailure> {
+  const err = await client.workflow.getHandle(workflowId).result().then(
+    () => assert.fail('the workflow should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, `expected WorkflowFailedError, got ${String(err)}`);
+  assert.ok(err.cause instanceof ApplicationFailure, `expected an ApplicationFailure cause, got ${String(err.cause)}`);
+  return err.cause;
+}
+
+test('a crashed service is restarted once, then the heal completes after its window', async () => {
+  const svc = services.get('a')!;
+  svc.crash();
+  const { workflowId } = await heal('a');
+  const result = await client.workflow.getHandle(workflowId).result();
+  assert.equal(result.outcome, 'healed');
+  assert.equal(result.restarts, 1);
+  assert.equal(svc.starts, 1);
+  assert.equal(svc.running, true);
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  if (process.env.HAOSCAR_RECORD_HISTORIES) {
+    await mkdir('test/histories', { recursive: true });
+    await writeFile('test/histories/heal-service-healed.json', JSON.stringify(history, null, 2));
+  }
+});
+
+test('a service that never becomes healthy: maxRestarts restarts with backoff, then HealGaveUp, no loop', async () => {
+  const svc = services.get('b')!;
+  svc.behaviour.unhealthyAfterStart = true;
+  svc.crash();
+  const { workflowId } = await heal('b');
+  const failure = await failureOf(workflowId);
+  assert.equal(failure.type, ERROR_TYPES.HealGaveUp);
+  assert.match(failure.message, /b\/svc on node n1 failed again after 2 restart\(s\)/);
+  assert.equal(svc.starts, 2, 'exactly maxRestarts restarts');
+  // The second restart waited out the backoff (300 ms) on a durable timer.
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const timers = history.events!.filter((e) => e.timerStartedEventAttributes);
+  assert.equal(timers.length, 1);
+  assert.equal(Number(timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0) * 1000 + (timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.nanos ?? 0) / 1e6, 300);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(svc.starts, 2, 'nothing restarts it after giving up');
+});
+
+test('a new failure while the heal watches counts against the same budget', async () => {
+  const svc = services.get('c')!;
+  svc.crash();
+  const { workflowId } = await heal('c');
+  const handle = client.workflow.getHandle(workflowId);
+  await waitFor(async () => (await handle.query(healStatusQuery)).phase === 'watching', 'the first restart succeeded');
+  svc.crash();
+  await handle.signal(serviceFailedSignal, { at: Date.now(), detail: 'test: crashed again', source: 'test' });
+  await waitFor(async () => (await handle.query(healStatusQuery)).attempts.length === 2, 'the second restart');
+  svc.crash();
+  await heal('c', 'test: third crash'); // joins the running heal (signal-with-start)
+  const failure = await failureOf(workflowId);
+  assert.equal(failure.type, ERROR_TYPES.HealGaveUp);
+  assert.equal(svc.starts, 2);
+});
+
+test('a start that throws counts as a failed attempt; the error text reaches the history', async () => {
+  const svc = services.get('d')!;
+  svc.behaviour.startError = 'command not found: /usr/sbin/nosuchd';
+  svc.crash();
+  const { workflowId } = await heal('d');
+  const failure = await failureOf(workflowId);
+  assert.equal(failure.type, ERROR_TYPES.HealGaveUp);
+  const status = (failure.details?.[0] ?? {}) as { attempts: { detail: string }[] };
+  assert.match(status.attempts[0]!.detail, /could not restart d\/svc on node n1: command not found/);
+});
+
+test('malformed input from the UI fails at once with every problem named, and touches nothing', async () => {
+  const svc = services.get('e')!;
+  const inputs: [unknown, RegExp][] = [
+    [{ cluster, node: 'n1', group: 'e' }, /resource: required|resource: expected the resource name/],
+    [{ cluster, node: 'n1', group: 'e', resource: 'svc', extra: 1 }, /unknown key extra/],
+    [{ cluster, node: 'N 1', group: 'e', resource: 'svc' }, /node: expected a node name/],
+    ['heal it please', /\(input\)/],
+  ];
+  for (const [input, expected] of inputs) {
+    const workflowId = uniqueName('bad-input');
+    await client.workflow.start('healService', { taskQueue: clusterTaskQueue(cluster), workflowId, args: [input] });
+    const failure = await failureOf(workflowId);
+    assert.equal(failure.type, ERROR_TYPES.InvalidWorkflowInput);
+    assert.match(failure.message, expected);
+  }
+  assert.equal(svc.starts + svc.stops, 0);
+});
+
+test('an unknown node or resource fails at once with a clear message, and touches nothing', async () => {
+  const cases: [Record<string, string>, string, RegExp][] = [
+    [{ node: 'n9', group: 'e', resource: 'svc' }, ERROR_TYPES.UnknownNode, /unknown node 'n9' .*known: n1, n2/],
+    [{ node: 'n2', group: 'e', resource: 'svc' }, ERROR_TYPES.NodeNotInGroup, /node 'n2' may not run group 'e'/],
+    [{ node: 'n1', group: 'e', resource: 'nope' }, ERROR_TYPES.UnknownResource, /unknown resource 'nope' in group 'e'/],
+    [{ node: 'n1', group: 'zz', resource: 'svc' }, ERROR_TYPES.UnknownGroup, /unknown group 'zz'/],
+  ];
+  for (const [fields, type, expected] of cases) {
+    const workflowId = healWorkflowId(cluster, fields.group!, fields.resource!) + uniqueName('-x');
+    await client.workflow.start('healService', { taskQueue: clusterTaskQueue(cluster), workflowId, args: [{ cluster, ...fields }] });
+    const err = await client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    const cause = err.cause?.cause ?? err.cause;
+    assert.ok(cause instanceof ApplicationFailure, String(cause));
+    assert.equal(cause.type, type);
+    assert.match(cause.message, expected);
+  }
+  assert.equal(services.get('e')!.starts, 0);
+});
+
+test('a heal started from the UI without search attributes adds them, so it can be found', async () => {
+  const svc = services.get('f')!;
+  svc.crash();
+  const workflowId = uniqueName('ui-heal');
+  await client.workflow.start('healService', { taskQueue: clusterTaskQueue(cluster), workflowId, args: [{ cluster, node: 'n1', group: 'f', resource: 'svc' }] });
+  await waitFor(async () => {
+    for await (const wf of client.workflow.list({ query: `HaCluster = "${cluster}" AND HaGroup = "f" AND HaResource = "svc"` })) {
+      if (wf.workflowId === workflowId) return true;
+    }
+    return false;
+  }, 'the heal is listed by its search attributes', 15_000);
+  await client.workflow.getHandle(workflowId).terminate('test done');
+});
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}

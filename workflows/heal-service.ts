@@ -1,0 +1,150 @@
+/**
+ * healService: heal a failed service in place, or give up so that it can be failed over.
+ *
+ * Started by a node's monitor (signal-with-start of `serviceFailed`, so a second failure of
+ * the same service reaches the running heal instead of starting another), by `haoscar heal`,
+ * or by hand from the Temporal UI. One runs per group and resource (see healWorkflowId).
+ *
+ * It restarts the service on its node, waits until the check passes `rise` times, then keeps
+ * watching until its last restart has left the healing window: a crash in that time is
+ * counted against the same budget. On the failure after `maxRestarts` restarts within the
+ * window it fails with `HealGaveUp` — no restart loops — for failover to escalate on.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ClusterActivities } from '../activities/cluster.js';
+import type { ServiceActivities } from '../activities/service.js';
+import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
+import { healServiceInputSchema, parseWorkflowInput } from './inputs.js';
+import { HA_KEYS } from './search-attributes.js';
+import { ERROR_TYPES, healStatusQuery, serviceFailedSignal, type HealStatus, type ServiceFailure } from './shared.js';
+
+export interface HealResult {
+  outcome: 'healed';
+  restarts: number;
+  attempts: HealStatus['attempts'];
+}
+
+/** Failures of an attempt that mean the heal itself is wrong, not the service: stop at once. */
+const FATAL: readonly string[] = [ERROR_TYPES.UnknownResource, ERROR_TYPES.UnknownNode, ERROR_TYPES.UnknownGroup];
+
+/** Keep histories small: a service crashing slowly but forever would otherwise grow one without end. */
+const MAX_ATTEMPTS_PER_RUN = 100;
+
+const cluster = proxyActivities<ClusterActivities>({
+  // Any agent of the cluster answers; if none runs, nothing could be healed anyway.
+  scheduleToCloseTimeout: '1 minute',
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '5 seconds' },
+});
+
+export async function healService(rawInput: unknown): Promise<HealResult> {
+  const input = parseWorkflowInput(healServiceInputSchema, rawInput, 'healService');
+  const status: HealStatus = { phase: 'resolving', attempts: [], restartsInWindow: 0, failures: [] };
+  // Being started means a failure was seen (by a monitor, or by an operator asking for a heal).
+  let failurePending = true;
+  const recordFailure = (failure: ServiceFailure) => {
+    status.failures.push(failure);
+    if (status.failures.length > 20) status.failures.shift();
+    failurePending = true;
+  };
+  setHandler(serviceFailedSignal, recordFailure);
+  setHandler(healStatusQuery, () => status);
+
+  // Started from the UI without search attributes: add them so the heal can still be found.
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
+    upsertSearchAttributes([
+      { key: HA_KEYS.HaCluster, value: input.cluster },
+      { key: HA_KEYS.HaNode, value: input.node },
+      { key: HA_KEYS.HaGroup, value: input.group },
+      { key: HA_KEYS.HaResource, value: input.resource },
+      { key: HA_KEYS.HaOperation, value: 'heal' },
+    ]);
+  }
+
+  const target = await cluster.resolveHealTarget({
+    cluster: input.cluster,
+    node: input.node,
+    group: input.group,
+    resource: input.resource,
+  });
+  const policy = target.healing;
+  const service = proxyActivities<ServiceActivities>({
+    taskQueue: target.nodeTaskQueue,
+    // Only this node's agent can take these: if it is gone, fail the attempt instead of waiting forever.
+    scheduleToCloseTimeout: policy.startTimeoutMs + 60_000,
+    startToCloseTimeout: policy.startTimeoutMs + 30_000,
+    heartbeatTimeout: 10_000,
+    retry: { maximumAttempts: 1 },
+  });
+  const ref = { group: input.group, resource: input.resource };
+  const what = `${input.group}/${input.resource} on node ${input.node}`;
+  let restarts = [...(input.restarts ?? [])];
+
+  for (let attemptsThisRun = 0; ; ) {
+    if (!failurePending) {
+      status.phase = 'watching';
+      const remaining = watchRemaining(restarts, Date.now(), policy.windowMs);
+      if (remaining > 0) await condition(() => failurePending, remaining);
+      if (!failurePending) {
+        status.phase = 'healed';
+        log.info('service healed and stable for the healing window', { restarts: restarts.length });
+        return { outcome: 'healed', restarts: restarts.length, attempts: status.attempts };
+      }
+    }
+    if (attemptsThisRun >= MAX_ATTEMPTS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof healService>({ ...input, restarts: restartsInWindow(restarts, Date.now(), policy.windowMs) });
+    }
+    failurePending = false;
+
+    const decision = decideOnFailure(restarts, Date.now(), policy);
+    restarts = restartsInWindow(restarts, Date.now(), policy.windowMs);
+    status.restartsInWindow = restarts.length;
+    if (decision.action === 'give-up') {
+      status.phase = 'gave-up';
+      throw ApplicationFailure.create({
+        type: ERROR_TYPES.HealGaveUp,
+        nonRetryable: true,
+        message:
+          `${what} failed again after ${decision.restarts} restart(s) within ${policy.windowMs}ms ` +
+          `(healing.maxRestarts=${policy.maxRestarts}): gave up healing in place; fail the group over, or fix the service and start a new heal`,
+        details: [status],
+      });
+    }
+    if (decision.delayMs > 0) {
+      status.phase = 'backing-off';
+      await sleep(decision.delayMs);
+    }
+
+    attemptsThisRun++;
+    const at = Date.now();
+    restarts.push(at);
+    status.restartsInWindow = restarts.length;
+    try {
+      status.phase = 'restarting';
+      await service.restartService(ref);
+      status.phase = 'waiting-healthy';
+      const healthy = await service.waitForHealthy({ ...ref, timeoutMs: policy.startTimeoutMs });
+      status.attempts.push({ at, outcome: 'healthy', detail: healthy.detail });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof Error && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (cause?.type && FATAL.includes(cause.type)) throw err;
+      const detail = cause?.message ?? (err instanceof Error ? err.message : String(err));
+      log.warn('heal attempt failed', { detail });
+      status.attempts.push({ at, outcome: 'failed', detail });
+      failurePending = true;
+    }
+    if (status.attempts.length > 50) status.attempts.shift();
+  }
+}

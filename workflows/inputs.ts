@@ -1,0 +1,46 @@
+/**
+ * Workflow inputs, validated with zod at the workflow's entry: the Temporal UI lets anyone
+ * type any JSON, so nothing is trusted until it has passed these schemas.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { z } from 'zod';
+import { ERROR_TYPES } from './shared.js';
+
+const name = (what: string) =>
+  z.string({ error: `expected the ${what} name as text` }).regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
+    error: `expected a ${what} name of lowercase letters, digits and '-'`,
+  });
+
+export const healServiceInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** The node the service runs on (where it is restarted). */
+  node: name('node'),
+  group: name('group'),
+  resource: name('resource'),
+  /** Why the heal was started (shown in the history); monitors put the failing check here. */
+  reason: z.string().max(1000).optional(),
+  /** Restart times carried over by continue-as-new; not for people to set. */
+  restarts: z.array(z.number().int().nonnegative()).max(1000).optional(),
+});
+export type HealServiceInput = z.infer<typeof healServiceInputSchema>;
+
+/**
+ * Parses workflow input. @throws a non-retryable ApplicationFailure `InvalidWorkflowInput`
+ * whose message lists every problem with its path, so a bad start from the UI fails at once
+ * (instead of retrying its workflow task forever) and nothing is done.
+ */
+export function parseWorkflowInput<T>(schema: z.ZodType<T>, input: unknown, workflow: string): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => {
+    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    const message = i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message;
+    return `${path || '(input)'}: ${message}`;
+  });
+  throw ApplicationFailure.create({
+    type: ERROR_TYPES.InvalidWorkflowInput,
+    nonRetryable: true,
+    message: `invalid input for ${workflow}: ${problems.join('; ')}`,
+    details: [problems],
+  });
+}
