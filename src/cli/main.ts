@@ -15,10 +15,11 @@ export function buildProgram(): Command {
     .description('HA-OSCAR: high availability for Linux services, orchestrated by Temporal')
     .showHelpAfterError()
     .exitOverride();
-  program.addCommand(serverCommand());
-  program.addCommand(validateCommand());
-  program.addCommand(agentCommand());
-  program.addCommand(healCommand());
+  // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
+  // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), healCommand()]) {
+    program.addCommand(command.copyInheritedSettings(program));
+  }
   return program;
 }
 

@@ -1,0 +1,136 @@
+/**
+ * End to end on one node: the real `haoscar agent` command, a real HTTP service it
+ * supervises, a real Temporal dev server; faults are real signals.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Lab, HTTP_SERVICE, freePort, probe, waitFor } from '../support/lab.js';
+import { closeTemporal, temporalAddress, testClient, uniqueName } from '../support/temporal.js';
+import { healStatusQuery, healWorkflowId, ERROR_TYPES } from '../../workflows/shared.js';
+
+let lab: Lab;
+let client: Client;
+const cluster = uniqueName('e2e');
+let webPort: number;
+let flakyPort: number;
+
+before(async () => {
+  lab = await Lab.create();
+  client = await testClient();
+  [webPort, flakyPort] = [await freePort(), await freePort()];
+  const config = await lab.writeConfig(
+    'haoscar.yaml',
+    `
+cluster: ${cluster}
+temporal: { address: "${await temporalAddress()}" }
+agent: { stateDir: ${lab.dir}/state, logLevel: debug }
+nodes:
+  - { name: n1, addresses: [127.0.0.1] }
+groups:
+  - name: web
+    resources:
+      - type: service
+        name: httpd
+        driver: process
+        command: [${process.execPath}, ${HTTP_SERVICE}, "${webPort}", --starts-file, ${lab.dir}/web.starts]
+        check: { type: http, url: "http://127.0.0.1:${webPort}/", interval: 500ms, timeout: 300ms, rise: 1, fall: 2 }
+        healing: { maxRestarts: 5, window: 1m, startTimeout: 10s }
+  - name: flaky
+    resources:
+      - type: service
+        name: crashy
+        driver: process
+        command: [${process.execPath}, ${HTTP_SERVICE}, "${flakyPort}", --starts-file, ${lab.dir}/flaky.starts, --die-after, 600ms]
+        check: { type: http, url: "http://127.0.0.1:${flakyPort}/", interval: 200ms, timeout: 150ms, rise: 1, fall: 1 }
+        healing: { maxRestarts: 2, window: 1m, startTimeout: 5s, backoff: { initial: 200ms, max: 1s } }
+`,
+  );
+  lab.startAgent(config, 'n1');
+});
+
+after(async () => {
+  await lab.close();
+  await closeTemporal();
+});
+
+test('a service killed with SIGKILL is restarted by healService and answers HTTP again', async () => {
+  const firstPid = await waitFor('the web service answers', () => probe(webPort), 60_000);
+  process.kill(firstPid, 'SIGKILL');
+  const killedAt = Date.now();
+  const newPid = await waitFor('the web service answers again', async () => {
+    const pid = await probe(webPort);
+    return pid !== undefined && pid !== firstPid ? pid : undefined;
+  });
+  const healMs = Date.now() - killedAt;
+  assert.notEqual(newPid, firstPid);
+  assert.ok(healMs < 10_000, `healed in ${healMs}ms (generous bound)`);
+  assert.equal(await lab.countLines(join(lab.dir, 'web.starts')), 2, 'started once by the agent, once by the heal');
+
+  // The history says what happened: a heal of web/httpd with one healthy attempt.
+  const handle = client.workflow.getHandle(healWorkflowId(cluster, 'web', 'httpd'));
+  const status = await waitFor('the heal watches', async () => {
+    const s = await handle.query(healStatusQuery);
+    return s.phase === 'watching' ? s : undefined;
+  });
+  assert.equal(status.attempts.length, 1);
+  assert.equal(status.attempts[0]!.outcome, 'healthy');
+  assert.match(status.failures[0]!.detail, /exited \(signal SIGKILL\)/);
+  const description = await handle.describe();
+  assert.equal(description.memo?.trigger, 'monitor@n1');
+});
+
+test('a service that keeps dying: the heal gives up after maxRestarts within the window, no restart loop', async () => {
+  const handle = client.workflow.getHandle(healWorkflowId(cluster, 'flaky', 'crashy'));
+  const err = await waitFor('the flaky heal to close', async () => {
+    try {
+      const d = await handle.describe();
+      if (d.status.name === 'RUNNING') return undefined;
+      return await handle.result().then(() => new Error('the heal succeeded'), (e: unknown) => e);
+    } catch {
+      return undefined; // not started yet
+    }
+  }, 60_000, 100);
+  assert.ok(err instanceof WorkflowFailedError, String(err));
+  assert.ok(err.cause instanceof ApplicationFailure);
+  assert.equal(err.cause.type, ERROR_TYPES.HealGaveUp);
+  const starts = join(lab.dir, 'flaky.starts');
+  assert.equal(await lab.countLines(starts), 3, 'one start by the agent, then exactly maxRestarts (2) restarts');
+  await new Promise((r) => setTimeout(r, 2000)); // a restart loop would show in this time
+  assert.equal(await lab.countLines(starts), 3, 'nothing restarts it after the heal gave up');
+});
+
+test('an unknown node name: a clear error, exit code 3, nothing started', async () => {
+  const config = join(lab.dir, 'haoscar.yaml');
+  const child = lab.startAgent(config, 'n9');
+  const result = await child;
+  assert.equal(result.exitCode, 3);
+  assert.match(await lab.agentLog('n9'), /node 'n9' is not in cluster '.*' \(known nodes: n1\); nothing was started/);
+});
+
+test('SIGTERM stops the agent cleanly, and its supervised services with it', async () => {
+  const pid = await waitFor('the web service answers', () => probe(webPort));
+  const config = await lab.writeConfig('solo.yaml', `
+cluster: ${uniqueName('solo')}
+temporal: { address: "${await temporalAddress()}" }
+agent: { stateDir: ${lab.dir}/solo }
+nodes: [{ name: s1, addresses: [127.0.0.1] }]
+groups:
+  - name: g
+    resources:
+      - { type: service, name: s, driver: process, command: [sleep, "300"], check: { type: process, interval: 200ms, timeout: 100ms } }
+`);
+  const agent = lab.startAgent(config, 's1');
+  const sleepPid = await waitFor('the supervised sleep runs', async () => {
+    const m = /"pid":(\d+).*"process started"/.exec(await lab.agentLog('s1'));
+    return m && existsSync(`/proc/${m[1]}`) ? Number(m[1]) : undefined;
+  }).catch(async (err: Error) => assert.fail(`${err.message}\n${await lab.agentLog('s1')}`));
+  agent.kill('SIGTERM');
+  const result = await agent;
+  assert.equal(result.exitCode, 0, await lab.agentLog('s1'));
+  assert.equal(existsSync(`/proc/${sleepPid}`), false, 'the supervised process was stopped');
+  assert.equal(await probe(webPort), pid, 'the other agent is untouched');
+});

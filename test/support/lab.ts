@@ -1,0 +1,96 @@
+/**
+ * One-node lab on the loopback: a real agent process (the `haoscar agent` command) and real
+ * services, for the end-to-end tests and the heal benchmark. Everything it starts is stopped
+ * by `close()`.
+ */
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const HTTP_SERVICE = join(ROOT, 'test/fixtures/http-service.mjs');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET http://127.0.0.1:port/ → the service's pid, or undefined if it does not answer. */
+export async function probe(port: number, timeoutMs = 200): Promise<number | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    return res.ok ? Number(text.split(' ')[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls `condition` every `everyMs` until it returns a value, or fails naming `what`. */
+export async function waitFor<T>(what: string, condition: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export class Lab {
+  private agents: ResultPromise[] = [];
+  private constructor(readonly dir: string) {}
+
+  static async create(): Promise<Lab> {
+    return new Lab(await mkdtemp(join(tmpdir(), 'haoscar-lab-')));
+  }
+
+  async writeConfig(name: string, yaml: string): Promise<string> {
+    const file = join(this.dir, name);
+    await writeFile(file, yaml);
+    return file;
+  }
+
+  /** Starts `haoscar agent` as a child process; its output goes to `<dir>/agent-<node>.log`. */
+  startAgent(config: string, node: string): ResultPromise {
+    const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', config, '--node', node], {
+      cwd: ROOT,
+      reject: false,
+      stdin: 'ignore',
+      stdout: { file: join(this.dir, `agent-${node}.log`), append: true },
+      stderr: { file: join(this.dir, `agent-${node}.log`), append: true },
+    });
+    this.agents.push(child);
+    return child;
+  }
+
+  async agentLog(node: string): Promise<string> {
+    return readFile(join(this.dir, `agent-${node}.log`), 'utf8').catch(() => '');
+  }
+
+  async countLines(file: string): Promise<number> {
+    return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+  }
+
+  /** SIGTERM every agent (they stop their services), SIGKILL what is left, remove the dir. */
+  async close(): Promise<void> {
+    for (const a of this.agents) a.kill('SIGTERM');
+    await Promise.all(
+      this.agents.map(async (a) => {
+        const t = setTimeout(() => a.kill('SIGKILL'), 15_000);
+        await a;
+        clearTimeout(t);
+      }),
+    );
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
