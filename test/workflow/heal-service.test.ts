@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import { findTemporalCli } from '../../src/temporal/cli-binary.js';
 import { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -17,7 +19,7 @@ import { requestHeal } from '../../src/agent/heal-trigger.js';
 import { clusterTaskQueue, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
-import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
+import { closeTemporal, temporalAddress, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
 
 const cluster = uniqueName('wf');
 const config: Config = parseConfig(`
@@ -93,12 +95,19 @@ test('a crashed service is restarted once, then the heal completes after its win
   assert.equal(result.restarts, 1);
   assert.equal(svc.starts, 1);
   assert.equal(svc.running, true);
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  if (process.env.HAOSCAR_RECORD_HISTORIES) {
-    await mkdir('test/histories', { recursive: true });
-    await writeFile('test/histories/heal-service-healed.json', JSON.stringify(history, null, 2));
-  }
+  await recordHistory(workflowId, 'heal-service-healed');
 });
+
+/** With HAOSCAR_RECORD_HISTORIES=1, saves a history for the replay test (test/workflow/replay.test.ts). */
+async function recordHistory(workflowId: string, name: string): Promise<void> {
+  if (!process.env.HAOSCAR_RECORD_HISTORIES) return;
+  // The CLI's JSON is the format every SDK's replayer reads (historyFromJSON).
+  const cli = findTemporalCli();
+  assert.ok(cli, 'the Temporal CLI is needed to record histories');
+  const { stdout } = await execa(cli, ['workflow', 'show', '--address', await temporalAddress(), '--workflow-id', workflowId, '--output', 'json']);
+  await mkdir('test/histories', { recursive: true });
+  await writeFile(`test/histories/${name}.json`, stdout);
+}
 
 test('a service that never becomes healthy: maxRestarts restarts with backoff, then HealGaveUp, no loop', async () => {
   const svc = services.get('b')!;
@@ -116,6 +125,7 @@ test('a service that never becomes healthy: maxRestarts restarts with backoff, t
   assert.equal(Number(timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0) * 1000 + (timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.nanos ?? 0) / 1e6, 300);
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(svc.starts, 2, 'nothing restarts it after giving up');
+  await recordHistory(workflowId, 'heal-service-gave-up');
 });
 
 test('a new failure while the heal watches counts against the same budget', async () => {
