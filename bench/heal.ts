@@ -7,7 +7,7 @@
  * Baseline, measured in the same run: the service's own start time (spawn the fixture by
  * hand, time until it answers). The goal is healing within 0.5 s plus that start time.
  *
- * Usage: tsx bench/heal.ts [--runs N (>= 10, default 15)] [--warmup N (default 1)] [--address HOST:PORT]
+ * Usage: tsx bench/heal.ts [--runs N (>= 10, default 15)] [--warmup N (default 1)] [--address HOST:PORT] [--timeline]
  * Without --address (or HAOSCAR_TEST_TEMPORAL) it starts a private in-memory dev server.
  * See bench/README.md for what each figure means.
  */
@@ -32,6 +32,7 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '1' },
     address: { type: 'string' },
+    timeline: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -157,6 +158,16 @@ interface Run {
   spawnedToAnswer: number;
   /** kill → waitForHealthy completed (the heal's own view of "healthy again"). */
   killToHealed: number;
+  /** Each history event up to waitForHealthy's completion, ms after the kill (for --timeline). */
+  timeline: string[];
+}
+
+/** "ActivityTaskScheduled (restartService)" from the attributes field the event carries. */
+function eventName(e: HistoryEvent): string {
+  const key = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k] != null);
+  const name = key ? key[0]!.toUpperCase() + key.slice(1, -'EventAttributes'.length) : `event type ${String(e.eventType)}`;
+  const activity = e.activityTaskScheduledEventAttributes?.activityType?.name;
+  return activity ? `${name} (${activity})` : name;
 }
 
 function phases(events: readonly HistoryEvent[], killAt: number, answerAt: number): Run | undefined {
@@ -180,6 +191,13 @@ function phases(events: readonly HistoryEvent[], killAt: number, answerAt: numbe
     toRestart: restart.started - healStart,
     spawnedToAnswer: answerAt - restart.completed,
     killToHealed: healthy.completed - killAt,
+    timeline: [
+      `${(0).toFixed(1).padStart(8)}  kill (SIGKILL sent)`,
+      ...events
+        .filter((e) => eventMs(e) <= healthy.completed)
+        .map((e) => `${(eventMs(e) - killAt).toFixed(1).padStart(8)}  ${eventName(e)}`),
+      `${(answerAt - killAt).toFixed(1).padStart(8)}  new pid answers HTTP`,
+    ].sort((a, b) => Number.parseFloat(a) - Number.parseFloat(b)),
   };
 }
 
@@ -355,7 +373,7 @@ groups:
   const pick = (k: keyof Run) => runs.map((r) => r[k]);
   const out: string[] = [];
   out.push('');
-  out.push(`per run (ms)  total  detection  orchestr.  restart  waitHealthy`);
+  out.push(`${'run (ms)'.padEnd(10)}${['total', 'detect', 'orchestr', 'restart', 'waitHlth'].map((h) => h.padStart(8)).join('')}`);
   out.push(...rows);
   out.push('');
   out.push(`heal of a SIGKILLed service: ${RUNS} runs (+${WARMUP} warmup, not counted), probe every ${POLL_MS} ms`);
@@ -378,6 +396,13 @@ groups:
     `goal "healed within ${GOAL_OVERHEAD_MS} ms + the service's own start time": ${overhead <= GOAL_OVERHEAD_MS ? 'MET' : 'NOT MET'} ` +
       `(${median(pick('total')).toFixed(1)} ms vs ${(GOAL_OVERHEAD_MS + median(baseline)).toFixed(1)} ms)`,
   );
+  if (opts.timeline) {
+    const byTotal = [...runs].sort((a, b) => a.total - b.total);
+    const mid = byTotal[Math.floor((byTotal.length - 1) / 2)]!;
+    out.push('');
+    out.push(`timeline of the median run (ms after the kill; server event times):`);
+    out.push(...mid.timeline);
+  }
   out.push(`agent (pid ${agentPid}) memory at the end: VmRSS ${field('VmRSS')}, peak VmHWM ${field('VmHWM')}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

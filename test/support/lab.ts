@@ -3,7 +3,7 @@
  * services, for the end-to-end tests and the heal benchmark. Everything it starts is stopped
  * by `close()`.
  */
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,10 +48,18 @@ export async function waitFor<T>(what: string, condition: () => Promise<T | unde
 
 export class Lab {
   private agents: ResultPromise[] = [];
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly keepDir: boolean,
+  ) {}
 
-  static async create(): Promise<Lab> {
-    return new Lab(await mkdtemp(join(tmpdir(), 'haoscar-lab-')));
+  /** A lab in a new temporary directory, or in `dir` (which close() then keeps). */
+  static async create(dir?: string): Promise<Lab> {
+    if (dir) {
+      await mkdir(dir, { recursive: true });
+      return new Lab(dir, true);
+    }
+    return new Lab(await mkdtemp(join(tmpdir(), 'haoscar-lab-')), false);
   }
 
   async writeConfig(name: string, yaml: string): Promise<string> {
@@ -81,7 +89,7 @@ export class Lab {
     return (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
   }
 
-  /** SIGTERM every agent (they stop their services), SIGKILL what is left, remove the dir. */
+  /** SIGTERM every agent (they stop their services), SIGKILL what is left, remove a temporary dir. */
   async close(): Promise<void> {
     for (const a of this.agents) a.kill('SIGTERM');
     await Promise.all(
@@ -91,6 +99,6 @@ export class Lab {
         clearTimeout(t);
       }),
     );
-    await rm(this.dir, { recursive: true, force: true });
+    if (!this.keepDir) await rm(this.dir, { recursive: true, force: true });
   }
 }
