@@ -45,6 +45,11 @@ export function createClusterActivities(deps: { config: Config }) {
       if (!group.nodes.includes(req.node)) {
         throw fail(ERROR_TYPES.NodeNotInGroup, `node '${req.node}' may not run group '${group.name}' (its nodes: ${known(group.nodes)})`);
       }
+      if (group.nodes[0] !== req.node) {
+        // Until the cluster controller owns placement, a group runs on its first-preference
+        // node only; restarting it elsewhere would run it twice.
+        throw fail(ERROR_TYPES.NodeNotInGroup, `group '${group.name}' runs on node '${group.nodes[0]}', not '${req.node}': heal it there`);
+      }
       const { type, intervalMs, timeoutMs, rise, fall } = resource.check;
       return {
         nodeTaskQueue: nodeTaskQueue(config.cluster, req.node),

@@ -16,6 +16,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -26,7 +27,7 @@ import {
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
-import { healServiceInputSchema, parseWorkflowInput } from './inputs.js';
+import { healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
 import { ERROR_TYPES, healStatusQuery, serviceFailedSignal, type HealStatus, type ServiceFailure } from './shared.js';
 
@@ -36,8 +37,11 @@ export interface HealResult {
   attempts: HealStatus['attempts'];
 }
 
-/** Failures of an attempt that mean the heal itself is wrong, not the service: stop at once. */
-const FATAL: readonly string[] = [ERROR_TYPES.UnknownResource, ERROR_TYPES.UnknownNode, ERROR_TYPES.UnknownGroup];
+/**
+ * Failures of an attempt that mean the heal itself is wrong, not the service: stop at once.
+ * (The node's agent does not know the resource: its haoscar.yaml differs from the cluster's.)
+ */
+const FATAL: readonly string[] = [ERROR_TYPES.UnknownResource];
 
 /** Keep histories small: a service crashing slowly but forever would otherwise grow one without end. */
 const MAX_ATTEMPTS_PER_RUN = 100;
@@ -48,6 +52,13 @@ const cluster = proxyLocalActivities<ClusterActivities>({
   startToCloseTimeout: '5 seconds',
   retry: { initialInterval: '200ms', maximumInterval: '5 seconds', maximumAttempts: 10 },
 });
+// Heals begun by 0.1.0 looked the target up with a regular activity; they replay through this.
+const clusterViaServer = proxyActivities<ClusterActivities>({
+  scheduleToCloseTimeout: '1 minute',
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '5 seconds' },
+});
+export const PATCH_LOCAL_RESOLVE = 'heal-resolve-target-locally';
 
 export async function healService(rawInput: unknown): Promise<HealResult> {
   const input = parseWorkflowInput(healServiceInputSchema, rawInput, 'healService');
@@ -59,7 +70,13 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     if (status.failures.length > 20) status.failures.shift();
     failurePending = true;
   };
-  setHandler(serviceFailedSignal, recordFailure);
+  setHandler(serviceFailedSignal, (raw: unknown) => {
+    // Signals can be sent from the UI with any JSON: a malformed one is logged and ignored
+    // (a signal cannot be refused), but a well-formed one always counts.
+    const parsed = serviceFailureSchema.safeParse(raw);
+    if (parsed.success) recordFailure(parsed.data);
+    else log.warn('ignored a malformed serviceFailed signal', { problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(signal)'}: ${i.message}`) });
+  });
   setHandler(healStatusQuery, () => status);
 
   // Started from the UI without search attributes: add them so the heal can still be found.
@@ -73,7 +90,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     ]);
   }
 
-  const target = await cluster.resolveHealTarget({
+  const target = await (patched(PATCH_LOCAL_RESOLVE) ? cluster : clusterViaServer).resolveHealTarget({
     cluster: input.cluster,
     node: input.node,
     group: input.group,

@@ -44,3 +44,10 @@ export function parseWorkflowInput<T>(schema: z.ZodType<T>, input: unknown, work
     details: [problems],
   });
 }
+
+/** The `serviceFailed` signal's argument (see ServiceFailure in shared.ts). */
+export const serviceFailureSchema = z.strictObject({
+  at: z.number().int().nonnegative(),
+  detail: z.string().max(2000),
+  source: z.string().max(200),
+});

@@ -34,6 +34,10 @@ groups:
 ${['a', 'b', 'c', 'd', 'e', 'f']
   .map((g) => `  - name: ${g}\n    nodes: [n1]\n    resources:\n      - { type: service, name: svc, driver: process, command: [/bin/true] }`)
   .join('\n')}
+  - name: g
+    nodes: [n1, n2]
+    resources:
+      - { type: service, name: svc, driver: process, command: [/bin/true] }
 `);
 
 const services = new Map<string, ScriptedService>();
@@ -137,6 +141,10 @@ test('a new failure while the heal watches counts against the same budget', asyn
   svc.crash();
   await handle.signal(serviceFailedSignal, { at: Date.now(), detail: 'test: crashed again', source: 'test' });
   await waitFor(async () => (await handle.query(healStatusQuery)).attempts.length === 2, 'the second restart');
+  // A malformed signal (anyone can send JSON from the UI) is ignored, not counted.
+  await client.workflow.getHandle(workflowId).signal('serviceFailed', { at: 'yesterday', detail: 7 });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await handle.query(healStatusQuery)).phase, 'watching');
   svc.crash();
   await heal('c', 'test: third crash'); // joins the running heal (signal-with-start)
   const failure = await failureOf(workflowId);
@@ -179,6 +187,7 @@ test('an unknown node or resource fails at once with a clear message, and touche
     [{ node: 'n2', group: 'e', resource: 'svc' }, ERROR_TYPES.NodeNotInGroup, /node 'n2' may not run group 'e'/],
     [{ node: 'n1', group: 'e', resource: 'nope' }, ERROR_TYPES.UnknownResource, /unknown resource 'nope' in group 'e'/],
     [{ node: 'n1', group: 'zz', resource: 'svc' }, ERROR_TYPES.UnknownGroup, /unknown group 'zz'/],
+    [{ node: 'n2', group: 'g', resource: 'svc' }, ERROR_TYPES.NodeNotInGroup, /group 'g' runs on node 'n1', not 'n2'/],
   ];
   for (const [fields, type, expected] of cases) {
     const workflowId = healWorkflowId(cluster, fields.group!, fields.resource!) + uniqueName('-x');
