@@ -54,7 +54,7 @@ groups:
 `,
   );
   say(`starting the agent of node1 (config ${config}, log ${dir}/agent-node1.log)`);
-  lab.startAgent(config, 'node1');
+  void lab.startAgent(config, 'node1'); // never rejects (reject: false); close() awaits it
   const pid = await waitFor('the demo service to answer', () => probe(PORT), 90_000);
   say(`the service answers on http://127.0.0.1:${PORT}/ (pid ${pid})`);
 

@@ -49,7 +49,7 @@ groups:
         healing: { maxRestarts: 2, window: 1m, startTimeout: 5s, backoff: { initial: 200ms, max: 1s } }
 `,
   );
-  lab.startAgent(config, 'n1');
+  void lab.startAgent(config, 'n1'); // never rejects (reject: false); close() awaits it
 });
 
 after(async () => {
