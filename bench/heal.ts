@@ -95,7 +95,7 @@ function killLeftoverServices(): void {
 // Statistics
 
 function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (sorted.length === 0) return Number.NaN;
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
@@ -150,8 +150,17 @@ interface Run {
   orchestration: number;
   restartExec: number;
   waitHealthyExec: number;
-  /** Part of orchestration: the resolveHealTarget activity (cluster config lookup). */
+  /**
+   * Part of orchestration: the resolveHealTarget activity (cluster config lookup) when it is a
+   * regular activity; NaN when it is a local activity (it then runs inside a workflow task).
+   */
   resolveExec: number;
+  /** Part of orchestration: workflow tasks waiting in their queue (scheduled → started), summed. */
+  wftQueue: number;
+  /** Part of orchestration: workflow tasks executing in the worker (started → completed), summed. */
+  wftExec: number;
+  /** Part of orchestration: activity tasks waiting in their queue (scheduled → started), summed. */
+  activityQueue: number;
   /** Part of orchestration: heal start → restartService started (what precedes the restart). */
   toRestart: number;
   /** restartService completed (process spawned) → the new pid answered our probe. */
@@ -174,10 +183,26 @@ function phases(events: readonly HistoryEvent[], killAt: number, answerAt: numbe
   const startedEvent = events.find((e) => e.workflowExecutionStartedEventAttributes);
   if (!startedEvent) return undefined;
   const healStart = eventMs(startedEvent);
+  // resolveHealTarget: a regular activity in 0.1.0, a local one since (a MarkerRecorded event).
+  const resolveScheduled = events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'resolveHealTarget');
   const resolve = activitySpan(events, 'resolveHealTarget');
   const restart = activitySpan(events, 'restartService');
   const healthy = activitySpan(events, 'waitForHealthy');
-  if (!resolve || !restart || !healthy) return undefined;
+  if ((resolveScheduled && !resolve) || !restart || !healthy) return undefined;
+  const inHeal = (e: HistoryEvent) => eventMs(e) <= healthy.completed;
+  const byId = new Map(events.map((e) => [idOf(e.eventId), e]));
+  const gap = (fromId: unknown, to: HistoryEvent) => {
+    const from = byId.get(idOf(fromId));
+    return from ? eventMs(to) - eventMs(from) : 0;
+  };
+  let wftQueue = 0;
+  let wftExec = 0;
+  let activityQueue = 0;
+  for (const e of events.filter(inHeal)) {
+    if (e.workflowTaskStartedEventAttributes) wftQueue += gap(e.workflowTaskStartedEventAttributes.scheduledEventId, e);
+    if (e.workflowTaskCompletedEventAttributes) wftExec += gap(e.workflowTaskCompletedEventAttributes.startedEventId, e);
+    if (e.activityTaskStartedEventAttributes) activityQueue += gap(e.activityTaskStartedEventAttributes.scheduledEventId, e);
+  }
   const healSpan = healthy.completed - healStart;
   const restartExec = restart.completed - restart.started;
   const waitHealthyExec = healthy.completed - healthy.started;
@@ -187,7 +212,10 @@ function phases(events: readonly HistoryEvent[], killAt: number, answerAt: numbe
     orchestration: healSpan - restartExec - waitHealthyExec,
     restartExec,
     waitHealthyExec,
-    resolveExec: resolve.completed - resolve.started,
+    resolveExec: resolve ? resolve.completed - resolve.started : Number.NaN,
+    wftQueue,
+    wftExec,
+    activityQueue,
     toRestart: restart.started - healStart,
     spawnedToAnswer: answerAt - restart.completed,
     killToHealed: healthy.completed - killAt,
@@ -328,21 +356,25 @@ groups:
 
     // The heal's history, once its waitForHealthy has completed.
     const handle = client.workflow.getHandle(workflowId);
+    let lastEvents: HistoryEvent[] = [];
     const run = await waitFor(
       `run ${i}: the heal's waitForHealthy completes`,
       async () => {
-        let history: History;
         try {
-          history = await handle.fetchHistory();
+          lastEvents = (await handle.fetchHistory()).events ?? [];
         } catch (err) {
           if (err instanceof WorkflowNotFoundError) return undefined;
           throw err;
         }
-        return phases(history.events ?? [], killAt, answerAt);
+        return phases(lastEvents, killAt, answerAt);
       },
       30_000,
       20,
-    );
+    ).catch(async (err: Error) => {
+      const events = lastEvents.map((e) => `  ${(eventMs(e) - killAt).toFixed(1)} ${eventName(e)}`).join('\n');
+      const log = (await lab.agentLog('n1')).split('\n').slice(-40).join('\n');
+      throw new Error(`${err.message}\nheal history (ms after the kill):\n${events || '  (none)'}\nagent log tail:\n${log}`);
+    });
     if (run.detection < -5) throw new Error(`run ${i}: the heal started ${-run.detection} ms before the kill: a stale heal, not this one`);
 
     // Fresh heal for the next run. A heal stays open for `window` after its restart and a
@@ -360,7 +392,7 @@ groups:
     if (!warm) runs.push(run);
     rows.push(
       `${warm ? `warmup ${i + 1}` : `run ${i - WARMUP + 1}`}`.padEnd(10) +
-        [run.total, run.detection, run.orchestration, run.restartExec, run.waitHealthyExec].map(fmt).join(''),
+        [run.total, run.detection, run.orchestration, run.restartExec, run.waitHealthyExec].map((v) => fmt(v).padStart(10)).join(''),
     );
   }
 
@@ -370,10 +402,10 @@ groups:
 
   // Report.
   const col = (v: readonly number[]) => `${fmt(median(v))}${fmt(p90(v))}`;
-  const pick = (k: keyof Run) => runs.map((r) => r[k]);
+  const pick = (k: Exclude<keyof Run, 'timeline'>) => runs.map((r) => r[k]);
   const out: string[] = [];
   out.push('');
-  out.push(`${'run (ms)'.padEnd(10)}${['total', 'detect', 'orchestr', 'restart', 'waitHlth'].map((h) => h.padStart(8)).join('')}`);
+  out.push(`${'run (ms)'.padEnd(10)}${['total', 'detection', 'orchestr.', 'restart', 'waitHlthy'].map((h) => h.padStart(10)).join('')}`);
   out.push(...rows);
   out.push('');
   out.push(`heal of a SIGKILLed service: ${RUNS} runs (+${WARMUP} warmup, not counted), probe every ${POLL_MS} ms`);
@@ -382,7 +414,10 @@ groups:
   line('kill -> new pid answers (total)', pick('total'));
   line('  detection (kill -> heal started)', pick('detection'));
   line('  orchestration (in the heal, not activities)', pick('orchestration'));
-  line('    of which resolveHealTarget execution', pick('resolveExec'));
+  line('    workflow tasks queued (sched. -> started)', pick('wftQueue'));
+  line('    workflow tasks executing (started -> done)', pick('wftExec'));
+  line('    activity tasks queued (sched. -> started)', pick('activityQueue'));
+  line('    resolveHealTarget (regular activity) exec.', pick('resolveExec'));
   line('    heal started -> restartService started', pick('toRestart'));
   line('  restartService execution', pick('restartExec'));
   line('  waitForHealthy execution', pick('waitHealthyExec'));

@@ -13,4 +13,5 @@ if (existsSync(built)) {
   register();
   mod = await import('../src/cli/main.ts');
 }
-process.exitCode = await mod.main(process.argv);
+// Exit explicitly: the Temporal SDK's native runtime would keep a finished command alive.
+process.exit(await mod.main(process.argv));

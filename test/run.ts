@@ -29,7 +29,7 @@ process.stderr.write(`test run: Temporal dev server ${server.address} ready in $
 
 let exitCode = 1;
 try {
-  const result = await execa(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+  const result = await execa(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=180000', ...files], {
     stdio: 'inherit',
     reject: false,
     env: { HAOSCAR_TEST_TEMPORAL: server.address },

@@ -13,6 +13,7 @@ export function agentCommand(): Command {
     .requiredOption('-n, --node <name>', "this node's name in the configuration", process.env.HAOSCAR_NODE)
     .action(async (opts: { config: string; node: string }) => {
       const config = await loadConfig(opts.config);
+      if (!config.nodes.some((n) => n.name === opts.node)) throw new CliError(new UnknownNodeError(opts.node, config).message, EXIT.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
       installTemporalRuntime(logger);
       let agent: Agent;

@@ -44,6 +44,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // Run when executed directly (tsx src/cli/main.ts, or bin/haoscar.js), not when imported by tests.
+// Exits explicitly: the Temporal SDK's runtime keeps native handles that would otherwise hold
+// a finished command (or an agent that refused to start) alive. Logs are written synchronously.
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  process.exitCode = await main(process.argv);
+  process.exit(await main(process.argv));
 }

@@ -106,7 +106,9 @@ test('a service that keeps dying: the heal gives up after maxRestarts within the
 test('an unknown node name: a clear error, exit code 3, nothing started', async () => {
   const config = join(lab.dir, 'haoscar.yaml');
   const child = lab.startAgent(config, 'n9');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000); // a hang fails the test, not the suite
   const result = await child;
+  clearTimeout(timer);
   assert.equal(result.exitCode, 3);
   assert.match(await lab.agentLog('n9'), /node 'n9' is not in cluster '.*' \(known nodes: n1\); nothing was started/);
 });
