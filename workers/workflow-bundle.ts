@@ -1,14 +1,31 @@
 /**
- * Where the workflow code is. Under tsx (development, tests) it is workflows/index.ts; in a
- * build (dist/) it is the compiled index.js beside this file's own directory.
+ * Where the workflow code is, and how the agent bundles it.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 
+/** Under tsx (development, tests) workflows/index.ts; in a build (dist/) the compiled index.js. */
 export function workflowsPath(): string {
-  for (const name of ['index.ts', 'index.js']) {
-    const path = fileURLToPath(new URL(`../workflows/${name}`, import.meta.url));
+  return beside('../workflows/index');
+}
+
+function beside(stem: string): string {
+  for (const ext of ['.ts', '.js']) {
+    const path = fileURLToPath(new URL(`${stem}${ext}`, import.meta.url));
     if (existsSync(path)) return path;
   }
-  throw new Error('workflow code not found beside workers/ (expected workflows/index.ts or .js): is the installation complete?');
+  throw new Error(`${stem}.ts or .js not found beside workers/: is the installation complete?`);
+}
+
+/**
+ * Bundles the workflow code into `outFile` in a child process (same Node, same loader flags,
+ * so it bundles exactly the code this agent runs). @throws Error with the child's stderr.
+ */
+export async function bundleWorkflowsToFile(outFile: string): Promise<{ codePath: string }> {
+  const result = await execa(process.execPath, [...process.execArgv, beside('./bundle-workflows'), outFile], { reject: false, stdin: 'ignore' });
+  if (result.exitCode !== 0) {
+    throw new Error(`bundling the workflow code failed (exit ${result.exitCode ?? result.signal}): ${String(result.stderr).trim().split('\n').slice(-5).join(' | ')}`);
+  }
+  return { codePath: outFile };
 }

@@ -6,20 +6,22 @@ import { Worker, type NativeConnection, type WorkflowBundleOption } from '@tempo
 import { createClusterActivities } from '../activities/cluster.js';
 import type { Config } from '../src/config/types.js';
 import { clusterTaskQueue } from '../workflows/shared.js';
-import { workflowsPath } from './workflow-bundle.js';
+import { bundleWorkflowsToFile } from './workflow-bundle.js';
+import { join } from 'node:path';
 
 export async function createWorkflowWorker(opts: {
   connection: NativeConnection;
   config: Config;
-  /** A prebuilt bundle (tests and benchmarks share one); default: bundle workflows/ now. */
+  /** A prebuilt bundle (tests share one); default: bundle workflows/ now, in a child process. */
   workflowBundle?: WorkflowBundleOption;
 }): Promise<Worker> {
   const { config } = opts;
+  const workflowBundle = opts.workflowBundle ?? (await bundleWorkflowsToFile(join(config.agent.stateDir, 'workflow-bundle.js')));
   return Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: clusterTaskQueue(config.cluster),
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: workflowsPath() }),
+    workflowBundle,
     activities: createClusterActivities({ config }),
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.
