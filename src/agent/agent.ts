@@ -14,7 +14,7 @@ import { createServiceDriver } from '../drivers/index.js';
 import { createCheck } from '../checks/check.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
-import { requestHealWithRetry } from './heal-trigger.js';
+import { requestHealUntilDelivered } from './heal-trigger.js';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
@@ -139,10 +139,11 @@ export class Agent {
       onEdge: (edge) => {
         if (edge.to !== 'failing' || !this.client || this.stopping) return;
         // Not awaited: the monitor must keep watching while the report is retried.
-        void requestHealWithRetry(
+        void requestHealUntilDelivered(
           this.client,
           { cluster: config.cluster, node, group: group.name, resource: spec.name, failure: { at: edge.at, detail: edge.detail, source: `monitor@${node}` } },
           this.log,
+          () => !this.stopping && monitor.status().status === 'failing',
         );
       },
     });

@@ -41,25 +41,32 @@ export async function requestHeal(client: Client, req: HealRequest): Promise<{ w
 }
 
 /**
- * requestHeal with retries: a Temporal hiccup must not lose a failure report. Gives up after
- * `attempts` and logs loudly; the service then stays down until the next edge or an operator.
+ * requestHeal, retried until it is delivered or no longer needed: a Temporal outage must not
+ * lose a failure report. `stillNeeded` is asked before each try (the service may have
+ * recovered, or the agent be stopping). @returns whether the heal was requested.
  */
-export async function requestHealWithRetry(client: Client, req: HealRequest, logger: Logger, attempts = 8): Promise<void> {
+export async function requestHealUntilDelivered(
+  client: Client,
+  req: HealRequest,
+  logger: Logger,
+  stillNeeded: () => boolean,
+): Promise<boolean> {
   let delay = 200;
-  for (let i = 1; ; i++) {
+  for (let attempt = 1; stillNeeded(); attempt++) {
     try {
       const { workflowId, runId } = await requestHeal(client, req);
-      logger.info({ workflowId, runId, group: req.group, resource: req.resource }, 'heal requested');
-      return;
+      logger.info({ workflowId, runId, group: req.group, resource: req.resource, attempt }, 'heal requested');
+      return true;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (i >= attempts) {
-        logger.error({ err: message, group: req.group, resource: req.resource }, 'could not request a heal from Temporal; the service stays down until the next failure edge or an operator');
-        return;
-      }
-      logger.warn({ err: message, attempt: i }, 'heal request failed; retrying');
+      logger.error(
+        { err: message, group: req.group, resource: req.resource, attempt, retryInMs: delay },
+        'cannot request a heal from Temporal; the service stays down until Temporal answers (retrying)',
+      );
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5000);
     }
   }
+  logger.info({ group: req.group, resource: req.resource }, 'heal request no longer needed (the service recovered or the agent is stopping)');
+  return false;
 }
