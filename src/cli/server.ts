@@ -28,6 +28,7 @@ interface ServerFlags {
   port?: number;
   uiPort?: number;
   headless?: boolean;
+  logLevel: string;
 }
 
 function parsePort(value: string): number {
@@ -50,6 +51,8 @@ export function serverCommand(): Command {
     .option('--port <n>', `frontend gRPC port (default ${SERVER_DEFAULTS.port})`, parsePort)
     .option('--ui-port <n>', `Web UI port (default ${SERVER_DEFAULTS.uiPort})`, parsePort)
     .addOption(new Option('--headless', 'run without the Web UI').conflicts('uiPort'))
+    // warn would show the dial errors its services log to each other while it starts up.
+    .addOption(new Option('--log-level <level>', "the server's own log level").choices(['debug', 'info', 'warn', 'error']).default('error'))
     .action(async (flags: ServerFlags) => {
       const config = flags.config ? await loadConfig(flags.config) : undefined;
       const base = config?.temporal.server ?? SERVER_DEFAULTS;
@@ -86,6 +89,7 @@ export function serverCommand(): Command {
             uiPort,
             namespace,
             logger,
+            logLevel: flags.logLevel,
             signal: stopRequested.signal,
             // The server logs JSON lines, like ours: pass them through to stderr.
             onOutput: (line) => process.stderr.write(`${line}\n`),
