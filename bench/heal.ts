@@ -22,7 +22,7 @@ import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
 import { startDevServer } from '../src/temporal/dev-server.js';
 import { silentLogger } from '../src/log.js';
 import { healWorkflowId } from '../workflows/shared.js';
-import { HTTP_SERVICE, Lab, freePort, probe, waitFor } from '../test/support/lab.js';
+import { HTTP_SERVICE, Lab, freePort, httpServiceYaml, probe, waitFor } from '../test/support/lab.js';
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -278,28 +278,21 @@ async function main(): Promise<void> {
   });
   const cluster = `bench-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   const port = await freePort();
-  const config = await lab.writeConfig(
-    'haoscar.yaml',
-    `
-cluster: ${cluster}
-temporal: { address: "${address}" }
-agent: { stateDir: ${lab.dir}/state, logLevel: info }
-nodes:
-  - { name: n1, addresses: [127.0.0.1] }
-groups:
-  - name: ${GROUP}
-    resources:
-      - type: service
-        name: ${RESOURCE}
-        driver: process
-        command: [${process.execPath}, ${HTTP_SERVICE}, "${port}"]
-        check: { type: http, url: "http://127.0.0.1:${port}/", interval: 1s, timeout: 500ms, rise: 1, fall: 2 }
-        # maxRestarts: never the limit here. The window hardly matters either: every run
-        # terminates its heal (see below), so each kill starts a fresh heal, whose first
-        # restart is immediate (no backoff).
-        healing: { maxRestarts: 1000, window: 1m, startTimeout: 10s }
-`,
-  );
+  // maxRestarts: never the limit here. The window hardly matters either: every run
+  // terminates its heal (see below), so each kill starts a fresh heal, whose first
+  // restart is immediate (no backoff).
+  const config = await lab.writeOneNodeConfig('haoscar.yaml', {
+    cluster,
+    address,
+    groups: {
+      [GROUP]: [
+        httpServiceYaml(RESOURCE, port, {
+          check: 'interval: 1s, timeout: 500ms, rise: 1, fall: 2',
+          healing: 'maxRestarts: 1000, window: 1m, startTimeout: 10s',
+        }),
+      ],
+    },
+  });
   process.stderr.write(`starting the agent (cluster ${cluster}, service port ${port})…\n`);
   const agent = lab.startAgent(config, 'n1');
   const agentPid = agent.pid;

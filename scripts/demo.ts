@@ -8,7 +8,7 @@ import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
 import { startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { createLogger } from '../src/log.js';
 import { healWorkflowId } from '../workflows/shared.js';
-import { HTTP_SERVICE, Lab, ROOT, probe, waitFor } from '../test/support/lab.js';
+import { Lab, ROOT, httpServiceYaml, probe, waitFor } from '../test/support/lab.js';
 
 const once = process.argv.includes('--once');
 const say = (line: string) => process.stdout.write(`demo: ${line}\n`);
@@ -34,25 +34,13 @@ try {
   say(`Temporal is up at ${server.address}; UI at ${server.uiUrl ?? 'http://localhost:8233'}`);
 
   lab = await Lab.create(dir);
-  const config = await lab.writeConfig(
-    'haoscar.yaml',
-    `# The demo's cluster: one node, one group, one supervised HTTP service.
-cluster: demo
-temporal: { address: "${server.address}" }
-agent: { stateDir: ${dir}/state }
-nodes:
-  - { name: node1, addresses: [127.0.0.1] }
-groups:
-  - name: web
-    resources:
-      - type: service
-        name: httpd
-        driver: process
-        command: [${process.execPath}, ${HTTP_SERVICE}, "${PORT}"]
-        check: { type: http, url: "http://127.0.0.1:${PORT}/", interval: 1s, timeout: 500ms, rise: 1, fall: 2 }
-        healing: { maxRestarts: 3, window: 2m }
-`,
-  );
+  // The demo's cluster: one node, one group, one supervised HTTP service.
+  const config = await lab.writeOneNodeConfig('haoscar.yaml', {
+    cluster: 'demo',
+    address: server.address,
+    node: 'node1',
+    groups: { web: [httpServiceYaml('httpd', PORT, { check: 'interval: 1s, timeout: 500ms, rise: 1, fall: 2', healing: 'maxRestarts: 3, window: 2m' })] },
+  });
   say(`starting the agent of node1 (config ${config}, log ${dir}/agent-node1.log)`);
   void lab.startAgent(config, 'node1'); // never rejects (reject: false); close() awaits it
   const pid = await waitFor('the demo service to answer', () => probe(PORT), 90_000);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Lab, HTTP_SERVICE, freePort, probe, waitFor } from '../support/lab.js';
+import { Lab, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
 import { closeTemporal, temporalAddress, testClient, uniqueName } from '../support/temporal.js';
 import { healStatusQuery, healWorkflowId, ERROR_TYPES } from '../../workflows/shared.js';
 
@@ -22,33 +22,26 @@ before(async () => {
   lab = await Lab.create();
   client = await testClient();
   [webPort, flakyPort] = [await freePort(), await freePort()];
-  const config = await lab.writeConfig(
-    'haoscar.yaml',
-    `
-cluster: ${cluster}
-temporal: { address: "${await temporalAddress()}" }
-agent: { stateDir: ${lab.dir}/state, logLevel: debug }
-nodes:
-  - { name: n1, addresses: [127.0.0.1] }
-groups:
-  - name: web
-    resources:
-      - type: service
-        name: httpd
-        driver: process
-        command: [${process.execPath}, ${HTTP_SERVICE}, "${webPort}", --starts-file, ${lab.dir}/web.starts]
-        check: { type: http, url: "http://127.0.0.1:${webPort}/", interval: 500ms, timeout: 300ms, rise: 1, fall: 2 }
-        healing: { maxRestarts: 5, window: 1m, startTimeout: 10s }
-  - name: flaky
-    resources:
-      - type: service
-        name: crashy
-        driver: process
-        command: [${process.execPath}, ${HTTP_SERVICE}, "${flakyPort}", --starts-file, ${lab.dir}/flaky.starts, --die-after, 600ms]
-        check: { type: http, url: "http://127.0.0.1:${flakyPort}/", interval: 200ms, timeout: 150ms, rise: 1, fall: 1 }
-        healing: { maxRestarts: 2, window: 1m, startTimeout: 5s, backoff: { initial: 200ms, max: 1s } }
-`,
-  );
+  const config = await lab.writeOneNodeConfig('haoscar.yaml', {
+    cluster,
+    address: await temporalAddress(),
+    logLevel: 'debug',
+    groups: {
+      web: [
+        httpServiceYaml('httpd', webPort, {
+          args: ['--starts-file', `${lab.dir}/web.starts`],
+          healing: 'maxRestarts: 5, window: 1m, startTimeout: 10s',
+        }),
+      ],
+      flaky: [
+        httpServiceYaml('crashy', flakyPort, {
+          args: ['--starts-file', `${lab.dir}/flaky.starts`, '--die-after', '600ms'],
+          check: 'interval: 200ms, timeout: 150ms, rise: 1, fall: 1',
+          healing: 'maxRestarts: 2, window: 1m, startTimeout: 5s, backoff: { initial: 200ms, max: 1s }',
+        }),
+      ],
+    },
+  });
   void lab.startAgent(config, 'n1'); // never rejects (reject: false); close() awaits it
 });
 
@@ -115,16 +108,12 @@ test('an unknown node name: a clear error, exit code 3, nothing started', async 
 
 test('SIGTERM stops the agent cleanly, and its supervised services with it', async () => {
   const pid = await waitFor('the web service answers', () => probe(webPort));
-  const config = await lab.writeConfig('solo.yaml', `
-cluster: ${uniqueName('solo')}
-temporal: { address: "${await temporalAddress()}" }
-agent: { stateDir: ${lab.dir}/solo }
-nodes: [{ name: s1, addresses: [127.0.0.1] }]
-groups:
-  - name: g
-    resources:
-      - { type: service, name: s, driver: process, command: [sleep, "300"], check: { type: process, interval: 200ms, timeout: 100ms } }
-`);
+  const config = await lab.writeOneNodeConfig('solo.yaml', {
+    cluster: uniqueName('solo'),
+    address: await temporalAddress(),
+    node: 's1',
+    groups: { g: ['{ type: service, name: s, driver: process, command: [sleep, "300"], check: { type: process, interval: 200ms, timeout: 100ms } }'] },
+  });
   const agent = lab.startAgent(config, 's1');
   const sleepPid = await waitFor('the supervised sleep runs', async () => {
     const m = /"pid":(\d+).*"process started"/.exec(await lab.agentLog('s1'));

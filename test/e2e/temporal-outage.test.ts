@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Lab, HTTP_SERVICE, freePort, probe, waitFor } from '../support/lab.js';
+import { Lab, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
 import { ensureTemporalCli } from '../../src/temporal/cli-binary.js';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { silentLogger } from '../../src/log.js';
@@ -26,20 +26,11 @@ test('Temporal down: the agent and its service keep running; a crash meanwhile i
   const dbFile = join(lab.dir, 'temporal.db');
   const start = () => startDevServer({ cli, dbFile, port: temporalPort, uiPort: false, logger: silentLogger });
   server = await start();
-  const config = await lab.writeConfig('haoscar.yaml', `
-cluster: ${uniqueName('outage')}
-temporal: { address: "${server.address}" }
-agent: { stateDir: ${lab.dir}/state }
-nodes: [{ name: n1, addresses: [127.0.0.1] }]
-groups:
-  - name: web
-    resources:
-      - type: service
-        name: httpd
-        driver: process
-        command: [${process.execPath}, ${HTTP_SERVICE}, "${servicePort}"]
-        check: { type: http, url: "http://127.0.0.1:${servicePort}/", interval: 300ms, timeout: 200ms, rise: 1, fall: 2 }
-`);
+  const config = await lab.writeOneNodeConfig('haoscar.yaml', {
+    cluster: uniqueName('outage'),
+    address: server.address,
+    groups: { web: [httpServiceYaml('httpd', servicePort, { check: 'interval: 300ms, timeout: 200ms, rise: 1, fall: 2' })] },
+  });
   const agent = lab.startAgent(config, 'n1');
   const pid = await waitFor('the service answers', () => probe(servicePort), 60_000);
 

@@ -46,6 +46,26 @@ export async function waitFor<T>(what: string, condition: () => Promise<T | unde
   }
 }
 
+/**
+ * A `process` service running the HTTP fixture on `port`, checked over HTTP, as one line of
+ * flow-style YAML. `check` and `healing` are the inner fields (e.g. `interval: 1s, rise: 1`).
+ */
+export function httpServiceYaml(name: string, port: number, opts: { args?: string[]; check?: string; healing?: string } = {}): string {
+  const command = [process.execPath, HTTP_SERVICE, `"${port}"`, ...(opts.args ?? [])].join(', ');
+  const check = `{ type: http, url: "http://127.0.0.1:${port}/", ${opts.check ?? 'interval: 500ms, timeout: 300ms, rise: 1, fall: 2'} }`;
+  return `{ type: service, name: ${name}, driver: process, command: [${command}], check: ${check}${opts.healing ? `, healing: { ${opts.healing} }` : ''} }`;
+}
+
+export interface OneNodeCluster {
+  cluster: string;
+  /** The Temporal frontend, host:port. */
+  address: string;
+  node?: string;
+  logLevel?: string;
+  /** Group name → its resources, each one line of flow-style YAML (see httpServiceYaml). */
+  groups: Record<string, string[]>;
+}
+
 export class Lab {
   private agents: ResultPromise[] = [];
   private constructor(
@@ -79,6 +99,23 @@ export class Lab {
     });
     this.agents.push(child);
     return child;
+  }
+
+  /** Writes the config of a one-node cluster whose state lives in this lab. @returns its path. */
+  async writeOneNodeConfig(name: string, c: OneNodeCluster): Promise<string> {
+    const node = c.node ?? 'n1';
+    const groups = Object.entries(c.groups)
+      .map(([group, resources]) => `  - name: ${group}\n    resources:\n${resources.map((r) => `      - ${r}\n`).join('')}`)
+      .join('');
+    return this.writeConfig(
+      name,
+      `cluster: ${c.cluster}
+temporal: { address: "${c.address}" }
+agent: { stateDir: ${join(this.dir, `state-${name.replace(/\.ya?ml$/, '')}`)}, logLevel: ${c.logLevel ?? 'info'} }
+nodes: [{ name: ${node}, addresses: [127.0.0.1] }]
+groups:
+${groups}`,
+    );
   }
 
   async agentLog(node: string): Promise<string> {
