@@ -11,6 +11,7 @@
  * window it fails with `HealGaveUp` — no restart loops — for failover to escalate on.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
   condition,
   continueAsNew,
@@ -29,7 +30,15 @@ import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
 import { healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
-import { ERROR_TYPES, healStatusQuery, serviceFailedSignal, type HealStatus, type ServiceFailure } from './shared.js';
+import {
+  ERROR_TYPES,
+  healRequestUpdate,
+  healStatusQuery,
+  serviceFailedSignal,
+  type HealRequestOutcome,
+  type HealStatus,
+  type ServiceFailure,
+} from './shared.js';
 
 export interface HealResult {
   outcome: 'healed';
@@ -78,6 +87,25 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     else log.warn('ignored a malformed serviceFailed signal', { problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(signal)'}: ${i.message}`) });
   });
   setHandler(healStatusQuery, () => status);
+  setHandler(
+    healRequestUpdate,
+    async (failure: ServiceFailure): Promise<HealRequestOutcome> => {
+      const before = status.attempts.length;
+      recordFailure(failure);
+      // Answered when an attempt made after this request has left the service healthy, or
+      // when the heal has given up (the main loop waits for this answer before it fails).
+      await condition(() => status.phase === 'gave-up' || (status.phase === 'watching' && status.attempts.length > before));
+      const last = status.attempts.at(-1);
+      return { outcome: status.phase === 'gave-up' ? 'gave-up' : 'healthy', attempts: status.attempts.length, detail: last?.detail ?? '' };
+    },
+    {
+      validator: (failure: unknown) => {
+        const parsed = serviceFailureSchema.safeParse(failure);
+        if (!parsed.success) throw new Error(`invalid heal request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`);
+        if (status.phase === 'gave-up') throw new Error('this heal has given up; a new request starts a new heal once it has closed');
+      },
+    },
+  );
 
   // Started from the UI without search attributes: add them so the heal can still be found.
   if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
@@ -116,6 +144,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
       if (remaining > 0) await condition(() => failurePending, remaining);
       if (!failurePending) {
         status.phase = 'healed';
+        await condition(allHandlersFinished);
         log.info('service healed and stable for the healing window', { restarts: restarts.length });
         return { outcome: 'healed', restarts: restarts.length, attempts: status.attempts };
       }
@@ -130,6 +159,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     status.restartsInWindow = restarts.length;
     if (decision.action === 'give-up') {
       status.phase = 'gave-up';
+      await condition(allHandlersFinished); // let waiting requests answer 'gave-up' first
       throw ApplicationFailure.create({
         type: ERROR_TYPES.HealGaveUp,
         nonRetryable: true,

@@ -2,7 +2,7 @@
  * Names shared by workflows, activities, agents and the CLI. Workflow-safe: plain data and
  * `@temporalio/workflow` definitions only.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** Failure type names (ApplicationFailure.type). Retrying does not fix any of these. */
 export const ERROR_TYPES = {
@@ -63,3 +63,17 @@ export interface HealStatus {
   failures: ServiceFailure[];
 }
 export const healStatusQuery = defineQuery<HealStatus>('healStatus');
+
+/** What an operator's heal request (the `requestHeal` update) came to. */
+export interface HealRequestOutcome {
+  /** healthy: the service passed its check again; gave-up: the heal used up its restarts. */
+  outcome: 'healthy' | 'gave-up';
+  /** Attempts this heal has made so far (all requests together). */
+  attempts: number;
+  detail: string;
+}
+/**
+ * An operator asks for a heal and gets an answer (the CLI uses this; monitors use the signal).
+ * Its validator rejects a malformed failure report before anything is recorded.
+ */
+export const healRequestUpdate = defineUpdate<HealRequestOutcome, [ServiceFailure]>('requestHeal');

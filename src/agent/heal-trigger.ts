@@ -1,13 +1,20 @@
 /**
- * Turns a monitor's failing edge into a heal: signal-with-start of healService. If a heal of
- * this service is already running, the signal reaches it (and counts against its budget);
- * otherwise a new one starts with the failure as its first signal.
+ * Asking for a heal. A running heal of the service takes the new failure (it counts against
+ * its budget); otherwise a new heal starts with the failure as its first request.
  */
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import type { HealServiceInput } from '../../workflows/inputs.js';
 import type { Logger } from '../log.js';
 import type { healService } from '../../workflows/heal-service.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
-import { clusterTaskQueue, healWorkflowId, serviceFailedSignal, type ServiceFailure } from '../../workflows/shared.js';
+import {
+  clusterTaskQueue,
+  healRequestUpdate,
+  healWorkflowId,
+  serviceFailedSignal,
+  type HealRequestOutcome,
+  type ServiceFailure,
+} from '../../workflows/shared.js';
 
 export interface HealRequest {
   cluster: string;
@@ -17,16 +24,14 @@ export interface HealRequest {
   failure: ServiceFailure;
 }
 
-/** Starts (or signals) the heal. @returns the workflow ID and the run it reached. */
-export async function requestHeal(client: Client, req: HealRequest): Promise<{ workflowId: string; runId: string }> {
-  const workflowId = healWorkflowId(req.cluster, req.group, req.resource);
-  const handle = await client.workflow.signalWithStart<typeof healService, [ServiceFailure]>('healService', {
-    workflowId,
+/** How a heal is started, whichever way it is asked for (signal or update with start). */
+function healStartOptions(req: HealRequest) {
+  return {
+    workflowId: healWorkflowId(req.cluster, req.group, req.resource),
     taskQueue: clusterTaskQueue(req.cluster),
-    args: [{ cluster: req.cluster, node: req.node, group: req.group, resource: req.resource, reason: req.failure.detail }],
-    signal: serviceFailedSignal,
-    signalArgs: [req.failure],
-    // A closed heal (healed or gave up) may be followed by a new one for a new failure.
+    args: [{ cluster: req.cluster, node: req.node, group: req.group, resource: req.resource, reason: req.failure.detail }] as [HealServiceInput],
+    // A running heal takes the new failure; a closed one (healed or gave up) may be followed
+    // by a new one for a new failure.
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     typedSearchAttributes: [
       { key: HA_KEYS.HaCluster, value: req.cluster },
@@ -36,8 +41,42 @@ export async function requestHeal(client: Client, req: HealRequest): Promise<{ w
       { key: HA_KEYS.HaOperation, value: 'heal' },
     ],
     memo: { cluster: req.cluster, node: req.node, group: req.group, resource: req.resource, trigger: req.failure.source, detail: req.failure.detail },
+  };
+}
+
+/**
+ * A monitor's report: signal-with-start, which needs no answer and works whatever the heal is
+ * doing. @returns the workflow ID and the run it reached.
+ */
+export async function requestHeal(client: Client, req: HealRequest): Promise<{ workflowId: string; runId: string }> {
+  const options = healStartOptions(req);
+  const handle = await client.workflow.signalWithStart<typeof healService, [ServiceFailure]>('healService', {
+    ...options,
+    signal: serviceFailedSignal,
+    signalArgs: [req.failure],
   });
-  return { workflowId, runId: handle.signaledRunId };
+  return { workflowId: options.workflowId, runId: handle.signaledRunId };
+}
+
+/**
+ * An operator's request: update-with-start, so that the request is validated by the workflow
+ * (a rejected one leaves no trace in the history) and answered. With `wait`, the answer is
+ * the outcome of the heal attempts it caused; otherwise it returns once the heal accepted it.
+ * @throws WorkflowUpdateFailedError when the workflow rejects the request.
+ */
+export async function requestHealAndAnswer(
+  client: Client,
+  req: HealRequest,
+  wait: boolean,
+): Promise<{ workflowId: string; outcome?: HealRequestOutcome }> {
+  const options = healStartOptions(req);
+  const startWorkflowOperation = new WithStartWorkflowOperation<typeof healService>('healService', options);
+  if (wait) {
+    const outcome = await client.workflow.executeUpdateWithStart(healRequestUpdate, { args: [req.failure], startWorkflowOperation });
+    return { workflowId: options.workflowId, outcome };
+  }
+  await client.workflow.startUpdateWithStart(healRequestUpdate, { args: [req.failure], waitForStage: WorkflowUpdateStage.ACCEPTED, startWorkflowOperation });
+  return { workflowId: options.workflowId };
 }
 
 /**

@@ -1,9 +1,8 @@
 /** `haoscar heal GROUP RESOURCE`: ask for a heal by hand (the same workflow a monitor starts). */
 import { Command } from 'commander';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { healStatusQuery } from '../../workflows/shared.js';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
-import { requestHeal } from '../agent/heal-trigger.js';
+import { requestHealAndAnswer } from '../agent/heal-trigger.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { CliError, EXIT } from './errors.js';
 import { userInfo } from 'node:os';
@@ -15,7 +14,7 @@ export function healCommand(): Command {
     .argument('<resource>', 'the service in that group')
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
     .option('-n, --node <name>', "the node the service runs on (default: the group's preferred node)")
-    .option('-w, --wait', 'wait until the heal completes and print its outcome')
+    .option('-w, --wait', 'wait until the service is healthy again (or the heal gives up) and say which')
     .action(async (groupName: string, resourceName: string, opts: { config: string; node?: string; wait?: boolean }) => {
       const config = await loadConfig(opts.config);
       // Checked here too (the workflow checks again) so that a typo is answered before anything starts.
@@ -29,44 +28,28 @@ export function healCommand(): Command {
 
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
-        const { workflowId, runId } = await requestHeal(client, {
-          cluster: config.cluster,
-          node,
-          group: groupName,
-          resource: resourceName,
-          failure: { at: Date.now(), detail: 'heal requested by an operator', source: `cli@${userInfo().username}` },
-        });
-        process.stdout.write(`heal requested: workflow ${workflowId} (run ${runId})\n`);
-        if (!opts.wait) return;
-        const outcome = await waitForHealOutcome(client, workflowId, runId);
-        process.stdout.write(`${outcome}\n`);
+        const { workflowId, outcome } = await requestHealAndAnswer(
+          client,
+          {
+            cluster: config.cluster,
+            node,
+            group: groupName,
+            resource: resourceName,
+            failure: { at: Date.now(), detail: 'heal requested by an operator', source: `cli@${userInfo().username}` },
+          },
+          opts.wait ?? false,
+        );
+        process.stdout.write(`heal requested: workflow ${workflowId}\n`);
+        if (!outcome) return;
+        if (outcome.outcome === 'gave-up') {
+          throw new CliError(`the heal gave up after ${outcome.attempts} attempt(s): ${outcome.detail}; fix the service, or fail the group over`, EXIT.failure);
+        }
+        process.stdout.write(`healthy again (${outcome.detail}); the heal keeps watching for the rest of its window\n`);
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) throw new CliError(`the heal refused the request: ${err.cause?.message ?? err.message}`, EXIT.failure);
+        throw err;
       } finally {
         await client.connection.close();
       }
     });
-}
-
-/**
- * Waits until the service is healthy again (the heal then keeps watching for its window, which
- * can be long) or the heal fails. @throws CliError when the heal failed or gave up.
- */
-async function waitForHealOutcome(client: Client, workflowId: string, runId: string): Promise<string> {
-  const handle = client.workflow.getHandle(workflowId, runId);
-  for (;;) {
-    const { status } = await handle.describe();
-    if (status.name !== 'RUNNING') {
-      try {
-        return `heal completed: ${JSON.stringify(await handle.result())}`;
-      } catch (err) {
-        if (err instanceof WorkflowFailedError) throw new CliError(`heal failed: ${err.cause?.message ?? err.message}`, EXIT.failure);
-        throw err;
-      }
-    }
-    const heal = await handle.query(healStatusQuery);
-    if (heal.phase === 'watching' || heal.phase === 'healed') {
-      const last = heal.attempts.at(-1);
-      return `healthy again after ${heal.attempts.length} attempt(s)${last ? ` (${last.detail})` : ''}; the heal keeps watching for the rest of its window`;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }

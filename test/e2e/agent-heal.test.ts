@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Lab, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
+import { execa } from 'execa';
+import { Lab, ROOT, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
 import { closeTemporal, temporalAddress, testClient, uniqueName } from '../support/temporal.js';
 import { healStatusQuery, healWorkflowId, ERROR_TYPES } from '../../workflows/shared.js';
 
@@ -17,12 +18,13 @@ let client: Client;
 const cluster = uniqueName('e2e');
 let webPort: number;
 let flakyPort: number;
+let configFile: string;
 
 before(async () => {
   lab = await Lab.create();
   client = await testClient();
   [webPort, flakyPort] = [await freePort(), await freePort()];
-  const config = await lab.writeOneNodeConfig('haoscar.yaml', {
+  configFile = await lab.writeOneNodeConfig('haoscar.yaml', {
     cluster,
     address: await temporalAddress(),
     logLevel: 'debug',
@@ -42,7 +44,7 @@ before(async () => {
       ],
     },
   });
-  void lab.startAgent(config, 'n1'); // never rejects (reject: false); close() awaits it
+  void lab.startAgent(configFile, 'n1'); // never rejects (reject: false); close() awaits it
 });
 
 after(async () => {
@@ -74,6 +76,18 @@ test('a service killed with SIGKILL is restarted by healService and answers HTTP
   assert.match(status.failures[0]!.detail, /exited \(signal SIGKILL\)/);
   const description = await handle.describe();
   assert.equal(description.memo?.trigger, 'monitor@n1');
+});
+
+test('haoscar heal --wait: an operator restarts the service and is told the outcome', async () => {
+  const pid = await waitFor('the web service answers', () => probe(webPort));
+  const result = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'heal', 'web', 'httpd', '--config', configFile, '--wait'], { reject: false });
+  assert.equal(result.exitCode, 0, result.stderr);
+  assert.match(result.stdout, /heal requested: workflow heal\/.*\/web\/httpd\nhealthy again/);
+  const newPid = await waitFor('the restarted service answers', () => probe(webPort));
+  assert.notEqual(newPid, pid, 'it was restarted');
+  const bad = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'heal', 'web', 'nope', '--config', configFile], { reject: false });
+  assert.equal(bad.exitCode, 2);
+  assert.match(bad.stderr, /unknown resource 'nope' in group 'web' \(known: httpd\)/);
 });
 
 test('a service that keeps dying: the heal gives up after maxRestarts within the window, no restart loop', async () => {

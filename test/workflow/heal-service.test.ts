@@ -5,7 +5,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile, mkdir } from 'node:fs/promises';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { findTemporalCli } from '../../src/temporal/cli-binary.js';
@@ -15,8 +15,8 @@ import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { createClusterActivities } from '../../activities/cluster.js';
-import { requestHeal } from '../../src/agent/heal-trigger.js';
-import { clusterTaskQueue, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
+import { requestHeal, requestHealAndAnswer } from '../../src/agent/heal-trigger.js';
+import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { closeTemporal, temporalAddress, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
@@ -31,7 +31,7 @@ nodes:
   - { name: n1, addresses: [127.0.0.1] }
   - { name: n2, addresses: [127.0.0.2] }
 groups:
-${['a', 'b', 'c', 'd', 'e', 'f']
+${['a', 'b', 'c', 'd', 'e', 'f', 'h', 'i']
   .map((g) => `  - name: ${g}\n    nodes: [n1]\n    resources:\n      - { type: service, name: svc, driver: process, command: [/bin/true] }`)
   .join('\n')}
   - name: g
@@ -214,6 +214,37 @@ test('a heal started from the UI without search attributes adds them, so it can 
     return false;
   }, 'the heal is listed by its search attributes', 15_000);
   await client.workflow.getHandle(workflowId).terminate('test done');
+});
+
+test('an operator request (update-with-start) is answered with the outcome of the heal', async () => {
+  const svc = services.get('h')!;
+  svc.crash();
+  const req = { cluster, node: 'n1', group: 'h', resource: 'svc', failure: { at: Date.now(), detail: 'operator', source: 'test' } };
+  const { workflowId, outcome } = await requestHealAndAnswer(client, req, true);
+  assert.deepEqual(outcome, { outcome: 'healthy', attempts: 1, detail: 'scripted: healthy' });
+  assert.equal(svc.starts, 1);
+  // A malformed request is rejected by the validator and leaves no trace in the history.
+  const handle = client.workflow.getHandle(workflowId);
+  const eventsBefore = (await handle.fetchHistory()).events!.length;
+  await assert.rejects(handle.executeUpdate(healRequestUpdate, { args: [{ at: -1, detail: 'x', source: 'test' }] }), (err: unknown) => {
+    assert.ok(err instanceof WorkflowUpdateFailedError);
+    assert.match(String(err.cause?.message), /invalid heal request: at:/);
+    return true;
+  });
+  assert.equal((await handle.fetchHistory()).events!.length, eventsBefore);
+  assert.equal(svc.starts, 1);
+  await handle.terminate('test done');
+});
+
+test('an operator request to a heal that gives up is answered gave-up before the heal fails', async () => {
+  const svc = services.get('i')!;
+  svc.behaviour.unhealthyAfterStart = true;
+  svc.crash();
+  const req = { cluster, node: 'n1', group: 'i', resource: 'svc', failure: { at: Date.now(), detail: 'operator', source: 'test' } };
+  const { workflowId, outcome } = await requestHealAndAnswer(client, req, true);
+  assert.equal(outcome?.outcome, 'gave-up');
+  assert.equal(outcome?.attempts, 2);
+  assert.equal((await failureOf(workflowId)).type, ERROR_TYPES.HealGaveUp);
 });
 
 async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
