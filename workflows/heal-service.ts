@@ -74,6 +74,8 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
   const status: HealStatus = { phase: 'resolving', attempts: [], restartsInWindow: 0, failures: [] };
   // Being started means a failure was seen (by a monitor, or by an operator asking for a heal).
   let failurePending = true;
+  // All attempts of this run (status.attempts keeps only the last 50).
+  let attemptsMade = 0;
   const recordFailure = (failure: ServiceFailure) => {
     status.failures.push(failure);
     if (status.failures.length > 20) status.failures.shift();
@@ -90,13 +92,13 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
   setHandler(
     healRequestUpdate,
     async (failure: ServiceFailure): Promise<HealRequestOutcome> => {
-      const before = status.attempts.length;
+      const before = attemptsMade;
       recordFailure(failure);
       // Answered when an attempt made after this request has left the service healthy, or
       // when the heal has given up (the main loop waits for this answer before it fails).
-      await condition(() => status.phase === 'gave-up' || (status.phase === 'watching' && status.attempts.length > before));
+      await condition(() => status.phase === 'gave-up' || (status.phase === 'watching' && attemptsMade > before));
       const last = status.attempts.at(-1);
-      return { outcome: status.phase === 'gave-up' ? 'gave-up' : 'healthy', attempts: status.attempts.length, detail: last?.detail ?? '' };
+      return { outcome: status.phase === 'gave-up' ? 'gave-up' : 'healthy', attempts: attemptsMade, detail: last?.detail ?? '' };
     },
     {
       validator: (failure: unknown) => {
@@ -137,7 +139,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
   const what = `${input.group}/${input.resource} on node ${input.node}`;
   let restarts = [...(input.restarts ?? [])];
 
-  for (let attemptsThisRun = 0; ; ) {
+  for (;;) {
     if (!failurePending) {
       status.phase = 'watching';
       const remaining = watchRemaining(restarts, Date.now(), policy.windowMs);
@@ -149,7 +151,9 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
         return { outcome: 'healed', restarts: restarts.length, attempts: status.attempts };
       }
     }
-    if (attemptsThisRun >= MAX_ATTEMPTS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+    // Not while a request waits for an answer: it would be lost with this run (and it waits
+    // for the attempt that continuing would postpone).
+    if ((attemptsMade >= MAX_ATTEMPTS_PER_RUN || workflowInfo().continueAsNewSuggested) && allHandlersFinished()) {
       await continueAsNew<typeof healService>({ ...input, restarts: restartsInWindow(restarts, Date.now(), policy.windowMs) });
     }
     failurePending = false;
@@ -174,7 +178,6 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
       await sleep(decision.delayMs);
     }
 
-    attemptsThisRun++;
     const at = Date.now();
     restarts.push(at);
     status.restartsInWindow = restarts.length;
@@ -193,6 +196,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
       status.attempts.push({ at, outcome: 'failed', detail });
       failurePending = true;
     }
+    attemptsMade++;
     if (status.attempts.length > 50) status.attempts.shift();
   }
 }
