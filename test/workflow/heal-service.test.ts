@@ -34,6 +34,11 @@ groups:
 ${['a', 'b', 'c', 'd', 'e', 'f', 'h', 'i']
   .map((g) => `  - name: ${g}\n    nodes: [n1]\n    resources:\n      - { type: service, name: svc, driver: process, command: [/bin/true] }`)
   .join('\n')}
+  - name: j
+    nodes: [n1]
+    healing: { maxRestarts: 500, window: 10m, backoff: { initial: 0ms, max: 0ms } }
+    resources:
+      - { type: service, name: svc, driver: process, command: [/bin/true] }
   - name: g
     nodes: [n1, n2]
     resources:
@@ -245,6 +250,26 @@ test('an operator request to a heal that gives up is answered gave-up before the
   assert.equal(outcome?.outcome, 'gave-up');
   assert.equal(outcome?.attempts, 2);
   assert.equal((await failureOf(workflowId)).type, ERROR_TYPES.HealGaveUp);
+});
+
+test('after 100 attempts the heal continues as new, keeping its restarts in the window', async () => {
+  const svc = services.get('j')!;
+  svc.crash();
+  const { workflowId, runId: firstRun } = await heal('j');
+  const handle = client.workflow.getHandle(workflowId);
+  for (let i = 1; i <= 100; i++) {
+    await waitFor(async () => svc.starts === i && svc.running, `attempt ${i}`);
+    svc.crash();
+    await handle.signal(serviceFailedSignal, { at: Date.now(), detail: `crash ${i}`, source: 'test' });
+  }
+  await waitFor(async () => svc.starts === 101 && svc.running, 'attempt 101, in the new run');
+  const first = await client.workflow.getHandle(workflowId, firstRun).describe();
+  assert.equal(first.status.name, 'CONTINUED_AS_NEW');
+  const latest = await handle.describe();
+  assert.notEqual(latest.runId, firstRun);
+  const status = await handle.query(healStatusQuery);
+  assert.equal(status.restartsInWindow, 101, 'the restarts of the first run still count');
+  await handle.terminate('test done');
 });
 
 async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
