@@ -3,14 +3,19 @@
  * They run on the node's own task queue, so they always touch the node they are meant for.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../src/log.js';
-import type { ServiceRegistry, ManagedService } from '../src/agent/services.js';
+import { restartManaged, supervisedIsRunning, type ServiceRegistry, type ManagedService } from '../src/agent/services.js';
 import { ERROR_TYPES } from '../workflows/shared.js';
+import { waitUntilHealthy } from '../src/agent/wait-healthy.js';
 
 export interface ServiceRef {
   group: string;
   resource: string;
+}
+
+export interface RestartRequest extends ServiceRef {
+  /** When the failure that asks for this restart was seen (the reporting node's clock). */
+  failureSeenAt?: number;
 }
 
 export interface WaitForHealthyRequest extends ServiceRef {
@@ -26,11 +31,15 @@ export interface ServiceActivityDeps {
   recoveryPollMs?: number;
 }
 
+/**
+ * While a restarted service comes up, check it often (like HAProxy's `fastinter`): the
+ * configured interval is for steady state, and here every poll interval is outage.
+ */
+export const RECOVERY_POLL_MS = 100;
+
 export function createServiceActivities(deps: ServiceActivityDeps) {
   const { node, services, logger } = deps;
-  // While a restarted service comes up, check it often (like HAProxy's `fastinter`): the
-  // configured interval is for steady state, and here every poll interval is outage.
-  const recoveryPollMs = deps.recoveryPollMs ?? 100;
+  const recoveryPollMs = deps.recoveryPollMs ?? RECOVERY_POLL_MS;
 
   function lookup(ref: ServiceRef): ManagedService {
     const service = services.get(ref.group, ref.resource);
@@ -45,14 +54,26 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
   }
 
   return {
-    /** Stops (if needed) and starts the service. Idempotent: a retry just starts it again. */
-    async restartService(ref: ServiceRef): Promise<{ pid?: number }> {
-      const { driver } = lookup(ref);
+    /**
+     * Stops (if needed) and starts the service. Idempotent: a retry just starts it again.
+     * With `failureSeenAt`, a service that this agent has restarted since then and that
+     * passes its check is left alone (`restarted: false`): the report is stale (a local heal
+     * while Temporal was unreachable got there first).
+     */
+    async restartService(ref: RestartRequest): Promise<{ restarted: boolean; pid?: number }> {
+      const service = lookup(ref);
+      const { driver, check } = service;
       const log = logger.child({ group: ref.group, resource: ref.resource });
+      if (ref.failureSeenAt !== undefined && service.startedAt !== undefined && service.startedAt > ref.failureSeenAt) {
+        const now = await check();
+        if (now.ok) {
+          log.info({ failureSeenAt: ref.failureSeenAt, startedAt: service.startedAt }, 'not restarting: restarted since the failure was seen, and healthy');
+          return { restarted: false, pid: (await driver.status()).pid };
+        }
+      }
       log.info('restarting service');
       try {
-        await driver.stop();
-        await driver.start();
+        await restartManaged(service);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         log.error({ err: message }, 'service restart failed');
@@ -63,8 +84,7 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
           cause: err instanceof Error ? err : undefined,
         });
       }
-      const status = await driver.status();
-      return { pid: status.pid };
+      return { restarted: true, pid: (await driver.status()).pid };
     },
 
     /**
@@ -72,29 +92,26 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
      * so a crashed agent is noticed within the heartbeat timeout rather than `timeoutMs`.
      */
     async waitForHealthy(req: WaitForHealthyRequest): Promise<{ checks: number; detail: string }> {
-      const { spec, check } = lookup(req);
+      const service = lookup(req);
+      const { spec, check } = service;
       const ctx = Context.current();
-      const pollMs = Math.min(spec.check.intervalMs, recoveryPollMs);
-      const deadline = Date.now() + req.timeoutMs;
-      let passes = 0;
-      let checks = 0;
-      let detail = 'not checked yet';
-      for (;;) {
-        const result = await check();
-        checks++;
-        detail = result.detail;
-        passes = result.ok ? passes + 1 : 0;
-        if (passes >= spec.check.rise) return { checks, detail };
-        ctx.heartbeat({ checks, passes, detail });
-        if (Date.now() + pollMs > deadline) {
-          throw ApplicationFailure.create({
-            type: ERROR_TYPES.ServiceNotHealthy,
-            nonRetryable: true,
-            message: `${req.group}/${req.resource} on node ${node} did not pass its ${spec.check.type} check ${spec.check.rise} time(s) in a row within ${req.timeoutMs}ms: ${detail}`,
-          });
-        }
-        await sleep(pollMs, undefined, { signal: ctx.cancellationSignal });
+      const result = await waitUntilHealthy({
+        check,
+        isRunning: supervisedIsRunning(service),
+        rise: spec.check.rise,
+        pollMs: Math.min(spec.check.intervalMs, recoveryPollMs),
+        timeoutMs: req.timeoutMs,
+        signal: ctx.cancellationSignal,
+        onPoll: (progress) => ctx.heartbeat(progress),
+      });
+      if (!result.healthy) {
+        throw ApplicationFailure.create({
+          type: ERROR_TYPES.ServiceNotHealthy,
+          nonRetryable: true,
+          message: `${req.group}/${req.resource} on node ${node} did not pass its ${spec.check.type} check ${spec.check.rise} time(s) in a row within ${req.timeoutMs}ms: ${result.detail}`,
+        });
       }
+      return { checks: result.checks, detail: result.detail };
     },
   };
 }

@@ -157,6 +157,8 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
       await continueAsNew<typeof healService>({ ...input, restarts: restartsInWindow(restarts, Date.now(), policy.windowMs) });
     }
     failurePending = false;
+    // The newest report: a restart it asks for may already have happened (see restartService).
+    const failureSeenAt = status.failures.at(-1)?.at;
 
     const decision = decideOnFailure(restarts, Date.now(), policy);
     restarts = restartsInWindow(restarts, Date.now(), policy.windowMs);
@@ -183,7 +185,9 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     status.restartsInWindow = restarts.length;
     try {
       status.phase = 'restarting';
-      await service.restartService(ref);
+      const { restarted } = await service.restartService({ ...ref, failureSeenAt });
+      // Not restarted (already running again since the failure): it does not use up the budget.
+      if (restarted === false) restarts.pop();
       status.phase = 'waiting-healthy';
       const healthy = await service.waitForHealthy({ ...ref, timeoutMs: policy.startTimeoutMs });
       status.attempts.push({ at, outcome: 'healthy', detail: healthy.detail });

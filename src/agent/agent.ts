@@ -14,7 +14,9 @@ import { createServiceDriver } from '../drivers/index.js';
 import { createCheck } from '../checks/check.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
-import { requestHealUntilDelivered } from './heal-trigger.js';
+import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
+import { LocalHealer } from './local-heal.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
@@ -50,6 +52,8 @@ export class Agent {
   private connection: NativeConnection | undefined;
   private client: Client | undefined;
   private stopping: Promise<void> | undefined;
+  /** Aborted when the agent stops: local heals end. */
+  private readonly localHeals = new AbortController();
   private readonly log: Logger;
 
   private constructor(private readonly opts: AgentOptions) {
@@ -118,6 +122,7 @@ export class Agent {
       this.log.info({ group: group.name, resource: spec.name, driver: spec.driver }, 'starting service');
       try {
         await service.driver.start();
+        service.startedAt = Date.now();
       } catch (err) {
         // The monitor sees it failing and requests a heal, which retries with the policy's limits.
         this.log.error({ group: group.name, resource: spec.name, err }, 'service did not start');
@@ -131,6 +136,7 @@ export class Agent {
   private watch(service: ManagedService): ResourceMonitor {
     const { config, node } = this.opts;
     const { group, spec, driver, check } = service;
+    const healer = new LocalHealer(service, this.log);
     const monitor = new ResourceMonitor({
       name: `${group.name}/${spec.name}`,
       check,
@@ -139,11 +145,10 @@ export class Agent {
       onEdge: (edge) => {
         if (edge.to !== 'failing' || !this.client || this.stopping) return;
         // Not awaited: the monitor must keep watching while the report is retried.
-        void requestHealUntilDelivered(
-          this.client,
+        void this.reportFailure(
           { cluster: config.cluster, node, group: group.name, resource: spec.name, failure: { at: edge.at, detail: edge.detail, source: `monitor@${node}` } },
-          this.log,
           () => !this.stopping && monitor.status().status === 'failing',
+          healer,
         );
       },
     });
@@ -153,9 +158,34 @@ export class Agent {
     return monitor;
   }
 
+  /**
+   * Asks Temporal for a heal; if the request has not gone through after
+   * `agent.localHealAfter`, gives up on it and heals locally (a control-plane outage must not
+   * become a service outage). Cancelling the request first keeps a late delivery from
+   * restarting the service a second time, except where the request had already reached
+   * Temporal just before (then the heal finds the service restarted, and restarts it once more).
+   */
+  private async reportFailure(req: HealRequest, stillNeeded: () => boolean, healer: LocalHealer): Promise<void> {
+    const cancel = new AbortController();
+    const delivered = requestHealUntilDelivered(this.client!, req, this.log, stillNeeded, cancel.signal);
+    const waited = sleep(this.opts.config.agent.localHealAfterMs, 'timeout' as const, { signal: cancel.signal }).catch(() => 'cancelled' as const);
+    const first = await Promise.race([delivered.then(() => 'settled' as const), waited]);
+    // Cancel whichever is left. A request cut off while gRPC waits for a connection may not
+    // settle at once, so it is not awaited: its loop ends by itself (it is no longer needed).
+    cancel.abort();
+    if (first === 'settled') return;
+    if (!stillNeeded()) return;
+    this.log.error(
+      { group: req.group, resource: req.resource, afterMs: this.opts.config.agent.localHealAfterMs },
+      'Temporal did not take the failure report in time: healing locally',
+    );
+    await healer.heal(req.failure.detail, this.localHeals.signal);
+  }
+
   /** Stops monitors, workers and supervised processes; safe to call twice. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.localHeals.abort();
       await Promise.all(this.monitors.map((m) => m.stop()));
       for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
       await this.running?.catch(() => undefined);

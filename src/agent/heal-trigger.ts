@@ -4,6 +4,7 @@
  */
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import type { HealServiceInput } from '../../workflows/inputs.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import type { healService } from '../../workflows/heal-service.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
@@ -89,20 +90,24 @@ export async function requestHealUntilDelivered(
   req: HealRequest,
   logger: Logger,
   stillNeeded: () => boolean,
+  signal?: AbortSignal,
 ): Promise<boolean> {
   let delay = 200;
-  for (let attempt = 1; stillNeeded(); attempt++) {
+  const needed = () => stillNeeded() && !signal?.aborted;
+  for (let attempt = 1; needed(); attempt++) {
     try {
-      const { workflowId, runId } = await requestHeal(client, req);
+      const request = () => requestHeal(client, req);
+      const { workflowId, runId } = await (signal ? client.withAbortSignal(signal, request) : request());
       logger.info({ workflowId, runId, group: req.group, resource: req.resource, attempt }, 'heal requested');
       return true;
     } catch (err) {
+      if (!needed()) break;
       const message = err instanceof Error ? err.message : String(err);
       logger.error(
         { err: message, group: req.group, resource: req.resource, attempt, retryInMs: delay },
         'cannot request a heal from Temporal; the service stays down until Temporal answers (retrying)',
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
       delay = Math.min(delay * 2, 5000);
     }
   }

@@ -12,6 +12,18 @@ export interface ManagedService {
   spec: ServiceResource;
   driver: ServiceDriver;
   check: Check;
+  /** When this agent last (re)started it (ms since the epoch); see restartManaged. */
+  startedAt?: number;
+}
+
+/**
+ * The one way the agent restarts a service (heal activity and local heal alike): stop if
+ * needed, start, and remember when, so that a stale failure report can be recognised.
+ */
+export async function restartManaged(service: ManagedService): Promise<void> {
+  await service.driver.stop();
+  await service.driver.start();
+  service.startedAt = Date.now();
 }
 
 export class ServiceRegistry {
@@ -31,3 +43,9 @@ export class ServiceRegistry {
 }
 
 const key = (group: string, resource: string) => `${group}/${resource}`;
+
+/** The isRunning probe for waitUntilHealthy: only for services the agent supervises itself. */
+export function supervisedIsRunning(service: ManagedService): (() => Promise<boolean>) | undefined {
+  if (service.spec.driver !== 'process') return undefined;
+  return async () => (await service.driver.status()).running;
+}

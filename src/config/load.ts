@@ -167,7 +167,7 @@ function normalise(raw: RawConfig): Config {
     cluster: raw.cluster,
     // An API key is only ever sent over TLS, so `apiKeyFile` turns TLS on unless `tls` says otherwise (a rule rejects `tls: false`).
     temporal: { ...temporal, tls: tls ?? temporal.apiKeyFile !== undefined },
-    agent: raw.agent,
+    agent: (({ localHealAfter, ...rest }) => ({ ...rest, localHealAfterMs: localHealAfter }))(raw.agent),
     nodes: raw.nodes,
     groups: raw.groups.map((g) => {
       const groupHealing = mergeHealing(clusterHealing, g.healing);

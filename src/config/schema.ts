@@ -212,6 +212,12 @@ export const agentSchema = section('the agent settings', {
    * controller, a handful of heals), so a small cache bounds memory without causing replays.
    */
   maxCachedWorkflows: int(1, 10_000).default(100),
+  /**
+   * How long a failure report may wait for Temporal before the agent heals the service itself
+   * (same policy, logged, not in a workflow history). A control-plane outage must not become
+   * a service outage.
+   */
+  localHealAfter: duration({ min: 100 }).prefault('5s'),
 }).prefault({});
 
 export const defaultsSchema = section('the defaults', {

@@ -72,7 +72,13 @@ export interface TemporalSettings {
 export interface Config {
   cluster: string;
   temporal: TemporalSettings;
-  agent: { stateDir: string; logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error'; maxCachedWorkflows: number };
+  agent: {
+    stateDir: string;
+    logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    maxCachedWorkflows: number;
+    /** How long a failure report may wait for Temporal before the agent heals locally. */
+    localHealAfterMs: number;
+  };
   nodes: NodeSpec[];
   groups: GroupSpec[];
 }

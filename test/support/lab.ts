@@ -62,6 +62,8 @@ export interface OneNodeCluster {
   address: string;
   node?: string;
   logLevel?: string;
+  /** More `agent:` fields, flow-style (e.g. `localHealAfter: 1s`). */
+  agentExtra?: string;
   /** Group name → its resources, each one line of flow-style YAML (see httpServiceYaml). */
   groups: Record<string, string[]>;
 }
@@ -111,7 +113,7 @@ export class Lab {
       name,
       `cluster: ${c.cluster}
 temporal: { address: "${c.address}" }
-agent: { stateDir: ${join(this.dir, `state-${name.replace(/\.ya?ml$/, '')}`)}, logLevel: ${c.logLevel ?? 'info'} }
+agent: { stateDir: ${join(this.dir, `state-${name.replace(/\.ya?ml$/, '')}`)}, logLevel: ${c.logLevel ?? 'info'}${c.agentExtra ? `, ${c.agentExtra}` : ''} }
 nodes: [{ name: ${node}, addresses: [127.0.0.1] }]
 groups:
 ${groups}`,

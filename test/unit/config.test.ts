@@ -71,7 +71,7 @@ const VALID: ValidCase[] = [
           tls: false,
           server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
         },
-        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100 },
+        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000 },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
       }),
@@ -284,7 +284,7 @@ const VALID: ValidCase[] = [
         namespace: prod
         tls: { serverName: temporal.example.org, caFile: /etc/ca.pem, certFile: /etc/c.pem, keyFile: /etc/c.key }
         server: { dataDir: /tmp/t, ip: 0.0.0.0, port: 7300, uiPort: 8300 }
-      agent: { stateDir: /srv/haoscar, logLevel: debug, maxCachedWorkflows: 20 }
+      agent: { stateDir: /srv/haoscar, logLevel: debug, maxCachedWorkflows: 20, localHealAfter: 1500ms }
       nodes:
         - name: a
           addresses: [10.0.0.1]
@@ -296,7 +296,7 @@ const VALID: ValidCase[] = [
         tls: { serverName: 'temporal.example.org', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/c.key' },
         server: { dataDir: '/tmp/t', ip: '0.0.0.0', port: 7300, uiPort: 8300 },
       });
-      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20 });
+      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20, localHealAfterMs: 1500 });
     },
   },
   {
