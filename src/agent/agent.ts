@@ -160,10 +160,10 @@ export class Agent {
 
   /**
    * Asks Temporal for a heal; if the request has not gone through after
-   * `agent.localHealAfter`, gives up on it and heals locally (a control-plane outage must not
-   * become a service outage). Cancelling the request first keeps a late delivery from
-   * restarting the service a second time, except where the request had already reached
-   * Temporal just before (then the heal finds the service restarted, and restarts it once more).
+   * `agent.localHealAfter`, cancels it and heals locally (a control-plane outage must not
+   * become a service outage). A cancelled request can still reach Temporal once it is back
+   * (gRPC may already have queued it); the heal it starts then finds the service restarted
+   * since the failure and healthy, and leaves it alone (see restartService).
    */
   private async reportFailure(req: HealRequest, stillNeeded: () => boolean, healer: LocalHealer): Promise<void> {
     const cancel = new AbortController();
