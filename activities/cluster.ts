@@ -7,6 +7,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config, HealingPolicy, CheckTiming } from '../src/config/types.js';
 import { ERROR_TYPES, nodeTaskQueue } from '../workflows/shared.js';
+import { nodeRunning } from '../src/agent/placement.js';
 
 export interface HealTargetRequest {
   cluster: string;
@@ -45,10 +46,8 @@ export function createClusterActivities(deps: { config: Config }) {
       if (!group.nodes.includes(req.node)) {
         throw fail(ERROR_TYPES.NodeNotInGroup, `node '${req.node}' may not run group '${group.name}' (its nodes: ${known(group.nodes)})`);
       }
-      if (group.nodes[0] !== req.node) {
-        // Until the cluster controller owns placement, a group runs on its first-preference
-        // node only; restarting it elsewhere would run it twice.
-        throw fail(ERROR_TYPES.NodeNotInGroup, `group '${group.name}' runs on node '${group.nodes[0]}', not '${req.node}': heal it there`);
+      if (nodeRunning(group) !== req.node) {
+        throw fail(ERROR_TYPES.NodeNotInGroup, `group '${group.name}' runs on node '${nodeRunning(group)}', not '${req.node}': heal it there`);
       }
       const { type, intervalMs, timeoutMs, rise, fall } = resource.check;
       return {

@@ -6,7 +6,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../src/log.js';
 import { restartManaged, supervisedIsRunning, type ServiceRegistry, type ManagedService } from '../src/agent/services.js';
 import { ERROR_TYPES } from '../workflows/shared.js';
-import { waitUntilHealthy } from '../src/agent/wait-healthy.js';
+import { RECOVERY_POLL_MS, waitUntilHealthy } from '../src/agent/wait-healthy.js';
 
 export interface ServiceRef {
   group: string;
@@ -31,11 +31,6 @@ export interface ServiceActivityDeps {
   recoveryPollMs?: number;
 }
 
-/**
- * While a restarted service comes up, check it often (like HAProxy's `fastinter`): the
- * configured interval is for steady state, and here every poll interval is outage.
- */
-export const RECOVERY_POLL_MS = 100;
 
 export function createServiceActivities(deps: ServiceActivityDeps) {
   const { node, services, logger } = deps;

@@ -23,6 +23,7 @@ import { startDevServer } from '../src/temporal/dev-server.js';
 import { silentLogger } from '../src/log.js';
 import { healWorkflowId } from '../workflows/shared.js';
 import { HTTP_SERVICE, Lab, freePort, httpServiceYaml, probe, waitFor } from '../test/support/lab.js';
+import { uniqueName } from '../test/support/temporal.js';
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -276,7 +277,7 @@ async function main(): Promise<void> {
       killLeftoverServices();
     },
   });
-  const cluster = `bench-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  const cluster = uniqueName('bench');
   const port = await freePort();
   // maxRestarts: never the limit here. The window hardly matters either: every run
   // terminates its heal (see below), so each kill starts a fresh heal, whose first

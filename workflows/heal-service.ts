@@ -28,7 +28,7 @@ import {
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
-import { healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
+import { describeIssues, healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
 import {
   ERROR_TYPES,
@@ -86,7 +86,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     // (a signal cannot be refused), but a well-formed one always counts.
     const parsed = serviceFailureSchema.safeParse(raw);
     if (parsed.success) recordFailure(parsed.data);
-    else log.warn('ignored a malformed serviceFailed signal', { problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(signal)'}: ${i.message}`) });
+    else log.warn('ignored a malformed serviceFailed signal', { problems: describeIssues(parsed.error, '(signal)') });
   });
   setHandler(healStatusQuery, () => status);
   setHandler(
@@ -103,7 +103,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     {
       validator: (failure: unknown) => {
         const parsed = serviceFailureSchema.safeParse(failure);
-        if (!parsed.success) throw new Error(`invalid heal request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`);
+        if (!parsed.success) throw new Error(`invalid heal request: ${describeIssues(parsed.error, '(request)').join('; ')}`);
         if (status.phase === 'gave-up') throw new Error('this heal has given up; a new request starts a new heal once it has closed');
       },
     },

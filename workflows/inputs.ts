@@ -24,6 +24,15 @@ export const healServiceInputSchema = z.strictObject({
 });
 export type HealServiceInput = z.infer<typeof healServiceInputSchema>;
 
+/** Every problem of a failed parse as `path: message`; `whole` names a problem of the value itself. */
+export function describeIssues(error: z.ZodError, whole: string): string[] {
+  return error.issues.map((i) => {
+    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    const message = i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message;
+    return `${path || whole}: ${message}`;
+  });
+}
+
 /**
  * Parses workflow input. @throws a non-retryable ApplicationFailure `InvalidWorkflowInput`
  * whose message lists every problem with its path, so a bad start from the UI fails at once
@@ -32,11 +41,7 @@ export type HealServiceInput = z.infer<typeof healServiceInputSchema>;
 export function parseWorkflowInput<T>(schema: z.ZodType<T>, input: unknown, workflow: string): T {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((i) => {
-    const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    const message = i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}` : i.message;
-    return `${path || '(input)'}: ${message}`;
-  });
+  const problems = describeIssues(result.error, '(input)');
   throw ApplicationFailure.create({
     type: ERROR_TYPES.InvalidWorkflowInput,
     nonRetryable: true,

@@ -14,6 +14,7 @@ import { createServiceDriver } from '../drivers/index.js';
 import { createCheck } from '../checks/check.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
+import { groupsHomedOn } from './placement.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,13 +37,6 @@ export interface AgentOptions {
   workflowBundle?: WorkflowBundleOption;
 }
 
-/**
- * Which groups this node starts when its agent starts: those it is the first choice for.
- * Until the cluster controller (failover) owns placement, the preferred node runs a group.
- */
-export function groupsHomedOn(config: Config, node: string): GroupSpec[] {
-  return config.groups.filter((g) => g.nodes[0] === node);
-}
 
 export class Agent {
   private readonly monitors: ResourceMonitor[] = [];

@@ -9,8 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import { restartManaged, supervisedIsRunning, type ManagedService } from './services.js';
 import { decideOnFailure, restartsInWindow } from '../../workflows/heal-plan.js';
-import { waitUntilHealthy } from './wait-healthy.js';
-import { RECOVERY_POLL_MS } from '../../activities/service.js';
+import { RECOVERY_POLL_MS, waitUntilHealthy } from './wait-healthy.js';
 
 export type LocalHealOutcome = 'healthy' | 'gave-up' | 'stopped';
 

@@ -6,6 +6,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Check } from '../checks/check.js';
 
+/**
+ * While a restarted service comes up, check it often (like HAProxy's `fastinter`): the
+ * configured interval is for steady state, and here every poll interval is outage.
+ */
+export const RECOVERY_POLL_MS = 100;
+
 export interface WaitHealthyOptions {
   check: Check;
   rise: number;

@@ -16,13 +16,7 @@ export function agentCommand(): Command {
       if (!config.nodes.some((n) => n.name === opts.node)) throw new CliError(new UnknownNodeError(opts.node, config).message, EXIT.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
       installTemporalRuntime(logger);
-      let agent: Agent;
-      try {
-        agent = await Agent.start({ config, node: opts.node, logger });
-      } catch (err) {
-        if (err instanceof UnknownNodeError) throw new CliError(err.message, EXIT.config);
-        throw err;
-      }
+      const agent = await Agent.start({ config, node: opts.node, logger });
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         void agent.stop();

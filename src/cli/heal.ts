@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { requestHealAndAnswer } from '../agent/heal-trigger.js';
+import { nodeRunning } from '../agent/placement.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { CliError, EXIT } from './errors.js';
 import { userInfo } from 'node:os';
@@ -23,7 +24,7 @@ export function healCommand(): Command {
       if (!group.resources.some((r) => r.name === resourceName)) {
         throw new CliError(`unknown resource '${resourceName}' in group '${groupName}' (known: ${group.resources.map((r) => r.name).join(', ')})`, EXIT.usage);
       }
-      const node = opts.node ?? group.nodes[0]!;
+      const node = opts.node ?? nodeRunning(group);
       if (!group.nodes.includes(node)) throw new CliError(`node '${node}' may not run group '${groupName}' (its nodes: ${group.nodes.join(', ')})`, EXIT.usage);
 
       const client = await connectClient(await resolveConnection(config.temporal));

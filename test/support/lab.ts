@@ -35,16 +35,7 @@ export async function probe(port: number, timeoutMs = 200): Promise<number | und
   }
 }
 
-/** Polls `condition` every `everyMs` until it returns a value, or fails naming `what`. */
-export async function waitFor<T>(what: string, condition: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor } from './wait.js';
 
 /**
  * A `process` service running the HTTP fixture on `port`, checked over HTTP, as one line of

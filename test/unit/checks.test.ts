@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor as waitUntil } from '../support/wait.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,8 @@ import type { CheckSpec } from '../../src/config/types.js';
 import { createCheck, type CheckContext } from '../../src/checks/check.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
+
+const waitFor = (what: string, condition: () => Promise<boolean>) => waitUntil(what, condition, 5000, 20);
 
 const timing = { intervalMs: 1000, timeoutMs: 2000, rise: 1, fall: 1 };
 const ctx: CheckContext = { exec: createExec(silentLogger) };
@@ -42,13 +45,6 @@ async function deadPid(): Promise<number> {
   return child.pid;
 }
 
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 void describe('http check', () => {
   void test('200 then 503, expectStatus, redirects, timeout, refused', async (t) => {

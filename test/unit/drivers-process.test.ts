@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { waitFor as waitUntil } from '../support/wait.js';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,18 +9,10 @@ import { ProcessDriver } from '../../src/drivers/process.js';
 import type { ProcessExit } from '../../src/drivers/service-driver.js';
 import { silentLogger } from '../../src/log.js';
 
+const waitFor = <T>(what: string, condition: () => T | undefined | false, timeoutMs = 5_000) => waitUntil(what, condition, timeoutMs, 20);
+
 type ProcessResource = Extract<ServiceResource, { driver: 'process' }>;
 
-/** Polls `condition` until it holds; fails with `what` after `timeoutMs`. Never a bare sleep. */
-async function waitFor<T>(what: string, condition: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = condition();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A process that has exited: gone, or a zombie left to a PID 1 that does not reap. */
 function isDead(pid: number): boolean {

@@ -1,8 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor as waitUntil } from '../support/wait.js';
 import type { CheckResult } from '../../src/checks/check.js';
 import { silentLogger } from '../../src/log.js';
 import { ResourceMonitor, type HealthEdgeEvent } from '../../src/monitor/monitor.js';
+
+const waitFor = (what: string, condition: () => boolean, timeoutMs = 3000) => waitUntil(what, condition, timeoutMs, 5);
 
 /**
  * A check that plays a script ('+' pass, '-' fail), then repeats its last step. Records how
@@ -25,13 +28,6 @@ function scriptedCheck(script: string, options: { delayMs?: number } = {}) {
   return { check, stats };
 }
 
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function monitorWith(check: () => Promise<CheckResult>, timing: { rise: number; fall: number; intervalMs?: number }, onEdge?: (e: HealthEdgeEvent) => void | Promise<void>) {
   const edges: HealthEdgeEvent[] = [];

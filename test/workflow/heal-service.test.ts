@@ -4,6 +4,7 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor as waitUntil } from '../support/wait.js';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -20,6 +21,8 @@ import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, n
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { closeTemporal, temporalAddress, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
+
+const waitFor = (condition: () => Promise<boolean>, what: string, timeoutMs = 10_000) => waitUntil(what, condition, timeoutMs, 50);
 
 const cluster = uniqueName('wf');
 const config: Config = parseConfig(`
@@ -272,11 +275,3 @@ test('after 100 attempts the heal continues as new, keeping its restarts in the 
   await handle.terminate('test done');
 });
 
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
