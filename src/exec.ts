@@ -51,16 +51,28 @@ export function createExec(logger: Logger): Exec {
   return async (file, args, options = {}) => {
     const command = [file, ...args];
     logger.debug({ command }, 'exec');
-    const result = await execa(file, args, {
+    const subprocess = execa(file, args, {
       reject: false,
-      timeout: options.timeoutMs,
-      killSignal: 'SIGKILL',
+      // Its own process group, so that a timeout kills what it started too: a helper left
+      // holding its stdout would otherwise keep us waiting long past the timeout.
+      detached: true,
       input: options.input,
       stdin: options.input === undefined ? 'ignore' : undefined,
       env: options.env,
       cwd: options.cwd,
       stripFinalNewline: true,
     });
+    let timedOut = false;
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      try {
+        if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, options.timeoutMs);
+    const result = await subprocess.finally(() => clearTimeout(timer));
+    if (timedOut) throw new ExecError(command, undefined, String(result.stderr ?? ''), true, undefined, 'SIGKILL');
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.timedOut || result.exitCode === undefined) {

@@ -30,6 +30,8 @@ export interface CheckContext {
    * process check with neither `name` nor `pidFile`.
    */
   servicePid?: () => Promise<number | undefined>;
+  /** The resource's own status (its driver's), used by a `status` check. */
+  resourceStatus?: () => Promise<{ running: boolean; detail: string }>;
 }
 
 /** Runs the check once. Never throws (see {@link createCheck}). */
@@ -84,6 +86,12 @@ function probeFor(spec: CheckSpec, ctx: CheckContext): Probe {
       return (signal) => probeHttp(spec.url, spec.expectStatus, signal);
     case 'command':
       return (signal) => probeCommand(spec.command, spec.timeoutMs, ctx.exec, signal);
+    case 'status':
+      return async () => {
+        if (!ctx.resourceStatus) return { ok: false, detail: 'this resource has no status of its own to check' };
+        const status = await ctx.resourceStatus();
+        return { ok: status.running, detail: status.detail };
+      };
   }
 }
 
@@ -98,6 +106,8 @@ export function checkLabel(spec: CheckSpec): string {
       return `tcp ${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}`;
     case 'http':
       return `http ${spec.url}`;
+    case 'status':
+      return 'status';
     case 'command':
       return `command ${truncate(spec.command.join(' '), 80)}`;
   }

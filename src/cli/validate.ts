@@ -19,7 +19,7 @@ export function validateCommand(): Command {
         for (const r of g.resources) {
           const c = r.check;
           process.stdout.write(
-            `    ${r.type} ${r.name} (${r.driver}): ${c.type} check every ${formatDuration(c.intervalMs)}, rise ${c.rise}/fall ${c.fall}; ` +
+            `    ${r.type} ${r.name}${r.type === 'service' ? ` (${r.driver})` : ''}: ${c.type} check every ${formatDuration(c.intervalMs)}, rise ${c.rise}/fall ${c.fall}; ` +
               `heal: at most ${r.healing.maxRestarts} restart(s) in ${formatDuration(r.healing.windowMs)}\n`,
           );
         }

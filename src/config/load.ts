@@ -168,7 +168,10 @@ function normalise(raw: RawConfig): Config {
     // An API key is only ever sent over TLS, so `apiKeyFile` turns TLS on unless `tls` says otherwise (a rule rejects `tls: false`).
     temporal: { ...temporal, tls: tls ?? temporal.apiKeyFile !== undefined },
     agent: (({ localHealAfter, ...rest }) => ({ ...rest, localHealAfterMs: localHealAfter }))(raw.agent),
-    nodes: raw.nodes,
+    heartbeat: (({ interval, deadtime, ...rest }) => ({ ...rest, intervalMs: interval, deadtimeMs: deadtime }))(raw.heartbeat),
+    lease: { ttlMs: raw.lease.ttl, marginMs: raw.lease.margin },
+    failover: { verifyTimeoutMs: raw.failover.verifyTimeout },
+    nodes: raw.nodes.map(({ fence, ...n }) => (fence ? { ...n, fence: (({ timeout, ...f }) => ({ ...f, timeoutMs: timeout }))(fence) } : n)),
     groups: raw.groups.map((g) => {
       const groupHealing = mergeHealing(clusterHealing, g.healing);
       return {
@@ -176,7 +179,13 @@ function normalise(raw: RawConfig): Config {
         nodes: g.nodes ?? byPriority,
         resources: g.resources.map((r): Resource => {
           const { check, healing, ...rest } = r;
-          const common = { check: normaliseCheck(check, checkDefaults), healing: mergeHealing(groupHealing, healing) };
+          // A service without a check is judged by its process (or unit); a vip or command by its own status.
+          const common = { check: normaliseCheck(check ?? (r.type === 'service' ? { type: 'process' } : { type: 'status' }), checkDefaults), healing: mergeHealing(groupHealing, healing) };
+          if (rest.type === 'command') {
+            const { timeout, ...c } = rest;
+            return { ...c, ...common, timeoutMs: timeout };
+          }
+          if (rest.type === 'vip') return { ...rest, ...common };
           if (rest.driver === 'process') {
             const { stopTimeout, ...p } = rest;
             return { ...p, ...common, stopTimeoutMs: stopTimeout };
@@ -190,9 +199,8 @@ function normalise(raw: RawConfig): Config {
 
 type RawCheck = NonNullable<RawConfig['groups'][number]['resources'][number]['check']>;
 
-function normaliseCheck(check: RawCheck | undefined, d: CheckTiming): CheckSpec {
-  // Without a check, a service is judged by whether its process (or unit) is running.
-  const { interval, timeout, rise, fall, ...spec } = check ?? { type: 'process' as const };
+function normaliseCheck(check: RawCheck, d: CheckTiming): CheckSpec {
+  const { interval, timeout, rise, fall, ...spec } = check;
   return {
     ...spec,
     intervalMs: interval ?? d.intervalMs,

@@ -31,6 +31,13 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
     );
   });
 
+  if (config.heartbeat.deadtimeMs < 2 * config.heartbeat.intervalMs) {
+    add(['heartbeat', 'deadtime'],
+      `deadtime (${formatDuration(config.heartbeat.deadtimeMs)}) must be at least twice the interval (${formatDuration(config.heartbeat.intervalMs)}): one lost packet must not make a peer suspect`);
+  }
+  raw.nodes.forEach((n, ni) =>
+    duplicates(n.addresses).forEach((ai) => add(['nodes', ni, 'addresses', ai], `address '${n.addresses[ai]}' is listed twice`)),
+  );
   const t = raw.temporal;
   if (t.apiKeyFile !== undefined && t.tls === false) {
     add(['temporal', 'tls'], "an API key is only ever sent over TLS: remove 'tls: false' when 'apiKeyFile' is set");
@@ -72,11 +79,13 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
           `the check timeout (${formatDuration(check.timeoutMs)}) is longer than its interval (${formatDuration(check.intervalMs)}); expected timeout <= interval`,
         );
       }
-      if (rc?.type === 'process' && r.driver !== 'process' && !rc.name && !rc.pidFile) {
+      if (rc?.type === 'process' && (r.type !== 'service' || r.driver !== 'process') && !rc.name && !rc.pidFile) {
         // Only 'process' services are supervised (and so watched) by the agent itself.
         add(
           [...at, 'check'],
-          `a process check of a '${r.driver}' service needs 'name' or 'pidFile' (the process to look for); leave out 'check' to use the ${r.driver === 'systemd' ? 'unit' : 'init script'}'s own status`,
+          r.type === 'service'
+            ? `a process check of a '${r.driver}' service needs 'name' or 'pidFile' (the process to look for); leave out 'check' to use the ${r.driver === 'systemd' ? 'unit' : 'init script'}'s own status`
+            : `a process check of a ${r.type} resource needs 'name' or 'pidFile' (the process to look for); leave out 'check' to use the resource's own status`,
         );
       }
       if (check.type === 'process' && check.name && check.pidFile) {

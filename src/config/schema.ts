@@ -95,8 +95,13 @@ export const commandCheckSchema = section('a command check', {
   command: argv,
   ...checkTiming,
 });
-export const checkSchema = z.discriminatedUnion('type', [processCheckSchema, tcpCheckSchema, httpCheckSchema, commandCheckSchema], {
-  error: "expected a check with type 'process', 'tcp', 'http' or 'command'",
+export const statusCheckSchema = section('a status check', {
+  /** The resource's own status: the service manager's, the address on the interface, the monitor script. */
+  type: z.literal('status'),
+  ...checkTiming,
+});
+export const checkSchema = z.discriminatedUnion('type', [processCheckSchema, tcpCheckSchema, httpCheckSchema, commandCheckSchema, statusCheckSchema], {
+  error: "expected a check with type 'process', 'tcp', 'http', 'command' or 'status'",
 });
 
 // ---------------------------------------------------------------------------------- healing
@@ -150,8 +155,33 @@ export const sysvServiceSchema = section('a sysv service', {
 export const serviceResourceSchema = z.discriminatedUnion('driver', [processServiceSchema, systemdServiceSchema, sysvServiceSchema], {
   error: "expected driver 'process', 'systemd' or 'sysv'",
 });
-export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema], {
-  error: "expected a resource with type 'service'",
+const CIDR = 'expected an IPv4 address with its prefix length, e.g. 10.213.0.100/24';
+export const vipResourceSchema = section('a vip resource', {
+  type: z.literal('vip'),
+  name: name('resource'),
+  address: z.string({ error: CIDR }).regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/, { error: CIDR, abort: true })
+    .refine((a) => { const [ip, len] = a.split('/'); return ip!.split('.').every((o) => Number(o) <= 255) && Number(len) >= 1 && Number(len) <= 32; }, { error: CIDR }),
+  /** The interface the address is added to, e.g. eth0. */
+  interface: z.string({ error: 'expected an interface name such as eth0' }).regex(/^[A-Za-z0-9_.:@-]{1,15}$/, { error: 'expected an interface name such as eth0 (at most 15 characters)' }),
+  /** Gratuitous ARP packets sent (with arping) after the address is added, so switches and clients learn its new place. */
+  arpCount: int(0, 100).default(3),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const commandResourceSchema = section('a command resource', {
+  type: z.literal('command'),
+  name: name('resource'),
+  /** Each runs without a shell. start and stop must be idempotent; monitor exits 0 while the resource runs. */
+  start: argv,
+  stop: argv,
+  monitor: argv,
+  /** Each of start, stop and monitor must finish within this. */
+  timeout: duration({ min: 100 }).prefault('20s'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema], {
+  error: "expected a resource with type 'service', 'vip' or 'command'",
 });
 
 // ---------------------------------------------------------------------------------- cluster
@@ -161,6 +191,17 @@ export const nodeSchema = section('a node', {
   addresses: list('addresses', host).min(1, { error: 'a node needs at least one address' }),
   /** Higher wins when a group lists no order of its own. */
   priority: int(0, 1_000_000).default(0),
+  /** A fence agent that powers this node off (run by the node taking over its groups). */
+  fence: section('a fence agent', {
+    /** The agent's command, e.g. [/usr/sbin/fence_ipmilan]; it reads key=value lines on stdin. */
+    command: argv,
+    /** key=value lines for the agent (ip, username, password, ...); action and nodename are added. */
+    params: z.record(z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: 'expected a fence parameter name (lowercase, _)' }), z.string({ error: 'expected text (quote numbers and booleans)' }).regex(/^[^\n]*$/, { error: 'a fence parameter may not contain a line break' }), {
+      error: 'expected a mapping of fence parameters (name: value)',
+    }).default({}),
+    action: oneOf(['off', 'reboot']).default('off'),
+    timeout: duration({ min: 1000 }).prefault('60s'),
+  }).optional(),
 });
 
 export const groupSchema = section('a group', {
@@ -218,6 +259,37 @@ export const agentSchema = section('the agent settings', {
    * a service outage.
    */
   localHealAfter: duration({ min: 100 }).prefault('5s'),
+  /**
+   * Whether the agent also runs the cluster's workflows (controller, failovers, heals). Set
+   * false when `haoscar worker` runs them beside Temporal, away from the nodes they watch.
+   */
+  workflows: z.boolean({ error: 'expected true or false' }).default(true),
+}).prefault({});
+
+export const heartbeatSchema = section('the heartbeat settings', {
+  /** UDP port, the same on every node (694 is Heartbeat's). */
+  port: port.default(694),
+  /** How often each node sends on every link. */
+  interval: duration({ min: 20, max: 60_000 }).prefault('200ms'),
+  /** A peer is suspect once every link to it has been silent this long. */
+  deadtime: duration({ min: 60, max: 600_000 }).prefault('800ms'),
+  /** The shared secret (HMAC-SHA256 key), the same file on every node; it must not be world-readable. */
+  secretFile: path.default('/etc/haoscar/authkey'),
+}).prefault({});
+
+export const leaseSchema = section('the lease settings', {
+  /**
+   * An owner that has not confirmed its ownership for this long stops the group itself; it
+   * confirms every ttl/3. Another node starts the group only after ttl + margin.
+   */
+  ttl: duration({ min: 150, max: 600_000 }).prefault('600ms'),
+  /** Covers the owner's time to stop its group (in reverse) and clock rate drift. */
+  margin: duration({ min: 0, max: 60_000 }).prefault('150ms'),
+}).prefault({});
+
+export const failoverSchema = section('the failover settings', {
+  /** How long a suspect owner has to answer through its task queue before it counts as gone. */
+  verifyTimeout: duration({ min: 50, max: 60_000 }).prefault('500ms'),
 }).prefault({});
 
 export const defaultsSchema = section('the defaults', {
@@ -230,6 +302,9 @@ export const configSchema = section('a configuration file', {
   temporal: temporalSchema,
   agent: agentSchema,
   defaults: defaultsSchema,
+  heartbeat: heartbeatSchema,
+  lease: leaseSchema,
+  failover: failoverSchema,
   nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
   groups: list('groups', groupSchema).default([]),
 });

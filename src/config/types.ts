@@ -16,6 +16,8 @@ export type CheckSpec = CheckTiming &
     | { type: 'tcp'; host: string; port: number }
     | { type: 'http'; url: string; expectStatus?: number[] }
     | { type: 'command'; command: string[] }
+    /** The resource's own status (its driver says whether it is running): the default of vip and command resources. */
+    | { type: 'status' }
   );
 
 export interface HealingPolicy {
@@ -25,12 +27,12 @@ export interface HealingPolicy {
   startTimeoutMs: number;
 }
 
-interface ServiceBase {
-  type: 'service';
+interface ResourceBase {
   name: string;
   check: CheckSpec;
   healing: HealingPolicy;
 }
+type ServiceBase = ResourceBase & { type: 'service' };
 export type ServiceResource = ServiceBase &
   (
     | {
@@ -46,12 +48,66 @@ export type ServiceResource = ServiceBase &
     | { driver: 'sysv'; script: string }
   );
 
-export type Resource = ServiceResource;
+/** A virtual IP address: `ip address add` on an interface, announced with gratuitous ARP. */
+export interface VipResource extends ResourceBase {
+  type: 'vip';
+  /** Address with prefix length, e.g. 10.213.0.100/24. */
+  address: string;
+  interface: string;
+  /** Gratuitous ARP packets sent after adding the address (0: none). */
+  arpCount: number;
+}
+
+/** Start/stop/monitor scripts given as argv (no shell); monitor exit 0 = running. */
+export interface CommandResource extends ResourceBase {
+  type: 'command';
+  start: string[];
+  stop: string[];
+  monitor: string[];
+  /** Each of start, stop and monitor must finish within this. */
+  timeoutMs: number;
+}
+
+export type Resource = ServiceResource | VipResource | CommandResource;
+
+/** A fence agent (fence-agents convention: key=value lines on stdin, exit 0 = fenced). */
+export interface FenceSpec {
+  command: string[];
+  /** key=value lines given to the agent, e.g. ip, username, password; `action` and `nodename` are added. */
+  params: Record<string, string>;
+  action: 'off' | 'reboot';
+  timeoutMs: number;
+}
 
 export interface NodeSpec {
   name: string;
+  /** Heartbeat links: one address per link (several for redundant links). */
   addresses: string[];
   priority: number;
+  /** How to power this node off when it must be made sure it is gone. */
+  fence?: FenceSpec;
+}
+
+export interface HeartbeatSettings {
+  /** UDP port, the same on every node. */
+  port: number;
+  intervalMs: number;
+  /** A peer is suspect when every link to it has been silent this long. */
+  deadtimeMs: number;
+  /** Shared secret (HMAC-SHA256 key); must not be world-readable. */
+  secretFile: string;
+}
+
+export interface LeaseSettings {
+  /** An owner that cannot confirm its lease for this long stops the group itself. */
+  ttlMs: number;
+  /** Added to ttl before another node may start the group (covers the owner's stop and clock drift). */
+  marginMs: number;
+}
+
+export interface FailoverSettings {
+  /** How long the old owner has to answer "are you there?" before it counts as gone. */
+  verifyTimeoutMs: number;
 }
 
 export interface GroupSpec {
@@ -78,7 +134,12 @@ export interface Config {
     maxCachedWorkflows: number;
     /** How long a failure report may wait for Temporal before the agent heals locally. */
     localHealAfterMs: number;
+    /** Whether the agent runs the cluster's workflows too (see `haoscar worker`). */
+    workflows: boolean;
   };
+  heartbeat: HeartbeatSettings;
+  lease: LeaseSettings;
+  failover: FailoverSettings;
   nodes: NodeSpec[];
   groups: GroupSpec[];
 }

@@ -2,7 +2,9 @@
  * Picks the driver for a service resource. One place knows the mapping, so the agent and the
  * activities never switch on `driver` themselves.
  */
-import type { ServiceResource } from '../config/types.js';
+import type { Resource, ServiceResource } from '../config/types.js';
+import { CommandDriver } from './command.js';
+import { VipDriver } from './vip.js';
 import type { Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import { ProcessDriver } from './process.js';
@@ -14,6 +16,8 @@ export type { ProcessExit, ServiceDriver, ServiceStatus } from './service-driver
 export { ProcessDriver } from './process.js';
 export { SystemdDriver, UnitNotFoundError, parseSystemctlShow } from './systemd.js';
 export { SysvDriver, lsbStatus } from './sysv.js';
+export { VipDriver } from './vip.js';
+export { CommandDriver } from './command.js';
 
 export interface DriverDeps {
   exec: Exec;
@@ -22,6 +26,18 @@ export interface DriverDeps {
   logDir: string;
   /** Where `sysv` scripts live; `/etc/init.d` by default. */
   initDir?: string;
+}
+
+/** The driver of any resource of a group. */
+export function createResourceDriver(resource: Resource, deps: DriverDeps): ServiceDriver {
+  switch (resource.type) {
+    case 'service':
+      return createServiceDriver(resource, deps);
+    case 'vip':
+      return new VipDriver(resource, { exec: deps.exec, logger: deps.logger });
+    case 'command':
+      return new CommandDriver(resource, { exec: deps.exec, logger: deps.logger });
+  }
 }
 
 /** @throws Error when a `process` resource has an empty command. */

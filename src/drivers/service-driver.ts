@@ -1,6 +1,7 @@
 /**
- * A service manager driver: how HA-OSCAR starts, stops and asks about one service on this
- * node. One file per implementation (`process.ts`, `systemd.ts`, `sysv.ts`).
+ * A resource driver: how HA-OSCAR starts, stops and asks about one resource on this node.
+ * One file per implementation: service managers (`process.ts`, `systemd.ts`, `sysv.ts`), a
+ * virtual IP (`vip.ts`) and start/stop/monitor scripts (`command.ts`).
  *
  * Contract: `start` and `stop` are idempotent (starting a running service and stopping a
  * stopped one succeed), because a retried activity may run them twice.
@@ -20,7 +21,7 @@ export interface ProcessExit {
 }
 
 export interface ServiceDriver {
-  readonly kind: 'process' | 'systemd' | 'sysv';
+  readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command';
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): Promise<ServiceStatus>;

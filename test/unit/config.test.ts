@@ -153,8 +153,7 @@ const VALID: ValidCase[] = [
     `),
     expect: (c) => {
       const r = first(c);
-      assert.equal(r.driver, 'sysv');
-      assert.ok(r.driver === 'sysv' && r.script === 'apache2');
+      assert.ok(r.type === 'service' && r.driver === 'sysv' && r.script === 'apache2');
       assert.deepEqual(r.check, { type: 'process', pidFile: '/run/apache2.pid', ...CHECK_DEFAULTS });
     },
   },
@@ -782,16 +781,17 @@ void describe('config: loadConfig', () => {
     const file = fileURLToPath(new URL('../../examples/haoscar.yaml', import.meta.url));
     const c = await loadConfig(file);
     const resources = c.groups.flatMap((g) => g.resources);
-    assert.deepEqual(new Set(resources.map((r) => r.driver)), new Set(['process', 'systemd', 'sysv']));
-    assert.deepEqual(new Set(resources.map((r) => r.check.type)), new Set(['process', 'tcp', 'http', 'command']));
+    assert.deepEqual(new Set(resources.map((r) => (r.type === 'service' ? r.driver : r.type))), new Set(['process', 'systemd', 'sysv', 'vip', 'command']));
+    assert.deepEqual(new Set(resources.map((r) => r.check.type)), new Set(['process', 'tcp', 'http', 'command', 'status']));
+    assert.ok(c.nodes.some((n) => n.fence !== undefined));
     assert.equal(typeof c.temporal.tls, 'object');
     const web = c.groups.find((g) => g.name === 'web');
     assert.deepEqual(web?.nodes, ['alpha', 'beta']);
     const api = web?.resources.find((r) => r.name === 'api');
-    assert.equal(api?.driver, 'process');
+    assert.ok(api?.type === 'service' && api.driver === 'process');
     assert.equal(api?.check.type, 'http');
     const postgres = c.groups.find((g) => g.name === 'database')?.resources.find((r) => r.name === 'postgres');
-    assert.equal(postgres?.driver, 'systemd');
+    assert.ok(postgres?.type === 'service' && postgres.driver === 'systemd');
     assert.equal(postgres?.check.type, 'tcp');
   });
 });

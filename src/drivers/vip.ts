@@ -1,0 +1,308 @@
+/**
+ * The `vip` driver: a virtual IPv4 address that moves with its group. start adds it to the
+ * interface (`ip -4 address add`) and announces it with gratuitous ARP (iputils `arping -U`,
+ * as resource-agents' IPaddr2 does with `arp_sender=iputils_arping`), so switches and clients
+ * learn its new MAC at once instead of when their ARP entries expire. stop deletes it.
+ *
+ * Every command goes through the injected {@link Exec}; tests run the driver against real `ip`
+ * inside a network namespace by giving it an exec that prefixes `ip netns exec NS`.
+ */
+import { ExecError, type Exec } from '../exec.js';
+import type { Logger } from '../log.js';
+import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { VipResource } from '../config/types.js';
+
+export interface VipDriverDeps {
+  exec: Exec;
+  logger: Logger;
+  /** `ip` from iproute2; `ip` on PATH unless a test or distribution says so. */
+  ipBin?: string;
+  /** iputils `arping`; `arping` on PATH unless a test or distribution says so. */
+  arpingBin?: string;
+  /** Per `ip` call. */
+  timeoutMs?: number;
+}
+
+/** One IPv4 address line of `ip -o -4 address show`. */
+export interface IpAddressLine {
+  ifindex: number;
+  ifname: string;
+  address: string;
+  prefixLength: number;
+}
+
+/**
+ * Parses `ip -o -4 address show [dev IFACE]` (one address per line:
+ * `2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\       valid_lft ...`).
+ * Lines of other families and anything unreadable are skipped. A point-to-point address
+ * (`inet 10.0.0.1 peer 10.0.0.2/32`) takes the prefix length printed after the peer, which
+ * is the one the kernel stores. Pure, so it is tested on captured output.
+ */
+export function parseIpAddressShow(text: string): IpAddressLine[] {
+  const lines: IpAddressLine[] = [];
+  for (const raw of text.split('\n')) {
+    // `-o` folds the address's continuation lines into one, joined by a backslash.
+    const line = raw.split('\\')[0] ?? '';
+    const match = /^\s*(\d+):\s+(\S+)\s+inet\s+(\S+)(?:\s+peer\s+(\S+))?/.exec(line);
+    if (!match) continue;
+    const [, index = '', ifname = '', local = '', peer] = match;
+    const [address, ownLength] = local.split('/');
+    const prefixText = ownLength ?? peer?.split('/')[1] ?? '32';
+    const prefixLength = Number(prefixText);
+    if (!address || !isIPv4(address) || !Number.isInteger(prefixLength) || prefixLength < 0 || prefixLength > 32) continue;
+    lines.push({ ifindex: Number(index), ifname: stripPeer(ifname), address, prefixLength });
+  }
+  return lines;
+}
+
+/**
+ * Interface names from `ip -o link` (`3: veth0@if2: <BROADCAST,...> mtu 1500 ...`); the
+ * `@peer` suffix iproute2 prints for stacked and paired links is not part of the name. Pure.
+ */
+export function parseIpLinkNames(text: string): string[] {
+  const names: string[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^\s*\d+:\s+([^:\s]+):\s/.exec(line);
+    if (match?.[1]) names.push(stripPeer(match[1]));
+  }
+  return names;
+}
+
+function stripPeer(name: string): string {
+  const at = name.indexOf('@');
+  return at > 0 ? name.slice(0, at) : name;
+}
+
+function isIPv4(text: string): boolean {
+  const parts = text.split('.');
+  return parts.length === 4 && parts.every((part) => /^\d{1,3}$/.test(part) && Number(part) <= 255);
+}
+
+/** Thrown by start when the interface does not exist on this node: retrying will not help. */
+export class InterfaceNotFoundError extends Error {
+  constructor(
+    readonly iface: string,
+    /** The node's interfaces, when they could be listed. */
+    readonly available: readonly string[] | undefined,
+    cause?: unknown,
+  ) {
+    const has = available ? `this node has ${available.length > 0 ? available.join(', ') : 'no interfaces'}` : 'its interfaces could not be listed';
+    super(`interface ${iface} not found on this node (${has}): fix groups[..] interface`, { cause });
+    this.name = 'InterfaceNotFoundError';
+  }
+}
+
+/** The kernel's answers to adding a present address / deleting an absent one (iproute2 ≥ 5.x words, then older RTNETLINK words). */
+const ALREADY_PRESENT = /Address already assigned|File exists/;
+const NOT_PRESENT = /Address not found|Cannot assign requested address/;
+const NO_SUCH_DEVICE = /Cannot find device|does not exist/;
+
+/** Bounds one `arping -c 1`, which takes about a second (it waits one interval after its packet). */
+const ARPING_TIMEOUT_MS = 5_000;
+
+interface Announcer {
+  cancelled: boolean;
+  done: Promise<void>;
+}
+
+export class VipDriver implements ServiceDriver {
+  readonly kind = 'vip' as const;
+  readonly #address: string;
+  readonly #prefixLength: number;
+  readonly #iface: string;
+  readonly #arpCount: number;
+  readonly #exec: Exec;
+  readonly #logger: Logger;
+  readonly #ip: string;
+  readonly #arping: string;
+  readonly #timeoutMs: number;
+  #announcer: Announcer | undefined;
+
+  /** @throws Error when `resource.address` is not `A.B.C.D/LEN` (the schema already ensures it). */
+  constructor(resource: VipResource, deps: VipDriverDeps) {
+    const [address, length] = resource.address.split('/');
+    const prefixLength = Number(length);
+    if (!address || !isIPv4(address) || !Number.isInteger(prefixLength) || prefixLength < 1 || prefixLength > 32) {
+      throw new Error(`vip ${resource.name}: expected an IPv4 address with its prefix length, e.g. 10.213.0.100/24, not ${resource.address}`);
+    }
+    this.#address = address;
+    this.#prefixLength = prefixLength;
+    this.#iface = resource.interface;
+    this.#arpCount = resource.arpCount;
+    this.#exec = deps.exec;
+    this.#ip = deps.ipBin ?? 'ip';
+    this.#arping = deps.arpingBin ?? 'arping';
+    this.#timeoutMs = deps.timeoutMs ?? 10_000;
+    this.#logger = deps.logger.child({ driver: 'vip', address: this.#cidr, interface: this.#iface });
+  }
+
+  get #cidr(): string {
+    return `${this.#address}/${this.#prefixLength}`;
+  }
+
+  /**
+   * Adds the address unless it is already there, then announces it with `arpCount`
+   * gratuitous ARPs in the background: the first leaves within milliseconds, and start does
+   * not wait the second arping spends on each packet (a failover must not wait for ARP). A
+   * failed arping is logged, not fatal: the address works, neighbours just learn it later.
+   * @throws InterfaceNotFoundError when the interface does not exist; Error when `ip` fails.
+   */
+  async start(): Promise<void> {
+    const present = await this.#addresses();
+    if (present === 'no-interface') throw new InterfaceNotFoundError(this.#iface, await this.#interfaces());
+    if (this.#holds(present)) {
+      this.#logger.info('address already on the interface');
+    } else {
+      this.#logger.info('adding address');
+      try {
+        await this.#runIp(['-4', 'address', 'add', this.#cidr, 'dev', this.#iface]);
+      } catch (error) {
+        // Someone added it between our look and our add: the state we want.
+        if (error instanceof ExecError && ALREADY_PRESENT.test(error.stderr)) {
+          this.#logger.info('address was added meanwhile');
+        } else if (error instanceof ExecError && NO_SUCH_DEVICE.test(error.stderr)) {
+          throw new InterfaceNotFoundError(this.#iface, await this.#interfaces(), error);
+        } else {
+          throw this.#describe('add', error);
+        }
+      }
+    }
+    // Also when the address was already there: a retried start may follow one that added the
+    // address and died before announcing it, and an extra announcement harms nobody.
+    this.#announce();
+  }
+
+  /**
+   * Stops a running announcement, then deletes the address. An absent address and a missing
+   * interface both count as stopped.
+   * @throws Error when `ip` fails otherwise.
+   */
+  async stop(): Promise<void> {
+    // Race: an arping still running after the delete would keep telling the network the
+    // address is here, while the node taking over announces it there. Wait for the one
+    // packet in flight (at most about a second) before letting go.
+    await this.#stopAnnouncing();
+    const present = await this.#addresses();
+    if (present === 'no-interface') {
+      this.#logger.info('interface not found: the address cannot be on it');
+      return;
+    }
+    if (!this.#holds(present)) {
+      this.#logger.info('address not on the interface: already stopped');
+      return;
+    }
+    this.#logger.info('deleting address');
+    try {
+      await this.#runIp(['-4', 'address', 'del', this.#cidr, 'dev', this.#iface]);
+    } catch (error) {
+      if (error instanceof ExecError && NOT_PRESENT.test(error.stderr)) return;
+      if (error instanceof ExecError && NO_SUCH_DEVICE.test(error.stderr)) {
+        this.#logger.info('interface vanished: the address went with it');
+        return;
+      }
+      throw this.#describe('del', error);
+    }
+  }
+
+  /**
+   * Running means the address with its prefix length is on the interface.
+   * @throws Error when `ip` fails for another reason than a missing interface.
+   */
+  async status(): Promise<ServiceStatus> {
+    const present = await this.#addresses();
+    if (present === 'no-interface') return { running: false, detail: `interface ${this.#iface} not found` };
+    if (this.#holds(present)) return { running: true, detail: `${this.#cidr} on ${this.#iface}` };
+    const other = present.find((line) => line.address === this.#address);
+    return {
+      running: false,
+      detail: `${this.#address} not on ${this.#iface}${other ? ` (it is there as ${other.address}/${other.prefixLength})` : ''}`,
+    };
+  }
+
+  /** Stops announcing (the address stays). */
+  async close(): Promise<void> {
+    await this.#stopAnnouncing();
+  }
+
+  #holds(lines: IpAddressLine[]): boolean {
+    return lines.some((line) => line.address === this.#address && line.prefixLength === this.#prefixLength && line.ifname === this.#iface);
+  }
+
+  async #addresses(): Promise<IpAddressLine[] | 'no-interface'> {
+    try {
+      const { stdout } = await this.#runIp(['-o', '-4', 'address', 'show', 'dev', this.#iface]);
+      return parseIpAddressShow(stdout);
+    } catch (error) {
+      // `Device "eth9" does not exist.`, exit 1.
+      if (error instanceof ExecError && error.exitCode !== undefined && NO_SUCH_DEVICE.test(error.stderr)) return 'no-interface';
+      throw this.#describe('show', error);
+    }
+  }
+
+  async #interfaces(): Promise<string[] | undefined> {
+    try {
+      return parseIpLinkNames((await this.#runIp(['-o', 'link'])).stdout);
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'could not list the interfaces');
+      return undefined;
+    }
+  }
+
+  #runIp(args: string[]) {
+    return this.#exec(this.#ip, args, { timeoutMs: this.#timeoutMs });
+  }
+
+  #announce(): void {
+    if (this.#arpCount === 0) return;
+    if (this.#announcer) {
+      this.#logger.debug('an announcement is already running');
+      return;
+    }
+    const announcer: Announcer = { cancelled: false, done: Promise.resolve() };
+    announcer.done = this.#sendArps(announcer).finally(() => {
+      if (this.#announcer === announcer) this.#announcer = undefined;
+    });
+    this.#announcer = announcer;
+  }
+
+  /**
+   * One `arping -c 1` per packet rather than one `arping -c N`: each takes about a second
+   * (the spacing `-c N` would use too), and between packets the announcement can be
+   * cancelled, which a single long arping run through {@link Exec} could not be.
+   * Never rejects.
+   */
+  async #sendArps(announcer: Announcer): Promise<void> {
+    const args = ['-U', '-c', '1', '-I', this.#iface, this.#address];
+    for (let sent = 0; sent < this.#arpCount && !announcer.cancelled; sent += 1) {
+      try {
+        await this.#exec(this.#arping, args, { timeoutMs: ARPING_TIMEOUT_MS });
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        this.#logger.warn({ err: error, sent }, `gratuitous ARP failed (${why}): neighbours learn the address's new place only when their ARP entries expire`);
+        return;
+      }
+    }
+    if (!announcer.cancelled) this.#logger.debug({ count: this.#arpCount }, 'gratuitous ARPs sent');
+  }
+
+  async #stopAnnouncing(): Promise<void> {
+    const announcer = this.#announcer;
+    if (!announcer) return;
+    announcer.cancelled = true;
+    await announcer.done;
+  }
+
+  #describe(verb: 'add' | 'del' | 'show', error: unknown): Error {
+    const what = `ip address ${verb} ${verb === 'show' ? '' : `${this.#cidr} `}dev ${this.#iface}`;
+    if (error instanceof ExecError) {
+      const how = error.timedOut
+        ? `timed out after ${this.#timeoutMs} ms`
+        : error.exitCode === undefined
+          ? `could not be run (is iproute2 installed?)`
+          : `failed (exit ${error.exitCode})`;
+      const stderr = error.stderr.trim();
+      return new Error(`${what} ${how}${stderr ? `: ${stderr}` : ''}`, { cause: error });
+    }
+    return new Error(`${what} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Running a fence agent the way Pacemaker's fencer runs the ClusterLabs fence-agents: no
+ * arguments, options as `key=value` lines on standard input, exit 0 when the victim is off
+ * (or rebooted). fence-agents' `fencing.py` reads stdin only when it is given no command-line
+ * arguments, takes the last value of a repeated key, skips `#` comments, ignores `nodename`
+ * unless the agent declares it and warns about (but ignores) keys it does not know.
+ */
+import { ExecError, type Exec } from './exec.js';
+import type { Logger } from './log.js';
+import type { FenceSpec } from './config/types.js';
+
+export interface FenceResult {
+  /** The agent exited 0: the victim is powered off (or was rebooted). */
+  fenced: boolean;
+  /** What the agent said (its last line) or why it failed, secrets masked. */
+  detail: string;
+}
+
+export interface FenceDeps {
+  exec: Exec;
+  logger: Logger;
+}
+
+/** Keys set from the spec and the victim, never from `params`. */
+const RESERVED = new Set(['action', 'nodename']);
+/** Keys fence-agents read as "which outlet, VM or machine": `port` (all versions) and `plug` (newer ones). */
+const PLUG_KEYS = ['port', 'plug'];
+
+/** Whether a parameter holds a secret that must not be logged (passwd, password, snmp_priv_passwd, api_key, ...). */
+export function isSecretParam(key: string): boolean {
+  return /pass|secret|key/i.test(key);
+}
+
+/** `params` with secret values replaced by `***`, for logs. Pure. */
+export function maskFenceParams(params: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(params).map(([key, value]) => [key, isSecretParam(key) ? '***' : value]));
+}
+
+/**
+ * The agent's standard input: the configured params in their order, then `action=` and
+ * `nodename=<victim>`, and `port=<victim>` unless params name the plug themselves (`port` or
+ * `plug`). Like Pacemaker's default `pcmk_host_argument`, `port` is used because every
+ * fencing.py version accepts it, while only newer ones accept `plug`; agents without plugs
+ * (IPMI, most BMCs) accept it and ignore it. Pure.
+ * @throws Error when a value or the victim contains a line break (it would inject a line,
+ *   e.g. `action=on`; the config schema already forbids it).
+ */
+export function fenceAgentInput(spec: Pick<FenceSpec, 'params' | 'action'>, victim: string): string {
+  const lines: string[] = [];
+  const add = (key: string, value: string) => {
+    if (/[\r\n]/.test(value)) throw new Error(`fence parameter ${key} contains a line break`);
+    lines.push(`${key}=${value}`);
+  };
+  for (const [key, value] of Object.entries(spec.params)) {
+    if (!RESERVED.has(key)) add(key, value);
+  }
+  add('action', spec.action);
+  add('nodename', victim);
+  if (!PLUG_KEYS.some((key) => key in spec.params)) add('port', victim);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Runs `spec.command` (without a shell) with {@link fenceAgentInput} on stdin, bounded by
+ * `spec.timeoutMs`. Exit 0 is fenced; any other exit, a kill, a timeout or a command that
+ * cannot be run is not fenced, with the reason in `detail`. Secret params are masked in logs
+ * and in `detail` (an agent in verbose mode may echo them).
+ *
+ * Never throws: a fence that cannot be confirmed is `fenced: false`, and the caller decides.
+ */
+export async function runFenceAgent(spec: FenceSpec, victim: string, deps: FenceDeps): Promise<FenceResult> {
+  const logger = deps.logger.child({ victim, fenceAgent: spec.command[0], action: spec.action });
+  const secrets = Object.entries(spec.params)
+    .filter(([key, value]) => isSecretParam(key) && value.length >= 3)
+    .map(([, value]) => value);
+  const mask = (text: string) => secrets.reduce((masked, secret) => masked.split(secret).join('***'), text);
+
+  const [file, ...args] = spec.command;
+  if (!file) return { fenced: false, detail: 'no fence agent command configured' };
+  if (args.length > 0) {
+    // fencing.py parses the command line instead of stdin when it has any argument.
+    logger.warn({ args }, 'the fence agent command has arguments: fence-agents then ignore the key=value lines on stdin');
+  }
+  let input: string;
+  try {
+    input = fenceAgentInput(spec, victim);
+  } catch (error) {
+    return { fenced: false, detail: error instanceof Error ? error.message : String(error) };
+  }
+
+  logger.warn({ params: maskFenceParams(spec.params), timeoutMs: spec.timeoutMs }, 'fencing node');
+  const started = Date.now();
+  try {
+    const { stdout, stderr } = await deps.exec(file, args, { input, timeoutMs: spec.timeoutMs });
+    const said = mask(lastLine(stdout) || lastLine(stderr));
+    const detail = said || 'fence agent exited 0';
+    logger.warn({ ms: Date.now() - started, said }, 'node fenced');
+    return { fenced: true, detail };
+  } catch (error) {
+    const detail = mask(describeFailure(error, spec.timeoutMs));
+    logger.error({ ms: Date.now() - started, detail }, 'fencing failed');
+    return { fenced: false, detail };
+  }
+}
+
+function describeFailure(error: unknown, timeoutMs: number): string {
+  if (!(error instanceof ExecError)) return `fence agent failed: ${error instanceof Error ? error.message : String(error)}`;
+  // On a timeout or kill, execa's own words ("Command timed out after ...") stand in for stderr.
+  const tail = error.stderr
+    .trim()
+    .split('\n')
+    .filter((line) => !/^Command (timed out|was killed)/.test(line))
+    .slice(-3)
+    .join(' | ');
+  const how = error.timedOut
+    ? `timed out after ${timeoutMs} ms`
+    : error.signal
+      ? `was killed by ${error.signal}`
+      : error.exitCode === undefined
+        ? 'could not be run'
+        : `exited ${error.exitCode}`;
+  return `fence agent ${how}${tail ? `: ${tail}` : ''}`;
+}
+
+function lastLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0)
+      .pop() ?? ''
+  );
+}

@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { pino, type Logger } from 'pino';
+import type { VipResource } from '../../src/config/types.js';
+import { InterfaceNotFoundError, parseIpAddressShow, parseIpLinkNames, VipDriver } from '../../src/drivers/vip.js';
+import { createExec, type Exec } from '../../src/exec.js';
+import { silentLogger } from '../../src/log.js';
+import { waitFor } from '../support/wait.js';
+
+// ------------------------------------------------------------------------------- parsers
+// Captured from iproute2 6.1 (`ip -o -4 address show`, `ip -o link`) in a network namespace.
+const ADDRESS_SHOW = [
+  '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
+  '2: hv0    inet 10.213.250.10/24 scope global hv0\\       valid_lft forever preferred_lft forever',
+  '2: hv0    inet 10.213.250.10/32 scope global hv0\\       valid_lft forever preferred_lft forever',
+  '2: hv0    inet 10.213.250.11/24 scope global secondary hv0:vip\\       valid_lft forever preferred_lft forever',
+  '4: eth0    inet 192.168.1.20/24 brd 192.168.1.255 scope global dynamic noprefixroute eth0\\       valid_lft 85566sec preferred_lft 85566sec',
+  '5: tun0    inet 10.8.0.1 peer 10.8.0.2/32 scope global tun0\\       valid_lft forever preferred_lft forever',
+  '2: hv0    inet6 fe80::ccb1:4cff:fe5e:1d2/64 scope link \\       valid_lft forever preferred_lft forever',
+  '',
+].join('\n');
+
+const LINK_SHOW = [
+  '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
+  '2: hv0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether ce:a7:b5:1c:e6:45 brd ff:ff:ff:ff:ff:ff link-netns haovip-expp-11216',
+  '3: eth0.100@eth0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000\\    link/ether 02:fc:00:00:00:01 brd ff:ff:ff:ff:ff:ff',
+  '',
+].join('\n');
+
+void test('parseIpAddressShow reads address and prefix of every IPv4 line, whatever the flags and label', () => {
+  assert.deepEqual(parseIpAddressShow(ADDRESS_SHOW), [
+    { ifindex: 1, ifname: 'lo', address: '127.0.0.1', prefixLength: 8 },
+    { ifindex: 2, ifname: 'hv0', address: '10.213.250.10', prefixLength: 24 },
+    { ifindex: 2, ifname: 'hv0', address: '10.213.250.10', prefixLength: 32 },
+    { ifindex: 2, ifname: 'hv0', address: '10.213.250.11', prefixLength: 24 },
+    { ifindex: 4, ifname: 'eth0', address: '192.168.1.20', prefixLength: 24 },
+    { ifindex: 5, ifname: 'tun0', address: '10.8.0.1', prefixLength: 32 },
+  ]);
+  assert.deepEqual(parseIpAddressShow(''), []);
+  assert.deepEqual(parseIpAddressShow('Device "eth9" does not exist.\ngarbage\n2: x inet 300.1.1.1/24 scope global x'), []);
+});
+
+void test('parseIpLinkNames drops the @peer suffix', () => {
+  assert.deepEqual(parseIpLinkNames(LINK_SHOW), ['lo', 'hv0', 'eth0.100']);
+  assert.deepEqual(parseIpLinkNames(''), []);
+});
+
+void test('the constructor refuses an address without a prefix length', () => {
+  assert.throws(() => new VipDriver(vip({ address: '10.213.250.10' }), { exec: createExec(silentLogger), logger: silentLogger }), /10\.213\.250\.10/);
+});
+
+// ----------------------------------------------------------------- real ip in namespaces
+/**
+ * Two network namespaces joined by a veth pair: the driver works on `eth0` in NS; PEER plays
+ * a client on the same link (`peer0`, 10.213.250.2) whose neighbour table shows what the
+ * gratuitous ARPs taught it. (A dummy interface would do for `ip`, but arping needs a link
+ * with someone on the other end to prove anything, and the dummy module may be missing.)
+ */
+const NS = `haovip-test-${process.pid}`;
+const PEER = `haovip-peer-${process.pid}`;
+const VIP = '10.213.250.10';
+/** What the peer believed before the failover: the VIP at the old owner's MAC. */
+const OLD_OWNER_MAC = '02:00:00:00:00:01';
+
+function sh(...argv: string[]): string {
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function canUseNamespaces(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root for ip netns';
+  try {
+    sh('ip', '-V');
+    sh('arping', '-V');
+  } catch {
+    return 'needs iproute2 and iputils-arping';
+  }
+  return false;
+}
+
+function vip(overrides: Partial<VipResource> = {}): VipResource {
+  return {
+    type: 'vip',
+    name: 'vip',
+    address: `${VIP}/24`,
+    interface: 'eth0',
+    arpCount: 0,
+    check: { type: 'status', intervalMs: 1000, timeoutMs: 1000, rise: 1, fall: 1 },
+    healing: { maxRestarts: 3, windowMs: 60_000, backoff: { initialMs: 100, maxMs: 1000, multiplier: 2 }, startTimeoutMs: 10_000 },
+    ...overrides,
+  };
+}
+
+interface Call {
+  argv: string[];
+  exitCode?: number;
+  failed?: string;
+  done: boolean;
+}
+
+/** An exec that runs every command inside NS and writes down how each ended. */
+function namespaceExec(): { exec: Exec; calls: Call[] } {
+  const base = createExec(silentLogger);
+  const calls: Call[] = [];
+  const exec: Exec = async (file, args, options) => {
+    const call: Call = { argv: [file, ...args], done: false };
+    calls.push(call);
+    try {
+      const result = await base('ip', ['netns', 'exec', NS, file, ...args], options);
+      call.exitCode = result.exitCode;
+      return result;
+    } catch (error) {
+      call.failed = error instanceof Error ? error.message : String(error);
+      throw error;
+    } finally {
+      call.done = true;
+    }
+  };
+  return { exec, calls };
+}
+
+/** A logger that keeps its records, to check what was logged. */
+function capturingLogger(): { logger: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, records };
+}
+
+function addressesInNs(): string {
+  return sh('ip', '-n', NS, '-o', '-4', 'address', 'show', 'dev', 'eth0');
+}
+
+function macOf(ns: string, dev: string): string {
+  const match = /link\/ether (\S+)/.exec(sh('ip', '-n', ns, '-o', 'link', 'show', dev));
+  assert.ok(match?.[1], `no MAC for ${dev} in ${ns}`);
+  return match[1];
+}
+
+function peerNeighbour(): string {
+  return sh('ip', '-n', PEER, 'neigh', 'show', VIP, 'dev', 'peer0').trim();
+}
+
+const arpings = (calls: Call[]) => calls.filter((call) => call.argv[0] === 'arping');
+
+void describe('VipDriver with real ip and arping in a network namespace', { skip: canUseNamespaces() }, () => {
+  before(() => {
+    sh('ip', 'netns', 'add', NS);
+    sh('ip', 'netns', 'add', PEER);
+    sh('ip', '-n', NS, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0', 'netns', PEER);
+    for (const [ns, dev] of [[NS, 'lo'], [NS, 'eth0'], [PEER, 'lo'], [PEER, 'peer0']] as const) sh('ip', '-n', ns, 'link', 'set', dev, 'up');
+    sh('ip', '-n', PEER, 'address', 'add', '10.213.250.2/24', 'dev', 'peer0');
+  });
+
+  after(() => {
+    for (const ns of [NS, PEER]) {
+      try {
+        sh('ip', 'netns', 'del', ns);
+      } catch {
+        // never created
+      }
+    }
+  });
+
+  void test('start adds the address, twice is fine; stop removes it, twice is fine; status follows', async () => {
+    const { exec, calls } = namespaceExec();
+    const driver = new VipDriver(vip(), { exec, logger: silentLogger });
+
+    assert.deepEqual(await driver.status(), { running: false, detail: `${VIP} not on eth0` });
+    await driver.start();
+    assert.match(addressesInNs(), /inet 10\.213\.250\.10\/24 /);
+    assert.deepEqual(await driver.status(), { running: true, detail: `${VIP}/24 on eth0` });
+
+    await driver.start();
+    assert.equal(addressesInNs().match(/10\.213\.250\.10\//g)?.length, 1, 'the address is there once');
+    assert.ok(calls.every((call) => call.failed === undefined), 'the second start did not even try to add');
+
+    await driver.stop();
+    assert.doesNotMatch(addressesInNs(), /10\.213\.250\.10/);
+    assert.deepEqual(await driver.status(), { running: false, detail: `${VIP} not on eth0` });
+    await driver.stop();
+    assert.deepEqual(arpings(calls), [], 'arpCount 0 sends no ARP');
+  });
+
+  void test('an add or delete that loses a race with another one still succeeds', async () => {
+    const { exec } = namespaceExec();
+    // Between the driver's look and its change, someone else makes the same change.
+    const racing: Exec = async (file, args, options) => {
+      if (args.includes('add')) sh('ip', '-n', NS, 'address', 'add', `${VIP}/24`, 'dev', 'eth0');
+      if (args.includes('del')) sh('ip', '-n', NS, 'address', 'del', `${VIP}/24`, 'dev', 'eth0');
+      return exec(file, args, options);
+    };
+    const driver = new VipDriver(vip(), { exec: racing, logger: silentLogger });
+    await driver.start();
+    assert.match(addressesInNs(), /inet 10\.213\.250\.10\/24 /);
+    await driver.stop();
+    assert.doesNotMatch(addressesInNs(), /10\.213\.250\.10/);
+  });
+
+  void test('the same address with another prefix length is not this VIP', async () => {
+    sh('ip', '-n', NS, 'address', 'add', `${VIP}/32`, 'dev', 'eth0');
+    try {
+      const driver = new VipDriver(vip(), { exec: namespaceExec().exec, logger: silentLogger });
+      assert.deepEqual(await driver.status(), { running: false, detail: `${VIP} not on eth0 (it is there as ${VIP}/32)` });
+      await driver.stop(); // not ours: left alone
+      assert.match(addressesInNs(), /10\.213\.250\.10\/32/);
+    } finally {
+      sh('ip', '-n', NS, 'address', 'del', `${VIP}/32`, 'dev', 'eth0');
+    }
+  });
+
+  void test('a missing interface: start fails naming it and the node interfaces; stop and status do not fail', async () => {
+    const driver = new VipDriver(vip({ interface: 'eth9' }), { exec: namespaceExec().exec, logger: silentLogger });
+    await assert.rejects(driver.start(), (error: unknown) => {
+      assert.ok(error instanceof InterfaceNotFoundError);
+      assert.equal(error.message, 'interface eth9 not found on this node (this node has lo, eth0): fix groups[..] interface');
+      assert.deepEqual(error.available, ['lo', 'eth0']);
+      return true;
+    });
+    await driver.stop();
+    assert.deepEqual(await driver.status(), { running: false, detail: 'interface eth9 not found' });
+  });
+
+  void test('start announces the address with gratuitous ARP without waiting for it; the peer learns the new MAC', async () => {
+    // The peer still has the VIP at the old owner's MAC, as a client has after a failover.
+    // (Linux updates an existing entry from a gratuitous ARP; it creates none by default.)
+    sh('ip', '-n', PEER, 'neigh', 'replace', VIP, 'lladdr', OLD_OWNER_MAC, 'dev', 'peer0', 'nud', 'stale');
+    assert.match(peerNeighbour(), new RegExp(OLD_OWNER_MAC));
+    const ourMac = macOf(NS, 'eth0');
+
+    const { exec, calls } = namespaceExec();
+    const driver = new VipDriver(vip({ arpCount: 2 }), { exec, logger: silentLogger });
+    await driver.start();
+    // Each arping -c 1 takes about a second: had start waited for one, it would be done.
+    assert.equal(arpings(calls).length, 1, 'the first arping started before start returned');
+    assert.equal(arpings(calls)[0]!.done, false, 'start did not wait for arping');
+    assert.deepEqual(arpings(calls)[0]!.argv, ['arping', '-U', '-c', '1', '-I', 'eth0', VIP]);
+
+    await waitFor(`peer's neighbour entry for ${VIP} to show ${ourMac}`, () => peerNeighbour().includes(ourMac), 5_000);
+    await waitFor('both arpings to finish', () => arpings(calls).length === 2 && arpings(calls).every((call) => call.done), 10_000);
+    assert.deepEqual(
+      arpings(calls).map((call) => call.exitCode),
+      [0, 0],
+    );
+    await driver.stop();
+  });
+
+  void test('stop ends a running announcement before deleting the address', async () => {
+    const { exec, calls } = namespaceExec();
+    const driver = new VipDriver(vip({ arpCount: 20 }), { exec, logger: silentLogger });
+    await driver.start();
+    await driver.stop();
+    const started = arpings(calls).length;
+    assert.ok(started < 20, `only ${started} of 20 arpings ran`);
+    assert.ok(
+      arpings(calls).every((call) => call.done),
+      'no arping is still running once stop returned',
+    );
+    const stopIndex = calls.findIndex((call) => call.argv.includes('del'));
+    assert.ok(
+      calls.slice(stopIndex).every((call) => call.argv[0] !== 'arping'),
+      'no arping started after the delete',
+    );
+  });
+
+  void test('a failing arping is logged, not fatal', async () => {
+    const { exec } = namespaceExec();
+    const { logger, records } = capturingLogger();
+    const driver = new VipDriver(vip({ arpCount: 3 }), { exec, logger, arpingBin: '/nonexistent/arping' });
+    await driver.start();
+    assert.deepEqual((await driver.status()).running, true);
+    await waitFor('the arping failure to be logged', () => records.find((r) => r.level === 40 && String(r.msg).startsWith('gratuitous ARP failed')), 5_000);
+    await driver.stop();
+    assert.doesNotMatch(addressesInNs(), /10\.213\.250\.10/);
+  });
+});
