@@ -1,0 +1,517 @@
+/**
+ * Heartbeats between agents: authenticated UDP on every configured link, turned into peer
+ * edges (suspect / alive) for the agent. The pieces are pure and tested on their own — the
+ * codec (`packet.ts`), anti-replay (`replay.ts`), liveness (`peers.ts`), link naming
+ * (`links.ts`) — and this module only wires them to sockets and timers.
+ *
+ * Nothing a peer or a stranger sends can crash it: every bad packet is counted by reason and
+ * logged at most once per {@link LOG_EVERY_MS} per reason; socket errors (a link whose cable
+ * is pulled gives EHOSTUNREACH/ENETUNREACH on send) are counted and logged the same way, and
+ * sending goes on, so the link is used again as soon as it works.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv6 } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { HeartbeatSettings, NodeSpec } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { incomingLink, incomingLinks, senderIndex } from './links.js';
+import { DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_PACKET_BYTES, type DecodeFailureReason, type HeartbeatView } from './packet.js';
+import { PeerTracker, type PeerEdge, type PeerState } from './peers.js';
+import { LogRateLimiter } from './rate-limit.js';
+import { ReplayGuard, type ReplayWhy } from './replay.js';
+import { MIN_SECRET_BYTES } from './secret.js';
+
+/** At most one log line per reason (bad packets) or per error and link (socket errors) this often. */
+export const LOG_EVERY_MS = 10_000;
+
+export type HeartbeatRejectReason = DecodeFailureReason | 'unknown-node' | 'from-self' | 'misdirected' | 'replayed';
+export const HEARTBEAT_REJECT_REASONS = [...DECODE_FAILURE_REASONS, 'unknown-node', 'from-self', 'misdirected', 'replayed'] as const satisfies readonly HeartbeatRejectReason[];
+
+/** A {@link PeerEdge} whose times (`at`, `lastHeardAt`) are wall-clock milliseconds since the epoch. */
+export type HeartbeatEdge = PeerEdge;
+
+export interface HeartbeatLinkStatus {
+  /** `<peer address>-><own address>`. */
+  link: string;
+  alive: boolean;
+  lastHeardAgoMs?: number;
+}
+
+export interface HeartbeatPeerStatus {
+  node: string;
+  state: PeerState;
+  /** When the state last changed (ms since the epoch). */
+  since: number;
+  lastHeardAgoMs?: number;
+  incarnation?: number;
+  view?: HeartbeatView;
+  links: HeartbeatLinkStatus[];
+}
+
+export interface HeartbeatStats {
+  /** Packets handed to the kernel without error. */
+  sent: number;
+  /** Sends that failed (see `socketErrors` for why). */
+  sendErrors: number;
+  received: number;
+  accepted: number;
+  rejected: Record<HeartbeatRejectReason, number>;
+  /** By error code (EHOSTUNREACH, ENETUNREACH, ...), sending and receiving. */
+  socketErrors: Record<string, number>;
+  peers: HeartbeatPeerStatus[];
+}
+
+export interface HeartbeatOptions {
+  cluster: string;
+  /** This node's name; its `addresses` in `nodes` are bound, the other nodes are the peers. */
+  node: string;
+  nodes: readonly NodeSpec[];
+  settings: HeartbeatSettings;
+  /** The shared key, from {@link loadHeartbeatSecret}. */
+  secret: Buffer;
+  logger: Logger;
+  /**
+   * Called on every peer transition, never for a repeated level. An exception or a rejected
+   * promise is logged, never propagated: the heartbeat keeps running.
+   */
+  onEdge: (edge: HeartbeatEdge) => void | Promise<void>;
+  /**
+   * Bind one socket to this address (e.g. `0.0.0.0`) instead of one per own address: for
+   * hosts where the configured addresses are not local (NAT, containers). All packets then
+   * leave from it.
+   */
+  bindAddress?: string;
+  /** The view sent until {@link Heartbeat.setView}; default: no groups. */
+  view?: HeartbeatView;
+  /**
+   * This run's incarnation; default `Date.now()`. Peers ignore a restarted node until its
+   * incarnation exceeds the previous one, so a caller that persists the last one can pass
+   * `max(Date.now(), last + 1)` to survive a clock set back across a restart.
+   */
+  incarnation?: number;
+}
+
+/** Thrown by {@link Heartbeat.start}: bad options, or an address that cannot be resolved or bound. */
+export class HeartbeatStartError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'HeartbeatStartError';
+  }
+}
+
+interface Target {
+  node: string;
+  /** The address as configured: what the packet's `to` says. */
+  to: string;
+  /** Where it is actually sent (resolved once at start: no DNS lookup per packet). */
+  host: string;
+  socket: number;
+}
+
+const HINTS: Record<Exclude<HeartbeatRejectReason, 'replayed'>, string> = {
+  truncated: 'shorter than any heartbeat packet: not HA-OSCAR traffic, or cut in transit',
+  oversized: `larger than ${MAX_PACKET_BYTES} bytes: not HA-OSCAR traffic`,
+  'bad-version': 'the sender runs another HA-OSCAR release: upgrade every node to the same one',
+  forged: 'bad signature: the sender has another secret (heartbeat.secretFile must hold the same key on every node), or the packet was forged or corrupted',
+  malformed: 'signed with our key but not understood: a bug or an incompatible release',
+  'wrong-cluster': 'another cluster uses the same port and secret: give each cluster its own secret',
+  'unknown-node': 'signed with our key by a node that is not in our configuration: is haoscar.yaml the same on every node?',
+  'from-self': 'our own packet came back: another node is configured with one of our addresses, or the network loops',
+  misdirected: 'sent to an address that is not one of ours: is haoscar.yaml the same on every node?',
+};
+const REPLAY_HINTS: Record<ReplayWhy, string> = {
+  'old-incarnation': "from an older run of the sender: a delayed or replayed packet, or the sender restarted with its clock set back (it is ignored until its clock passes its previous start)",
+  duplicate: 'a copy of a packet already accepted: a network loop or a replay',
+  'too-old': 'more than 64 packets older than the newest from that sender: very late, or a replay',
+};
+
+/** A short key for counting: the errno code (EHOSTUNREACH ...), else the error's class name. */
+const errorCode = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code ?? (err as Error | undefined)?.name ?? 'unknown';
+
+export class Heartbeat {
+  private readonly tracker: PeerTracker;
+  private readonly replay = new ReplayGuard();
+  private readonly limiter = new LogRateLimiter(LOG_EVERY_MS);
+  private readonly seqs = new Map<string, number>();
+  private readonly peerSpecs: Map<string, NodeSpec>;
+  private readonly ownAddresses: string[];
+  private readonly aliveLinks = new Map<string, Set<string>>();
+  private readonly counters = { sent: 0, sendErrors: 0, received: 0, accepted: 0 };
+  private readonly rejected = Object.fromEntries(HEARTBEAT_REJECT_REASONS.map((r) => [r, 0])) as Record<HeartbeatRejectReason, number>;
+  private readonly socketErrors: Record<string, number> = {};
+  private view: HeartbeatView;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private pendingTick: NodeJS.Immediate | undefined;
+  private lastTickAt: number;
+  private tickEveryMs = 1;
+  private closed = false;
+  readonly incarnation: number;
+
+  private constructor(
+    private readonly options: HeartbeatOptions,
+    private readonly sockets: Socket[],
+    private readonly targets: Target[],
+    incarnation: number,
+  ) {
+    const self = options.nodes.find((n) => n.name === options.node)!;
+    this.ownAddresses = self.addresses;
+    this.peerSpecs = new Map(options.nodes.filter((n) => n.name !== options.node).map((n) => [n.name, n]));
+    this.incarnation = incarnation;
+    this.view = structuredClone(options.view ?? { groups: {} });
+    this.lastTickAt = performance.now();
+    this.tracker = new PeerTracker({
+      deadtimeMs: options.settings.deadtimeMs,
+      peers: [...this.peerSpecs.values()].map((p) => ({ node: p.name, links: incomingLinks(this.ownAddresses, p.addresses) })),
+      now: this.lastTickAt,
+    });
+    for (const socket of sockets) {
+      socket.on('message', (data, from) => this.receive(data, from));
+      socket.on('error', (err) => this.socketError(err, `heartbeat socket error on ${this.describe(socket)}`));
+    }
+  }
+
+  /**
+   * Binds the sockets, starts sending every `intervalMs` (the first round at once) and
+   * watching the peers.
+   * @throws HeartbeatStartError when `node` is not in `nodes`, the secret is too short, the
+   *   timing is not positive, a packet could not be written (a cluster or node name that is
+   *   not a name, an incarnation that is not a whole number of ms, a view that does not fit),
+   *   an address cannot be resolved, or a socket cannot be bound (address not on this host,
+   *   port in use, port below 1024 without privilege).
+   */
+  static async start(options: HeartbeatOptions): Promise<Heartbeat> {
+    const { settings } = options;
+    const self = options.nodes.find((n) => n.name === options.node);
+    if (!self) {
+      throw new HeartbeatStartError(`heartbeat: node '${options.node}' is not in the configuration (nodes: ${options.nodes.map((n) => n.name).join(', ')})`);
+    }
+    if (self.addresses.length === 0 && options.bindAddress === undefined) throw new HeartbeatStartError(`heartbeat: node '${options.node}' has no addresses`);
+    if (options.secret.length < MIN_SECRET_BYTES) throw new HeartbeatStartError(`heartbeat: the secret has ${options.secret.length} bytes, fewer than ${MIN_SECRET_BYTES}`);
+    if (!(settings.intervalMs > 0) || !(settings.deadtimeMs > 0)) {
+      throw new HeartbeatStartError(`heartbeat: interval (${settings.intervalMs} ms) and deadtime (${settings.deadtimeMs} ms) must be positive`);
+    }
+    const resolve = async (address: string, whose: string) => {
+      if (isIP(address)) return address;
+      try {
+        return (await lookup(address)).address;
+      } catch (err) {
+        throw new HeartbeatStartError(`heartbeat: cannot resolve ${whose} address '${address}': ${errorCode(err)}; give IP addresses in nodes[].addresses (a heartbeat must not depend on DNS)`, err);
+      }
+    };
+    const bindTo = options.bindAddress !== undefined ? [options.bindAddress] : self.addresses;
+    const local = await Promise.all(bindTo.map((a) => resolve(a, `node '${self.name}'`)));
+    const targets: Target[] = [];
+    for (const peer of options.nodes) {
+      if (peer.name === self.name) continue;
+      for (const [k, to] of peer.addresses.entries()) {
+        const host = await resolve(to, `node '${peer.name}'`);
+        targets.push({ node: peer.name, to, host, socket: senderIndex(local, k, host) });
+      }
+    }
+    const incarnation = options.incarnation ?? Date.now();
+    try {
+      largestPacket(options, incarnation, options.view ?? { groups: {} }, targets);
+    } catch (err) {
+      throw new HeartbeatStartError(`heartbeat: ${(err as Error).message}`, err);
+    }
+    const sockets: Socket[] = [];
+    try {
+      for (const address of local) sockets.push(await bind(address, settings.port));
+    } catch (err) {
+      for (const s of sockets) s.close();
+      throw err;
+    }
+    const heartbeat = new Heartbeat(options, sockets, targets, incarnation);
+    heartbeat.begin();
+    return heartbeat;
+  }
+
+  private begin(): void {
+    const { intervalMs, deadtimeMs } = this.options.settings;
+    // Checked more often than the deadtime, so a suspect edge comes at most deadtime/4 late.
+    this.tickEveryMs = Math.max(1, Math.min(intervalMs, deadtimeMs / 4));
+    this.options.logger.info(
+      { incarnation: this.incarnation, addresses: this.sockets.map((s) => this.describe(s)), peers: [...this.peerSpecs.keys()], intervalMs, deadtimeMs },
+      `heartbeat started: every ${intervalMs} ms to ${this.targets.length} peer addresses, deadtime ${deadtimeMs} ms`,
+    );
+    this.sendTimer = setInterval(() => this.sendNow(), intervalMs);
+    this.tickTimer = setInterval(() => this.scheduleTick(), this.tickEveryMs);
+    this.sendNow();
+  }
+
+  /**
+   * Sends this view from the next packet on, and one round at once so that a new claim is
+   * seen quickly.
+   * @throws HeartbeatPacketError when the view does not fit in one packet (the old view is kept).
+   */
+  setView(view: HeartbeatView): void {
+    largestPacket(this.options, this.incarnation, view, this.targets);
+    this.view = structuredClone(view);
+    this.sendNow();
+  }
+
+  /** Sends one packet to every address of every peer now (each with its own seq). */
+  sendNow(): void {
+    if (this.closed) return;
+    const { cluster, node, secret, settings } = this.options;
+    const sentAt = Date.now();
+    for (const target of this.targets) {
+      // One counter per peer (across all its links): each receiver sees consecutive numbers,
+      // so the 64-packet replay window covers 64 packets of reordering between its links.
+      const seq = (this.seqs.get(target.node) ?? 0) + 1;
+      this.seqs.set(target.node, seq);
+      let packet: Buffer;
+      try {
+        packet = encodePacket({ cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view }, secret);
+      } catch (err) {
+        this.socketError(err, `cannot encode the heartbeat for ${target.node} (bug)`);
+        continue;
+      }
+      const socket = this.sockets[target.socket]!;
+      const failed = (err: unknown) => {
+        this.counters.sendErrors++;
+        this.socketError(err, `cannot send heartbeat to ${target.node} at ${target.to} from ${this.describe(socket)}; sending goes on`, target.to);
+      };
+      try {
+        socket.send(packet, settings.port, target.host, (err) => {
+          if (err) failed(err);
+          else this.counters.sent++;
+        });
+      } catch (err) {
+        failed(err);
+      }
+    }
+  }
+
+  peerView(node: string): HeartbeatView | undefined {
+    return this.tracker.peerView(node);
+  }
+
+  peerState(node: string): PeerState | undefined {
+    return this.tracker.peerState(node);
+  }
+
+  /** Every peer, its state, links and last view. */
+  peers(): HeartbeatPeerStatus[] {
+    const now = performance.now();
+    const ago = (at: number | undefined) => (at === undefined ? {} : { lastHeardAgoMs: Math.round(now - at) });
+    return this.tracker.status(now).map((p) => ({
+      node: p.node,
+      state: p.state,
+      since: this.wallClock(p.since),
+      ...ago(p.lastHeardAt),
+      ...(p.incarnation === undefined ? {} : { incarnation: p.incarnation }),
+      ...(p.view === undefined ? {} : { view: p.view }),
+      links: p.links.map((l) => ({ link: l.link, alive: l.alive, ...ago(l.lastHeardAt) })),
+    }));
+  }
+
+  stats(): HeartbeatStats {
+    return { ...this.counters, rejected: { ...this.rejected }, socketErrors: { ...this.socketErrors }, peers: this.peers() };
+  }
+
+  /** Stops sending, watching and receiving; no edge is reported after it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sendTimer);
+    clearInterval(this.tickTimer);
+    if (this.pendingTick) clearImmediate(this.pendingTick);
+    await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => {
+      try {
+        s.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    })));
+    this.options.logger.info('heartbeat stopped');
+  }
+
+  private receive(data: Buffer, from: RemoteInfo): void {
+    if (this.closed) return;
+    this.counters.received++;
+    try {
+      const decoded = decodePacket(data, this.options.secret, this.options.cluster);
+      if (!decoded.ok) return this.reject(decoded.reason, from, decoded.detail);
+      const p = decoded.packet;
+      if (p.node === this.options.node) return this.reject('from-self', from, `to ${p.to}`);
+      const peer = this.peerSpecs.get(p.node);
+      if (!peer) return this.reject('unknown-node', from, `node '${p.node}'`);
+      const link = incomingLink(this.ownAddresses, peer.addresses, p.to);
+      if (link === undefined) return this.reject('misdirected', from, `from ${p.node} to '${p.to}'`);
+      const known = this.replay.incarnation(p.node);
+      const verdict = this.replay.check(p.node, p.incarnation, p.seq);
+      if (!verdict.ok) {
+        return this.reject('replayed', from, `from ${p.node}, incarnation ${p.incarnation}, seq ${p.seq}: ${REPLAY_HINTS[verdict.why]}`, verdict.why);
+      }
+      this.counters.accepted++;
+      if (verdict.restarted) {
+        // Within the deadtime this is not an edge, but it matters: a restarted agent holds nothing.
+        this.options.logger.warn({ peer: p.node, incarnation: p.incarnation, previous: known },
+          `heartbeat: ${p.node} restarted (incarnation ${known} → ${p.incarnation})`);
+      }
+      const edge = this.tracker.heard(p.node, link, performance.now(), p.view, { incarnation: p.incarnation, seq: p.seq });
+      if (edge) this.emit(edge);
+    } catch (err) {
+      this.options.logger.error({ err, from: `${from.address}:${from.port}` }, 'heartbeat: unexpected error while handling a packet (a bug); the packet is dropped');
+    }
+  }
+
+  private reject(reason: HeartbeatRejectReason, from: RemoteInfo, detail?: string, why?: ReplayWhy): void {
+    this.rejected[reason]++;
+    const verdict = this.limiter.allow(`reject:${reason}`, performance.now());
+    if (!verdict.log) return;
+    const source = `${from.address}:${from.port}`;
+    const hint = reason === 'replayed' ? '' : `: ${HINTS[reason]}`;
+    const more = verdict.suppressed > 0 ? `; ${verdict.suppressed} more rejected for this reason since the last such line` : '';
+    this.options.logger.warn(
+      { reason, ...(why ? { why } : {}), from: source, detail, droppedSinceLastLine: verdict.suppressed, total: this.rejected[reason] },
+      `heartbeat packet from ${source} rejected (${reason}${detail ? `: ${detail}` : ''})${hint}${more}`,
+    );
+  }
+
+  private socketError(err: unknown, what: string, address = ''): void {
+    if (this.closed) return;
+    const code = errorCode(err);
+    this.socketErrors[code] = (this.socketErrors[code] ?? 0) + 1;
+    const verdict = this.limiter.allow(`socket:${code}:${address}`, performance.now());
+    if (!verdict.log) return;
+    const more = verdict.suppressed > 0 ? ` (${verdict.suppressed} more since the last such line)` : '';
+    this.options.logger.warn({ err, code, droppedSinceLastLine: verdict.suppressed }, `${what}: ${code}${more}`);
+  }
+
+  private scheduleTick(): void {
+    // Judge silence from setImmediate, i.e. after the poll phase, which reads the packets
+    // that arrived since the last iteration.
+    if (this.closed || this.pendingTick) return;
+    this.pendingTick = setImmediate(() => {
+      this.pendingTick = undefined;
+      this.tick(false);
+    });
+  }
+
+  /**
+   * Race: if this process did not run for a while (event loop blocked, process stopped, host
+   * overloaded), peers' packets from that time sit unread in our socket buffers, and judging
+   * now would make them suspect for our own stall. A late tick therefore gets one second
+   * chance: it is judged one loop iteration later, after a poll phase has read the queue. Only
+   * one, so that a host that is late all the time still detects dead peers.
+   */
+  private tick(secondChance: boolean): void {
+    if (this.closed) return;
+    const now = performance.now();
+    const gap = now - this.lastTickAt;
+    this.lastTickAt = now;
+    if (gap > this.options.settings.deadtimeMs) {
+      this.options.logger.warn({ stalledMs: Math.round(gap) },
+        `heartbeat: this agent did not run for ${Math.round(gap)} ms (event loop blocked, process stopped, or host overloaded): peers may have suspected this node`);
+    }
+    if (!secondChance && gap > 2 * this.tickEveryMs) {
+      this.pendingTick = setImmediate(() => {
+        this.pendingTick = undefined;
+        this.tick(true);
+      });
+      return;
+    }
+    for (const edge of this.tracker.tick(now)) this.emit(edge);
+    for (const node of this.peerSpecs.keys()) this.logLinkChanges(node, now);
+  }
+
+  /** A redundant link that goes silent while the peer is heard on another is not an edge, but the operator must know. */
+  private logLinkChanges(node: string, now: number): void {
+    const alive = new Set(this.tracker.aliveLinks(node, now));
+    const before = this.aliveLinks.get(node) ?? new Set<string>();
+    this.aliveLinks.set(node, alive);
+    if (alive.size === 0 || before.size === 0) return; // the peer edge (suspect / alive) says it all
+    for (const link of before) {
+      if (!alive.has(link)) {
+        this.options.logger.warn({ peer: node, link, aliveLinks: [...alive] },
+          `heartbeat link ${link} to ${node} is silent for ${this.options.settings.deadtimeMs} ms; ${node} is still heard on ${[...alive].join(', ')} (redundancy lost)`);
+      }
+    }
+    for (const link of alive) {
+      if (!before.has(link)) this.options.logger.info({ peer: node, link }, `heartbeat link ${link} to ${node} is up`);
+    }
+  }
+
+  private emit(edge: PeerEdge): void {
+    if (this.closed) return;
+    const out: HeartbeatEdge = edge.to === 'suspect'
+      ? { ...edge, at: this.wallClock(edge.at), lastHeardAt: edge.lastHeardAt === undefined ? undefined : this.wallClock(edge.lastHeardAt) }
+      : { ...edge, at: this.wallClock(edge.at) };
+    const { logger } = this.options;
+    if (out.to === 'suspect') {
+      const last = out.lastHeardAt === undefined ? 'never heard since this agent started' : `last heard ${new Date(out.lastHeardAt).toISOString()}`;
+      logger.warn({ peer: out.node, edge: out.to, silentLinks: out.silentLinks }, `heartbeat: ${out.node} is suspect: silent on every link (${out.silentLinks.join(', ')}) for ${this.options.settings.deadtimeMs} ms; ${last}`);
+    } else {
+      logger.info({ peer: out.node, edge: out.to, link: out.link, incarnation: out.incarnation }, `heartbeat: ${out.node} is alive (heard on ${out.link})`);
+    }
+    const failed = (err: unknown) => logger.error({ err, edge: out }, 'heartbeat: the edge handler failed (the heartbeat goes on)');
+    try {
+      const result = this.options.onEdge(out);
+      if (result instanceof Promise) result.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  /** Monotonic (performance.now) time → wall clock ms: edges carry times others can read. */
+  private wallClock(monotonic: number): number {
+    return Math.round(Date.now() - (performance.now() - monotonic));
+  }
+
+  private describe(socket: Socket): string {
+    try {
+      const a = socket.address();
+      return `${a.address}:${a.port}`;
+    } catch {
+      return '(closed socket)';
+    }
+  }
+}
+
+/**
+ * Encodes the largest packet these settings can give (longest address, largest seq), so that
+ * a view or a name that would not fit or not validate is refused up front, not on every send.
+ * @throws HeartbeatPacketError
+ */
+function largestPacket(options: HeartbeatOptions, incarnation: number, view: HeartbeatView, targets: readonly Target[]): void {
+  const to = targets.reduce((a, t) => (t.to.length > a.length ? t.to : a), 'x');
+  encodePacket({ cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view }, options.secret);
+}
+
+/** Binds one UDP socket to one specific address. */
+async function bind(address: string, port: number): Promise<Socket> {
+  const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        socket.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = () => {
+        socket.off('error', onError);
+        resolve();
+      };
+      socket.once('error', onError);
+      socket.once('listening', onListening);
+      // exclusive: two agents on one host must not share the port (they would steal each other's packets).
+      socket.bind({ address, port, exclusive: true });
+    });
+  } catch (err) {
+    try {
+      socket.close();
+    } catch {
+      // never bound: nothing to close
+    }
+    const code = errorCode(err);
+    const why = code === 'EADDRNOTAVAIL' ? `${address} is not an address of this host (check this node's addresses in the configuration, or set a bind address)`
+      : code === 'EADDRINUSE' ? `port ${port} is in use on ${address} (another agent running?)`
+        : code === 'EACCES' ? `port ${port} is privileged: run the agent as root or with CAP_NET_BIND_SERVICE, or choose heartbeat.port above 1023`
+          : (err as Error).message;
+    throw new HeartbeatStartError(`heartbeat: cannot bind UDP ${address}:${port}: ${code}: ${why}`, err);
+  }
+  return socket;
+}
