@@ -1,0 +1,263 @@
+/**
+ * Who holds an address (a VIP), in every namespace of a lab, throughout a test.
+ *
+ * Polling `ip addr` is too dear for a 20 ms period: one `ip -n NS` costs about 7 ms of CPU
+ * (it enters the namespace and remounts /sys), so five namespaces every 20 ms would take more
+ * than a core and slow down the very failover being measured. Instead one
+ * `ip -n NS -ts -o -4 monitor address` per namespace reports each change as it happens,
+ * timestamped by `ip`; the holders are kept from those events (after an initial `ip addr`),
+ * and samples every `everyMs` read that state at no cost. The exact periods
+ * (`holdersOverTime`, `dualPeriods`) come from the event timestamps, so an overlap shorter than
+ * the sampling period is caught too. At stop the state is checked against `ip addr` again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../../src/log.js';
+import { command, parseAddresses } from './commands.js';
+
+export interface VipSample {
+  /** Date.now() of the sample. (Times of changes and periods are ms since the epoch with a fraction.) */
+  at: number;
+  /** Lab hosts that had the address on an interface, in lab order. */
+  holders: string[];
+}
+
+export interface VipPeriod {
+  from: number;
+  to: number;
+  holders: string[];
+}
+
+export interface VipReport {
+  address: string;
+  startedAt: number;
+  stoppedAt: number;
+  /** One every `everyMs`. */
+  samples: VipSample[];
+  /** The samples with two or more holders: dual ownership. */
+  dualSamples: VipSample[];
+  /** Consecutive periods with the same holders, exact (from the change events). */
+  holdersOverTime: VipPeriod[];
+  /** The periods with two or more holders, however short. */
+  dualPeriods: VipPeriod[];
+  /** Every change: a host gained (`added`) or lost the address on `dev`. */
+  changes: Array<{ at: number; host: string; dev: string; added: boolean }>;
+  /** Problems of the sampler itself (a monitor died, the final state disagreed with `ip addr`). */
+  errors: string[];
+}
+
+/** A namespace to watch. */
+export interface VipTarget {
+  host: string;
+  namespace: string;
+}
+
+/** What the sampler needs from its lab: its monitors run inside the namespaces and must be spared by faults. */
+export interface SamplerContext {
+  logger: Logger;
+  addInfraPid(pid: number): void;
+  removeInfraPid(pid: number): void;
+}
+
+/** Strips a /prefix: `10.213.7.200/24` → `10.213.7.200`. */
+export function bareIp(address: string): string {
+  return address.split('/')[0]!;
+}
+
+/** `[2026-11-28T12:16:35.427364] ...`: `ip -ts` prints local time with microseconds. */
+function parseTs(line: string): { at: number; rest: string } {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?\]\s*(.*)$/.exec(line);
+  if (!m) return { at: Date.now(), rest: line };
+  // Fractional milliseconds are kept: two changes in the same millisecond stay ordered.
+  const at = new Date(m[1]!).getTime() + Number(`0.${m[2] ?? '0'}`) * 1000;
+  return { at: Number.isNaN(at) ? Date.now() : at, rest: m[3]! };
+}
+
+let markerSeq = 0;
+
+interface Watch {
+  target: VipTarget;
+  child: ChildProcess;
+  devs: Set<string>;
+  ready: boolean;
+  /** Events older than this are already in the initial `ip addr`. */
+  since: number;
+  queued: Array<{ at: number; rest: string }>;
+  closed: Promise<void>;
+}
+
+export class VipSampler {
+  private readonly samples: VipSample[] = [];
+  private readonly changes: VipReport['changes'] = [];
+  private readonly errors: string[] = [];
+  private readonly initial = new Map<string, Set<string>>();
+  private timer?: NodeJS.Timeout;
+  private stopping = false;
+  private stopped: Promise<VipReport> | undefined;
+  private startedAt = 0;
+
+  private constructor(
+    readonly address: string,
+    private readonly ip: string,
+    private readonly watches: Watch[],
+    private readonly ctx: SamplerContext,
+  ) {}
+
+  /**
+   * Starts a monitor in every namespace and waits until each one is known to be listening
+   * (a marker address added to and removed from `lo` is seen), then reads the initial holders.
+   * @throws Error when a monitor does not start within 10 s (it is stopped first).
+   */
+  static async start(address: string, targets: readonly VipTarget[], everyMs: number, ctx: SamplerContext): Promise<VipSampler> {
+    const ip = bareIp(address);
+    const seq = ++markerSeq;
+    const marker = `127.77.${(process.pid >> 8) & 0xff}.${(process.pid + seq) & 0xff}`;
+    const watches: Watch[] = targets.map((target) => {
+      const child = spawn('ip', ['-n', target.namespace, '-ts', '-o', '-4', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      if (child.pid) ctx.addInfraPid(child.pid);
+      const closed = new Promise<void>((res) => child.once('close', () => res()));
+      return { target, child, devs: new Set(), ready: false, since: 0, queued: [], closed };
+    });
+    const sampler = new VipSampler(address, ip, watches, ctx);
+    try {
+      await Promise.all(watches.map((w) => sampler.prime(w, marker)));
+    } catch (e) {
+      await sampler.stop();
+      throw e;
+    }
+    sampler.startedAt = Date.now();
+    sampler.sample();
+    sampler.timer = setInterval(() => sampler.sample(), everyMs);
+    return sampler;
+  }
+
+  private async prime(w: Watch, marker: string): Promise<void> {
+    let sawMarker!: () => void;
+    const seen = new Promise<void>((res) => (sawMarker = res));
+    let stderr = '';
+    w.child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    createInterface({ input: w.child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      const ev = parseTs(line);
+      if (!w.ready) {
+        if (ev.rest.includes(` inet ${marker}/`)) sawMarker();
+        else w.queued.push(ev);
+        return;
+      }
+      this.apply(w, ev);
+    });
+    void w.closed.then(() => {
+      if (!this.stopping) this.errors.push(`${w.target.host}: the address monitor ended unexpectedly${stderr ? `: ${stderr.trim()}` : ''}`);
+    });
+    const ns = w.target.namespace;
+    // The monitor is listening once it reports a marker address added to `lo`; the initial
+    // `addr show` runs in the same `ip` right after that marker, so it cannot predate the
+    // monitor. Retried (bounded) while the marker goes unseen.
+    const deadline = Date.now() + 10_000;
+    let listening = false;
+    let dump = '';
+    while (!listening && Date.now() < deadline) {
+      w.since = Date.now();
+      const r = await command(this.ctx.logger, ['ip', '-n', ns, '-o', '-4', '-force', '-batch', '-'], {
+        input: `addr add ${marker}/32 dev lo\naddr del ${marker}/32 dev lo\naddr show\n`,
+        reject: false,
+      });
+      dump = r.stdout;
+      listening = await Promise.race([seen.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 100).unref())]);
+    }
+    if (!listening) throw new Error(`${w.target.host}: \`ip monitor address\` in ${ns} did not start within 10 s${stderr ? `: ${stderr.trim()}` : ''}`);
+    for (const a of parseAddresses(dump)) if (a.ip === this.ip) w.devs.add(a.dev);
+    this.initial.set(w.target.host, new Set(w.devs));
+    w.ready = true;
+    // Events seen between the marker and the dump that are not already in the dump.
+    for (const ev of w.queued.splice(0)) this.apply(w, ev);
+  }
+
+  private apply(w: Watch, ev: { at: number; rest: string }): void {
+    if (ev.at < w.since) return;
+    const m = /^(Deleted\s+)?\d+:\s+([^\s@]+)(?:@\S+)?\s+inet\s+([\d.]+)\//.exec(ev.rest);
+    if (!m || m[3] !== this.ip) return;
+    const dev = m[2]!;
+    const added = !m[1];
+    if (added === w.devs.has(dev)) return;
+    if (added) w.devs.add(dev);
+    else w.devs.delete(dev);
+    this.changes.push({ at: ev.at, host: w.target.host, dev, added });
+  }
+
+  /** The hosts holding the address now (as last reported by the monitors). */
+  holders(): string[] {
+    return this.watches.filter((w) => w.devs.size > 0).map((w) => w.target.host);
+  }
+
+  /** The latest sample (one is taken every `everyMs`). */
+  latest(): VipSample | undefined {
+    return this.samples.at(-1);
+  }
+
+  private sample(): void {
+    this.samples.push({ at: Date.now(), holders: this.holders() });
+  }
+
+  /** Stops the monitors and returns everything seen. Never throws: problems are in `errors`. Idempotent. */
+  stop(): Promise<VipReport> {
+    this.stopped ??= this.finish();
+    return this.stopped;
+  }
+
+  private async finish(): Promise<VipReport> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    const started = this.startedAt > 0;
+    if (started) this.sample();
+    const stoppedAt = Date.now();
+    for (const w of this.watches) w.child.kill('SIGTERM');
+    await Promise.all(this.watches.map((w) => w.closed));
+    for (const w of this.watches) if (w.child.pid) this.ctx.removeInfraPid(w.child.pid);
+    if (started) {
+      // Missed events would show here: the state kept from them must match `ip addr` now.
+      await Promise.all(
+        this.watches.map(async (w) => {
+          const r = await command(this.ctx.logger, ['ip', '-n', w.target.namespace, '-o', '-4', 'addr', 'show'], { reject: false });
+          if (r.exitCode !== 0) return;
+          const now = parseAddresses(r.stdout).filter((a) => a.ip === this.ip).map((a) => a.dev).sort().join(',');
+          const kept = [...w.devs].sort().join(',');
+          if (now !== kept) this.errors.push(`${w.target.host}: the events say the address is on [${kept}] but ip addr says [${now}]`);
+        }),
+      );
+    }
+    return this.report(stoppedAt);
+  }
+
+  private report(stoppedAt: number): VipReport {
+    const order = this.watches.map((w) => w.target.host);
+    const state = new Map<string, Set<string>>();
+    for (const host of order) state.set(host, new Set(this.initial.get(host) ?? []));
+    const holdersNow = () => order.filter((h) => state.get(h)!.size > 0);
+    const holdersOverTime: VipPeriod[] = [];
+    let current: VipPeriod = { from: this.startedAt, to: stoppedAt, holders: holdersNow() };
+    const changes = [...this.changes].sort((a, b) => a.at - b.at);
+    for (const c of changes) {
+      const devs = state.get(c.host)!;
+      if (c.added) devs.add(c.dev);
+      else devs.delete(c.dev);
+      const holders = holdersNow();
+      if (holders.join() === current.holders.join()) continue;
+      const at = Math.max(c.at, current.from);
+      // A dual period is kept however short; another empty one is dropped.
+      if (at > current.from || current.holders.length >= 2) holdersOverTime.push({ ...current, to: at });
+      current = { from: at, to: stoppedAt, holders };
+    }
+    holdersOverTime.push(current);
+    return {
+      address: this.address,
+      startedAt: this.startedAt,
+      stoppedAt,
+      samples: this.samples,
+      dualSamples: this.samples.filter((s) => s.holders.length >= 2),
+      holdersOverTime,
+      dualPeriods: holdersOverTime.filter((p) => p.holders.length >= 2),
+      changes,
+      errors: this.errors,
+    };
+  }
+}
