@@ -4,10 +4,10 @@
  * UI learn, from its name alone, where a resource lives and how it is to be healed — or fail
  * at once with a clear message when the name is unknown.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config, HealingPolicy, CheckTiming } from '../src/config/types.js';
 import { ERROR_TYPES, nodeTaskQueue } from '../workflows/shared.js';
-import { nodeRunning } from '../src/agent/placement.js';
 
 export interface HealTargetRequest {
   cluster: string;
@@ -22,15 +22,47 @@ export interface HealTarget {
   check: CheckTiming & { type: string };
 }
 
+/** What the controller and failovers need to know of the configuration. */
+export interface ClusterLayout {
+  nodes: { name: string; priority: number; fenced: boolean }[];
+  groups: { name: string; nodes: string[]; resources: { name: string; type: string; startTimeoutMs: number }[] }[];
+  lease: { ttlMs: number; marginMs: number };
+  failover: { verifyTimeoutMs: number };
+}
+
 export function createClusterActivities(deps: { config: Config }) {
   const { config } = deps;
   const fail = (type: string, message: string) => ApplicationFailure.create({ type, nonRetryable: true, message });
 
+  const checkCluster = (cluster: string) => {
+    if (cluster !== config.cluster) {
+      throw fail(ERROR_TYPES.WrongCluster, `this workflow names cluster '${cluster}' but runs on the queue of cluster '${config.cluster}'`);
+    }
+  };
+
   return {
+    /** The cluster as this worker's haoscar.yaml describes it. */
+    async describeCluster(req: { cluster: string }): Promise<ClusterLayout> {
+      checkCluster(req.cluster);
+      return {
+        nodes: config.nodes.map((n) => ({ name: n.name, priority: n.priority, fenced: n.fence !== undefined })),
+        groups: config.groups.map((g) => ({
+          name: g.name,
+          nodes: g.nodes,
+          resources: g.resources.map((r) => ({ name: r.name, type: r.type, startTimeoutMs: r.healing.startTimeoutMs })),
+        })),
+        lease: config.lease,
+        failover: config.failover,
+      };
+    },
+
+    /** Sleeps for exactly this long in the worker's process (a server timer may fire late). */
+    async pause(req: { ms: number }): Promise<void> {
+      await sleep(Math.max(0, req.ms));
+    },
+
     async resolveHealTarget(req: HealTargetRequest): Promise<HealTarget> {
-      if (req.cluster !== config.cluster) {
-        throw fail(ERROR_TYPES.WrongCluster, `this workflow names cluster '${req.cluster}' but runs on the queue of cluster '${config.cluster}'`);
-      }
+      checkCluster(req.cluster);
       const known = (names: string[]) => names.join(', ') || '(none)';
       if (!config.nodes.some((n) => n.name === req.node)) {
         throw fail(ERROR_TYPES.UnknownNode, `unknown node '${req.node}' in cluster '${config.cluster}' (known: ${known(config.nodes.map((n) => n.name))})`);
@@ -45,9 +77,6 @@ export function createClusterActivities(deps: { config: Config }) {
       }
       if (!group.nodes.includes(req.node)) {
         throw fail(ERROR_TYPES.NodeNotInGroup, `node '${req.node}' may not run group '${group.name}' (its nodes: ${known(group.nodes)})`);
-      }
-      if (nodeRunning(group) !== req.node) {
-        throw fail(ERROR_TYPES.NodeNotInGroup, `group '${group.name}' runs on node '${nodeRunning(group)}', not '${req.node}': heal it there`);
       }
       const { type, intervalMs, timeoutMs, rise, fall } = resource.check;
       return {

@@ -29,6 +29,8 @@ export interface ServiceActivityDeps {
   logger: Logger;
   /** Upper bound of the interval between checks while waiting for a restarted service. */
   recoveryPollMs?: number;
+  /** Whether this node holds the group now; a heal never starts a group the node does not own. */
+  holds?: (group: string) => boolean;
 }
 
 
@@ -57,6 +59,13 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
      */
     async restartService(ref: RestartRequest): Promise<{ restarted: boolean; pid?: number }> {
       const service = lookup(ref);
+      if (deps.holds && !deps.holds(ref.group)) {
+        throw ApplicationFailure.create({
+          type: ERROR_TYPES.NodeNotInGroup,
+          nonRetryable: true,
+          message: `node ${node} does not hold group '${ref.group}' now (it was moved or stopped): not restarting ${ref.group}/${ref.resource} here`,
+        });
+      }
       const { driver, check } = service;
       const log = logger.child({ group: ref.group, resource: ref.resource });
       if (ref.failureSeenAt !== undefined && service.startedAt !== undefined && service.startedAt > ref.failureSeenAt) {
@@ -87,28 +96,36 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
      * so a crashed agent is noticed within the heartbeat timeout rather than `timeoutMs`.
      */
     async waitForHealthy(req: WaitForHealthyRequest): Promise<{ checks: number; detail: string }> {
-      const service = lookup(req);
-      const { spec, check } = service;
-      const ctx = Context.current();
-      const result = await waitUntilHealthy({
-        check,
-        isRunning: supervisedIsRunning(service),
-        rise: spec.check.rise,
-        pollMs: Math.min(spec.check.intervalMs, recoveryPollMs),
-        timeoutMs: req.timeoutMs,
-        signal: ctx.cancellationSignal,
-        onPoll: (progress) => ctx.heartbeat(progress),
-      });
-      if (!result.healthy) {
-        throw ApplicationFailure.create({
-          type: ERROR_TYPES.ServiceNotHealthy,
-          nonRetryable: true,
-          message: `${req.group}/${req.resource} on node ${node} did not pass its ${spec.check.type} check ${spec.check.rise} time(s) in a row within ${req.timeoutMs}ms: ${result.detail}`,
-        });
-      }
-      return { checks: result.checks, detail: result.detail };
+      return awaitHealthy(lookup(req), req.timeoutMs, node, recoveryPollMs);
     },
   };
 }
 
 export type ServiceActivities = ReturnType<typeof createServiceActivities>;
+
+/**
+ * Runs the resource's check until it passes `rise` times in a row, heartbeating every poll
+ * (a crashed agent is then noticed within the heartbeat timeout rather than `timeoutMs`).
+ * @throws a non-retryable `ServiceNotHealthy` when it does not within `timeoutMs`.
+ */
+export async function awaitHealthy(service: ManagedService, timeoutMs: number, node: string, recoveryPollMs = RECOVERY_POLL_MS): Promise<{ checks: number; detail: string }> {
+  const { spec, check, group } = service;
+  const ctx = Context.current();
+  const result = await waitUntilHealthy({
+    check,
+    isRunning: supervisedIsRunning(service),
+    rise: spec.check.rise,
+    pollMs: Math.min(spec.check.intervalMs, recoveryPollMs),
+    timeoutMs,
+    signal: ctx.cancellationSignal,
+    onPoll: (progress) => ctx.heartbeat(progress),
+  });
+  if (!result.healthy) {
+    throw ApplicationFailure.create({
+      type: ERROR_TYPES.ServiceNotHealthy,
+      nonRetryable: true,
+      message: `${group.name}/${spec.name} on node ${node} did not pass its ${spec.check.type} check ${spec.check.rise} time(s) in a row within ${timeoutMs}ms: ${result.detail}`,
+    });
+  }
+  return { checks: result.checks, detail: result.detail };
+}

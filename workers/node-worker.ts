@@ -1,8 +1,10 @@
 /**
- * The node worker: this node's own task queue, with the activities that touch this node.
- * It runs no workflows, so it needs no workflow cache.
+ * The node worker: this node's own task queue, with the activities that touch this node
+ * (its services, what it runs under which epoch). It runs no workflows, so it needs no
+ * workflow cache.
  */
 import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createOwnershipActivities, type OwnershipActivityDeps } from '../activities/ownership.js';
 import { createServiceActivities, type ServiceActivityDeps } from '../activities/service.js';
 import { nodeTaskQueue } from '../workflows/shared.js';
 
@@ -10,13 +12,15 @@ export async function createNodeWorker(opts: {
   connection: NativeConnection;
   namespace: string;
   cluster: string;
-  deps: ServiceActivityDeps;
+  service: ServiceActivityDeps;
+  /** Absent in tests that only heal. */
+  ownership?: OwnershipActivityDeps;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
-    taskQueue: nodeTaskQueue(opts.cluster, opts.deps.node),
-    activities: createServiceActivities(opts.deps),
+    taskQueue: nodeTaskQueue(opts.cluster, opts.service.node),
+    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
     shutdownGraceTime: '5s',

@@ -3,7 +3,9 @@
  * cluster-wide lookup activities. Every agent runs one, so workflows go on when a node dies.
  */
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { createClusterActivities } from '../activities/cluster.js';
+import { createControllerActivities } from '../activities/controller.js';
 import type { Config } from '../src/config/types.js';
 import { clusterTaskQueue } from '../workflows/shared.js';
 import { bundleWorkflowsToFile } from './workflow-bundle.js';
@@ -12,20 +14,28 @@ import { join } from 'node:path';
 export async function createWorkflowWorker(opts: {
   connection: NativeConnection;
   config: Config;
+  /** Failovers talk to the controller through it (workflows cannot send updates). */
+  client: Client;
   /** A prebuilt bundle (tests share one); default: bundle workflows/ now, in a child process. */
   workflowBundle?: WorkflowBundleOption;
+  /** Where the bundle is written; default `<stateDir>/workflow-bundle.js`. */
+  bundleFile?: string;
 }): Promise<Worker> {
   const { config } = opts;
-  const workflowBundle = opts.workflowBundle ?? (await bundleWorkflowsToFile(join(config.agent.stateDir, 'workflow-bundle.js')));
+  const workflowBundle = opts.workflowBundle ?? (await bundleWorkflowsToFile(opts.bundleFile ?? join(config.agent.stateDir, 'workflow-bundle.js')));
   return Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: clusterTaskQueue(config.cluster),
     workflowBundle,
-    activities: createClusterActivities({ config }),
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }) },
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.
     maxCachedWorkflows: config.agent.maxCachedWorkflows,
     shutdownGraceTime: '5s',
+    // When the worker that has a workflow cached dies with its node, the server gives the
+    // workflow's tasks to another worker after this long (the default, 10 s, would delay
+    // every failover of a cluster whose controller was cached on the dead node).
+    stickyQueueScheduleToStartTimeout: '1s',
   });
 }

@@ -15,6 +15,7 @@ import {
   ApplicationFailure,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   patched,
@@ -31,7 +32,9 @@ import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.j
 import { describeIssues, healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
 import {
+  controllerWorkflowId,
   ERROR_TYPES,
+  healGaveUpSignal,
   healRequestUpdate,
   healStatusQuery,
   serviceFailedSignal,
@@ -50,7 +53,7 @@ export interface HealResult {
  * Failures of an attempt that mean the heal itself is wrong, not the service: stop at once.
  * (The node's agent does not know the resource: its haoscar.yaml differs from the cluster's.)
  */
-const FATAL: readonly string[] = [ERROR_TYPES.UnknownResource];
+const FATAL: readonly string[] = [ERROR_TYPES.UnknownResource, ERROR_TYPES.NodeNotInGroup];
 
 /** Keep histories small: a service crashing slowly but forever would otherwise grow one without end. */
 const MAX_ATTEMPTS_PER_RUN = 100;
@@ -68,6 +71,8 @@ const clusterViaServer = proxyActivities<ClusterActivities>({
   retry: { initialInterval: '200ms', maximumInterval: '5 seconds' },
 });
 export const PATCH_LOCAL_RESOLVE = 'heal-resolve-target-locally';
+/** Heals begun before failover existed gave up without telling the controller. */
+export const PATCH_ESCALATE = 'heal-escalates-to-failover';
 
 export async function healService(rawInput: unknown): Promise<HealResult> {
   const input = parseWorkflowInput(healServiceInputSchema, rawInput, 'healService');
@@ -166,6 +171,13 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     if (decision.action === 'give-up') {
       status.phase = 'gave-up';
       await condition(allHandlersFinished); // let waiting requests answer 'gave-up' first
+      if (patched(PATCH_ESCALATE)) {
+        // Escalation: the controller fails the group over (if this node still owns it).
+        const report = { group: input.group, resource: input.resource, node: input.node, at: Date.now(), detail: status.attempts.at(-1)?.detail ?? 'failed again' };
+        await getExternalWorkflowHandle(controllerWorkflowId(input.cluster))
+          .signal(healGaveUpSignal, report)
+          .catch((err: unknown) => log.error('could not ask the controller for a failover', { err: err instanceof Error ? err.message : String(err) }));
+      }
       throw ApplicationFailure.create({
         type: ERROR_TYPES.HealGaveUp,
         nonRetryable: true,

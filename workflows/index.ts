@@ -1,2 +1,4 @@
 // Every workflow type the cluster's workflow worker runs.
 export { healService } from './heal-service.js';
+export { controller } from './controller.js';
+export { failover } from './failover.js';

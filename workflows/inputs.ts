@@ -56,3 +56,61 @@ export const serviceFailureSchema = z.strictObject({
   detail: z.string().max(2000),
   source: z.string().max(200),
 });
+
+const node = name('node');
+const at = z.number().int().nonnegative();
+
+export const controllerInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** State carried over by continue-as-new; not for people to set. */
+  carried: z.unknown().optional(),
+});
+export type ControllerInput = z.infer<typeof controllerInputSchema>;
+
+export const OPERATION_KINDS = ['operator', 'node-lost', 'heal-gave-up', 'place', 'recover'] as const;
+
+export const failoverInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  group: name('group'),
+  /** Move to this node only; default: the group's nodes in preference order. */
+  to: node.optional(),
+  /** Why (shown in the history). */
+  reason: z.string().max(1000).optional(),
+  /** What started it; people leave it out (operator). */
+  kind: z.enum(OPERATION_KINDS, { error: `expected one of ${OPERATION_KINDS.join(', ')}` }).default('operator'),
+});
+export type FailoverInput = z.input<typeof failoverInputSchema>;
+
+export const nodeEdgeSchema = z.strictObject({
+  node,
+  to: z.enum(['suspect', 'up']),
+  reporter: node,
+  at,
+  detail: z.string().max(2000),
+  restarted: z.boolean().optional(),
+});
+export const healGaveUpSchema = z.strictObject({
+  group: name('group'),
+  resource: name('resource'),
+  node,
+  at,
+  detail: z.string().max(4000),
+});
+export const beginOperationSchema = z.strictObject({
+  group: name('group'),
+  workflowId: z.string().min(1).max(1000),
+  kind: z.enum(OPERATION_KINDS),
+});
+export const claimGroupSchema = z.strictObject({
+  group: name('group'),
+  workflowId: z.string().min(1).max(1000),
+  expectEpoch: z.number().int().nonnegative(),
+  owner: node.nullable(),
+});
+export const endOperationSchema = z.strictObject({
+  group: name('group'),
+  workflowId: z.string().min(1).max(1000),
+  outcome: z.enum(['running', 'down', 'unchanged', 'false-alarm']),
+  detail: z.string().max(4000),
+  node: node.optional(),
+});

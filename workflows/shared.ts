@@ -21,6 +21,16 @@ export const ERROR_TYPES = {
   ServiceNotHealthy: 'ServiceNotHealthy',
   /** healService used up its restarts (maxRestarts within window): escalate to failover. */
   HealGaveUp: 'HealGaveUp',
+  /** An ownership change carried an epoch older than one this node or the controller has seen. */
+  StaleEpoch: 'StaleEpoch',
+  /** Another operation (failover, switchover) is running on the group. */
+  OperationInProgress: 'OperationInProgress',
+  /** No candidate node could start the group: it is down. */
+  NoNodeCouldRunGroup: 'NoNodeCouldRunGroup',
+  /** A resource of the group failed to start on the chosen node. */
+  ResourceStartFailed: 'ResourceStartFailed',
+  /** The cluster's controller workflow is not running (agents start it). */
+  ControllerNotRunning: 'ControllerNotRunning',
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 
@@ -77,3 +87,122 @@ export interface HealRequestOutcome {
  * Its validator rejects a malformed failure report before anything is recorded.
  */
 export const healRequestUpdate = defineUpdate<HealRequestOutcome, [ServiceFailure]>('requestHeal');
+
+// ------------------------------------------------------------------------------ ownership
+
+/** The one controller of a cluster: it owns the truth of who runs each group, under which epoch. */
+export const controllerWorkflowId = (cluster: string): string => `controller/${cluster}`;
+/** Failovers started by the controller or the CLI; Temporal itself keeps one running per group. */
+export const failoverWorkflowId = (cluster: string, group: string): string => `failover/${cluster}/${group}`;
+
+export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' | 'recover';
+
+export interface GroupOwnership {
+  /** The node that runs (or is starting) the group; null when nobody does. */
+  owner: string | null;
+  /** Fencing token: raised on every change of owner. An activity carrying an older one is refused. */
+  epoch: number;
+  state: 'unplaced' | 'moving' | 'running' | 'down';
+  /** Workflow time of the last change. */
+  since: number;
+  /**
+   * false while an operation may move the group: the owner's lease is not extended (it keeps
+   * the expiry it has), so a failover can wait out the lease from `blockedSince`.
+   */
+  renewable: boolean;
+  blockedSince?: number;
+  operation?: { workflowId: string; kind: OperationKind; startedAt: number };
+}
+
+export interface NodeLiveness {
+  state: 'up' | 'suspect' | 'unknown';
+  since: number;
+  /** Who reported the last change (a peer's agent, the node itself). */
+  reportedBy: string;
+}
+
+export interface FalseAlarm {
+  group: string;
+  node: string;
+  at: number;
+  workflowId: string;
+  detail: string;
+}
+
+export interface Ownership {
+  cluster: string;
+  groups: Record<string, GroupOwnership>;
+  nodes: Record<string, NodeLiveness>;
+  falseAlarms: FalseAlarm[];
+}
+/** Current ownership; costs no history, so owners ask it every ttl/3 to confirm their lease. */
+export const ownershipQuery = defineQuery<Ownership>('ownership');
+
+/** An edge seen by an agent: a peer went silent on every link, came back, or the agent (re)started. */
+export interface NodeEdge {
+  node: string;
+  to: 'suspect' | 'up';
+  /** The agent that saw it. */
+  reporter: string;
+  at: number;
+  detail: string;
+  /** Set when the node reports its own (re)start: it holds no group whatever the controller thought. */
+  restarted?: boolean;
+}
+export const nodeEdgeSignal = defineSignal<[NodeEdge]>('nodeEdge');
+
+export interface HealGaveUpReport {
+  group: string;
+  resource: string;
+  node: string;
+  at: number;
+  detail: string;
+}
+export const healGaveUpSignal = defineSignal<[HealGaveUpReport]>('healGaveUp');
+
+/** A failover asks for the group: refused while another operation holds it. */
+export interface BeginOperation {
+  group: string;
+  workflowId: string;
+  kind: OperationKind;
+}
+export interface OperationBegun {
+  owner: string | null;
+  epoch: number;
+  /** Workflow time since which the owner's lease has not been renewed. */
+  blockedSince: number;
+  /** Nodes whose agents are up (reported by themselves or their peers), in no order. */
+  up: string[];
+}
+export const beginOperationUpdate = defineUpdate<OperationBegun, [BeginOperation]>('beginOperation');
+
+/** epoch+1 with a new owner (null: nobody); refused unless `expectEpoch` is current and the caller holds the operation. */
+export interface ClaimGroup {
+  group: string;
+  workflowId: string;
+  expectEpoch: number;
+  owner: string | null;
+}
+export const claimGroupUpdate = defineUpdate<{ epoch: number }, [ClaimGroup]>('claimGroup');
+
+export interface EndOperation {
+  group: string;
+  workflowId: string;
+  outcome: 'running' | 'down' | 'unchanged' | 'false-alarm';
+  detail: string;
+  /** The node that answered when the outcome is a false alarm. */
+  node?: string;
+}
+export const endOperationUpdate = defineUpdate<void, [EndOperation]>('endOperation');
+
+/** What a failover came to (its workflow result, and so its history's last word). */
+export interface FailoverResult {
+  outcome: 'moved' | 'false-alarm' | 'already-there';
+  group: string;
+  from: string | null;
+  to: string | null;
+  epoch: number;
+  /** Workflow-time milliseconds spent in each phase, for the postmortem and the benchmark. */
+  phases: { verifyMs?: number; stopMs?: number; fenceMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
+  attempts: { node: string; outcome: 'started' | 'failed'; detail: string }[];
+}

@@ -1,20 +1,27 @@
 /**
  * The HA-OSCAR agent of one node: a Temporal worker on the node's own queue (activities that
- * touch this node), a worker on the cluster's queue (workflows), and a monitor per service of
- * the groups this node runs. Monitors report edges; a failing edge requests a heal.
+ * touch this node), a worker on the cluster's queue (workflows, unless `agent.workflows` is
+ * false), heartbeats with its peers, the leases of the groups it holds, and a monitor per
+ * resource it runs. It reports edges — a peer went silent or came back, a resource started
+ * failing — never levels. What it runs is decided by the controller, not by the agent.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
-import type { Config, GroupSpec } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import { createExec, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
-import { createServiceDriver } from '../drivers/index.js';
+import { createResourceDriver } from '../drivers/index.js';
 import { createCheck } from '../checks/check.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
-import { groupsHomedOn } from './placement.js';
+import { GroupRuntime } from './groups.js';
+import { LeaseKeeper } from './lease.js';
+import { ControllerLink } from './controller-link.js';
+import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
+import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import type { Ownership } from '../../workflows/shared.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,8 +46,13 @@ export interface AgentOptions {
 
 
 export class Agent {
-  private readonly monitors: ResourceMonitor[] = [];
   private readonly services = new ServiceRegistry();
+  private readonly monitors = new Map<ManagedService, ResourceMonitor>();
+  private groups: GroupRuntime | undefined;
+  private heartbeat: Heartbeat | undefined;
+  private lease: LeaseKeeper | undefined;
+  private link: ControllerLink | undefined;
+  private claimTimer: NodeJS.Timeout | undefined;
   private workers: Worker[] = [];
   private running: Promise<unknown> | undefined;
   private connection: NativeConnection | undefined;
@@ -56,7 +68,8 @@ export class Agent {
 
   /**
    * Starts the agent. @throws UnknownNodeError before anything is done when the node is not
-   * in the config; CliError when Temporal cannot be reached.
+   * in the config; HeartbeatSecretError when the secret file is unsafe or missing; CliError
+   * when Temporal cannot be reached.
    */
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.config.nodes.some((n) => n.name === opts.node)) throw new UnknownNodeError(opts.node, opts.config);
@@ -80,54 +93,130 @@ export class Agent {
     return this.services.all();
   }
 
+  /** The groups this node holds now, with their epochs. */
+  held(): [string, { epoch: number; state: string }][] {
+    return this.groups?.heldGroups() ?? [];
+  }
+
   private async init(): Promise<void> {
     const { config, node } = this.opts;
     const exec = this.opts.exec ?? createExec(this.log);
     const logDir = join(config.agent.stateDir, 'log');
+    // Refused before anything runs: a world-readable secret lets anyone forge heartbeats.
+    const hasPeers = config.nodes.length > 1;
+    const secret = hasPeers ? await loadHeartbeatSecret(config.heartbeat.secretFile) : undefined;
     await mkdir(logDir, { recursive: true });
 
-    for (const group of config.groups.filter((g) => g.nodes.includes(node))) {
+    const groups = new GroupRuntime({
+      node,
+      config,
+      services: this.services,
+      logger: this.log,
+      monitorOf: (service) => this.monitors.get(service)!,
+      onViewChange: (view) => this.heartbeat?.setView(view),
+      peerClaims: (group) => this.peerClaims(group),
+      // The old owner stops within ttl + margin of losing its lease, and its heartbeats say so.
+      claimWaitMs: config.lease.ttlMs + config.lease.marginMs + config.heartbeat.deadtimeMs,
+    });
+    this.groups = groups;
+    for (const group of groups.groupsHere()) {
       for (const spec of group.resources) {
-        const driver = createServiceDriver(spec, { exec, logger: this.log.child({ group: group.name, resource: spec.name }), logDir });
-        const check = createCheck(spec.check, { exec, servicePid: async () => (await driver.status()).pid });
-        this.services.add({ group, spec, driver, check });
+        const driver = createResourceDriver(spec, { exec, logger: this.log.child({ group: group.name, resource: spec.name }), logDir });
+        const check = createCheck(spec.check, { exec, servicePid: async () => (await driver.status()).pid, resourceStatus: () => driver.status() });
+        const service: ManagedService = { group, spec, driver, check };
+        this.services.add(service);
+        this.monitors.set(service, this.createMonitor(service));
       }
     }
 
     const conn = await resolveConnection(config.temporal);
     this.connection = await connectWorker(conn);
     this.client = await connectClient(conn);
+    const link = new ControllerLink(this.client, config.cluster, this.log);
+    this.link = link;
+
+    // Whatever an earlier agent left running is stopped, unless the controller says this node
+    // owns it and all of it still runs (an agent restart must not interrupt a healthy group).
+    const before = await link.ownership(2000).catch(() => undefined);
+    const keep = new Map<string, number>();
+    let dropped = false;
+    for (const group of groups.groupsHere()) {
+      const truth = before?.groups[group.name];
+      if (truth?.owner !== node) continue;
+      if (await groups.allRunning(group.name)) keep.set(group.name, truth.epoch);
+      else dropped = true;
+    }
+    await groups.cleanSlate(keep);
+
+    if (secret) {
+      this.heartbeat = await Heartbeat.start({
+        cluster: config.cluster,
+        node,
+        nodes: config.nodes,
+        settings: config.heartbeat,
+        secret,
+        logger: this.log.child({ heartbeat: true }),
+        view: groups.view(),
+        onEdge: (edge) => this.onPeerEdge(edge),
+      });
+      // A peer claiming one of our groups under a newer epoch ends our ownership at once.
+      this.claimTimer = setInterval(() => this.checkPeerClaims(), config.heartbeat.intervalMs);
+    }
+    this.lease = new LeaseKeeper({
+      node,
+      ttlMs: config.lease.ttlMs,
+      groups,
+      queryOwnership: (timeoutMs) => link.ownership(timeoutMs),
+      peers: this.heartbeat ? () => this.heartbeat!.peers().map((p) => ({ node: p.node, alive: p.state === 'alive', claims: claimsOf(p.view) })) : undefined,
+      logger: this.log,
+    });
+    this.lease.start();
+
     this.workers = await Promise.all([
-      createNodeWorker({ connection: this.connection, namespace: conn.namespace, cluster: config.cluster, deps: { node, services: this.services, logger: this.log } }),
-      createWorkflowWorker({ connection: this.connection, config, workflowBundle: this.opts.workflowBundle }),
+      createNodeWorker({
+        connection: this.connection,
+        namespace: conn.namespace,
+        cluster: config.cluster,
+        service: { node, services: this.services, logger: this.log, holds: (g) => groups.holding(g) !== undefined },
+        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log },
+      }),
+      ...(config.agent.workflows
+        ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle })]
+        : []),
     ]);
     this.running = Promise.all(this.workers.map((w) => w.run()));
     this.running.catch((err: unknown) => this.log.error({ err: String(err) }, 'a Temporal worker stopped with an error'));
-    this.log.info({ cluster: config.cluster, taskQueues: this.workers.map((w) => w.options.taskQueue) }, 'agent connected to Temporal');
+    this.log.info({ cluster: config.cluster, taskQueues: this.workers.map((w) => w.options.taskQueue), adopted: [...keep.keys()] }, 'agent connected to Temporal');
 
-    for (const group of groupsHomedOn(config, node)) await this.startGroup(group);
+    // "I am up" (and, if it dropped groups it owned, "I restarted"): starts the controller if
+    // it is not running yet, and lets it place groups that run nowhere.
+    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}) });
   }
 
-  /** Starts a group's resources in order, each watched from before its start. */
-  private async startGroup(group: GroupSpec): Promise<void> {
-    for (const spec of group.resources) {
-      const service = this.services.get(group.name, spec.name)!;
-      const monitor = this.watch(service);
-      this.log.info({ group: group.name, resource: spec.name, driver: spec.driver }, 'starting service');
-      try {
-        await service.driver.start();
-        service.startedAt = Date.now();
-      } catch (err) {
-        // The monitor sees it failing and requests a heal, which retries with the policy's limits.
-        this.log.error({ group: group.name, resource: spec.name, err }, 'service did not start');
-      }
-      // The first check runs at once: a crash since the start is seen now, not at the next poll.
-      monitor.start();
+  private onPeerEdge(edge: HeartbeatEdge): void {
+    if (this.stopping) return;
+    const detail = edge.to === 'suspect'
+      ? `every link silent for ${this.opts.config.heartbeat.deadtimeMs}ms (${edge.silentLinks.join(', ')})`
+      : `heard again on ${edge.link}`;
+    void this.link?.report({ node: edge.node, to: edge.to === 'alive' ? 'up' : 'suspect', reporter: this.opts.node, at: edge.at, detail });
+  }
+
+  /** Peers heard now that claim the group, with their epochs. */
+  private peerClaims(group: string): { node: string; epoch: number }[] {
+    return (this.heartbeat?.peers() ?? [])
+      .filter((p) => p.state === 'alive' && p.view?.groups[group] !== undefined)
+      .map((p) => ({ node: p.node, epoch: p.view!.groups[group]!.epoch }));
+  }
+
+  private checkPeerClaims(): void {
+    if (!this.groups || !this.lease) return;
+    for (const [group] of this.groups.heldGroups()) {
+      for (const claim of this.peerClaims(group)) this.lease.peerClaim(claim.node, group, claim.epoch);
     }
   }
 
-  /** A monitor of the service, fed by the driver's exit events; started by the caller. */
-  private watch(service: ManagedService): ResourceMonitor {
+  /** The service's monitor; started and stopped with the resource (see GroupRuntime). */
+  private createMonitor(service: ManagedService): ResourceMonitor {
     const { config, node } = this.opts;
     const { group, spec, driver, check } = service;
     const healer = new LocalHealer(service, this.log);
@@ -141,14 +230,13 @@ export class Agent {
         // Not awaited: the monitor must keep watching while the report is retried.
         void this.reportFailure(
           { cluster: config.cluster, node, group: group.name, resource: spec.name, failure: { at: edge.at, detail: edge.detail, source: `monitor@${node}` } },
-          () => !this.stopping && monitor.status().status === 'failing',
+          () => !this.stopping && monitor.status().status === 'failing' && this.groups?.holding(group.name) !== undefined,
           healer,
         );
       },
     });
     // A supervised process's exit is a definitive failure: report it now, not at the next poll.
     driver.onExit?.((exit) => monitor.reportExit(`process ${exit.pid} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.exitCode}`})`));
-    this.monitors.push(monitor);
     return monitor;
   }
 
@@ -176,15 +264,19 @@ export class Agent {
     await healer.heal(req.failure.detail, this.localHeals.signal);
   }
 
-  /** Stops monitors, workers and supervised processes; safe to call twice. */
+  /** Stops monitors, workers, heartbeats and supervised processes; safe to call twice. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.localHeals.abort();
-      await Promise.all(this.monitors.map((m) => m.stop()));
+      this.lease?.stop();
+      clearInterval(this.claimTimer);
+      this.link?.close();
+      await this.groups?.close();
       for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
       await this.running?.catch(() => undefined);
       // Supervised processes belong to the agent (as with supervisord): they stop with it.
       await Promise.all(this.services.all().map((s) => s.driver.close?.().catch((err: unknown) => this.log.warn({ err: String(err) }, 'stopping service failed'))));
+      await this.heartbeat?.close();
       await this.connection?.close().catch(() => undefined);
       await this.client?.connection.close().catch(() => undefined);
       this.log.info('agent stopped');
@@ -192,3 +284,9 @@ export class Agent {
     return this.stopping;
   }
 }
+
+function claimsOf(view: { groups: Record<string, { epoch: number }> } | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(view?.groups ?? {}).map(([g, c]) => [g, c.epoch]));
+}
+
+export type { Ownership };

@@ -5,11 +5,11 @@
  */
 import type { Check } from '../checks/check.js';
 import type { ServiceDriver } from '../drivers/service-driver.js';
-import type { GroupSpec, ServiceResource } from '../config/types.js';
+import type { GroupSpec, Resource } from '../config/types.js';
 
 export interface ManagedService {
   group: GroupSpec;
-  spec: ServiceResource;
+  spec: Resource;
   driver: ServiceDriver;
   check: Check;
   /** When this agent last (re)started it (ms since the epoch); see restartManaged. */
@@ -46,6 +46,6 @@ const key = (group: string, resource: string) => `${group}/${resource}`;
 
 /** The isRunning probe for waitUntilHealthy: only for services the agent supervises itself. */
 export function supervisedIsRunning(service: ManagedService): (() => Promise<boolean>) | undefined {
-  if (service.spec.driver !== 'process') return undefined;
+  if (service.spec.type !== 'service' || service.spec.driver !== 'process') return undefined;
   return async () => (await service.driver.status()).running;
 }

@@ -5,6 +5,7 @@ import { createLogger } from '../log.js';
 import { Agent, UnknownNodeError } from '../agent/agent.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { CliError, EXIT } from './errors.js';
+import { HeartbeatSecretError } from '../heartbeat/secret.js';
 
 export function agentCommand(): Command {
   return new Command('agent')
@@ -16,7 +17,10 @@ export function agentCommand(): Command {
       if (!config.nodes.some((n) => n.name === opts.node)) throw new CliError(new UnknownNodeError(opts.node, config).message, EXIT.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
       installTemporalRuntime(logger);
-      const agent = await Agent.start({ config, node: opts.node, logger });
+      const agent = await Agent.start({ config, node: opts.node, logger }).catch((err: unknown) => {
+        if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
+        throw err;
+      });
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         void agent.stop();

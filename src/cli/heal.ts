@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { requestHealAndAnswer } from '../agent/heal-trigger.js';
-import { nodeRunning } from '../agent/placement.js';
+import type { Client } from '@temporalio/client';
+import { controllerWorkflowId, ownershipQuery } from '../../workflows/shared.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { CliError, EXIT } from './errors.js';
 import { userInfo } from 'node:os';
@@ -24,11 +25,13 @@ export function healCommand(): Command {
       if (!group.resources.some((r) => r.name === resourceName)) {
         throw new CliError(`unknown resource '${resourceName}' in group '${groupName}' (known: ${group.resources.map((r) => r.name).join(', ')})`, EXIT.usage);
       }
-      const node = opts.node ?? nodeRunning(group);
-      if (!group.nodes.includes(node)) throw new CliError(`node '${node}' may not run group '${groupName}' (its nodes: ${group.nodes.join(', ')})`, EXIT.usage);
+      if (opts.node !== undefined && !group.nodes.includes(opts.node)) {
+        throw new CliError(`node '${opts.node}' may not run group '${groupName}' (its nodes: ${group.nodes.join(', ')})`, EXIT.usage);
+      }
 
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
+        const node = opts.node ?? (await ownerOf(client, config.cluster, groupName));
         const { workflowId, outcome } = await requestHealAndAnswer(
           client,
           {
@@ -53,4 +56,14 @@ export function healCommand(): Command {
         await client.connection.close();
       }
     });
+}
+
+/** The node that runs the group, as the controller says. */
+async function ownerOf(client: Client, cluster: string, group: string): Promise<string> {
+  const state = await client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery).catch((err: unknown) => {
+    throw new CliError(`cannot ask the controller of cluster '${cluster}' who runs '${group}' (${err instanceof Error ? err.message : String(err)}); name the node with --node`, EXIT.unavailable);
+  });
+  const owner = state.groups[group]?.owner;
+  if (!owner) throw new CliError(`group '${group}' runs nowhere now (${state.groups[group]?.state ?? 'unknown'}): there is nothing to heal; see haoscar status`, EXIT.failure);
+  return owner;
 }

@@ -9,6 +9,9 @@ import { serverCommand } from './server.js';
 import { validateCommand } from './validate.js';
 import { agentCommand } from './agent.js';
 import { healCommand } from './heal.js';
+import { failoverCommand } from './failover.js';
+import { workerCommand } from './worker.js';
+import { statusCommand } from './status.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
@@ -17,7 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), healCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), statusCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

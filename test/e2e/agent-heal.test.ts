@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
-import { Lab, ROOT, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
+import { Lab, ROOT, freePort, groupRunning, httpServiceYaml, probe, waitFor } from '../support/lab.js';
 import { closeTemporal, temporalAddress, testClient, uniqueName } from '../support/temporal.js';
 import { healStatusQuery, healWorkflowId, ERROR_TYPES } from '../../workflows/shared.js';
 
@@ -37,7 +37,7 @@ before(async () => {
       ],
       flaky: [
         httpServiceYaml('crashy', flakyPort, {
-          args: ['--starts-file', `${lab.dir}/flaky.starts`, '--die-after', '600ms'],
+          args: ['--starts-file', `${lab.dir}/flaky.starts`, '--die-after', '"1500"'],
           check: 'interval: 200ms, timeout: 150ms, rise: 1, fall: 1',
           healing: 'maxRestarts: 2, window: 1m, startTimeout: 5s, backoff: { initial: 200ms, max: 1s }',
         }),
@@ -53,6 +53,7 @@ after(async () => {
 });
 
 test('a service killed with SIGKILL is restarted by healService and answers HTTP again', async () => {
+  await groupRunning(client, cluster, 'web');
   const firstPid = await waitFor('the web service answers', () => probe(webPort), 60_000);
   process.kill(firstPid, 'SIGKILL');
   const killedAt = Date.now();

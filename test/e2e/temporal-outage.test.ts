@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Connection, Client } from '@temporalio/client';
-import { Lab, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
+import { Lab, freePort, groupRunning, httpServiceYaml, probe, waitFor } from '../support/lab.js';
 import { ensureTemporalCli } from '../../src/temporal/cli-binary.js';
 import { startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { silentLogger } from '../../src/log.js';
@@ -39,6 +39,10 @@ test('Temporal down: the service keeps running, a crash is healed locally; back 
     groups: { web: [httpServiceYaml('httpd', servicePort, { check: 'interval: 300ms, timeout: 200ms, rise: 1, fall: 2' })] },
   });
   const agent = lab.startAgent(config, 'n1');
+  {
+    const placing = await Connection.connect({ address: server.address });
+    await groupRunning(new Client({ connection: placing }), cluster, 'web').finally(() => placing.close());
+  }
   const pid = await waitFor('the service answers', () => probe(servicePort), 60_000);
 
   await server.stop();

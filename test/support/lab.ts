@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import type { Client } from '@temporalio/client';
+import { controllerWorkflowId, ownershipQuery } from '../../workflows/shared.js';
+import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const HTTP_SERVICE = join(ROOT, 'test/fixtures/http-service.mjs');
@@ -36,6 +39,18 @@ export async function probe(port: number, timeoutMs = 200): Promise<number | und
 }
 
 export { waitFor } from './wait.js';
+
+/**
+ * Waits until the controller reports the group running (placed, its resources started and
+ * verified): before that, a fault injected by a test hits the placement, not the running group.
+ */
+export async function groupRunning(client: Client, cluster: string, group: string, timeoutMs = 60_000): Promise<string> {
+  return waitFor(`group ${group} running`, async () => {
+    const state = await client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery).catch(() => undefined);
+    const g = state?.groups[group];
+    return g?.state === 'running' && g.owner ? g.owner : undefined;
+  }, timeoutMs, 100);
+}
 
 /**
  * A `process` service running the HTTP fixture on `port`, checked over HTTP, as one line of

@@ -1,0 +1,64 @@
+/**
+ * The failover's conversation with the controller: Temporal updates sent by the workflow
+ * worker (workflows cannot send updates themselves). Each returns only once the controller
+ * has accepted the change, so an epoch raised here is what every later lease query sees.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  beginOperationUpdate,
+  claimGroupUpdate,
+  controllerWorkflowId,
+  endOperationUpdate,
+  ERROR_TYPES,
+  type BeginOperation,
+  type ClaimGroup,
+  type EndOperation,
+  type OperationBegun,
+} from '../workflows/shared.js';
+
+type WithCluster<T> = T & { cluster: string };
+
+export function createControllerActivities(deps: { client: Client }) {
+  const { client } = deps;
+  const controller = (cluster: string) => client.workflow.getHandle(controllerWorkflowId(cluster));
+
+  /** A refusal by the controller's validator cannot be fixed by retrying: typed, non-retryable. */
+  async function send<T>(cluster: string, what: string, type: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw ApplicationFailure.create({ type, nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${err.cause?.message ?? err.message}` });
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        throw ApplicationFailure.create({
+          type: ERROR_TYPES.ControllerNotRunning,
+          nonRetryable: true,
+          message: `the controller of cluster '${cluster}' (workflow ${controllerWorkflowId(cluster)}) is not running: start an agent (it starts the controller) and try again`,
+        });
+      }
+      throw err;
+    }
+  }
+
+  return {
+    async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun> {
+      return send(cluster, `to begin an operation on group '${req.group}'`, ERROR_TYPES.OperationInProgress, () =>
+        controller(cluster).executeUpdate(beginOperationUpdate, { args: [req] }),
+      );
+    },
+    async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number }> {
+      return send(cluster, `to raise the epoch of group '${req.group}'`, ERROR_TYPES.StaleEpoch, () =>
+        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req] }),
+      );
+    },
+    async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
+      await send(cluster, `to end the operation on group '${req.group}'`, ERROR_TYPES.OperationInProgress, () =>
+        controller(cluster).executeUpdate(endOperationUpdate, { args: [req] }),
+      );
+    },
+  };
+}
+
+export type ControllerActivities = ReturnType<typeof createControllerActivities>;

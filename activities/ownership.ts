@@ -1,0 +1,106 @@
+/**
+ * Activities that change what this node runs: start or stop a group's resources under an
+ * epoch, answer "are you there?", fence a peer. They run on the node's own task queue. An
+ * epoch older than one this node has seen is refused (`StaleEpoch`, not retryable): a newer
+ * operation owns the group.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Config } from '../src/config/types.js';
+import type { Exec } from '../src/exec.js';
+import type { Logger } from '../src/log.js';
+import { PeerStillClaimsError, StaleEpochError, type GroupRuntime } from '../src/agent/groups.js';
+import type { LeaseKeeper } from '../src/agent/lease.js';
+import type { ServiceRegistry } from '../src/agent/services.js';
+import { awaitHealthy } from './service.js';
+import { runFenceAgent } from '../src/fence.js';
+import { ERROR_TYPES } from '../workflows/shared.js';
+
+export interface OwnershipActivityDeps {
+  node: string;
+  config: Config;
+  groups: GroupRuntime;
+  services: ServiceRegistry;
+  lease?: LeaseKeeper;
+  exec: Exec;
+  logger: Logger;
+}
+
+export interface ResourceOrder {
+  group: string;
+  resource: string;
+  epoch: number;
+}
+
+export function createOwnershipActivities(deps: OwnershipActivityDeps) {
+  const { node, groups, logger } = deps;
+
+  /** Our errors, typed for the workflow: none of them is fixed by retrying on this node. */
+  const typed = (err: unknown, what: string): never => {
+    if (err instanceof StaleEpochError) throw ApplicationFailure.create({ type: ERROR_TYPES.StaleEpoch, nonRetryable: true, message: err.message });
+    const message = err instanceof Error ? err.message : String(err);
+    throw ApplicationFailure.create({
+      type: err instanceof PeerStillClaimsError ? ERROR_TYPES.StaleEpoch : ERROR_TYPES.ResourceStartFailed,
+      nonRetryable: true,
+      message: `${what} on node ${node}: ${message}`,
+      cause: err instanceof Error ? err : undefined,
+    });
+  };
+
+  return {
+    /** "Are you there?": answered only by this node's agent, so an answer proves it is up and reaches Temporal. */
+    async ping(req: { group?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string } }> {
+      const held = req.group ? groups.holding(req.group) : undefined;
+      return { node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state } } : {}) };
+    },
+
+    async startResource(req: ResourceOrder): Promise<void> {
+      try {
+        await groups.startResource(req.group, req.resource, req.epoch);
+        // The controller recorded this node as owner before the order was sent.
+        deps.lease?.granted(req.group, req.epoch);
+      } catch (err) {
+        typed(err, `starting ${req.group}/${req.resource} at epoch ${req.epoch}`);
+      }
+    },
+
+    /** The started resource passes its check `rise` times; then its monitor watches it. */
+    async verifyResource(req: ResourceOrder & { timeoutMs: number }): Promise<{ checks: number; detail: string }> {
+      const service = deps.services.get(req.group, req.resource);
+      if (!service) typed(new Error(`resource ${req.group}/${req.resource} is not configured here: make sure every node runs the same haoscar.yaml`), 'verifying');
+      const healthy = await awaitHealthy(service!, req.timeoutMs, node);
+      try {
+        await groups.watch(req.group, req.resource, req.epoch);
+      } catch (err) {
+        typed(err, `watching ${req.group}/${req.resource} at epoch ${req.epoch}`);
+      }
+      return healthy;
+    },
+
+    async stopResource(req: ResourceOrder): Promise<void> {
+      try {
+        await groups.stopResource(req.group, req.resource, req.epoch);
+      } catch (err) {
+        typed(err, `stopping ${req.group}/${req.resource}`);
+      }
+    },
+
+    /** A planned stop of the whole group, in reverse order (the old owner of a failover). */
+    async stopGroup(req: { group: string; epoch: number; reason: string }): Promise<void> {
+      try {
+        await groups.stopGroup(req.group, req.reason, req.epoch);
+      } catch (err) {
+        typed(err, `stopping group ${req.group}`);
+      }
+    },
+
+    /** Runs the fence agent configured for `victim` from this node. */
+    async fence(req: { victim: string }): Promise<{ fenced: boolean; detail: string }> {
+      const spec = deps.config.nodes.find((n) => n.name === req.victim)?.fence;
+      if (!spec) return { fenced: false, detail: `no fence agent is configured for node ${req.victim}` };
+      logger.warn({ victim: req.victim, agent: spec.command[0] }, 'fencing a node');
+      return runFenceAgent(spec, req.victim, { exec: deps.exec, logger });
+    },
+  };
+}
+
+export type OwnershipActivities = ReturnType<typeof createOwnershipActivities>;

@@ -1,0 +1,71 @@
+/**
+ * The agent's side of the conversation with its cluster's controller: edges go in as
+ * signals (the first one starts the controller if it is not running), ownership comes out of
+ * the `ownership` query. Edges are delivered in the order they were seen and retried until
+ * Temporal takes them: an edge lost would be a failover never started.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import type { Logger } from '../log.js';
+import type { ControllerInput } from '../../workflows/inputs.js';
+import type { controller } from '../../workflows/controller.js';
+import { HA_KEYS } from '../../workflows/search-attributes.js';
+import { clusterTaskQueue, controllerWorkflowId, nodeEdgeSignal, ownershipQuery, type NodeEdge, type Ownership } from '../../workflows/shared.js';
+
+export class ControllerLink {
+  private queue: Promise<void> = Promise.resolve();
+  private readonly stopped = new AbortController();
+
+  constructor(
+    private readonly client: Client,
+    private readonly cluster: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Sends the edge after those before it; retried until delivered or the agent stops. */
+  report(edge: NodeEdge): Promise<void> {
+    this.queue = this.queue.then(() => this.deliver(edge));
+    return this.queue;
+  }
+
+  /** The controller's view; rejects after `timeoutMs` or when it is not running. */
+  ownership(timeoutMs: number): Promise<Ownership> {
+    return this.client.withDeadline(Date.now() + timeoutMs, () =>
+      this.client.workflow.getHandle(controllerWorkflowId(this.cluster)).query(ownershipQuery),
+    );
+  }
+
+  close(): void {
+    this.stopped.abort();
+  }
+
+  private async deliver(edge: NodeEdge): Promise<void> {
+    const signal = this.stopped.signal;
+    let delay = 200;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.client.withAbortSignal(signal, () =>
+          this.client.workflow.signalWithStart<typeof controller, [NodeEdge]>('controller', {
+            workflowId: controllerWorkflowId(this.cluster),
+            taskQueue: clusterTaskQueue(this.cluster),
+            args: [{ cluster: this.cluster } satisfies ControllerInput],
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+            typedSearchAttributes: [
+              { key: HA_KEYS.HaCluster, value: this.cluster },
+              { key: HA_KEYS.HaOperation, value: 'controller' },
+            ],
+            signal: nodeEdgeSignal,
+            signalArgs: [edge],
+          }),
+        );
+        this.logger.info({ node: edge.node, to: edge.to, attempt }, 'edge reported to the controller');
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.logger.error({ node: edge.node, to: edge.to, attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot report an edge to the controller (retrying)');
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+}

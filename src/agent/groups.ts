@@ -1,0 +1,283 @@
+/**
+ * The groups this node holds, and the epochs it has seen. Every start and stop of a group's
+ * resources goes through here, so that one rule holds everywhere: an ownership change that
+ * carries an epoch older than one this node has seen (from the controller, a peer's heartbeat
+ * or an earlier activity) is refused.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config, GroupSpec } from '../config/types.js';
+import type { Logger } from '../log.js';
+import type { HeartbeatView } from '../heartbeat/packet.js';
+import type { ResourceMonitor } from '../monitor/monitor.js';
+import type { ManagedService, ServiceRegistry } from './services.js';
+
+export interface HeldGroup {
+  epoch: number;
+  state: 'starting' | 'running' | 'stopping';
+}
+
+/** Thrown when an activity carries an epoch older than one already seen. */
+export class StaleEpochError extends Error {
+  constructor(readonly group: string, readonly epoch: number, readonly known: number, node: string) {
+    super(`refused: epoch ${epoch} of group '${group}' is stale on node ${node} (epoch ${known} has been seen); a newer operation owns the group`);
+    this.name = 'StaleEpochError';
+  }
+}
+
+/** Thrown when a peer still claims the group under an older epoch after the wait for it to let go. */
+export class PeerStillClaimsError extends Error {
+  constructor(readonly group: string, peer: string, peerEpoch: number, epoch: number, waitedMs: number) {
+    super(`peer ${peer} still claims group '${group}' at epoch ${peerEpoch} after ${waitedMs}ms (this node was to start it at epoch ${epoch}): not starting it, to never run it twice`);
+    this.name = 'PeerStillClaimsError';
+  }
+}
+
+export interface GroupRuntimeOptions {
+  node: string;
+  config: Config;
+  services: ServiceRegistry;
+  logger: Logger;
+  /** The service's monitor (one per service; started here after its start, stopped before its stop). */
+  monitorOf: (service: ManagedService) => ResourceMonitor;
+  /** Called whenever what this node holds changes (heartbeats carry it). */
+  onViewChange?: (view: HeartbeatView) => void;
+  /** Peers heard now that claim the group, with their epoch (from their heartbeats). */
+  peerClaims?: (group: string) => { node: string; epoch: number }[];
+  /** How long a start waits for a peer that still claims the group to let go. */
+  claimWaitMs: number;
+}
+
+export class GroupRuntime {
+  private readonly held = new Map<string, HeldGroup>();
+  private readonly known = new Map<string, number>();
+  /** The resources started, by group/resource: what this node runs. */
+  private readonly started = new Set<string>();
+  /** The monitors watching started resources (from their first verified start on). */
+  private readonly monitors = new Map<string, ResourceMonitor>();
+  /** Operations on one group run one at a time (a demotion must not interleave with a start). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: GroupRuntimeOptions) {
+    this.log = opts.logger;
+  }
+
+  /** The group as this node holds it, if it does. */
+  holding(group: string): HeldGroup | undefined {
+    return this.held.get(group);
+  }
+
+  heldGroups(): [string, HeldGroup][] {
+    return [...this.held.entries()];
+  }
+
+  knownEpoch(group: string): number {
+    return this.known.get(group) ?? 0;
+  }
+
+  /** An epoch seen elsewhere (controller, peer): later activities with an older one are refused. */
+  seeEpoch(group: string, epoch: number): void {
+    if (epoch > this.knownEpoch(group)) this.known.set(group, epoch);
+  }
+
+  view(): HeartbeatView {
+    return { groups: Object.fromEntries([...this.held].map(([g, h]) => [g, { epoch: h.epoch, state: h.state }])) };
+  }
+
+  /**
+   * Starts one resource of the group under `epoch` (idempotent: a started resource is started
+   * again, which the drivers make a no-op). The first start under a new epoch announces the
+   * claim in the heartbeats and waits until no peer still claims the group.
+   */
+  startResource(groupName: string, resource: string, epoch: number): Promise<void> {
+    return this.serial(groupName, async () => {
+      this.assertFresh(groupName, epoch);
+      const service = this.service(groupName, resource);
+      const held = this.held.get(groupName);
+      if (!held || held.epoch !== epoch) {
+        this.held.set(groupName, { epoch, state: 'starting' });
+        this.seeEpoch(groupName, epoch);
+        this.changed();
+        await this.waitForPeersToLetGo(groupName, epoch);
+      }
+      this.log.info({ group: groupName, resource, epoch }, 'starting resource');
+      try {
+        await service.driver.start();
+      } catch (err) {
+        // A start that failed half-way may have left something behind: stop it, best effort.
+        await service.driver.stop().catch(() => undefined);
+        if (!this.group(groupName).resources.some((r) => this.started.has(keyOf(groupName, r.name)))) this.letGo(groupName);
+        throw err;
+      }
+      this.started.add(keyOf(groupName, resource));
+      service.startedAt = Date.now();
+    });
+  }
+
+  /**
+   * The resource passed its check after its start: from now on its monitor watches it (a
+   * failure during the start is the start's failure, for the failover to handle, not a heal's).
+   * The group counts as running once every resource is watched.
+   */
+  watch(groupName: string, resource: string, epoch: number): Promise<void> {
+    return this.serial(groupName, async () => {
+      this.assertFresh(groupName, epoch);
+      const key = keyOf(groupName, resource);
+      if (!this.started.has(key) || this.held.get(groupName)?.epoch !== epoch) {
+        throw new Error(`resource ${groupName}/${resource} was not started on node ${this.opts.node} at epoch ${epoch}`);
+      }
+      if (!this.monitors.has(key)) {
+        const monitor = this.opts.monitorOf(this.service(groupName, resource));
+        this.monitors.set(key, monitor);
+        monitor.start();
+      }
+      if (this.group(groupName).resources.every((r) => this.monitors.has(keyOf(groupName, r.name)))) {
+        this.held.set(groupName, { epoch, state: 'running' });
+        this.changed();
+      }
+    });
+  }
+
+  /** Stops one resource (undoing a start); the group is let go once none of it is started. */
+  stopResource(groupName: string, resource: string, epoch: number): Promise<void> {
+    return this.serial(groupName, async () => {
+      this.assertFresh(groupName, epoch);
+      await this.stopOne(groupName, resource);
+      const group = this.group(groupName);
+      if (!group.resources.some((r) => this.started.has(keyOf(groupName, r.name)))) this.letGo(groupName);
+    });
+  }
+
+  /**
+   * Stops the whole group in reverse order and lets it go. With an epoch (a planned move)
+   * a stale one is refused; without (the lease was lost) it always stops.
+   */
+  stopGroup(groupName: string, reason: string, epoch?: number): Promise<void> {
+    return this.serial(groupName, async () => {
+      if (epoch !== undefined) this.assertFresh(groupName, epoch);
+      const held = this.held.get(groupName);
+      if (held) {
+        held.state = 'stopping';
+        this.changed();
+      }
+      this.log.warn({ group: groupName, reason }, 'stopping group');
+      const errors: string[] = [];
+      for (const r of [...this.group(groupName).resources].reverse()) {
+        await this.stopOne(groupName, r.name).catch((err: unknown) => errors.push(`${r.name}: ${err instanceof Error ? err.message : String(err)}`));
+      }
+      this.letGo(groupName);
+      if (errors.length > 0) throw new Error(`stopping group '${groupName}' on node ${this.opts.node} left errors: ${errors.join('; ')}`);
+    });
+  }
+
+  /**
+   * At agent start: whatever was left running by an earlier agent (a VIP stays on its
+   * interface when the agent dies) is stopped, except the groups in `keep`, which are adopted.
+   */
+  async cleanSlate(keep: Map<string, number>): Promise<void> {
+    for (const group of this.groupsHere()) {
+      const epoch = keep.get(group.name);
+      if (epoch !== undefined) {
+        this.held.set(group.name, { epoch, state: 'running' });
+        this.seeEpoch(group.name, epoch);
+        for (const r of group.resources) {
+          const service = this.service(group.name, r.name);
+          const monitor = this.opts.monitorOf(service);
+          this.started.add(keyOf(group.name, r.name));
+          this.monitors.set(keyOf(group.name, r.name), monitor);
+          monitor.start();
+        }
+        this.log.info({ group: group.name, epoch }, 'adopted a running group (the controller says this node owns it)');
+        continue;
+      }
+      for (const r of [...group.resources].reverse()) {
+        await this.service(group.name, r.name).driver.stop().catch((err: unknown) =>
+          this.log.error({ group: group.name, resource: r.name, err: String(err) }, 'could not stop a resource left from before'),
+        );
+      }
+    }
+    this.changed();
+  }
+
+  /** Whether every resource of the group reports running (for adoption at start). */
+  async allRunning(groupName: string): Promise<boolean> {
+    for (const r of this.group(groupName).resources) {
+      const status = await this.service(groupName, r.name).driver.status().catch(() => ({ running: false }));
+      if (!status.running) return false;
+    }
+    return true;
+  }
+
+  /** The nodes that may run the group. */
+  nodesOf(groupName: string): string[] {
+    return this.group(groupName).nodes;
+  }
+
+  groupsHere(): GroupSpec[] {
+    return this.opts.config.groups.filter((g) => g.nodes.includes(this.opts.node));
+  }
+
+  /** Stops every monitor (agent shutdown); the supervised processes are closed by the agent. */
+  async close(): Promise<void> {
+    await Promise.all([...this.monitors.values()].map((m) => m.stop()));
+    this.monitors.clear();
+    this.started.clear();
+  }
+
+  private async stopOne(groupName: string, resource: string): Promise<void> {
+    const key = keyOf(groupName, resource);
+    const monitor = this.monitors.get(key);
+    this.monitors.delete(key);
+    this.started.delete(key);
+    // Watching stops first: a stop is not a failure to heal.
+    await monitor?.stop();
+    this.log.info({ group: groupName, resource }, 'stopping resource');
+    await this.service(groupName, resource).driver.stop();
+  }
+
+  private letGo(groupName: string): void {
+    if (this.held.delete(groupName)) this.changed();
+  }
+
+  private assertFresh(group: string, epoch: number): void {
+    const known = this.knownEpoch(group);
+    if (epoch < known) throw new StaleEpochError(group, epoch, known, this.opts.node);
+  }
+
+  private async waitForPeersToLetGo(group: string, epoch: number): Promise<void> {
+    if (!this.opts.peerClaims) return;
+    const started = Date.now();
+    for (;;) {
+      const older = this.opts.peerClaims(group).filter((c) => c.epoch < epoch);
+      if (older.length === 0) return;
+      const waited = Date.now() - started;
+      if (waited >= this.opts.claimWaitMs) throw new PeerStillClaimsError(group, older[0]!.node, older[0]!.epoch, epoch, waited);
+      await sleep(10);
+    }
+  }
+
+  private changed(): void {
+    this.opts.onViewChange?.(this.view());
+  }
+
+  private group(name: string): GroupSpec {
+    const g = this.opts.config.groups.find((x) => x.name === name);
+    if (!g) throw new Error(`unknown group '${name}' on node ${this.opts.node}: make sure every node runs the same haoscar.yaml`);
+    return g;
+  }
+
+  private service(group: string, resource: string): ManagedService {
+    const s = this.opts.services.get(group, resource);
+    if (!s) throw new Error(`resource ${group}/${resource} is not configured on node ${this.opts.node}: make sure every node runs the same haoscar.yaml`);
+    return s;
+  }
+
+  private serial<T>(group: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(group) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.queues.set(group, next);
+    return next;
+  }
+}
+
+const keyOf = (group: string, resource: string) => `${group}/${resource}`;

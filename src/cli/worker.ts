@@ -1,0 +1,35 @@
+/**
+ * `haoscar worker --config FILE`: runs the cluster's workflows (controller, failovers, heals)
+ * without a node's resources. Run it beside Temporal — away from the nodes it watches — and
+ * set `agent.workflows: false` so that a node's death never takes the controller's cache with it.
+ */
+import { Command } from 'commander';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
+import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
+import { createWorkflowWorker } from '../../workers/workflow-worker.js';
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description("run the cluster's workflows (controller, failovers, heals) beside Temporal, with no resources of its own")
+    .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
+    .action(async (opts: { config: string }) => {
+      const config = await loadConfig(opts.config);
+      const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-worker' });
+      installTemporalRuntime(logger);
+      await mkdir(config.agent.stateDir, { recursive: true });
+      const conn = await resolveConnection(config.temporal);
+      const connection = await connectWorker(conn);
+      const client = await connectClient(conn);
+      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js') });
+      process.once('SIGTERM', () => worker.shutdown());
+      process.once('SIGINT', () => worker.shutdown());
+      logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');
+      await worker.run();
+      await connection.close();
+      await client.connection.close();
+    });
+}

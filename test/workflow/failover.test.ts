@@ -1,0 +1,269 @@
+/**
+ * The controller and the failover saga against a real Temporal dev server, real workers and
+ * the real activities, with two "nodes" in this process (each its own GroupRuntime and task
+ * queue). The resources are scripted (test/support/scripted-service.ts) so that a start can
+ * be made to fail; the lab tests (test/lab) do the same with real processes and addresses.
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { ServiceRegistry } from '../../src/agent/services.js';
+import { GroupRuntime } from '../../src/agent/groups.js';
+import { ControllerLink } from '../../src/agent/controller-link.js';
+import { ResourceMonitor } from '../../src/monitor/monitor.js';
+import { createServiceActivities } from '../../activities/service.js';
+import { createOwnershipActivities } from '../../activities/ownership.js';
+import { createClusterActivities } from '../../activities/cluster.js';
+import { createControllerActivities } from '../../activities/controller.js';
+import { createExec } from '../../src/exec.js';
+import { silentLogger } from '../../src/log.js';
+import {
+  clusterTaskQueue,
+  controllerWorkflowId,
+  ERROR_TYPES,
+  failoverWorkflowId,
+  healGaveUpSignal,
+  nodeTaskQueue,
+  ownershipQuery,
+  type FailoverResult,
+  type Ownership,
+} from '../../workflows/shared.js';
+import { ScriptedService } from '../support/scripted-service.js';
+import { waitFor } from '../support/wait.js';
+import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
+
+const cluster = uniqueName('fo');
+const config: Config = parseConfig(`
+cluster: ${cluster}
+lease: { ttl: 300ms, margin: 50ms }
+failover: { verifyTimeout: 300ms }
+defaults:
+  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
+  healing: { startTimeout: 1s }
+nodes:
+  - { name: n1, addresses: [127.0.0.1], priority: 10 }
+  - { name: n2, addresses: [127.0.0.2] }
+groups:
+  - name: web
+    resources:
+      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
+      - { type: command, name: second, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
+`);
+
+interface TestNode {
+  name: string;
+  groups: GroupRuntime;
+  services: Map<string, ScriptedService>;
+  worker?: Worker;
+  running?: Promise<void>;
+}
+
+const nodes = new Map<string, TestNode>();
+let client: Client;
+let link: ControllerLink;
+const workers: Worker[] = [];
+const runs: Promise<void>[] = [];
+
+async function startNodeWorker(node: TestNode): Promise<void> {
+  const worker = await Worker.create({
+    connection: await testWorkerConnection(),
+    taskQueue: nodeTaskQueue(cluster, node.name),
+    activities: {
+      ...createServiceActivities({ node: node.name, services: registries.get(node.name)!, logger: silentLogger, recoveryPollMs: 20, holds: (g) => node.groups.holding(g) !== undefined }),
+      ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: registries.get(node.name)!, exec: createExec(silentLogger), logger: silentLogger }),
+    },
+  });
+  node.worker = worker;
+  node.running = worker.run();
+}
+
+const registries = new Map<string, ServiceRegistry>();
+for (const name of ['n1', 'n2']) {
+  const registry = new ServiceRegistry();
+  const services = new Map<string, ScriptedService>();
+  const monitors = new Map<unknown, ResourceMonitor>();
+  for (const group of config.groups) {
+    for (const spec of group.resources) {
+      const s = new ScriptedService();
+      s.running = false;
+      services.set(spec.name, s);
+      const managed = { group, spec, driver: s.driver, check: s.check };
+      registry.add(managed);
+      monitors.set(managed, new ResourceMonitor({ name: spec.name, check: s.check, timing: spec.check, logger: silentLogger, onEdge: () => undefined }));
+    }
+  }
+  registries.set(name, registry);
+  const groups = new GroupRuntime({ node: name, config, services: registry, logger: silentLogger, monitorOf: (s) => monitors.get(s)!, claimWaitMs: 1000 });
+  nodes.set(name, { name, groups, services });
+}
+
+const ownership = (): Promise<Ownership> => client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery);
+const web = async () => (await ownership()).groups.web!;
+
+before(async () => {
+  client = await testClient();
+  link = new ControllerLink(client, cluster, silentLogger);
+  const connection = await testWorkerConnection();
+  const wf = await Worker.create({
+    connection,
+    taskQueue: clusterTaskQueue(cluster),
+    workflowBundle: await testWorkflowBundle(),
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client }) },
+  });
+  workers.push(wf);
+  runs.push(wf.run());
+  for (const node of nodes.values()) await startNodeWorker(node);
+});
+
+after(async () => {
+  link.close();
+  await client.workflow.getHandle(controllerWorkflowId(cluster)).terminate('test over').catch(() => undefined);
+  for (const node of nodes.values()) if (node.worker?.getState() === 'RUNNING') node.worker.shutdown();
+  for (const w of workers) w.shutdown();
+  await Promise.all([...runs, ...[...nodes.values()].map((n) => n.running)]);
+  for (const node of nodes.values()) await node.groups.close();
+  await closeTemporal();
+});
+
+const failoverResult = (workflowId = failoverWorkflowId(cluster, 'web')) => client.workflow.getHandle<() => Promise<FailoverResult>>(workflowId).result();
+
+test('the first agent up starts the controller, which places the group on the preferred node that is up', async () => {
+  await link.report({ node: 'n2', to: 'up', reporter: 'n2', at: Date.now(), detail: 'agent started' });
+  await link.report({ node: 'n1', to: 'up', reporter: 'n1', at: Date.now(), detail: 'agent started' });
+  await waitFor('web running', async () => (await web()).state === 'running', 20_000, 50);
+  const g = await web();
+  // n2 came up first, so the group may have been placed there before n1 was up: either way
+  // it runs on exactly one node, at epoch 1, and that node holds it under that epoch.
+  assert.equal(g.epoch, 1);
+  const holder = nodes.get(g.owner!)!;
+  assert.deepEqual(holder.groups.holding('web'), { epoch: 1, state: 'running' });
+  const other = nodes.get(g.owner === 'n1' ? 'n2' : 'n1')!;
+  assert.equal(other.groups.holding('web'), undefined);
+  assert.equal(holder.services.get('first')!.running && holder.services.get('second')!.running, true);
+});
+
+test('an operator failover stops the group on its owner in reverse order and starts it on the other node, epoch+1', async () => {
+  const before = await web();
+  const from = nodes.get(before.owner!)!;
+  const to = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  const handle = await client.workflow.start('failover', { workflowId: failoverWorkflowId(cluster, 'web'), taskQueue: clusterTaskQueue(cluster), args: [{ cluster, group: 'web', to: to.name }] });
+  const result: FailoverResult = await handle.result();
+  assert.equal(result.outcome, 'moved');
+  assert.equal(result.from, from.name);
+  assert.equal(result.to, to.name);
+  assert.equal(result.epoch, before.epoch + 1);
+  assert.ok(result.phases.stopMs !== undefined, 'the old owner was asked to stop');
+  assert.equal(result.phases.leaseWaitMs, undefined, 'a clean stop needs no lease wait');
+  assert.equal(from.groups.holding('web'), undefined);
+  assert.equal(from.services.get('first')!.running || from.services.get('second')!.running, false);
+  assert.deepEqual(to.groups.holding('web'), { epoch: before.epoch + 1, state: 'running' });
+  const after = await web();
+  assert.equal(after.owner, to.name);
+  assert.equal(after.state, 'running');
+  assert.equal(after.renewable, true);
+});
+
+test('a suspect owner that still answers through its task queue is a false alarm: nothing moves', async () => {
+  const before = await web();
+  await link.report({ node: before.owner!, to: 'suspect', reporter: 'someone', at: Date.now(), detail: 'test: heartbeats lost' });
+  await waitFor('false alarm recorded', async () => (await ownership()).falseAlarms.length > 0, 20_000, 50);
+  const result = await failoverResult();
+  assert.equal(result.outcome, 'false-alarm');
+  assert.ok(result.phases.verifyMs !== undefined && result.phases.verifyMs < 300);
+  const after = await web();
+  assert.equal(after.owner, before.owner);
+  assert.equal(after.epoch, before.epoch);
+  assert.equal(after.renewable, true);
+  assert.equal((await ownership()).nodes[before.owner!]!.state, 'up');
+});
+
+test('a node that does not answer is treated as gone: its lease is waited out, the group starts on the other node', async () => {
+  const before = await web();
+  const dead = nodes.get(before.owner!)!;
+  const survivor = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  dead.worker!.shutdown();
+  await dead.running;
+  await link.report({ node: dead.name, to: 'suspect', reporter: survivor.name, at: Date.now(), detail: 'test: every link silent' });
+  await waitFor('moved', async () => (await web()).owner === survivor.name && (await web()).state === 'running', 20_000, 50);
+  const result = await failoverResult();
+  assert.equal(result.outcome, 'moved');
+  assert.ok(result.phases.verifyMs! >= 250, `verification waited for the answer (${result.phases.verifyMs} ms)`);
+  assert.ok(result.phases.leaseWaitMs !== undefined, 'the old lease was waited out');
+  assert.equal((await web()).epoch, before.epoch + 1);
+  // The dead node comes back: it holds a stale epoch, and an order carrying it is refused.
+  await assert.rejects(dead.groups.startResource('web', 'first', before.epoch - 1), /stale/);
+  await dead.groups.stopGroup('web', 'test: back from the dead, lease lost');
+  await startNodeWorker(dead);
+  await link.report({ node: dead.name, to: 'up', reporter: survivor.name, at: Date.now(), detail: 'test: heard again' });
+});
+
+test('a start that fails half-way is undone in reverse and the next node is tried', async () => {
+  const before = await web();
+  const from = nodes.get(before.owner!)!;
+  const target = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  target.services.get('second')!.behaviour = { startError: 'scripted: cannot start' };
+  const stopsBefore = target.services.get('first')!.stops;
+  try {
+    // No target given: away from the owner, so the target is the only candidate; it fails → the group is down.
+    const handle = await client.workflow.start('failover', { workflowId: failoverWorkflowId(cluster, 'web'), taskQueue: clusterTaskQueue(cluster), args: [{ cluster, group: 'web' }] });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.NoNodeCouldRunGroup, String(err.cause));
+    assert.match(err.cause.message, /cannot start/);
+    assert.equal(target.services.get('first')!.stops, stopsBefore + 1, 'the first resource was stopped again');
+    assert.equal(target.groups.holding('web'), undefined);
+    assert.equal(from.groups.holding('web'), undefined, 'the old owner stopped it');
+    const g = await web();
+    assert.equal(g.state, 'down');
+    assert.equal(g.owner, null);
+  } finally {
+    target.services.get('second')!.behaviour = {};
+  }
+  // The controller places a group that is down again when a node of it is (re)reported up.
+  await link.report({ node: from.name, to: 'up', reporter: from.name, at: Date.now(), detail: 'test: up' });
+  await waitFor('placed again', async () => (await web()).state === 'running', 20_000, 50);
+});
+
+test('a heal that gave up makes the controller fail the group over', async () => {
+  const before = await web();
+  await client.workflow.getHandle(controllerWorkflowId(cluster)).signal(healGaveUpSignal, { group: 'web', resource: 'first', node: before.owner!, at: Date.now(), detail: 'test: gave up' });
+  await waitFor('moved away', async () => (await web()).owner !== before.owner && (await web()).state === 'running', 20_000, 50);
+  assert.equal((await web()).epoch, before.epoch + 1);
+});
+
+test('bad failover input from the UI fails at once with a readable message and changes nothing', async () => {
+  const before = await web();
+  for (const [input, pattern] of [
+    [{ cluster, group: 'Web!' }, /group/],
+    [{ cluster, group: 'web', to: 'n9' }, /n9/],
+    [{ cluster, group: 'web', extra: 1 }, /unknown key/],
+    ['web', /input/],
+  ] as const) {
+    const handle = await client.workflow.start('failover', { workflowId: uniqueName('bad'), taskQueue: clusterTaskQueue(cluster), args: [input] });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError, `rejected: ${JSON.stringify(input)}`);
+    assert.match(err.cause?.message ?? '', pattern);
+  }
+  const after = await web();
+  assert.equal(after.epoch, before.epoch);
+  assert.equal(after.owner, before.owner);
+  assert.equal(after.operation, undefined);
+});
+
+test('a second operation on a busy group is refused', async () => {
+  const ctl = client.workflow.getHandle(controllerWorkflowId(cluster));
+  await ctl.executeUpdate('beginOperation', { args: [{ group: 'web', workflowId: 'someone-else', kind: 'operator' }] });
+  try {
+    const handle = await client.workflow.start('failover', { workflowId: uniqueName('second'), taskQueue: clusterTaskQueue(cluster), args: [{ cluster, group: 'web' }] });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.OperationInProgress, String(err.cause));
+    assert.match(err.cause.message, /busy.*someone-else/);
+  } finally {
+    await ctl.executeUpdate('endOperation', { args: [{ group: 'web', workflowId: 'someone-else', outcome: 'unchanged', detail: 'test' }] });
+  }
+});

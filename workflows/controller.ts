@@ -1,0 +1,303 @@
+/**
+ * controller: one per cluster (workflow ID `controller/<cluster>`), started by the first agent
+ * that comes up. It owns the truth: which node runs each group, under which epoch.
+ *
+ * Agents send it edges (a peer went silent on every link, came back, an agent restarted, a
+ * heal gave up), never levels. It starts at most one operation per group (a failover child
+ * workflow), which asks it for the group (`beginOperation`), raises the epoch for each node
+ * it tries (`claimGroup`) and gives the group back (`endOperation`). Owners confirm their
+ * lease with the `ownership` query, which writes no history.
+ *
+ * From the moment a group's owner is suspected (or an operation begins) the owner's lease is
+ * no longer renewed: a failover then only has to wait until `blockedSince + ttl + margin`,
+ * and that wait overlaps the verification of the old owner.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  log,
+  ParentClosePolicy,
+  proxyLocalActivities,
+  setHandler,
+  startChild,
+  WorkflowIdReusePolicy,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { z } from 'zod';
+import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
+import {
+  beginOperationSchema,
+  claimGroupSchema,
+  controllerInputSchema,
+  describeIssues,
+  endOperationSchema,
+  healGaveUpSchema,
+  nodeEdgeSchema,
+  parseWorkflowInput,
+  type FailoverInput,
+} from './inputs.js';
+import { HA_KEYS } from './search-attributes.js';
+import {
+  beginOperationUpdate,
+  claimGroupUpdate,
+  endOperationUpdate,
+  ERROR_TYPES,
+  failoverWorkflowId,
+  healGaveUpSignal,
+  nodeEdgeSignal,
+  ownershipQuery,
+  type GroupOwnership,
+  type OperationKind,
+  type Ownership,
+} from './shared.js';
+
+const cluster = proxyLocalActivities<ClusterActivities>({
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '5 seconds' },
+});
+
+/** Continue as new past this many events: a controller runs for months. */
+const MAX_HISTORY_EVENTS = 2000;
+/** How long a group that runs nowhere waits for its preferred node's agent after the controller starts. */
+const PLACEMENT_GRACE_MS = 5000;
+/** Kept for the postmortem in the query answer. */
+const MAX_FALSE_ALARMS = 20;
+
+interface Pending {
+  group: string;
+  kind: OperationKind;
+  reason: string;
+}
+
+export async function controller(rawInput: unknown): Promise<void> {
+  const input = parseWorkflowInput(controllerInputSchema, rawInput, 'controller');
+  const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
+  const state = restore(input.carried, input.cluster, layout);
+  const pending: Pending[] = [];
+  const now = () => Date.now();
+  const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
+
+  const request = (group: string, kind: OperationKind, reason: string) => {
+    const g = state.groups[group]!;
+    if (g.operation || pending.some((p) => p.group === group)) return;
+    // The owner's lease stops being renewed now, so the wait for it overlaps the verification.
+    if (g.renewable) {
+      g.renewable = false;
+      g.blockedSince = now();
+    }
+    pending.push({ group, kind, reason });
+  };
+
+  setHandler(ownershipQuery, () => state);
+
+  setHandler(nodeEdgeSignal, (raw: unknown) => {
+    const parsed = nodeEdgeSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed nodeEdge signal', { problems: describeIssues(parsed.error, '(signal)') });
+    const edge = parsed.data;
+    if (!state.nodes[edge.node]) return log.warn('ignored a nodeEdge signal for an unknown node', { node: edge.node });
+    const before = state.nodes[edge.node]!.state;
+    // A suspicion from a peer does not override what the node says of itself, and vice versa
+    // a node's own "up" clears the suspicion.
+    state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
+    log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });
+    for (const [name, g] of Object.entries(state.groups)) {
+      if (g.owner !== edge.node) continue;
+      if (edge.to === 'suspect') request(name, 'node-lost', `node ${edge.node} suspect (${edge.reporter}: ${edge.detail})`);
+      // A restarted agent holds nothing, whatever it held before: the group has to be started again.
+      else if (edge.restarted) request(name, 'recover', `node ${edge.node} restarted while owning the group`);
+    }
+  });
+
+  setHandler(healGaveUpSignal, (raw: unknown) => {
+    const parsed = healGaveUpSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed healGaveUp signal', { problems: describeIssues(parsed.error, '(signal)') });
+    const report = parsed.data;
+    const g = state.groups[report.group];
+    if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
+    request(report.group, 'heal-gave-up', `healing ${report.group}/${report.resource} on ${report.node} gave up: ${report.detail}`);
+  });
+
+  setHandler(
+    beginOperationUpdate,
+    (req) => {
+      const g = state.groups[req.group]!;
+      // Started by us (the lock was taken when the child was started) or from the UI/CLI.
+      g.operation ??= { workflowId: req.workflowId, kind: req.kind, startedAt: now() };
+      if (g.renewable) {
+        g.renewable = false;
+        g.blockedSince = now();
+      }
+      // Kept in the answer: claimGroup lifts the block for the new owner.
+      const up = Object.entries(state.nodes).filter(([, n]) => n.state === 'up').map(([name]) => name);
+      return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up };
+    },
+    {
+      validator: (req: unknown) => {
+        const r = parseOrThrow(beginOperationSchema, req, 'beginOperation');
+        const g = state.groups[r.group];
+        if (!g) throw new Error(`unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
+        if (g.operation && g.operation.workflowId !== r.workflowId) {
+          throw new Error(`group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    claimGroupUpdate,
+    (req) => {
+      const g = state.groups[req.group]!;
+      g.epoch += 1;
+      g.owner = req.owner;
+      g.state = req.owner === null ? 'down' : 'moving';
+      g.since = now();
+      // The block was against the old owner's lease; the new owner's (new epoch) may be renewed.
+      g.renewable = true;
+      g.blockedSince = undefined;
+      log.info('group claimed', { group: req.group, owner: req.owner, epoch: g.epoch, by: req.workflowId });
+      return { epoch: g.epoch };
+    },
+    {
+      validator: (req: unknown) => {
+        const r = parseOrThrow(claimGroupSchema, req, 'claimGroup');
+        const g = holdOrThrow(r.group, r.workflowId);
+        if (r.expectEpoch !== g.epoch) throw new Error(`stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+        if (r.owner !== null && !state.nodes[r.owner]) throw new Error(`unknown node '${r.owner}'`);
+      },
+    },
+  );
+
+  setHandler(
+    endOperationUpdate,
+    (req) => {
+      const g = state.groups[req.group]!;
+      g.operation = undefined;
+      g.renewable = true;
+      g.blockedSince = undefined;
+      if (req.outcome === 'running') g.state = 'running';
+      else if (req.outcome === 'down') g.state = 'down';
+      if (req.outcome === 'false-alarm') {
+        state.falseAlarms.push({ group: req.group, node: req.node ?? g.owner ?? '?', at: now(), workflowId: req.workflowId, detail: req.detail });
+        if (state.falseAlarms.length > MAX_FALSE_ALARMS) state.falseAlarms.shift();
+        // It answered: whatever its peers saw, it is up as far as Temporal is concerned.
+        if (req.node && state.nodes[req.node]) state.nodes[req.node] = { state: 'up', since: now(), reportedBy: 'verification' };
+      }
+      g.since = now();
+      log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
+    },
+    {
+      validator: (req: unknown) => {
+        const r = parseOrThrow(endOperationSchema, req, 'endOperation');
+        holdOrThrow(r.group, r.workflowId);
+      },
+    },
+  );
+
+  function holdOrThrow(group: string, workflowId: string): GroupOwnership {
+    const g = state.groups[group];
+    if (!g) throw new Error(`unknown group '${group}'`);
+    if (g.operation?.workflowId !== workflowId) {
+      throw new Error(`workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
+    }
+    return g;
+  }
+
+  const startedAt = now();
+  for (;;) {
+    placeWhatIsDown();
+    // While waiting for the preferred node of a group that runs nowhere, wake up when that wait ends.
+    const grace = startedAt + PLACEMENT_GRACE_MS - now();
+    const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested;
+    if (grace > 0 && waitingForPreferred()) await condition(wake, grace);
+    else await condition(wake);
+    while (pending.length > 0) await launch(pending.shift()!);
+    if ((workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested) && pending.length === 0) {
+      // Updates in flight would be lost with this run; they finish in a few milliseconds.
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof controller>({ cluster: input.cluster, carried: state });
+    }
+  }
+
+  /** A group nobody runs is placed as soon as one of its nodes is up (preferred first). */
+  function needsPlacing(): boolean {
+    return Object.entries(state.groups).some(([name, g]) => placeable(name, g));
+  }
+  function placeable(name: string, g: GroupOwnership): boolean {
+    if (g.operation || pending.some((p) => p.group === name)) return false;
+    if (g.owner !== null && g.state !== 'down') return false;
+    const nodes = groupOf(name)!.nodes;
+    // A group that could not start anywhere is tried again when a node of it comes up, not in a loop.
+    if (g.state === 'down') return nodes.some((n) => state.nodes[n]?.state === 'up' && state.nodes[n]!.since > g.since);
+    const first = nodes.find((n) => state.nodes[n]?.state !== 'suspect');
+    if (first === undefined || state.nodes[first]?.state === 'up') return first !== undefined;
+    // At a cold start the agents come up one by one: give the preferred node a moment, so
+    // that a group does not land on its second choice just because that agent was quicker.
+    return now() - startedAt >= PLACEMENT_GRACE_MS && nodes.some((n) => state.nodes[n]?.state === 'up');
+  }
+  function waitingForPreferred(): boolean {
+    return Object.values(state.groups).some((g) => g.owner === null && !g.operation);
+  }
+  function placeWhatIsDown(): void {
+    for (const [name, g] of Object.entries(state.groups)) {
+      if (placeable(name, g)) request(name, 'place', g.state === 'down' ? 'a node of the group is up again' : 'the group runs nowhere yet');
+    }
+  }
+
+  async function launch(p: Pending): Promise<void> {
+    const g = state.groups[p.group]!;
+    const workflowId = failoverWorkflowId(input.cluster, p.group);
+    g.operation = { workflowId, kind: p.kind, startedAt: now() };
+    try {
+      await startChild('failover', {
+        workflowId,
+        args: [{ cluster: input.cluster, group: p.group, kind: p.kind, reason: p.reason } satisfies FailoverInput],
+        // The failover outlives a controller that continues as new.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        typedSearchAttributes: [
+          { key: HA_KEYS.HaCluster, value: input.cluster },
+          { key: HA_KEYS.HaGroup, value: p.group },
+          { key: HA_KEYS.HaOperation, value: 'failover' },
+        ],
+        memo: { trigger: p.kind, detail: p.reason },
+      });
+      log.info('operation started', { group: p.group, kind: p.kind, reason: p.reason, workflowId });
+    } catch (err) {
+      // Already running (an operator's failover of the group, same workflow ID): it holds the
+      // group under the lock just taken, and gives it back when it ends.
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('an operation of the group is already running', { group: p.group, workflowId });
+      g.operation = undefined;
+      g.renewable = true;
+      g.blockedSince = undefined;
+      log.warn('could not start an operation', { group: p.group, kind: p.kind, err: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}
+
+/** The carried state, with groups and nodes added or removed to match the configuration. */
+function restore(carried: unknown, clusterName: string, layout: ClusterLayout): Ownership {
+  const old = (carried ?? {}) as Partial<Ownership>;
+  const now = Date.now();
+  const groups: Ownership['groups'] = {};
+  for (const g of layout.groups) {
+    groups[g.name] = old.groups?.[g.name] ?? { owner: null, epoch: 0, state: 'unplaced', since: now, renewable: true };
+  }
+  const nodes: Ownership['nodes'] = {};
+  for (const n of layout.nodes) nodes[n.name] = old.nodes?.[n.name] ?? { state: 'unknown', since: now, reportedBy: 'controller' };
+  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [] };
+}
+
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw ApplicationFailure.create({
+      type: ERROR_TYPES.InvalidWorkflowInput,
+      nonRetryable: true,
+      message: `invalid ${what} request: ${describeIssues(parsed.error, '(request)').join('; ')}`,
+    });
+  }
+  return parsed.data;
+}

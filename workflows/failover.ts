@@ -1,0 +1,190 @@
+/**
+ * failover: move a group to another node, as a saga. Started by the controller (an owner went
+ * silent, a heal gave up, a group runs nowhere), by `haoscar failover`, or from the UI.
+ *
+ * 1. Ask the controller for the group (one operation per group; the owner's lease stops
+ *    being renewed from then on, if it was not already).
+ * 2. The old owner: when it is suspect, ask it through its own task queue whether it is
+ *    there (a short schedule-to-close); if it answers, that is a false alarm: record it and
+ *    stop. Otherwise (operator, heal gave up) ask it to stop the group in reverse order.
+ * 3. If it neither answered nor stopped: fence it when a fence agent is configured.
+ * 4. For each candidate node (preference order, or `to`): epoch+1 with that node as owner;
+ *    wait out the old owner's lease unless it stopped or was fenced; start the resources in
+ *    order, each verified by its check; on any error stop what was started, in reverse, and
+ *    try the next node.
+ *
+ * Every activity that touches a node's resources carries the epoch; the node refuses an
+ * epoch older than one it has seen.
+ */
+import { ApplicationFailure, isCancellation, log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import type { ClusterActivities } from '../activities/cluster.js';
+import type { ControllerActivities } from '../activities/controller.js';
+import type { OwnershipActivities } from '../activities/ownership.js';
+import { failoverInputSchema, parseWorkflowInput } from './inputs.js';
+import { HA_KEYS } from './search-attributes.js';
+import { ERROR_TYPES, nodeTaskQueue, type EndOperation, type FailoverResult } from './shared.js';
+
+const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.OperationInProgress, ERROR_TYPES.StaleEpoch, ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster] },
+});
+
+/** What the activities of a node look like to this workflow: its own queue, no retries (the saga decides). */
+function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
+  return proxyActivities<OwnershipActivities>({
+    taskQueue: nodeTaskQueue(cluster, node),
+    scheduleToCloseTimeout: scheduleToCloseMs,
+    retry: { maximumAttempts: 1 },
+  });
+}
+
+const STOP_TIMEOUT_MS = 60_000;
+
+export async function failover(rawInput: unknown): Promise<FailoverResult> {
+  const input = parseWorkflowInput(failoverInputSchema, rawInput, 'failover');
+  const { workflowId } = workflowInfo();
+  const started = Date.now();
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
+    upsertSearchAttributes([
+      { key: HA_KEYS.HaCluster, value: input.cluster },
+      { key: HA_KEYS.HaGroup, value: input.group },
+      { key: HA_KEYS.HaOperation, value: 'failover' },
+    ]);
+  }
+
+  const layout = await local.describeCluster({ cluster: input.cluster });
+  const group = layout.groups.find((g) => g.name === input.group);
+  if (!group) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
+  }
+  if (input.to !== undefined && !group.nodes.includes(input.to)) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.to}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
+  }
+
+  const begun = await local.beginOperation({ cluster: input.cluster, group: group.name, workflowId, kind: input.kind });
+  const phases: FailoverResult['phases'] = { totalMs: 0 };
+  const attempts: FailoverResult['attempts'] = [];
+  const from = begun.owner;
+  let epoch = begun.epoch;
+  let ended = false;
+  const end = async (outcome: EndOperation['outcome'], detail: string, node?: string) => {
+    ended = true;
+    await local.endOperation({ cluster: input.cluster, group: group.name, workflowId, outcome, detail, ...(node ? { node } : {}) });
+  };
+  const result = (outcome: FailoverResult['outcome'], to: string | null): FailoverResult => {
+    phases.totalMs = Date.now() - started;
+    return { outcome, group: group.name, from, to, epoch, phases, attempts };
+  };
+
+  try {
+    // ---------------------------------------------------------------- the old owner
+    let oldOwnerSafe = from === null; // stopped, fenced, or there was none: no lease to wait out
+    if (from !== null && input.kind === 'node-lost') {
+      const t = Date.now();
+      const answer = await onNode(input.cluster, from, layout.failover.verifyTimeoutMs).ping({ group: group.name }).catch((err: unknown) => {
+        if (isCancellation(err)) throw err;
+        return undefined;
+      });
+      phases.verifyMs = Date.now() - t;
+      if (answer) {
+        const detail = `node ${from} answered through its task queue (holds ${group.name}: ${answer.holds ? `epoch ${answer.holds.epoch}` : 'no'}): its peers lost its heartbeats, Temporal did not; no failover`;
+        log.warn('false alarm', { group: group.name, node: from, reason: input.reason });
+        await end('false-alarm', detail, from);
+        return result('false-alarm', from);
+      }
+      log.info('old owner did not answer: treating it as gone', { node: from, verifyTimeoutMs: layout.failover.verifyTimeoutMs });
+    } else if (from !== null && input.kind !== 'recover') {
+      const t = Date.now();
+      try {
+        await onNode(input.cluster, from, STOP_TIMEOUT_MS).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
+        oldOwnerSafe = true;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('the old owner did not stop the group: waiting out its lease', { node: from, err: errorText(err) });
+      }
+      phases.stopMs = Date.now() - t;
+    } else if (from !== null) {
+      // 'recover': the owner's agent restarted and holds nothing (it stops everything at start).
+      oldOwnerSafe = true;
+    }
+
+    // Nodes whose agents are up, in the group's preference order; not the one that failed.
+    const up = new Set(begun.up);
+    const candidates = input.to !== undefined
+      ? [input.to]
+      : group.nodes.filter((n) => up.has(n) && !(n === from && (input.kind === 'node-lost' || input.kind === 'heal-gave-up')));
+    if (input.to === undefined && (input.kind === 'operator') && from !== null) {
+      // An operator's failover without a target means "away from the owner".
+      const i = candidates.indexOf(from);
+      if (i >= 0) candidates.splice(i, 1);
+    }
+
+    if (!oldOwnerSafe && from !== null && layout.nodes.find((n) => n.name === from)?.fenced && candidates.length > 0) {
+      const t = Date.now();
+      try {
+        const fenced = await onNode(input.cluster, candidates[0]!, 120_000).fence({ victim: from });
+        oldOwnerSafe = fenced.fenced;
+        log.info(fenced.fenced ? 'old owner fenced' : 'fencing failed: waiting out the lease instead', { node: from, detail: fenced.detail });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('fencing failed: waiting out the lease instead', { node: from, err: errorText(err) });
+      }
+      phases.fenceMs = Date.now() - t;
+    }
+
+    // ---------------------------------------------------------------- the new owner
+    for (const node of candidates) {
+      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: node }));
+      if (!oldOwnerSafe) {
+        // Measured in this worker's process: a server timer can fire up to a second late.
+        const t = Date.now();
+        const waitMs = begun.blockedSince + layout.lease.ttlMs + layout.lease.marginMs - t;
+        if (waitMs > 0) await local.pause({ ms: waitMs });
+        phases.leaseWaitMs = Date.now() - t;
+        oldOwnerSafe = true;
+      }
+      const t = Date.now();
+      const started: string[] = [];
+      try {
+        for (const r of group.resources) {
+          const acts = onNode(input.cluster, node, r.startTimeoutMs + 30_000);
+          await acts.startResource({ group: group.name, resource: r.name, epoch });
+          started.push(r.name);
+          await acts.verifyResource({ group: group.name, resource: r.name, epoch, timeoutMs: r.startTimeoutMs });
+        }
+        phases.startMs = Date.now() - t;
+        attempts.push({ node, outcome: 'started', detail: `${started.join(', ')} started and healthy` });
+        await end('running', `running on ${node} at epoch ${epoch}`);
+        log.info('group moved', { group: group.name, from, to: node, epoch });
+        return result(from === node ? 'already-there' : 'moved', node);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const detail = errorText(err);
+        attempts.push({ node, outcome: 'failed', detail });
+        log.warn('could not start the group: undoing and trying the next node', { node, detail });
+        // Compensate in reverse; the node's own lease keeping stops anything left over.
+        for (const name of [...started].reverse()) {
+          await onNode(input.cluster, node, STOP_TIMEOUT_MS).stopResource({ group: group.name, resource: name, epoch }).catch((e: unknown) =>
+            log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) }),
+          );
+        }
+      }
+    }
+    ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+    const detail = candidates.length === 0
+      ? `no node may take group '${group.name}' (nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'})`
+      : `no node could start group '${group.name}': ${attempts.map((a) => `${a.node}: ${a.detail}`).join('; ')}`;
+    await end('down', detail);
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${detail}; the group is down`, details: [result('moved', null)] });
+  } finally {
+    if (!ended) {
+      // Failed or cancelled half-way: give the group back (its state is what the epochs say).
+      await CancellationScope.nonCancellable(() => end('unchanged', 'the operation ended early')).catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error && err.cause instanceof Error) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
