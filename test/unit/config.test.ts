@@ -71,10 +71,40 @@ const VALID: ValidCase[] = [
           tls: false,
           server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
         },
-        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000 },
+        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000, workflows: true },
+        heartbeat: { port: 694, intervalMs: 200, deadtimeMs: 800, secretFile: '/etc/haoscar/authkey' },
+        lease: { ttlMs: 600, marginMs: 150 },
+        failover: { verifyTimeoutMs: 500 },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
       }),
+  },
+  {
+    name: 'heartbeat, lease, failover, a fenced node, vip and command resources',
+    text: yaml(`
+      cluster: c1
+      heartbeat: { port: 7694, interval: 50ms, deadtime: 250ms, secretFile: /etc/k }
+      lease: { ttl: 300ms, margin: 80ms }
+      failover: { verifyTimeout: 200ms }
+      nodes:
+        - name: a
+          addresses: [10.0.0.1, 192.168.0.1]
+          fence: { command: [/usr/sbin/fence_ipmilan], params: { ip: 10.1.0.1, password: secret } }
+      groups:
+        - name: g
+          resources:
+            - { type: vip, name: ip, address: 10.0.0.100/24, interface: eth0 }
+            - { type: command, name: c, start: [/bin/s, start], stop: [/bin/s, stop], monitor: [/bin/s, status], timeout: 5s }
+    `),
+    expect: (c) => {
+      assert.deepEqual(c.heartbeat, { port: 7694, intervalMs: 50, deadtimeMs: 250, secretFile: '/etc/k' });
+      assert.deepEqual(c.lease, { ttlMs: 300, marginMs: 80 });
+      assert.deepEqual(c.failover, { verifyTimeoutMs: 200 });
+      assert.deepEqual(c.nodes[0]!.fence, { command: ['/usr/sbin/fence_ipmilan'], params: { ip: '10.1.0.1', password: 'secret' }, action: 'off', timeoutMs: 60_000 });
+      const [vip, cmd] = c.groups[0]!.resources;
+      assert.deepEqual(vip, { type: 'vip', name: 'ip', address: '10.0.0.100/24', interface: 'eth0', arpCount: 3, check: { type: 'status', ...CHECK_DEFAULTS }, healing: HEALING_DEFAULTS });
+      assert.ok(cmd?.type === 'command' && cmd.timeoutMs === 5000 && cmd.check.type === 'status');
+    },
   },
   {
     name: 'built-in defaults are exactly: check 2s/1s/rise 2/fall 3, healing 3 in 10m, backoff 1s..30s x2, start 30s',
@@ -295,7 +325,7 @@ const VALID: ValidCase[] = [
         tls: { serverName: 'temporal.example.org', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/c.key' },
         server: { dataDir: '/tmp/t', ip: '0.0.0.0', port: 7300, uiPort: 8300 },
       });
-      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20, localHealAfterMs: 1500 });
+      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20, localHealAfterMs: 1500, workflows: true });
     },
   },
   {
@@ -456,12 +486,38 @@ const INVALID: InvalidCase[] = [
   {
     name: 'wrong resource type and check type',
     text: withResources(`
-      - { type: vip, name: ip }
+      - { type: disk, name: ip }
       - { type: service, name: db, driver: systemd, unit: db.service, check: { type: ping } }
     `),
     issues: [
-      ['groups[0].resources[0].type', "expected a resource with type 'service'"],
-      ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http' or 'command'"],
+      ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip' or 'command'"],
+      ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http', 'command' or 'status'"],
+    ],
+  },
+  {
+    name: 'bad vip, command and fence settings; deadtime shorter than two intervals is a rule',
+    text: withResources(`
+      - { type: vip, name: ip, address: 10.0.0.300/24, interface: "eth0; reboot" }
+      - { type: command, name: c, start: /bin/s, stop: [], monitor: [/bin/m] }
+    `),
+    issues: [
+      ['groups[0].resources[0].address', 'expected an IPv4 address with its prefix length, e.g. 10.213.0.100/24'],
+      ['groups[0].resources[0].interface', 'expected an interface name such as eth0 (at most 15 characters)'],
+      ['groups[0].resources[1].start', 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]'],
+      ['groups[0].resources[1].stop', 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]'],
+    ],
+  },
+  {
+    name: 'heartbeat deadtime must be at least twice the interval',
+    text: yaml(`
+      cluster: c1
+      heartbeat: { interval: 500ms, deadtime: 800ms }
+      nodes:
+        - { name: a, addresses: [10.0.0.1, 10.0.0.1] }
+    `),
+    issues: [
+      ['heartbeat.deadtime', 'deadtime (800ms) must be at least twice the interval (500ms): one lost packet must not make a peer suspect'],
+      ['nodes[0].addresses[1]', "address '10.0.0.1' is listed twice"],
     ],
   },
   {

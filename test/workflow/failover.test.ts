@@ -267,3 +267,16 @@ test('a second operation on a busy group is refused', async () => {
     await ctl.executeUpdate('endOperation', { args: [{ group: 'web', workflowId: 'someone-else', outcome: 'unchanged', detail: 'test' }] });
   }
 });
+
+test('a heal asked of a node that does not hold the group is refused there, and nothing is restarted', async () => {
+  const owner = (await web()).owner!;
+  const other = owner === 'n1' ? 'n2' : 'n1';
+  const starts = nodes.get(other)!.services.get('first')!.starts;
+  const handle = await client.workflow.start('healService', { taskQueue: clusterTaskQueue(cluster), workflowId: uniqueName('heal'), args: [{ cluster, node: other, group: 'web', resource: 'first' }] });
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof WorkflowFailedError);
+  const cause = err.cause?.cause ?? err.cause;
+  assert.ok(cause instanceof ApplicationFailure && cause.type === ERROR_TYPES.NodeNotInGroup, String(cause));
+  assert.match(cause.message, new RegExp(`node ${other} does not hold group 'web'`));
+  assert.equal(nodes.get(other)!.services.get('first')!.starts, starts);
+});

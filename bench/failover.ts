@@ -1,0 +1,126 @@
+/**
+ * Failover benchmark: the client-observed outage when the node that owns the group dies.
+ *
+ * The network lab (test/lab): two hosts with real agents, the VIP and a real HTTP service,
+ * the dev server and the workflow worker on the root side, a client namespace that requests
+ * the service through the VIP every 20 ms, and a sampler of who holds the VIP in every
+ * namespace. Each run kills the owner (SIGKILL everything in its namespace, link down), waits
+ * until the client is served by the other host, then revives the dead host and its agent;
+ * the next run kills the new owner. Reported per profile (the product's defaults, and a tuned
+ * one): the median and worst outage (longest gap between successful requests), the phases of
+ * each failover from its workflow history, and the dual-ownership samples (must be 0).
+ *
+ * Usage: tsx bench/failover.ts [--runs N (>= 5, default 5)] [--profile default|tuned|both]
+ * Needs root (network namespaces). See bench/README.md.
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NetLab } from '../test/lab/netlab.js';
+import { LabCluster, GROUP, type ClusterTiming } from '../test/lab/cluster.js';
+import { waitFor } from '../test/support/wait.js';
+import { failoverWorkflowId, type FailoverResult } from '../workflows/shared.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    profile: { type: 'string', default: 'both' },
+  },
+  strict: true,
+});
+const RUNS = Number(opts.runs);
+if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an integer >= 5 (got '${opts.runs}')`);
+if (!['default', 'tuned', 'both'].includes(opts.profile!)) throw new Error(`--profile must be default, tuned or both (got '${opts.profile}')`);
+
+const PROFILES: Record<string, { timing: ClusterTiming; goalMs: number; what: string }> = {
+  default: { timing: {}, goalMs: 2000, what: 'product defaults: heartbeat 200ms/800ms, lease 600ms+150ms, verify 500ms' },
+  tuned: {
+    timing: {
+      heartbeat: { interval: '50ms', deadtime: '250ms' },
+      lease: { ttl: '300ms', margin: '80ms' },
+      failover: { verifyTimeout: '200ms' },
+      check: 'interval: 100ms, timeout: 80ms, rise: 1, fall: 2',
+    },
+    goalMs: 1000,
+    what: 'heartbeat 50ms/250ms, lease 300ms+80ms, verify 200ms, checks every 100ms',
+  },
+};
+
+interface Run {
+  outageMs: number;
+  /** Kill → the controller started the failover (heartbeat deadtime + the edge's delivery). */
+  detectionMs: number;
+  phases: FailoverResult['phases'];
+  /** Kill → the first answer through the VIP from the new owner. */
+  servedAfterMs: number;
+  dualSamples: number;
+  samples: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const fmt = (ms: number | undefined) => (ms === undefined ? '     -' : `${Math.round(ms).toString().padStart(6)}`);
+
+async function runProfile(name: string): Promise<Run[]> {
+  const profile = PROFILES[name]!;
+  process.stderr.write(`\n== ${name}: ${profile.what}\n`);
+  const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true });
+  const cluster = new LabCluster(lab, profile.timing);
+  const runs: Run[] = [];
+  try {
+    await cluster.start();
+    for (let i = 0; i < RUNS; i++) {
+      const owner = (await cluster.group())!.owner!;
+      const other = owner === 'n1' ? 'n2' : 'n1';
+      const vip = await lab.sampleVip(lab.vip);
+      const client = await lab.probe(cluster.url, { everyMs: 20, timeoutMs: 300 });
+      await waitFor(`the client is served by ${owner}`, async () => (client.lastOk()?.host === owner ? true : undefined), 30_000, 20);
+      await sleep(500);
+      const killedAt = Date.now();
+      await lab.killHost(owner);
+      await waitFor(`the client is served by ${other}`, async () => (client.lastOk()?.host === other ? true : undefined), 60_000, 20);
+      await sleep(300);
+      const seen = await client.stop();
+      const samples = await vip.stop();
+      const handle = cluster.client.workflow.getHandle(failoverWorkflowId(cluster.cluster, GROUP));
+      const result = (await handle.result()) as FailoverResult;
+      const started = (await handle.describe()).startTime.getTime();
+      const run: Run = {
+        outageMs: seen.longestGapMs,
+        detectionMs: started - killedAt,
+        phases: result.phases,
+        servedAfterMs: seen.firstOkAfter(killedAt)!.t - killedAt,
+        dualSamples: samples.dualSamples.length,
+        samples: samples.samples.length,
+      };
+      runs.push(run);
+      process.stderr.write(`  run ${i + 1}: ${owner} killed → outage ${Math.round(run.outageMs)} ms (detection ${run.detectionMs}, verify ${run.phases.verifyMs}, lease wait ${run.phases.leaseWaitMs}, start ${run.phases.startMs}), dual samples ${run.dualSamples}/${run.samples}\n`);
+      // Bring the dead host back for the next run.
+      await lab.reviveHost(owner);
+      cluster.startAgent(owner);
+      await waitFor(`${owner} up again`, async () => ((await cluster.ownership())?.nodes[owner]?.state === 'up' ? true : undefined), 60_000, 100);
+      await sleep(1000);
+    }
+  } finally {
+    await cluster.close();
+    await lab.close();
+  }
+  return runs;
+}
+
+const results: [string, Run[]][] = [];
+for (const name of opts.profile === 'both' ? ['default', 'tuned'] : [opts.profile!]) results.push([name, await runProfile(name)]);
+
+process.stdout.write(`\nFailover on node death, ${RUNS} runs per profile (ms; client polls the VIP every 20 ms)\n`);
+process.stdout.write('profile   outage median  worst  goal | detection  verify  lease-wait  start  total(wf) | served-after | dual samples\n');
+for (const [name, runs] of results) {
+  const m = (f: (r: Run) => number | undefined) => median(runs.map(f).filter((x): x is number => x !== undefined));
+  const outages = runs.map((r) => r.outageMs);
+  process.stdout.write(
+    `${name.padEnd(9)} ${fmt(median(outages))}        ${fmt(Math.max(...outages))} ${fmt(PROFILES[name]!.goalMs)} | ${fmt(m((r) => r.detectionMs))}    ${fmt(m((r) => r.phases.verifyMs))}  ${fmt(m((r) => r.phases.leaseWaitMs))}      ${fmt(m((r) => r.phases.startMs))} ${fmt(m((r) => r.phases.totalMs))}    | ${fmt(m((r) => r.servedAfterMs))}       | ${runs.reduce((s, r) => s + r.dualSamples, 0)} of ${runs.reduce((s, r) => s + r.samples, 0)}\n`,
+  );
+}
+process.stdout.write('(phases: medians over the runs, from the failover workflow: detection = kill → failover started; lease-wait counts from when the owner was suspected, overlapping verification)\n');
+const bad = results.some(([, runs]) => runs.some((r) => r.dualSamples > 0));
+process.exit(bad ? 1 : 0);

@@ -1,0 +1,134 @@
+/**
+ * An HA-OSCAR cluster in the network lab: the dev server and the cluster's workflow worker on
+ * the root side (the witness, as DESIGN recommends), a real `haoscar agent` in every host, and
+ * one group: the lab's VIP on eth0 plus a real HTTP service (pid-service.mjs on port 8080).
+ * Used by the failover tests and by bench/failover.
+ */
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { execa, type ResultPromise } from 'execa';
+import { Connection, Client } from '@temporalio/client';
+import { controllerWorkflowId, ownershipQuery, type GroupOwnership, type Ownership } from '../../workflows/shared.js';
+import { waitFor } from '../support/wait.js';
+import type { NetLab } from './netlab.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const PID_SERVICE = join(ROOT, 'test/lab/pid-service.mjs');
+export const SERVICE_PORT = 8080;
+export const GROUP = 'web';
+
+/** Timing in haoscar.yaml terms; the defaults are the product's. */
+export interface ClusterTiming {
+  heartbeat?: { interval?: string; deadtime?: string };
+  lease?: { ttl?: string; margin?: string };
+  failover?: { verifyTimeout?: string };
+  check?: string;
+}
+
+export class LabCluster {
+  readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
+  readonly agents = new Map<string, ResultPromise>();
+  private worker: ResultPromise | undefined;
+  client!: Client;
+  configFile!: string;
+  secretFile!: string;
+
+  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}) {}
+
+  /** Dev server, worker, agents (the first host first, so the group lands there); waits until the group runs. */
+  async start(): Promise<void> {
+    const address = await this.lab.startDevServer();
+    this.secretFile = join(this.lab.dir, 'authkey');
+    await writeFile(this.secretFile, `${randomBytes(32).toString('base64')}\n`);
+    await chmod(this.secretFile, 0o600);
+    this.configFile = join(this.lab.dir, 'haoscar.yaml');
+    await writeFile(this.configFile, this.yaml(address));
+    const connection = await Connection.connect({ address });
+    this.client = new Client({ connection });
+    this.worker = execa(process.execPath, ['--import', 'tsx', MAIN, 'worker', '--config', this.configFile], {
+      cwd: ROOT,
+      reject: false,
+      stdin: 'ignore',
+      stdout: { file: join(this.lab.dir, 'worker.log'), append: true },
+      stderr: { file: join(this.lab.dir, 'worker.log'), append: true },
+    });
+    const [first, ...rest] = this.lab.hosts;
+    this.startAgent(first!);
+    await this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 90_000);
+    for (const host of rest) this.startAgent(host);
+    await waitFor('every agent up', async () => {
+      const s = await this.ownership();
+      return this.lab.hosts.every((h) => s?.nodes[h]?.state === 'up') ? true : undefined;
+    }, 90_000, 100);
+  }
+
+  startAgent(host: string): ResultPromise {
+    const child = this.lab.spawn(host, [process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host], {
+      cwd: ROOT,
+      log: join(this.lab.dir, `agent-${host}.log`),
+    });
+    this.agents.set(host, child);
+    return child;
+  }
+
+  async ownership(): Promise<Ownership | undefined> {
+    return this.client.workflow.getHandle(controllerWorkflowId(this.cluster)).query(ownershipQuery).catch(() => undefined);
+  }
+
+  async group(): Promise<GroupOwnership | undefined> {
+    return (await this.ownership())?.groups[GROUP];
+  }
+
+  waitForGroup(ok: (g: GroupOwnership) => boolean, what: string, timeoutMs = 30_000): Promise<GroupOwnership> {
+    return waitFor(what, async () => {
+      const g = await this.group();
+      return g && ok(g) ? g : undefined;
+    }, timeoutMs, 50);
+  }
+
+  agentLog(host: string): Promise<string> {
+    return readFile(join(this.lab.dir, `agent-${host}.log`), 'utf8').catch(() => '');
+  }
+
+  get url(): string {
+    return `http://${this.lab.vipIp}:${SERVICE_PORT}/`;
+  }
+
+  async close(): Promise<void> {
+    for (const a of this.agents.values()) a.kill('SIGTERM');
+    this.worker?.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      for (const a of this.agents.values()) a.kill('SIGKILL');
+      this.worker?.kill('SIGKILL');
+    }, 10_000);
+    await Promise.all([...this.agents.values(), this.worker].map((p) => p?.catch(() => undefined)));
+    clearTimeout(deadline);
+    await this.client?.connection.close().catch(() => undefined);
+  }
+
+  private yaml(address: string): string {
+    const t = this.timing;
+    const section = (name: string, fields: Record<string, string | undefined>) => {
+      const set = Object.entries(fields).filter(([, v]) => v !== undefined);
+      return set.length === 0 ? '' : `${name}: { ${set.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n`;
+    };
+    return `cluster: ${this.cluster}
+temporal: { address: "${address}" }
+agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
+${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}nodes:
+${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i} }`).join('\n')}
+groups:
+  - name: ${GROUP}
+    resources:
+      - { type: vip, name: ip, address: ${this.lab.vip}, interface: eth0, arpCount: 2, check: { type: status, interval: 500ms, timeout: 400ms } }
+      - type: service
+        name: httpd
+        driver: process
+        command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
+        check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
+`;
+  }
+}
