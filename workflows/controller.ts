@@ -34,6 +34,7 @@ import {
   controllerInputSchema,
   describeIssues,
   endOperationSchema,
+  groupLostSchema,
   healGaveUpSchema,
   nodeEdgeSchema,
   parseWorkflowInput,
@@ -46,6 +47,7 @@ import {
   endOperationUpdate,
   ERROR_TYPES,
   failoverWorkflowId,
+  groupLostSignal,
   healGaveUpSignal,
   nodeEdgeSignal,
   ownershipQuery,
@@ -63,6 +65,9 @@ const cluster = proxyLocalActivities<ClusterActivities>({
 const MAX_HISTORY_EVENTS = 2000;
 /** How long a group that runs nowhere waits for its preferred node's agent after the controller starts. */
 const PLACEMENT_GRACE_MS = 5000;
+/** A suspect owner that answered is asked again after this, doubling up to the maximum. */
+const REVERIFY_FIRST_MS = 5000;
+const REVERIFY_MAX_MS = 60_000;
 /** Kept for the postmortem in the query answer. */
 const MAX_FALSE_ALARMS = 20;
 
@@ -99,6 +104,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     const edge = parsed.data;
     if (!state.nodes[edge.node]) return log.warn('ignored a nodeEdge signal for an unknown node', { node: edge.node });
     const before = state.nodes[edge.node]!.state;
+    if (edge.to === 'up') delete state.reverify[edge.node];
     // A suspicion from a peer does not override what the node says of itself, and vice versa
     // a node's own "up" clears the suspicion.
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
@@ -118,6 +124,16 @@ export async function controller(rawInput: unknown): Promise<void> {
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
     request(report.group, 'heal-gave-up', `healing ${report.group}/${report.resource} on ${report.node} gave up: ${report.detail}`);
+  });
+
+  setHandler(groupLostSignal, (raw: unknown) => {
+    const parsed = groupLostSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed groupLost signal', { problems: describeIssues(parsed.error, '(signal)') });
+    const report = parsed.data;
+    const g = state.groups[report.group];
+    if (!g || g.owner !== report.node || g.epoch !== report.epoch) return log.info('a stale groupLost report; nothing to do', { ...report });
+    // It stopped the group itself: no lease to wait out, it may even take it again.
+    request(report.group, 'recover', `${report.node} stopped the group at epoch ${report.epoch}: ${report.detail}`);
   });
 
   setHandler(
@@ -182,8 +198,12 @@ export async function controller(rawInput: unknown): Promise<void> {
       if (req.outcome === 'false-alarm') {
         state.falseAlarms.push({ group: req.group, node: req.node ?? g.owner ?? '?', at: now(), workflowId: req.workflowId, detail: req.detail });
         if (state.falseAlarms.length > MAX_FALSE_ALARMS) state.falseAlarms.shift();
-        // It answered: whatever its peers saw, it is up as far as Temporal is concerned.
-        if (req.node && state.nodes[req.node]) state.nodes[req.node] = { state: 'up', since: now(), reportedBy: 'verification' };
+        // It answered, but its peers still do not hear it, and they only report changes: ask
+        // it again later (backing off), so that its death during the partition is not missed.
+        if (req.node) {
+          const delay = Math.min((state.reverify[req.node]?.delayMs ?? REVERIFY_FIRST_MS / 2) * 2, REVERIFY_MAX_MS);
+          state.reverify[req.node] = { at: now() + delay, delayMs: delay };
+        }
       }
       g.since = now();
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
@@ -209,15 +229,33 @@ export async function controller(rawInput: unknown): Promise<void> {
   for (;;) {
     placeWhatIsDown();
     // While waiting for the preferred node of a group that runs nowhere, wake up when that wait ends.
+    reverifyDue();
     const grace = startedAt + PLACEMENT_GRACE_MS - now();
     const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested;
-    if (grace > 0 && waitingForPreferred()) await condition(wake, grace);
+    const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
+    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify);
+    if (timeout < Infinity) await condition(wake, Math.max(1, timeout));
     else await condition(wake);
     while (pending.length > 0) await launch(pending.shift()!);
     if ((workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested) && pending.length === 0) {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
       await condition(allHandlersFinished);
       await continueAsNew<typeof controller>({ cluster: input.cluster, carried: state });
+    }
+  }
+
+  /** Owners still suspected by their peers after a false alarm are verified again when due. */
+  function reverifyDue(): void {
+    for (const [node, r] of Object.entries(state.reverify)) {
+      if (r.at > now()) continue;
+      if (state.nodes[node]?.state !== 'suspect') {
+        delete state.reverify[node];
+        continue;
+      }
+      r.at = now() + r.delayMs; // the next one, should this one be a false alarm again
+      for (const [name, g] of Object.entries(state.groups)) {
+        if (g.owner === node) request(name, 'node-lost', `node ${node} still suspect after a false alarm: verifying again`);
+      }
     }
   }
 
@@ -287,7 +325,7 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   }
   const nodes: Ownership['nodes'] = {};
   for (const n of layout.nodes) nodes[n.name] = old.nodes?.[n.name] ?? { state: 'unknown', since: now, reportedBy: 'controller' };
-  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [] };
+  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {} };
 }
 
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

@@ -86,13 +86,17 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         return undefined;
       });
       phases.verifyMs = Date.now() - t;
-      if (answer) {
+      if (answer && !answer.holds) {
+        // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
+        oldOwnerSafe = true;
+        log.info('old owner answered but does not hold the group: moving it', { node: from });
+      } else if (answer) {
         const detail = `node ${from} answered through its task queue (holds ${group.name}: ${answer.holds ? `epoch ${answer.holds.epoch}` : 'no'}): its peers lost its heartbeats, Temporal did not; no failover`;
         log.warn('false alarm', { group: group.name, node: from, reason: input.reason });
         await end('false-alarm', detail, from);
         return result('false-alarm', from);
       }
-      log.info('old owner did not answer: treating it as gone', { node: from, verifyTimeoutMs: layout.failover.verifyTimeoutMs });
+      else log.info('old owner did not answer: treating it as gone', { node: from, verifyTimeoutMs: layout.failover.verifyTimeoutMs });
     } else if (from !== null && input.kind !== 'recover') {
       const t = Date.now();
       try {
@@ -104,7 +108,8 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       }
       phases.stopMs = Date.now() - t;
     } else if (from !== null) {
-      // 'recover': the owner's agent restarted and holds nothing (it stops everything at start).
+      // 'recover': the owner's agent restarted (it stops everything at start) or stopped the
+      // group itself when it lost its lease: it holds nothing.
       oldOwnerSafe = true;
     }
 

@@ -96,6 +96,13 @@ export const healGaveUpSchema = z.strictObject({
   at,
   detail: z.string().max(4000),
 });
+export const groupLostSchema = z.strictObject({
+  group: name('group'),
+  node,
+  epoch: z.number().int().nonnegative(),
+  at,
+  detail: z.string().max(4000),
+});
 export const beginOperationSchema = z.strictObject({
   group: name('group'),
   workflowId: z.string().min(1).max(1000),

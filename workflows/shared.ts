@@ -134,6 +134,8 @@ export interface Ownership {
   groups: Record<string, GroupOwnership>;
   nodes: Record<string, NodeLiveness>;
   falseAlarms: FalseAlarm[];
+  /** Owners that answered a verification while their peers still suspect them: asked again at `at`. */
+  reverify: Record<string, { at: number; delayMs: number }>;
 }
 /** Current ownership; costs no history, so owners ask it every ttl/3 to confirm their lease. */
 export const ownershipQuery = defineQuery<Ownership>('ownership');
@@ -159,6 +161,17 @@ export interface HealGaveUpReport {
   detail: string;
 }
 export const healGaveUpSignal = defineSignal<[HealGaveUpReport]>('healGaveUp');
+
+/** An owner stopped a group by itself (its lease was lost): it runs nowhere until it is placed again. */
+export interface GroupLostReport {
+  group: string;
+  node: string;
+  /** The epoch it held; a report about an older epoch is stale and ignored. */
+  epoch: number;
+  at: number;
+  detail: string;
+}
+export const groupLostSignal = defineSignal<[GroupLostReport]>('groupLost');
 
 /** A failover asks for the group: refused while another operation holds it. */
 export interface BeginOperation {

@@ -167,6 +167,8 @@ export class Agent {
       ttlMs: config.lease.ttlMs,
       groups,
       queryOwnership: (timeoutMs) => link.ownership(timeoutMs),
+      // If the controller still has this node as the owner under that epoch, it places the group again.
+      onLost: (group, epoch, why) => void link.reportLost({ group, node, epoch, at: Date.now(), detail: why }),
       peers: this.heartbeat ? () => this.heartbeat!.peers().map((p) => ({ node: p.node, alive: p.state === 'alive', claims: claimsOf(p.view) })) : undefined,
       logger: this.log,
     });

@@ -10,7 +10,8 @@ import type { Logger } from '../log.js';
 import type { ControllerInput } from '../../workflows/inputs.js';
 import type { controller } from '../../workflows/controller.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
-import { clusterTaskQueue, controllerWorkflowId, nodeEdgeSignal, ownershipQuery, type NodeEdge, type Ownership } from '../../workflows/shared.js';
+import type { SignalDefinition } from '@temporalio/common';
+import { clusterTaskQueue, controllerWorkflowId, groupLostSignal, nodeEdgeSignal, ownershipQuery, type GroupLostReport, type NodeEdge, type Ownership } from '../../workflows/shared.js';
 
 export class ControllerLink {
   private queue: Promise<void> = Promise.resolve();
@@ -24,7 +25,13 @@ export class ControllerLink {
 
   /** Sends the edge after those before it; retried until delivered or the agent stops. */
   report(edge: NodeEdge): Promise<void> {
-    this.queue = this.queue.then(() => this.deliver(edge));
+    this.queue = this.queue.then(() => this.deliver(nodeEdgeSignal, edge, `${edge.node} ${edge.to}`));
+    return this.queue;
+  }
+
+  /** This node stopped a group by itself; in order with the edges, retried the same way. */
+  reportLost(report: GroupLostReport): Promise<void> {
+    this.queue = this.queue.then(() => this.deliver(groupLostSignal, report, `${report.group} lost by ${report.node}`));
     return this.queue;
   }
 
@@ -39,13 +46,13 @@ export class ControllerLink {
     this.stopped.abort();
   }
 
-  private async deliver(edge: NodeEdge): Promise<void> {
+  private async deliver<T>(signalDef: SignalDefinition<[T]>, arg: T, what: string): Promise<void> {
     const signal = this.stopped.signal;
     let delay = 200;
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
         await this.client.withAbortSignal(signal, () =>
-          this.client.workflow.signalWithStart<typeof controller, [NodeEdge]>('controller', {
+          this.client.workflow.signalWithStart<typeof controller, [T]>('controller', {
             workflowId: controllerWorkflowId(this.cluster),
             taskQueue: clusterTaskQueue(this.cluster),
             args: [{ cluster: this.cluster } satisfies ControllerInput],
@@ -54,15 +61,15 @@ export class ControllerLink {
               { key: HA_KEYS.HaCluster, value: this.cluster },
               { key: HA_KEYS.HaOperation, value: 'controller' },
             ],
-            signal: nodeEdgeSignal,
-            signalArgs: [edge],
+            signal: signalDef,
+            signalArgs: [arg],
           }),
         );
-        this.logger.info({ node: edge.node, to: edge.to, attempt }, 'edge reported to the controller');
+        this.logger.info({ what, attempt }, 'reported to the controller');
         return;
       } catch (err) {
         if (signal.aborted) return;
-        this.logger.error({ node: edge.node, to: edge.to, attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot report an edge to the controller (retrying)');
+        this.logger.error({ what, attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot report to the controller (retrying)');
         await sleep(delay, undefined, { signal }).catch(() => undefined);
         delay = Math.min(delay * 2, 5000);
       }

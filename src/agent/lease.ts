@@ -27,6 +27,8 @@ export interface LeaseKeeperOptions {
   logger: Logger;
   /** How often a fail-safe "still serving without a lease" line is repeated. */
   failSafeLogEveryMs?: number;
+  /** Told after the group was stopped here (so that the controller can place it again). */
+  onLost?: (group: string, epoch: number, why: string) => void;
 }
 
 interface Lease {
@@ -42,6 +44,8 @@ export class LeaseKeeper {
   private inFlight = false;
   private stopped = false;
   private lastAnswer: Ownership | undefined;
+  private readonly losing = new Set<string>();
+  private slowLoggedAt = -Infinity;
   private readonly log: Logger;
 
   constructor(private readonly opts: LeaseKeeperOptions) {
@@ -93,13 +97,20 @@ export class LeaseKeeper {
       // A late answer still counts from when the question was sent, so it may take up to ttl.
       answer = await this.opts.queryOwnership(this.opts.ttlMs);
       this.lastAnswer = answer;
+      const tookMs = performance.now() - sentAt;
+      // A confirmation that takes half the ttl leaves little room: say so before leases are lost.
+      if (tookMs > this.opts.ttlMs / 2 && performance.now() - this.slowLoggedAt > 10_000) {
+        this.slowLoggedAt = performance.now();
+        this.log.warn({ tookMs: Math.round(tookMs), ttlMs: this.opts.ttlMs }, 'lease confirmation is slow: the controller answered in more than half the lease ttl (is Temporal or its workflow worker overloaded? consider a longer lease.ttl)');
+      }
     } catch (err) {
-      this.log.debug({ err: String(err) }, 'lease confirmation failed');
+      this.log.warn({ err: String(err), tookMs: Math.round(performance.now() - sentAt) }, 'lease confirmation failed');
     } finally {
       this.inFlight = false;
     }
     if (this.stopped) return;
     for (const [group, h] of this.opts.groups.heldGroups()) {
+      if (this.losing.has(group)) continue;
       const lease = this.leases.get(group) ?? { epoch: h.epoch, expiresAt: sentAt + this.opts.ttlMs };
       if (lease.epoch !== h.epoch) Object.assign(lease, { epoch: h.epoch, expiresAt: sentAt + this.opts.ttlMs });
       this.leases.set(group, lease);
@@ -152,10 +163,16 @@ export class LeaseKeeper {
   }
 
   private async lose(group: string, why: string): Promise<void> {
+    const held = this.opts.groups.holding(group);
+    // Once: later rounds find it held until the stop (queued behind any start) is done.
+    if (!held || this.losing.has(group)) return;
+    this.losing.add(group);
     this.leases.delete(group);
     this.log.error({ group, why }, 'lost the lease: stopping the group on this node');
     await this.opts.groups.stopGroup(group, `lease lost: ${why}`).catch((err: unknown) =>
       this.log.error({ group, err: String(err) }, 'stopping the group after losing the lease failed'),
     );
+    this.losing.delete(group);
+    this.opts.onLost?.(group, held.epoch, why);
   }
 }

@@ -39,6 +39,12 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
     duplicates(n.addresses).forEach((ai) => add(['nodes', ni, 'addresses', ai], `address '${n.addresses[ai]}' is listed twice`)),
   );
   const t = raw.temporal;
+  const ip = t.server.ip;
+  if (!/^(127\.\d+\.\d+\.\d+|0\.0\.0\.0|::1?|localhost)$/.test(ip)) {
+    // Temporal CLI 1.5.1's dev server bound elsewhere starts, answers, and then fails every
+    // workflow start after a timeout: its services dial each other on 127.0.0.1.
+    add(['temporal', 'server', 'ip'], `the embedded dev server only works bound to a loopback address or 0.0.0.0 (got '${ip}'); use 0.0.0.0 with a firewall, or run a real Temporal cluster (docs/temporal.md)`);
+  }
   if (t.apiKeyFile !== undefined && t.tls === false) {
     add(['temporal', 'tls'], "an API key is only ever sent over TLS: remove 'tls: false' when 'apiKeyFile' is set");
   }

@@ -65,13 +65,13 @@ export class LabCluster {
     }, 90_000, 100);
   }
 
-  startAgent(host: string): ResultPromise {
+  /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
+  startAgent(host: string): void {
     const child = this.lab.spawn(host, [process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host], {
       cwd: ROOT,
       log: join(this.lab.dir, `agent-${host}.log`),
     });
     this.agents.set(host, child);
-    return child;
   }
 
   async ownership(): Promise<Ownership | undefined> {

@@ -11,6 +11,7 @@
  * server listens); hosts `hlab<X>-<host>` .11, .12, ...; client .100; extras .150, .151, ...;
  * `lab.vip` (.200) is free for the tests. In each namespace the link is `eth0`.
  */
+import { connect, createServer, type Server } from 'node:net';
 import { readlinkSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -226,6 +227,7 @@ export class NetLab {
   private readonly nsInodes = new Map<number, string>();
   private readonly pidHosts = new Map<number, string>();
   private server: DevServer | undefined;
+  private forwarder: Server | undefined;
   private closing: Promise<void> | undefined;
   private closed = false;
 
@@ -411,11 +413,29 @@ export class NetLab {
    * @throws when the Temporal CLI cannot be found/built or the server does not start.
    */
   async startDevServer(opts: { logLevel?: string } = {}): Promise<string> {
-    if (this.server) return this.server.address;
+    if (this.temporalAddress) return this.temporalAddress;
     const cli = await ensureTemporalCli({ logger: this.logger, onProgress: (m) => process.stderr.write(`${m}\n`) });
-    this.server = await startDevServer({ cli, ip: this.bridgeIp, uiPort: false, logger: this.logger, ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
-    this.temporalAddress = this.server.address;
-    return this.server.address;
+    // The dev server of Temporal CLI 1.5.1 bound to any other address than a loopback one or
+    // 0.0.0.0 cannot start workflows (its services dial each other on 127.0.0.1); bound to
+    // 0.0.0.0 it would listen on the machine's real interfaces. So it listens on 127.0.0.1,
+    // and a forwarder on the bridge address lets the hosts reach it, and nothing else.
+    this.server = await startDevServer({ cli, uiPort: false, logger: this.logger, ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
+    const port = Number(this.server.address.split(':').at(-1));
+    const target = this.server.address;
+    this.forwarder = createServer((inbound) => {
+      const outbound = connect(port, '127.0.0.1');
+      inbound.pipe(outbound).pipe(inbound);
+      const close = () => { inbound.destroy(); outbound.destroy(); };
+      inbound.on('error', close);
+      outbound.on('error', close);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.forwarder!.once('error', reject);
+      this.forwarder!.listen(port, this.bridgeIp, () => resolve());
+    });
+    this.logger.debug({ target, via: `${this.bridgeIp}:${port}` }, 'dev server reachable from the lab');
+    this.temporalAddress = `${this.bridgeIp}:${port}`;
+    return this.temporalAddress;
   }
 
   // ---- faults ------------------------------------------------------------------------------
@@ -672,6 +692,7 @@ export class NetLab {
       await Promise.all([
         step('tear down the namespaces', async () => problems.push(...(await teardown(this.logger, this.x)))),
         step('stop the dev server', async () => {
+          this.forwarder?.close();
           if (!this.server) return;
           // In memory, nothing to save: SIGKILL rather than wait seconds for a graceful stop.
           signalPids([this.server.pid], 'SIGKILL');

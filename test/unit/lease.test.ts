@@ -64,7 +64,7 @@ function setup(opts: { peerClaims?: () => { node: string; epoch: number }[] } = 
 }
 
 function answer(owner: string | null, epoch: number, renewable = true, group = 'web'): Ownership {
-  return { cluster: 't', nodes: {}, falseAlarms: [], groups: { [group]: { owner, epoch, state: 'running', since: 0, renewable } } };
+  return { cluster: 't', nodes: {}, falseAlarms: [], reverify: {}, groups: { [group]: { owner, epoch, state: 'running', since: 0, renewable } } };
 }
 
 function capture() {
