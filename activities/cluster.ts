@@ -24,7 +24,7 @@ export interface HealTarget {
 
 /** What the controller and failovers need to know of the configuration. */
 export interface ClusterLayout {
-  nodes: { name: string; priority: number; fenced: boolean }[];
+  nodes: { name: string; priority: number; fenced: boolean; fenceTimeoutMs?: number }[];
   groups: { name: string; nodes: string[]; resources: { name: string; type: string; startTimeoutMs: number }[] }[];
   lease: { ttlMs: number; marginMs: number };
   failover: { verifyTimeoutMs: number };
@@ -45,7 +45,7 @@ export function createClusterActivities(deps: { config: Config }) {
     async describeCluster(req: { cluster: string }): Promise<ClusterLayout> {
       checkCluster(req.cluster);
       return {
-        nodes: config.nodes.map((n) => ({ name: n.name, priority: n.priority, fenced: n.fence !== undefined })),
+        nodes: config.nodes.map((n) => ({ name: n.name, priority: n.priority, fenced: n.fence !== undefined, ...(n.fence ? { fenceTimeoutMs: n.fence.timeoutMs } : {}) })),
         groups: config.groups.map((g) => ({
           name: g.name,
           nodes: g.nodes,

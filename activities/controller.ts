@@ -24,12 +24,13 @@ export function createControllerActivities(deps: { client: Client }) {
   const controller = (cluster: string) => client.workflow.getHandle(controllerWorkflowId(cluster));
 
   /** A refusal by the controller's validator cannot be fixed by retrying: typed, non-retryable. */
-  async function send<T>(cluster: string, what: string, type: string, call: () => Promise<T>): Promise<T> {
+  async function send<T>(cluster: string, what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
-        throw ApplicationFailure.create({ type, nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${err.cause?.message ?? err.message}` });
+        const reason = err.cause?.message ?? err.message;
+        throw ApplicationFailure.create({ type: refusalType(reason), nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${reason}` });
       }
       if (err instanceof WorkflowNotFoundError) {
         throw ApplicationFailure.create({
@@ -44,17 +45,17 @@ export function createControllerActivities(deps: { client: Client }) {
 
   return {
     async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun> {
-      return send(cluster, `to begin an operation on group '${req.group}'`, ERROR_TYPES.OperationInProgress, () =>
+      return send(cluster, `to begin an operation on group '${req.group}'`, () =>
         controller(cluster).executeUpdate(beginOperationUpdate, { args: [req] }),
       );
     },
     async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number }> {
-      return send(cluster, `to raise the epoch of group '${req.group}'`, ERROR_TYPES.StaleEpoch, () =>
+      return send(cluster, `to raise the epoch of group '${req.group}'`, () =>
         controller(cluster).executeUpdate(claimGroupUpdate, { args: [req] }),
       );
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
-      await send(cluster, `to end the operation on group '${req.group}'`, ERROR_TYPES.OperationInProgress, () =>
+      await send(cluster, `to end the operation on group '${req.group}'`, () =>
         controller(cluster).executeUpdate(endOperationUpdate, { args: [req] }),
       );
     },
@@ -62,3 +63,12 @@ export function createControllerActivities(deps: { client: Client }) {
 }
 
 export type ControllerActivities = ReturnType<typeof createControllerActivities>;
+
+/** The failure type of a refusal, from the controller's words (its validators' messages). */
+function refusalType(reason: string): string {
+  if (/is busy|does not hold/.test(reason)) return ERROR_TYPES.OperationInProgress;
+  if (/stale epoch/.test(reason)) return ERROR_TYPES.StaleEpoch;
+  if (/unknown group/.test(reason)) return ERROR_TYPES.UnknownGroup;
+  if (/unknown node/.test(reason)) return ERROR_TYPES.UnknownNode;
+  return ERROR_TYPES.InvalidWorkflowInput;
+}

@@ -46,6 +46,19 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
     });
   };
 
+  /** The started resource passes its check `rise` times; then its monitor watches it. */
+  async function verifyResource(req: ResourceOrder & { timeoutMs: number }): Promise<{ checks: number; detail: string }> {
+    const service = deps.services.get(req.group, req.resource);
+    if (!service) typed(new Error(`resource ${req.group}/${req.resource} is not configured here: make sure every node runs the same haoscar.yaml`), 'verifying');
+    const healthy = await awaitHealthy(service!, req.timeoutMs, node);
+    try {
+      await groups.watch(req.group, req.resource, req.epoch);
+    } catch (err) {
+      typed(err, `watching ${req.group}/${req.resource} at epoch ${req.epoch}`);
+    }
+    return healthy;
+  }
+
   return {
     /** "Are you there?": answered only by this node's agent, so an answer proves it is up and reaches Temporal. */
     async ping(req: { group?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string } }> {
@@ -53,7 +66,12 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
       return { node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state } } : {}) };
     },
 
-    async startResource(req: ResourceOrder): Promise<void> {
+    /**
+     * Starts the resource under `epoch`, then (with `verifyTimeoutMs`) waits until it passes its
+     * check `rise` times and has its monitor watch it. A resource that does not pass is stopped
+     * again before the failure is returned: the workflow compensates only what succeeded.
+     */
+    async startResource(req: ResourceOrder & { verifyTimeoutMs?: number }): Promise<{ checks?: number; detail?: string }> {
       try {
         await groups.startResource(req.group, req.resource, req.epoch);
         // The controller recorded this node as owner before the order was sent.
@@ -61,20 +79,18 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
       } catch (err) {
         typed(err, `starting ${req.group}/${req.resource} at epoch ${req.epoch}`);
       }
+      if (req.verifyTimeoutMs === undefined) return {};
+      try {
+        return await verifyResource({ ...req, timeoutMs: req.verifyTimeoutMs });
+      } catch (err) {
+        await groups.stopResource(req.group, req.resource, req.epoch).catch((e: unknown) =>
+          logger.error({ group: req.group, resource: req.resource, err: String(e) }, 'could not stop a resource that failed its start'),
+        );
+        throw err;
+      }
     },
 
-    /** The started resource passes its check `rise` times; then its monitor watches it. */
-    async verifyResource(req: ResourceOrder & { timeoutMs: number }): Promise<{ checks: number; detail: string }> {
-      const service = deps.services.get(req.group, req.resource);
-      if (!service) typed(new Error(`resource ${req.group}/${req.resource} is not configured here: make sure every node runs the same haoscar.yaml`), 'verifying');
-      const healthy = await awaitHealthy(service!, req.timeoutMs, node);
-      try {
-        await groups.watch(req.group, req.resource, req.epoch);
-      } catch (err) {
-        typed(err, `watching ${req.group}/${req.resource} at epoch ${req.epoch}`);
-      }
-      return healthy;
-    },
+    verifyResource,
 
     async stopResource(req: ResourceOrder): Promise<void> {
       try {

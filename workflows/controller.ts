@@ -105,8 +105,8 @@ export async function controller(rawInput: unknown): Promise<void> {
     if (!state.nodes[edge.node]) return log.warn('ignored a nodeEdge signal for an unknown node', { node: edge.node });
     const before = state.nodes[edge.node]!.state;
     if (edge.to === 'up') delete state.reverify[edge.node];
-    // A suspicion from a peer does not override what the node says of itself, and vice versa
-    // a node's own "up" clears the suspicion.
+    // The latest edge wins, whoever reports it: a node's own "up" clears its peers' suspicion,
+    // and a peer's suspicion (or the node's own "stopping") marks it suspect.
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
     log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });
     for (const [name, g] of Object.entries(state.groups)) {

@@ -29,6 +29,9 @@ const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
   retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.OperationInProgress, ERROR_TYPES.StaleEpoch, ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster] },
 });
 
+/** Timing measured in a worker's process, on the cluster's queue (any workflow worker). */
+const timers = proxyActivities<ClusterActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
+
 /** What the activities of a node look like to this workflow: its own queue, no retries (the saga decides). */
 function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
   return proxyActivities<OwnershipActivities>({
@@ -81,10 +84,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     let oldOwnerSafe = from === null; // stopped, fenced, or there was none: no lease to wait out
     if (from !== null && input.kind === 'node-lost') {
       const t = Date.now();
-      const answer = await onNode(input.cluster, from, layout.failover.verifyTimeoutMs).ping({ group: group.name }).catch((err: unknown) => {
-        if (isCancellation(err)) throw err;
-        return undefined;
-      });
+      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs);
       phases.verifyMs = Date.now() - t;
       if (answer && !answer.holds) {
         // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
@@ -124,10 +124,11 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       if (i >= 0) candidates.splice(i, 1);
     }
 
-    if (!oldOwnerSafe && from !== null && layout.nodes.find((n) => n.name === from)?.fenced && candidates.length > 0) {
+    const victim = layout.nodes.find((n) => n.name === from);
+    if (!oldOwnerSafe && victim?.fenced && candidates.length > 0) {
       const t = Date.now();
       try {
-        const fenced = await onNode(input.cluster, candidates[0]!, 120_000).fence({ victim: from });
+        const fenced = await onNode(input.cluster, candidates[0]!, (victim.fenceTimeoutMs ?? 60_000) + 30_000).fence({ victim: victim.name });
         oldOwnerSafe = fenced.fenced;
         log.info(fenced.fenced ? 'old owner fenced' : 'fencing failed: waiting out the lease instead', { node: from, detail: fenced.detail });
       } catch (err) {
@@ -152,10 +153,10 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       const started: string[] = [];
       try {
         for (const r of group.resources) {
-          const acts = onNode(input.cluster, node, r.startTimeoutMs + 30_000);
-          await acts.startResource({ group: group.name, resource: r.name, epoch });
+          // Started and verified in one activity (one round trip per resource); if it fails, it
+          // has undone its own start, so only the resources before it are compensated.
+          await onNode(input.cluster, node, r.startTimeoutMs + 30_000).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
           started.push(r.name);
-          await acts.verifyResource({ group: group.name, resource: r.name, epoch, timeoutMs: r.startTimeoutMs });
         }
         phases.startMs = Date.now() - t;
         attempts.push({ node, outcome: 'started', detail: `${started.join(', ')} started and healthy` });
@@ -166,6 +167,9 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         if (isCancellation(err)) throw err;
         const detail = errorText(err);
         attempts.push({ node, outcome: 'failed', detail });
+        // The node has seen a newer epoch, or a peer still claims the group: another node would
+        // meet the same; the group is left down rather than risk running it twice.
+        const stale = failureType(err) === ERROR_TYPES.StaleEpoch;
         log.warn('could not start the group: undoing and trying the next node', { node, detail });
         // Compensate in reverse; the node's own lease keeping stops anything left over.
         for (const name of [...started].reverse()) {
@@ -173,6 +177,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
             log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) }),
           );
         }
+        if (stale) break;
       }
     }
     ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
@@ -180,13 +185,39 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       ? `no node may take group '${group.name}' (nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'})`
       : `no node could start group '${group.name}': ${attempts.map((a) => `${a.node}: ${a.detail}`).join('; ')}`;
     await end('down', detail);
-    throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${detail}; the group is down`, details: [result('moved', null)] });
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${detail}; the group is down`, details: [result('down', null)] });
   } finally {
     if (!ended) {
       // Failed or cancelled half-way: give the group back (its state is what the epochs say).
       await CancellationScope.nonCancellable(() => end('unchanged', 'the operation ended early')).catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
     }
   }
+}
+
+/**
+ * "Are you there?" on the node's own queue. The answer is awaited for `timeoutMs` measured in
+ * this worker (a server-side schedule-to-close timer can fire up to a second late), then the
+ * question is withdrawn. @returns the answer, or undefined when there was none in time.
+ */
+async function verify(cluster: string, node: string, group: string, timeoutMs: number) {
+  const scope = new CancellationScope();
+  const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping({ group })).catch((err: unknown) => {
+    if (isCancellation(err) && scope.consideredCancelled) return undefined;
+    if (isCancellation(err)) throw err;
+    return undefined;
+  });
+  // A regular activity, not a local one: a local activity holds back the commands of its
+  // workflow task (the ping would only be sent once the pause was over).
+  const timeout = timers.pause({ ms: timeoutMs }).then(() => 'timeout' as const);
+  const first = await Promise.race([answer, timeout]);
+  if (first !== 'timeout') return first;
+  scope.cancel();
+  return undefined;
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return cause instanceof ApplicationFailure ? cause.type ?? undefined : undefined;
 }
 
 function errorText(err: unknown): string {

@@ -210,7 +210,7 @@ export const endOperationUpdate = defineUpdate<void, [EndOperation]>('endOperati
 
 /** What a failover came to (its workflow result, and so its history's last word). */
 export interface FailoverResult {
-  outcome: 'moved' | 'false-alarm' | 'already-there';
+  outcome: 'moved' | 'false-alarm' | 'already-there' | 'down';
   group: string;
   from: string | null;
   to: string | null;

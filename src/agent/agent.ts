@@ -272,6 +272,16 @@ export class Agent {
       this.localHeals.abort();
       this.lease?.stop();
       clearInterval(this.claimTimer);
+      // Its groups move away: stopped here (a VIP left behind would be held twice once a peer
+      // takes over), and the controller told, while the workers still answer its questions.
+      const held = this.groups?.heldGroups() ?? [];
+      for (const [group] of held) {
+        await this.groups!.stopGroup(group, 'the agent is stopping').catch((err: unknown) => this.log.error({ group, err: String(err) }, 'could not stop a group while stopping'));
+      }
+      if (held.length > 0 && this.link) {
+        const told = this.link.report({ node: this.opts.node, to: 'suspect', reporter: this.opts.node, at: Date.now(), detail: `agent stopping; it stopped ${held.map(([g]) => g).join(', ')}` });
+        await Promise.race([told, sleep(3000)]);
+      }
       this.link?.close();
       await this.groups?.close();
       for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -43,7 +43,8 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private inFlight = false;
   private stopped = false;
-  private lastAnswer: Ownership | undefined;
+  private lastAnswer: { ownership: Ownership; at: number } | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
   private readonly losing = new Set<string>();
   private slowLoggedAt = -Infinity;
   private readonly log: Logger;
@@ -54,16 +55,19 @@ export class LeaseKeeper {
 
   start(): void {
     this.timer = setInterval(() => void this.round(), Math.max(20, Math.floor(this.opts.ttlMs / 3)));
+    // Expiry is checked on its own, finer clock: a question still in flight must not delay a stop.
+    this.checkTimer = setInterval(() => void this.evaluate(undefined, 0), Math.max(10, Math.min(50, Math.floor(this.opts.ttlMs / 6))));
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.checkTimer);
   }
 
   /** The controller's last answer (for status output). */
   lastOwnership(): Ownership | undefined {
-    return this.lastAnswer;
+    return this.lastAnswer?.ownership;
   }
 
   /**
@@ -83,20 +87,17 @@ export class LeaseKeeper {
     if (held && held.epoch < epoch) void this.lose(group, `peer ${peer} claims it at epoch ${epoch} (this node holds epoch ${held.epoch})`);
   }
 
-  /** One confirmation round; public for tests. */
+  /** One confirmation: asks the controller (unless a question is in flight) and acts on the answer. Public for tests. */
   async round(): Promise<void> {
     if (this.inFlight || this.stopped) return;
-    const held = this.opts.groups.heldGroups();
-    // Forget leases of groups no longer held.
-    for (const group of this.leases.keys()) if (!held.some(([g]) => g === group)) this.leases.delete(group);
-    if (held.length === 0) return;
+    if (this.opts.groups.heldGroups().length === 0) return;
     this.inFlight = true;
     const sentAt = performance.now();
     let answer: Ownership | undefined;
     try {
       // A late answer still counts from when the question was sent, so it may take up to ttl.
       answer = await this.opts.queryOwnership(this.opts.ttlMs);
-      this.lastAnswer = answer;
+      this.lastAnswer = { ownership: answer, at: performance.now() };
       const tookMs = performance.now() - sentAt;
       // A confirmation that takes half the ttl leaves little room: say so before leases are lost.
       if (tookMs > this.opts.ttlMs / 2 && performance.now() - this.slowLoggedAt > 10_000) {
@@ -108,12 +109,22 @@ export class LeaseKeeper {
     } finally {
       this.inFlight = false;
     }
+    await this.evaluate(answer, sentAt);
+  }
+
+  /** Applies an answer (if any) and stops what has expired. */
+  private async evaluate(answer: Ownership | undefined, sentAt: number): Promise<void> {
     if (this.stopped) return;
-    for (const [group, h] of this.opts.groups.heldGroups()) {
+    const held = this.opts.groups.heldGroups();
+    // Forget leases of groups no longer held.
+    for (const group of this.leases.keys()) if (!held.some(([g]) => g === group)) this.leases.delete(group);
+    for (const [group, h] of held) {
       if (this.losing.has(group)) continue;
-      const lease = this.leases.get(group) ?? { epoch: h.epoch, expiresAt: sentAt + this.opts.ttlMs };
-      if (lease.epoch !== h.epoch) Object.assign(lease, { epoch: h.epoch, expiresAt: sentAt + this.opts.ttlMs });
-      this.leases.set(group, lease);
+      let lease = this.leases.get(group);
+      if (!lease || lease.epoch !== h.epoch) {
+        lease = { epoch: h.epoch, expiresAt: performance.now() + this.opts.ttlMs };
+        this.leases.set(group, lease);
+      }
       const truth: GroupOwnership | undefined = answer?.groups[group];
       if (truth) {
         this.opts.groups.seeEpoch(group, truth.epoch);
@@ -123,7 +134,7 @@ export class LeaseKeeper {
         }
         // While an operation may move the group the lease is not extended (see the controller).
         if (truth.renewable) {
-          lease.expiresAt = sentAt + this.opts.ttlMs;
+          lease.expiresAt = Math.max(lease.expiresAt, sentAt + this.opts.ttlMs);
           if (lease.failSafeLoggedAt !== undefined) {
             this.log.warn({ group, epoch: h.epoch }, 'lease confirmed again: fail-safe over');
             lease.failSafeLoggedAt = undefined;
@@ -133,19 +144,21 @@ export class LeaseKeeper {
       }
       if (performance.now() < lease.expiresAt) continue;
       // The fail-safe is for a control plane that cannot be reached, not for one that is moving the group.
-      const failSafe = answer ? { ok: false as const, why: 'the controller is moving the group' } : this.failSafe(group);
+      const last = this.lastAnswer;
+      const moving = last !== undefined && performance.now() - last.at < this.opts.ttlMs && last.ownership.groups[group]?.renewable === false;
+      const failSafe = moving ? { ok: false as const, why: 'the controller is moving the group' } : this.failSafe(group);
       if (failSafe.ok) {
         const every = this.opts.failSafeLogEveryMs ?? 5000;
         if (lease.failSafeLoggedAt === undefined || performance.now() - lease.failSafeLoggedAt >= every) {
           lease.failSafeLoggedAt = performance.now();
           this.log.error(
             { group, epoch: h.epoch, unconfirmedForMs: Math.round(performance.now() - lease.expiresAt + this.opts.ttlMs), failSafe: true },
-            `FAIL-SAFE: serving group '${group}' WITHOUT A LEASE: the controller cannot be reached, but every peer is heard and none claims the group. Nobody can be promoted until Temporal is back; check the connection to Temporal`,
+            `FAIL-SAFE: serving group '${group}' WITHOUT A LEASE: the controller cannot be reached, but every peer that may run it is heard and none claims it. Nobody can be promoted until Temporal is back; check the connection to Temporal`,
           );
         }
         continue;
       }
-      await this.lose(group, `lease not confirmed for ${this.opts.ttlMs}ms: ${answer ? failSafe.why : `the controller cannot be reached and ${failSafe.why}`}`);
+      await this.lose(group, `lease not confirmed for ${this.opts.ttlMs}ms: ${moving ? failSafe.why : `the controller cannot be reached and ${failSafe.why}`}`);
     }
   }
 
