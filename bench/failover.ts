@@ -14,6 +14,7 @@
  * Needs root (network namespaces). See bench/README.md.
  */
 import { parseArgs } from 'node:util';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetLab } from '../test/lab/netlab.js';
 import { LabCluster, GROUP, type ClusterTiming } from '../test/lab/cluster.js';
@@ -32,7 +33,7 @@ if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an inte
 if (!['default', 'tuned', 'both'].includes(opts.profile!)) throw new Error(`--profile must be default, tuned or both (got '${opts.profile}')`);
 
 const PROFILES: Record<string, { timing: ClusterTiming; goalMs: number; what: string }> = {
-  default: { timing: {}, goalMs: 2000, what: 'product defaults: heartbeat 200ms/800ms, lease 600ms+150ms, verify 500ms' },
+  default: { timing: {}, goalMs: 2000, what: 'product defaults: heartbeat 150ms/600ms, lease 600ms+100ms, verify 300ms, checks every 2s (verification polls every 100ms)' },
   tuned: {
     timing: {
       heartbeat: { interval: '50ms', deadtime: '250ms' },
@@ -65,7 +66,8 @@ const fmt = (ms: number | undefined) => (ms === undefined ? '     -' : `${Math.r
 async function runProfile(name: string): Promise<Run[]> {
   const profile = PROFILES[name]!;
   process.stderr.write(`\n== ${name}: ${profile.what}\n`);
-  const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true });
+  // Kept for a look at the logs (HAOSCAR_LAB_KEEP=1 keeps every one).
+  const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, keepDir: true });
   const cluster = new LabCluster(lab, profile.timing);
   const runs: Run[] = [];
   try {
@@ -84,7 +86,9 @@ async function runProfile(name: string): Promise<Run[]> {
       const seen = await client.stop();
       const samples = await vip.stop();
       const handle = cluster.client.workflow.getHandle(failoverWorkflowId(cluster.cluster, GROUP));
-      const result = (await handle.result()) as FailoverResult;
+      const result = (await handle.result().catch((err: unknown) => {
+        throw new Error(`run ${i + 1}: the failover failed (logs in ${lab.dir}): ${err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err)}`);
+      })) as FailoverResult;
       const started = (await handle.describe()).startTime.getTime();
       const run: Run = {
         outageMs: seen.longestGapMs,
@@ -102,6 +106,7 @@ async function runProfile(name: string): Promise<Run[]> {
       await waitFor(`${owner} up again`, async () => ((await cluster.ownership())?.nodes[owner]?.state === 'up' ? true : undefined), 60_000, 100);
       await sleep(1000);
     }
+    await rm(lab.dir, { recursive: true, force: true });
   } finally {
     await cluster.close();
     await lab.close();

@@ -5,13 +5,15 @@
  * 1. Ask the controller for the group (one operation per group; the owner's lease stops
  *    being renewed from then on, if it was not already).
  * 2. The old owner: when it is suspect, ask it through its own task queue whether it is
- *    there (a short schedule-to-close); if it answers, that is a false alarm: record it and
- *    stop. Otherwise (operator, heal gave up) ask it to stop the group in reverse order.
+ *    there (for `failover.verifyTimeout`, timed in a worker); if it answers holding the group,
+ *    that is a false alarm: record it and stop (answering without it: nothing to wait for).
+ *    Otherwise (operator, heal gave up) ask it to stop the group in reverse order.
  * 3. If it neither answered nor stopped: fence it when a fence agent is configured.
  * 4. For each candidate node (preference order, or `to`): epoch+1 with that node as owner;
  *    wait out the old owner's lease unless it stopped or was fenced; start the resources in
  *    order, each verified by its check; on any error stop what was started, in reverse, and
- *    try the next node.
+ *    try the next node (not after a StaleEpoch: a newer epoch or a peer's claim is in the way,
+ *    and the group is left down rather than run twice).
  *
  * Every activity that touches a node's resources carries the epoch; the node refuses an
  * epoch older than one it has seen.

@@ -270,9 +270,9 @@ export const heartbeatSchema = section('the heartbeat settings', {
   /** UDP port, the same on every node (694 is Heartbeat's). */
   port: port.default(694),
   /** How often each node sends on every link. */
-  interval: duration({ min: 20, max: 60_000 }).prefault('200ms'),
+  interval: duration({ min: 20, max: 60_000 }).prefault('150ms'),
   /** A peer is suspect once every link to it has been silent this long. */
-  deadtime: duration({ min: 60, max: 600_000 }).prefault('800ms'),
+  deadtime: duration({ min: 60, max: 600_000 }).prefault('600ms'),
   /** The shared secret (HMAC-SHA256 key), the same file on every node; it must not be world-readable. */
   secretFile: path.default('/etc/haoscar/authkey'),
 }).prefault({});
@@ -284,12 +284,12 @@ export const leaseSchema = section('the lease settings', {
    */
   ttl: duration({ min: 150, max: 600_000 }).prefault('600ms'),
   /** Covers the owner's time to stop its group (in reverse) and clock rate drift. */
-  margin: duration({ min: 0, max: 60_000 }).prefault('150ms'),
+  margin: duration({ min: 0, max: 60_000 }).prefault('100ms'),
 }).prefault({});
 
 export const failoverSchema = section('the failover settings', {
   /** How long a suspect owner has to answer through its task queue before it counts as gone. */
-  verifyTimeout: duration({ min: 50, max: 60_000 }).prefault('500ms'),
+  verifyTimeout: duration({ min: 50, max: 60_000 }).prefault('300ms'),
 }).prefault({});
 
 export const defaultsSchema = section('the defaults', {

@@ -1,0 +1,30 @@
+/** Failover in the network lab: a partition between the nodes. See failover-setup.ts. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setUp, expect } from './failover-setup.js';
+import { GROUP } from './cluster.js';
+
+test('partition between the nodes while both reach Temporal: no failover, a false alarm recorded', async (t) => {
+  const { lab, cluster, vip, client } = await setUp(t);
+  const before = await cluster.group();
+  await lab.partition('n1', 'n2');
+  const state = await expect(cluster, 'a false alarm recorded', async () => {
+    const s = await cluster.ownership();
+    return s && s.falseAlarms.some((f) => f.group === GROUP && f.node === 'n1') ? s : undefined;
+  });
+  assert.match(state.falseAlarms.find((f) => f.node === 'n1')!.detail, /answered through its task queue/);
+  // Longer than deadtime + verification + lease: a failover would have happened by now.
+  await sleep(3000);
+  const g = await cluster.group();
+  assert.equal(g!.owner, 'n1');
+  assert.equal(g!.epoch, before!.epoch);
+  assert.equal(g!.state, 'running');
+  await lab.healPartition('n1', 'n2');
+  const seen = await client.stop();
+  const samples = await vip.stop();
+  assert.deepEqual([...seen.answeredBy().keys()], ['n1'], 'only n1 ever answered');
+  assert.ok(seen.longestGapMs < 1000, `no outage (longest gap ${seen.longestGapMs} ms)`);
+  assert.deepEqual(samples.dualSamples, []);
+  assert.deepEqual(samples.holdersOverTime.map((p) => p.holders), [['n1']], 'the VIP never moved');
+});

@@ -1,0 +1,43 @@
+/**
+ * Set-up of the failover lab tests (failover-*.test.ts): two hosts with real agents, the VIP and a real HTTP service,
+ * the dev server and the workflow worker on the root side, a client that requests the service
+ * through the VIP every 20 ms, and a sampler of who holds the VIP in every namespace. Faults
+ * are real (test/lab/README.md). Each test builds its own lab, so one failure does not leak
+ * into the next.
+ */
+import type { TestContext } from 'node:test';
+import { NetLab } from './netlab.js';
+import { LabCluster } from './cluster.js';
+import { waitFor } from '../support/wait.js';
+
+const TIMING = {
+  heartbeat: { interval: '100ms', deadtime: '500ms' },
+  lease: { ttl: '600ms', margin: '150ms' },
+  failover: { verifyTimeout: '500ms' },
+};
+
+export async function setUp(t: TestContext, extra: string[] = []) {
+  const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
+  const cluster = new LabCluster(lab, TIMING);
+  t.after(async () => {
+    if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
+    await cluster.close();
+    await lab.close();
+  });
+  await cluster.start();
+  const vip = await lab.sampleVip(lab.vip);
+  const client = await lab.probe(cluster.url, { everyMs: 20, timeoutMs: 300 });
+  await waitFor('the client is served through the VIP by n1', async () => (client.lastOk()?.host === 'n1' ? true : undefined), 30_000, 50);
+  return { lab, cluster, vip, client };
+}
+
+/** Fails with the logs when `what` does not happen in time. */
+export async function expect<T>(cluster: LabCluster, what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  try {
+    return await waitFor(what, fn, timeoutMs, 50);
+  } catch (err) {
+    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-25).join('\n')}`));
+    throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
+  }
+}
+
