@@ -44,6 +44,16 @@ export function createControllerActivities(deps: { client: Client }) {
   }
 
   return {
+    /** Whether a workflow still runs (an operation holding a group may have been terminated). */
+    async workflowRunning({ workflowId }: { workflowId: string }): Promise<boolean> {
+      try {
+        return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+
     async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun> {
       return send(cluster, `to begin an operation on group '${req.group}'`, () =>
         controller(cluster).executeUpdate(beginOperationUpdate, { args: [req] }),

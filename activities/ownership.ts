@@ -25,6 +25,9 @@ export interface OwnershipActivityDeps {
   logger: Logger;
 }
 
+/** How often a starting resource's check runs while a failover waits for it (at most its interval). */
+const VERIFY_POLL_MS = 20;
+
 export interface ResourceOrder {
   group: string;
   resource: string;
@@ -50,7 +53,8 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
   async function verifyResource(req: ResourceOrder & { timeoutMs: number }): Promise<{ checks: number; detail: string }> {
     const service = deps.services.get(req.group, req.resource);
     if (!service) typed(new Error(`resource ${req.group}/${req.resource} is not configured here: make sure every node runs the same haoscar.yaml`), 'verifying');
-    const healthy = await awaitHealthy(service!, req.timeoutMs, node);
+    // Polled often: a failover waits on this, and the checks are local and cheap.
+    const healthy = await awaitHealthy(service!, req.timeoutMs, node, VERIFY_POLL_MS);
     try {
       await groups.watch(req.group, req.resource, req.epoch);
     } catch (err) {

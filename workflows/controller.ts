@@ -28,6 +28,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { z } from 'zod';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
+import type { ControllerActivities } from '../activities/controller.js';
 import {
   beginOperationSchema,
   claimGroupSchema,
@@ -56,7 +57,7 @@ import {
   type Ownership,
 } from './shared.js';
 
-const cluster = proxyLocalActivities<ClusterActivities>({
+const cluster = proxyLocalActivities<ClusterActivities & ControllerActivities>({
   startToCloseTimeout: '5 seconds',
   retry: { initialInterval: '200ms', maximumInterval: '5 seconds' },
 });
@@ -65,6 +66,8 @@ const cluster = proxyLocalActivities<ClusterActivities>({
 const MAX_HISTORY_EVENTS = 2000;
 /** How long a group that runs nowhere waits for its preferred node's agent after the controller starts. */
 const PLACEMENT_GRACE_MS = 5000;
+/** An operation holding a group this long is checked for having ended without giving it back. */
+const OPERATION_CHECK_MS = 120_000;
 /** A suspect owner that answered is asked again after this, doubling up to the maximum. */
 const REVERIFY_FIRST_MS = 5000;
 const REVERIFY_MAX_MS = 60_000;
@@ -230,10 +233,12 @@ export async function controller(rawInput: unknown): Promise<void> {
     placeWhatIsDown();
     // While waiting for the preferred node of a group that runs nowhere, wake up when that wait ends.
     reverifyDue();
+    await releaseAbandoned();
     const grace = startedAt + PLACEMENT_GRACE_MS - now();
     const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested;
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
-    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify);
+    const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
+    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck);
     if (timeout < Infinity) await condition(wake, Math.max(1, timeout));
     else await condition(wake);
     while (pending.length > 0) await launch(pending.shift()!);
@@ -241,6 +246,27 @@ export async function controller(rawInput: unknown): Promise<void> {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
       await condition(allHandlersFinished);
       await continueAsNew<typeof controller>({ cluster: input.cluster, carried: state });
+    }
+  }
+
+  /**
+   * An operation that has held a group for long is checked: if its workflow is no longer
+   * running (terminated, or failed without giving the group back), the group is released.
+   */
+  async function releaseAbandoned(): Promise<void> {
+    for (const [name, g] of Object.entries(state.groups)) {
+      const op = g.operation;
+      if (!op || now() - (op.checkedAt ?? op.startedAt) < OPERATION_CHECK_MS) continue;
+      const running = await cluster.workflowRunning({ workflowId: op.workflowId }).catch(() => true);
+      if (g.operation !== op) continue; // ended meanwhile
+      if (running) {
+        op.checkedAt = now(); // checked again later
+        continue;
+      }
+      log.warn('an operation ended without giving the group back (terminated?): releasing the group', { group: name, workflowId: op.workflowId });
+      g.operation = undefined;
+      g.renewable = true;
+      g.blockedSince = undefined;
     }
   }
 

@@ -111,7 +111,8 @@ export interface GroupOwnership {
    */
   renewable: boolean;
   blockedSince?: number;
-  operation?: { workflowId: string; kind: OperationKind; startedAt: number };
+  /** The operation holding the group; `checkedAt`: when it was last found still running. */
+  operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number };
 }
 
 export interface NodeLiveness {
