@@ -82,6 +82,26 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   };
 
   try {
+    // Nodes whose agents are up, in the group's preference order; not the one that failed.
+    const up = new Set(begun.up);
+    const candidates = input.to !== undefined
+      ? [input.to]
+      : group.nodes.filter((n) => up.has(n) && !(n === from && (input.kind === 'node-lost' || input.kind === 'heal-gave-up')));
+    if (input.to === undefined && (input.kind === 'operator') && from !== null) {
+      // An operator's failover without a target means "away from the owner".
+      const i = candidates.indexOf(from);
+      if (i >= 0) candidates.splice(i, 1);
+    }
+
+    // Nobody can take the group over: leave it where it is (taking it from an owner that may
+    // well be serving would only turn a suspicion into an outage). Checked after a suspect
+    // owner has been asked, so that a false alarm is still recorded as one.
+    const nobodyCanTakeIt = async () => {
+      const detail = `no node may take group '${group.name}' now (its nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'}); nothing was changed`;
+      await end('unchanged', detail);
+      throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: detail, details: [result('unchanged', from)] });
+    };
+
     // ---------------------------------------------------------------- the old owner
     let oldOwnerSafe = from === null; // stopped, fenced, or there was none: no lease to wait out
     if (from !== null && input.kind === 'node-lost') {
@@ -99,6 +119,9 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         return result('false-alarm', from);
       }
       else log.info('old owner did not answer: treating it as gone', { node: from, verifyTimeoutMs: layout.failover.verifyTimeoutMs });
+      if (candidates.length === 0) await nobodyCanTakeIt();
+    } else if (candidates.length === 0) {
+      await nobodyCanTakeIt();
     } else if (from !== null && input.kind !== 'recover') {
       const t = Date.now();
       try {
@@ -113,17 +136,6 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       // 'recover': the owner's agent restarted (it stops everything at start) or stopped the
       // group itself when it lost its lease: it holds nothing.
       oldOwnerSafe = true;
-    }
-
-    // Nodes whose agents are up, in the group's preference order; not the one that failed.
-    const up = new Set(begun.up);
-    const candidates = input.to !== undefined
-      ? [input.to]
-      : group.nodes.filter((n) => up.has(n) && !(n === from && (input.kind === 'node-lost' || input.kind === 'heal-gave-up')));
-    if (input.to === undefined && (input.kind === 'operator') && from !== null) {
-      // An operator's failover without a target means "away from the owner".
-      const i = candidates.indexOf(from);
-      if (i >= 0) candidates.splice(i, 1);
     }
 
     const victim = layout.nodes.find((n) => n.name === from);

@@ -211,7 +211,7 @@ export const endOperationUpdate = defineUpdate<void, [EndOperation]>('endOperati
 
 /** What a failover came to (its workflow result, and so its history's last word). */
 export interface FailoverResult {
-  outcome: 'moved' | 'false-alarm' | 'already-there' | 'down';
+  outcome: 'moved' | 'false-alarm' | 'already-there' | 'down' | 'unchanged';
   group: string;
   from: string | null;
   to: string | null;

@@ -12,7 +12,9 @@ import { waitFor } from '../support/wait.js';
 
 const TIMING = {
   heartbeat: { interval: '100ms', deadtime: '500ms' },
-  lease: { ttl: '600ms', margin: '150ms' },
+  // Longer than the product's default: on a 2-core CI machine running everything, lease
+  // confirmations can take over half a second; these tests are about behaviour, not speed.
+  lease: { ttl: '1s', margin: '150ms' },
   failover: { verifyTimeout: '500ms' },
 };
 

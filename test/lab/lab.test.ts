@@ -69,7 +69,9 @@ function devServerPids(): number[] {
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(` --ip ${lab.bridgeIp} `);
+        // It listens on 127.0.0.1 (a forwarder on the bridge address lets the hosts reach it).
+        const port = lab.temporalAddress?.split(':').at(-1);
+        return port !== undefined && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(` --port ${port} `);
       } catch {
         return false;
       }

@@ -11,7 +11,7 @@
  * server listens); hosts `hlab<X>-<host>` .11, .12, ...; client .100; extras .150, .151, ...;
  * `lab.vip` (.200) is free for the tests. In each namespace the link is `eth0`.
  */
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { readlinkSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -228,6 +228,7 @@ export class NetLab {
   private readonly pidHosts = new Map<number, string>();
   private server: DevServer | undefined;
   private forwarder: Server | undefined;
+  private readonly forwarded = new Set<Socket>();
   private closing: Promise<void> | undefined;
   private closed = false;
 
@@ -425,9 +426,16 @@ export class NetLab {
     this.forwarder = createServer((inbound) => {
       const outbound = connect(port, '127.0.0.1');
       inbound.pipe(outbound).pipe(inbound);
-      const close = () => { inbound.destroy(); outbound.destroy(); };
-      inbound.on('error', close);
-      outbound.on('error', close);
+      // Destroyed at close: a host cut off from the bridge never closes its side.
+      this.forwarded.add(inbound).add(outbound);
+      const close = () => {
+        inbound.destroy();
+        outbound.destroy();
+        this.forwarded.delete(inbound);
+        this.forwarded.delete(outbound);
+      };
+      inbound.on('error', close).on('close', close);
+      outbound.on('error', close).on('close', close);
     });
     await new Promise<void>((resolve, reject) => {
       this.forwarder!.once('error', reject);
@@ -693,6 +701,7 @@ export class NetLab {
         step('tear down the namespaces', async () => problems.push(...(await teardown(this.logger, this.x)))),
         step('stop the dev server', async () => {
           this.forwarder?.close();
+          for (const socket of this.forwarded) socket.destroy();
           if (!this.server) return;
           // In memory, nothing to save: SIGKILL rather than wait seconds for a graceful stop.
           signalPids([this.server.pid], 'SIGKILL');
