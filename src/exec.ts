@@ -84,3 +84,14 @@ export function createExec(logger: Logger): Exec {
     return { exitCode: result.exitCode, stdout, stderr };
   };
 }
+
+/** The last non-empty line of a command's output, for a one-line detail. */
+export function lastLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0)
+      .pop() ?? ''
+  );
+}

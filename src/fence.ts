@@ -5,7 +5,7 @@
  * arguments, takes the last value of a repeated key, skips `#` comments, ignores `nodename`
  * unless the agent declares it and warns about (but ignores) keys it does not know.
  */
-import { ExecError, type Exec } from './exec.js';
+import { ExecError, lastLine, type Exec } from './exec.js';
 import type { Logger } from './log.js';
 import type { FenceSpec } from './config/types.js';
 
@@ -122,12 +122,3 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   return `fence agent ${how}${tail ? `: ${tail}` : ''}`;
 }
 
-function lastLine(text: string): string {
-  return (
-    text
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line.length > 0)
-      .pop() ?? ''
-  );
-}

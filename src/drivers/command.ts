@@ -11,7 +11,7 @@
  * (`daemon >/dev/null 2>&1 &`): the script counts as finished only when every process holding
  * them has closed them.
  */
-import { ExecError, type Exec } from '../exec.js';
+import { ExecError, lastLine, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { CommandResource } from '../config/types.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
@@ -23,16 +23,6 @@ export interface CommandDriverDeps {
 
 type Action = 'start' | 'stop' | 'monitor';
 
-/** The last non-empty line of a command's output, for a one-line detail. */
-function lastLine(text: string): string {
-  return (
-    text
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line.length > 0)
-      .pop() ?? ''
-  );
-}
 
 export class CommandDriver implements ServiceDriver {
   readonly kind = 'command' as const;
