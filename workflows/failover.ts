@@ -97,9 +97,15 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     // well be serving would only turn a suspicion into an outage). Checked after a suspect
     // owner has been asked, so that a false alarm is still recorded as one.
     const nobodyCanTakeIt = async () => {
-      const detail = `no node may take group '${group.name}' now (its nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'}); nothing was changed`;
-      await end('unchanged', detail);
-      throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: detail, details: [result('unchanged', from)] });
+      const why = `no node may take group '${group.name}' now (its nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'})`;
+      if (input.kind === 'recover' && from !== null) {
+        // Its owner said it stopped it: it runs nowhere, and the controller should know.
+        ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+        await end('down', why);
+        throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
+      }
+      await end('unchanged', `${why}; nothing was changed`);
+      throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; nothing was changed`, details: [result('unchanged', from)] });
     };
 
     // ---------------------------------------------------------------- the old owner

@@ -286,3 +286,30 @@ test('a heal asked of a node that does not hold the group is refused there, and 
   assert.match(cause.message, new RegExp(`node ${other} does not hold group 'web'`));
   assert.equal(nodes.get(other)!.services.get('first')!.starts, starts);
 });
+
+test('a suspect owner that does not answer, with no other node up: nothing is changed (the group is not taken from it)', async () => {
+  const before = await web();
+  const owner = nodes.get(before.owner!)!;
+  const other = owner.name === 'n1' ? 'n2' : 'n1';
+  owner.worker!.shutdown();
+  await owner.running;
+  try {
+    await link.report({ node: other, to: 'suspect', reporter: owner.name, at: Date.now(), detail: 'test: silent' });
+    await link.report({ node: owner.name, to: 'suspect', reporter: other, at: Date.now(), detail: 'test: silent' });
+    const err = await waitFor('the failover ends', async () => {
+      const d = await client.workflow.getHandle(failoverWorkflowId(cluster, 'web')).describe();
+      return d.status.name === 'RUNNING' ? undefined : failoverResult().then(() => undefined, (e: unknown) => e);
+    }, 20_000, 50);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.NoNodeCouldRunGroup, String(err));
+    assert.match(err.cause.message, /nothing was changed/);
+    const after = await web();
+    assert.equal(after.owner, owner.name);
+    assert.equal(after.epoch, before.epoch);
+    assert.equal(after.operation, undefined);
+    assert.deepEqual(owner.groups.holding('web'), { epoch: before.epoch, state: 'running' });
+  } finally {
+    await startNodeWorker(owner);
+    await link.report({ node: owner.name, to: 'up', reporter: other, at: Date.now(), detail: 'test: heard again' });
+    await link.report({ node: other, to: 'up', reporter: owner.name, at: Date.now(), detail: 'test: heard again' });
+  }
+});
