@@ -150,7 +150,10 @@ export async function controller(rawInput: unknown): Promise<void> {
         g.blockedSince = now();
       }
       // Kept in the answer: claimGroup lifts the block for the new owner.
-      const up = Object.entries(state.nodes).filter(([, n]) => n.state === 'up').map(([name]) => name);
+      // Up: heard by its peers, or (while they suspect it) answering through Temporal since.
+      const up = Object.entries(state.nodes)
+        .filter(([, n]) => n.state === 'up' || (n.state === 'suspect' && n.answeredAt !== undefined && n.answeredAt >= n.since))
+        .map(([name]) => name);
       return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up };
     },
     {
@@ -203,6 +206,7 @@ export async function controller(rawInput: unknown): Promise<void> {
         if (state.falseAlarms.length > MAX_FALSE_ALARMS) state.falseAlarms.shift();
         // It answered, but its peers still do not hear it, and they only report changes: ask
         // it again later (backing off), so that its death during the partition is not missed.
+        if (req.node && state.nodes[req.node]) state.nodes[req.node]!.answeredAt = now();
         if (req.node) {
           const delay = Math.min((state.reverify[req.node]?.delayMs ?? REVERIFY_FIRST_MS / 2) * 2, REVERIFY_MAX_MS);
           state.reverify[req.node] = { at: now() + delay, delayMs: delay };

@@ -120,6 +120,11 @@ export interface NodeLiveness {
   since: number;
   /** Who reported the last change (a peer's agent, the node itself). */
   reportedBy: string;
+  /**
+   * When it last answered a verification while suspect (a false alarm): its peers cannot hear
+   * it, but Temporal can reach it, so it may still be given a group (a `recover`, say).
+   */
+  answeredAt?: number;
 }
 
 export interface FalseAlarm {
