@@ -235,9 +235,10 @@ export async function controller(rawInput: unknown): Promise<void> {
   const startedAt = now();
   for (;;) {
     placeWhatIsDown();
-    // While waiting for the preferred node of a group that runs nowhere, wake up when that wait ends.
     reverifyDue();
     await releaseAbandoned();
+    // Wake up when the wait for a group's preferred node ends, a re-verification or an
+    // operation check is due, or anything else needs doing.
     const grace = startedAt + PLACEMENT_GRACE_MS - now();
     const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested;
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
