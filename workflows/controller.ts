@@ -92,10 +92,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     const g = state.groups[group]!;
     if (g.operation || pending.some((p) => p.group === group)) return;
     // The owner's lease stops being renewed now, so the wait for it overlaps the verification.
-    if (g.renewable) {
-      g.renewable = false;
-      g.blockedSince = now();
-    }
+    blockRenewals(g);
     pending.push({ group, kind, reason });
   };
 
@@ -145,10 +142,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const g = state.groups[req.group]!;
       // Started by us (the lock was taken when the child was started) or from the UI/CLI.
       g.operation ??= { workflowId: req.workflowId, kind: req.kind, startedAt: now() };
-      if (g.renewable) {
-        g.renewable = false;
-        g.blockedSince = now();
-      }
+      blockRenewals(g);
       // Kept in the answer: claimGroup lifts the block for the new owner.
       // Up: heard by its peers, or (while they suspect it) answering through Temporal since.
       const up = Object.entries(state.nodes)
@@ -177,8 +171,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       g.state = req.owner === null ? 'down' : 'moving';
       g.since = now();
       // The block was against the old owner's lease; the new owner's (new epoch) may be renewed.
-      g.renewable = true;
-      g.blockedSince = undefined;
+      allowRenewals(g);
       log.info('group claimed', { group: req.group, owner: req.owner, epoch: g.epoch, by: req.workflowId });
       return { epoch: g.epoch };
     },
@@ -196,9 +189,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     endOperationUpdate,
     (req) => {
       const g = state.groups[req.group]!;
-      g.operation = undefined;
-      g.renewable = true;
-      g.blockedSince = undefined;
+      release(g);
       if (req.outcome === 'running') g.state = 'running';
       else if (req.outcome === 'down') g.state = 'down';
       if (req.outcome === 'false-alarm') {
@@ -269,9 +260,7 @@ export async function controller(rawInput: unknown): Promise<void> {
         continue;
       }
       log.warn('an operation ended without giving the group back (terminated?): releasing the group', { group: name, workflowId: op.workflowId });
-      g.operation = undefined;
-      g.renewable = true;
-      g.blockedSince = undefined;
+      release(g);
     }
   }
 
@@ -338,12 +327,28 @@ export async function controller(rawInput: unknown): Promise<void> {
       // Already running (an operator's failover of the group, same workflow ID): it holds the
       // group under the lock just taken, and gives it back when it ends.
       if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('an operation of the group is already running', { group: p.group, workflowId });
-      g.operation = undefined;
-      g.renewable = true;
-      g.blockedSince = undefined;
+      release(g);
       log.warn('could not start an operation', { group: p.group, kind: p.kind, err: err instanceof Error ? err.message : String(err) });
     }
   }
+}
+
+/** From now on the owner's lease is not extended (kept from the first block while it lasts). */
+function blockRenewals(g: GroupOwnership): void {
+  if (!g.renewable) return;
+  g.renewable = false;
+  g.blockedSince = Date.now();
+}
+
+function allowRenewals(g: GroupOwnership): void {
+  g.renewable = true;
+  g.blockedSince = undefined;
+}
+
+/** The operation gives the group back (or is found gone): no lock, renewals again. */
+function release(g: GroupOwnership): void {
+  g.operation = undefined;
+  allowRenewals(g);
 }
 
 /** The carried state, with groups and nodes added or removed to match the configuration. */

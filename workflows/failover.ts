@@ -96,14 +96,16 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     // Nobody can take the group over: leave it where it is (taking it from an owner that may
     // well be serving would only turn a suspicion into an outage). Checked after a suspect
     // owner has been asked, so that a false alarm is still recorded as one.
+    /** The group is claimed for nobody (epoch + 1, state down), and the failover fails saying why. */
+    const down = async (why: string): Promise<never> => {
+      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+      await end('down', why);
+      throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
+    };
     const nobodyCanTakeIt = async () => {
       const why = `no node may take group '${group.name}' now (its nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'})`;
-      if (input.kind === 'recover' && from !== null) {
-        // Its owner said it stopped it: it runs nowhere, and the controller should know.
-        ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
-        await end('down', why);
-        throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
-      }
+      // Its owner said it stopped it: it runs nowhere, and the controller should know.
+      if (input.kind === 'recover' && from !== null) await down(why);
       await end('unchanged', `${why}; nothing was changed`);
       throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; nothing was changed`, details: [result('unchanged', from)] });
     };
@@ -200,12 +202,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         if (stale) break;
       }
     }
-    ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
-    const detail = candidates.length === 0
-      ? `no node may take group '${group.name}' (nodes: ${group.nodes.join(', ')}; up: ${[...up].join(', ') || 'none'})`
-      : `no node could start group '${group.name}': ${attempts.map((a) => `${a.node}: ${a.detail}`).join('; ')}`;
-    await end('down', detail);
-    throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${detail}; the group is down`, details: [result('down', null)] });
+    return await down(`no node could start group '${group.name}': ${attempts.map((a) => `${a.node}: ${a.detail}`).join('; ')}`);
   } finally {
     if (!ended) {
       // Failed or cancelled half-way: give the group back (its state is what the epochs say).

@@ -21,7 +21,6 @@ import { LeaseKeeper } from './lease.js';
 import { ControllerLink } from './controller-link.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
-import type { Ownership } from '../../workflows/shared.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -91,11 +90,6 @@ export class Agent {
   /** The services this agent manages (for status output and tests). */
   managed(): ManagedService[] {
     return this.services.all();
-  }
-
-  /** The groups this node holds now, with their epochs. */
-  held(): [string, { epoch: number; state: string }][] {
-    return this.groups?.heldGroups() ?? [];
   }
 
   private async init(): Promise<void> {
@@ -300,5 +294,3 @@ export class Agent {
 function claimsOf(view: { groups: Record<string, { epoch: number }> } | undefined): Record<string, number> {
   return Object.fromEntries(Object.entries(view?.groups ?? {}).map(([g, c]) => [g, c.epoch]));
 }
-
-export type { Ownership };

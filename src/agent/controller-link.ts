@@ -13,6 +13,11 @@ import { HA_KEYS } from '../../workflows/search-attributes.js';
 import type { SignalDefinition } from '@temporalio/common';
 import { clusterTaskQueue, controllerWorkflowId, groupLostSignal, nodeEdgeSignal, ownershipQuery, type GroupLostReport, type NodeEdge, type Ownership } from '../../workflows/shared.js';
 
+/** The controller's view of the cluster (the `ownership` query: no history is written). */
+export function queryOwnership(client: Client, cluster: string): Promise<Ownership> {
+  return client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery);
+}
+
 export class ControllerLink {
   private queue: Promise<void> = Promise.resolve();
   private readonly stopped = new AbortController();
@@ -37,9 +42,7 @@ export class ControllerLink {
 
   /** The controller's view; rejects after `timeoutMs` or when it is not running. */
   ownership(timeoutMs: number): Promise<Ownership> {
-    return this.client.withDeadline(Date.now() + timeoutMs, () =>
-      this.client.workflow.getHandle(controllerWorkflowId(this.cluster)).query(ownershipQuery),
-    );
+    return this.client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(this.client, this.cluster));
   }
 
   close(): void {

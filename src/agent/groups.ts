@@ -126,11 +126,7 @@ export class GroupRuntime {
       if (!this.started.has(key) || this.held.get(groupName)?.epoch !== epoch) {
         throw new Error(`resource ${groupName}/${resource} was not started on node ${this.opts.node} at epoch ${epoch}`);
       }
-      if (!this.monitors.has(key)) {
-        const monitor = this.opts.monitorOf(this.service(groupName, resource));
-        this.monitors.set(key, monitor);
-        monitor.start();
-      }
+      this.startWatching(groupName, resource);
       if (this.group(groupName).resources.every((r) => this.monitors.has(keyOf(groupName, r.name)))) {
         this.held.set(groupName, { epoch, state: 'running' });
         this.changed();
@@ -181,11 +177,8 @@ export class GroupRuntime {
         this.held.set(group.name, { epoch, state: 'running' });
         this.seeEpoch(group.name, epoch);
         for (const r of group.resources) {
-          const service = this.service(group.name, r.name);
-          const monitor = this.opts.monitorOf(service);
           this.started.add(keyOf(group.name, r.name));
-          this.monitors.set(keyOf(group.name, r.name), monitor);
-          monitor.start();
+          this.startWatching(group.name, r.name);
         }
         this.log.info({ group: group.name, epoch }, 'adopted a running group (the controller says this node owns it)');
         continue;
@@ -222,6 +215,14 @@ export class GroupRuntime {
     await Promise.all([...this.monitors.values()].map((m) => m.stop()));
     this.monitors.clear();
     this.started.clear();
+  }
+
+  private startWatching(groupName: string, resource: string): void {
+    const key = keyOf(groupName, resource);
+    if (this.monitors.has(key)) return;
+    const monitor = this.opts.monitorOf(this.service(groupName, resource));
+    this.monitors.set(key, monitor);
+    monitor.start();
   }
 
   private async stopOne(groupName: string, resource: string): Promise<void> {

@@ -65,11 +65,6 @@ export class LeaseKeeper {
     clearInterval(this.checkTimer);
   }
 
-  /** The controller's last answer (for status output). */
-  lastOwnership(): Ownership | undefined {
-    return this.lastAnswer?.ownership;
-  }
-
   /**
    * A start under `epoch` was just ordered by a failover, after the controller recorded this
    * node as owner: that counts as a confirmation.

@@ -4,7 +4,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { requestHealAndAnswer } from '../agent/heal-trigger.js';
 import type { Client } from '@temporalio/client';
-import { controllerWorkflowId, ownershipQuery } from '../../workflows/shared.js';
+import { queryOwnership } from '../agent/controller-link.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { CliError, EXIT } from './errors.js';
 import { userInfo } from 'node:os';
@@ -60,7 +60,7 @@ export function healCommand(): Command {
 
 /** The node that runs the group, as the controller says. */
 async function ownerOf(client: Client, cluster: string, group: string): Promise<string> {
-  const state = await client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery).catch((err: unknown) => {
+  const state = await queryOwnership(client, cluster).catch((err: unknown) => {
     throw new CliError(`cannot ask the controller of cluster '${cluster}' who runs '${group}' (${err instanceof Error ? err.message : String(err)}); name the node with --node`, EXIT.unavailable);
   });
   const owner = state.groups[group]?.owner;

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
-import { controllerWorkflowId, ownershipQuery } from '../../workflows/shared.js';
+import { queryOwnership } from '../agent/controller-link.js';
 import { CliError, EXIT } from './errors.js';
 
 export function statusCommand(): Command {
@@ -15,7 +15,7 @@ export function statusCommand(): Command {
       const config = await loadConfig(opts.config);
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
-        const state = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).query(ownershipQuery);
+        const state = await queryOwnership(client, config.cluster);
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
           return;

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
 import { Connection, Client } from '@temporalio/client';
-import { controllerWorkflowId, ownershipQuery, type GroupOwnership, type Ownership } from '../../workflows/shared.js';
+import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
+import { queryOwnership } from '../../src/agent/controller-link.js';
 import { waitFor } from '../support/wait.js';
 import type { NetLab } from './netlab.js';
 
@@ -75,7 +76,7 @@ export class LabCluster {
   }
 
   async ownership(): Promise<Ownership | undefined> {
-    return this.client.workflow.getHandle(controllerWorkflowId(this.cluster)).query(ownershipQuery).catch(() => undefined);
+    return queryOwnership(this.client, this.cluster).catch(() => undefined);
   }
 
   async group(): Promise<GroupOwnership | undefined> {

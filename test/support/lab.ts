@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import type { Client } from '@temporalio/client';
-import { controllerWorkflowId, ownershipQuery } from '../../workflows/shared.js';
+import { queryOwnership } from '../../src/agent/controller-link.js';
 import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -46,7 +46,7 @@ export { waitFor } from './wait.js';
  */
 export async function groupRunning(client: Client, cluster: string, group: string, timeoutMs = 60_000): Promise<string> {
   return waitFor(`group ${group} running`, async () => {
-    const state = await client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery).catch(() => undefined);
+    const state = await queryOwnership(client, cluster).catch(() => undefined);
     const g = state?.groups[group];
     return g?.state === 'running' && g.owner ? g.owner : undefined;
   }, timeoutMs, 100);
