@@ -171,6 +171,7 @@ function normalise(raw: RawConfig): Config {
     heartbeat: (({ interval, deadtime, ...rest }) => ({ ...rest, intervalMs: interval, deadtimeMs: deadtime }))(raw.heartbeat),
     lease: { ttlMs: raw.lease.ttl, marginMs: raw.lease.margin },
     failover: { verifyTimeoutMs: raw.failover.verifyTimeout },
+    sync: raw.sync,
     nodes: raw.nodes.map(({ fence, ...n }) => (fence ? { ...n, fence: (({ timeout, ...f }) => ({ ...f, timeoutMs: timeout }))(fence) } : n)),
     groups: raw.groups.map((g) => {
       const groupHealing = mergeHealing(clusterHealing, g.healing);
@@ -179,9 +180,9 @@ function normalise(raw: RawConfig): Config {
         nodes: g.nodes ?? byPriority,
         resources: g.resources.map((r): Resource => {
           const { check, healing, ...rest } = r;
-          // A service without a check is judged by its process (or unit); a vip or command by its own status.
+          // A service without a check is judged by its process (or unit); other resources by their own status.
           const common = { check: normaliseCheck(check ?? (r.type === 'service' ? { type: 'process' } : { type: 'status' }), checkDefaults), healing: mergeHealing(groupHealing, healing) };
-          if (rest.type === 'command') {
+          if (rest.type === 'command' || rest.type === 'drbd' || rest.type === 'filesystem') {
             const { timeout, ...c } = rest;
             return { ...c, ...common, timeoutMs: timeout };
           }
@@ -192,6 +193,8 @@ function normalise(raw: RawConfig): Config {
           }
           return { ...rest, ...common };
         }),
+        fileSets: g.fileSets.map(({ batch, verifyEvery, ioTimeout, ...f }) => ({ ...f, batchMs: batch, verifyEveryMs: verifyEvery, ioTimeoutMs: ioTimeout })),
+        failback: { policy: g.failback.policy, stableForMs: g.failback.stableFor, stickinessMs: g.failback.stickiness },
       };
     }),
   };

@@ -180,8 +180,69 @@ export const commandResourceSchema = section('a command resource', {
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 });
-export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema], {
-  error: "expected a resource with type 'service', 'vip' or 'command'",
+const absPath = (what: string) => z.string({ error: `expected ${what} (an absolute path)` }).regex(/^\/[^\0\n]*$/, { error: `expected ${what} (an absolute path)` });
+export const drbdResourceSchema = section('a drbd resource', {
+  type: z.literal('drbd'),
+  name: name('resource'),
+  /** The DRBD resource's name in /etc/drbd.d (drbdadm's argument). */
+  resource: z.string({ error: 'expected a DRBD resource name such as r0' }).regex(/^[A-Za-z0-9_.+-]{1,63}$/, { error: 'expected a DRBD resource name such as r0 (letters, digits, _ . + -)' }),
+  /** The tools; other paths only for a packaged location (or, in tests, the simulator). */
+  drbdadm: absPath('the drbdadm binary').default('/usr/sbin/drbdadm'),
+  drbdsetup: absPath('the drbdsetup binary').default('/usr/sbin/drbdsetup'),
+  /** Each drbdadm/drbdsetup call must finish within this. */
+  timeout: duration({ min: 100 }).prefault('30s'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const filesystemResourceSchema = section('a filesystem resource', {
+  type: z.literal('filesystem'),
+  name: name('resource'),
+  /** The block device, e.g. /dev/drbd0 (or a tmpfs/none source with fstype tmpfs). */
+  device: z.string({ error: 'expected a device such as /dev/drbd0' }).min(1, { error: 'expected a device such as /dev/drbd0' }),
+  mountpoint: absPath('the mount point'),
+  fstype: z.string({ error: 'expected a filesystem type such as ext4 or xfs' }).regex(/^[a-z0-9.]{1,32}$/, { error: 'expected a filesystem type such as ext4 or xfs' }),
+  /** mount -o options, e.g. [noatime]. */
+  options: list('mount options', z.string().regex(/^[^,\s]+$/, { error: 'expected one mount option per item, without commas or spaces' })).default([]),
+  /** Run `fsck -a` on the device before mounting (a node taking over after a crash). */
+  fsck: z.boolean({ error: 'expected true or false' }).default(false),
+  /** mount, umount and fsck must each finish within this. */
+  timeout: duration({ min: 100 }).prefault('60s'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema, drbdResourceSchema, filesystemResourceSchema], {
+  error: "expected a resource with type 'service', 'vip', 'command', 'drbd' or 'filesystem'",
+});
+
+// ---------------------------------------------------------------------------------- data
+export const fileSetSchema = section('a file set', {
+  name: name('file set'),
+  /** Directories replicated from the owner to every standby, each to the same path. */
+  paths: list('directories', absPath('a directory')).min(1, { error: 'a file set needs at least one directory' }),
+  /** rsync exclude patterns (relative to each directory), e.g. ['*.tmp', cache/]. */
+  excludes: list('exclude patterns', z.string({ error: 'expected a pattern (text)' }).min(1, { error: 'expected a pattern (text)' })).default([]),
+  /** Delete on the standby what was deleted on the owner. */
+  delete: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Bandwidth limit in KiB per second, as rsync's --bwlimit; 0: none. */
+  bwlimit: int(0, 100_000_000).default(0),
+  /** React to file changes on the owner (batched); false: only the periodic verify. */
+  continuous: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Changes are collected for this long before standbys are told to pull. */
+  batch: duration({ min: 10, max: 60_000 }).prefault('200ms'),
+  /** A full pass this often catches anything the change watcher missed. */
+  verifyEvery: duration({ min: 1000 }).prefault('5m'),
+  /** The periodic full pass compares checksums, not only size and time (slower, thorough). */
+  checksum: z.boolean({ error: 'expected true or false' }).default(false),
+  /** rsync gives up when no data moves for this long (its --timeout). */
+  ioTimeout: duration({ min: 1000 }).prefault('30s'),
+});
+export const failbackSchema = section('a fail-back policy', {
+  /** manual: the group stays where a failover put it. auto: it moves back to its preferred node. */
+  policy: oneOf(['manual', 'auto']).default('manual'),
+  /** auto: the preferred node must have been up (not suspected) for this long. */
+  stableFor: duration({ min: 1000 }).prefault('1m'),
+  /** auto: after any move the group stays at least this long (a flapping node cannot pull it back and forth). */
+  stickiness: duration({ min: 0 }).prefault('10m'),
 });
 
 // ---------------------------------------------------------------------------------- cluster
@@ -210,6 +271,9 @@ export const groupSchema = section('a group', {
   nodes: list('node names', name('node')).min(1, { error: 'expected at least one node name (or leave out nodes: for all nodes)' }).optional(),
   resources: list('resources', resourceSchema).min(1, { error: 'a group needs at least one resource' }),
   healing: healingSchema.optional(),
+  /** Data replicated from the owner to the standbys with rsync. */
+  fileSets: list('file sets', fileSetSchema).default([]),
+  failback: failbackSchema.prefault({}),
 });
 
 const ADDRESS = 'expected host:port, e.g. 127.0.0.1:7233';
@@ -292,6 +356,25 @@ export const failoverSchema = section('the failover settings', {
   verifyTimeout: duration({ min: 50, max: 60_000 }).prefault('300ms'),
 }).prefault({});
 
+export const syncSchema = section('the sync settings', {
+  /**
+   * daemon: every agent runs a read-only rsync daemon for its file sets (authenticated with a
+   * password derived from the heartbeat secret, open to the cluster's addresses only);
+   * standbys pull from the owner. ssh: standbys pull over ssh (encrypted; needs sshd and keys).
+   */
+  transport: oneOf(['daemon', 'ssh']).default('daemon'),
+  /** TCP port of the agents' rsync daemons (not 873, so that a system rsyncd can stay). */
+  port: port.default(8873),
+  rsync: absPath('the rsync binary').default('/usr/bin/rsync'),
+  ssh: section('the ssh settings', {
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, { error: 'expected a user name' }).default('root'),
+    /** Private key of the standby (its public key in the owner's authorized_keys). */
+    identityFile: absPath('the private key file').default('/etc/haoscar/sync_ed25519'),
+    /** Known hosts file listing every node's host key (StrictHostKeyChecking=yes). */
+    knownHostsFile: absPath('the known hosts file').default('/etc/haoscar/known_hosts'),
+  }).prefault({}),
+}).prefault({});
+
 export const defaultsSchema = section('the defaults', {
   check: section('check timing defaults', checkTiming).prefault({}),
   healing: healingSchema.prefault({}),
@@ -305,6 +388,7 @@ export const configSchema = section('a configuration file', {
   heartbeat: heartbeatSchema,
   lease: leaseSchema,
   failover: failoverSchema,
+  sync: syncSchema,
   nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
   groups: list('groups', groupSchema).default([]),
 });

@@ -68,7 +68,58 @@ export interface CommandResource extends ResourceBase {
   timeoutMs: number;
 }
 
-export type Resource = ServiceResource | VipResource | CommandResource;
+/** A DRBD resource: promoted (Primary) on the owner, Secondary elsewhere; commands in drivers/drbd-commands.ts. */
+export interface DrbdResource extends ResourceBase {
+  type: 'drbd';
+  /** The DRBD resource's name (drbdadm's argument). */
+  resource: string;
+  drbdadm: string;
+  drbdsetup: string;
+  timeoutMs: number;
+}
+
+/** A filesystem mounted on the owner (often on a DRBD device), optionally checked with fsck first. */
+export interface FilesystemResource extends ResourceBase {
+  type: 'filesystem';
+  device: string;
+  mountpoint: string;
+  fstype: string;
+  options: string[];
+  fsck: boolean;
+  timeoutMs: number;
+}
+
+export type Resource = ServiceResource | VipResource | CommandResource | DrbdResource | FilesystemResource;
+
+/** Directories replicated from a group's owner to its standbys with rsync. */
+export interface FileSet {
+  name: string;
+  paths: string[];
+  excludes: string[];
+  delete: boolean;
+  /** KiB/s (rsync --bwlimit); 0: none. */
+  bwlimit: number;
+  continuous: boolean;
+  batchMs: number;
+  verifyEveryMs: number;
+  checksum: boolean;
+  ioTimeoutMs: number;
+}
+
+export interface FailbackPolicy {
+  policy: 'manual' | 'auto';
+  /** The preferred node must have been up this long. */
+  stableForMs: number;
+  /** After any move, the group stays at least this long. */
+  stickinessMs: number;
+}
+
+export interface SyncSettings {
+  transport: 'daemon' | 'ssh';
+  port: number;
+  rsync: string;
+  ssh: { user: string; identityFile: string; knownHostsFile: string };
+}
 
 /** A fence agent (fence-agents convention: key=value lines on stdin, exit 0 = fenced). */
 export interface FenceSpec {
@@ -115,6 +166,8 @@ export interface GroupSpec {
   /** Nodes that may run the group, most preferred first. */
   nodes: string[];
   resources: Resource[];
+  fileSets: FileSet[];
+  failback: FailbackPolicy;
 }
 
 export interface TemporalSettings {
@@ -140,6 +193,7 @@ export interface Config {
   heartbeat: HeartbeatSettings;
   lease: LeaseSettings;
   failover: FailoverSettings;
+  sync: SyncSettings;
   nodes: NodeSpec[];
   groups: GroupSpec[];
 }

@@ -17,9 +17,11 @@ test('partition between the nodes while both reach Temporal: no failover, a fals
   // Longer than deadtime + verification + lease: a failover would have happened by now.
   await sleep(3000);
   const g = await cluster.group();
-  assert.equal(g!.owner, 'n1');
-  assert.equal(g!.epoch, before!.epoch);
-  assert.equal(g!.state, 'running');
+  // Seen once in CI under load (epoch raised, owner still n1): the logs say which path did it.
+  if (g?.owner !== 'n1' || g.epoch !== before!.epoch || g.state !== 'running') {
+    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-60).join('\n')}`));
+    assert.fail(`the group changed during the partition: ${JSON.stringify({ before, after: g, falseAlarms: state.falseAlarms })}\n${logs.join('\n')}`);
+  }
   await lab.healPartition('n1', 'n2');
   const seen = await client.stop();
   const samples = await vip.stop();
