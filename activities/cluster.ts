@@ -25,7 +25,14 @@ export interface HealTarget {
 /** What the controller and failovers need to know of the configuration. */
 export interface ClusterLayout {
   nodes: { name: string; priority: number; fenced: boolean; fenceTimeoutMs?: number }[];
-  groups: { name: string; nodes: string[]; resources: { name: string; type: string; startTimeoutMs: number }[] }[];
+  groups: {
+    name: string;
+    nodes: string[];
+    resources: { name: string; type: string; startTimeoutMs: number }[];
+    /** Names of its file sets (absent in histories recorded before file sets existed). */
+    fileSets?: string[];
+    failback?: { policy: 'manual' | 'auto'; stableForMs: number; stickinessMs: number };
+  }[];
   lease: { ttlMs: number; marginMs: number };
   failover: { verifyTimeoutMs: number };
 }
@@ -50,6 +57,8 @@ export function createClusterActivities(deps: { config: Config }) {
           name: g.name,
           nodes: g.nodes,
           resources: g.resources.map((r) => ({ name: r.name, type: r.type, startTimeoutMs: r.healing.startTimeoutMs })),
+          fileSets: g.fileSets.map((f) => f.name),
+          failback: g.failback,
         })),
         lease: config.lease,
         failover: config.failover,

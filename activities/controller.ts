@@ -11,6 +11,7 @@ import {
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
+  ownershipQuery,
   type BeginOperation,
   type ClaimGroup,
   type EndOperation,
@@ -63,6 +64,13 @@ export function createControllerActivities(deps: { client: Client }) {
       return send(cluster, `to raise the epoch of group '${req.group}'`, () =>
         controller(cluster).executeUpdate(claimGroupUpdate, { args: [req] }),
       );
+    },
+    /** The group's owner and epoch as the controller has them now (a query: no history written). */
+    async groupOwner({ cluster, group }: { cluster: string; group: string }): Promise<{ owner: string | null; epoch: number; state: string; operation?: string }> {
+      const state = await send(cluster, `to tell the owner of group '${group}'`, () => controller(cluster).query(ownershipQuery));
+      const g = state.groups[group];
+      if (!g) throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `the controller of cluster '${cluster}' knows no group '${group}'` });
+      return { owner: g.owner, epoch: g.epoch, state: g.state, ...(g.operation ? { operation: g.operation.workflowId } : {}) };
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
       await send(cluster, `to end the operation on group '${req.group}'`, () =>

@@ -19,6 +19,7 @@ import {
   continueAsNew,
   log,
   ParentClosePolicy,
+  patched,
   proxyLocalActivities,
   setHandler,
   startChild,
@@ -40,6 +41,7 @@ import {
   nodeEdgeSchema,
   parseWorkflowInput,
   type FailoverInput,
+  type SwitchoverInput,
 } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
 import {
@@ -52,6 +54,7 @@ import {
   healGaveUpSignal,
   nodeEdgeSignal,
   ownershipQuery,
+  switchoverWorkflowId,
   type GroupOwnership,
   type OperationKind,
   type Ownership,
@@ -88,6 +91,8 @@ export async function controller(rawInput: unknown): Promise<void> {
   const now = () => Date.now();
   const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
 
+  /** Counts node edges and ended operations (wakes the loop to plan fail-backs). */
+  let changes = 0;
   const request = (group: string, kind: OperationKind, reason: string) => {
     const g = state.groups[group]!;
     if (g.operation || pending.some((p) => p.group === group)) return;
@@ -108,6 +113,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     // The latest edge wins, whoever reports it: a node's own "up" clears its peers' suspicion,
     // and a peer's suspicion (or the node's own "stopping") marks it suspect.
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
+    changes += 1;
     log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });
     for (const [name, g] of Object.entries(state.groups)) {
       if (g.owner !== edge.node) continue;
@@ -204,6 +210,7 @@ export async function controller(rawInput: unknown): Promise<void> {
         }
       }
       g.since = now();
+      changes += 1;
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
     },
     {
@@ -224,17 +231,23 @@ export async function controller(rawInput: unknown): Promise<void> {
   }
 
   const startedAt = now();
+  // Recorded histories from before automatic fail-back replay without it.
+  const failbackEnabled = patched('auto-failback');
   for (;;) {
     placeWhatIsDown();
     reverifyDue();
     await releaseAbandoned();
+    const nextFailback = failbackEnabled ? await failBackDue() - now() : Infinity;
     // Wake up when the wait for a group's preferred node ends, a re-verification or an
     // operation check is due, or anything else needs doing.
     const grace = startedAt + PLACEMENT_GRACE_MS - now();
-    const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested;
+    const seen = changes;
+    const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested
+      // A node coming up or an operation ending may make a fail-back due later: recompute when.
+      || (failbackEnabled && changes !== seen);
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
     const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
-    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck);
+    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck, nextFailback);
     if (timeout < Infinity) await condition(wake, Math.max(1, timeout));
     else await condition(wake);
     while (pending.length > 0) await launch(pending.shift()!);
@@ -261,6 +274,57 @@ export async function controller(rawInput: unknown): Promise<void> {
       }
       log.warn('an operation ended without giving the group back (terminated?): releasing the group', { group: name, workflowId: op.workflowId });
       release(g);
+    }
+  }
+
+  /**
+   * Automatic fail-back: a group with policy `auto` that runs away from its preferred node is
+   * switched back once that node has been up for `stableFor` (any edge of it, such as a
+   * flap, restarts the count), the group has stayed put for `stickiness`, and no fail-back of
+   * it was started within `stickiness` (one that failed is not retried in a loop). The
+   * switchover resyncs the node first. @returns when the next one may be due (Infinity: none).
+   */
+  async function failBackDue(): Promise<number> {
+    let next = Infinity;
+    for (const spec of layout.groups) {
+      const policy = spec.failback;
+      const g = state.groups[spec.name];
+      const preferred = spec.nodes[0];
+      if (policy?.policy !== 'auto' || !g || preferred === undefined) continue;
+      if (g.owner === null || g.owner === preferred || g.state !== 'running' || g.operation || pending.some((p) => p.group === spec.name)) continue;
+      const n = state.nodes[preferred];
+      if (n?.state !== 'up') continue;
+      const dueAt = Math.max(n.since + policy.stableForMs, g.since + policy.stickinessMs, (g.failbackAt ?? -Infinity) + policy.stickinessMs);
+      if (dueAt > now()) {
+        next = Math.min(next, dueAt);
+        continue;
+      }
+      g.failbackAt = now();
+      await startFailback(spec.name, preferred, `fail-back: ${preferred} up for ${Math.round((now() - n.since) / 1000)}s, the group on ${g.owner} for ${Math.round((now() - g.since) / 1000)}s`);
+    }
+    return next;
+  }
+
+  async function startFailback(group: string, to: string, reason: string): Promise<void> {
+    const workflowId = switchoverWorkflowId(input.cluster, group);
+    try {
+      await startChild('switchover', {
+        workflowId,
+        args: [{ cluster: input.cluster, group, to, trigger: 'failback', reason } satisfies SwitchoverInput],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        typedSearchAttributes: [
+          { key: HA_KEYS.HaCluster, value: input.cluster },
+          { key: HA_KEYS.HaGroup, value: group },
+          { key: HA_KEYS.HaNode, value: to },
+          { key: HA_KEYS.HaOperation, value: 'switchover' },
+        ],
+        memo: { trigger: 'failback', detail: reason },
+      });
+      log.info('fail-back started', { group, to, reason, workflowId });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('a switchover of the group is already running', { group, workflowId });
+      log.warn('could not start a fail-back', { group, to, err: err instanceof Error ? err.message : String(err) });
     }
   }
 

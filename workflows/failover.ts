@@ -7,7 +7,9 @@
  * 2. The old owner: when it is suspect, ask it through its own task queue whether it is
  *    there (for `failover.verifyTimeout`, timed in a worker); if it answers holding the group,
  *    that is a false alarm: record it and stop (answering without it: nothing to wait for).
- *    Otherwise (operator, heal gave up) ask it to stop the group in reverse order.
+ *    Otherwise (operator, heal gave up, switchover) ask it to stop the group in reverse order;
+ *    a switchover then pulls the group's file sets to the target one last time (the owner
+ *    has stopped writing), and tries the target first, then the old owner.
  * 3. If it neither answered nor stopped: fence it when a fence agent is configured.
  * 4. For each candidate node (preference order, or `to`): epoch+1 with that node as owner;
  *    wait out the old owner's lease unless it stopped or was fenced; start the resources in
@@ -24,6 +26,7 @@ import type { ControllerActivities } from '../activities/controller.js';
 import type { OwnershipActivities } from '../activities/ownership.js';
 import { failoverInputSchema, parseWorkflowInput } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
+import { syncOn } from './resync.js';
 import { ERROR_TYPES, nodeTaskQueue, type EndOperation, type FailoverResult } from './shared.js';
 
 const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
@@ -84,9 +87,12 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   try {
     // Nodes whose agents are up, in the group's preference order; not the one that failed.
     const up = new Set(begun.up);
-    const candidates = input.to !== undefined
-      ? [input.to]
-      : group.nodes.filter((n) => up.has(n) && !(n === from && (input.kind === 'node-lost' || input.kind === 'heal-gave-up')));
+    // A switchover that cannot start on its target puts the group back on its owner.
+    const candidates = input.kind === 'switchover'
+      ? [input.to!, ...(from !== null && from !== input.to ? [from] : [])]
+      : input.to !== undefined
+        ? [input.to]
+        : group.nodes.filter((n) => up.has(n) && !(n === from && (input.kind === 'node-lost' || input.kind === 'heal-gave-up')));
     if (input.to === undefined && (input.kind === 'operator') && from !== null) {
       // An operator's failover without a target means "away from the owner".
       const i = candidates.indexOf(from);
@@ -137,9 +143,29 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         oldOwnerSafe = true;
       } catch (err) {
         if (isCancellation(err)) throw err;
+        if (input.kind === 'switchover') {
+          // A planned move does not take a group from an owner that cannot hand it over cleanly.
+          const why = `node ${from} could not stop group '${group.name}' for the switchover: ${errorText(err)}`;
+          await end('unchanged', `${why}; nothing was moved`);
+          throw ApplicationFailure.create({ type: ERROR_TYPES.SwitchoverFailed, nonRetryable: true, message: `${why}; nothing was moved (it is not renewing its lease until this operation ends, and renews it again now)`, details: [result('unchanged', from)] });
+        }
         log.warn('the old owner did not stop the group: waiting out its lease', { node: from, err: errorText(err) });
       }
       phases.stopMs = Date.now() - t;
+      if (input.kind === 'switchover' && oldOwnerSafe && (group.fileSets?.length ?? 0) > 0) {
+        // The owner has stopped writing: a last, short pass brings the target fully up to date.
+        const ts = Date.now();
+        try {
+          await syncOn(input.cluster, input.to!).resyncGroup({ group: group.name, source: from, epoch, final: true });
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          const detail = `final sync from ${from} failed: ${errorText(err)}`;
+          attempts.push({ node: input.to!, outcome: 'failed', detail });
+          log.warn('the final sync failed: putting the group back on its owner', { node: input.to, detail });
+          candidates.splice(candidates.indexOf(input.to!), 1);
+        }
+        phases.syncMs = Date.now() - ts;
+      }
     } else if (from !== null) {
       // 'recover': the owner's agent restarted (it stops everything at start) or stopped the
       // group itself when it lost its lease: it holds nothing.

@@ -2,3 +2,5 @@
 export { healService } from './heal-service.js';
 export { controller } from './controller.js';
 export { failover } from './failover.js';
+export { resync } from './resync.js';
+export { switchover } from './switchover.js';

@@ -67,7 +67,7 @@ export const controllerInputSchema = z.strictObject({
 });
 export type ControllerInput = z.infer<typeof controllerInputSchema>;
 
-export const OPERATION_KINDS = ['operator', 'node-lost', 'heal-gave-up', 'place', 'recover'] as const;
+export const OPERATION_KINDS = ['operator', 'node-lost', 'heal-gave-up', 'place', 'recover', 'switchover'] as const;
 
 export const failoverInputSchema = z.strictObject({
   cluster: name('cluster'),
@@ -78,7 +78,7 @@ export const failoverInputSchema = z.strictObject({
   reason: z.string().max(1000).optional(),
   /** What started it; people leave it out (operator). */
   kind: z.enum(OPERATION_KINDS, { error: `expected one of ${OPERATION_KINDS.join(', ')}` }).default('operator'),
-});
+}).refine((i) => i.kind !== 'switchover' || i.to !== undefined, { error: "a 'switchover' needs 'to' (the target node)", path: ['to'] });
 export type FailoverInput = z.input<typeof failoverInputSchema>;
 
 export const nodeEdgeSchema = z.strictObject({
@@ -121,3 +121,24 @@ export const endOperationSchema = z.strictObject({
   detail: z.string().max(4000),
   node: node.optional(),
 });
+
+export const resyncInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  group: name('group'),
+  /** The node brought up to date (from the group's owner). */
+  node,
+  reason: z.string().max(1000).optional(),
+});
+export type ResyncInput = z.input<typeof resyncInputSchema>;
+
+export const SWITCHOVER_TRIGGERS = ['operator', 'failback'] as const;
+export const switchoverInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  group: name('group'),
+  /** The node the group moves to. */
+  to: node,
+  reason: z.string().max(1000).optional(),
+  /** What started it; people leave it out (operator). */
+  trigger: z.enum(SWITCHOVER_TRIGGERS, { error: `expected one of ${SWITCHOVER_TRIGGERS.join(', ')}` }).default('operator'),
+});
+export type SwitchoverInput = z.input<typeof switchoverInputSchema>;

@@ -31,6 +31,18 @@ export const ERROR_TYPES = {
   ResourceStartFailed: 'ResourceStartFailed',
   /** The cluster's controller workflow is not running (agents start it). */
   ControllerNotRunning: 'ControllerNotRunning',
+  /** rsync could not bring a file set up to date on the node (full or read-only destination, auth, ...). */
+  SyncFailed: 'SyncFailed',
+  /** A resync toward the group's owner was refused: data only ever flows from the owner. */
+  NodeOwnsGroup: 'NodeOwnsGroup',
+  /** The group runs nowhere: there is no owner to resync from. */
+  GroupRunsNowhere: 'GroupRunsNowhere',
+  /** DRBD found split brain: an administrator has to choose whose changes to keep (docs/drbd.md). */
+  DrbdSplitBrain: 'DrbdSplitBrain',
+  /** A DRBD resource could not be brought up to date (not split brain). */
+  DrbdResyncFailed: 'DrbdResyncFailed',
+  /** A switchover did not reach its target; the group was put back (or left down, see details). */
+  SwitchoverFailed: 'SwitchoverFailed',
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 
@@ -95,7 +107,56 @@ export const controllerWorkflowId = (cluster: string): string => `controller/${c
 /** Failovers started by the controller or the CLI; Temporal itself keeps one running per group. */
 export const failoverWorkflowId = (cluster: string, group: string): string => `failover/${cluster}/${group}`;
 
-export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' | 'recover';
+export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' | 'recover' | 'switchover';
+
+/** One resync of a node per group at a time. */
+export const resyncWorkflowId = (cluster: string, group: string, node: string): string => `resync/${cluster}/${group}/${node}`;
+/** One switchover per group at a time (operator's or automatic fail-back). */
+export const switchoverWorkflowId = (cluster: string, group: string): string => `switchover/${cluster}/${group}`;
+
+/** Heartbeat details of a resync activity: its progress, and where a retried attempt resumes. */
+export interface ResyncProgress {
+  /** What it is doing now, e.g. "file set www (/srv/www)" or "drbd r0". */
+  phase: string;
+  /** Steps (file-set directories, DRBD resources) finished, by key; a retried attempt skips them. */
+  done: string[];
+  steps: number;
+  percent: number;
+  /** Bytes transferred so far by this resync (all attempts). */
+  bytes: number;
+  etaSeconds?: number;
+  /** Attempt that reported this (1 = first). */
+  attempt: number;
+}
+
+export interface ResyncStepResult {
+  key: string;
+  kind: 'fileset' | 'drbd';
+  bytes: number;
+  durationMs: number;
+  /** Done by an earlier attempt (resumed from its heartbeat details). */
+  resumed: boolean;
+}
+
+export interface ResyncResult {
+  group: string;
+  node: string;
+  source: string;
+  steps: ResyncStepResult[];
+  bytes: number;
+  durationMs: number;
+  /** Attempts of the activity (more than 1 after a worker crash). */
+  attempts: number;
+}
+
+export interface SwitchoverResult {
+  outcome: 'moved' | 'already-there';
+  group: string;
+  from: string | null;
+  to: string;
+  resync?: ResyncResult;
+  failover?: FailoverResult;
+}
 
 export interface GroupOwnership {
   /** The node that runs (or is starting) the group; null when nobody does. */
@@ -113,6 +174,8 @@ export interface GroupOwnership {
   blockedSince?: number;
   /** The operation holding the group; `checkedAt`: when it was last found still running. */
   operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number };
+  /** When an automatic fail-back of the group was last started (the next waits out `stickiness`). */
+  failbackAt?: number;
 }
 
 export interface NodeLiveness {
@@ -222,6 +285,6 @@ export interface FailoverResult {
   to: string | null;
   epoch: number;
   /** Workflow-time milliseconds spent in each phase, for the postmortem and the benchmark. */
-  phases: { verifyMs?: number; stopMs?: number; fenceMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
+  phases: { verifyMs?: number; stopMs?: number; syncMs?: number; fenceMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
   attempts: { node: string; outcome: 'started' | 'failed'; detail: string }[];
 }

@@ -31,6 +31,23 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
     );
   });
 
+  // File sets: a directory replicated by two sets (or inside another's) would be written by
+  // two pulls from possibly different owners; the agent's own state must never be replaced.
+  const setDirs: { dir: string; at: PropertyKey[] }[] = [];
+  raw.groups.forEach((g, gi) => {
+    duplicates(g.fileSets.map((f) => f.name)).forEach((fi) => add(['groups', gi, 'fileSets', fi, 'name'], `duplicate file set name '${g.fileSets[fi]!.name}' in group '${g.name}'`));
+    g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => setDirs.push({ dir: p.replace(/\/+$/, '') || '/', at: ['groups', gi, 'fileSets', fi, 'paths', pi] })));
+    const nodes = config.groups[gi]!.nodes;
+    if (g.failback.policy === 'auto' && nodes.length < 2) add(['groups', gi, 'failback', 'policy'], `automatic fail-back needs a group with at least two nodes (group '${g.name}' has ${nodes.join(', ')})`);
+  });
+  const inside = (a: string, b: string) => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
+  setDirs.forEach((a, i) => {
+    const other = setDirs.find((b, j) => j !== i && (inside(a.dir, b.dir) && (a.dir !== b.dir || j < i)));
+    if (other) add(a.at, `'${a.dir}' is ${a.dir === other.dir ? 'also' : 'inside'} ${formatPath(other.at)} ('${other.dir}'): each directory may belong to one file set only`);
+    const state = config.agent.stateDir.replace(/\/+$/, '');
+    if (inside(state, a.dir)) add(a.at, `'${a.dir}' holds the agent's state directory (${state}): a pull would replace it; replicate a directory beside it`);
+  });
+
   if (config.heartbeat.deadtimeMs < 2 * config.heartbeat.intervalMs) {
     add(['heartbeat', 'deadtime'],
       `deadtime (${formatDuration(config.heartbeat.deadtimeMs)}) must be at least twice the interval (${formatDuration(config.heartbeat.intervalMs)}): one lost packet must not make a peer suspect`);

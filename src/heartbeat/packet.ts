@@ -34,6 +34,11 @@ export type GroupRunState = 'starting' | 'running' | 'stopping';
 /** What a node tells its peers about itself: the groups it holds and under which epoch. */
 export interface HeartbeatView {
   groups: Record<string, { epoch: number; state: GroupRunState }>;
+  /**
+   * The owner's file-set generations, `group/set` → [generation, time of its first change]:
+   * a standby pulls when it sees a generation it has not pulled yet (docs/sync.md).
+   */
+  sync?: Record<string, [number, number]>;
 }
 
 export interface HeartbeatPacket {
@@ -71,6 +76,7 @@ const nameSchema = z.string().regex(NAME_PATTERN);
 const ms = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const heartbeatViewSchema = z.object({
   groups: z.record(nameSchema, z.object({ epoch: ms, state: z.enum(['starting', 'running', 'stopping']) })),
+  sync: z.record(z.string().regex(/^[a-z0-9-]{1,63}\/[a-z0-9-]{1,63}$/), z.tuple([ms, ms])).optional(),
 });
 // Not strict: a later release may add optional fields without bumping the version; older
 // nodes ignore them. A change that older nodes must not ignore bumps PROTOCOL_VERSION.

@@ -75,6 +75,7 @@ const VALID: ValidCase[] = [
         heartbeat: { port: 694, intervalMs: 150, deadtimeMs: 600, secretFile: '/etc/haoscar/authkey' },
         lease: { ttlMs: 600, marginMs: 100 },
         failover: { verifyTimeoutMs: 300 },
+        sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
       }),
@@ -104,6 +105,45 @@ const VALID: ValidCase[] = [
       const [vip, cmd] = c.groups[0]!.resources;
       assert.deepEqual(vip, { type: 'vip', name: 'ip', address: '10.0.0.100/24', interface: 'eth0', arpCount: 3, check: { type: 'status', ...CHECK_DEFAULTS }, healing: HEALING_DEFAULTS });
       assert.ok(cmd?.type === 'command' && cmd.timeoutMs === 5000 && cmd.check.type === 'status');
+    },
+  },
+  {
+    name: 'file sets, fail-back, sync transport, drbd and filesystem resources',
+    text: yaml(`
+      cluster: c1
+      sync: { transport: ssh, port: 9873, ssh: { user: sync, identityFile: /etc/k/id } }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: b, addresses: [10.0.0.2] }
+      groups:
+        - name: g
+          fileSets:
+            - { name: www, paths: [/srv/www, /srv/conf], excludes: ['*.tmp'], bwlimit: 2048, batch: 100ms }
+            - { name: logs, paths: [/srv/logs], continuous: false, delete: false, verifyEvery: 1m, checksum: true }
+          failback: { policy: auto, stableFor: 30s }
+          resources:
+            - { type: drbd, name: disk, resource: r0 }
+            - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /srv, fstype: ext4, options: [noatime], fsck: true }
+    `),
+    expect: (c) => {
+      assert.deepEqual(c.sync, { transport: 'ssh', port: 9873, rsync: '/usr/bin/rsync', ssh: { user: 'sync', identityFile: '/etc/k/id', knownHostsFile: '/etc/haoscar/known_hosts' } });
+      const g = c.groups[0]!;
+      assert.deepEqual(g.fileSets, [
+        { name: 'www', paths: ['/srv/www', '/srv/conf'], excludes: ['*.tmp'], delete: true, bwlimit: 2048, continuous: true, batchMs: 100, verifyEveryMs: 300_000, checksum: false, ioTimeoutMs: 30_000 },
+        { name: 'logs', paths: ['/srv/logs'], excludes: [], delete: false, bwlimit: 0, continuous: false, batchMs: 200, verifyEveryMs: 60_000, checksum: true, ioTimeoutMs: 30_000 },
+      ]);
+      assert.deepEqual(g.failback, { policy: 'auto', stableForMs: 30_000, stickinessMs: 600_000 });
+      const [drbd, fs] = g.resources;
+      assert.ok(drbd?.type === 'drbd' && drbd.resource === 'r0' && drbd.drbdadm === '/usr/sbin/drbdadm' && drbd.timeoutMs === 30_000 && drbd.check.type === 'status');
+      assert.ok(fs?.type === 'filesystem' && fs.fsck && fs.options[0] === 'noatime' && fs.timeoutMs === 60_000);
+    },
+  },
+  {
+    name: 'a group without fileSets or failback gets none and manual',
+    text: withResources(SYSTEMD),
+    expect: (c) => {
+      assert.deepEqual(c.groups[0]!.fileSets, []);
+      assert.deepEqual(c.groups[0]!.failback, { policy: 'manual', stableForMs: 60_000, stickinessMs: 600_000 });
     },
   },
   {
@@ -484,13 +524,71 @@ const INVALID: InvalidCase[] = [
     issues: [['groups[0].resources[0].driver', "expected driver 'process', 'systemd' or 'sysv'"]],
   },
   {
+    name: 'file sets: nested and shared directories, relative path, state directory; auto fail-back on one node; bad drbd name',
+    text: yaml(`
+      cluster: c1
+      agent: { stateDir: /srv/state }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          failback: { policy: always }
+          fileSets:
+            - { name: www, paths: [/srv/www, srv/rel] }
+            - { name: www, paths: [/srv/www/img] }
+          resources:
+            - { type: drbd, name: disk, resource: "r 0" }
+        - name: h
+          failback: { policy: auto }
+          fileSets:
+            - { name: all, paths: [/srv] }
+          resources:
+            - { type: filesystem, name: fs, device: /dev/sdb1, mountpoint: mnt, fstype: ext4 }
+    `),
+    issues: [
+      ['groups[0].failback.policy', 'expected one of manual, auto'],
+      ['groups[0].fileSets[0].paths[1]', 'absolute path'],
+      ['groups[0].resources[0].resource', 'expected a DRBD resource name'],
+      ['groups[1].resources[0].mountpoint', 'absolute path'],
+    ],
+  },
+  {
+    name: 'file sets: rules across sets and groups',
+    text: yaml(`
+      cluster: c1
+      agent: { stateDir: /srv/state }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          fileSets:
+            - { name: www, paths: [/srv/www] }
+            - { name: www, paths: [/srv/www/img] }
+          resources:
+            - { type: drbd, name: disk, resource: r0 }
+        - name: h
+          failback: { policy: auto }
+          fileSets:
+            - { name: all, paths: [/srv/] }
+          resources:
+            - { type: drbd, name: disk, resource: r1 }
+    `),
+    issues: [
+      ['groups[0].fileSets[1].name', "duplicate file set name 'www'"],
+      ['groups[0].fileSets[0].paths[0]', 'inside groups[1].fileSets[0].paths[0]'],
+      ['groups[0].fileSets[1].paths[0]', 'inside'],
+      ['groups[1].failback.policy', 'at least two nodes'],
+      ['groups[1].fileSets[0].paths[0]', "holds the agent's state directory"],
+    ],
+  },
+  {
     name: 'wrong resource type and check type',
     text: withResources(`
       - { type: disk, name: ip }
       - { type: service, name: db, driver: systemd, unit: db.service, check: { type: ping } }
     `),
     issues: [
-      ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip' or 'command'"],
+      ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip', 'command', 'drbd' or 'filesystem'"],
       ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http', 'command' or 'status'"],
     ],
   },

@@ -1,0 +1,75 @@
+/**
+ * resync: brings a node up to date with the group's owner before it may become the owner
+ * (started by a switchover, a fail-back, `haoscar resync`, or from the UI).
+ *
+ * Data only ever flows from the owner: the node pulls every file set from the owner's
+ * read-only rsync daemon and waits for its DRBD resources to be UpToDate, in one activity on
+ * the node's own queue. The activity heartbeats its progress (percent, bytes, ETA: what the
+ * CLI draws as a progress bar); when its worker dies, the retry on the restarted worker reads
+ * the last heartbeat and skips the steps already done, and rsync's partial directory keeps
+ * the file that was being copied.
+ *
+ * Nothing here changes ownership, so it takes no lock on the group: a failover of the group
+ * is never held up by a long resync. A switchover takes the lock afterwards and runs a short
+ * final pass once the owner has stopped.
+ */
+import { ApplicationFailure, log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ClusterActivities } from '../activities/cluster.js';
+import type { ControllerActivities } from '../activities/controller.js';
+import type { SyncActivities } from '../activities/sync.js';
+import { parseWorkflowInput, resyncInputSchema } from './inputs.js';
+import { HA_KEYS } from './search-attributes.js';
+import { ERROR_TYPES, nodeTaskQueue, type ResyncResult } from './shared.js';
+
+const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '2 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster, ERROR_TYPES.ControllerNotRunning] },
+});
+
+/** A dead worker is noticed within this (the heartbeat timeout), then the retry resumes. */
+export const RESYNC_HEARTBEAT_TIMEOUT_MS = 5000;
+
+/** The node's sync activities: long, heartbeating, retried (resuming) on transient failures. */
+export function syncOn(cluster: string, node: string) {
+  return proxyActivities<SyncActivities>({
+    taskQueue: nodeTaskQueue(cluster, node),
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: RESYNC_HEARTBEAT_TIMEOUT_MS,
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      maximumAttempts: 5,
+      // Retrying does not free space, remount a filesystem or settle a split brain.
+      nonRetryableErrorTypes: [ERROR_TYPES.SyncFailed, ERROR_TYPES.NodeOwnsGroup, ERROR_TYPES.DrbdSplitBrain, ERROR_TYPES.UnknownGroup, ERROR_TYPES.StaleEpoch],
+    },
+  });
+}
+
+export async function resync(rawInput: unknown): Promise<ResyncResult> {
+  const input = parseWorkflowInput(resyncInputSchema, rawInput, 'resync');
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
+    upsertSearchAttributes([
+      { key: HA_KEYS.HaCluster, value: input.cluster },
+      { key: HA_KEYS.HaGroup, value: input.group },
+      { key: HA_KEYS.HaNode, value: input.node },
+      { key: HA_KEYS.HaOperation, value: 'resync' },
+    ]);
+  }
+  const layout = await local.describeCluster({ cluster: input.cluster });
+  const group = layout.groups.find((g) => g.name === input.group);
+  if (!group) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
+  }
+  if (!group.nodes.includes(input.node)) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.node}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
+  }
+  const truth = await local.groupOwner({ cluster: input.cluster, group: group.name });
+  if (truth.owner === null) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.GroupRunsNowhere, nonRetryable: true, message: `group '${group.name}' runs nowhere (state ${truth.state}): there is no owner to resync ${input.node} from` });
+  }
+  if (truth.owner === input.node) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message: `node '${input.node}' owns group '${group.name}' (epoch ${truth.epoch}): data flows from the owner, never toward it; nothing was changed` });
+  }
+  log.info('resync', { group: group.name, node: input.node, from: truth.owner, epoch: truth.epoch, reason: input.reason });
+  return await syncOn(input.cluster, input.node).resyncGroup({ group: group.name, source: truth.owner, epoch: truth.epoch });
+}

@@ -1,0 +1,112 @@
+/**
+ * switchover: a planned move of a group to a node (`haoscar switchover GROUP --to NODE`, the
+ * UI, or the controller's automatic fail-back).
+ *
+ * 1. resync (child workflow): the target pulls the group's data from the owner while the
+ *    group keeps running there; no lock is held, so a failover is never held up by it.
+ * 2. failover (child workflow, kind `switchover`): under the group's lock, the owner stops
+ *    the group in reverse order, the target pulls once more (only what changed since), epoch+1,
+ *    the target starts and verifies the resources; if anything fails there, what was started
+ *    is undone and the group is started on its old owner again.
+ *
+ * The switchover fails (`SwitchoverFailed`) when the group did not end up on the target,
+ * saying where it is; a resync failure fails it before anything was stopped.
+ */
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, proxyLocalActivities, upsertSearchAttributes, WorkflowIdReusePolicy, workflowInfo } from '@temporalio/workflow';
+import type { ClusterActivities } from '../activities/cluster.js';
+import type { ControllerActivities } from '../activities/controller.js';
+import { parseWorkflowInput, switchoverInputSchema, type FailoverInput, type ResyncInput } from './inputs.js';
+import { HA_KEYS } from './search-attributes.js';
+import { ERROR_TYPES, failoverWorkflowId, resyncWorkflowId, type FailoverResult, type ResyncResult, type SwitchoverResult } from './shared.js';
+
+const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '2 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster, ERROR_TYPES.ControllerNotRunning] },
+});
+
+export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
+  const input = parseWorkflowInput(switchoverInputSchema, rawInput, 'switchover');
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
+    upsertSearchAttributes([
+      { key: HA_KEYS.HaCluster, value: input.cluster },
+      { key: HA_KEYS.HaGroup, value: input.group },
+      { key: HA_KEYS.HaNode, value: input.to },
+      { key: HA_KEYS.HaOperation, value: 'switchover' },
+    ]);
+  }
+  const layout = await local.describeCluster({ cluster: input.cluster });
+  const group = layout.groups.find((g) => g.name === input.group);
+  if (!group) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
+  }
+  if (!group.nodes.includes(input.to)) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.to}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
+  }
+  const before = await local.groupOwner({ cluster: input.cluster, group: group.name });
+  if (before.owner === input.to) {
+    log.info('the group already runs on the target', { group: group.name, node: input.to });
+    return { outcome: 'already-there', group: group.name, from: before.owner, to: input.to };
+  }
+  const reason = input.reason ?? `${input.trigger === 'failback' ? 'fail-back' : 'switchover'} to ${input.to}`;
+  const hasData = (group.fileSets?.length ?? 0) > 0 || group.resources.some((r) => r.type === 'drbd');
+
+  let resynced: ResyncResult | undefined;
+  if (before.owner !== null && hasData) {
+    try {
+      resynced = await executeChild('resync', {
+        workflowId: resyncWorkflowId(input.cluster, group.name, input.to),
+        args: [{ cluster: input.cluster, group: group.name, node: input.to, reason } satisfies ResyncInput],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        typedSearchAttributes: [
+          { key: HA_KEYS.HaCluster, value: input.cluster },
+          { key: HA_KEYS.HaGroup, value: group.name },
+          { key: HA_KEYS.HaNode, value: input.to },
+          { key: HA_KEYS.HaOperation, value: 'resync' },
+        ],
+      });
+    } catch (err) {
+      throw ApplicationFailure.create({
+        type: ERROR_TYPES.SwitchoverFailed,
+        nonRetryable: true,
+        message: `could not bring ${input.to} up to date for group '${group.name}': ${causeText(err)}; nothing was stopped, the group stays on ${before.owner}`,
+      });
+    }
+  }
+
+  let moved: FailoverResult;
+  try {
+    moved = await executeChild('failover', {
+      workflowId: failoverWorkflowId(input.cluster, group.name),
+      args: [{ cluster: input.cluster, group: group.name, to: input.to, kind: 'switchover', reason } satisfies FailoverInput],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      // The move finishes even if this workflow is terminated half-way: it holds the group's lock.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [
+        { key: HA_KEYS.HaCluster, value: input.cluster },
+        { key: HA_KEYS.HaGroup, value: group.name },
+        { key: HA_KEYS.HaOperation, value: 'failover' },
+      ],
+      memo: { trigger: 'switchover', detail: reason },
+    });
+  } catch (err) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.SwitchoverFailed, nonRetryable: true, message: `switchover of group '${group.name}' to ${input.to} failed: ${causeText(err)}` });
+  }
+  if (moved.to !== input.to) {
+    const why = moved.attempts.filter((a) => a.outcome === 'failed').map((a) => `${a.node}: ${a.detail}`).join('; ');
+    throw ApplicationFailure.create({
+      type: ERROR_TYPES.SwitchoverFailed,
+      nonRetryable: true,
+      message: `switchover of group '${group.name}' to ${input.to} failed (${why || moved.outcome}); the group ${moved.to ? `runs on ${moved.to} again` : 'is down'} (epoch ${moved.epoch})`,
+      details: [moved],
+    });
+  }
+  return { outcome: 'moved', group: group.name, from: moved.from, to: input.to, ...(resynced ? { resync: resynced } : {}), failover: moved };
+}
+
+/** The innermost failure message: a child's ApplicationFailure says what went wrong. */
+function causeText(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof ChildWorkflowFailure || (e instanceof Error && e.cause instanceof Error && !(e instanceof ApplicationFailure))) e = (e as Error).cause;
+  if (err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError') return 'another operation of the group is running; wait for it to end';
+  return e instanceof Error ? e.message : String(e);
+}
