@@ -23,6 +23,8 @@ export interface OwnershipActivityDeps {
   lease?: LeaseKeeper;
   exec: Exec;
   logger: Logger;
+  /** Runs before a resource of a group is started here (file sets stop pulling into it). */
+  beforeStart?: (group: string) => Promise<void>;
 }
 
 /** How often a starting resource's check runs while a failover waits for it (at most its interval). */
@@ -77,6 +79,7 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
      */
     async startResource(req: ResourceOrder & { verifyTimeoutMs?: number }): Promise<{ checks?: number; detail?: string }> {
       try {
+        if (groups.holding(req.group) === undefined) await deps.beforeStart?.(req.group);
         await groups.startResource(req.group, req.resource, req.epoch);
         // The controller recorded this node as owner before the order was sent.
         deps.lease?.granted(req.group, req.epoch);

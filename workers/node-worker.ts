@@ -6,6 +6,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createOwnershipActivities, type OwnershipActivityDeps } from '../activities/ownership.js';
 import { createServiceActivities, type ServiceActivityDeps } from '../activities/service.js';
+import { createSyncActivities, type SyncActivityDeps } from '../activities/sync.js';
 import { nodeTaskQueue } from '../workflows/shared.js';
 
 export async function createNodeWorker(opts: {
@@ -15,12 +16,13 @@ export async function createNodeWorker(opts: {
   service: ServiceActivityDeps;
   /** Absent in tests that only heal. */
   ownership?: OwnershipActivityDeps;
+  sync?: SyncActivityDeps;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: nodeTaskQueue(opts.cluster, opts.service.node),
-    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}) },
+    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
     shutdownGraceTime: '5s',

@@ -18,6 +18,8 @@ import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
 import { GroupRuntime } from './groups.js';
 import { LeaseKeeper } from './lease.js';
+import { FileSync, type OwnerView } from './file-sync.js';
+import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
@@ -52,6 +54,7 @@ export class Agent {
   private lease: LeaseKeeper | undefined;
   private link: ControllerLink | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
+  private fileSync: FileSync | undefined;
   private workers: Worker[] = [];
   private running: Promise<unknown> | undefined;
   private connection: NativeConnection | undefined;
@@ -107,7 +110,7 @@ export class Agent {
       services: this.services,
       logger: this.log,
       monitorOf: (service) => this.monitors.get(service)!,
-      onViewChange: (view) => this.heartbeat?.setView(view),
+      onViewChange: (view) => this.heartbeat?.setView(this.withSync(view)),
       peerClaims: (group) => this.peerClaims(group),
       // The old owner stops within ttl + margin of losing its lease, and its heartbeats say so.
       claimWaitMs: config.lease.ttlMs + config.lease.marginMs + config.heartbeat.deadtimeMs,
@@ -142,6 +145,16 @@ export class Agent {
     }
     await groups.cleanSlate(keep);
 
+    this.fileSync = await FileSync.start({
+      node,
+      config,
+      secret,
+      logger: this.log.child({ sync: true }),
+      holds: (g) => groups.holding(g) !== undefined,
+      ownerOf: (g) => this.ownerOf(g),
+      onViewChange: () => this.heartbeat?.setView(this.withSync(groups.view())),
+    });
+
     if (secret) {
       this.heartbeat = await Heartbeat.start({
         cluster: config.cluster,
@@ -150,11 +163,15 @@ export class Agent {
         settings: config.heartbeat,
         secret,
         logger: this.log.child({ heartbeat: true }),
-        view: groups.view(),
+        view: this.withSync(groups.view()),
         onEdge: (edge) => this.onPeerEdge(edge),
       });
       // A peer claiming one of our groups under a newer epoch ends our ownership at once.
-      this.claimTimer = setInterval(() => this.checkPeerClaims(), config.heartbeat.intervalMs);
+      // Standbys pull what their owner's heartbeats say changed.
+      this.claimTimer = setInterval(() => {
+        this.checkPeerClaims();
+        this.fileSync?.tick();
+      }, config.heartbeat.intervalMs);
     }
     this.lease = new LeaseKeeper({
       node,
@@ -174,7 +191,8 @@ export class Agent {
         namespace: conn.namespace,
         cluster: config.cluster,
         service: { node, services: this.services, logger: this.log, holds: (g) => groups.holding(g) !== undefined },
-        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log },
+        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g) },
+        sync: { node, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, logger: this.log.child({ sync: true }) },
       }),
       ...(config.agent.workflows
         ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle })]
@@ -195,6 +213,28 @@ export class Agent {
       ? `every link silent for ${this.opts.config.heartbeat.deadtimeMs}ms (${edge.silentLinks.join(', ')})`
       : `heard again on ${edge.link}`;
     void this.link?.report({ node: edge.node, to: edge.to === 'alive' ? 'up' : 'suspect', reporter: this.opts.node, at: edge.at, detail });
+  }
+
+  /** This node's heartbeat view: the groups it holds and its file-set generations. */
+  private withSync(view: HeartbeatView): HeartbeatView {
+    const sync = this.fileSync?.view() ?? {};
+    return Object.keys(sync).length > 0 ? { ...view, sync } : view;
+  }
+
+  /** The group's owner as its heartbeats say: heard now, running it, under the newest epoch. */
+  private ownerOf(group: string): OwnerView | undefined {
+    let best: OwnerView | undefined;
+    for (const p of this.heartbeat?.peers() ?? []) {
+      const held = p.view?.groups[group];
+      if (p.state !== 'alive' || held?.state !== 'running') continue;
+      if (!best || held.epoch > best.epoch) best = { node: p.node, epoch: held.epoch, sync: p.view?.sync ?? {} };
+    }
+    return best;
+  }
+
+  /** The state of this node's file sets (for status output and tests). */
+  syncStatus() {
+    return this.fileSync?.status() ?? [];
   }
 
   /** Peers heard now that claim the group, with their epochs. */
@@ -278,6 +318,7 @@ export class Agent {
       }
       this.link?.close();
       await this.groups?.close();
+      await this.fileSync?.close().catch((err: unknown) => this.log.warn({ err: String(err) }, 'stopping file sync failed'));
       for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
       await this.running?.catch(() => undefined);
       // Supervised processes belong to the agent (as with supervisord): they stop with it.

@@ -10,6 +10,8 @@ import { validateCommand } from './validate.js';
 import { agentCommand } from './agent.js';
 import { healCommand } from './heal.js';
 import { failoverCommand } from './failover.js';
+import { resyncCommand, switchoverCommand } from './switchover.js';
+import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
 
@@ -20,7 +22,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), statusCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

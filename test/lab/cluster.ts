@@ -4,7 +4,7 @@
  * one group: the lab's VIP on eth0 plus a real HTTP service (pid-service.mjs on port 8080).
  * Used by the failover tests and by bench/failover.
  */
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -14,10 +14,12 @@ import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 import { queryOwnership } from '../../src/agent/controller-link.js';
 import { waitFor } from '../support/wait.js';
 import type { NetLab } from './netlab.js';
+import type { FileSetState } from '../../src/agent/file-sync.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
 const PID_SERVICE = join(ROOT, 'test/lab/pid-service.mjs');
+const WITH_MOUNTS = join(ROOT, 'test/lab/with-mounts.sh');
 export const SERVICE_PORT = 8080;
 export const GROUP = 'web';
 
@@ -29,6 +31,20 @@ export interface ClusterTiming {
   check?: string;
 }
 
+/**
+ * Data of the group: a file set on `<lab>/data` (each host has its own copy, bound there in a
+ * private mount namespace, as are the agents' state directories) and the fail-back policy.
+ */
+export interface ClusterData {
+  /** Extra keys of the file set (YAML flow mapping entries), e.g. `continuous: false, bwlimit: 4000`. */
+  fileSet?: string;
+  /** Directories of the file set under `<lab>/data/` (default: one, the whole directory). */
+  dirs?: string[];
+  /** The group's `failback:` (YAML flow mapping), e.g. `{ policy: auto, stableFor: 4s }`. */
+  failback?: string;
+  /** No file set at all (only private state directories and the fail-back policy). */
+  noFileSet?: boolean;
+}
 export class LabCluster {
   readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
   readonly agents = new Map<string, ResultPromise>();
@@ -37,10 +53,35 @@ export class LabCluster {
   configFile!: string;
   secretFile!: string;
 
-  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}) {}
+  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}, readonly data?: ClusterData) {}
+
+  /** The file set's directory as every host sees it. */
+  get dataPath(): string {
+    return join(this.lab.dir, 'data');
+  }
+
+  /** Where `host`'s own copy of the data lives (seen from the test, on the root side). */
+  hostData(host: string): string {
+    return join(this.lab.dir, 'hosts', host, 'data');
+  }
+
+  /** `host`'s file-set state, as `haoscar sync status` reads it. */
+  async syncState(host: string): Promise<{ node: string; sets: FileSetState[] } | undefined> {
+    const text = await readFile(join(this.lab.dir, 'hosts', host, 'state', 'sync-state.json'), 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : JSON.parse(text);
+  }
 
   /** Dev server, worker, agents (the first host first, so the group lands there); waits until the group runs. */
   async start(): Promise<void> {
+    if (this.data) {
+      for (const h of this.lab.hosts) {
+        await mkdir(join(this.hostData(h), ''), { recursive: true });
+        for (const d of this.data.dirs ?? []) await mkdir(join(this.hostData(h), d), { recursive: true });
+        await mkdir(join(this.lab.dir, 'hosts', h, 'state'), { recursive: true });
+      }
+      await mkdir(this.dataPath, { recursive: true });
+      await mkdir(join(this.lab.dir, 'state'), { recursive: true });
+    }
     const address = await this.lab.startDevServer();
     this.secretFile = join(this.lab.dir, 'authkey');
     await writeFile(this.secretFile, `${randomBytes(32).toString('base64')}\n`);
@@ -66,9 +107,19 @@ export class LabCluster {
     }, 90_000, 100);
   }
 
+  /** Runs the haoscar CLI (root side) against this cluster: `haoscar ARGS --config <lab config>`. */
+  cli(args: string[], opts: { timeoutMs?: number } = {}) {
+    return execa(process.execPath, ['--import', 'tsx', MAIN, ...args, '--config', this.configFile], { cwd: ROOT, reject: false, all: true, timeout: opts.timeoutMs ?? 120_000 });
+  }
+
   /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
   startAgent(host: string): void {
-    const child = this.lab.spawn(host, [process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host], {
+    const agent = [process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host];
+    // With data, the host's own directories are bound over the shared paths, for it alone.
+    const argv = this.data
+      ? ['unshare', '--mount', '--propagation', 'private', WITH_MOUNTS, this.hostData(host), this.dataPath, join(this.lab.dir, 'hosts', host, 'state'), join(this.lab.dir, 'state'), '--', ...agent]
+      : agent;
+    const child = this.lab.spawn(host, argv, {
       cwd: ROOT,
       log: join(this.lab.dir, `agent-${host}.log`),
     });
@@ -130,6 +181,17 @@ groups:
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
+${this.dataYaml()}`;
+  }
+
+  private dataYaml(): string {
+    const d = this.data;
+    if (!d) return '';
+    const paths = (d.dirs ?? ['']).map((x) => join(this.dataPath, x));
+    const fileSet = d.noFileSet ? '' : `    fileSets:
+      - { name: www, paths: [${paths.join(', ')}]${d.fileSet ? `, ${d.fileSet}` : ''} }
 `;
+    return `${fileSet}${d.failback ? `    failback: ${d.failback}
+` : ''}`;
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { TestContext } from 'node:test';
 import { NetLab } from './netlab.js';
-import { LabCluster } from './cluster.js';
+import { LabCluster, type ClusterData } from './cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const TIMING = {
@@ -19,9 +19,9 @@ const TIMING = {
   failover: { verifyTimeout: '500ms' },
 };
 
-export async function setUp(t: TestContext, extra: string[] = []) {
+export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
-  const cluster = new LabCluster(lab, TIMING);
+  const cluster = new LabCluster(lab, TIMING, data);
   t.after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
     await cluster.close();
@@ -39,7 +39,7 @@ export async function expect<T>(cluster: LabCluster, what: string, fn: () => Pro
   try {
     return await waitFor(what, fn, timeoutMs, 50);
   } catch (err) {
-    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-25).join('\n')}`));
+    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-40).join('\n')}`));
     throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
   }
 }

@@ -1,0 +1,389 @@
+/**
+ * File sets on this node: the read-only rsync daemon that serves them, the change watcher
+ * while this node owns a group, and the pulls while it is a standby.
+ *
+ * Data only ever flows from the owner. The owner's daemon is read-only; a standby pulls
+ * into its own directories, and only while it neither holds nor is starting the group (a
+ * node being made owner halts its pulls first). The owner tells its standbys that something
+ * changed through its heartbeats: a generation per file set, raised once per batch of
+ * changes; a standby that sees a generation it has not pulled pulls at once. A full pass every
+ * `verifyEvery` catches anything the watcher missed (and the first pass after a node or
+ * owner change is always a full one).
+ *
+ * The state of every set (last success, lag, bytes, errors) is logged and written to
+ * `<stateDir>/sync-state.json`, which `haoscar sync status` reads.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config, FileSet, GroupSpec } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { ChangeWatcher } from '../sync/watcher.js';
+import { RsyncDaemon, writeDaemonFiles } from '../sync/daemon.js';
+import { moduleName, pullSourceFor, rsyncPullArgs, runRsync, RsyncError, type RsyncProgress } from '../sync/rsync.js';
+
+/** What a standby knows of a group's owner, from its heartbeats. */
+export interface OwnerView {
+  node: string;
+  epoch: number;
+  /** `group/set` → [generation, time of its first change] */
+  sync: Record<string, [number, number]>;
+}
+
+export interface FileSyncDeps {
+  node: string;
+  config: Config;
+  /** The cluster secret (the daemon's password is derived from it); undefined on a one-node cluster. */
+  secret: Buffer | undefined;
+  logger: Logger;
+  /** Whether this node holds (or is starting) the group. */
+  holds: (group: string) => boolean;
+  /** The group's owner as its heartbeats say (running, heard now), if any. */
+  ownerOf: (group: string) => OwnerView | undefined;
+  /** Called when this node's generations changed (the agent sends a heartbeat at once). */
+  onViewChange: () => void;
+}
+
+/** The state of one file set on this node, as `haoscar sync status` shows it. */
+export interface FileSetState {
+  group: string;
+  set: string;
+  /** source: this node owns the group and serves it; standby: it pulls from `source`. */
+  role: 'source' | 'standby' | 'idle';
+  source?: string;
+  /** Owner: generation raised for its changes. Standby: the owner's generation last pulled. */
+  generation: number;
+  lastChangeAt?: number;
+  lastSuccessAt?: number;
+  lastAttemptAt?: number;
+  /** Time from the owner's first change of the pulled generation to the end of the pull. */
+  lagMs?: number;
+  /** Bytes transferred by the last pull, and by all pulls since the agent started. */
+  bytes?: number;
+  totalBytes: number;
+  errors: number;
+  lastError?: string;
+  running: boolean;
+}
+
+/** Progress of a pull of a group (for the resync activity's heartbeats). */
+export interface PullProgress {
+  key: string;
+  percent: number;
+  bytes: number;
+  etaSeconds?: number;
+}
+
+export interface PullResult {
+  key: string;
+  bytes: number;
+  durationMs: number;
+}
+
+/** A node being made owner pulls nothing for this long (or until it holds the group). */
+const HALT_MS = 60_000;
+
+export class FileSync {
+  private readonly states = new Map<string, FileSetState>();
+  private readonly watchers = new Map<string, ChangeWatcher>();
+  /** Per standby set: the owner, epoch and generation last pulled, and when the last full pass ran. */
+  private readonly pulled = new Map<string, { owner: string; epoch: number; generation: number; fullAt: number }>();
+  private readonly running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
+  private readonly halted = new Map<string, number>();
+  private daemon?: RsyncDaemon;
+  private passwordFile?: string;
+  private stateTimer?: NodeJS.Timeout;
+  private closed = false;
+  private readonly dir: string;
+  private readonly groups: GroupSpec[];
+
+  private constructor(private readonly deps: FileSyncDeps) {
+    this.dir = join(deps.config.agent.stateDir, 'sync');
+    this.groups = deps.config.groups.filter((g) => g.nodes.includes(deps.node) && g.fileSets.length > 0);
+    for (const g of this.groups) {
+      for (const set of g.fileSets) this.states.set(key(g.name, set.name), { group: g.name, set: set.name, role: 'idle', generation: 0, totalBytes: 0, errors: 0, running: false });
+    }
+  }
+
+  /** Starts the daemon serving this node's file sets (when it has any). */
+  static async start(deps: FileSyncDeps): Promise<FileSync> {
+    const sync = new FileSync(deps);
+    if (sync.groups.length > 0) await sync.startDaemon();
+    return sync;
+  }
+
+  get hasFileSets(): boolean {
+    return this.groups.length > 0;
+  }
+
+  private async startDaemon(): Promise<void> {
+    const { config, logger } = this.deps;
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (config.sync.transport === 'ssh') return; // sshd serves; nothing of ours listens
+    if (!this.deps.secret) {
+      logger.info('one-node cluster: no rsync daemon (there is no standby to serve)');
+      return;
+    }
+    const files = await writeDaemonFiles(this.dir, {
+      cluster: config.cluster,
+      port: config.sync.port,
+      secret: this.deps.secret,
+      hostsAllow: config.nodes.flatMap((n) => n.addresses),
+      modules: this.groups.flatMap((g) => g.fileSets.flatMap((set) => set.paths.map((path, i) => ({ name: moduleName(g.name, set.name, i), path, comment: `${g.name}/${set.name}` })))),
+    });
+    this.passwordFile = files.passwordFile;
+    // Every address of the node (redundant links): a standby tries them in turn.
+    this.daemon = new RsyncDaemon({ rsync: config.sync.rsync, config: files.config, pidFile: files.pidFile, logFile: files.logFile, port: config.sync.port, logger: logger.child({ sync: 'daemon' }) });
+    await this.daemon.start();
+  }
+
+  /** `group/set` → [generation, first change] of the groups this node holds (for its heartbeats). */
+  view(): Record<string, [number, number]> {
+    const out: Record<string, [number, number]> = {};
+    for (const s of this.states.values()) if (s.role === 'source' && s.generation > 0) out[key(s.group, s.set)] = [s.generation, s.lastChangeAt ?? 0];
+    return out;
+  }
+
+  status(): FileSetState[] {
+    return [...this.states.values()].map((s) => ({ ...s }));
+  }
+
+  /** Called every heartbeat interval: watchers follow ownership, standbys pull what is due. */
+  tick(): void {
+    if (this.closed) return;
+    for (const g of this.groups) {
+      const held = this.deps.holds(g.name);
+      for (const set of g.fileSets) {
+        const k = key(g.name, set.name);
+        const state = this.states.get(k)!;
+        if (held) {
+          // Normally none runs (halted before the start); never pull into what we serve.
+          void this.abortPull(k);
+          if (state.role !== 'source') this.becomeSource(g, set, state);
+          continue;
+        }
+        if (state.role === 'source') this.stopSource(k, state);
+        this.pullIfDue(g, set, state);
+      }
+    }
+  }
+
+  /**
+   * A node about to start the group pulls nothing more: running pulls are aborted and
+   * awaited, new ones are not started until it holds the group (or for a minute, if the
+   * start fails). Called before the first resource of a group is started here.
+   */
+  async halt(group: string): Promise<void> {
+    this.halted.set(group, Date.now() + HALT_MS);
+    const g = this.groups.find((x) => x.name === group);
+    for (const set of g?.fileSets ?? []) await this.abortPull(key(group, set.name));
+  }
+
+  /**
+   * Pulls every directory of the group's file sets from `source` now, skipping `skip` (keys
+   * done by an earlier attempt); used by the resync activity. Runs beside the continuous
+   * pulls: those of the group are aborted first, and none start until it ends.
+   * @throws RsyncError (kind, retryable) when rsync fails; Error when this node holds the group.
+   */
+  async pullGroup(group: string, source: string, opts: { skip: ReadonlySet<string>; signal: AbortSignal; onProgress: (p: PullProgress) => void; onDone: (r: PullResult) => void }): Promise<void> {
+    const g = this.groups.find((x) => x.name === group);
+    if (!g) return;
+    for (const set of g.fileSets) await this.abortPull(key(group, set.name));
+    const until = Date.now() + 24 * 3600_000;
+    this.halted.set(group, until);
+    try {
+      for (const set of g.fileSets) {
+        for (let i = 0; i < set.paths.length; i++) {
+          const step = stepKey(set, i);
+          if (opts.skip.has(step)) continue;
+          if (this.deps.holds(group)) throw new Error(`node ${this.deps.node} holds group '${group}': data flows from the owner, never toward it`);
+          const t = Date.now();
+          const result = await this.pullPath(g, set, i, source, { signal: opts.signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
+          opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
+        }
+        const state = this.states.get(key(group, set.name))!;
+        // The next continuous pass from this owner only needs what changes from now on.
+        this.pulled.set(key(group, set.name), { owner: source, epoch: this.deps.ownerOf(group)?.epoch ?? -1, generation: this.deps.ownerOf(group)?.sync[key(group, set.name)]?.[0] ?? state.generation, fullAt: Date.now() });
+      }
+    } finally {
+      if (this.halted.get(group) === until) this.halted.delete(group);
+    }
+  }
+
+  /** The steps of a group's resync: one per file-set directory. */
+  steps(group: string): string[] {
+    return this.groups.find((x) => x.name === group)?.fileSets.flatMap((set) => set.paths.map((_, i) => stepKey(set, i))) ?? [];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.watchers.values()].map((w) => w.close()));
+    this.watchers.clear();
+    await Promise.all([...this.running.keys()].map((k) => this.abortPull(k)));
+    clearTimeout(this.stateTimer);
+    await this.writeState();
+    await this.daemon?.stop();
+  }
+
+  // ------------------------------------------------------------------ owner
+
+  private becomeSource(g: GroupSpec, set: FileSet, state: FileSetState): void {
+    const k = key(g.name, set.name);
+    state.role = 'source';
+    state.source = this.deps.node;
+    // Continues from where the previous owner left off? No: a new owner starts a new series;
+    // standbys key what they pulled by owner and epoch, so the first pull after a change is full.
+    state.generation = 0;
+    this.deps.logger.info({ group: g.name, set: set.name, paths: set.paths, continuous: set.continuous }, 'file set: serving as the owner');
+    if (!set.continuous) return this.saveSoon();
+    const watcher = new ChangeWatcher({
+      dirs: set.paths,
+      batchMs: set.batchMs,
+      logger: this.deps.logger.child({ group: g.name, set: set.name }),
+      onBatch: (batch) => {
+        if (state.role !== 'source') return;
+        state.generation += 1;
+        state.lastChangeAt = batch.firstAt;
+        this.deps.logger.debug({ group: g.name, set: set.name, generation: state.generation, changes: batch.changes }, 'file set changed');
+        this.deps.onViewChange();
+        this.saveSoon();
+      },
+    });
+    this.watchers.set(k, watcher);
+    this.saveSoon();
+  }
+
+  private stopSource(k: string, state: FileSetState): void {
+    void this.watchers.get(k)?.close();
+    this.watchers.delete(k);
+    state.role = 'idle';
+    state.generation = 0;
+    this.deps.onViewChange();
+    this.saveSoon();
+  }
+
+  // ------------------------------------------------------------------ standby
+
+  private pullIfDue(g: GroupSpec, set: FileSet, state: FileSetState): void {
+    const k = key(g.name, set.name);
+    if (this.running.has(k)) return;
+    const haltedUntil = this.halted.get(g.name);
+    if (haltedUntil !== undefined) {
+      if (haltedUntil > Date.now()) return;
+      this.halted.delete(g.name);
+    }
+    const owner = this.deps.ownerOf(g.name);
+    if (!owner || owner.node === this.deps.node) {
+      if (state.role !== 'idle') { state.role = 'idle'; this.saveSoon(); }
+      return;
+    }
+    state.role = 'standby';
+    state.source = owner.node;
+    const last = this.pulled.get(k);
+    const [generation, changedAt] = owner.sync[k] ?? [0, 0];
+    const sameOwner = last !== undefined && last.owner === owner.node && last.epoch === owner.epoch;
+    const full = !sameOwner || Date.now() - last.fullAt >= set.verifyEveryMs;
+    const changed = sameOwner && set.continuous && generation > last.generation;
+    // After a failed pull, wait a little (not every heartbeat) unless something changed.
+    if (!full && !changed) return;
+    if (!changed && state.lastError !== undefined && state.lastAttemptAt !== undefined && Date.now() - state.lastAttemptAt < Math.min(5000, set.verifyEveryMs)) return;
+    const abort = new AbortController();
+    const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, signal: abort.signal }).finally(() => this.running.delete(k));
+    this.running.set(k, { abort, done });
+  }
+
+  private async pullSet(g: GroupSpec, set: FileSet, state: FileSetState, owner: OwnerView, p: { generation: number; changedAt: number; full: boolean; signal: AbortSignal }): Promise<void> {
+    const k = key(g.name, set.name);
+    state.running = true;
+    state.lastAttemptAt = Date.now();
+    let bytes = 0;
+    try {
+      for (let i = 0; i < set.paths.length; i++) {
+        const r = await this.pullPath(g, set, i, owner.node, { signal: p.signal, checksum: p.full && set.checksum });
+        bytes += r.bytes;
+      }
+      const now = Date.now();
+      state.lastSuccessAt = now;
+      state.generation = p.generation;
+      state.bytes = bytes;
+      state.totalBytes += bytes;
+      if (p.generation > 0 && p.changedAt > 0) state.lagMs = now - p.changedAt;
+      if (state.lastError !== undefined) this.deps.logger.info({ group: g.name, set: set.name, from: owner.node }, 'file set pulls work again');
+      state.lastError = undefined;
+      const prev = this.pulled.get(k);
+      this.pulled.set(k, { owner: owner.node, epoch: owner.epoch, generation: p.generation, fullAt: p.full ? now : prev?.fullAt ?? now });
+      this.deps.logger[p.full ? 'info' : 'debug']({ group: g.name, set: set.name, from: owner.node, generation: p.generation, bytes, lagMs: state.lagMs, full: p.full, ms: now - state.lastAttemptAt }, 'file set pulled');
+    } catch (err) {
+      if (p.signal.aborted) return;
+      state.errors += 1;
+      const message = err instanceof Error ? err.message : String(err);
+      // Logged when it changes, not at every retry.
+      if (state.lastError !== message) this.deps.logger.error({ group: g.name, set: set.name, from: owner.node, err: message }, 'file set pull failed');
+      state.lastError = message;
+    } finally {
+      state.running = false;
+      this.saveSoon();
+    }
+  }
+
+  /** One directory of a set from `source`; @throws RsyncError. */
+  private async pullPath(g: GroupSpec, set: FileSet, index: number, source: string, opts: { signal: AbortSignal; checksum?: boolean; onProgress?: (p: RsyncProgress) => void }): Promise<{ bytes: number }> {
+    const { config } = this.deps;
+    const node = config.nodes.find((n) => n.name === source);
+    if (!node) throw new Error(`unknown source node '${source}'`);
+    const path = set.paths[index]!;
+    await mkdir(path, { recursive: true });
+    let lastError: unknown;
+    // Each of the owner's addresses in turn (redundant links): a dead link is not a dead owner.
+    for (const address of node.addresses) {
+      const argv = rsyncPullArgs({
+        set: { ...set, checksum: opts.checksum ?? false },
+        source: pullSourceFor(config.sync, { host: address, group: g.name, set: set.name, index, path, passwordFile: this.passwordFile ?? '' }),
+        destination: path,
+      });
+      try {
+        const result = await runRsync(argv, { rsync: config.sync.rsync, signal: opts.signal, what: `${g.name}/${set.name} from ${source} (${address})`, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+        // What came over the wire (the delta algorithm sends only what differs).
+        return { bytes: result.stats?.bytesReceived ?? 0 };
+      } catch (err) {
+        lastError = err;
+        if (!(err instanceof RsyncError) || err.kind !== 'connection') throw err;
+      }
+    }
+    throw lastError;
+  }
+
+  private async abortPull(k: string): Promise<void> {
+    const job = this.running.get(k);
+    if (!job) return;
+    job.abort.abort();
+    await job.done.catch(() => undefined);
+  }
+
+  // ------------------------------------------------------------------ state file
+
+  private saveSoon(): void {
+    if (this.stateTimer || this.closed) return;
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = undefined;
+      void this.writeState();
+    }, 200);
+    this.stateTimer.unref();
+  }
+
+  private async writeState(): Promise<void> {
+    if (this.groups.length === 0) return;
+    const file = join(this.deps.config.agent.stateDir, 'sync-state.json');
+    const body = JSON.stringify({ node: this.deps.node, at: Date.now(), sets: this.status() }, null, 2);
+    try {
+      await mkdir(this.deps.config.agent.stateDir, { recursive: true });
+      await writeFile(`${file}.tmp`, body);
+      await rename(`${file}.tmp`, file);
+    } catch (err) {
+      this.deps.logger.warn({ file, err: String(err) }, 'could not write the sync state file');
+    }
+  }
+}
+
+const key = (group: string, set: string) => `${group}/${set}`;
+/** One step of a resync: a file set's directory. */
+const stepKey = (set: FileSet, index: number) => `fileset:${set.name}:${set.paths[index]}`;

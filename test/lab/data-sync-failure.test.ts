@@ -1,0 +1,39 @@
+/**
+ * A destination that cannot take the data (a full filesystem on the target): the switchover
+ * fails with rsync's reason, before anything was stopped, and the group stays where it was.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { setUp, expect } from './failover-setup.js';
+
+test('an rsync failure on the target (full destination): a clear failure, the group stays where it was', async (t) => {
+  const { lab, cluster, client } = await setUp(t, [], { fileSet: 'verifyEvery: 1h' });
+  // n2's data directory becomes a 512 KiB filesystem (its agent restarts on it).
+  await lab.killHost('n2');
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'haoscar-lab-full', cluster.hostData('n2')]);
+  t.after(async () => { await execa('umount', ['-l', cluster.hostData('n2')], { reject: false }); });
+  await lab.reviveHost('n2');
+  cluster.startAgent('n2');
+  await expect(cluster, 'n2 up again', async () => ((await cluster.ownership())?.nodes.n2?.state === 'up' ? true : undefined), 60_000);
+  await writeFile(join(cluster.hostData('n1'), 'big.bin'), randomBytes(3 * 1024 * 1024));
+  const before = await cluster.group();
+
+  const run = await cluster.cli(['switchover', 'web', '--to', 'n2']);
+  t.diagnostic(run.all ?? '');
+  assert.notEqual(run.exitCode, 0);
+  assert.match(run.all ?? '', /space/i, 'says the destination is full');
+  assert.match(run.all ?? '', /stays on n1/);
+  const after = await cluster.group();
+  assert.equal(after?.owner, 'n1');
+  assert.equal(after?.epoch, before?.epoch, 'nothing was stopped or moved');
+  assert.equal(after?.state, 'running');
+  // The standby's own pulls say so too (haoscar sync status).
+  const state = await cluster.syncState('n2');
+  assert.match(state?.sets[0]?.lastError ?? '', /space/i);
+  const seen = await client.stop();
+  assert.deepEqual([...seen.answeredBy().keys()], ['n1'], 'only n1 ever served');
+});
