@@ -25,6 +25,10 @@ export async function createNodeWorker(opts: {
     activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
+    // A resync's progress (heartbeat details) reaches the server at least once a second, for
+    // the CLI's progress bar; by default it would be held back to 80% of the heartbeat timeout.
+    maxHeartbeatThrottleInterval: '1s',
+    defaultHeartbeatThrottleInterval: '1s',
     shutdownGraceTime: '5s',
   });
 }

@@ -89,6 +89,8 @@ export class FileSync {
   private readonly pulled = new Map<string, { owner: string; epoch: number; generation: number; fullAt: number }>();
   private readonly running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   private readonly halted = new Map<string, number>();
+  /** Resyncs running now, by group: a node being made owner aborts them too. */
+  private readonly resyncs = new Map<string, AbortController>();
   private daemon?: RsyncDaemon;
   private passwordFile?: string;
   private stateTimer?: NodeJS.Timeout;
@@ -174,6 +176,7 @@ export class FileSync {
    */
   async halt(group: string): Promise<void> {
     this.halted.set(group, Date.now() + HALT_MS);
+    this.resyncs.get(group)?.abort(new Error(`node ${this.deps.node} is starting group '${group}'`));
     const g = this.groups.find((x) => x.name === group);
     for (const set of g?.fileSets ?? []) await this.abortPull(key(group, set.name));
   }
@@ -190,6 +193,9 @@ export class FileSync {
     for (const set of g.fileSets) await this.abortPull(key(group, set.name));
     const until = Date.now() + 24 * 3600_000;
     this.halted.set(group, until);
+    const abort = new AbortController();
+    this.resyncs.set(group, abort);
+    const signal = AbortSignal.any([opts.signal, abort.signal]);
     try {
       for (const set of g.fileSets) {
         for (let i = 0; i < set.paths.length; i++) {
@@ -197,7 +203,7 @@ export class FileSync {
           if (opts.skip.has(step)) continue;
           if (this.deps.holds(group)) throw new Error(`node ${this.deps.node} holds group '${group}': data flows from the owner, never toward it`);
           const t = Date.now();
-          const result = await this.pullPath(g, set, i, source, { signal: opts.signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
+          const result = await this.pullPath(g, set, i, source, { signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
           opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
         }
         const state = this.states.get(key(group, set.name))!;
@@ -206,6 +212,7 @@ export class FileSync {
       }
     } finally {
       if (this.halted.get(group) === until) this.halted.delete(group);
+      if (this.resyncs.get(group) === abort) this.resyncs.delete(group);
     }
   }
 
