@@ -36,4 +36,7 @@ test('an rsync failure on the target (full destination): a clear failure, the gr
   assert.match(state?.sets[0]?.lastError ?? '', /space/i);
   const seen = await client.stop();
   assert.deepEqual([...seen.answeredBy().keys()], ['n1'], 'only n1 ever served');
+  // Before the lab removes its directory (the hook above runs too late for that, on success).
+  await lab.killHost('n2');
+  await execa('umount', ['-l', cluster.hostData('n2')], { reject: false });
 });
