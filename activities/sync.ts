@@ -20,6 +20,8 @@ export interface SyncActivityDeps {
   services: ServiceRegistry;
   /** Whether this node holds (or is starting) the group. */
   holds: (group: string) => boolean;
+  /** The group's owner as its heartbeats show it (running, heard now). */
+  ownerOf: (group: string) => { node: string; epoch: number } | undefined;
   logger: Logger;
 }
 
@@ -44,6 +46,12 @@ export function createSyncActivities(deps: SyncActivityDeps) {
       }
       if (req.source === node) {
         throw ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message: `node ${node} is the source of group '${req.group}' itself; nothing to do` });
+      }
+      // The owner named by the workflow must still be the one its heartbeats show (if they
+      // show one: during a switchover's final pass it has stopped the group).
+      const current = deps.ownerOf(req.group);
+      if (current && current.epoch > req.epoch) {
+        throw ApplicationFailure.create({ type: ERROR_TYPES.StaleEpoch, nonRetryable: true, message: `group '${req.group}' moved to ${current.node} at epoch ${current.epoch} since this resync from ${req.source} (epoch ${req.epoch}) was ordered; start a new one` });
       }
       const earlier = ctx.info.heartbeatDetails as ResyncProgress | undefined;
       const done = new Set(earlier?.done ?? []);
@@ -135,7 +143,7 @@ export type SyncActivities = ReturnType<typeof createSyncActivities>;
 function syncFailure(err: unknown, group: string, source: string, node: string): Error {
   if (err instanceof ApplicationFailure) return err;
   const message = `pulling group '${group}' from ${source} to ${node} failed: ${err instanceof Error ? err.message : String(err)}`;
-  if (err instanceof RsyncError) return ApplicationFailure.create({ type: err.retryable ? 'RsyncTransient' : ERROR_TYPES.SyncFailed, nonRetryable: !err.retryable, message, details: [{ kind: err.kind, exitCode: err.exitCode }] });
+  if (err instanceof RsyncError) return ApplicationFailure.create({ type: err.retryable ? ERROR_TYPES.RsyncTransient : ERROR_TYPES.SyncFailed, nonRetryable: !err.retryable, message, details: [{ kind: err.kind, exitCode: err.exitCode }] });
   if (/holds group/.test(message)) return ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message });
-  return ApplicationFailure.create({ type: 'RsyncTransient', message });
+  return ApplicationFailure.create({ type: ERROR_TYPES.RsyncTransient, message });
 }

@@ -144,15 +144,20 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       } catch (err) {
         if (isCancellation(err)) throw err;
         if (input.kind === 'switchover') {
-          // A planned move does not take a group from an owner that cannot hand it over cleanly.
-          const why = `node ${from} could not stop group '${group.name}' for the switchover: ${errorText(err)}`;
-          await end('unchanged', `${why}; nothing was moved`);
-          throw ApplicationFailure.create({ type: ERROR_TYPES.SwitchoverFailed, nonRetryable: true, message: `${why}; nothing was moved (it is not renewing its lease until this operation ends, and renews it again now)`, details: [result('unchanged', from)] });
+          // A planned move does not take a group from an owner that cannot hand it over
+          // cleanly (its data may not be final). What it did stop is started again there,
+          // under a new epoch (orders of the old one are refused from then on).
+          const detail = `could not stop the group for the switchover: ${errorText(err)}`;
+          attempts.push({ node: from, outcome: 'failed', detail });
+          log.warn('the owner could not stop the group: starting it there again', { node: from, detail });
+          candidates.splice(0, candidates.length, from);
+          oldOwnerSafe = true;
+        } else {
+          log.warn('the old owner did not stop the group: waiting out its lease', { node: from, err: errorText(err) });
         }
-        log.warn('the old owner did not stop the group: waiting out its lease', { node: from, err: errorText(err) });
       }
       phases.stopMs = Date.now() - t;
-      if (input.kind === 'switchover' && oldOwnerSafe && (group.fileSets?.length ?? 0) > 0) {
+      if (input.kind === 'switchover' && candidates[0] === input.to && from !== input.to && (group.fileSets?.length ?? 0) > 0) {
         // The owner has stopped writing: a last, short pass brings the target fully up to date.
         const ts = Date.now();
         try {

@@ -4,7 +4,10 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
-/** Failure type names (ApplicationFailure.type). Retrying does not fix any of these. */
+/**
+ * Failure type names (ApplicationFailure.type). Retrying does not fix these, except the two
+ * marked transient (which a workflow's retry policy retries, resuming where it was).
+ */
 export const ERROR_TYPES = {
   /** Workflow input (from the UI, the CLI or an agent) failed validation. Nothing was changed. */
   InvalidWorkflowInput: 'InvalidWorkflowInput',
@@ -39,8 +42,10 @@ export const ERROR_TYPES = {
   GroupRunsNowhere: 'GroupRunsNowhere',
   /** DRBD found split brain: an administrator has to choose whose changes to keep (docs/drbd.md). */
   DrbdSplitBrain: 'DrbdSplitBrain',
-  /** A DRBD resource could not be brought up to date (not split brain). */
+  /** Transient: a DRBD resource could not be brought up to date (not split brain). */
   DrbdResyncFailed: 'DrbdResyncFailed',
+  /** Transient: rsync failed in a way another attempt may not (connection, timeout, vanished source). */
+  RsyncTransient: 'RsyncTransient',
   /** A switchover did not reach its target; the group was put back (or left down, see details). */
   SwitchoverFailed: 'SwitchoverFailed',
 } as const;

@@ -192,7 +192,7 @@ export class Agent {
         cluster: config.cluster,
         service: { node, services: this.services, logger: this.log, holds: (g) => groups.holding(g) !== undefined },
         ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g) },
-        sync: { node, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, logger: this.log.child({ sync: true }) },
+        sync: { node, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
       }),
       ...(config.agent.workflows
         ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle })]

@@ -29,8 +29,10 @@ import {
   healGaveUpSignal,
   nodeTaskQueue,
   ownershipQuery,
+  switchoverWorkflowId,
   type FailoverResult,
   type Ownership,
+  type SwitchoverResult,
 } from '../../workflows/shared.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { waitFor } from '../support/wait.js';
@@ -312,4 +314,69 @@ test('a suspect owner that does not answer, with no other node up: nothing is ch
     await link.report({ node: owner.name, to: 'up', reporter: other, at: Date.now(), detail: 'test: heard again' });
     await link.report({ node: other, to: 'up', reporter: owner.name, at: Date.now(), detail: 'test: heard again' });
   }
+});
+
+const switchoverTo = async (to: string) => {
+  const handle = await client.workflow.start('switchover', { workflowId: switchoverWorkflowId(cluster, 'web'), taskQueue: clusterTaskQueue(cluster), args: [{ cluster, group: 'web', to }] });
+  return handle.result() as Promise<SwitchoverResult>;
+};
+
+test('a switchover moves the group to the target (stop in reverse, epoch+1, start); to the owner it does nothing', async () => {
+  await waitFor('web running', async () => ((await web()).state === 'running' && (await web()).operation === undefined ? true : undefined), 20_000, 50);
+  const before = await web();
+  const from = nodes.get(before.owner!)!;
+  const to = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  const r = await switchoverTo(to.name);
+  assert.equal(r.outcome, 'moved');
+  assert.equal(r.from, from.name);
+  assert.equal(r.to, to.name);
+  assert.equal(r.resync, undefined, 'no file sets, no DRBD: nothing to resync');
+  assert.equal(r.failover?.epoch, before.epoch + 1);
+  assert.equal(from.groups.holding('web'), undefined);
+  assert.deepEqual(to.groups.holding('web'), { epoch: before.epoch + 1, state: 'running' });
+  const again = await switchoverTo(to.name);
+  assert.equal(again.outcome, 'already-there');
+  assert.equal((await web()).epoch, before.epoch + 1);
+});
+
+test('a switchover whose target cannot start the group puts it back on its owner and fails saying so', async () => {
+  const before = await web();
+  const from = nodes.get(before.owner!)!;
+  const target = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  target.services.get('second')!.behaviour = { startError: 'scripted: cannot start' };
+  try {
+    const err = await switchoverTo(target.name).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.SwitchoverFailed, String(err.cause));
+    assert.match(err.cause.message, new RegExp(`cannot start.*runs on ${from.name} again`));
+    assert.equal(target.groups.holding('web'), undefined);
+    assert.equal(target.services.get('first')!.running, false, 'what was started on the target was undone');
+    const g = await web();
+    assert.equal(g.owner, from.name);
+    assert.equal(g.state, 'running');
+    assert.equal(g.epoch, before.epoch + 2, 'one epoch for the target, one for the way back');
+    assert.deepEqual(from.groups.holding('web'), { epoch: before.epoch + 2, state: 'running' });
+  } finally {
+    target.services.get('second')!.behaviour = {};
+  }
+});
+
+test('bad switchover and resync input from the UI fails at once and changes nothing; a resync toward the owner is refused', async () => {
+  const before = await web();
+  for (const [type, input, pattern] of [
+    ['switchover', { cluster, group: 'web' }, /to/],
+    ['switchover', { cluster, group: 'web', to: 'n9' }, /n9/],
+    ['switchover', { cluster, group: 'web', to: 'n1', trigger: 'cron' }, /trigger/],
+    ['failover', { cluster, group: 'web', kind: 'switchover' }, /needs 'to'/],
+    ['resync', { cluster, group: 'web' }, /node/],
+    ['resync', { cluster, group: 'web', node: before.owner }, /owns group 'web'.*never toward it/],
+  ] as const) {
+    const handle = await client.workflow.start(type, { workflowId: uniqueName('bad'), taskQueue: clusterTaskQueue(cluster), args: [input] });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError, `rejected: ${type} ${JSON.stringify(input)}`);
+    assert.match(err.cause?.message ?? '', pattern);
+  }
+  const after = await web();
+  assert.equal(after.epoch, before.epoch);
+  assert.equal(after.owner, before.owner);
 });
