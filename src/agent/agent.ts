@@ -118,7 +118,7 @@ export class Agent {
     this.groups = groups;
     for (const group of groups.groupsHere()) {
       for (const spec of group.resources) {
-        const driver = createResourceDriver(spec, { exec, logger: this.log.child({ group: group.name, resource: spec.name }), logDir });
+        const driver = createResourceDriver(spec, { exec, logger: this.log.child({ group: group.name, resource: spec.name }), logDir, node });
         const check = createCheck(spec.check, { exec, servicePid: async () => (await driver.status()).pid, resourceStatus: () => driver.status() });
         const service: ManagedService = { group, spec, driver, check };
         this.services.add(service);

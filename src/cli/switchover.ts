@@ -120,7 +120,14 @@ async function failed<T>(what: string, result: Promise<T>): Promise<T> {
   try {
     return await result;
   } catch (err) {
-    if (err instanceof WorkflowFailedError) throw new CliError(`the ${what} failed: ${err.cause?.message ?? err.message}`, EXIT.failure);
+    if (err instanceof WorkflowFailedError) throw new CliError(`the ${what} failed: ${innermost(err)}`, EXIT.failure);
     throw err;
   }
+}
+
+/** The innermost failure's message: "Activity task failed" wraps what rsync or DRBD said. */
+function innermost(err: Error): string {
+  let e: Error = err;
+  while (e.cause instanceof Error) e = e.cause;
+  return e.message;
 }

@@ -4,6 +4,8 @@
  */
 import type { Resource, ServiceResource } from '../config/types.js';
 import { CommandDriver } from './command.js';
+import { DrbdDriver } from './drbd.js';
+import { FilesystemDriver } from './filesystem.js';
 import { VipDriver } from './vip.js';
 import type { Exec } from '../exec.js';
 import type { Logger } from '../log.js';
@@ -18,12 +20,17 @@ export { SystemdDriver, UnitNotFoundError, parseSystemctlShow } from './systemd.
 export { SysvDriver, lsbStatus } from './sysv.js';
 export { VipDriver } from './vip.js';
 export { CommandDriver } from './command.js';
+export { DrbdDriver, DrbdPeerPrimaryError, DrbdResourceNotConfiguredError, DrbdSplitBrainError } from './drbd.js';
+export type { DrbdSplitBrainReport, DrbdSyncProgress, WaitUpToDateOptions } from './drbd.js';
+export { FilesystemBusyError, FilesystemDriver, MountpointTakenError } from './filesystem.js';
 
 export interface DriverDeps {
   exec: Exec;
   logger: Logger;
   /** Where `process` services write `<name>.log` unless they name a `logFile`. */
   logDir: string;
+  /** This node's name (drivers name it in what they tell an administrator to run where). */
+  node?: string;
   /** Where `sysv` scripts live; `/etc/init.d` by default. */
   initDir?: string;
 }
@@ -37,6 +44,10 @@ export function createResourceDriver(resource: Resource, deps: DriverDeps): Serv
       return new VipDriver(resource, { exec: deps.exec, logger: deps.logger });
     case 'command':
       return new CommandDriver(resource, { exec: deps.exec, logger: deps.logger });
+    case 'drbd':
+      return new DrbdDriver(resource, { exec: deps.exec, logger: deps.logger, ...(deps.node ? { node: deps.node } : {}) });
+    case 'filesystem':
+      return new FilesystemDriver(resource, { exec: deps.exec, logger: deps.logger });
   }
 }
 

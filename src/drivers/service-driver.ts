@@ -1,7 +1,8 @@
 /**
  * A resource driver: how HA-OSCAR starts, stops and asks about one resource on this node.
  * One file per implementation: service managers (`process.ts`, `systemd.ts`, `sysv.ts`), a
- * virtual IP (`vip.ts`) and start/stop/monitor scripts (`command.ts`).
+ * virtual IP (`vip.ts`), start/stop/monitor scripts (`command.ts`), a DRBD resource
+ * (`drbd.ts`) and a filesystem mount (`filesystem.ts`).
  *
  * Contract: `start` and `stop` are idempotent (starting a running service and stopping a
  * stopped one succeed), because a retried activity may run them twice.
@@ -21,7 +22,7 @@ export interface ProcessExit {
 }
 
 export interface ServiceDriver {
-  readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command';
+  readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command' | 'drbd' | 'filesystem';
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): Promise<ServiceStatus>;

@@ -11,7 +11,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, truncate } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { dirname, join, posix } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log.js';
@@ -115,8 +115,9 @@ async function writeAtomic(file: string, content: string, mode: number): Promise
  *   pull's --remove-source-files on a read-only module. No `refuse options`: read only
  *   already blocks every write, and refusing `delete` would couple the daemon to which
  *   options a future client happens to forward on a pull (today's forwards none).
- * - `list = no`: module names are not announced; `reverse lookup = no`, `forward lookup = no`:
- *   hosts allow holds addresses, so DNS is neither needed nor trusted.
+ * - `list = no`: module names are not announced. `reverse lookup = no`: a client's name is
+ *   never asked of DNS; `forward lookup` only when hosts allow holds names (addresses are
+ *   better: DNS then plays no part in who gets in).
  * - `strict modes = yes`: the daemon refuses a secrets file other users could read.
  * - `exclude = .haoscar-partial/`: a node that was a standby before may still hold partial
  *   files; they are never served as data.
@@ -138,7 +139,7 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     if (!module.path.startsWith('/')) throw new DaemonConfigError(`module ${module.name}: path ${JSON.stringify(module.path)} is not absolute`);
   }
 
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const allAddresses = options.hostsAllow.every((host) => isIP(host.replace(/\/\d+$/, '')) !== 0);
   const files: DaemonFiles = {
     config: join(dir, 'rsyncd.conf'),
     secrets: join(dir, 'rsyncd.secrets'),
@@ -161,7 +162,8 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     'write only = no',
     'list = no',
     'reverse lookup = no',
-    'forward lookup = no',
+    // Names in hosts allow match only through a forward lookup; with addresses alone, no DNS at all.
+    `forward lookup = ${allAddresses ? 'no' : 'yes'}`,
     'strict modes = yes',
     `auth users = ${RSYNC_USER}`,
     `secrets file = ${confValue('secrets file', files.secrets)}`,
@@ -180,6 +182,8 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     lines.push('', `[${module.name}]`, `\tpath = ${confValue(`module ${module.name}: path`, path)}`, `\tcomment = ${confValue(`module ${module.name}: comment`, module.comment)}`);
   }
   const password = derivePassword(options.secret, options.cluster);
+  // Everything is checked and composed above; only now is anything written.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeAtomic(files.secrets, `${RSYNC_USER}:${password}\n`, 0o600);
   await writeAtomic(files.passwordFile, `${password}\n`, 0o600);
   await writeAtomic(files.config, `${lines.join('\n')}\n`, 0o644);
@@ -384,14 +388,15 @@ export class RsyncDaemon {
         await waitGone(pid, 1_000);
       }
     }
-    // rsync creates its pid file exclusively: a stale one would stop it from starting.
+    // rsync 3.5 overwrites a stale pid file, but it costs nothing to spare older versions the
+    // question (some have refused to start over an existing one).
     await rm(pidFile, { force: true });
   }
 
   #log(line: string): void {
     this.#lastLines.push(line);
     if (this.#lastLines.length > LOG_LINES) this.#lastLines.shift();
-    const refused = /auth failed|access denied|unknown module|ERROR|refused|failed/i.test(line);
+    const refused = /auth failed|denied|unknown module|error|refused|failed/i.test(line);
     if (refused) this.options.logger.warn({ rsyncd: line }, 'rsync daemon refused a client or failed');
     else this.options.logger.debug({ rsyncd: line }, 'rsync daemon');
   }

@@ -461,7 +461,7 @@ export class RsyncError extends Error {
     readonly retryable: boolean,
     /** rsync's exit code; undefined when it was killed (timeout, signal) or could not be started. */
     readonly exitCode: number | undefined,
-    /** The last lines rsync wrote to stderr. */
+    /** What rsync wrote to stderr: its first lines and its last ones (a marker line counts those left out between). */
     readonly stderrLines: readonly string[],
     message: string,
     cause?: unknown,
@@ -571,7 +571,12 @@ export async function runRsync(argv: readonly string[], options: RunRsyncOptions
     const progress = parseProgress2(line);
     if (progress) {
       last = progress;
-      options.onProgress?.(progress);
+      try {
+        options.onProgress?.(progress);
+      } catch (err) {
+        // A throw here would surface as an uncaught stream error and take the process down.
+        options.logger?.warn({ err }, 'rsync progress callback threw; ignored');
+      }
       return;
     }
     stdoutLines.push(line);

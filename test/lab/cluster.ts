@@ -44,7 +44,15 @@ export interface ClusterData {
   failback?: string;
   /** No file set at all (only private state directories and the fail-back policy). */
   noFileSet?: boolean;
+  /**
+   * A `drbd` resource `disk` (DRBD resource r0) first in the group, driven through the DRBD 9
+   * SIMULATOR in test/support/drbd-sim (the kernel module cannot load here); its state is in
+   * `<lab>/drbd-sim`, each agent calls it as its own node.
+   */
+  drbd?: boolean;
 }
+
+export const DRBD_SIM = join(ROOT, 'test/support/drbd-sim');
 export class LabCluster {
   readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
   readonly agents = new Map<string, ResultPromise>();
@@ -82,6 +90,10 @@ export class LabCluster {
       await mkdir(this.dataPath, { recursive: true });
       await mkdir(join(this.lab.dir, 'state'), { recursive: true });
     }
+    if (this.data?.drbd) {
+      await mkdir(this.drbdSimDir, { recursive: true });
+      await this.drbdSim(['init', 'r0', '--nodes', this.lab.hosts.join(','), '--rate', '51200']);
+    }
     const address = await this.lab.startDevServer();
     this.secretFile = join(this.lab.dir, 'authkey');
     await writeFile(this.secretFile, `${randomBytes(32).toString('base64')}\n`);
@@ -99,12 +111,27 @@ export class LabCluster {
     });
     const [first, ...rest] = this.lab.hosts;
     this.startAgent(first!);
-    await this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 90_000);
+    // An agent that exits (a configuration error) fails the start at once, with its words.
+    const exited = this.agents.get(first!)!.then(async (r) => {
+      throw new Error(`the agent on ${first} exited (${r.exitCode ?? r.signal}) while the cluster started:\n${(await this.agentLog(first!)).split('\n').slice(-10).join('\n')}`);
+    });
+    exited.catch(() => undefined);
+    await Promise.race([this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 90_000), exited]);
     for (const host of rest) this.startAgent(host);
     await waitFor('every agent up', async () => {
       const s = await this.ownership();
       return this.lab.hosts.every((h) => s?.nodes[h]?.state === 'up') ? true : undefined;
     }, 90_000, 100);
+  }
+
+  get drbdSimDir(): string {
+    return join(this.lab.dir, 'drbd-sim');
+  }
+
+  /** Runs the simulator's control tool (`drbd-sim ARGS`), or its drbdadm/drbdsetup as `node`. */
+  async drbdSim(args: string[], opts: { as?: { node: string; tool: 'drbdadm' | 'drbdsetup' } } = {}) {
+    const file = join(DRBD_SIM, opts.as?.tool ?? 'drbd-sim');
+    return execa(file, args, { reject: false, all: true, env: { DRBD_SIM_DIR: this.drbdSimDir, ...(opts.as ? { DRBD_SIM_NODE: opts.as.node } : {}) } });
   }
 
   /** Runs the haoscar CLI (root side) against this cluster: `haoscar ARGS --config <lab config>`. */
@@ -121,6 +148,7 @@ export class LabCluster {
       : agent;
     const child = this.lab.spawn(host, argv, {
       cwd: ROOT,
+      ...(this.data?.drbd ? { env: { ...process.env, DRBD_SIM_DIR: this.drbdSimDir, DRBD_SIM_NODE: host } as Record<string, string> } : {}),
       log: join(this.lab.dir, `agent-${host}.log`),
     });
     this.agents.set(host, child);
@@ -175,7 +203,8 @@ ${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address
 groups:
   - name: ${GROUP}
     resources:
-      - { type: vip, name: ip, address: ${this.lab.vip}, interface: eth0, arpCount: 2, check: { type: status, interval: 500ms, timeout: 400ms } }
+${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${join(DRBD_SIM, 'drbdadm')}, drbdsetup: ${join(DRBD_SIM, 'drbdsetup')}, timeout: 10s, check: { type: status, interval: 1s, timeout: 1s } }
+` : ''}      - { type: vip, name: ip, address: ${this.lab.vip}, interface: eth0, arpCount: 2, check: { type: status, interval: 500ms, timeout: 400ms } }
       - type: service
         name: httpd
         driver: process
