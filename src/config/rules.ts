@@ -37,6 +37,14 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
   raw.groups.forEach((g, gi) => {
     duplicates(g.fileSets.map((f) => f.name)).forEach((fi) => add(['groups', gi, 'fileSets', fi, 'name'], `duplicate file set name '${g.fileSets[fi]!.name}' in group '${g.name}'`));
     g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => setDirs.push({ dir: p.replace(/\/+$/, '') || '/', at: ['groups', gi, 'fileSets', fi, 'paths', pi] })));
+    // A file set under a filesystem resource would be read while it is unmounted (a switchover
+    // stops the group before its last pass) and look empty: the standby's copy would be wiped.
+    const mounts = g.resources.filter((r) => r.type === 'filesystem').map((r) => (r as { mountpoint: string }).mountpoint.replace(/\/+$/, '') || '/');
+    g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => {
+      const dir = p.replace(/\/+$/, '') || '/';
+      const m = mounts.find((mp) => dir === mp || dir.startsWith(mp === '/' ? '/' : `${mp}/`));
+      if (m) add(['groups', gi, 'fileSets', fi, 'paths', pi], `'${dir}' is on the group's filesystem resource mounted at ${m}: replicate that device (DRBD) instead; a file set there would be read while it is unmounted`);
+    }));
     const nodes = config.groups[gi]!.nodes;
     if (g.failback.policy === 'auto' && nodes.length < 2) add(['groups', gi, 'failback', 'policy'], `automatic fail-back needs a group with at least two nodes (group '${g.name}' has ${nodes.join(', ')})`);
   });

@@ -123,7 +123,7 @@ const VALID: ValidCase[] = [
           failback: { policy: auto, stableFor: 30s }
           resources:
             - { type: drbd, name: disk, resource: r0 }
-            - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /srv, fstype: ext4, options: [noatime], fsck: true }
+            - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /var/lib/db, fstype: ext4, options: [noatime], fsck: true }
     `),
     expect: (c) => {
       assert.deepEqual(c.sync, { transport: 'ssh', port: 9873, rsync: '/usr/bin/rsync', ssh: { user: 'sync', identityFile: '/etc/k/id', knownHostsFile: '/etc/haoscar/known_hosts' } });
@@ -580,6 +580,21 @@ const INVALID: InvalidCase[] = [
       ['groups[1].failback.policy', 'at least two nodes'],
       ['groups[1].fileSets[0].paths[0]', "holds the agent's state directory"],
     ],
+  },
+  {
+    name: 'file sets: not on a filesystem resource of the group',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          fileSets:
+            - { name: www, paths: [/srv/data/www] }
+          resources:
+            - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /srv/data, fstype: ext4 }
+    `),
+    issues: [['groups[0].fileSets[0].paths[0]', 'on the group\'s filesystem resource mounted at /srv/data']],
   },
   {
     name: 'wrong resource type and check type',
