@@ -19,9 +19,9 @@ const TIMING = {
   failover: { verifyTimeout: '500ms' },
 };
 
-export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData) {
+export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> = {}) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
-  const cluster = new LabCluster(lab, TIMING, data);
+  const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data);
   t.after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
     await cluster.close();
