@@ -79,6 +79,8 @@ export interface PullResult {
   durationMs: number;
 }
 
+/** A failed pull is tried again after this, announced changes or not. */
+const RETRY_AFTER_ERROR_MS = 5000;
 /** A node being made owner pulls nothing for this long (or until it holds the group). */
 const HALT_MS = 60_000;
 
@@ -290,9 +292,9 @@ export class FileSync {
     const sameOwner = last !== undefined && last.owner === owner.node && last.epoch === owner.epoch;
     const full = !sameOwner || Date.now() - last.fullAt >= set.verifyEveryMs;
     const changed = sameOwner && set.continuous && generation > last.generation;
-    // After a failed pull, wait a little (not every heartbeat) unless something changed.
     if (!full && !changed) return;
-    if (!changed && state.lastError !== undefined && state.lastAttemptAt !== undefined && Date.now() - state.lastAttemptAt < Math.min(5000, set.verifyEveryMs)) return;
+    // After a failed pull, wait a little (not every heartbeat: a full disk stays full).
+    if (state.lastError !== undefined && state.lastAttemptAt !== undefined && Date.now() - state.lastAttemptAt < RETRY_AFTER_ERROR_MS) return;
     const abort = new AbortController();
     const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, signal: abort.signal }).finally(() => this.running.delete(k));
     this.running.set(k, { abort, done });
