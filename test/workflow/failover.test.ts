@@ -5,6 +5,7 @@
  * be made to fail; the lab tests (test/lab) do the same with real processes and addresses.
  */
 import { test, after, before } from 'node:test';
+import { recordHistory } from '../support/record.js';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -122,6 +123,9 @@ before(async () => {
 });
 
 after(async () => {
+  // The last failover of these tests is the switchover's (kind switchover, the way back).
+  await recordHistory(controllerWorkflowId(cluster), 'controller');
+  await recordHistory(failoverWorkflowId(cluster, 'web'), 'failover-switchover');
   link.close();
   await client.workflow.getHandle(controllerWorkflowId(cluster)).terminate('test over').catch(() => undefined);
   for (const node of nodes.values()) if (node.worker?.getState() === 'RUNNING') node.worker.shutdown();

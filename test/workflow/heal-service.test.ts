@@ -3,13 +3,11 @@
  * service itself is scripted (test/support/scripted-service.ts) so outcomes can be pinned.
  */
 import { test, after, before } from 'node:test';
+import { recordHistory } from '../support/record.js';
 import assert from 'node:assert/strict';
 import { waitFor as waitUntil } from '../support/wait.js';
-import { writeFile, mkdir } from 'node:fs/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
-import { findTemporalCli } from '../../src/temporal/cli-binary.js';
 import { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -20,7 +18,7 @@ import { requestHeal, requestHealAndAnswer } from '../../src/agent/heal-trigger.
 import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
-import { closeTemporal, temporalAddress, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
+import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
 
 const waitFor = (condition: () => Promise<boolean>, what: string, timeoutMs = 10_000) => waitUntil(what, condition, timeoutMs, 50);
 
@@ -109,17 +107,6 @@ test('a crashed service is restarted once, then the heal completes after its win
   assert.equal(svc.running, true);
   await recordHistory(workflowId, 'heal-service-healed');
 });
-
-/** With HAOSCAR_RECORD_HISTORIES=1, saves a history for the replay test (test/workflow/replay.test.ts). */
-async function recordHistory(workflowId: string, name: string): Promise<void> {
-  if (!process.env.HAOSCAR_RECORD_HISTORIES) return;
-  // The CLI's JSON is the format every SDK's replayer reads (historyFromJSON).
-  const cli = findTemporalCli();
-  assert.ok(cli, 'the Temporal CLI is needed to record histories');
-  const { stdout } = await execa(cli, ['workflow', 'show', '--address', await temporalAddress(), '--workflow-id', workflowId, '--output', 'json']);
-  await mkdir('test/histories', { recursive: true });
-  await writeFile(`test/histories/${name}.json`, stdout);
-}
 
 test('a service that never becomes healthy: maxRestarts restarts with backoff, then HealGaveUp, no loop', async () => {
   const svc = services.get('b')!;

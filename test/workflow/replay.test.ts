@@ -1,7 +1,8 @@
 /**
- * Replays recorded healService histories (test/histories, recorded from real runs with
- * HAOSCAR_RECORD_HISTORIES=1) against today's workflow code: a change that would break
- * running heals fails here. Such a change needs patched() or a new workflow type.
+ * Replays recorded histories (test/histories, recorded from real runs with
+ * HAOSCAR_RECORD_HISTORIES=1: healService, the controller and failovers, `-vN` ones by the code
+ * of an earlier release) against today's workflow code: a change that would break running
+ * workflows fails here. Such a change needs patched() or a new workflow type.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
