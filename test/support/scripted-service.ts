@@ -12,6 +12,8 @@ export interface ScriptedBehaviour {
   startError?: string;
   /** The check keeps failing after a start (a service that dies during start-up). */
   unhealthyAfterStart?: boolean;
+  /** Thrown by stop(), the service still running; e.g. a daemon that ignores its stop signal. */
+  stopError?: string;
 }
 
 export class ScriptedService {
@@ -33,6 +35,7 @@ export class ScriptedService {
     },
     stop: async () => {
       this.stops++;
+      if (this.behaviour.stopError) throw new Error(this.behaviour.stopError);
       this.running = false;
     },
     status: async (): Promise<ServiceStatus> => ({ running: this.running, pid: this.running ? 4242 : undefined, detail: this.running ? 'running' : 'stopped' }),

@@ -365,6 +365,29 @@ test('a switchover whose target cannot start the group puts it back on its owner
   }
 });
 
+test('a switchover whose owner cannot stop the group moves nothing: the owner starts it again under a new epoch', async () => {
+  const before = await web();
+  const from = nodes.get(before.owner!)!;
+  const target = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  const targetStarts = target.services.get('first')!.starts;
+  from.services.get('first')!.behaviour = { stopError: 'scripted: will not stop' };
+  try {
+    const err = await switchoverTo(target.name).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.SwitchoverFailed, String(err.cause));
+    assert.match(err.cause.message, new RegExp(`will not stop.*runs on ${from.name} again`));
+    assert.equal(target.services.get('first')!.starts, targetStarts, 'nothing was started on the target');
+    const g = await web();
+    assert.equal(g.owner, from.name);
+    assert.equal(g.state, 'running');
+    assert.equal(g.epoch, before.epoch + 1);
+    assert.deepEqual(from.groups.holding('web'), { epoch: before.epoch + 1, state: 'running' });
+    assert.equal(from.services.get('first')!.running && from.services.get('second')!.running, true, 'the stopped resource was started again');
+  } finally {
+    from.services.get('first')!.behaviour = {};
+  }
+});
+
 test('bad switchover and resync input from the UI fails at once and changes nothing; a resync toward the owner is refused', async () => {
   const before = await web();
   for (const [type, input, pattern] of [
