@@ -156,6 +156,8 @@ export class FileSync {
     if (this.closed) return;
     for (const g of this.groups) {
       const held = this.deps.holds(g.name);
+      // Holding the group ends a halt: once it lets go (a switchover away), it pulls at once.
+      if (held) this.halted.delete(g.name);
       for (const set of g.fileSets) {
         const k = key(g.name, set.name);
         const state = this.states.get(k)!;
