@@ -55,7 +55,11 @@ export async function resync(rawInput: unknown): Promise<ResyncResult> {
       { key: HA_KEYS.HaOperation, value: 'resync' },
     ]);
   }
-  const layout = await local.describeCluster({ cluster: input.cluster });
+  // Both at once: each is a round trip, and a resync is often what a switchover waits for.
+  const [layout, truth] = await Promise.all([
+    local.describeCluster({ cluster: input.cluster }),
+    local.groupOwner({ cluster: input.cluster, group: input.group }),
+  ]);
   const group = layout.groups.find((g) => g.name === input.group);
   if (!group) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
@@ -63,7 +67,6 @@ export async function resync(rawInput: unknown): Promise<ResyncResult> {
   if (!group.nodes.includes(input.node)) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.node}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
   }
-  const truth = await local.groupOwner({ cluster: input.cluster, group: group.name });
   if (truth.owner === null) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.GroupRunsNowhere, nonRetryable: true, message: `group '${group.name}' runs nowhere (state ${truth.state}): there is no owner to resync ${input.node} from` });
   }
