@@ -43,7 +43,7 @@ import {
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
-import { HA_KEYS } from './search-attributes.js';
+import { HA_KEYS, haTags } from './search-attributes.js';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
@@ -313,12 +313,7 @@ export async function controller(rawInput: unknown): Promise<void> {
         args: [{ cluster: input.cluster, group, to, trigger: 'failback', reason } satisfies SwitchoverInput],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        typedSearchAttributes: [
-          { key: HA_KEYS.HaCluster, value: input.cluster },
-          { key: HA_KEYS.HaGroup, value: group },
-          { key: HA_KEYS.HaNode, value: to },
-          { key: HA_KEYS.HaOperation, value: 'switchover' },
-        ],
+        typedSearchAttributes: haTags({ cluster: input.cluster, group, node: to, operation: 'switchover' }),
         memo: { trigger: 'failback', detail: reason },
       });
       log.info('fail-back started', { group, to, reason, workflowId });

@@ -20,12 +20,12 @@
  * Every activity that touches a node's resources carries the epoch; the node refuses an
  * epoch older than one it has seen.
  */
-import { ApplicationFailure, isCancellation, log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, log, proxyActivities, proxyLocalActivities, workflowInfo, CancellationScope } from '@temporalio/workflow';
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { OwnershipActivities } from '../activities/ownership.js';
 import { failoverInputSchema, parseWorkflowInput } from './inputs.js';
-import { HA_KEYS } from './search-attributes.js';
+import { groupOf, tagIfUntagged } from './layout.js';
 import { syncOn } from './resync.js';
 import { ERROR_TYPES, nodeTaskQueue, type EndOperation, type FailoverResult } from './shared.js';
 
@@ -52,22 +52,10 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const input = parseWorkflowInput(failoverInputSchema, rawInput, 'failover');
   const { workflowId } = workflowInfo();
   const started = Date.now();
-  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
-    upsertSearchAttributes([
-      { key: HA_KEYS.HaCluster, value: input.cluster },
-      { key: HA_KEYS.HaGroup, value: input.group },
-      { key: HA_KEYS.HaOperation, value: 'failover' },
-    ]);
-  }
+  tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 
   const layout = await local.describeCluster({ cluster: input.cluster });
-  const group = layout.groups.find((g) => g.name === input.group);
-  if (!group) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
-  }
-  if (input.to !== undefined && !group.nodes.includes(input.to)) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.to}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
-  }
+  const group = groupOf(layout, input.group, input.to);
 
   const begun = await local.beginOperation({ cluster: input.cluster, group: group.name, workflowId, kind: input.kind });
   const phases: FailoverResult['phases'] = { totalMs: 0 };

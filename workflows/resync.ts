@@ -13,12 +13,12 @@
  * is never held up by a long resync. A switchover takes the lock afterwards and runs a short
  * final pass once the owner has stopped.
  */
-import { ApplicationFailure, log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { SyncActivities } from '../activities/sync.js';
 import { parseWorkflowInput, resyncInputSchema } from './inputs.js';
-import { HA_KEYS } from './search-attributes.js';
+import { groupOf, tagIfUntagged } from './layout.js';
 import { ERROR_TYPES, nodeTaskQueue, type ResyncResult } from './shared.js';
 
 const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
@@ -47,26 +47,13 @@ export function syncOn(cluster: string, node: string) {
 
 export async function resync(rawInput: unknown): Promise<ResyncResult> {
   const input = parseWorkflowInput(resyncInputSchema, rawInput, 'resync');
-  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
-    upsertSearchAttributes([
-      { key: HA_KEYS.HaCluster, value: input.cluster },
-      { key: HA_KEYS.HaGroup, value: input.group },
-      { key: HA_KEYS.HaNode, value: input.node },
-      { key: HA_KEYS.HaOperation, value: 'resync' },
-    ]);
-  }
+  tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.node, operation: 'resync' });
   // Both at once: each is a round trip, and a resync is often what a switchover waits for.
   const [layout, truth] = await Promise.all([
     local.describeCluster({ cluster: input.cluster }),
     local.groupOwner({ cluster: input.cluster, group: input.group }),
   ]);
-  const group = layout.groups.find((g) => g.name === input.group);
-  if (!group) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
-  }
-  if (!group.nodes.includes(input.node)) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.node}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
-  }
+  const group = groupOf(layout, input.group, input.node);
   if (truth.owner === null) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.GroupRunsNowhere, nonRetryable: true, message: `group '${group.name}' runs nowhere (state ${truth.state}): there is no owner to resync ${input.node} from` });
   }

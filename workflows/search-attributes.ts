@@ -11,3 +11,23 @@ export const HA_KEYS = {
   HaResource: defineSearchAttributeKey('HaResource', SearchAttributeType.KEYWORD),
   HaOperation: defineSearchAttributeKey('HaOperation', SearchAttributeType.KEYWORD),
 } as const;
+
+/** What an operation is about, as search attributes: the UI's filters find it by these. */
+export interface HaTags {
+  cluster: string;
+  group: string;
+  node?: string;
+  resource?: string;
+  operation: string;
+}
+
+/** The typed search attributes of an operation (for a start, a child, or an upsert). */
+export function haTags(t: HaTags) {
+  return [
+    { key: HA_KEYS.HaCluster, value: t.cluster },
+    { key: HA_KEYS.HaGroup, value: t.group },
+    ...(t.node !== undefined ? [{ key: HA_KEYS.HaNode, value: t.node }] : []),
+    ...(t.resource !== undefined ? [{ key: HA_KEYS.HaResource, value: t.resource }] : []),
+    { key: HA_KEYS.HaOperation, value: t.operation },
+  ];
+}

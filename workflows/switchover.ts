@@ -12,11 +12,12 @@
  * The switchover fails (`SwitchoverFailed`) when the group did not end up on the target,
  * saying where it is; a resync failure fails it before anything was stopped.
  */
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, proxyLocalActivities, upsertSearchAttributes, WorkflowIdReusePolicy, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, proxyLocalActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import { parseWorkflowInput, switchoverInputSchema, type FailoverInput, type ResyncInput } from './inputs.js';
-import { HA_KEYS } from './search-attributes.js';
+import { groupOf, tagIfUntagged } from './layout.js';
+import { haTags } from './search-attributes.js';
 import { ERROR_TYPES, failoverWorkflowId, resyncWorkflowId, type FailoverResult, type ResyncResult, type SwitchoverResult } from './shared.js';
 
 const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
@@ -26,23 +27,12 @@ const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
 
 export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
   const input = parseWorkflowInput(switchoverInputSchema, rawInput, 'switchover');
-  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) {
-    upsertSearchAttributes([
-      { key: HA_KEYS.HaCluster, value: input.cluster },
-      { key: HA_KEYS.HaGroup, value: input.group },
-      { key: HA_KEYS.HaNode, value: input.to },
-      { key: HA_KEYS.HaOperation, value: 'switchover' },
-    ]);
-  }
-  const layout = await local.describeCluster({ cluster: input.cluster });
-  const group = layout.groups.find((g) => g.name === input.group);
-  if (!group) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${input.group}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
-  }
-  if (!group.nodes.includes(input.to)) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${input.to}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
-  }
-  const before = await local.groupOwner({ cluster: input.cluster, group: group.name });
+  tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.to, operation: 'switchover' });
+  const [layout, before] = await Promise.all([
+    local.describeCluster({ cluster: input.cluster }),
+    local.groupOwner({ cluster: input.cluster, group: input.group }),
+  ]);
+  const group = groupOf(layout, input.group, input.to);
   if (before.owner === input.to) {
     log.info('the group already runs on the target', { group: group.name, node: input.to });
     return { outcome: 'already-there', group: group.name, from: before.owner, to: input.to };
@@ -57,12 +47,7 @@ export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
         workflowId: resyncWorkflowId(input.cluster, group.name, input.to),
         args: [{ cluster: input.cluster, group: group.name, node: input.to, reason } satisfies ResyncInput],
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        typedSearchAttributes: [
-          { key: HA_KEYS.HaCluster, value: input.cluster },
-          { key: HA_KEYS.HaGroup, value: group.name },
-          { key: HA_KEYS.HaNode, value: input.to },
-          { key: HA_KEYS.HaOperation, value: 'resync' },
-        ],
+        typedSearchAttributes: haTags({ cluster: input.cluster, group: group.name, node: input.to, operation: 'resync' }),
       });
     } catch (err) {
       throw ApplicationFailure.create({
@@ -81,11 +66,7 @@ export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       // The move finishes even if this workflow is terminated half-way: it holds the group's lock.
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      typedSearchAttributes: [
-        { key: HA_KEYS.HaCluster, value: input.cluster },
-        { key: HA_KEYS.HaGroup, value: group.name },
-        { key: HA_KEYS.HaOperation, value: 'failover' },
-      ],
+      typedSearchAttributes: haTags({ cluster: input.cluster, group: group.name, operation: 'failover' }),
       memo: { trigger: 'switchover', detail: reason },
     });
   } catch (err) {

@@ -10,7 +10,7 @@ import type { Config } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import type { ResyncInput, SwitchoverInput } from '../../workflows/inputs.js';
-import { HA_KEYS } from '../../workflows/search-attributes.js';
+import { haTags } from '../../workflows/search-attributes.js';
 import { clusterTaskQueue, resyncWorkflowId, switchoverWorkflowId, type ResyncResult, type SwitchoverResult } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, showProgress } from './progress.js';
@@ -32,12 +32,7 @@ export function switchoverCommand(): Command {
       await withClient(config, async (client) => {
         const handle = await start(client, 'switchover', workflowId, config.cluster, `an operation on group '${groupName}'`, {
           args: [{ cluster: config.cluster, group: groupName, to: opts.to, trigger: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar switchover` } satisfies SwitchoverInput],
-          typedSearchAttributes: [
-            { key: HA_KEYS.HaCluster, value: config.cluster },
-            { key: HA_KEYS.HaGroup, value: groupName },
-            { key: HA_KEYS.HaNode, value: opts.to },
-            { key: HA_KEYS.HaOperation, value: 'switchover' },
-          ],
+          typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.to, operation: 'switchover' }),
         });
         process.stdout.write(`switchover started: workflow ${workflowId}\n`);
         if (!opts.wait) return;
@@ -66,12 +61,7 @@ export function resyncCommand(): Command {
       await withClient(config, async (client) => {
         const handle = await start(client, 'resync', workflowId, config.cluster, `a resync of ${opts.node}`, {
           args: [{ cluster: config.cluster, group: groupName, node: opts.node, reason: opts.reason ?? `requested by ${userInfo().username} with haoscar resync` } satisfies ResyncInput],
-          typedSearchAttributes: [
-            { key: HA_KEYS.HaCluster, value: config.cluster },
-            { key: HA_KEYS.HaGroup, value: groupName },
-            { key: HA_KEYS.HaNode, value: opts.node },
-            { key: HA_KEYS.HaOperation, value: 'resync' },
-          ],
+          typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.node, operation: 'resync' }),
         });
         process.stdout.write(`resync started: workflow ${workflowId}\n`);
         if (!opts.wait) return;
@@ -100,7 +90,7 @@ async function withClient(config: Config, fn: (client: Client) => Promise<void>)
   }
 }
 
-async function start(client: Client, type: 'switchover' | 'resync', workflowId: string, cluster: string, what: string, opts: { args: unknown[]; typedSearchAttributes: { key: (typeof HA_KEYS)[keyof typeof HA_KEYS]; value: string }[] }) {
+async function start(client: Client, type: 'switchover' | 'resync', workflowId: string, cluster: string, what: string, opts: { args: unknown[]; typedSearchAttributes: ReturnType<typeof haTags> }) {
   try {
     return await client.workflow.start(type, {
       workflowId,

@@ -1,0 +1,27 @@
+/**
+ * Looking a workflow's group (and node) up in the cluster's layout, with the typed failure a
+ * workflow started from the UI with a wrong name ends with (nothing has been changed yet).
+ */
+import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ClusterLayout } from '../activities/cluster.js';
+import { haTags, HA_KEYS, type HaTags } from './search-attributes.js';
+import { ERROR_TYPES } from './shared.js';
+
+export type LayoutGroup = ClusterLayout['groups'][number];
+
+/** @throws UnknownGroup; NodeNotInGroup when `node` is given and may not run the group. */
+export function groupOf(layout: ClusterLayout, name: string, node?: string): LayoutGroup {
+  const group = layout.groups.find((g) => g.name === name);
+  if (!group) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `unknown group '${name}' (known: ${layout.groups.map((g) => g.name).join(', ') || 'none'}); nothing was changed` });
+  }
+  if (node !== undefined && !group.nodes.includes(node)) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.NodeNotInGroup, nonRetryable: true, message: `node '${node}' may not run group '${group.name}' (its nodes: ${group.nodes.join(', ')}); nothing was changed` });
+  }
+  return group;
+}
+
+/** A workflow started from the UI has no search attributes: it sets its own, so filters find it. */
+export function tagIfUntagged(tags: HaTags): void {
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaGroup) === undefined) upsertSearchAttributes(haTags(tags));
+}
