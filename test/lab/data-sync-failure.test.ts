@@ -11,11 +11,16 @@ import { execa } from 'execa';
 import { setUp, expect } from './failover-setup.js';
 
 test('an rsync failure on the target (full destination): a clear failure, the group stays where it was', async (t) => {
+  // Registered first, so that it runs before the lab removes its directory (hooks run in order).
+  const mounted: { path?: string } = {};
+  t.after(async () => {
+    if (mounted.path) await execa('umount', ['-l', mounted.path], { reject: false });
+  });
   const { lab, cluster, client } = await setUp(t, [], { fileSet: 'verifyEvery: 1h' });
   // n2's data directory becomes a 512 KiB filesystem (its agent restarts on it).
   await lab.killHost('n2');
   await execa('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'haoscar-lab-full', cluster.hostData('n2')]);
-  t.after(async () => { await execa('umount', ['-l', cluster.hostData('n2')], { reject: false }); });
+  mounted.path = cluster.hostData('n2');
   await lab.reviveHost('n2');
   cluster.startAgent('n2');
   await expect(cluster, 'n2 up again', async () => ((await cluster.ownership())?.nodes.n2?.state === 'up' ? true : undefined), 60_000);
@@ -31,12 +36,13 @@ test('an rsync failure on the target (full destination): a clear failure, the gr
   assert.equal(after?.owner, 'n1');
   assert.equal(after?.epoch, before?.epoch, 'nothing was stopped or moved');
   assert.equal(after?.state, 'running');
-  // The standby's own pulls say so too (haoscar sync status).
-  const state = await cluster.syncState('n2');
-  assert.match(state?.sets[0]?.lastError ?? '', /space/i);
+  // The standby's own pulls say so too (haoscar sync status); one may have been cut short by
+  // the resync, so the next one (due at once: the owner's generation is newer) is waited for.
+  const state = await expect(cluster, "n2's sync state shows the error", async () => {
+    const s = await cluster.syncState('n2');
+    return /space/i.test(s?.sets[0]?.lastError ?? '') ? s : undefined;
+  }, 20_000);
+  assert.ok(state.sets[0]!.errors >= 1);
   const seen = await client.stop();
   assert.deepEqual([...seen.answeredBy().keys()], ['n1'], 'only n1 ever served');
-  // Before the lab removes its directory (the hook above runs too late for that, on success).
-  await lab.killHost('n2');
-  await execa('umount', ['-l', cluster.hostData('n2')], { reject: false });
 });
