@@ -115,10 +115,6 @@ export class FileSync {
     return sync;
   }
 
-  get hasFileSets(): boolean {
-    return this.groups.length > 0;
-  }
-
   private async startDaemon(): Promise<void> {
     const { config, logger } = this.deps;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -135,7 +131,7 @@ export class FileSync {
       modules: this.groups.flatMap((g) => g.fileSets.flatMap((set) => set.paths.map((path, i) => ({ name: moduleName(g.name, set.name, i), path, comment: `${g.name}/${set.name}` })))),
     });
     this.passwordFile = files.passwordFile;
-    // Every address of the node (redundant links): a standby tries them in turn.
+    // Listening on every address of the node (redundant links): a standby tries them in turn.
     this.daemon = new RsyncDaemon({ rsync: config.sync.rsync, config: files.config, pidFile: files.pidFile, logFile: files.logFile, port: config.sync.port, logger: logger.child({ sync: 'daemon' }) });
     await this.daemon.start();
   }
@@ -202,6 +198,8 @@ export class FileSync {
     const signal = AbortSignal.any([opts.signal, abort.signal]);
     try {
       for (const set of g.fileSets) {
+        // What the owner had announced before this pass: anything newer is pulled again later.
+        const announced = this.deps.ownerOf(group);
         for (let i = 0; i < set.paths.length; i++) {
           const step = stepKey(set, i);
           if (opts.skip.has(step)) continue;
@@ -210,9 +208,8 @@ export class FileSync {
           const result = await this.pullPath(g, set, i, source, { signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
           opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
         }
-        const state = this.states.get(key(group, set.name))!;
-        // The next continuous pass from this owner only needs what changes from now on.
-        this.pulled.set(key(group, set.name), { owner: source, epoch: this.deps.ownerOf(group)?.epoch ?? -1, generation: this.deps.ownerOf(group)?.sync[key(group, set.name)]?.[0] ?? state.generation, fullAt: Date.now() });
+        // The next continuous pass from this owner only needs what changed since this one began.
+        this.pulled.set(key(group, set.name), { owner: source, epoch: announced?.epoch ?? -1, generation: announced?.sync[key(group, set.name)]?.[0] ?? 0, fullAt: Date.now() });
       }
     } finally {
       if (this.halted.get(group) === until) this.halted.delete(group);
@@ -241,8 +238,8 @@ export class FileSync {
     const k = key(g.name, set.name);
     state.role = 'source';
     state.source = this.deps.node;
-    // Continues from where the previous owner left off? No: a new owner starts a new series;
-    // standbys key what they pulled by owner and epoch, so the first pull after a change is full.
+    // A new series: standbys key what they pulled by owner and epoch, so their first pull from
+    // a new owner is a full one whatever its generation says.
     state.generation = 0;
     this.deps.logger.info({ group: g.name, set: set.name, paths: set.paths, continuous: set.continuous }, 'file set: serving as the owner');
     if (!set.continuous) return this.saveSoon();
@@ -298,11 +295,11 @@ export class FileSync {
     // After a failed pull, wait a little (not every heartbeat: a full disk stays full).
     if (state.lastError !== undefined && state.lastAttemptAt !== undefined && Date.now() - state.lastAttemptAt < RETRY_AFTER_ERROR_MS) return;
     const abort = new AbortController();
-    const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, signal: abort.signal }).finally(() => this.running.delete(k));
+    const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, changed, signal: abort.signal }).finally(() => this.running.delete(k));
     this.running.set(k, { abort, done });
   }
 
-  private async pullSet(g: GroupSpec, set: FileSet, state: FileSetState, owner: OwnerView, p: { generation: number; changedAt: number; full: boolean; signal: AbortSignal }): Promise<void> {
+  private async pullSet(g: GroupSpec, set: FileSet, state: FileSetState, owner: OwnerView, p: { generation: number; changedAt: number; full: boolean; changed: boolean; signal: AbortSignal }): Promise<void> {
     const k = key(g.name, set.name);
     state.running = true;
     state.lastAttemptAt = Date.now();
@@ -317,7 +314,8 @@ export class FileSync {
       state.generation = p.generation;
       state.bytes = bytes;
       state.totalBytes += bytes;
-      if (p.generation > 0 && p.changedAt > 0) state.lagMs = now - p.changedAt;
+      // Lag is measured on announced changes only (a periodic pass has no change to measure from).
+      if (p.changed && p.changedAt > 0) state.lagMs = now - p.changedAt;
       if (state.lastError !== undefined) this.deps.logger.info({ group: g.name, set: set.name, from: owner.node }, 'file set pulls work again');
       state.lastError = undefined;
       const prev = this.pulled.get(k);
