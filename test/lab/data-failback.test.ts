@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setUp, expect } from './failover-setup.js';
+import { setUp, expect, LONG_LEASE } from './failover-setup.js';
 
 async function tree(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -20,7 +20,7 @@ async function tree(dir: string): Promise<Record<string, string>> {
 }
 
 test('fail over, write on the new owner, bring the old one back: resync and switch back, nothing lost', async (t) => {
-  const { lab, cluster, client } = await setUp(t, [], { fileSet: 'batch: 100ms, verifyEvery: 1h, excludes: ["*.tmp"]' });
+  const { lab, cluster, client } = await setUp(t, [], { fileSet: 'batch: 100ms, verifyEvery: 1h, excludes: ["*.tmp"]' }, LONG_LEASE);
   const n1 = cluster.hostData('n1');
   const n2 = cluster.hostData('n2');
 

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
-import { setUp, expect } from './failover-setup.js';
+import { setUp, expect, LONG_LEASE } from './failover-setup.js';
 import { currentProgress } from '../../src/cli/progress.js';
 import { clusterTaskQueue, resyncWorkflowId, type ResyncResult } from '../../workflows/shared.js';
 
@@ -17,7 +17,7 @@ const MB = 1024 * 1024;
 
 test('the worker killed in the middle of a resync: the workflow resumes and completes without starting over', async (t) => {
   // Only the resync moves data here (no continuous pulls, no verify within the test).
-  const { lab, cluster } = await setUp(t, [], { dirs: ['a', 'b'], fileSet: 'continuous: false, verifyEvery: 1h, bwlimit: 2000' });
+  const { lab, cluster } = await setUp(t, [], { dirs: ['a', 'b'], fileSet: 'continuous: false, verifyEvery: 1h, bwlimit: 2000' }, LONG_LEASE);
   const files: Record<string, string> = {};
   for (const [dir, name] of [['a', 'one.bin'], ['b', 'two.bin']] as const) {
     const data = randomBytes(8 * MB);

@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
-import { setUp, expect } from './failover-setup.js';
+import { setUp, expect, LONG_LEASE } from './failover-setup.js';
 import { failoverWorkflowId, type FailoverResult } from '../../workflows/shared.js';
 
 interface SimState { node: Record<string, { role: string }> }
 
 test('DRBD (simulator): promotion refused while the peer is Primary; never two Primaries', async (t) => {
-  const { lab, cluster, vip } = await setUp(t, [], { noFileSet: true, drbd: true });
+  const { lab, cluster, vip } = await setUp(t, [], { noFileSet: true, drbd: true }, LONG_LEASE);
   const roles = async () => {
     const shown = await cluster.drbdSim(['show', 'r0']);
     const s = JSON.parse(shown.stdout) as SimState;

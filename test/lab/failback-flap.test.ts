@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setUp, expect } from './failover-setup.js';
+import { setUp, expect, LONG_LEASE } from './failover-setup.js';
 
 test('a flapping preferred node under auto fail-back: no ping-pong; one fail-back once it is stable', async (t) => {
-  const { lab, cluster } = await setUp(t, [], { noFileSet: true, failback: '{ policy: auto, stableFor: 5s, stickiness: 3s }' });
+  const { lab, cluster } = await setUp(t, [], { noFileSet: true, failback: '{ policy: auto, stableFor: 5s, stickiness: 3s }' }, LONG_LEASE);
   await lab.killHost('n1');
   const moved = await cluster.waitForGroup((g) => g.owner === 'n2' && g.state === 'running', 'n2 owns the group');
   await lab.reviveHost('n1');

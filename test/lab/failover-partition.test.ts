@@ -2,15 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setUp, expect } from './failover-setup.js';
+import { setUp, expect, agentLogs, LONG_LEASE } from './failover-setup.js';
 import { GROUP } from './cluster.js';
 
 test('partition between the nodes while both reach Temporal: no failover, a false alarm recorded', async (t) => {
   // The owner's lease is not renewed while the controller verifies it (so that a real failover
   // waits less): a false alarm costs nothing only while the verification round trip is shorter
   // than the lease. On a loaded 2-core CI machine it once took longer than 2 s (the owner then
-  // stopped and took the group again under a new epoch); 4 s keeps this test about the partition.
-  const { lab, cluster, vip, client } = await setUp(t, [], undefined, { lease: { ttl: '4s', margin: '150ms' } });
+  // stopped and took the group again under a new epoch).
+  const { lab, cluster, vip, client } = await setUp(t, [], undefined, LONG_LEASE);
   const before = await cluster.group();
   await lab.partition('n1', 'n2');
   const state = await expect(cluster, 'a false alarm recorded', async () => {
@@ -23,8 +23,7 @@ test('partition between the nodes while both reach Temporal: no failover, a fals
   const g = await cluster.group();
   // Seen once in CI under load (epoch raised, owner still n1): the logs say which path did it.
   if (g?.owner !== 'n1' || g.epoch !== before!.epoch || g.state !== 'running') {
-    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-60).join('\n')}`));
-    assert.fail(`the group changed during the partition: ${JSON.stringify({ before, after: g, falseAlarms: state.falseAlarms })}\n${logs.join('\n')}`);
+    assert.fail(`the group changed during the partition: ${JSON.stringify({ before, after: g, falseAlarms: state.falseAlarms })}\n${await agentLogs(cluster, 60)}`);
   }
   await lab.healPartition('n1', 'n2');
   const seen = await client.stop();

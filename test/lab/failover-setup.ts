@@ -19,6 +19,15 @@ const TIMING = {
   failover: { verifyTimeout: '500ms' },
 };
 
+/**
+ * For tests that assert that nothing changed hands (epochs stay the same): the owner's lease
+ * is confirmed by a workflow query, and on this 2-core machine, running a CLI under tsx beside
+ * the dev server, the worker and the agents, a confirmation has taken more than 2 s; the owner
+ * then rightly stops its group and the controller places it again under a new epoch. 4 s keeps
+ * these tests about what they test.
+ */
+export const LONG_LEASE = { lease: { ttl: '4s', margin: '150ms' } };
+
 export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> = {}) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
   const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data);
@@ -34,13 +43,18 @@ export async function setUp(t: TestContext, extra: string[] = [], data?: Cluster
   return { lab, cluster, vip, client };
 }
 
+/** The last lines of every agent's log, for a failure message. */
+export async function agentLogs(cluster: LabCluster, lines = 40): Promise<string> {
+  const logs = await Promise.all(cluster.lab.hosts.map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-lines).join('\n')}`));
+  return logs.join('\n');
+}
+
 /** Fails with the logs when `what` does not happen in time. */
 export async function expect<T>(cluster: LabCluster, what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   try {
     return await waitFor(what, fn, timeoutMs, 50);
   } catch (err) {
-    const logs = await Promise.all(['n1', 'n2'].map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-40).join('\n')}`));
-    throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
+    throw new Error(`${(err as Error).message}\n${await agentLogs(cluster)}`);
   }
 }
 
