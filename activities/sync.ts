@@ -7,7 +7,7 @@
  * done, and rsync's partial directory keeps the file that was half copied.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { FileSync } from '../src/agent/file-sync.js';
+import { HoldsGroupError, type FileSync } from '../src/agent/file-sync.js';
 import type { ServiceRegistry } from '../src/agent/services.js';
 import type { Logger } from '../src/log.js';
 import { DrbdDriver, DrbdSplitBrainError } from '../src/drivers/drbd.js';
@@ -144,6 +144,6 @@ function syncFailure(err: unknown, group: string, source: string, node: string):
   if (err instanceof ApplicationFailure) return err;
   const message = `pulling group '${group}' from ${source} to ${node} failed: ${err instanceof Error ? err.message : String(err)}`;
   if (err instanceof RsyncError) return ApplicationFailure.create({ type: err.retryable ? ERROR_TYPES.RsyncTransient : ERROR_TYPES.SyncFailed, nonRetryable: !err.retryable, message, details: [{ kind: err.kind, exitCode: err.exitCode }] });
-  if (/holds group/.test(message)) return ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message });
+  if (err instanceof HoldsGroupError) return ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message });
   return ApplicationFailure.create({ type: ERROR_TYPES.RsyncTransient, message });
 }

@@ -5,6 +5,7 @@
  */
 import { execa } from 'execa';
 import type { Logger } from './log.js';
+import { signalGroup } from './process-group.js';
 
 export interface ExecOptions {
   /** Kill the command (SIGKILL) after this long; it then fails with `timedOut`. */
@@ -65,11 +66,7 @@ export function createExec(logger: Logger): Exec {
     let timedOut = false;
     const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;
-      try {
-        if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      if (subprocess.pid !== undefined) signalGroup(subprocess.pid, 'SIGKILL');
     }, options.timeoutMs);
     const result = await subprocess.finally(() => clearTimeout(timer));
     if (timedOut) throw new ExecError(command, undefined, String(result.stderr ?? ''), true, undefined, 'SIGKILL');

@@ -2,12 +2,27 @@
  * Looking a workflow's group (and node) up in the cluster's layout, with the typed failure a
  * workflow started from the UI with a wrong name ends with (nothing has been changed yet).
  */
-import { ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ClusterLayout } from '../activities/cluster.js';
+import { ApplicationFailure, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
+import type { ControllerActivities } from '../activities/controller.js';
 import { haTags, HA_KEYS, type HaTags } from './search-attributes.js';
 import { ERROR_TYPES } from './shared.js';
 
 export type LayoutGroup = ClusterLayout['groups'][number];
+
+const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200ms', maximumInterval: '2 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster, ERROR_TYPES.ControllerNotRunning] },
+});
+
+/**
+ * The group from the layout (checked as {@link groupOf} does) and its owner from the
+ * controller, asked at once: each is a round trip, and operators wait on both.
+ */
+export async function groupAndOwner(cluster: string, name: string, node: string) {
+  const [layout, owner] = await Promise.all([local.describeCluster({ cluster }), local.groupOwner({ cluster, group: name })]);
+  return { group: groupOf(layout, name, node), owner };
+}
 
 /** @throws UnknownGroup; NodeNotInGroup when `node` is given and may not run the group. */
 export function groupOf(layout: ClusterLayout, name: string, node?: string): LayoutGroup {

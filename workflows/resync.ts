@@ -13,18 +13,11 @@
  * is never held up by a long resync. A switchover takes the lock afterwards and runs a short
  * final pass once the owner has stopped.
  */
-import { ApplicationFailure, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
-import type { ControllerActivities } from '../activities/controller.js';
+import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { SyncActivities } from '../activities/sync.js';
 import { parseWorkflowInput, resyncInputSchema } from './inputs.js';
-import { groupOf, tagIfUntagged } from './layout.js';
+import { groupAndOwner, tagIfUntagged } from './layout.js';
 import { ERROR_TYPES, nodeTaskQueue, type ResyncResult } from './shared.js';
-
-const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '200ms', maximumInterval: '2 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster, ERROR_TYPES.ControllerNotRunning] },
-});
 
 /** A dead worker is noticed within this (the heartbeat timeout), then the retry resumes. */
 export const RESYNC_HEARTBEAT_TIMEOUT_MS = 5000;
@@ -48,12 +41,7 @@ export function syncOn(cluster: string, node: string) {
 export async function resync(rawInput: unknown): Promise<ResyncResult> {
   const input = parseWorkflowInput(resyncInputSchema, rawInput, 'resync');
   tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.node, operation: 'resync' });
-  // Both at once: each is a round trip, and a resync is often what a switchover waits for.
-  const [layout, truth] = await Promise.all([
-    local.describeCluster({ cluster: input.cluster }),
-    local.groupOwner({ cluster: input.cluster, group: input.group }),
-  ]);
-  const group = groupOf(layout, input.group, input.node);
+  const { group, owner: truth } = await groupAndOwner(input.cluster, input.group, input.node);
   if (truth.owner === null) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.GroupRunsNowhere, nonRetryable: true, message: `group '${group.name}' runs nowhere (state ${truth.state}): there is no owner to resync ${input.node} from` });
   }

@@ -12,27 +12,16 @@
  * The switchover fails (`SwitchoverFailed`) when the group did not end up on the target,
  * saying where it is; a resync failure fails it before anything was stopped.
  */
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, proxyLocalActivities, WorkflowIdReusePolicy } from '@temporalio/workflow';
-import type { ClusterActivities } from '../activities/cluster.js';
-import type { ControllerActivities } from '../activities/controller.js';
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import { parseWorkflowInput, switchoverInputSchema, type FailoverInput, type ResyncInput } from './inputs.js';
-import { groupOf, tagIfUntagged } from './layout.js';
+import { groupAndOwner, tagIfUntagged } from './layout.js';
 import { haTags } from './search-attributes.js';
 import { ERROR_TYPES, failoverWorkflowId, resyncWorkflowId, type FailoverResult, type ResyncResult, type SwitchoverResult } from './shared.js';
-
-const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '200ms', maximumInterval: '2 seconds', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.UnknownGroup, ERROR_TYPES.WrongCluster, ERROR_TYPES.ControllerNotRunning] },
-});
 
 export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
   const input = parseWorkflowInput(switchoverInputSchema, rawInput, 'switchover');
   tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.to, operation: 'switchover' });
-  const [layout, before] = await Promise.all([
-    local.describeCluster({ cluster: input.cluster }),
-    local.groupOwner({ cluster: input.cluster, group: input.group }),
-  ]);
-  const group = groupOf(layout, input.group, input.to);
+  const { group, owner: before } = await groupAndOwner(input.cluster, input.group, input.to);
   if (before.owner === input.to) {
     log.info('the group already runs on the target', { group: group.name, node: input.to });
     return { outcome: 'already-there', group: group.name, from: before.owner, to: input.to };

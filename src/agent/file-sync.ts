@@ -21,6 +21,14 @@ import { ChangeWatcher } from '../sync/watcher.js';
 import { RsyncDaemon, writeDaemonFiles } from '../sync/daemon.js';
 import { moduleName, pullSourceFor, rsyncPullArgs, runRsync, RsyncError, type RsyncProgress } from '../sync/rsync.js';
 
+/** A pull into a group this node holds (or is starting) was refused. */
+export class HoldsGroupError extends Error {
+  constructor(node: string, group: string) {
+    super(`node ${node} holds group '${group}': data flows from the owner, never toward it`);
+    this.name = 'HoldsGroupError';
+  }
+}
+
 /** What a standby knows of a group's owner, from its heartbeats. */
 export interface OwnerView {
   node: string;
@@ -91,7 +99,7 @@ export class FileSync {
   private readonly pulled = new Map<string, { owner: string; epoch: number; generation: number; fullAt: number }>();
   private readonly running = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   private readonly halted = new Map<string, number>();
-  /** Resyncs running now, by group: a node being made owner aborts them too. */
+  /** Resyncs running now, by group: no continuous pull meanwhile; a node being made owner aborts them. */
   private readonly resyncs = new Map<string, AbortController>();
   private daemon?: RsyncDaemon;
   private passwordFile?: string;
@@ -185,14 +193,12 @@ export class FileSync {
    * Pulls every directory of the group's file sets from `source` now, skipping `skip` (keys
    * done by an earlier attempt); used by the resync activity. Runs beside the continuous
    * pulls: those of the group are aborted first, and none start until it ends.
-   * @throws RsyncError (kind, retryable) when rsync fails; Error when this node holds the group.
+   * @throws RsyncError (kind, retryable) when rsync fails; HoldsGroupError when this node holds the group.
    */
   async pullGroup(group: string, source: string, opts: { skip: ReadonlySet<string>; signal: AbortSignal; onProgress: (p: PullProgress) => void; onDone: (r: PullResult) => void }): Promise<void> {
     const g = this.groups.find((x) => x.name === group);
     if (!g) return;
     for (const set of g.fileSets) await this.abortPull(key(group, set.name));
-    const until = Date.now() + 24 * 3600_000;
-    this.halted.set(group, until);
     const abort = new AbortController();
     this.resyncs.set(group, abort);
     const signal = AbortSignal.any([opts.signal, abort.signal]);
@@ -203,7 +209,7 @@ export class FileSync {
         for (let i = 0; i < set.paths.length; i++) {
           const step = stepKey(set, i);
           if (opts.skip.has(step)) continue;
-          if (this.deps.holds(group)) throw new Error(`node ${this.deps.node} holds group '${group}': data flows from the owner, never toward it`);
+          if (this.deps.holds(group)) throw new HoldsGroupError(this.deps.node, group);
           const t = Date.now();
           const result = await this.pullPath(g, set, i, source, { signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
           opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
@@ -212,7 +218,6 @@ export class FileSync {
         this.pulled.set(key(group, set.name), { owner: source, epoch: announced?.epoch ?? -1, generation: announced?.sync[key(group, set.name)]?.[0] ?? 0, fullAt: Date.now() });
       }
     } finally {
-      if (this.halted.get(group) === until) this.halted.delete(group);
       if (this.resyncs.get(group) === abort) this.resyncs.delete(group);
     }
   }
@@ -273,7 +278,8 @@ export class FileSync {
 
   private pullIfDue(g: GroupSpec, set: FileSet, state: FileSetState): void {
     const k = key(g.name, set.name);
-    if (this.running.has(k)) return;
+    // A resync of the group pulls it now; the continuous pulls wait for it to end.
+    if (this.running.has(k) || this.resyncs.has(g.name)) return;
     const haltedUntil = this.halted.get(g.name);
     if (haltedUntil !== undefined) {
       if (haltedUntil > Date.now()) return;

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { ServiceResource } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { signalGroup } from '../process-group.js';
 import type { ProcessExit, ServiceDriver, ServiceStatus } from './service-driver.js';
 
 export type ProcessResource = Extract<ServiceResource, { driver: 'process' }>;
@@ -262,15 +263,6 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     return await Promise.race([promise.then(() => true), timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Signals every process in the group; a group that is already gone is fine. */
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch (error) {
-    if (errorCode(error) !== 'ESRCH') throw error;
   }
 }
 

@@ -15,6 +15,7 @@ import { connect, isIP } from 'node:net';
 import { dirname, join, posix } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log.js';
+import { signalGroup } from '../process-group.js';
 import { PARTIAL_DIR, RSYNC_USER } from './rsync.js';
 
 /** Changing it changes every cluster's password: all nodes must then be upgraded together. */
@@ -246,15 +247,13 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The daemon's group, or the daemon alone (a stale one from a pid file may lead none). */
 function killGroup(pid: number, signal: NodeJS.Signals): void {
+  if (signalGroup(pid, signal)) return;
   try {
-    process.kill(-pid, signal);
+    process.kill(pid, signal);
   } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
+    // already gone
   }
 }
 

@@ -10,6 +10,7 @@
 import { execa } from 'execa';
 import type { FileSet, SyncSettings } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { signalGroup } from '../process-group.js';
 
 /**
  * Where an interrupted transfer keeps what it had received (per directory, relative), so the
@@ -601,11 +602,7 @@ export async function runRsync(argv: readonly string[], options: RunRsyncOptions
 
   let killTimer: NodeJS.Timeout | undefined;
   const killGroup = (sig: NodeJS.Signals) => {
-    try {
-      if (subprocess.pid !== undefined) process.kill(-subprocess.pid, sig);
-    } catch {
-      // already gone
-    }
+    if (subprocess.pid !== undefined) signalGroup(subprocess.pid, sig);
   };
   const terminate = () => {
     if (killTimer !== undefined) return;

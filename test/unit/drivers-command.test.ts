@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import type { CommandResource } from '../../src/config/types.js';
 import { CommandDriver } from '../../src/drivers/command.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
+import { demoScriptDir } from '../support/script-dir.js';
 
 /**
  * A real resource script in the OCF manner: `start` keeps a `sleep` running under a pid file
@@ -45,23 +44,7 @@ esac
 `;
 
 function resourceDir(t: TestContext): { script: string; pidFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'haoscar-command-'));
-  const script = join(dir, 'demo');
-  const pidFile = join(dir, 'demo.pid');
-  writeFileSync(script, RESOURCE_SCRIPT);
-  chmodSync(script, 0o755);
-  t.after(() => {
-    // Whatever the test did, leave no sleep behind.
-    if (existsSync(pidFile)) {
-      try {
-        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { script, pidFile };
+  return demoScriptDir(t, 'haoscar-command-', RESOURCE_SCRIPT);
 }
 
 function resource(script: string, overrides: Partial<CommandResource> = {}): CommandResource {

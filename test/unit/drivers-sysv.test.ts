@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -8,6 +8,7 @@ import { lsbStatus, SysvDriver } from '../../src/drivers/sysv.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { RecordingExec } from '../support/recording-exec.js';
+import { demoScriptDir } from '../support/script-dir.js';
 
 /**
  * A real LSB init script: it keeps a `sleep` running under a pid file and follows the LSB
@@ -36,22 +37,7 @@ esac
 `;
 
 function realInitDir(t: TestContext): { dir: string; pidFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'haoscar-sysv-'));
-  const pidFile = join(dir, 'demo.pid');
-  writeFileSync(join(dir, 'demo'), INIT_SCRIPT);
-  chmodSync(join(dir, 'demo'), 0o755);
-  t.after(() => {
-    // Whatever the test did, leave no sleep behind.
-    if (existsSync(pidFile)) {
-      try {
-        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { dir, pidFile };
+  return demoScriptDir(t, 'haoscar-sysv-', INIT_SCRIPT);
 }
 
 void test('a real init script: start, idempotent start, status with pid, stop, idempotent stop', async (t) => {
