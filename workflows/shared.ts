@@ -46,6 +46,13 @@ export const ERROR_TYPES = {
   DrbdResyncFailed: 'DrbdResyncFailed',
   /** Transient: rsync failed in a way another attempt may not (connection, timeout, vanished source). */
   RsyncTransient: 'RsyncTransient',
+  /**
+   * Stopping the group failed on its node (a stop script failed, a stop timed out, a VIP could
+   * not be removed, the lease guard could not release it): the node still holds the group, in
+   * state 'failed'. It moves only after fencing, an armed watchdog's timeout, or an operator's
+   * confirm-down.
+   */
+  StopFailed: 'StopFailed',
   /** A switchover did not reach its target; the group was put back (or left down, see details). */
   SwitchoverFailed: 'SwitchoverFailed',
 } as const;

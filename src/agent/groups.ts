@@ -7,13 +7,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, GroupSpec } from '../config/types.js';
 import type { Logger } from '../log.js';
-import type { HeartbeatView } from '../heartbeat/packet.js';
+import type { GroupRunState, HeartbeatView } from '../heartbeat/packet.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { ManagedService, ServiceRegistry } from './services.js';
 
 export interface HeldGroup {
   epoch: number;
-  state: 'starting' | 'running' | 'stopping';
+  state: GroupRunState;
 }
 
 /** Thrown when an activity carries an epoch older than one already seen. */

@@ -170,6 +170,7 @@ function normalise(raw: RawConfig): Config {
     agent: (({ localHealAfter, ...rest }) => ({ ...rest, localHealAfterMs: localHealAfter }))(raw.agent),
     heartbeat: (({ interval, deadtime, ...rest }) => ({ ...rest, intervalMs: interval, deadtimeMs: deadtime }))(raw.heartbeat),
     lease: { ttlMs: raw.lease.ttl, marginMs: raw.lease.margin },
+    guard: { enabled: raw.guard.enabled, ...(raw.guard.watchdog ? { watchdog: { device: raw.guard.watchdog.device, timeoutMs: raw.guard.watchdog.timeout } } : {}) },
     failover: { verifyTimeoutMs: raw.failover.verifyTimeout },
     sync: raw.sync,
     nodes: raw.nodes.map(({ fence, ...n }) => (fence ? { ...n, fence: (({ timeout, ...f }) => ({ ...f, timeoutMs: timeout }))(fence) } : n)),

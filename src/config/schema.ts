@@ -351,6 +351,25 @@ export const leaseSchema = section('the lease settings', {
   margin: duration({ min: 0, max: 60_000 }).prefault('100ms'),
 }).prefault({});
 
+export const guardSchema = section('the lease guard settings', {
+  /**
+   * Run the lease guard: a small process of its own on every node that holds each group's
+   * lease deadline and, when it passes, lets go of the group bluntly (VIPs deleted, the group's
+   * processes killed), so that an agent that dies or hangs cannot keep a group (docs/guard.md).
+   * Only a one-node cluster, where nobody else could take a group, runs without it.
+   */
+  enabled: z.boolean({ error: 'expected true or false' }).default(true),
+  /**
+   * Arm the Linux watchdog (as sbd and Patroni do): the guard feeds it while it runs and no
+   * release has failed; otherwise the node resets `timeout` later. A failed release on a node
+   * with an armed watchdog lets the group move after the lease plus this timeout.
+   */
+  watchdog: section('the watchdog settings', {
+    device: absPath('the watchdog device').default('/dev/watchdog'),
+    timeout: duration({ min: 1000, max: 600_000 }).prefault('10s'),
+  }).optional(),
+}).prefault({});
+
 export const failoverSchema = section('the failover settings', {
   /** How long a suspect owner has to answer through its task queue before it counts as gone. */
   verifyTimeout: duration({ min: 50, max: 60_000 }).prefault('300ms'),
@@ -387,6 +406,7 @@ export const configSchema = section('a configuration file', {
   defaults: defaultsSchema,
   heartbeat: heartbeatSchema,
   lease: leaseSchema,
+  guard: guardSchema,
   failover: failoverSchema,
   sync: syncSchema,
   nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),

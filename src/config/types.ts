@@ -156,6 +156,13 @@ export interface LeaseSettings {
   marginMs: number;
 }
 
+export interface GuardSettings {
+  /** Whether the lease guard runs beside the agent (docs/guard.md). */
+  enabled: boolean;
+  /** The Linux watchdog the guard feeds, when armed. */
+  watchdog?: { device: string; timeoutMs: number };
+}
+
 export interface FailoverSettings {
   /** How long the old owner has to answer "are you there?" before it counts as gone. */
   verifyTimeoutMs: number;
@@ -192,6 +199,7 @@ export interface Config {
   };
   heartbeat: HeartbeatSettings;
   lease: LeaseSettings;
+  guard: GuardSettings;
   failover: FailoverSettings;
   sync: SyncSettings;
   nodes: NodeSpec[];

@@ -29,7 +29,8 @@ const MAGIC = Buffer.from('HAO', 'latin1');
 /** The shortest body is `{}`; anything shorter cannot be a packet. */
 const MIN_PACKET_BYTES = HEADER_BYTES + 2 + TAG_BYTES;
 
-export type GroupRunState = 'starting' | 'running' | 'stopping';
+/** 'failed': a stop or the guard's release failed; the node still holds the group (docs/guard.md). */
+export type GroupRunState = 'starting' | 'running' | 'stopping' | 'failed';
 
 /** What a node tells its peers about itself: the groups it holds and under which epoch. */
 export interface HeartbeatView {
@@ -75,7 +76,7 @@ export class HeartbeatPacketError extends Error {
 const nameSchema = z.string().regex(NAME_PATTERN);
 const ms = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const heartbeatViewSchema = z.object({
-  groups: z.record(nameSchema, z.object({ epoch: ms, state: z.enum(['starting', 'running', 'stopping']) })),
+  groups: z.record(nameSchema, z.object({ epoch: ms, state: z.enum(['starting', 'running', 'stopping', 'failed']) })),
   sync: z.record(z.string().regex(/^[a-z0-9-]{1,63}\/[a-z0-9-]{1,63}$/), z.tuple([ms, ms])).optional(),
 });
 // Not strict: a later release may add optional fields without bumping the version; older
