@@ -71,15 +71,18 @@ void describe('loadHeartbeatSecret', () => {
     assert.equal((await loadHeartbeatSecret(exactly)).length, 16);
   });
 
-  void test('a directory or a FIFO is not a regular file (and the FIFO does not hang)', async () => {
+  // The timeout turns a FIFO that blocks the open into a failure instead of a run that never ends.
+  void test('a directory or a FIFO is not a regular file (and the FIFO does not hang)', { timeout: 20_000 }, async (t) => {
     const sub = join(dir, 'a-directory');
     await mkdir(sub, { mode: 0o700 });
     await refused(sub, /is not a regular file/);
     const fifo = join(dir, 'a-fifo');
     try {
       execFileSync('mkfifo', ['-m', '600', fifo]);
-    } catch {
-      return; // no mkfifo here: the directory case covers the rule
+    } catch (err) {
+      // Reported as skipped, not passed: the FIFO half of this test's name was not checked.
+      t.skip(`no mkfifo here (${(err as Error).message}): the FIFO case was not checked, only the directory`);
+      return;
     }
     await refused(fifo, /is not a regular file/);
   });
