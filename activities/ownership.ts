@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../src/config/types.js';
 import type { Exec } from '../src/exec.js';
 import type { Logger } from '../src/log.js';
-import { PeerStillClaimsError, StaleEpochError, type GroupRuntime } from '../src/agent/groups.js';
+import { PeerStillClaimsError, StaleEpochError, StopFailedError, type GroupRuntime } from '../src/agent/groups.js';
 import type { LeaseKeeper } from '../src/agent/lease.js';
 import type { ServiceRegistry } from '../src/agent/services.js';
 import { awaitHealthy } from './service.js';
@@ -42,6 +42,7 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
   /** Our errors, typed for the workflow: none of them is fixed by retrying on this node. */
   const typed = (err: unknown, what: string): never => {
     if (err instanceof StaleEpochError) throw ApplicationFailure.create({ type: ERROR_TYPES.StaleEpoch, nonRetryable: true, message: err.message });
+    if (err instanceof StopFailedError) throw ApplicationFailure.create({ type: ERROR_TYPES.StopFailed, nonRetryable: true, message: `${what} on node ${node}: ${err.message}` });
     const message = err instanceof Error ? err.message : String(err);
     throw ApplicationFailure.create({
       type: err instanceof PeerStillClaimsError ? ERROR_TYPES.StaleEpoch : ERROR_TYPES.ResourceStartFailed,
@@ -67,9 +68,9 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
 
   return {
     /** "Are you there?": answered only by this node's agent, so an answer proves it is up and reaches Temporal. */
-    async ping(req: { group?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string } }> {
+    async ping(req: { group?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string; failure?: string } }> {
       const held = req.group ? groups.holding(req.group) : undefined;
-      return { node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state } } : {}) };
+      return { node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state, ...(held.failure ? { failure: held.failure } : {}) } } : {}) };
     },
 
     /**

@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../src/log.js';
+import { NotHoldingError } from '../src/agent/groups.js';
 import { restartManaged, supervisedIsRunning, type ServiceRegistry, type ManagedService } from '../src/agent/services.js';
 import { ERROR_TYPES } from '../workflows/shared.js';
 import { RECOVERY_POLL_MS, waitUntilHealthy } from '../src/agent/wait-healthy.js';
@@ -29,8 +30,12 @@ export interface ServiceActivityDeps {
   logger: Logger;
   /** Upper bound of the interval between checks while waiting for a restarted service. */
   recoveryPollMs?: number;
-  /** Whether this node holds the group now; a heal never starts a group the node does not own. */
-  holds?: (group: string) => boolean;
+  /**
+   * Runs a restart in the group's queue only while this node holds the group under an
+   * unexpired lease the guard has not released (GroupRuntime.whileHolding); throws
+   * NotHoldingError otherwise. A heal never starts a group the node does not own.
+   */
+  whileHolding?: <T>(group: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 
@@ -59,36 +64,41 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
      */
     async restartService(ref: RestartRequest): Promise<{ restarted: boolean; pid?: number }> {
       const service = lookup(ref);
-      if (deps.holds && !deps.holds(ref.group)) {
+      const { driver, check } = service;
+      const log = logger.child({ group: ref.group, resource: ref.resource });
+      const whileHolding = deps.whileHolding ?? (<T>(_group: string, fn: () => Promise<T>) => fn());
+      try {
+        return await whileHolding(ref.group, async () => {
+          if (ref.failureSeenAt !== undefined && service.startedAt !== undefined && service.startedAt > ref.failureSeenAt) {
+            const now = await check();
+            if (now.ok) {
+              log.info({ failureSeenAt: ref.failureSeenAt, startedAt: service.startedAt }, 'not restarting: restarted since the failure was seen, and healthy');
+              return { restarted: false, pid: (await driver.status()).pid };
+            }
+          }
+          log.info('restarting service');
+          try {
+            await restartManaged(service);
+          } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            log.error({ err: message }, 'service restart failed');
+            throw ApplicationFailure.create({
+              type: ERROR_TYPES.ServiceStartFailed,
+              nonRetryable: true,
+              message: `could not restart ${ref.group}/${ref.resource} on node ${node}: ${message}`,
+              cause: err instanceof Error ? err : undefined,
+            });
+          }
+          return { restarted: true, pid: (await driver.status()).pid };
+        });
+      } catch (err) {
+        if (!(err instanceof NotHoldingError)) throw err;
         throw ApplicationFailure.create({
           type: ERROR_TYPES.NodeNotInGroup,
           nonRetryable: true,
-          message: `node ${node} does not hold group '${ref.group}' now (it was moved or stopped): not restarting ${ref.group}/${ref.resource} here`,
+          message: `${err.message} (it was moved, stopped, or its lease ran out): not restarting ${ref.group}/${ref.resource} here`,
         });
       }
-      const { driver, check } = service;
-      const log = logger.child({ group: ref.group, resource: ref.resource });
-      if (ref.failureSeenAt !== undefined && service.startedAt !== undefined && service.startedAt > ref.failureSeenAt) {
-        const now = await check();
-        if (now.ok) {
-          log.info({ failureSeenAt: ref.failureSeenAt, startedAt: service.startedAt }, 'not restarting: restarted since the failure was seen, and healthy');
-          return { restarted: false, pid: (await driver.status()).pid };
-        }
-      }
-      log.info('restarting service');
-      try {
-        await restartManaged(service);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        log.error({ err: message }, 'service restart failed');
-        throw ApplicationFailure.create({
-          type: ERROR_TYPES.ServiceStartFailed,
-          nonRetryable: true,
-          message: `could not restart ${ref.group}/${ref.resource} on node ${node}: ${message}`,
-          cause: err instanceof Error ? err : undefined,
-        });
-      }
-      return { restarted: true, pid: (await driver.status()).pid };
     },
 
     /**

@@ -18,6 +18,7 @@ import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
 import { GroupRuntime } from './groups.js';
 import { LeaseKeeper } from './lease.js';
+import { GuardLink } from '../guard/guard-link.js';
 import { FileSync, type OwnerView } from './file-sync.js';
 import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
@@ -53,6 +54,7 @@ export class Agent {
   private heartbeat: Heartbeat | undefined;
   private lease: LeaseKeeper | undefined;
   private link: ControllerLink | undefined;
+  private guard: GuardLink | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
   private fileSync: FileSync | undefined;
   private workers: Worker[] = [];
@@ -114,6 +116,10 @@ export class Agent {
       peerClaims: (group) => this.peerClaims(group),
       // The old owner stops within ttl + margin of losing its lease, and its heartbeats say so.
       claimWaitMs: config.lease.ttlMs + config.lease.marginMs + config.heartbeat.deadtimeMs,
+      // The lease guard knows a group before anything of it starts, and forgets it once stopped.
+      onHold: (group, epoch) => this.lease!.granted(group, epoch),
+      onLetGo: (group, epoch) => this.lease?.letGo(group, epoch),
+      mayServe: (group, epoch) => this.lease?.mayServe(group, epoch) ?? { ok: false, why: 'the agent is starting' },
     });
     this.groups = groups;
     for (const group of groups.groupsHere()) {
@@ -124,6 +130,17 @@ export class Agent {
         this.services.add(service);
         this.monitors.set(service, this.createMonitor(service));
       }
+    }
+
+    // The guard first: what it still holds from an earlier agent decides what may be adopted.
+    // A one-node cluster has nobody to take a group over, and needs none.
+    if (config.guard.enabled && hasPeers) {
+      this.guard = await GuardLink.attach({
+        dir: join(config.agent.stateDir, 'guard', node),
+        logFile: join(logDir, 'guard.log'),
+        ...(config.guard.watchdog ? { watchdogDevice: config.guard.watchdog.device } : {}),
+        logger: this.log,
+      });
     }
 
     const conn = await resolveConnection(config.temporal);
@@ -137,10 +154,14 @@ export class Agent {
     const before = await link.ownership(2000).catch(() => undefined);
     const keep = new Map<string, number>();
     let dropped = false;
+    const guarded = this.guard?.state();
     for (const group of groups.groupsHere()) {
       const truth = before?.groups[group.name];
       if (truth?.owner !== node) continue;
-      if (await groups.allRunning(group.name)) keep.set(group.name, truth.epoch);
+      // Within its deadline, the guard still holds it for us; past it, the guard has let go.
+      const held = guarded?.groups.get(group.name);
+      const released = held !== undefined && held.epoch === truth.epoch && held.status !== 'held';
+      if (!released && (await groups.allRunning(group.name))) keep.set(group.name, truth.epoch);
       else dropped = true;
     }
     await groups.cleanSlate(keep);
@@ -177,12 +198,19 @@ export class Agent {
       node,
       ttlMs: config.lease.ttlMs,
       groups,
+      ...(this.guard ? { guard: this.guard } : {}),
+      // Still held here, failed: the controller hears that this node is in trouble (a failover
+      // then finds the group failed here and waits for fencing or an operator), not that it stopped.
+      onStopFailed: (group, epoch, why) =>
+        void link.report({ node, to: 'suspect', reporter: node, at: Date.now(), detail: `could not stop group ${group} (epoch ${epoch}): ${why}` }),
       queryOwnership: (timeoutMs) => link.ownership(timeoutMs),
       // If the controller still has this node as the owner under that epoch, it places the group again.
       onLost: (group, epoch, why) => void link.reportLost({ group, node, epoch, at: Date.now(), detail: why }),
       peers: this.heartbeat ? () => this.heartbeat!.peers().map((p) => ({ node: p.node, alive: p.state === 'alive', claims: claimsOf(p.view) })) : undefined,
       logger: this.log,
     });
+    // An adopted group's hold is handed to the guard at once, renewing the one it kept.
+    for (const [group, epoch] of keep) this.lease.granted(group, epoch);
     this.lease.start();
 
     this.workers = await Promise.all([
@@ -190,7 +218,7 @@ export class Agent {
         connection: this.connection,
         namespace: conn.namespace,
         cluster: config.cluster,
-        service: { node, services: this.services, logger: this.log, holds: (g) => groups.holding(g) !== undefined },
+        service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
         ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g) },
         sync: { node, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
       }),
@@ -255,7 +283,7 @@ export class Agent {
   private createMonitor(service: ManagedService): ResourceMonitor {
     const { config, node } = this.opts;
     const { group, spec, driver, check } = service;
-    const healer = new LocalHealer(service, this.log);
+    const healer = new LocalHealer(service, this.log, (fn) => this.groups!.whileHolding(group.name, fn));
     const monitor = new ResourceMonitor({
       name: `${group.name}/${spec.name}`,
       check,
@@ -324,6 +352,8 @@ export class Agent {
       // Supervised processes belong to the agent (as with supervisord): they stop with it.
       await Promise.all(this.services.all().map((s) => s.driver.close?.().catch((err: unknown) => this.log.warn({ err: String(err) }, 'stopping service failed'))));
       await this.heartbeat?.close();
+      // The guard runs on (its own unit): it holds nothing once the groups were stopped.
+      this.guard?.close();
       await this.connection?.close().catch(() => undefined);
       await this.client?.connection.close().catch(() => undefined);
       this.log.info('agent stopped');

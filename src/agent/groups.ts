@@ -10,10 +10,13 @@ import type { Logger } from '../log.js';
 import type { GroupRunState, HeartbeatView } from '../heartbeat/packet.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { ManagedService, ServiceRegistry } from './services.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface HeldGroup {
   epoch: number;
   state: GroupRunState;
+  /** Why a stop (or the guard's release) failed, in state 'failed'. */
+  failure?: string;
 }
 
 /** Thrown when an activity carries an epoch older than one already seen. */
@@ -21,6 +24,25 @@ export class StaleEpochError extends Error {
   constructor(readonly group: string, readonly epoch: number, readonly known: number, node: string) {
     super(`refused: epoch ${epoch} of group '${group}' is stale on node ${node} (epoch ${known} has been seen); a newer operation owns the group`);
     this.name = 'StaleEpochError';
+  }
+}
+
+/**
+ * Thrown when stopping a group (or a resource of it) failed: the node still holds the group, in
+ * state 'failed', until a stop succeeds, the guard releases it, or it is fenced or confirmed down.
+ */
+export class StopFailedError extends Error {
+  constructor(readonly group: string, node: string, detail: string) {
+    super(`stopping group '${group}' on node ${node} failed (${detail}): the node still holds it, in state 'failed'; a failed stop is not a stop (docs/guard.md)`);
+    this.name = 'StopFailedError';
+  }
+}
+
+/** Thrown when a heal is asked of a node that does not hold the group (or may no longer serve it). */
+export class NotHoldingError extends Error {
+  constructor(readonly group: string, node: string, why: string) {
+    super(`node ${node} does not hold group '${group}' now (${why}): not touching its resources`);
+    this.name = 'NotHoldingError';
   }
 }
 
@@ -45,6 +67,15 @@ export interface GroupRuntimeOptions {
   peerClaims?: (group: string) => { node: string; epoch: number }[];
   /** How long a start waits for a peer that still claims the group to let go. */
   claimWaitMs: number;
+  /**
+   * A start under a new epoch is about to begin (the lease guard must know the group before
+   * anything of it runs); throwing refuses the start.
+   */
+  onHold?: (group: string, epoch: number) => void;
+  /** The node let go of the group after a successful stop. */
+  onLetGo?: (group: string, epoch: number) => void;
+  /** Whether this node may serve the group now: its lease is unexpired and the guard has not released it. */
+  mayServe?: (group: string, epoch: number) => { ok: true } | { ok: false; why: string };
 }
 
 export class GroupRuntime {
@@ -97,6 +128,13 @@ export class GroupRuntime {
       if (!held || held.epoch !== epoch) {
         this.held.set(groupName, { epoch, state: 'starting' });
         this.seeEpoch(groupName, epoch);
+        try {
+          this.opts.onHold?.(groupName, epoch);
+        } catch (err) {
+          if (held) this.held.set(groupName, held);
+          else this.held.delete(groupName);
+          throw err;
+        }
         this.changed();
         await this.waitForPeersToLetGo(groupName, epoch);
       }
@@ -104,8 +142,15 @@ export class GroupRuntime {
       try {
         await service.driver.start();
       } catch (err) {
-        // A start that failed half-way may have left something behind: stop it, best effort.
-        await service.driver.stop().catch(() => undefined);
+        // A start that failed half-way may have left something behind: stop it. If that fails
+        // too, the resource may be running: the group is failed here, not let go.
+        try {
+          await service.driver.stop();
+        } catch (stopErr) {
+          const detail = `${resource} failed to start (${err instanceof Error ? err.message : String(err)}), then to stop (${stopErr instanceof Error ? stopErr.message : String(stopErr)})`;
+          this.markFailed(groupName, detail);
+          throw new StopFailedError(groupName, this.opts.node, detail);
+        }
         if (!this.group(groupName).resources.some((r) => this.started.has(keyOf(groupName, r.name)))) this.letGo(groupName);
         throw err;
       }
@@ -138,7 +183,13 @@ export class GroupRuntime {
   stopResource(groupName: string, resource: string, epoch: number): Promise<void> {
     return this.serial(groupName, async () => {
       this.assertFresh(groupName, epoch);
-      await this.stopOne(groupName, resource);
+      try {
+        await this.stopOne(groupName, resource);
+      } catch (err) {
+        const detail = `${resource}: ${err instanceof Error ? err.message : String(err)}`;
+        this.markFailed(groupName, detail);
+        throw new StopFailedError(groupName, this.opts.node, detail);
+      }
       const group = this.group(groupName);
       if (!group.resources.some((r) => this.started.has(keyOf(groupName, r.name)))) this.letGo(groupName);
     });
@@ -161,9 +212,64 @@ export class GroupRuntime {
       for (const r of [...this.group(groupName).resources].reverse()) {
         await this.stopOne(groupName, r.name).catch((err: unknown) => errors.push(`${r.name}: ${err instanceof Error ? err.message : String(err)}`));
       }
+      if (errors.length > 0) {
+        // Not let go: whatever did not stop may still serve (Pacemaker's rule).
+        this.markFailed(groupName, errors.join('; '));
+        throw new StopFailedError(groupName, this.opts.node, errors.join('; '));
+      }
       this.letGo(groupName);
-      if (errors.length > 0) throw new Error(`stopping group '${groupName}' on node ${this.opts.node} left errors: ${errors.join('; ')}`);
     });
+  }
+
+  /**
+   * A stop or the guard's release failed: the group stays held, in state 'failed', and nothing
+   * of it is watched or healed any more.
+   */
+  markFailed(groupName: string, detail: string): void {
+    const held = this.held.get(groupName) ?? { epoch: this.knownEpoch(groupName), state: 'failed' as const };
+    if (held.state === 'failed' && held.failure === detail && this.held.has(groupName)) return;
+    this.log.error({ group: groupName, epoch: held.epoch, detail }, 'the group failed to stop: this node still holds it (state failed) until a stop succeeds, the guard releases it, or it is fenced or confirmed down');
+    this.held.set(groupName, { epoch: held.epoch, state: 'failed', failure: detail });
+    this.changed();
+  }
+
+  /**
+   * The lease guard released the group at its deadline (VIPs deleted, processes killed): what
+   * is left is stopped the agent's way, best effort, and the group is let go.
+   */
+  releasedByGuard(groupName: string, epoch: number): Promise<void> {
+    return this.serial(groupName, async () => {
+      const held = this.held.get(groupName);
+      if (!held || held.epoch !== epoch) return;
+      for (const r of [...this.group(groupName).resources].reverse()) {
+        await this.stopOne(groupName, r.name).catch((err: unknown) =>
+          this.log.warn({ group: groupName, resource: r.name, err: String(err) }, 'after the guard released the group, its stop failed (the guard killed its processes already)'),
+        );
+      }
+      this.letGo(groupName);
+    });
+  }
+
+  /**
+   * Runs `fn` (a heal's restart) in the group's queue, after its starts and stops, only while
+   * this node holds the group, running, under an unexpired lease the guard has not released:
+   * after a freeze, the agent must not restart what the guard has just killed.
+   * @throws NotHoldingError otherwise.
+   */
+  whileHolding<T>(groupName: string, fn: () => Promise<T>): Promise<T> {
+    return this.serial(groupName, async () => {
+      const held = this.held.get(groupName);
+      if (!held) throw new NotHoldingError(groupName, this.opts.node, 'it is not held here');
+      if (held.state !== 'running') throw new NotHoldingError(groupName, this.opts.node, `it is ${held.state}`);
+      const may = this.opts.mayServe?.(groupName, held.epoch) ?? { ok: true };
+      if (!may.ok) throw new NotHoldingError(groupName, this.opts.node, may.why);
+      return fn();
+    });
+  }
+
+  /** What the lease guard does to release the group: every resource's actions, in reverse order. */
+  releaseActions(groupName: string): GuardAction[] {
+    return [...this.group(groupName).resources].reverse().flatMap((r) => this.service(groupName, r.name).driver.guardActions?.() ?? []);
   }
 
   /**
@@ -237,7 +343,11 @@ export class GroupRuntime {
   }
 
   private letGo(groupName: string): void {
-    if (this.held.delete(groupName)) this.changed();
+    const held = this.held.get(groupName);
+    if (!held) return;
+    this.held.delete(groupName);
+    this.opts.onLetGo?.(groupName, held.epoch);
+    this.changed();
   }
 
   private assertFresh(group: string, epoch: number): void {

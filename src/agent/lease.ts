@@ -11,10 +11,28 @@
  * - A heard peer claims the group under a newer epoch: stopped at once.
  *
  * Times are measured with this process's monotonic clock, so clock steps do not matter.
+ *
+ * The lease is also enforced outside the agent: every hold is handed to the node's lease guard
+ * as an absolute deadline on the boot clock (the send time of the confirmed question + ttl), so
+ * a dead or frozen agent lets go at the same deadline (docs/guard.md). A guard that is not
+ * running ends every lease at once; a group the guard released is not served again under
+ * that epoch, and one it could not release stays held, in state 'failed'.
  */
 import type { Logger } from '../log.js';
 import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
-import type { GroupRuntime } from './groups.js';
+import { StopFailedError, type GroupRuntime } from './groups.js';
+import { bootClockCs, GuardUnavailableError, type GuardHealth } from '../guard/guard-link.js';
+import type { GuardAction } from '../guard/protocol.js';
+
+/** The node's lease guard as the lease keeper uses it (GuardLink). */
+export interface LeaseGuard {
+  /** @throws GuardUnavailableError when the guard cannot be told. */
+  hold(group: string, epoch: number, deadlineCs: number, actions: GuardAction[]): void;
+  drop(group: string, epoch: number): void;
+  health(): GuardHealth;
+  /** Starts the guard again (or re-opens its FIFO). */
+  connect(): Promise<void>;
+}
 
 export interface LeaseKeeperOptions {
   node: string;
@@ -29,13 +47,28 @@ export interface LeaseKeeperOptions {
   failSafeLogEveryMs?: number;
   /** Told after the group was stopped here (so that the controller can place it again). */
   onLost?: (group: string, epoch: number, why: string) => void;
+  /** Told when stopping the group failed: it is still held here, failed (a failed stop is not a stop). */
+  onStopFailed?: (group: string, epoch: number, why: string) => void;
+  /** The node's lease guard; absent where none runs (a one-node cluster). */
+  guard?: LeaseGuard;
 }
+
+/** How often the guard's health is read, and how often a hold is repeated even when unchanged. */
+const GUARD_CHECK_MS = 200;
+const GUARD_REPEAT_MS = 1000;
+const GUARD_REPAIR_EVERY_MS = 2000;
 
 interface Lease {
   epoch: number;
   /** performance.now() until which the lease holds. */
   expiresAt: number;
+  /** The same deadline on the boot clock, in centiseconds, for the guard. */
+  deadlineCs: number;
+  /** In fail-safe (no controller, every peer heard, none claims it): performance.now() until which serving on is allowed. */
+  failSafeUntil?: number;
   failSafeLoggedAt?: number;
+  /** What the guard was last told, and when. */
+  told?: { line: string; at: number };
 }
 
 export class LeaseKeeper {
@@ -47,6 +80,9 @@ export class LeaseKeeper {
   private checkTimer: NodeJS.Timeout | undefined;
   private readonly losing = new Set<string>();
   private slowLoggedAt = -Infinity;
+  private guardCheckedAt = -Infinity;
+  private guardRepairAt = -Infinity;
+  private guardDown: string | undefined;
   private readonly log: Logger;
 
   constructor(private readonly opts: LeaseKeeperOptions) {
@@ -72,7 +108,96 @@ export class LeaseKeeper {
   granted(group: string, epoch: number): void {
     const lease = this.leases.get(group);
     if (lease && lease.epoch === epoch) return;
-    this.leases.set(group, { epoch, expiresAt: performance.now() + this.opts.ttlMs });
+    if (this.guardDown !== undefined) throw new GuardUnavailableError(this.guardDown);
+    const fresh = this.newLease(epoch);
+    this.leases.set(group, fresh);
+    // Before anything of the group runs: a start cut short by the agent's death is released too.
+    this.tellGuard(group, fresh);
+  }
+
+  /** Whether this node may serve the group now: an unexpired lease (or the fail-safe), not released by the guard. */
+  mayServe(group: string, epoch: number): { ok: true } | { ok: false; why: string } {
+    if (this.guardDown !== undefined) return { ok: false, why: `the lease guard is not available: ${this.guardDown}` };
+    const lease = this.leases.get(group);
+    if (!lease || lease.epoch !== epoch) return { ok: false, why: `no lease at epoch ${epoch}` };
+    const now = performance.now();
+    if (now >= Math.max(lease.expiresAt, lease.failSafeUntil ?? -Infinity)) return { ok: false, why: 'its lease has expired' };
+    const guarded = this.opts.guard?.health();
+    const released = guarded?.ok ? guarded.state.groups.get(group) : undefined;
+    if (released && released.epoch === epoch && released.status !== 'held') return { ok: false, why: `the lease guard ${released.status === 'failed' ? 'failed to release' : 'released'} it` };
+    return { ok: true };
+  }
+
+  /** The node let go of the group itself: the guard forgets it. */
+  letGo(group: string, epoch: number): void {
+    const lease = this.leases.get(group);
+    if (lease?.epoch === epoch) this.leases.delete(group);
+    this.opts.guard?.drop(group, epoch);
+  }
+
+  private newLease(epoch: number, sentAt = performance.now(), sentAtCs = bootClockCs()): Lease {
+    return { epoch, expiresAt: sentAt + this.opts.ttlMs, deadlineCs: sentAtCs + Math.floor(this.opts.ttlMs / 10) };
+  }
+
+  /** Hands the lease to the guard when it changed (or was last told a while ago). @throws GuardUnavailableError */
+  private tellGuard(group: string, lease: Lease): void {
+    const guard = this.opts.guard;
+    if (!guard) return;
+    const actions = this.opts.groups.releaseActions(group);
+    const line = `${lease.epoch} ${lease.deadlineCs} ${JSON.stringify(actions)}`;
+    const now = performance.now();
+    if (lease.told && lease.told.line === line && now - lease.told.at < GUARD_REPEAT_MS) return;
+    guard.hold(group, lease.epoch, lease.deadlineCs, actions);
+    lease.told = { line, at: now };
+  }
+
+  /**
+   * The guard runs and answers, or every group is let go (a node whose agent could die
+   * without anyone letting go must not serve); a group it released or failed to release is
+   * handled. Checked every GUARD_CHECK_MS.
+   */
+  private async checkGuard(): Promise<void> {
+    const guard = this.opts.guard;
+    if (!guard || performance.now() - this.guardCheckedAt < GUARD_CHECK_MS) return;
+    this.guardCheckedAt = performance.now();
+    const health = guard.health();
+    if (!health.ok) {
+      if (this.guardDown === undefined) this.log.error({ why: health.why }, 'the lease guard is not running: letting go of every group and serving none until it runs again');
+      this.guardDown = health.why;
+      for (const [group] of this.opts.groups.heldGroups()) await this.lose(group, `the lease guard is not running (${health.why})`);
+      if (performance.now() - this.guardRepairAt >= GUARD_REPAIR_EVERY_MS) {
+        this.guardRepairAt = performance.now();
+        await guard.connect().then(
+          () => {
+            this.log.warn('the lease guard runs again: this node may serve groups again');
+            this.guardDown = undefined;
+          },
+          (err: unknown) => this.log.error({ err: String(err) }, 'the lease guard could not be started again'),
+        );
+      }
+      return;
+    }
+    this.guardDown = undefined;
+    for (const [group, held] of this.opts.groups.heldGroups()) {
+      const seen = health.state.groups.get(group);
+      if (!seen || seen.epoch !== held.epoch || seen.status === 'held') continue;
+      if (seen.status === 'failed') {
+        this.leases.delete(group);
+        if (held.state !== 'failed') {
+          this.opts.groups.markFailed(group, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
+          this.opts.onStopFailed?.(group, held.epoch, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
+        }
+        continue;
+      }
+      if (this.losing.has(group)) continue;
+      // Released at its deadline: the agent was too late (frozen, or its stop was slower).
+      this.losing.add(group);
+      this.leases.delete(group);
+      this.log.error({ group, epoch: held.epoch }, 'the lease guard released the group at its deadline: letting it go');
+      await this.opts.groups.releasedByGuard(group, held.epoch);
+      this.losing.delete(group);
+      this.opts.onLost?.(group, held.epoch, 'the lease guard released it at its deadline');
+    }
   }
 
   /** A heartbeat from a peer: a claim under a newer epoch ends our ownership at once. */
@@ -88,6 +213,7 @@ export class LeaseKeeper {
     if (this.opts.groups.heldGroups().length === 0) return;
     this.inFlight = true;
     const sentAt = performance.now();
+    const sentAtCs = bootClockCs();
     let answer: Ownership | undefined;
     try {
       // A late answer still counts from when the question was sent, so it may take up to ttl.
@@ -104,20 +230,22 @@ export class LeaseKeeper {
     } finally {
       this.inFlight = false;
     }
-    await this.evaluate(answer, sentAt);
+    await this.evaluate(answer, sentAt, sentAtCs);
   }
 
   /** Applies an answer (if any) and stops what has expired. */
-  private async evaluate(answer: Ownership | undefined, sentAt: number): Promise<void> {
+  private async evaluate(answer: Ownership | undefined, sentAt: number, sentAtCs = 0): Promise<void> {
     if (this.stopped) return;
+    await this.checkGuard();
     const held = this.opts.groups.heldGroups();
     // Forget leases of groups no longer held.
     for (const group of this.leases.keys()) if (!held.some(([g]) => g === group)) this.leases.delete(group);
     for (const [group, h] of held) {
-      if (this.losing.has(group)) continue;
+      // A failed group is not renewed: the guard releases it at its deadline, or it stays failed.
+      if (this.losing.has(group) || h.state === 'failed') continue;
       let lease = this.leases.get(group);
       if (!lease || lease.epoch !== h.epoch) {
-        lease = { epoch: h.epoch, expiresAt: performance.now() + this.opts.ttlMs };
+        lease = this.newLease(h.epoch);
         this.leases.set(group, lease);
       }
       const truth: GroupOwnership | undefined = answer?.groups[group];
@@ -130,6 +258,9 @@ export class LeaseKeeper {
         // While an operation may move the group the lease is not extended (see the controller).
         if (truth.renewable) {
           lease.expiresAt = Math.max(lease.expiresAt, sentAt + this.opts.ttlMs);
+          lease.deadlineCs = Math.max(lease.deadlineCs, sentAtCs + Math.floor(this.opts.ttlMs / 10));
+          lease.failSafeUntil = undefined;
+          this.tellGuardOrLose(group, lease);
           if (lease.failSafeLoggedAt !== undefined) {
             this.log.warn({ group, epoch: h.epoch }, 'lease confirmed again: fail-safe over');
             lease.failSafeLoggedAt = undefined;
@@ -137,12 +268,20 @@ export class LeaseKeeper {
           continue;
         }
       }
-      if (performance.now() < lease.expiresAt) continue;
+      if (performance.now() < lease.expiresAt) {
+        this.tellGuardOrLose(group, lease);
+        continue;
+      }
       // The fail-safe is for a control plane that cannot be reached, not for one that is moving the group.
       const last = this.lastAnswer;
       const moving = last !== undefined && performance.now() - last.at < this.opts.ttlMs && last.ownership.groups[group]?.renewable === false;
       const failSafe = moving ? { ok: false as const, why: 'the controller is moving the group' } : this.failSafe(group);
       if (failSafe.ok) {
+        // Nobody can be promoted without the controller; the guard still lets go one ttl after
+        // this agent stops judging (dies, freezes).
+        lease.failSafeUntil = performance.now() + this.opts.ttlMs;
+        lease.deadlineCs = Math.max(lease.deadlineCs, bootClockCs() + Math.floor(this.opts.ttlMs / 10));
+        this.tellGuardOrLose(group, lease);
         const every = this.opts.failSafeLogEveryMs ?? 5000;
         if (lease.failSafeLoggedAt === undefined || performance.now() - lease.failSafeLoggedAt >= every) {
           lease.failSafeLoggedAt = performance.now();
@@ -154,6 +293,17 @@ export class LeaseKeeper {
         continue;
       }
       await this.lose(group, `lease not confirmed for ${this.opts.ttlMs}ms: ${moving ? failSafe.why : `the controller cannot be reached and ${failSafe.why}`}`);
+    }
+  }
+
+  /** A guard that cannot be told ends the lease (checkGuard restarts it). */
+  private tellGuardOrLose(group: string, lease: Lease): void {
+    try {
+      this.tellGuard(group, lease);
+    } catch (err) {
+      this.guardDown = err instanceof Error ? err.message : String(err);
+      this.guardCheckedAt = -Infinity;
+      void this.lose(group, this.guardDown);
     }
   }
 
@@ -177,9 +327,15 @@ export class LeaseKeeper {
     this.losing.add(group);
     this.leases.delete(group);
     this.log.error({ group, why }, 'lost the lease: stopping the group on this node');
-    await this.opts.groups.stopGroup(group, `lease lost: ${why}`).catch((err: unknown) =>
-      this.log.error({ group, err: String(err) }, 'stopping the group after losing the lease failed'),
-    );
+    try {
+      await this.opts.groups.stopGroup(group, `lease lost: ${why}`);
+    } catch (err) {
+      this.losing.delete(group);
+      this.log.error({ group, err: String(err) }, 'stopping the group after losing the lease failed: it is still held here, failed');
+      // Not "lost": the controller must not take it for stopped.
+      if (err instanceof StopFailedError) this.opts.onStopFailed?.(group, held.epoch, err.message);
+      return;
+    }
     this.losing.delete(group);
     this.opts.onLost?.(group, held.epoch, why);
   }

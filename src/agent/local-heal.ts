@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
+import { NotHoldingError } from './groups.js';
 import { restartManaged, supervisedIsRunning, type ManagedService } from './services.js';
 import { decideOnFailure, restartsInWindow } from '../../workflows/heal-plan.js';
 import { RECOVERY_POLL_MS, waitUntilHealthy } from './wait-healthy.js';
@@ -18,9 +19,14 @@ export class LocalHealer {
   private restarts: number[] = [];
   private running: Promise<LocalHealOutcome> | undefined;
 
+  /**
+   * @param whileHolding runs a restart only while the node holds the group under a lease the
+   *   guard has not released (GroupRuntime.whileHolding); it throws NotHoldingError otherwise.
+   */
   constructor(
     private readonly service: ManagedService,
     private readonly logger: Logger,
+    private readonly whileHolding: (fn: () => Promise<void>) => Promise<void> = (fn) => fn(),
   ) {}
 
   /** Heals unless a local heal is already under way (then joins it). */
@@ -48,7 +54,7 @@ export class LocalHealer {
       this.restarts.push(Date.now());
       log.warn({ reason, restartsInWindow: this.restarts.length }, 'restarting the service locally (Temporal did not take the failure report)');
       try {
-        await restartManaged(this.service);
+        await this.whileHolding(() => restartManaged(this.service));
         const result = await waitUntilHealthy({
           check,
           isRunning: supervisedIsRunning(this.service),
@@ -64,6 +70,10 @@ export class LocalHealer {
         reason = result.detail;
       } catch (err) {
         if (signal.aborted) return 'stopped';
+        if (err instanceof NotHoldingError) {
+          log.warn({ detail: err.message }, 'local heal ends: this node no longer holds the group');
+          return 'stopped';
+        }
         reason = err instanceof Error ? err.message : String(err);
       }
       log.warn({ detail: reason }, 'local restart did not make the service healthy');

@@ -15,6 +15,7 @@ import { ExecError, lastLine, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { CommandResource } from '../config/types.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface CommandDriverDeps {
   exec: Exec;
@@ -62,6 +63,11 @@ export class CommandDriver implements ServiceDriver {
    * @throws Error when the monitor command cannot be run at all (missing, not executable):
    *   that says nothing about the resource and needs a fix, not a restart.
    */
+  /** Its stop command, bounded, once the group's processes are gone (a command may do anything). */
+  guardActions(): GuardAction[] {
+    return [{ kind: 'run', timeoutMs: this.#resource.timeoutMs, argv: [...this.#resource.stop] }];
+  }
+
   async status(): Promise<ServiceStatus> {
     try {
       const { stdout } = await this.#run(this.#resource.monitor);

@@ -26,6 +26,7 @@ import {
   type DrbdTools,
 } from './drbd-commands.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface DrbdDriverDeps {
   exec: Exec;
@@ -326,6 +327,11 @@ export class DrbdDriver implements ServiceDriver {
    * connection. A resource that is not up is not running.
    * @throws Error when drbdsetup cannot be run or prints something unreadable.
    */
+  /** Demotion, bounded, after the group's processes (and its filesystem) are gone. */
+  guardActions(): GuardAction[] {
+    return [{ kind: 'run', timeoutMs: this.#timeoutMs, argv: [...drbdCommands.secondary(this.#tools, this.#resource)] }];
+  }
+
   async status(): Promise<ServiceStatus> {
     const status = await this.state();
     if (!status) return { running: false, detail: `DRBD resource ${this.#resource} is not up on this node` };

@@ -15,6 +15,7 @@ import type { FilesystemResource } from '../config/types.js';
 import { ExecError, lastLine, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface FilesystemDriverDeps {
   exec: Exec;
@@ -249,6 +250,18 @@ export class FilesystemDriver implements ServiceDriver {
    * Running means the device is what is mounted on the mount point; `detail` says what is.
    * @throws Error when the mount table cannot be read.
    */
+  /**
+   * Unmount, bounded, once the group's processes are gone; a mount point with nothing mounted
+   * is released already (a constant script: the paths are its arguments, never its text).
+   */
+  guardActions(): GuardAction[] {
+    return [{
+      kind: 'run',
+      timeoutMs: this.#resource.timeoutMs,
+      argv: ['/bin/sh', '-c', 'if mountpoint -q -- "$1"; then exec "$2" -- "$1"; fi', 'haoscar-guard-umount', this.#mountpoint, this.#bins.umount],
+    }];
+  }
+
   async status(): Promise<ServiceStatus> {
     const mountpoint = await this.#realMountpoint(false);
     const top = await this.#topMount(mountpoint);

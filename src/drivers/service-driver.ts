@@ -21,6 +21,8 @@ export interface ProcessExit {
   signal: string | null;
 }
 
+import type { GuardAction } from '../guard/protocol.js';
+
 export interface ServiceDriver {
   readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command' | 'drbd' | 'filesystem';
   start(): Promise<void>;
@@ -33,4 +35,9 @@ export interface ServiceDriver {
   onExit?(listener: (exit: ProcessExit) => void): () => void;
   /** Releases what the driver holds (supervised children are stopped). */
   close?(): Promise<void>;
+  /**
+   * What the lease guard does to release this resource bluntly when the agent cannot (VIP
+   * deleted, processes SIGKILLed, a bounded command): see src/guard/protocol.ts.
+   */
+  guardActions?(): GuardAction[];
 }

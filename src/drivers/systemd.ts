@@ -5,6 +5,7 @@
 import { ExecError, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface SystemdDriverDeps {
   exec: Exec;
@@ -88,6 +89,10 @@ export class SystemdDriver implements ServiceDriver {
   /**
    * @throws UnitNotFoundError when LoadState is not-found; Error when systemctl fails.
    */
+  guardActions(): GuardAction[] {
+    return [{ kind: 'unit', name: this.#unit }];
+  }
+
   async status(): Promise<ServiceStatus> {
     let stdout: string;
     try {

@@ -8,6 +8,10 @@ import { isAbsolute, join } from 'node:path';
 import { ExecError, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
+import type { GuardAction } from '../guard/protocol.js';
+
+/** The longest the lease guard waits for an init script's stop. */
+const GUARD_STOP_TIMEOUT_MS = 10_000;
 
 export interface SysvDriverDeps {
   exec: Exec;
@@ -102,6 +106,14 @@ export class SysvDriver implements ServiceDriver {
    * 4 unknown, which counts as not running).
    * @throws Error when the script is missing or exits outside 0-4.
    */
+  /**
+   * The script's stop, bounded by 10 s: an init script's daemons are in no cgroup of ours, so
+   * the guard cannot kill them bluntly (prefer the process or systemd driver; docs/guard.md).
+   */
+  guardActions(): GuardAction[] {
+    return [{ kind: 'run', timeoutMs: Math.min(this.#timeoutMs, GUARD_STOP_TIMEOUT_MS), argv: [this.#path, 'stop'] }];
+  }
+
   async status(): Promise<ServiceStatus> {
     this.#requireScript();
     const { exitCode, stdout } = await this.#run('status', Object.values(LSB_STATUS));
@@ -121,11 +133,13 @@ export class SysvDriver implements ServiceDriver {
       if (!(error instanceof ExecError)) throw error;
       const how = error.timedOut
         ? `timed out after ${this.#timeoutMs} ms`
-        : error.exitCode === undefined
-          ? 'could not be run (is it executable?)'
-          : error.exitCode === LSB_NOT_INSTALLED
-            ? 'exited 5 (program is not installed)'
-            : `exited ${error.exitCode}`;
+        : error.signal
+          ? `was killed by ${error.signal}`
+          : error.exitCode === undefined
+            ? 'could not be run (is it executable?)'
+            : error.exitCode === LSB_NOT_INSTALLED
+              ? 'exited 5 (program is not installed)'
+              : `exited ${error.exitCode}`;
       const output = error.stderr.trim();
       throw new Error(`init script ${this.#path} ${action} ${how}${output ? `: ${output}` : ''}`, { cause: error });
     }

@@ -11,6 +11,7 @@ import { ExecError, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
 import type { VipResource } from '../config/types.js';
+import type { GuardAction } from '../guard/protocol.js';
 
 export interface VipDriverDeps {
   exec: Exec;
@@ -208,6 +209,10 @@ export class VipDriver implements ServiceDriver {
    * Running means the address with its prefix length is on the interface.
    * @throws Error when `ip` fails for another reason than a missing interface.
    */
+  guardActions(): GuardAction[] {
+    return [{ kind: 'vip', device: this.#iface, address: `${this.#address}/${this.#prefixLength}` }];
+  }
+
   async status(): Promise<ServiceStatus> {
     const present = await this.#addresses();
     if (present === 'no-interface') return { running: false, detail: `interface ${this.#iface} not found` };

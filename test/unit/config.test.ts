@@ -74,6 +74,7 @@ const VALID: ValidCase[] = [
         agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000, workflows: true },
         heartbeat: { port: 694, intervalMs: 150, deadtimeMs: 600, secretFile: '/etc/haoscar/authkey' },
         lease: { ttlMs: 600, marginMs: 100 },
+        guard: { enabled: true },
         failover: { verifyTimeoutMs: 300 },
         sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],

@@ -76,7 +76,7 @@ async function startNodeWorker(node: TestNode): Promise<void> {
     connection: await testWorkerConnection(),
     taskQueue: nodeTaskQueue(cluster, node.name),
     activities: {
-      ...createServiceActivities({ node: node.name, services: registries.get(node.name)!, logger: silentLogger, recoveryPollMs: 20, holds: (g) => node.groups.holding(g) !== undefined }),
+      ...createServiceActivities({ node: node.name, services: registries.get(node.name)!, logger: silentLogger, recoveryPollMs: 20, whileHolding: (g, fn) => node.groups.whileHolding(g, fn) }),
       ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: registries.get(node.name)!, exec: createExec(silentLogger), logger: silentLogger }),
     },
   });
