@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -9,55 +9,184 @@ import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { RecordingExec } from '../support/recording-exec.js';
 import { demoScriptDir } from '../support/script-dir.js';
+import { waitFor } from '../support/wait.js';
 
 /**
- * A real LSB init script: it keeps a `sleep` running under a pid file and follows the LSB
- * exit codes (start/stop idempotent with exit 0; status 0/1/3).
+ * A real LSB init script, run through the real exec layer (createExec: execa, its own process
+ * group, timeouts). It starts `demod` (beside it) in the background under a pid file and a
+ * lock file, waits until the daemon says it is ready or dies, and follows the LSB exit codes:
+ * start 0 (also when already running), 1 (the daemon died at start), 5 (not installed); stop 0
+ * (also when stopped, or STOP_EXIT_NOT_RUNNING as some scripts do), 1 (still running after
+ * STOP_WAIT tenths of a second); status 0 running (with the pid), 1 dead with a pid file, 2 dead
+ * with a lock file, 3 not running, 4 unknown (the pid file holds no pid). `demo.default` beside
+ * it overrides its settings, as /etc/default/<name> does.
  */
 const INIT_SCRIPT = `#!/bin/sh
-PIDFILE="$(dirname "$0")/demo.pid"
-alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+### BEGIN INIT INFO
+# Provides:          demo
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: the sysv driver tests' daemon
+### END INIT INFO
+DIR=$(cd "$(dirname "$0")" && pwd)
+DAEMON="$DIR/demod"
+PIDFILE="$DIR/demo.pid"
+LOCKFILE="$DIR/demo.lock"
+LOG="$DIR/demod.log"
+STOP_EXIT_NOT_RUNNING=0
+STOP_WAIT=100
+STATUS_HANG=
+[ -r "$DIR/demo.default" ] && . "$DIR/demo.default"
+
+# The pid file names a process that exists and is not a zombie (a daemon that died and that
+# nobody has reaped yet is dead).
+alive() {
+  p=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  case "$p" in ''|*[!0-9]*) return 1 ;; esac
+  state=$(sed -n 's/^State:[[:space:]]*\\(.\\).*/\\1/p' "/proc/$p/status" 2>/dev/null)
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 case "$1" in
   start)
-    alive && exit 0
-    sleep 300 </dev/null >/dev/null 2>&1 &
-    echo $! > "$PIDFILE"
-    exit 0 ;;
+    [ -x "$DAEMON" ] || { echo "demo: $DAEMON is not installed" >&2; exit 5; }
+    alive && { echo "demo is already running"; exit 0; }
+    rm -f "$DIR/ready"
+    "$DAEMON" </dev/null >"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    i=0
+    until [ -f "$DIR/ready" ]; do
+      if ! alive; then
+        rm -f "$PIDFILE"
+        echo "demo failed to start: $(tail -n 1 "$LOG")" >&2
+        exit 1
+      fi
+      [ $i -ge 600 ] && { echo "demo did not become ready within 60 s" >&2; exit 1; }
+      sleep 0.1; i=$((i + 1))
+    done
+    touch "$LOCKFILE"
+    echo "demo started"; exit 0 ;;
   stop)
-    if alive; then kill "$(cat "$PIDFILE")"; fi
-    rm -f "$PIDFILE"
-    exit 0 ;;
+    if ! alive; then
+      rm -f "$PIDFILE" "$LOCKFILE"
+      echo "demo is not running"; exit "$STOP_EXIT_NOT_RUNNING"
+    fi
+    p=$(cat "$PIDFILE")
+    kill "$p"
+    i=0
+    while alive; do
+      [ $i -ge "$STOP_WAIT" ] && { echo "demo (pid $p) did not stop" >&2; exit 1; }
+      sleep 0.1; i=$((i + 1))
+    done
+    rm -f "$PIDFILE" "$LOCKFILE"
+    echo "demo stopped"; exit 0 ;;
   status)
-    if alive; then echo "demo is running (pid $(cat "$PIDFILE"))"; exit 0; fi
-    if [ -f "$PIDFILE" ]; then echo "demo is dead but pid file exists"; exit 1; fi
+    # A status blocked on something that does not answer (an NFS mount, a dead socket).
+    if [ -n "$STATUS_HANG" ]; then sleep 300 & echo $! >"$DIR/hang.pid"; wait; fi
+    if [ -f "$PIDFILE" ]; then
+      p=$(cat "$PIDFILE")
+      case "$p" in ''|*[!0-9]*) echo "demo status is unknown: $PIDFILE holds no pid"; exit 4 ;; esac
+      alive && { echo "demo is running (pid $p)"; exit 0; }
+      echo "demo is dead but pid file exists"; exit 1
+    fi
+    [ -f "$LOCKFILE" ] && { echo "demo is dead but subsys locked"; exit 2; }
     echo "demo is not running"; exit 3 ;;
   *)
     echo "Usage: $0 {start|stop|status}" >&2; exit 2 ;;
 esac
 `;
 
-function realInitDir(t: TestContext): { dir: string; pidFile: string } {
-  return demoScriptDir(t, 'haoscar-sysv-', INIT_SCRIPT);
+/** The daemon: records its pid (for the teardown), says it is ready, then runs. */
+const DAEMON = `#!/bin/sh
+echo $$ >>"$(dirname "$0")/daemons"
+touch "$(dirname "$0")/ready"
+exec sleep 300
+`;
+
+/** A daemon that dies during start-up, saying why on stderr. */
+const CRASHING_DAEMON = `#!/bin/sh
+echo "demod: cannot bind 0.0.0.0:8080: Address already in use" >&2
+exit 1
+`;
+
+/** A daemon that ignores SIGTERM (SIG_IGN survives the exec), so a stop cannot stop it. */
+const STUBBORN_DAEMON = `#!/bin/sh
+trap '' TERM
+echo $$ >>"$(dirname "$0")/daemons"
+touch "$(dirname "$0")/ready"
+exec sleep 300
+`;
+
+/** Whether `pid` is a live process (a zombie is dead: PID 1 here may not reap). */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function realInitDir(t: TestContext, opts: { daemon?: string | false; defaults?: string; script?: string } = {}) {
+  const made = demoScriptDir(t, 'haoscar-sysv-', opts.script ?? INIT_SCRIPT);
+  const daemonPids = () => (existsSync(join(made.dir, 'daemons')) ? readFileSync(join(made.dir, 'daemons'), 'utf8').split('\n').filter(Boolean).map(Number) : []);
+  // Runs before demoScriptDir's teardown removes the directory: no daemon is left behind,
+  // whatever the test did to the pid file.
+  t.after(() => {
+    for (const pid of daemonPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  if (opts.daemon !== false) {
+    writeFileSync(join(made.dir, 'demod'), opts.daemon ?? DAEMON);
+    chmodSync(join(made.dir, 'demod'), 0o755);
+  }
+  if (opts.defaults) writeFileSync(join(made.dir, 'demo.default'), opts.defaults);
+  return { ...made, daemonPids };
+}
+
+/** The driver on the real exec layer, with a timeout generous enough for a loaded machine. */
+function realDriver(dir: string, timeoutMs = 60_000): SysvDriver {
+  return new SysvDriver('demo', { exec: createExec(silentLogger), logger: silentLogger, initDir: dir, timeoutMs });
 }
 
 void test('a real init script: start, idempotent start, status with pid, stop, idempotent stop', async (t) => {
-  const { dir, pidFile } = realInitDir(t);
-  const driver = new SysvDriver('demo', { exec: createExec(silentLogger), logger: silentLogger, initDir: dir });
+  const { dir, pidFile, daemonPids } = realInitDir(t);
+  const driver = realDriver(dir);
   assert.equal(driver.path, join(dir, 'demo'));
 
   assert.deepEqual(await driver.status(), { running: false, detail: 'not running (LSB exit 3): demo is not running' });
   await driver.start();
   const pid = Number(readFileSync(pidFile, 'utf8'));
+  assert.ok(isAlive(pid), 'the daemon runs after start');
   await driver.start();
   assert.equal(Number(readFileSync(pidFile, 'utf8')), pid, 'a second start does not start another copy');
+  assert.deepEqual(daemonPids(), [pid], 'one daemon was ever started');
 
-  const running = await driver.status();
-  assert.equal(running.running, true);
-  assert.equal(running.pid, pid);
+  assert.deepEqual(await driver.status(), { running: true, pid, detail: `running (LSB exit 0): demo is running (pid ${pid})` });
 
   await driver.stop();
-  assert.equal((await driver.status()).running, false);
+  assert.equal(isAlive(pid), false, 'the daemon is gone after stop');
+  assert.deepEqual(await driver.status(), { running: false, detail: 'not running (LSB exit 3): demo is not running' });
   await driver.stop();
+});
+
+void test('a real init script: a daemon killed after start is LSB status 1 (pid file left), then 2 (lock file left)', async (t) => {
+  const { dir, pidFile } = realInitDir(t);
+  const driver = realDriver(dir);
+  await driver.start();
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  await waitFor('the killed daemon is gone', () => !isAlive(pid), 10_000);
+  assert.deepEqual(await driver.status(), { running: false, detail: 'dead, pid file exists (LSB exit 1): demo is dead but pid file exists' });
+  rmSync(pidFile); // as a tmp cleaner or the daemon's own exit handler would
+  assert.deepEqual(await driver.status(), { running: false, detail: 'dead, lock file exists (LSB exit 2): demo is dead but subsys locked' });
+  // And it can be started again: a dead service is restartable.
+  await driver.start();
+  assert.equal((await driver.status()).running, true);
 });
 
 void test('a real init script: a dead process with its pid file left behind is LSB status 1', async (t) => {
@@ -65,8 +194,96 @@ void test('a real init script: a dead process with its pid file left behind is L
   // The pid of a process that has exited and been reaped: nothing answers to it.
   const deadPid = spawnSync('true').pid;
   writeFileSync(pidFile, `${deadPid}\n`);
-  const driver = new SysvDriver('demo', { exec: createExec(silentLogger), logger: silentLogger, initDir: dir });
-  assert.deepEqual(await driver.status(), { running: false, detail: 'dead, pid file exists (LSB exit 1): demo is dead but pid file exists' });
+  assert.deepEqual(await realDriver(dir).status(), { running: false, detail: 'dead, pid file exists (LSB exit 1): demo is dead but pid file exists' });
+});
+
+void test('a real init script: LSB status 4 (unknown) is read as not running, with the script\'s words', async (t) => {
+  const { dir, pidFile } = realInitDir(t);
+  writeFileSync(pidFile, 'garbage\n');
+  assert.deepEqual(await realDriver(dir).status(), {
+    running: false,
+    detail: `status unknown (LSB exit 4): demo status is unknown: ${pidFile} holds no pid`,
+  });
+});
+
+void test('a real init script exiting outside LSB 0-4 on status is an error, not a state', async (t) => {
+  // An init script that hands over to a control program (as apachectl does) that is not there:
+  // the shell exits 127.
+  const { dir } = realInitDir(t, { script: '#!/bin/sh\nexec "$(dirname "$0")/democtl" "$@"\n', daemon: false });
+  await assert.rejects(realDriver(dir).status(), new RegExp(`init script ${join(dir, 'demo')} status exited 127: .*democtl.*not found`));
+});
+
+void test('a real init script: a daemon that dies at start makes start fail (LSB 1) with its reason; nothing runs', async (t) => {
+  const { dir, pidFile } = realInitDir(t, { daemon: CRASHING_DAEMON });
+  const driver = realDriver(dir);
+  await assert.rejects(
+    driver.start(),
+    new RegExp(`init script ${join(dir, 'demo')} start exited 1: demo failed to start: demod: cannot bind 0\\.0\\.0\\.0:8080: Address already in use`),
+  );
+  assert.equal(existsSync(pidFile), false);
+  assert.deepEqual(await driver.status(), { running: false, detail: 'not running (LSB exit 3): demo is not running' });
+  await driver.stop();
+});
+
+void test('a real init script: a daemon that is not installed makes start fail with LSB 5; stop and status still answer', async (t) => {
+  const { dir } = realInitDir(t, { daemon: false });
+  const driver = realDriver(dir);
+  await assert.rejects(driver.start(), new RegExp(`init script ${join(dir, 'demo')} start exited 5 \\(program is not installed\\): demo: ${join(dir, 'demod')} is not installed`));
+  assert.equal((await driver.status()).running, false);
+  await driver.stop();
+});
+
+void test('a real init script: a daemon that ignores SIGTERM makes stop fail (LSB 1), and status still says running', async (t) => {
+  const { dir, pidFile } = realInitDir(t, { daemon: STUBBORN_DAEMON, defaults: 'STOP_WAIT=5\n' });
+  const driver = realDriver(dir);
+  await driver.start();
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  await assert.rejects(driver.stop(), new RegExp(`init script ${join(dir, 'demo')} stop exited 1: demo \\(pid ${pid}\\) did not stop`));
+  // A failed stop is not a stop.
+  assert.ok(isAlive(pid));
+  assert.deepEqual(await driver.status(), { running: true, pid, detail: `running (LSB exit 0): demo is running (pid ${pid})` });
+});
+
+void test('a real init script that exits 7 from stop when nothing runs: the stop succeeds', async (t) => {
+  const { dir, pidFile } = realInitDir(t, { defaults: 'STOP_EXIT_NOT_RUNNING=7\n' });
+  const driver = realDriver(dir);
+  await driver.stop();
+  await driver.start();
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  await driver.stop();
+  assert.equal(isAlive(pid), false);
+  await driver.stop();
+});
+
+void test('a real init script that is not executable: start and status fail saying so, and nothing runs', async (t) => {
+  const { dir, script, daemonPids } = realInitDir(t);
+  chmodSync(script, 0o644);
+  const driver = realDriver(dir);
+  await assert.rejects(driver.start(), new RegExp(`init script ${script} start could not be run \\(is it executable\\?\\)`));
+  await assert.rejects(driver.status(), new RegExp(`init script ${script} status could not be run`));
+  assert.deepEqual(daemonPids(), []);
+});
+
+void test('a real init script killed by a signal (as the OOM killer would): status fails naming the signal', async (t) => {
+  const { dir } = realInitDir(t, { script: '#!/bin/sh\nkill -KILL $$\n', daemon: false });
+  await assert.rejects(realDriver(dir).status(), (err: unknown) => {
+    assert.match(String((err as Error).message), new RegExp(`^init script ${join(dir, 'demo')} status was killed by SIGKILL`));
+    assert.doesNotMatch(String((err as Error).message), /is it executable/, 'it did run: the message must not send the operator to its mode bits');
+    return true;
+  });
+});
+
+// The timeout bounds the run if the script's child kept the output pipe open past the kill.
+void test('a real init script whose status hangs: it fails after the timeout, and what it started is killed with it', { timeout: 60_000 }, async (t) => {
+  const { dir } = realInitDir(t, { defaults: 'STATUS_HANG=1\n' });
+  const driver = realDriver(dir, 1500);
+  const hangPid = join(dir, 'hang.pid');
+  const started = performance.now();
+  await assert.rejects(driver.status(), new RegExp(`init script ${join(dir, 'demo')} status timed out after 1500 ms`));
+  const took = performance.now() - started;
+  assert.ok(took >= 1400 && took < 30_000, `failed after the timeout, not before or much later (${Math.round(took)} ms)`);
+  const child = Number(readFileSync(hangPid, 'utf8'));
+  await waitFor(`the script's child ${child} is killed with its process group`, () => !isAlive(child), 10_000);
 });
 
 void test('a missing init script: start and status fail clearly, stop succeeds', async (t) => {
