@@ -35,6 +35,12 @@ export interface ClusterLayout {
   }[];
   lease: { ttlMs: number; marginMs: number };
   failover: { verifyTimeoutMs: number };
+  /**
+   * The lease guard (absent in histories recorded before it existed). `watchdogTimeoutMs`: every
+   * node has an armed watchdog that resets it this long after its guard stops feeding it (on a
+   * failed release), so a failed stop is safe after the lease, its margin and this timeout.
+   */
+  guard?: { enabled: boolean; watchdogTimeoutMs?: number };
 }
 
 export function createClusterActivities(deps: { config: Config }) {
@@ -62,6 +68,8 @@ export function createClusterActivities(deps: { config: Config }) {
         })),
         lease: config.lease,
         failover: config.failover,
+        // The guard feeds the watchdog: without the guard, nothing arms it.
+        guard: { enabled: config.guard.enabled, ...(config.guard.enabled && config.guard.watchdog ? { watchdogTimeoutMs: config.guard.watchdog.timeoutMs } : {}) },
       };
     },
 

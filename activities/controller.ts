@@ -11,11 +11,13 @@ import {
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
+  operationBlockedUpdate,
   ownershipQuery,
   type BeginOperation,
   type ClaimGroup,
   type EndOperation,
   type OperationBegun,
+  type OperationBlocked,
 } from '../workflows/shared.js';
 
 type WithCluster<T> = T & { cluster: string };
@@ -71,6 +73,12 @@ export function createControllerActivities(deps: { client: Client }) {
       const g = state.groups[group];
       if (!g) throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `the controller of cluster '${cluster}' knows no group '${group}'` });
       return { owner: g.owner, epoch: g.epoch, state: g.state, ...(g.operation ? { operation: g.operation.workflowId } : {}) };
+    },
+    /** The failover is blocked on its old owner (a failed stop): recorded for `haoscar status` and confirm-down. */
+    async operationBlocked({ cluster, ...req }: WithCluster<OperationBlocked>): Promise<void> {
+      await send(cluster, `to record that the operation on group '${req.group}' is blocked`, () =>
+        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req] }),
+      );
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
       await send(cluster, `to end the operation on group '${req.group}'`, () =>

@@ -17,6 +17,7 @@ import {
   ApplicationFailure,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
   patched,
@@ -33,12 +34,14 @@ import type { ControllerActivities } from '../activities/controller.js';
 import {
   beginOperationSchema,
   claimGroupSchema,
+  confirmDownSchema,
   controllerInputSchema,
   describeIssues,
   endOperationSchema,
   groupLostSchema,
   healGaveUpSchema,
   nodeEdgeSchema,
+  operationBlockedSchema,
   parseWorkflowInput,
   type FailoverInput,
   type SwitchoverInput,
@@ -47,14 +50,19 @@ import { HA_KEYS, haTags } from './search-attributes.js';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
+  confirmDownUpdate,
+  confirmedDownSignal,
   endOperationUpdate,
   ERROR_TYPES,
   failoverWorkflowId,
   groupLostSignal,
   healGaveUpSignal,
   nodeEdgeSignal,
+  operationBlockedUpdate,
   ownershipQuery,
   switchoverWorkflowId,
+  type ConfirmDownResult,
+  type ConfirmedDown,
   type GroupOwnership,
   type OperationKind,
   type Ownership,
@@ -76,6 +84,7 @@ const REVERIFY_FIRST_MS = 5000;
 const REVERIFY_MAX_MS = 60_000;
 /** Kept for the postmortem in the query answer. */
 const MAX_FALSE_ALARMS = 20;
+const MAX_CONFIRMED_DOWN = 20;
 
 interface Pending {
   group: string;
@@ -176,6 +185,8 @@ export async function controller(rawInput: unknown): Promise<void> {
       g.owner = req.owner;
       g.state = req.owner === null ? 'down' : 'moving';
       g.since = now();
+      // The operation is past its old owner (safe, fenced or confirmed down): no longer blocked.
+      if (g.operation) delete g.operation.blocked;
       // The block was against the old owner's lease; the new owner's (new epoch) may be renewed.
       allowRenewals(g);
       log.info('group claimed', { group: req.group, owner: req.owner, epoch: g.epoch, by: req.workflowId });
@@ -217,6 +228,80 @@ export async function controller(rawInput: unknown): Promise<void> {
       validator: (req: unknown) => {
         const r = parseOrThrow(endOperationSchema, req, 'endOperation');
         holdOrThrow(r.group, r.workflowId);
+      },
+    },
+  );
+
+  // A failover whose old owner failed to stop the group says so: the group stays with that
+  // node (no claim, renewals still blocked) until a fence, the watchdog or a confirm-down.
+  setHandler(
+    operationBlockedUpdate,
+    (req) => {
+      const op = state.groups[req.group]!.operation!;
+      const same = op.blocked?.node === req.node && op.blocked.epoch === req.epoch;
+      op.blocked = {
+        node: req.node,
+        epoch: req.epoch,
+        since: same ? op.blocked!.since : now(),
+        detail: req.detail,
+        waitingFor: req.waitingFor,
+        ...(req.until !== undefined ? { until: req.until } : {}),
+        ...(same && op.blocked!.confirmed ? { confirmed: op.blocked!.confirmed } : {}),
+      };
+      log.warn('operation blocked: the old owner still holds the group', { group: req.group, node: req.node, epoch: req.epoch, waitingFor: req.waitingFor, detail: req.detail });
+    },
+    {
+      validator: (req: unknown) => {
+        const r = parseOrThrow(operationBlockedSchema, req, 'operationBlocked');
+        const g = holdOrThrow(r.group, r.workflowId);
+        if (!state.nodes[r.node]) throw new Error(`unknown node '${r.node}'`);
+        if (r.epoch !== g.epoch) throw new Error(`stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+      },
+    },
+  );
+
+  // An operator confirms a node down: only the operations blocked on it NOW are unblocked
+  // (keyed on the operation and its epoch); nothing is kept for a later failed stop.
+  setHandler(
+    confirmDownUpdate,
+    async (req): Promise<ConfirmDownResult> => {
+      const at = now();
+      const operator = req.operator ?? 'an operator';
+      const sends: { workflowId: string; signal: ConfirmedDown }[] = [];
+      const unblocked: ConfirmDownResult['unblocked'] = [];
+      for (const [name, g] of Object.entries(state.groups)) {
+        const op = g.operation;
+        if (op?.blocked?.node !== req.node) continue;
+        op.blocked.confirmed ??= { operator, at, ...(req.detail !== undefined ? { detail: req.detail } : {}) };
+        unblocked.push({ group: name, workflowId: op.workflowId, epoch: op.blocked.epoch });
+        sends.push({ workflowId: op.workflowId, signal: { node: req.node, epoch: op.blocked.epoch, operator, at, ...(req.detail !== undefined ? { detail: req.detail } : {}) } });
+      }
+      const confirmed = state.confirmedDown ??= [];
+      confirmed.push({ node: req.node, operator, at, unblocked, ...(req.detail !== undefined ? { detail: req.detail } : {}) });
+      if (confirmed.length > MAX_CONFIRMED_DOWN) confirmed.shift();
+      changes += 1;
+      log.warn('node confirmed down by an operator', { node: req.node, operator, detail: req.detail, unblocked });
+      for (const s of sends) {
+        // Delivered by the server; the failover checks the node and the epoch again.
+        await getExternalWorkflowHandle(s.workflowId).signal(confirmedDownSignal, s.signal).catch((err: unknown) =>
+          log.error('could not tell a blocked operation of the confirm-down', { workflowId: s.workflowId, err: err instanceof Error ? err.message : String(err) }),
+        );
+      }
+      return { node: req.node, unblocked };
+    },
+    {
+      validator: (req: unknown) => {
+        const r = parseOrThrow(confirmDownSchema, req, 'confirmDown');
+        if (!state.nodes[r.node]) {
+          throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownNode, nonRetryable: true, message: `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded` });
+        }
+        if (!Object.values(state.groups).some((g) => g.operation?.blocked?.node === r.node)) {
+          throw ApplicationFailure.create({
+            type: ERROR_TYPES.NothingToConfirm,
+            nonRetryable: true,
+            message: `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`,
+          });
+        }
       },
     },
   );
@@ -420,7 +505,7 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   }
   const nodes: Ownership['nodes'] = {};
   for (const n of layout.nodes) nodes[n.name] = old.nodes?.[n.name] ?? { state: 'unknown', since: now, reportedBy: 'controller' };
-  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {} };
+  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
 }
 
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

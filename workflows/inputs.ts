@@ -122,6 +122,32 @@ export const endOperationSchema = z.strictObject({
   node: node.optional(),
 });
 
+const UNBLOCKERS = ['fencing', 'watchdog', 'confirm-down'] as const;
+/** The `operationBlocked` update (OperationBlocked in shared.ts), sent by a failover. */
+export const operationBlockedSchema = z.strictObject({
+  group: name('group'),
+  workflowId: z.string().min(1).max(1000),
+  node,
+  epoch: z.number().int().nonnegative(),
+  detail: z.string().max(4000),
+  waitingFor: z.array(z.enum(UNBLOCKERS)).min(1).max(UNBLOCKERS.length),
+  until: at.optional(),
+});
+/** The `confirmDown` update (ConfirmDown in shared.ts): `haoscar confirm-down`, or the UI. */
+export const confirmDownSchema = z.strictObject({
+  node,
+  operator: z.string().min(1).max(200).optional(),
+  detail: z.string().max(2000).optional(),
+});
+/** The `confirmedDown` signal (ConfirmedDown in shared.ts), sent by the controller to a blocked failover. */
+export const confirmedDownSchema = z.strictObject({
+  node,
+  epoch: z.number().int().nonnegative(),
+  operator: z.string().min(1).max(200),
+  at,
+  detail: z.string().max(2000).optional(),
+});
+
 export const resyncInputSchema = z.strictObject({
   cluster: name('cluster'),
   group: name('group'),

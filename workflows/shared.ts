@@ -55,6 +55,11 @@ export const ERROR_TYPES = {
   StopFailed: 'StopFailed',
   /** A switchover did not reach its target; the group was put back (or left down, see details). */
   SwitchoverFailed: 'SwitchoverFailed',
+  /**
+   * A confirm-down named a node no operation is blocked on now: a confirmation only unblocks
+   * an operation waiting for that node at that time (it is never kept for later). Nothing was recorded.
+   */
+  NothingToConfirm: 'NothingToConfirm',
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 
@@ -185,7 +190,7 @@ export interface GroupOwnership {
   renewable: boolean;
   blockedSince?: number;
   /** The operation holding the group; `checkedAt`: when it was last found still running. */
-  operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number };
+  operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number; blocked?: BlockedOn };
   /** When an automatic fail-back of the group was last started (the next waits out `stickiness`). */
   failbackAt?: number;
 }
@@ -217,6 +222,8 @@ export interface Ownership {
   falseAlarms: FalseAlarm[];
   /** Owners that answered a verification while their peers still suspect them: asked again at `at`. */
   reverify: Record<string, { at: number; delayMs: number }>;
+  /** The last confirm-downs, oldest first (absent from controllers older than them). */
+  confirmedDown?: ConfirmedDownRecord[];
 }
 /** Current ownership; costs no history, so owners ask it every ttl/3 to confirm their lease. */
 export const ownershipQuery = defineQuery<Ownership>('ownership');
@@ -289,6 +296,87 @@ export interface EndOperation {
 }
 export const endOperationUpdate = defineUpdate<void, [EndOperation]>('endOperation');
 
+// ------------------------------------------------------------------ a failed stop is not a stop
+
+/** What may unblock an operation whose old owner failed to stop the group (docs/failover.md). */
+export type Unblocker = 'fencing' | 'watchdog' | 'confirm-down';
+
+/**
+ * An operation that may not move its group: the old owner failed to stop it (`StopFailed`) or
+ * answered holding it in state 'failed', so it still holds it. Kept on the group's operation.
+ */
+export interface BlockedOn {
+  /** The node that still holds the group. */
+  node: string;
+  /** The group's epoch when the operation blocked: what a confirm-down is keyed on, with the operation. */
+  epoch: number;
+  /** Workflow time the operation reported the block. */
+  since: number;
+  /** Why the node is not safe (its stop's failure, the fence agent's answer). */
+  detail: string;
+  /** What the operation is waiting for, any one of them. */
+  waitingFor: Unblocker[];
+  /** With an armed watchdog: workflow time after which the node has reset (lease + margin + watchdog timeout). */
+  until?: number;
+  /** An operator's confirm-down of the node, recorded for this block. */
+  confirmed?: { operator: string; at: number; detail?: string };
+}
+
+/** A failover tells the controller it is blocked (and what it waits for); only the operation holding the group may. */
+export interface OperationBlocked {
+  group: string;
+  workflowId: string;
+  node: string;
+  epoch: number;
+  detail: string;
+  waitingFor: Unblocker[];
+  until?: number;
+}
+export const operationBlockedUpdate = defineUpdate<void, [OperationBlocked]>('operationBlocked');
+
+/**
+ * `haoscar confirm-down NODE`: an operator confirms the node is powered off or cannot run any
+ * group (what `pcs stonith confirm` does). Refused (typed, nothing recorded) for an unknown node
+ * (`UnknownNode`) or one no operation is blocked on now (`NothingToConfirm`).
+ */
+export interface ConfirmDown {
+  node: string;
+  /** Who confirms (kept in the controller's state and history). */
+  operator?: string;
+  /** Why they are sure, e.g. "powered off at the PDU". */
+  detail?: string;
+}
+export interface ConfirmDownResult {
+  node: string;
+  /** The operations it unblocked (each keyed on its group, workflow and epoch). */
+  unblocked: { group: string; workflowId: string; epoch: number }[];
+}
+export const confirmDownUpdate = defineUpdate<ConfirmDownResult, [ConfirmDown]>('confirmDown');
+
+export interface ConfirmedDownRecord extends ConfirmDownResult {
+  operator: string;
+  at: number;
+  detail?: string;
+}
+
+/** Sent by the controller to a blocked failover once a confirm-down of its old owner is recorded. */
+export interface ConfirmedDown {
+  node: string;
+  /** The epoch the failover blocked at: a confirmation for another block is ignored. */
+  epoch: number;
+  operator: string;
+  at: number;
+  detail?: string;
+}
+export const confirmedDownSignal = defineSignal<[ConfirmedDown]>('confirmedDown');
+
+/** What a failover is doing now (the query `failoverStatus`; the Temporal UI shows the same as its current details). */
+export interface FailoverStatus {
+  phase: 'old-owner' | 'blocked' | 'starting' | 'done';
+  blocked?: BlockedOn;
+}
+export const failoverStatusQuery = defineQuery<FailoverStatus>('failoverStatus');
+
 /** What a failover came to (its workflow result, and so its history's last word). */
 export interface FailoverResult {
   outcome: 'moved' | 'false-alarm' | 'already-there' | 'down' | 'unchanged';
@@ -297,6 +385,6 @@ export interface FailoverResult {
   to: string | null;
   epoch: number;
   /** Workflow-time milliseconds spent in each phase, for the postmortem and the benchmark. */
-  phases: { verifyMs?: number; stopMs?: number; syncMs?: number; fenceMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
+  phases: { verifyMs?: number; stopMs?: number; syncMs?: number; fenceMs?: number; blockedMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
   attempts: { node: string; outcome: 'started' | 'failed'; detail: string }[];
 }
