@@ -11,6 +11,11 @@
  *    a switchover then pulls the group's file sets to the target one last time (the owner
  *    has stopped writing), and tries the target first, then the old owner.
  * 3. If it neither answered nor stopped: fence it when a fence agent is configured.
+ *    If its stop FAILED (`StopFailed`), or it answered holding the group in state 'failed', it
+ *    still holds the group and its lease does not make it safe (old-owner-plan.ts): nothing is
+ *    started on top of it (not even on it), and the failover is BLOCKED until a fence succeeds,
+ *    an armed watchdog's timeout has passed on top of the lease, or an operator confirms the
+ *    node down (`confirmDown` on the controller, which signals `confirmedDown` here).
  * 4. For each candidate node (preference order, or `to`): epoch+1 with that node as owner;
  *    wait out the old owner's lease unless it stopped or was fenced; start the resources in
  *    order, each verified by its check; on any error stop what was started, in reverse, and
@@ -20,14 +25,46 @@
  * Every activity that touches a node's resources carries the epoch; the node refuses an
  * epoch older than one it has seen.
  */
-import { ApplicationFailure, isCancellation, log, proxyActivities, proxyLocalActivities, workflowInfo, CancellationScope } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { OwnershipActivities } from '../activities/ownership.js';
-import { failoverInputSchema, parseWorkflowInput } from './inputs.js';
+import { confirmedDownSchema, describeIssues, failoverInputSchema, parseWorkflowInput } from './inputs.js';
 import { groupOf, tagIfUntagged } from './layout.js';
+import { describeBlock, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
 import { syncOn } from './resync.js';
-import { ERROR_TYPES, nodeTaskQueue, type EndOperation, type FailoverResult } from './shared.js';
+import {
+  confirmedDownSignal,
+  ERROR_TYPES,
+  failoverStatusQuery,
+  nodeTaskQueue,
+  type BlockedOn,
+  type ConfirmedDown,
+  type EndOperation,
+  type FailoverResult,
+  type FailoverStatus,
+} from './shared.js';
+
+/**
+ * Recorded histories from before "a failed stop is not a stop" replay without it: a StopFailed
+ * (or a 'failed' answer) then was handled as any failed stop (a lease wait, or the way back).
+ */
+export const PATCH_FAILED_STOP = 'failover-failed-stop-blocks';
+/** Past this many events a blocked failover stops retrying its fence agent (it still waits for the rest). */
+const MAX_BLOCKED_HISTORY_EVENTS = 5000;
 
 const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
   startToCloseTimeout: '10 seconds',
@@ -48,9 +85,28 @@ function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
 
 const STOP_TIMEOUT_MS = 60_000;
 
+/** A pause measured in a worker's process that may be long (an armed watchdog's wait, up to minutes). */
+function longPause(ms: number): Promise<void> {
+  return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 } }).pause({ ms });
+}
+
 export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const input = parseWorkflowInput(failoverInputSchema, rawInput, 'failover');
   const { workflowId } = workflowInfo();
+  // A confirm-down counts only for the block it was recorded for: this node, this epoch.
+  let status: FailoverStatus = { phase: 'old-owner' };
+  let blockedOn: { node: string; epoch: number } | undefined;
+  let confirmation: ConfirmedDown | undefined;
+  setHandler(failoverStatusQuery, () => status);
+  setHandler(confirmedDownSignal, (raw: unknown) => {
+    const parsed = confirmedDownSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed confirmedDown signal', { problems: describeIssues(parsed.error, '(signal)') });
+    const c = parsed.data;
+    if (!blockedOn || c.node !== blockedOn.node || c.epoch !== blockedOn.epoch) {
+      return log.warn('ignored a confirm-down that is not for this block', { node: c.node, epoch: c.epoch, blockedOn });
+    }
+    confirmation ??= c;
+  });
   const started = Date.now();
   tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 
@@ -106,6 +162,10 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
 
     // ---------------------------------------------------------------- the old owner
     let oldOwnerSafe = from === null; // stopped, fenced, or there was none: no lease to wait out
+    /** Why the old owner still holds the group (a failed stop): set, it is blocked, not silent. */
+    let stopFailed: string | undefined;
+    /** It answered without the group, or stopped it: up, it may fence a failed candidate. */
+    let oldOwnerAnswered = false;
     if (from !== null && input.kind === 'node-lost') {
       const t = Date.now();
       const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs);
@@ -113,7 +173,12 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       if (answer && !answer.holds) {
         // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
         oldOwnerSafe = true;
+        oldOwnerAnswered = true;
         log.info('old owner answered but does not hold the group: moving it', { node: from });
+      } else if (answer?.holds?.state === 'failed' && patched(PATCH_FAILED_STOP)) {
+        // Not a false alarm: it cannot serve the group, and it cannot let go of it either.
+        stopFailed = `it answered holding the group in state 'failed' at epoch ${answer.holds.epoch}: ${answer.holds.failure ?? "a stop or its guard's release failed there"}`;
+        log.warn('the old owner holds the group in state failed: it is not safe to move it yet', { node: from, epoch: answer.holds.epoch });
       } else if (answer) {
         const detail = `node ${from} answered through its task queue (holds ${group.name}: ${answer.holds ? `epoch ${answer.holds.epoch}` : 'no'}): its peers lost its heartbeats, Temporal did not; no failover`;
         log.warn('false alarm', { group: group.name, node: from, reason: input.reason });
@@ -129,9 +194,17 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       try {
         await onNode(input.cluster, from, STOP_TIMEOUT_MS).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
         oldOwnerSafe = true;
+        oldOwnerAnswered = true;
       } catch (err) {
         if (isCancellation(err)) throw err;
-        if (input.kind === 'switchover') {
+        if (failureType(err) === ERROR_TYPES.StopFailed && patched(PATCH_FAILED_STOP)) {
+          // It still holds the group (in state 'failed'): nothing is started on top of a failed
+          // stop, not even on it (a switchover's way back), and no final sync runs from it.
+          stopFailed = `its stop failed: ${errorText(err)}`;
+          log.warn('the old owner could not stop the group: it still holds it', { node: from, err: errorText(err) });
+          const i = candidates.indexOf(from);
+          if (i >= 0) candidates.splice(i, 1);
+        } else if (input.kind === 'switchover') {
           // A planned move does not take a group from an owner that cannot hand it over
           // cleanly (its data may not be final). What it did stop is started again there,
           // under a new epoch (orders of the old one are refused from then on).
@@ -145,7 +218,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         }
       }
       phases.stopMs = Date.now() - t;
-      if (input.kind === 'switchover' && candidates[0] === input.to && from !== input.to && (group.fileSets?.length ?? 0) > 0) {
+      if (input.kind === 'switchover' && stopFailed === undefined && candidates[0] === input.to && from !== input.to && (group.fileSets?.length ?? 0) > 0) {
         // The owner has stopped writing: a last, short pass brings the target fully up to date.
         const ts = Date.now();
         try {
@@ -165,30 +238,126 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       oldOwnerSafe = true;
     }
 
-    const victim = layout.nodes.find((n) => n.name === from);
-    if (!oldOwnerSafe && victim?.fenced && candidates.length > 0) {
-      const t = Date.now();
-      try {
-        const fenced = await onNode(input.cluster, candidates[0]!, (victim.fenceTimeoutMs ?? 60_000) + 30_000).fence({ victim: victim.name });
-        oldOwnerSafe = fenced.fenced;
-        log.info(fenced.fenced ? 'old owner fenced' : 'fencing failed: waiting out the lease instead', { node: from, detail: fenced.detail });
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        log.warn('fencing failed: waiting out the lease instead', { node: from, err: errorText(err) });
-      }
-      phases.fenceMs = Date.now() - t;
+    if (stopFailed !== undefined && candidates.length === 0) {
+      // Restarting it in place (`to` its owner) would start it on top of the failed stop.
+      const why = `node ${from} could not stop group '${group.name}' (${stopFailed}) and no other node may take it: it still holds it, in state 'failed'; nothing was started`;
+      await end('unchanged', why);
+      throw ApplicationFailure.create({ type: ERROR_TYPES.StopFailed, nonRetryable: true, message: why, details: [result('unchanged', from)] });
     }
+
+    /**
+     * Until `who.node` can no longer run the group (old-owner-plan.ts): fences it (from
+     * `who.fencer`), or has the lease waited out after the claim, or stays BLOCKED on it until a
+     * fence succeeds, its watchdog's timeout has passed, or an operator confirms it down.
+     * @returns the end of a lease to wait out after the claim (a silent node); undefined: safe now.
+     */
+    const untilSafe = async (who: { node: string; report: OldOwnerReport; detail?: string; blockedSince: number; fencer?: string }): Promise<number | undefined> => {
+      const victim = layout.nodes.find((n) => n.name === who.node);
+      const facts: OldOwnerFacts = {
+        report: who.report,
+        ...(victim?.fenced && who.fencer !== undefined ? { fence: { attempts: 0, succeeded: false } } : {}),
+        fenceRetries: true,
+        ...(layout.guard?.watchdogTimeoutMs !== undefined ? { watchdogTimeoutMs: layout.guard.watchdogTimeoutMs } : {}),
+        lease: layout.lease,
+        blockedSince: who.blockedSince,
+        confirmed: false,
+        now: Date.now(),
+      };
+      // A confirmation counts for one block only.
+      confirmation = undefined;
+      blockedOn = undefined;
+      let fenceDetail: string | undefined;
+      let blockedAt: number | undefined;
+      let reported = '';
+      for (;;) {
+        facts.now = Date.now();
+        facts.fenceRetries = workflowInfo().historyLength < MAX_BLOCKED_HISTORY_EVENTS;
+        facts.confirmed = confirmation !== undefined;
+        const step = oldOwnerStep(facts);
+        if (step.step === 'go') {
+          if (blockedAt !== undefined) {
+            phases.blockedMs = (phases.blockedMs ?? 0) + Date.now() - blockedAt;
+            const how = step.why === 'confirmed-down' ? `was confirmed down by ${confirmation!.operator}${confirmation!.detail ? ` (${confirmation!.detail})` : ''}`
+              : step.why === 'watchdog' ? "has reset: its watchdog's timeout has passed on top of its lease"
+              : step.why === 'fenced' ? 'was fenced' : step.why;
+            log.warn(`unblocked: node ${who.node} ${how}; moving the group`, { node: who.node, why: step.why, blockedMs: phases.blockedMs });
+            setCurrentDetails(`unblocked: node ${who.node} ${how}; moving the group`);
+            status = { phase: 'starting' };
+            blockedOn = undefined;
+          }
+          return undefined;
+        }
+        if (step.step === 'wait-lease') return step.until;
+        if (step.step === 'fence') {
+          const t = Date.now();
+          const fence = facts.fence!;
+          const giveUp = who.report === 'stop-failed' ? 'still blocked' : 'waiting out the lease instead';
+          try {
+            const fenced = await onNode(input.cluster, who.fencer!, (victim!.fenceTimeoutMs ?? 60_000) + 30_000).fence({ victim: victim!.name });
+            fence.succeeded = fenced.fenced;
+            fenceDetail = fenced.detail;
+            log.info(fenced.fenced ? 'old owner fenced' : `fencing failed: ${giveUp}`, { node: who.node, detail: fenced.detail });
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            fenceDetail = errorText(err);
+            log.warn(`fencing failed: ${giveUp}`, { node: who.node, err: fenceDetail });
+          }
+          fence.attempts += 1;
+          fence.lastAt = Date.now();
+          phases.fenceMs = (phases.fenceMs ?? 0) + Date.now() - t;
+          continue;
+        }
+        // ---------------------------------------------------------- blocked on the node
+        blockedAt ??= Date.now();
+        blockedOn = { node: who.node, epoch };
+        const block: BlockedOn = {
+          node: who.node,
+          epoch,
+          since: blockedAt,
+          detail: `${who.detail}; ${facts.fence ? `fencing failed: ${fenceDetail ?? 'no answer'}` : 'no fence agent is configured for it'}`,
+          waitingFor: step.waitingFor,
+          ...(step.until !== undefined ? { until: step.until } : {}),
+        };
+        const key = JSON.stringify([block.waitingFor, block.until]);
+        if (key !== reported) {
+          reported = key;
+          status = { phase: 'blocked', blocked: block };
+          const line = describeBlock(group.name, block, Date.now());
+          setCurrentDetails(`blocked: ${line}`);
+          log.warn(`blocked: ${line}`, { node: who.node, epoch, waitingFor: block.waitingFor, until: block.until });
+          await local.operationBlocked({ cluster: input.cluster, group: group.name, workflowId, node: block.node, epoch, detail: block.detail, waitingFor: block.waitingFor, ...(block.until !== undefined ? { until: block.until } : {}) });
+        }
+        await waitWhileBlocked(
+          () => confirmation !== undefined,
+          step.until !== undefined ? step.until - Date.now() : undefined,
+          step.fenceAt !== undefined ? step.fenceAt - Date.now() : undefined,
+        );
+      }
+    };
+
+    /** Set when the old lease is to be waited out after the claim (a silent old owner). */
+    let leaseUntil: number | undefined;
+    if (from !== null) {
+      leaseUntil = await untilSafe({
+        node: from,
+        report: oldOwnerSafe ? 'let-go' : stopFailed !== undefined ? 'stop-failed' : 'silent',
+        ...(stopFailed !== undefined ? { detail: stopFailed } : {}),
+        blockedSince: begun.blockedSince,
+        ...(candidates.length > 0 ? { fencer: candidates[0] } : {}),
+      });
+    }
+    status = { phase: 'starting' };
 
     // ---------------------------------------------------------------- the new owner
     for (const node of candidates) {
       ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: node }));
-      if (!oldOwnerSafe) {
+      if (leaseUntil !== undefined) {
         // Measured in this worker's process: a server timer can fire up to a second late.
         const t = Date.now();
-        const waitMs = begun.blockedSince + layout.lease.ttlMs + layout.lease.marginMs - t;
+        const waitMs = leaseUntil - t;
         if (waitMs > 0) await local.pause({ ms: waitMs });
         phases.leaseWaitMs = Date.now() - t;
-        oldOwnerSafe = true;
+        leaseUntil = undefined;
       }
       const t = Date.now();
       const started: string[] = [];
@@ -211,22 +380,60 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         // The node has seen a newer epoch, or a peer still claims the group: another node would
         // meet the same; the group is left down rather than risk running it twice.
         const stale = failureType(err) === ERROR_TYPES.StaleEpoch;
+        // Its own undoing of the failed start failed: it may run part of the group, and holds it as failed.
+        let undoFailed = failureType(err) === ERROR_TYPES.StopFailed ? detail : undefined;
         log.warn('could not start the group: undoing and trying the next node', { node, detail });
         // Compensate in reverse; the node's own lease keeping stops anything left over.
         for (const name of [...started].reverse()) {
-          await onNode(input.cluster, node, STOP_TIMEOUT_MS).stopResource({ group: group.name, resource: name, epoch }).catch((e: unknown) =>
-            log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) }),
-          );
+          await onNode(input.cluster, node, STOP_TIMEOUT_MS).stopResource({ group: group.name, resource: name, epoch }).catch((e: unknown) => {
+            if (failureType(e) === ERROR_TYPES.StopFailed) undoFailed ??= errorText(e);
+            log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) });
+          });
         }
         if (stale) break;
+        if (undoFailed !== undefined && patched(PATCH_FAILED_STOP)) {
+          // A failed stop is not a stop, on a candidate too: no other node starts the group until
+          // this one is safe. Claimed for nobody first, so that its lease is no longer renewed.
+          ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+          const rest = candidates.slice(candidates.indexOf(node) + 1);
+          const fencer = rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
+          await untilSafe({ node, report: 'stop-failed', detail: `it could not undo its start: ${undoFailed}`, blockedSince: Date.now(), ...(fencer !== undefined ? { fencer } : {}) });
+        }
       }
     }
     return await down(`no node could start group '${group.name}': ${attempts.map((a) => `${a.node}: ${a.detail}`).join('; ')}`);
   } finally {
+    status = { ...status, phase: 'done' };
     if (!ended) {
       // Failed or cancelled half-way: give the group back (its state is what the epochs say).
-      await CancellationScope.nonCancellable(() => end('unchanged', 'the operation ended early')).catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
+      const why = status.blocked && blockedOn ? `the operation ended early, blocked: node ${blockedOn.node} still holds the group (${status.blocked.detail})` : 'the operation ended early';
+      await CancellationScope.nonCancellable(() => end('unchanged', why)).catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
     }
+  }
+}
+
+/**
+ * The blocked failover's wait: until a confirm-down arrives, or `watchdogMs` has passed
+ * (measured in a worker's process, as the lease wait is: the watchdog's reset is what makes the
+ * node safe), or `fenceInMs` (a workflow timer: when to try the fence agent again; its being
+ * late only delays). Durable: a signal and at most two pending waits, no polling.
+ */
+async function waitWhileBlocked(confirmed: () => boolean, watchdogMs: number | undefined, fenceInMs: number | undefined): Promise<void> {
+  const scope = new CancellationScope();
+  let settled = false;
+  const quietly = (p: Promise<unknown>) => p.catch((err: unknown) => {
+    if (settled && isCancellation(err)) return; // ours, after the first of them
+    if (isCancellation(err)) throw err; // the failover itself is cancelled
+    log.warn('a wait of the blocked failover failed: planning again', { err: errorText(err) });
+  });
+  const waits = [quietly(scope.run(() => condition(confirmed)))];
+  if (watchdogMs !== undefined) waits.push(quietly(scope.run(() => longPause(watchdogMs))));
+  if (fenceInMs !== undefined) waits.push(quietly(scope.run(() => sleep(Math.max(1, fenceInMs)))));
+  try {
+    await Promise.race(waits);
+  } finally {
+    settled = true;
+    scope.cancel();
   }
 }
 
