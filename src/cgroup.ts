@@ -166,7 +166,8 @@ function nearestExistingAncestor(path: string): string {
 
 /**
  * The pids in the cgroup and its descendants (cgroup.kill reaches those too). Exited processes
- * leave cgroup.procs at once, even while they are zombies.
+ * leave cgroup.procs at once, even while they are zombies. A threaded cgroup adds none: its
+ * processes are listed by its threaded domain.
  * @returns [] when the cgroup does not exist.
  * @throws CgroupError when cgroup.procs exists but cannot be read.
  */
@@ -177,6 +178,8 @@ export function cgroupPids(path: string): number[] {
   } catch (error) {
     const code = errnoName(error);
     if (code === 'ENOENT' || code === 'ENOTDIR') return []; // no such group (or removed while we looked)
+    // A threaded cgroup lists no processes: they are in its threaded domain's cgroup.procs.
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return [];
     throw new CgroupError(`cannot read ${join(path, 'cgroup.procs')} (${code})`, path, code, { cause: error });
   }
   const pids = text.split('\n').filter((line) => line !== '').map(Number);
