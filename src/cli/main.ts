@@ -14,6 +14,7 @@ import { resyncCommand, switchoverCommand } from './switchover.js';
 import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
+import { confirmDownCommand } from './confirm-down.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;
