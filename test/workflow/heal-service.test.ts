@@ -6,6 +6,7 @@ import { test, after, before } from 'node:test';
 import { recordHistory } from '../support/record.js';
 import assert from 'node:assert/strict';
 import { waitFor as waitUntil } from '../support/wait.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
@@ -32,9 +33,21 @@ nodes:
   - { name: n1, addresses: [127.0.0.1] }
   - { name: n2, addresses: [127.0.0.2] }
 groups:
-${['a', 'b', 'c', 'd', 'e', 'f', 'h', 'i']
+${['a', 'd', 'e', 'f', 'h', 'i']
   .map((g) => `  - name: ${g}\n    nodes: [n1]\n    resources:\n      - { type: service, name: svc, driver: process, command: [/bin/true] }`)
   .join('\n')}
+  # These count restarts against the budget: a window no slow machine can outlast, so that a
+  # restart never leaves it during the test (which would rightly allow one more).
+  - name: b
+    nodes: [n1]
+    healing: { window: 10m, startTimeout: 2s }
+    resources:
+      - { type: service, name: svc, driver: process, command: [/bin/true] }
+  - name: c
+    nodes: [n1]
+    healing: { window: 10m }
+    resources:
+      - { type: service, name: svc, driver: process, command: [/bin/true] }
   - name: j
     nodes: [n1]
     healing: { maxRestarts: 500, window: 10m, backoff: { initial: 0ms, max: 0ms } }
@@ -108,22 +121,52 @@ test('a crashed service is restarted once, then the heal completes after its win
   await recordHistory(workflowId, 'heal-service-healed');
 });
 
-test('a service that never becomes healthy: maxRestarts restarts with backoff, then HealGaveUp, no loop', async () => {
+test('a service that never becomes healthy while its monitor keeps reporting it: maxRestarts restarts with backoff, then HealGaveUp, no loop', async () => {
   const svc = services.get('b')!;
   svc.behaviour.unhealthyAfterStart = true;
   svc.crash();
-  const { workflowId } = await heal('b');
+  const { workflowId, runId } = await heal('b');
+  // Pinned to this run: a report after it has closed fails instead of starting a new heal.
+  const run = client.workflow.getHandle(workflowId, runId);
+  // Something keeps reporting the failure (and the service keeps failing) for as long as the
+  // heal runs: every report is a reason to restart, and the budget must hold all the same.
+  let delivered = 0;
+  let reporting = true;
+  const reporter = (async () => {
+    for (let i = 0; reporting; i++) {
+      svc.crash();
+      await run.signal(serviceFailedSignal, { at: Date.now(), detail: `test: still failing (${i})`, source: 'test' }).then(
+        () => delivered++,
+        () => (reporting = false), // the run has closed
+      );
+      await sleep(50);
+    }
+  })();
+  try {
+    // A loop fails here: as soon as it restarts once too often, or by never closing.
+    await waitFor(async () => {
+      assert.ok(svc.starts <= 2, `restarted ${svc.starts} times: more than maxRestarts (2) while failures kept being reported`);
+      return (await run.describe()).status.name !== 'RUNNING';
+    }, 'the heal closes', 60_000);
+  } finally {
+    reporting = false;
+    await reporter;
+  }
   const failure = await failureOf(workflowId);
   assert.equal(failure.type, ERROR_TYPES.HealGaveUp);
   assert.match(failure.message, /b\/svc on node n1 failed again after 2 restart\(s\)/);
   assert.equal(svc.starts, 2, 'exactly maxRestarts restarts');
+  // The reports reached the heal while it ran (a test whose reports all came too late would
+  // prove nothing), and the run ordered exactly two restarts whatever they said.
+  const events = (await run.fetchHistory()).events!;
+  const signalled = events.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+  assert.ok(delivered >= 3 && signalled >= delivered, `reports delivered: ${delivered}, signals in the history: ${signalled}`);
+  const restarts = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restartService');
+  assert.equal(restarts.length, 2, 'restartService was scheduled exactly maxRestarts times');
   // The second restart waited out the backoff (300 ms) on a durable timer.
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const timers = history.events!.filter((e) => e.timerStartedEventAttributes);
+  const timers = events.filter((e) => e.timerStartedEventAttributes);
   assert.equal(timers.length, 1);
   assert.equal(Number(timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0) * 1000 + (timers[0]!.timerStartedEventAttributes!.startToFireTimeout!.nanos ?? 0) / 1e6, 300);
-  await new Promise((r) => setTimeout(r, 500));
-  assert.equal(svc.starts, 2, 'nothing restarts it after giving up');
   await recordHistory(workflowId, 'heal-service-gave-up');
 });
 
@@ -137,9 +180,23 @@ test('a new failure while the heal watches counts against the same budget', asyn
   await handle.signal(serviceFailedSignal, { at: Date.now(), detail: 'test: crashed again', source: 'test' });
   await waitFor(async () => (await handle.query(healStatusQuery)).attempts.length === 2, 'the second restart');
   // A malformed signal (anyone can send JSON from the UI) is ignored, not counted.
-  await client.workflow.getHandle(workflowId).signal('serviceFailed', { at: 'yesterday', detail: 7 });
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal((await handle.query(healStatusQuery)).phase, 'watching');
+  await waitFor(async () => (await handle.query(healStatusQuery)).phase === 'watching', 'the second restart succeeded');
+  const before = await handle.query(healStatusQuery);
+  const signalsBefore = (await handle.fetchHistory()).events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+  await handle.signal('serviceFailed', { at: 'yesterday', detail: 7 });
+  // Not a pause: the history shows the signal received and a workflow task completed after
+  // it (its handler has run), so the query below sees what the signal did.
+  await waitFor(async () => {
+    const events = (await handle.fetchHistory()).events!;
+    const signals = events.flatMap((e, i) => (e.workflowExecutionSignaledEventAttributes ? [i] : []));
+    const last = signals.at(-1);
+    return signals.length === signalsBefore + 1 && last !== undefined && events.slice(last).some((e) => e.workflowTaskCompletedEventAttributes);
+  }, 'the malformed signal is in the history and a workflow task has handled it');
+  const afterMalformed = await handle.query(healStatusQuery);
+  assert.equal(afterMalformed.phase, 'watching');
+  assert.deepEqual(afterMalformed.failures, before.failures, 'the malformed report was not recorded as a failure');
+  assert.equal(afterMalformed.attempts.length, 2, 'nor did it cause a restart');
+  assert.equal(svc.starts, 2);
   svc.crash();
   await heal('c', 'test: third crash'); // joins the running heal (signal-with-start)
   const failure = await failureOf(workflowId);
