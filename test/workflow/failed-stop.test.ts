@@ -187,8 +187,9 @@ groups:
   failover(args: Record<string, unknown> = {}) {
     return this.client.workflow.start('failover', { workflowId: failoverWorkflowId(this.name, 'web'), taskQueue: clusterTaskQueue(this.name), args: [{ cluster: this.name, group: 'web', ...args }] });
   }
-  failoverResult(): Promise<FailoverResult> {
-    return this.client.workflow.getHandle(failoverWorkflowId(this.name, 'web')).result() as Promise<FailoverResult>;
+  /** The failover's result; a failover still blocked after `ms` fails the test instead of hanging it. */
+  failoverResult(ms = 60_000): Promise<FailoverResult> {
+    return within(this.client.workflow.getHandle(failoverWorkflowId(this.name, 'web')).result() as Promise<FailoverResult>, ms, 'the failover to end');
   }
   async failoverRunning(): Promise<boolean> {
     return (await this.client.workflow.getHandle(failoverWorkflowId(this.name, 'web')).describe()).status.name === 'RUNNING';
@@ -236,6 +237,19 @@ after(async () => {
   for (const c of clusters) await c.close().catch(() => undefined);
   await closeTemporal();
 });
+
+/** `promise`, or a failure naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Polls `check` for `ms`, failing at once if it ever throws: a condition that must keep holding. */
 async function holdsFor(ms: number, check: () => Promise<void>): Promise<void> {
@@ -418,7 +432,7 @@ test('a switchover whose owner fails its stop: the group is not started again on
   await holdsFor(1500, () => nothingMoved(c, 'n1', 'n2', before.epoch, n2Orders));
   assert.equal(c.node('n1').startOrders.length, n1Orders, 'not started again on the owner, on top of its failed stop');
   await c.confirmDown({ node: 'n1', operator: 'test' });
-  const r = (await handle.result()) as SwitchoverResult;
+  const r = await within(handle.result() as Promise<SwitchoverResult>, 60_000, 'the switchover to end');
   assert.equal(r.outcome, 'moved');
   assert.equal(r.to, 'n2');
   assert.equal(r.failover?.epoch, before.epoch + 1);
@@ -519,16 +533,18 @@ test('a stop that fails, with an armed watchdog: blocked until lease + margin + 
   await c.failover();
   const block = await c.blockedOn('n1', since);
   assert.deepEqual(block.waitingFor, ['watchdog', 'confirm-down']);
-  assert.ok(block.until !== undefined);
+  // The old owner's renewals stopped at blockedSince (the failover's beginOperation): its lease
+  // (300 ms), the margin (50 ms) and then its watchdog's timeout (2 s) must have passed.
+  const blockedSince = (await c.web()).blockedSince!;
+  const safeAt = blockedSince + 300 + 50 + 2000;
+  assert.equal(block.until, safeAt);
   const result = await c.failoverResult();
   assert.equal(result.outcome, 'moved');
   assert.equal(result.to, 'n2');
   assert.equal(result.epoch, before.epoch + 1);
   const firstStart = c.node('n2').startOrders[0]!;
-  assert.ok(firstStart >= block.until, `started on n2 at ${firstStart}, not before the watchdog's end at ${block.until}`);
-  // lease 300 ms + margin 50 ms + watchdog 2 s after the block of renewals, which came before the block.
-  assert.ok(block.until - block.since <= 2350 && block.until - block.since > 1500, `until - since = ${block.until - block.since}`);
-  assert.ok(result.phases.blockedMs! >= 1500, `blocked for ${result.phases.blockedMs} ms`);
+  assert.ok(firstStart >= safeAt, `started on n2 at ${firstStart}, not before the watchdog's end at ${safeAt}`);
+  assert.ok(result.phases.blockedMs! >= safeAt - block.since, `blocked for ${result.phases.blockedMs} ms, until ${safeAt - block.since} ms after the block`);
   assert.deepEqual((await c.ownership()).confirmedDown, []);
   await c.close();
 });
