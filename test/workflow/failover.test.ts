@@ -39,14 +39,26 @@ import { ScriptedService } from '../support/scripted-service.js';
 import { waitFor } from '../support/wait.js';
 import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
 
+/**
+ * Timings sized for a loaded 2-core machine. The verification of a suspect owner is a race
+ * between its answer (an activity on its own queue) and a pause of VERIFY_TIMEOUT_MS: at the
+ * product's 300 ms, a false alarm became a failover whenever a round trip through Temporal took
+ * longer. The lease is longer than the verification so that waiting it out takes time of its
+ * own after the verification, which the test of a dead owner can then see.
+ */
+const VERIFY_TIMEOUT_MS = 4000;
+const LEASE = { ttlMs: 8000, marginMs: 50 };
+/** For conditions that take a few round trips through Temporal, or a verification and a lease. */
+const WAIT_MS = 60_000;
+
 const cluster = uniqueName('fo');
 const config: Config = parseConfig(`
 cluster: ${cluster}
-lease: { ttl: 300ms, margin: 50ms }
-failover: { verifyTimeout: 300ms }
+lease: { ttl: ${LEASE.ttlMs}ms, margin: ${LEASE.marginMs}ms }
+failover: { verifyTimeout: ${VERIFY_TIMEOUT_MS}ms }
 defaults:
   check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-  healing: { startTimeout: 1s }
+  healing: { startTimeout: 10s }
 nodes:
   - { name: n1, addresses: [127.0.0.1], priority: 10 }
   - { name: n2, addresses: [127.0.0.2] }
@@ -106,6 +118,11 @@ for (const name of ['n1', 'n2']) {
 
 const ownership = (): Promise<Ownership> => client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery);
 const web = async () => (await ownership()).groups.web!;
+/** The group runs and no operation is under way (one left over from a slow test would refuse the next). */
+const settled = () => waitFor('web running with no operation under way', async () => {
+  const g = await web();
+  return g.state === 'running' && g.operation === undefined ? g : undefined;
+}, WAIT_MS, 50);
 
 before(async () => {
   client = await testClient();
@@ -140,7 +157,7 @@ const failoverResult = (workflowId = failoverWorkflowId(cluster, 'web')) => clie
 test('the first agent up starts the controller, which places the group on the preferred node that is up', async () => {
   await link.report({ node: 'n2', to: 'up', reporter: 'n2', at: Date.now(), detail: 'agent started' });
   await link.report({ node: 'n1', to: 'up', reporter: 'n1', at: Date.now(), detail: 'agent started' });
-  await waitFor('web running', async () => (await web()).state === 'running', 20_000, 50);
+  await waitFor('web running', async () => (await web()).state === 'running', WAIT_MS, 50);
   const g = await web();
   // n2 came up first, so the group may have been placed there before n1 was up: either way
   // it runs on exactly one node, at epoch 1, and that node holds it under that epoch.
@@ -174,12 +191,12 @@ test('an operator failover stops the group on its owner in reverse order and sta
 });
 
 test('a suspect owner that still answers through its task queue is a false alarm: nothing moves', async () => {
-  const before = await web();
+  const before = await settled();
   await link.report({ node: before.owner!, to: 'suspect', reporter: 'someone', at: Date.now(), detail: 'test: heartbeats lost' });
-  await waitFor('false alarm recorded', async () => (await ownership()).falseAlarms.length > 0, 20_000, 50);
+  await waitFor('false alarm recorded', async () => (await ownership()).falseAlarms.length > 0, WAIT_MS, 50);
   const result = await failoverResult();
   assert.equal(result.outcome, 'false-alarm');
-  assert.ok(result.phases.verifyMs !== undefined && result.phases.verifyMs < 300);
+  assert.ok(result.phases.verifyMs !== undefined && result.phases.verifyMs < VERIFY_TIMEOUT_MS, `answered before the verification timed out (${result.phases.verifyMs} ms)`);
   const after = await web();
   assert.equal(after.owner, before.owner);
   assert.equal(after.epoch, before.epoch);
@@ -187,30 +204,52 @@ test('a suspect owner that still answers through its task queue is a false alarm
   // Its peers still do not hear it: it is verified again later (so its death is not missed).
   const s = await ownership();
   assert.equal(s.nodes[before.owner!]!.state, 'suspect');
-  assert.ok(s.reverify[before.owner!]!.at > Date.now() - 1000);
+  const alarm = s.falseAlarms.at(-1)!;
+  assert.ok(s.reverify[before.owner!]!.at > alarm.at, `a verification is due after the false alarm (${JSON.stringify({ reverify: s.reverify, alarm })})`);
   // The partition heals: its peer hears it again, and says so.
   await link.report({ node: before.owner!, to: 'up', reporter: 'someone', at: Date.now(), detail: 'test: heard again' });
-  await waitFor('reverification cancelled', async () => ((await ownership()).reverify[before.owner!] === undefined ? true : undefined), 10_000, 50);
+  await waitFor('reverification cancelled', async () => ((await ownership()).reverify[before.owner!] === undefined ? true : undefined), WAIT_MS, 50);
 });
 
 test('a node that does not answer is treated as gone: its lease is waited out, the group starts on the other node', async () => {
-  const before = await web();
+  const before = await settled();
   const dead = nodes.get(before.owner!)!;
   const survivor = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
+  // When the survivor starts the group's first resource (the new owner's first act).
+  const first = survivor.services.get('first')!;
+  const start = first.driver.start;
+  let startedAt: number | undefined;
+  first.driver.start = () => {
+    startedAt ??= Date.now();
+    return start();
+  };
   dead.worker!.shutdown();
   await dead.running;
-  await link.report({ node: dead.name, to: 'suspect', reporter: survivor.name, at: Date.now(), detail: 'test: every link silent' });
-  await waitFor('moved', async () => (await web()).owner === survivor.name && (await web()).state === 'running', 20_000, 50);
-  const result = await failoverResult();
-  assert.equal(result.outcome, 'moved');
-  assert.ok(result.phases.verifyMs! >= 250, `verification waited for the answer (${result.phases.verifyMs} ms)`);
-  assert.ok(result.phases.leaseWaitMs !== undefined, 'the old lease was waited out');
-  assert.equal((await web()).epoch, before.epoch + 1);
-  // The dead node comes back: it holds a stale epoch, and an order carrying it is refused.
-  await assert.rejects(dead.groups.startResource('web', 'first', before.epoch - 1), /stale/);
-  await dead.groups.stopGroup('web', 'test: back from the dead, lease lost');
-  await startNodeWorker(dead);
-  await link.report({ node: dead.name, to: 'up', reporter: survivor.name, at: Date.now(), detail: 'test: heard again' });
+  // The controller stops renewing the owner's lease when it takes this report, not before.
+  const reportedAt = Date.now();
+  try {
+    try {
+      await link.report({ node: dead.name, to: 'suspect', reporter: survivor.name, at: Date.now(), detail: 'test: every link silent' });
+      await waitFor('moved', async () => (await web()).owner === survivor.name && (await web()).state === 'running', WAIT_MS, 50);
+    } finally {
+      first.driver.start = start;
+    }
+    const result = await failoverResult();
+    assert.equal(result.outcome, 'moved');
+    assert.ok(result.phases.verifyMs! >= VERIFY_TIMEOUT_MS - 50, `verification waited for the answer (${result.phases.verifyMs} ms)`);
+    // Not only a phase that was entered: nothing started on the survivor before the old lease
+    // (ttl + margin from the report) was over, though the verification ended well before it.
+    assert.ok(result.phases.leaseWaitMs !== undefined && result.phases.leaseWaitMs > 0, `the old lease was waited out (${result.phases.leaseWaitMs} ms)`);
+    assert.ok(startedAt !== undefined && startedAt >= reportedAt + LEASE.ttlMs + LEASE.marginMs, `started ${startedAt === undefined ? 'never' : `${startedAt - reportedAt} ms`} after the report; the lease ends ${LEASE.ttlMs + LEASE.marginMs} ms after it`);
+    assert.equal((await web()).epoch, before.epoch + 1);
+    // The dead node comes back: it holds a stale epoch, and an order carrying it is refused.
+    await assert.rejects(dead.groups.startResource('web', 'first', before.epoch - 1), /stale/);
+  } finally {
+    // Back from the dead, whatever failed above (the next tests need both nodes).
+    await dead.groups.stopGroup('web', 'test: back from the dead, lease lost').catch(() => undefined);
+    if (dead.worker?.getState() !== 'RUNNING') await startNodeWorker(dead);
+    await link.report({ node: dead.name, to: 'up', reporter: survivor.name, at: Date.now(), detail: 'test: heard again' });
+  }
 });
 
 test('a start that fails half-way is undone in reverse and the next node is tried', async () => {
@@ -237,13 +276,13 @@ test('a start that fails half-way is undone in reverse and the next node is trie
   }
   // The controller places a group that is down again when a node of it is (re)reported up.
   await link.report({ node: from.name, to: 'up', reporter: from.name, at: Date.now(), detail: 'test: up' });
-  await waitFor('placed again', async () => (await web()).state === 'running', 20_000, 50);
+  await waitFor('placed again', async () => (await web()).state === 'running', WAIT_MS, 50);
 });
 
 test('a heal that gave up makes the controller fail the group over', async () => {
   const before = await web();
   await client.workflow.getHandle(controllerWorkflowId(cluster)).signal(healGaveUpSignal, { group: 'web', resource: 'first', node: before.owner!, at: Date.now(), detail: 'test: gave up' });
-  await waitFor('moved away', async () => (await web()).owner !== before.owner && (await web()).state === 'running', 20_000, 50);
+  await waitFor('moved away', async () => (await web()).owner !== before.owner && (await web()).state === 'running', WAIT_MS, 50);
   assert.equal((await web()).epoch, before.epoch + 1);
 });
 
@@ -305,7 +344,7 @@ test('a suspect owner that does not answer, with no other node up: nothing is ch
     const err = await waitFor('the failover ends', async () => {
       const d = await client.workflow.getHandle(failoverWorkflowId(cluster, 'web')).describe();
       return d.status.name === 'RUNNING' ? undefined : failoverResult().then(() => undefined, (e: unknown) => e);
-    }, 20_000, 50);
+    }, WAIT_MS, 50);
     assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.NoNodeCouldRunGroup, String(err));
     assert.match(err.cause.message, /nothing was changed/);
     const after = await web();
@@ -326,8 +365,7 @@ const switchoverTo = async (to: string) => {
 };
 
 test('a switchover moves the group to the target (stop in reverse, epoch+1, start); to the owner it does nothing', async () => {
-  await waitFor('web running', async () => ((await web()).state === 'running' && (await web()).operation === undefined ? true : undefined), 20_000, 50);
-  const before = await web();
+  const before = await settled();
   const from = nodes.get(before.owner!)!;
   const to = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
   const r = await switchoverTo(to.name);
@@ -365,28 +403,9 @@ test('a switchover whose target cannot start the group puts it back on its owner
   }
 });
 
-test('a switchover whose owner cannot stop the group moves nothing: the owner starts it again under a new epoch', async () => {
-  const before = await web();
-  const from = nodes.get(before.owner!)!;
-  const target = nodes.get(before.owner === 'n1' ? 'n2' : 'n1')!;
-  const targetStarts = target.services.get('first')!.starts;
-  from.services.get('first')!.behaviour = { stopError: 'scripted: will not stop' };
-  try {
-    const err = await switchoverTo(target.name).then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof WorkflowFailedError);
-    assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.SwitchoverFailed, String(err.cause));
-    assert.match(err.cause.message, new RegExp(`will not stop.*runs on ${from.name} again`));
-    assert.equal(target.services.get('first')!.starts, targetStarts, 'nothing was started on the target');
-    const g = await web();
-    assert.equal(g.owner, from.name);
-    assert.equal(g.state, 'running');
-    assert.equal(g.epoch, before.epoch + 1);
-    assert.deepEqual(from.groups.holding('web'), { epoch: before.epoch + 1, state: 'running' });
-    assert.equal(from.services.get('first')!.running && from.services.get('second')!.running, true, 'the stopped resource was started again');
-  } finally {
-    from.services.get('first')!.behaviour = {};
-  }
-});
+// A switchover whose owner cannot stop the group: a failed stop is not a stop, so the group is
+// neither started on the target nor started again on its owner; the switchover is blocked until
+// a fence, the watchdog rule or a confirm-down (test/workflow/failed-stop.test.ts).
 
 test('bad switchover and resync input from the UI fails at once and changes nothing; a resync toward the owner is refused', async () => {
   const before = await web();
