@@ -12,7 +12,7 @@ import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio
 import type { Config } from '../config/types.js';
 import { createExec, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
-import { createResourceDriver } from '../drivers/index.js';
+import { checkCgroupRoot, createResourceDriver, findCgroup2Mount } from '../drivers/index.js';
 import { createCheck } from '../checks/check.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
@@ -122,9 +122,16 @@ export class Agent {
       mayServe: (group, epoch) => this.lease?.mayServe(group, epoch) ?? { ok: false, why: 'the agent is starting' },
     });
     this.groups = groups;
+    const cgroupRoot = this.cgroupRoot();
     for (const group of groups.groupsHere()) {
       for (const spec of group.resources) {
-        const driver = createResourceDriver(spec, { exec, logger: this.log.child({ group: group.name, resource: spec.name }), logDir, node });
+        const driver = createResourceDriver(spec, {
+          exec,
+          logger: this.log.child({ group: group.name, resource: spec.name }),
+          logDir,
+          node,
+          ...(cgroupRoot ? { cgroupRoot, cluster: config.cluster, group: group.name } : {}),
+        });
         const check = createCheck(spec.check, { exec, servicePid: async () => (await driver.status()).pid, resourceStatus: () => driver.status() });
         const service: ManagedService = { group, spec, driver, check };
         this.services.add(service);
@@ -137,7 +144,7 @@ export class Agent {
     if (config.guard.enabled && hasPeers) {
       this.guard = await GuardLink.attach({
         dir: join(config.agent.stateDir, 'guard', node),
-        logFile: join(logDir, 'guard.log'),
+        logFile: join(logDir, `guard-${node}.log`),
         ...(config.guard.watchdog ? { watchdogDevice: config.guard.watchdog.device } : {}),
         logger: this.log,
       });
@@ -233,6 +240,25 @@ export class Agent {
     // "I am up" (and, if it dropped groups it owned, "I restarted"): starts the controller if
     // it is not running yet, and lets it place groups that run nowhere.
     void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}) });
+  }
+
+  /**
+   * Where `process` services get a cgroup of their own (so that a stop and the guard's release
+   * reach daemons that leave their process group): the cgroup v2 hierarchy, when usable.
+   */
+  private cgroupRoot(): string | undefined {
+    const mount = findCgroup2Mount();
+    if (!mount) {
+      this.log.warn('no cgroup v2 hierarchy is mounted: process services run in process groups only, and a daemon that leaves its group escapes stops and the lease guard (docs/guard.md)');
+      return undefined;
+    }
+    try {
+      checkCgroupRoot(mount);
+      return mount;
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'cgroup v2 is not usable: process services run in process groups only (docs/guard.md)');
+      return undefined;
+    }
   }
 
   private onPeerEdge(edge: HeartbeatEdge): void {

@@ -7,6 +7,9 @@ import type { Config } from './types.js';
 import { formatPath } from './load.js';
 import { formatDuration } from './duration.js';
 
+/** The least lease margin with the guard: its time to act, measured 20-40 ms under load, with room. */
+export const GUARD_MIN_MARGIN_MS = 50;
+
 export interface RuleProblem {
   path: string;
   pathParts: PropertyKey[];
@@ -59,6 +62,14 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
   if (config.heartbeat.deadtimeMs < 2 * config.heartbeat.intervalMs) {
     add(['heartbeat', 'deadtime'],
       `deadtime (${formatDuration(config.heartbeat.deadtimeMs)}) must be at least twice the interval (${formatDuration(config.heartbeat.intervalMs)}): one lost packet must not make a peer suspect`);
+  }
+  // The guard lets go at the lease deadline; the margin is the time it has to act before
+  // another node may start the group (docs/guard.md: 20-40 ms measured on a loaded 2-core machine).
+  if (config.guard.enabled && config.nodes.length > 1 && config.lease.marginMs < GUARD_MIN_MARGIN_MS) {
+    add(['lease', 'margin'], `margin (${formatDuration(config.lease.marginMs)}) must be at least ${formatDuration(GUARD_MIN_MARGIN_MS)}: it is the time the lease guard has to delete the VIPs and kill the group's processes after the deadline, before another node may start the group (docs/guard.md)`);
+  }
+  if (raw.guard.watchdog && !config.guard.enabled) {
+    add(['guard', 'watchdog'], 'the watchdog is fed by the lease guard: enable the guard (guard.enabled: true) or remove the watchdog');
   }
   raw.nodes.forEach((n, ni) =>
     duplicates(n.addresses).forEach((ai) => add(['nodes', ni, 'addresses', ai], `address '${n.addresses[ai]}' is listed twice`)),

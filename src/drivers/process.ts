@@ -105,9 +105,10 @@ export class ProcessDriver implements ServiceDriver {
 
   /**
    * Spawns the command unless it is already running; resolves once it has spawned (with a
-   * cgroup: once it runs inside it). What an earlier run left (workers of a crashed process,
-   * with a cgroup also escaped daemons and an instance an earlier agent started) is stopped
-   * first: there are never two instances.
+   * cgroup: once it runs inside it). An instance an earlier agent started in the cgroup runs on
+   * (adopted: an agent restart does not restart its services). What a crashed process left
+   * (its workers, with a cgroup also the daemons it double-forked) is stopped first: there are
+   * never two instances.
    * @throws Error when the command cannot be spawned (not found, not executable, bad cwd,
    *   log file not writable); CgroupError when the cgroup cannot be created or entered, or
    *   what an earlier run left in it survives SIGKILL. Nothing is spawned then.
@@ -128,14 +129,19 @@ export class ProcessDriver implements ServiceDriver {
   }
 
   /**
-   * Whether the process this driver started runs. What an earlier run left in the cgroup (an
-   * earlier agent's instance) does not count as running, but `detail` names it: start() and
-   * stop() stop it, and guardTargets() lets the guard kill it.
+   * Whether the service runs: the process this driver started, or (before this driver started
+   * one) what an earlier agent started in the cgroup, adopted. An adopted instance's exit is
+   * seen by its check, not at once (it is not our child). stop() stops it; guardTargets() lets
+   * the guard kill it.
    */
   status(): Promise<ServiceStatus> {
     const child = this.#child;
     if (child && !child.exit) {
       return Promise.resolve({ running: true, pid: child.pid, detail: `running (pid ${child.pid})` });
+    }
+    const adopted = child ? [] : this.#adoptable();
+    if (adopted.length > 0) {
+      return Promise.resolve({ running: true, pid: adopted[0]!, detail: `running (pids ${adopted.join(', ')}, started by an earlier agent, adopted)` });
     }
     const left = this.#leftInCgroup();
     if (!child?.exit) return Promise.resolve({ running: false, detail: `not started${left}` });
@@ -196,7 +202,10 @@ export class ProcessDriver implements ServiceDriver {
     // Workers left behind by a crashed main process would still hold its ports and files; so
     // would a daemon it double-forked, or an instance an earlier agent started in the cgroup.
     if (this.#child) await this.#sweep(this.#child.pid);
-    else if (cgroup && this.#withName(() => cgroupLivePids(cgroup)).length > 0) await this.#stopLeftovers(cgroup);
+    else if (this.#adoptable().length > 0) {
+      this.#logger.info({ cgroup, pids: this.#adoptable() }, 'the service started by an earlier agent runs on in its cgroup: adopted, not started again');
+      return;
+    }
 
     let logFd: number;
     try {
@@ -376,6 +385,17 @@ export class ProcessDriver implements ServiceDriver {
       await this.#waitCgroupEmpty(cgroup);
       this.#removeCgroup();
     }
+  }
+
+  /**
+   * What an earlier agent left running in the cgroup, the leader of its process group first
+   * (the main process, for status and process checks).
+   */
+  #adoptable(): number[] {
+    const cgroup = this.#cgroup;
+    if (!cgroup) return [];
+    const pids = this.#withName(() => cgroupLivePids(cgroup));
+    return pids.sort((a, b) => Number(readProcessStat(b)?.pgrp === b) - Number(readProcessStat(a)?.pgrp === a) || a - b);
   }
 
   /** Whether a live process of the group, or of the cgroup, is left. */

@@ -19,6 +19,8 @@ export const GUARD_PROGRAM = fileURLToPath(new URL('../../bin/haoscar-guard', im
 /** The guard rewrites its state at least every 100 ms, except while it releases (bounded, a few s). */
 const STALE_AFTER_CS = 500;
 const START_TIMEOUT_MS = 5000;
+/** For a synchronous pause of a few ms between two reads of the state file. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** The machine's boot clock in centiseconds (/proc/uptime): the clock the guard's deadlines are on. */
 export function bootClockCs(): number {
@@ -114,9 +116,12 @@ export class GuardLink {
     }
   }
 
-  /** The guard's state file, or undefined when there is none (or it cannot be read in three tries). */
+  /**
+   * The guard's state file, or undefined when there is none. The guard rewrites it in one
+   * write, so a read that finds it empty or cut short is retried a few ms later.
+   */
   state(): GuardState | undefined {
-    for (let i = 0; i < 3; i++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       let text: string;
       try {
         text = readFileSync(join(this.opts.dir, 'state'), 'utf8');
@@ -125,6 +130,7 @@ export class GuardLink {
       }
       const state = parseGuardState(text);
       if (state) return state;
+      Atomics.wait(PAUSE, 0, 0, 2);
     }
     return undefined;
   }

@@ -5,6 +5,7 @@
  * Used by the failover tests and by bench/failover.
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readdirSync, rmdirSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -15,11 +16,29 @@ import { queryOwnership } from '../../src/agent/controller-link.js';
 import { waitFor } from '../support/wait.js';
 import type { NetLab } from './netlab.js';
 import type { FileSetState } from '../../src/agent/file-sync.js';
+import { findCgroup2Mount } from '../../src/cgroup.js';
+
+/** rmdir depth first (a cgroup directory cannot be removed with rm -r: its files are not files). */
+function removeTree(dir: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeTree(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Still in use (a process the test left), or gone.
+  }
+}
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
 const PID_SERVICE = join(ROOT, 'test/lab/pid-service.mjs');
 const WITH_MOUNTS = join(ROOT, 'test/lab/with-mounts.sh');
+const WITH_CGROUP = join(ROOT, 'test/lab/with-cgroup.sh');
 export const SERVICE_PORT = 8080;
 export const GROUP = 'web';
 
@@ -29,6 +48,8 @@ export interface ClusterTiming {
   lease?: { ttl?: string; margin?: string };
   failover?: { verifyTimeout?: string };
   check?: string;
+  /** The `guard:` section (YAML flow mapping), e.g. `{ enabled: false }`; the product's default otherwise. */
+  guard?: string;
 }
 
 /**
@@ -141,7 +162,7 @@ export class LabCluster {
 
   /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
   startAgent(host: string): void {
-    const agent = [process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host];
+    const agent = [WITH_CGROUP, process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host];
     // With data, the host's own directories are bound over the shared paths, for it alone.
     const argv = this.data
       ? ['unshare', '--mount', '--propagation', 'private', WITH_MOUNTS, this.hostData(host), this.dataPath, join(this.lab.dir, 'hosts', host, 'state'), join(this.lab.dir, 'state'), '--', ...agent]
@@ -169,6 +190,13 @@ export class LabCluster {
     }, timeoutMs, 50);
   }
 
+  /** The log of the host's lease guard (started by its agent). */
+  guardLog(host: string): Promise<string> {
+    // With data, each host's state directory is its own (bound over the shared path).
+    const state = this.data ? join(this.lab.dir, 'hosts', host, 'state') : join(this.lab.dir, 'state');
+    return readFile(join(state, 'log', `guard-${host}.log`), 'utf8').catch(() => '');
+  }
+
   agentLog(host: string): Promise<string> {
     return readFile(join(this.lab.dir, `agent-${host}.log`), 'utf8').catch(() => '');
   }
@@ -187,6 +215,9 @@ export class LabCluster {
     await Promise.all([...this.agents.values(), this.worker].map((p) => p?.catch(() => undefined)));
     clearTimeout(deadline);
     await this.client?.connection.close().catch(() => undefined);
+    // The cgroups the agents made for their process services (empty once they stopped).
+    const mount = findCgroup2Mount();
+    if (mount) removeTree(join(mount, 'haoscar', this.cluster));
   }
 
   private yaml(address: string): string {
@@ -198,7 +229,7 @@ export class LabCluster {
     return `cluster: ${this.cluster}
 temporal: { address: "${address}" }
 agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
-${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}nodes:
+${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
 ${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i} }`).join('\n')}
 groups:
   - name: ${GROUP}

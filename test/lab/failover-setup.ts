@@ -45,7 +45,10 @@ export async function setUp(t: TestContext, extra: string[] = [], data?: Cluster
 
 /** The last lines of every agent's log, for a failure message. */
 export async function agentLogs(cluster: LabCluster, lines = 40): Promise<string> {
-  const logs = await Promise.all(cluster.lab.hosts.map(async (h) => `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-lines).join('\n')}`));
+  const logs = await Promise.all(cluster.lab.hosts.map(async (h) => {
+    const guard = (await cluster.guardLog(h)).split('\n').slice(-lines / 2).join('\n');
+    return `--- ${h}\n${(await cluster.agentLog(h)).split('\n').slice(-lines).join('\n')}\n--- ${h} guard\n${guard}`;
+  }));
   return logs.join('\n');
 }
 

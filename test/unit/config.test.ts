@@ -635,6 +635,45 @@ const INVALID: InvalidCase[] = [
     ],
   },
   {
+    name: 'the lease guard needs a margin to act in, and feeds the watchdog',
+    text: yaml(`
+      cluster: c1
+      lease: { margin: 20ms }
+      guard: { enabled: false, watchdog: { timeout: 10s } }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: b, addresses: [10.0.0.2] }
+    `),
+    issues: [
+      ['guard.watchdog', 'the watchdog is fed by the lease guard: enable the guard (guard.enabled: true) or remove the watchdog'],
+    ],
+  },
+  {
+    name: 'a lease margin shorter than the guard needs to act',
+    text: yaml(`
+      cluster: c1
+      lease: { margin: 20ms }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: b, addresses: [10.0.0.2] }
+    `),
+    issues: [
+      ['lease.margin', 'margin (20ms) must be at least 50ms: it is the time the lease guard has to delete the VIPs'],
+    ],
+  },
+  {
+    name: 'a watchdog timeout shorter than a second',
+    text: yaml(`
+      cluster: c1
+      guard: { watchdog: { device: /dev/watchdog0, timeout: 500ms } }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+    `),
+    issues: [
+      ['guard.watchdog.timeout', "must be at least 1000ms, got '500ms'"],
+    ],
+  },
+  {
     name: 'bad names, enum values and URL',
     text: yaml(`
       cluster: Web_Prod

@@ -413,7 +413,7 @@ void test('with a cgroup, start after a crash kills the daemon the crashed proce
   assert.deepEqual(cgroupLivePids(cgroup).sort(), [again, newDaemon, ...childrenOf(newDaemon)].sort(), 'only the new instance runs');
 });
 
-void test('with a cgroup, a new driver (the agent restarted) finds the earlier instance: status says not running, guardTargets names the cgroup, start replaces it', async (t) => {
+void test('with a cgroup, a new driver (the agent restarted) adopts the earlier instance: it runs on, start does not start another, stop stops it', async (t) => {
   const cgroup = serviceCgroup(t, 'escaper');
   if (!cgroup) return;
   const earlier = supervised(t, (dir) => escaper(dir, 'polite'), { cgroup });
@@ -421,20 +421,23 @@ void test('with a cgroup, a new driver (the agent restarted) finds the earlier i
   const { pid: earlierMain } = await earlier.driver.status();
   assert.ok(earlierMain);
   const earlierDaemon = await daemonPid(t, earlier.logDir);
+  const before = cgroupLivePids(cgroup).sort();
 
-  const { driver, logDir } = supervised(t, (dir) => escaper(dir, 'polite'), { cgroup });
+  const { driver } = supervised(t, (dir) => escaper(dir, 'polite'), { cgroup });
   const status = await driver.status();
-  assert.equal(status.running, false, "it is not this driver's child");
-  assert.match(status.detail, new RegExp(`^not started; 3 processes still in cgroup ${cgroup} \\(pid `));
+  assert.equal(status.running, true, 'what the earlier agent started runs: the service is running');
+  assert.equal(status.pid, earlierMain, 'its main process (the leader of its process group) is the pid');
+  assert.match(status.detail, /adopted/);
   assert.deepEqual(driver.guardTargets(), { cgroup }, 'a guard can still kill it');
 
   await driver.start();
-  assert.ok(isDead(earlierMain) && isDead(earlierDaemon), 'the earlier instance is gone');
-  assert.ok(existsSync(join(earlier.logDir, 'daemon.pid.term')), 'and was asked to stop with the stop signal first');
-  const { pid: main } = await driver.status();
-  assert.ok(main);
-  const daemon = await daemonPid(t, logDir);
-  assert.deepEqual(cgroupLivePids(cgroup).sort(), [main, daemon, ...childrenOf(daemon)].sort(), 'only the new instance runs');
+  assert.deepEqual(cgroupLivePids(cgroup).sort(), before, 'start left it alone: nothing new was spawned, nothing was stopped');
+  assert.ok(!isDead(earlierMain) && !isDead(earlierDaemon));
+
+  await driver.stop();
+  assert.ok(isDead(earlierMain) && isDead(earlierDaemon), 'stop stops the adopted instance');
+  assert.ok(existsSync(join(earlier.logDir, 'daemon.pid.term')), 'with the stop signal first');
+  assert.equal((await driver.status()).running, false);
 });
 
 void test('with a cgroup, stop() of a new driver (the agent restarted) stops the earlier instance', async (t) => {

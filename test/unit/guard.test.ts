@@ -1,0 +1,232 @@
+/**
+ * The lease guard: its protocol (pure), and the real bin/haoscar-guard process driven through
+ * GuardLink as the agent drives it — deadlines on the boot clock, blunt releases of real
+ * processes (process groups and cgroups), refusals, restarts, the watchdog it feeds (a regular
+ * file stands in for /dev/watchdog: the kernel here has no softdog).
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/log.js';
+import { bootClockCs, GuardLink, GuardUnavailableError } from '../../src/guard/guard-link.js';
+import { decodeField, dropLine, encodeField, holdLine, parseGuardState, parseUptimeCs, type GuardAction } from '../../src/guard/protocol.js';
+import { findCgroup2Mount, checkCgroupRoot } from '../../src/cgroup.js';
+import { waitFor } from '../support/wait.js';
+
+void test('protocol: fields are percent-encoded so that no space or colon survives, and decode back', () => {
+  for (const text of ['eth0', '10.0.0.1/24', 'fe80::1/64', 'a b:c%d\\e', 'übung', '/usr/bin/drbdadm']) {
+    const enc = encodeField(text);
+    assert.doesNotMatch(enc, /[\s:\\]/);
+    assert.equal(decodeField(enc), text);
+  }
+  assert.equal(encodeField('a b:c'), 'a%20b%3Ac');
+});
+
+void test('protocol: hold and drop lines, with their limits', () => {
+  const actions: GuardAction[] = [
+    { kind: 'vip', device: 'eth0', address: '10.0.0.100/24' },
+    { kind: 'cgroup', path: '/sys/fs/cgroup/haoscar/c/n/g/web' },
+    { kind: 'pgid', pgid: 4242 },
+    { kind: 'unit', name: 'nginx.service' },
+    { kind: 'run', timeoutMs: 1500, argv: ['/sbin/drbdadm', 'secondary', 'r 0'] },
+  ];
+  assert.equal(
+    holdLine('web', 3, 12345, actions),
+    'hold web 3 12345 vip:eth0:10.0.0.100/24 cgroup:/sys/fs/cgroup/haoscar/c/n/g/web pgid:4242 unit:nginx.service run:1500:/sbin/drbdadm:secondary:r%200\n',
+  );
+  assert.equal(dropLine('web', 3), 'drop web 3\n');
+  assert.throws(() => holdLine('bad name', 1, 1, []), RangeError);
+  assert.throws(() => holdLine('g', 1, 1, [{ kind: 'pgid', pgid: 1 }]), /not a process group/);
+  assert.throws(() => holdLine('g', 1, 1, [{ kind: 'run', timeoutMs: 1, argv: [] }]), /needs a command/);
+  assert.throws(() => holdLine('g', 1, 1, Array.from({ length: 200 }, () => ({ kind: 'unit' as const, name: 'a-rather-long-unit-name.service' }))), /longer than 4096/);
+});
+
+void test('protocol: the state file is read only when complete', () => {
+  const text = 'guard 77 1000 boot-1 armed\ngroup web 3 1200 failed VIP%2010.0.0.1 vip:eth0:10.0.0.1/24\ngroup db 2 900 released - \nend\n';
+  const state = parseGuardState(text)!;
+  assert.equal(state.pid, 77);
+  assert.equal(state.watchdog, 'armed');
+  assert.deepEqual(state.groups.get('web'), { group: 'web', epoch: 3, deadlineCs: 1200, status: 'failed', detail: 'VIP 10.0.0.1' });
+  assert.deepEqual(state.groups.get('db'), { group: 'db', epoch: 2, deadlineCs: 900, status: 'released' });
+  assert.equal(parseGuardState(text.replace('end\n', '')), undefined, 'cut short: read again');
+  assert.equal(parseGuardState(''), undefined);
+  assert.equal(parseGuardState('guard x\nend\n'), undefined);
+  assert.equal(parseUptimeCs('12345.67 999.00\n'), 1234567);
+  assert.throws(() => parseUptimeCs('garbage'), /unexpected/);
+});
+
+/** A guard in a temporary directory, stopped (SIGTERM) and removed after the test. */
+async function startGuard(t: TestContext, opts: { watchdogDevice?: string; dir?: string } = {}) {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
+  const link = await GuardLink.attach({ dir: join(dir, 'guard'), logFile: join(dir, 'guard.log'), logger: silentLogger, ...opts });
+  t.after(() => {
+    const state = link.state();
+    link.close();
+    if (state) {
+      try {
+        process.kill(state.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { link, dir, log: () => readFileSync(join(dir, 'guard.log'), 'utf8') };
+}
+
+/** A process in a session (and process group) of its own, as a supervised service is. */
+function serviceProcess(t: TestContext): number {
+  const child = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+  child.unref();
+  t.after(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // killed by the guard, as it should be
+    }
+  });
+  return child.pid!;
+}
+
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
+};
+
+void test('guard: at the deadline it SIGKILLs the group bluntly and says released; a later hold at that epoch is refused', async (t) => {
+  const { link, log } = await startGuard(t);
+  const pid = serviceProcess(t);
+  const deadline = bootClockCs() + 50;
+  link.hold('web', 4, deadline, [{ kind: 'pgid', pgid: pid }]);
+  await waitFor('the guard holds web', () => link.health().ok && (link.health() as { state: { groups: Map<string, unknown> } }).state.groups.has('web'), 5000);
+  assert.ok(alive(pid), 'nothing happens before the deadline');
+  const released = await waitFor('web released', () => {
+    const h = link.health();
+    return h.ok && h.state.groups.get('web')?.status === 'released' ? h.state : undefined;
+  }, 10_000);
+  assert.ok(bootClockCs() >= deadline);
+  assert.ok(!alive(pid), 'the service process was killed');
+  assert.equal(released.groups.get('web')!.epoch, 4);
+  assert.match(log(), /group web \(epoch 4\) released in \d+ms \(addresses deleted and SIGKILL sent after \d+ms\)/);
+
+  // An agent that froze past its deadline must not get back what the guard killed.
+  link.hold('web', 4, bootClockCs() + 1000, [{ kind: 'pgid', pgid: pid }]);
+  await waitFor('the refusal is logged', () => /refused a hold of group web at epoch 4: it was released/.test(log()), 5000);
+  assert.equal((link.health() as { ok: true; state: { groups: Map<string, { status: string }> } }).state.groups.get('web')!.status, 'released');
+  // A new grant (a newer epoch) is held again.
+  link.hold('web', 5, bootClockCs() + 1000, []);
+  await waitFor('epoch 5 held', () => {
+    const h = link.health();
+    return h.ok && h.state.groups.get('web')?.epoch === 5 && h.state.groups.get('web')?.status === 'held';
+  }, 5000);
+});
+
+void test('guard: renewals push the deadline; a drop forgets the group; stale epochs and malformed lines change nothing', async (t) => {
+  const { link, log, dir } = await startGuard(t);
+  const pid = serviceProcess(t);
+  const until = Date.now() + 2500;
+  // Renewed every 200 ms with a 600 ms lease, as the agent does: never released.
+  while (Date.now() < until) {
+    link.hold('web', 2, bootClockCs() + 60, [{ kind: 'pgid', pgid: pid }]);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(alive(pid));
+  link.hold('web', 1, bootClockCs() + 1, [{ kind: 'pgid', pgid: pid }]);
+  writeFileSync(join(dir, 'guard', 'control'), 'hold web x y\nhello\nhold ../etc 3 1\n');
+  await waitFor('refusals logged', () => /refused a hold of group web at epoch 1: epoch 2 is newer/.test(log()) && (log().match(/ignored a/g) ?? []).length >= 3, 5000);
+  link.drop('web', 2);
+  await waitFor('web forgotten', () => {
+    const h = link.health();
+    return h.ok && !h.state.groups.has('web');
+  }, 5000);
+  await new Promise((r) => setTimeout(r, 700));
+  assert.ok(alive(pid), 'a dropped group is not released');
+});
+
+void test('guard: the agent goes away, the guard keeps its deadlines; a new link re-attaches to the same guard; a restarted guard reloads them', async (t) => {
+  const { link, dir } = await startGuard(t);
+  const first = link.health();
+  assert.ok(first.ok);
+  link.hold('web', 7, bootClockCs() + 3000, []);
+  await waitFor('held', () => link.state()?.groups.get('web')?.status === 'held', 5000);
+  link.close();
+  const again = await GuardLink.attach({ dir: join(dir, 'guard'), logFile: join(dir, 'guard.log'), logger: silentLogger });
+  const second = again.health();
+  assert.ok(second.ok);
+  assert.equal(second.state.pid, first.state.pid, 'the same guard');
+  assert.equal(second.state.groups.get('web')?.epoch, 7, 'with its deadline');
+
+  process.kill(first.state.pid, 'SIGKILL');
+  await waitFor('the guard is seen dead', () => !again.health().ok, 5000);
+  assert.throws(() => again.hold('web', 7, bootClockCs() + 100, []), GuardUnavailableError, 'nobody reads the FIFO any more');
+  await again.connect();
+  const third = again.health();
+  assert.ok(third.ok);
+  assert.notEqual(third.state.pid, first.state.pid);
+  assert.equal(third.state.groups.get('web')?.status, 'held', 'the restarted guard reloaded the hold of this boot');
+  again.close();
+});
+
+void test('guard: a release that cannot finish is failed, says why, and starves the watchdog', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
+  const watchdog = join(dir, 'watchdog');
+  writeFileSync(watchdog, '');
+  const { link, log } = await startGuard(t, { dir, watchdogDevice: watchdog });
+  await waitFor('the watchdog is fed', () => statSync(watchdog).size > 0, 5000);
+  link.hold('db', 1, bootClockCs() + 20, [{ kind: 'run', timeoutMs: 2000, argv: ['/bin/sh', '-c', 'echo demote failed >&2; exit 1'] }]);
+  const failed = await waitFor('db failed', () => {
+    const h = link.health();
+    return h.ok && h.state.groups.get('db')?.status === 'failed' ? h.state : undefined;
+  }, 10_000);
+  assert.match(failed.groups.get('db')!.detail!, /'\/bin\/sh -c echo demote failed >&2; exit 1' failed/);
+  assert.match(log(), /RELEASE FAILED for group db/);
+  await waitFor('the watchdog starves', () => link.state()?.watchdog === 'starving', 5000);
+  const size = statSync(watchdog).size;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(statSync(watchdog).size, size, 'no more feeding: the watchdog resets the node');
+  assert.ok(!readFileSync(watchdog, 'latin1').includes('V'), 'never disarmed');
+});
+
+void test('guard: a process group that escaped is no match for a cgroup: the whole cgroup is killed', async (t) => {
+  const mount = findCgroup2Mount();
+  try {
+    if (!mount) throw new Error('no cgroup v2');
+    checkCgroupRoot(mount);
+  } catch (err) {
+    t.skip(`cgroup v2 is not usable here: ${String(err)}`);
+    return;
+  }
+  const cgroup = join(mount!, `haoscar-guard-test-${process.pid}`);
+  mkdirSync(cgroup);
+  t.after(() => {
+    try {
+      writeFileSync(join(cgroup, 'cgroup.kill'), '1');
+    } catch {
+      // empty
+    }
+    for (let i = 0; i < 50 && existsSync(cgroup); i++) {
+      try {
+        rmdirSync(cgroup);
+      } catch {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
+  });
+  // A daemon that left its process group and session (setsid after a double fork), in the cgroup.
+  const starter = spawn('/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && (setsid sleep 300 & echo $! > "$2") && sleep 0.2', 'x', cgroup, join(tmpdir(), `guard-test-${process.pid}.pid`)], { stdio: 'ignore' });
+  await new Promise((r) => starter.once('exit', r));
+  const daemon = Number(readFileSync(join(tmpdir(), `guard-test-${process.pid}.pid`), 'utf8'));
+  rmSync(join(tmpdir(), `guard-test-${process.pid}.pid`), { force: true });
+  assert.ok(alive(daemon));
+  const { link } = await startGuard(t);
+  link.hold('web', 1, bootClockCs() + 20, [{ kind: 'cgroup', path: cgroup }]);
+  await waitFor('web released', () => link.state()?.groups.get('web')?.status === 'released', 10_000);
+  assert.ok(!alive(daemon), 'the escaped daemon was killed with its cgroup');
+});
