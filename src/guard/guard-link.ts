@@ -51,6 +51,8 @@ export type GuardHealth = { ok: true; state: GuardState } | { ok: false; why: st
 export class GuardLink {
   private fd: number | undefined;
   private bootId: string;
+  /** The last complete state read (see health()). */
+  private lastGood: GuardState | undefined;
   private readonly log: Logger;
 
   private constructor(private readonly opts: GuardLinkOptions) {
@@ -135,9 +137,16 @@ export class GuardLink {
     return undefined;
   }
 
-  /** Whether a guard runs for this directory, in this boot, and has written its state lately. */
+  /**
+   * Whether a guard runs for this directory, in this boot, and has written its state lately.
+   * A read that catches the file while the guard rewrites it (truncated, on a loaded machine
+   * for longer than the retries) is not a dead guard: the last complete state stands for it
+   * while its process lives and it is not older than STALE_AFTER_CS.
+   */
   health(): GuardHealth {
-    const state = this.state();
+    const read = this.state();
+    if (read) this.lastGood = read;
+    const state = read ?? this.lastGood;
     if (!state) return { ok: false, why: `no state in ${this.opts.dir}` };
     if (state.bootId !== this.bootId) return { ok: false, why: 'its state is from an earlier boot' };
     if (!isGuardProcess(state.pid)) return { ok: false, why: `its process ${state.pid} is not running` };
