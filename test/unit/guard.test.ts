@@ -230,3 +230,24 @@ void test('guard: a process group that escaped is no match for a cgroup: the who
   await waitFor('web released', () => link.state()?.groups.get('web')?.status === 'released', 10_000);
   assert.ok(!alive(daemon), 'the escaped daemon was killed with its cgroup');
 });
+
+void test('guard: a state file caught empty mid-rewrite is not a dead guard; a guard silent for 5 s is', async (t) => {
+  const { link, dir } = await startGuard(t);
+  const first = link.health();
+  assert.ok(first.ok);
+  // Stopped, its state file as a reader finds it between the truncation and the write.
+  process.kill(first.state.pid, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(first.state.pid, 'SIGCONT');
+    } catch {
+      // gone
+    }
+  });
+  writeFileSync(join(dir, 'guard', 'state'), '');
+  assert.deepEqual(link.health().ok, true, 'the last complete state stands for it');
+  await waitFor('the stopped guard counts as dead once its state is stale', () => {
+    const h = link.health();
+    return !h.ok && /has not written its state/.test(h.why) ? true : undefined;
+  }, 15_000, 200);
+});
