@@ -1,0 +1,211 @@
+/**
+ * A two-node cluster for workflow tests: the real controller, failover and switchover
+ * workflows on a real Temporal dev server, the real cluster and controller activities, and two
+ * "nodes" in this process (n1 preferred, n2), each its own GroupRuntime with scripted resources
+ * and the real node activities on its own task queue, as in failover.test.ts. A node "dies"
+ * when its worker is shut down (nothing answers on its queue any more) and "comes back" holding
+ * nothing, as a rebooted node would. What the nodes are ordered to do is recorded with the time
+ * it arrived, so that a test can check *when* something happened, not only that it did.
+ */
+import assert from 'node:assert/strict';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+import { ServiceRegistry } from '../../src/agent/services.js';
+import { GroupRuntime } from '../../src/agent/groups.js';
+import { ControllerLink } from '../../src/agent/controller-link.js';
+import { ResourceMonitor } from '../../src/monitor/monitor.js';
+import { createServiceActivities } from '../../activities/service.js';
+import { createOwnershipActivities } from '../../activities/ownership.js';
+import { createClusterActivities } from '../../activities/cluster.js';
+import { createControllerActivities } from '../../activities/controller.js';
+import { createExec } from '../../src/exec.js';
+import { silentLogger } from '../../src/log.js';
+import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, switchoverWorkflowId, type FailoverResult, type GroupOwnership, type NodeEdge, type Ownership } from '../../workflows/shared.js';
+import { ScriptedService } from './scripted-service.js';
+import { waitFor } from './wait.js';
+import { testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from './temporal.js';
+
+export const NODES = ['n1', 'n2'] as const;
+
+/** Activities a test adds to (or puts in place of) a node's real ones, e.g. a scripted `resyncGroup`. */
+export type ExtraActivities = (node: WorkflowTestNode) => Record<string, (...args: never[]) => Promise<unknown>>;
+
+export interface WorkflowTestNode {
+  name: string;
+  groups: GroupRuntime;
+  services: Map<string, ScriptedService>;
+  /** When each `startResource` order arrived here (ms since the epoch). */
+  startOrders: number[];
+  /** Each `fence` activity this node ran: against whom, when it began, what the agent answered. */
+  fenceRuns: { victim: string; at: number; fenced?: boolean }[];
+  worker?: Worker;
+  running?: Promise<void>;
+}
+
+export class WorkflowCluster {
+  readonly nodes = new Map<string, WorkflowTestNode>();
+  readonly link: ControllerLink;
+  private readonly workers: Worker[] = [];
+  private readonly runs: Promise<void>[] = [];
+
+  private constructor(readonly name: string, readonly config: Config, readonly client: Client, private readonly extra?: ExtraActivities) {
+    this.link = new ControllerLink(client, name, silentLogger);
+  }
+
+  /**
+   * Starts the workflow worker and both node workers, reports n1 then n2 up, and waits until
+   * the group `web` runs on n1 with no operation under way.
+   * @param body the haoscar.yaml without its `cluster:` line (nodes n1 and n2, a group `web`)
+   */
+  static async start(prefix: string, body: string, opts: { extra?: ExtraActivities } = {}): Promise<WorkflowCluster> {
+    const name = uniqueName(prefix);
+    const c = new WorkflowCluster(name, parseConfig(`cluster: ${name}\n${body}`), await testClient(), opts.extra);
+    const wf = await Worker.create({
+      connection: await testWorkerConnection(),
+      taskQueue: clusterTaskQueue(name),
+      workflowBundle: await testWorkflowBundle(),
+      activities: { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }) },
+    });
+    c.workers.push(wf);
+    c.runs.push(wf.run());
+    for (const n of NODES) c.addNode(n);
+    for (const node of c.nodes.values()) await c.startNodeWorker(node);
+    await c.report('n1', 'up', 'n1', 'agent started');
+    await c.report('n2', 'up', 'n2', 'agent started');
+    await c.settled('n1');
+    return c;
+  }
+
+  private addNode(nodeName: string): void {
+    const registry = new ServiceRegistry();
+    const services = new Map<string, ScriptedService>();
+    const monitors = new Map<unknown, ResourceMonitor>();
+    for (const group of this.config.groups) {
+      for (const spec of group.resources) {
+        const s = new ScriptedService();
+        s.running = false;
+        services.set(spec.name, s);
+        const managed = { group, spec, driver: s.driver, check: s.check };
+        registry.add(managed);
+        monitors.set(managed, new ResourceMonitor({ name: spec.name, check: s.check, timing: spec.check, logger: silentLogger, onEdge: () => undefined }));
+      }
+    }
+    const groups = new GroupRuntime({ node: nodeName, config: this.config, services: registry, logger: silentLogger, monitorOf: (s) => monitors.get(s)!, claimWaitMs: 1000 });
+    this.nodes.set(nodeName, { name: nodeName, groups, services, startOrders: [], fenceRuns: [] });
+    this.registries.set(nodeName, registry);
+  }
+
+  private readonly registries = new Map<string, ServiceRegistry>();
+
+  private async startNodeWorker(node: WorkflowTestNode): Promise<void> {
+    const registry = this.registries.get(node.name)!;
+    const real = createOwnershipActivities({ node: node.name, config: this.config, groups: node.groups, services: registry, exec: createExec(silentLogger), logger: silentLogger });
+    node.worker = await Worker.create({
+      connection: await testWorkerConnection(),
+      taskQueue: nodeTaskQueue(this.name, node.name),
+      activities: {
+        ...createServiceActivities({ node: node.name, services: registry, logger: silentLogger, recoveryPollMs: 20, whileHolding: (g, fn) => node.groups.whileHolding(g, fn) }),
+        ...real,
+        // Observed only: when the orders arrived, and which fence agent runs this node made.
+        startResource: async (req: Parameters<typeof real.startResource>[0]) => {
+          node.startOrders.push(Date.now());
+          return real.startResource(req);
+        },
+        fence: async (req: Parameters<typeof real.fence>[0]) => {
+          const run: WorkflowTestNode['fenceRuns'][number] = { victim: req.victim, at: Date.now() };
+          node.fenceRuns.push(run);
+          const answer = await real.fence(req);
+          run.fenced = answer.fenced;
+          return answer;
+        },
+        ...this.extra?.(node),
+      },
+    });
+    node.running = node.worker.run();
+  }
+
+  node(name: string): WorkflowTestNode {
+    const n = this.nodes.get(name);
+    assert.ok(n, `node ${name}`);
+    return n;
+  }
+
+  report(node: string, to: NodeEdge['to'], reporter: string, detail: string): Promise<void> {
+    return this.link.report({ node, to, reporter, at: Date.now(), detail: `test: ${detail}` });
+  }
+
+  /** The node dies: nothing answers on its queue any more (what it held, it still holds). */
+  async kill(name: string): Promise<void> {
+    const node = this.node(name);
+    if (node.worker?.getState() === 'RUNNING') node.worker.shutdown();
+    await node.running;
+  }
+
+  /** The node comes back holding nothing (as after a reset), and its agent reports it up. */
+  async revive(name: string): Promise<void> {
+    const node = this.node(name);
+    for (const s of node.services.values()) s.behaviour = {};
+    if (node.groups.holding('web')) await node.groups.stopGroup('web', 'test: the node was reset');
+    if (node.worker?.getState() !== 'RUNNING') await this.startNodeWorker(node);
+    await this.report(name, 'up', name, 'agent started');
+  }
+
+  ownership(): Promise<Ownership> {
+    return this.client.workflow.getHandle(controllerWorkflowId(this.name)).query(ownershipQuery);
+  }
+
+  async web(): Promise<GroupOwnership> {
+    return (await this.ownership()).groups.web!;
+  }
+
+  /** Waits until `web` runs (on `owner`, if given) and no operation holds it. */
+  settled(owner?: string, timeoutMs = 60_000): Promise<GroupOwnership> {
+    return waitFor(`web running${owner ? ` on ${owner}` : ''} with no operation under way`, async () => {
+      const g = await this.web().catch(() => undefined);
+      return g?.state === 'running' && g.operation === undefined && (owner === undefined || g.owner === owner) ? g : undefined;
+    }, timeoutMs, 50);
+  }
+
+  /** The result of the latest failover of `web`. */
+  failoverResult(): Promise<FailoverResult> {
+    return this.client.workflow.getHandle(failoverWorkflowId(this.name, 'web')).result() as Promise<FailoverResult>;
+  }
+
+  /**
+   * The child workflows the controller started, of `type`, with the time each start was
+   * recorded in its history (ms since the epoch), oldest first.
+   */
+  async childrenStarted(type: string): Promise<{ workflowId: string; at: number }[]> {
+    const history = await this.client.workflow.getHandle(controllerWorkflowId(this.name)).fetchHistory();
+    const out: { workflowId: string; at: number }[] = [];
+    for (const e of history.events ?? []) {
+      const a = e.startChildWorkflowExecutionInitiatedEventAttributes;
+      if (!a || a.workflowType?.name !== type) continue;
+      const seconds = Number(e.eventTime?.seconds ?? 0);
+      const nanos = e.eventTime?.nanos ?? 0;
+      out.push({ workflowId: a.workflowId ?? '?', at: seconds * 1000 + Math.floor(nanos / 1e6) });
+    }
+    return out;
+  }
+
+  private closing: Promise<void> | undefined;
+
+  /** Terminates the controller, stops the workers; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.link.close();
+    for (const id of [switchoverWorkflowId(this.name, 'web'), failoverWorkflowId(this.name, 'web'), controllerWorkflowId(this.name)]) {
+      await this.client.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+    }
+    for (const node of this.nodes.values()) if (node.worker?.getState() === 'RUNNING') node.worker.shutdown();
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.all([...this.runs, ...[...this.nodes.values()].map((n) => n.running)]);
+    for (const node of this.nodes.values()) await node.groups.close();
+  }
+}
