@@ -185,6 +185,26 @@ test('partition, isolation, a Temporal cut and a pulled cable, each healed', asy
   await waitFor('n1 reaches n2 again', () => reaches('n1', lab.address('n2')), 10_000);
 });
 
+test('lossy links drop a random share of a host\'s frames, both ways, until healed', async () => {
+  const pings = async (from: string, ip: string, count: number) => {
+    const r = await lab.run(from, ['ping', '-c', String(count), '-i', '0.01', '-W', '0.3', '-n', '-q', ip], { reject: false });
+    return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+  };
+  await lab.lossy('n1', 100);
+  assert.equal(await pings('n2', lab.address('n1'), 3), 0, 'all lost at 100 %');
+  assert.equal(await pings('n1', lab.bridgeIp, 3), 0, 'to the root side (Temporal) too');
+  assert.equal(await pings('n2', lab.bridgeIp, 3), 3, 'n2 is not lossy');
+  await lab.lossy('n1', 50);
+  const got = await pings('n2', lab.address('n1'), 100);
+  // A round trip survives twice 50 %: about 25 of 100 (far outside [5, 60] is no loss of 50 %).
+  assert.ok(got >= 5 && got <= 60, `${got} of 100 round trips at 50 % each way`);
+  await lab.healLoss('n1');
+  assert.equal(await pings('n2', lab.address('n1'), 20), 20, 'healed');
+  await lab.lossy(['n1', 'n2'], 100);
+  await lab.healNetwork();
+  assert.equal(await pings('n1', lab.address('n2'), 5), 5, 'healNetwork() heals losses too');
+});
+
 test('the dev server listens on the bridge: hosts reach it, unless cut off from it', async () => {
   const address = await temporal;
   assert.match(address, new RegExp(`^${lab.bridgeIp.replaceAll('.', '\\.')}:\\d+$`));
@@ -244,7 +264,11 @@ test('the prober measures the outage of a killed host and a VIP moved by hand', 
   const killed = await lab.killHost('n1');
   const killedAt = Date.now();
   assert.ok(killed.includes(services.get('n1')!.pid!), 'the service of n1 was killed');
-  assert.deepEqual(await lab.vipHolders(), [], 'a dead host holds no VIP');
+  // A dead host keeps its addresses (the harness does not do the product's work), but nothing
+  // reaches them: no ARP answer, and the sampler does not count it.
+  assert.deepEqual(await lab.vipHolders(), ['n1'], 'a dead host keeps its addresses');
+  assert.deepEqual(lab.deadHosts(), ['n1']);
+  assert.deepEqual((await lab.arpingAddress()).answers, [], 'a dead host answers no ARP');
   assert.equal((await services.get('n1')!).signal, 'SIGKILL');
   await waitFor('three failed requests after the kill', () => prober.results.filter((r) => !r.ok && r.t > killedAt).length >= 3, 5_000);
 
@@ -263,11 +287,18 @@ test('the prober measures the outage of a killed host and a VIP moved by hand', 
   assert.deepEqual([...probes.answeredBy().keys()], ['n1', 'n2']);
   assert.deepEqual(vip.errors, []);
   assert.deepEqual(vip.dualSamples, []);
-  assert.deepEqual(vip.holdersOverTime.map((p) => p.holders.join()), ['n1', '', 'n2']);
+  assert.deepEqual(vip.dualPeriods, [], 'the dead n1 does not count as a holder');
+  assert.deepEqual(vip.holdersOverTime.map((p) => `${p.holders.join('+')}/${p.live.join('+')}`), ['n1/n1', 'n1/', 'n1+n2/n2']);
+  const arp = await lab.arpingAddress();
+  assert.deepEqual(arp.answers.map((a) => a.host), ['n2'], arp.output);
   process.stderr.write(`lab smoke: outage through the VIP ${probes.longestGapMs} ms, ${probes.failures}/${probes.requests} requests failed\n`);
 
+  // Revived, n1 has the VIP again, alive: both answer ARP, a duplicate address.
   await lab.reviveHost('n1');
   await waitFor('n1 reaches n2 after revival', () => reaches('n1', lab.address('n2')), 10_000);
+  const dup = await lab.arpingAddress();
+  assert.deepEqual(dup.answers.map((a) => a.host).sort(), ['n1', 'n2'], dup.output);
+  await lab.run('n1', ['ip', 'addr', 'del', lab.vip, 'dev', 'eth0']);
   await lab.run('n2', ['ip', 'addr', 'del', lab.vip, 'dev', 'eth0']);
 });
 

@@ -78,6 +78,29 @@ export interface SpawnOptions {
 /** Which hosts of the lab share a partition's side. */
 export type Side = string | readonly string[];
 
+/**
+ * A change in a host's life, as the lab's faults made it (Date.now()): `died` once killHost()
+ * has taken its link down (from then on nothing reaches it and nothing it has counts),
+ * `revived` when reviveHost() starts bringing it back, `frozen` once freeze() has stopped
+ * every process, `thawed` when thaw() starts resuming them. A frozen host is alive: its
+ * kernel still answers ARP and holds its addresses.
+ */
+export interface HostEvent {
+  at: number;
+  host: string;
+  kind: 'died' | 'revived' | 'frozen' | 'thawed';
+}
+
+/** What the client saw of an address with `arping` (see NetLab.arpingAddress). */
+export interface ArpingReport {
+  at: number;
+  address: string;
+  /** Distinct MACs that answered, each with the lab host whose eth0 it is (when it is one). */
+  answers: Array<{ mac: string; host?: string }>;
+  /** arping's own output, for a failure message. */
+  output: string;
+}
+
 // Labs of this process, closed synchronously if it exits without closing them.
 const openLabs = new Set<NetLab>();
 let exitHooksInstalled = false;
@@ -109,15 +132,17 @@ function nftTables(n: LabNames): string {
   // rules keep anything from being routed into or out of the lab through the root side, even
   // with ip_forward=1 (the namespaces have no route out in the first place), and IPv6 off the
   // root side altogether (the lab is IPv4; the namespaces have no IPv6 address). Not an inet
-  // table: with br_netfilter loaded, bridged frames go through the inet hooks too.
+  // table: with br_netfilter loaded, bridged frames go through the inet hooks too. `lossy`
+  // (empty unless lossy() filled it) drops a random share of a host's frames, both ways.
   const ports = `"${n.prefix}v*"`;
   return `table bridge ${n.prefix} {
   set cut { type ifname . ifname; }
   set isolated { type ifname; }
   set no_root { type ifname; }
-  chain lab_forward { type filter hook forward priority 0; policy accept; iifname . oifname @cut drop; iifname @isolated drop; oifname @isolated drop; }
-  chain lab_input { type filter hook input priority 0; policy accept; iifname @isolated drop; iifname @no_root drop; iifname ${ports} ip daddr != ${n.subnet} drop; iifname ${ports} meta protocol ip6 drop; }
-  chain lab_output { type filter hook output priority 0; policy accept; oifname @isolated drop; oifname @no_root drop; oifname ${ports} ip saddr != ${n.subnet} drop; oifname ${ports} meta protocol ip6 drop; }
+  chain lossy { }
+  chain lab_forward { type filter hook forward priority 0; policy accept; jump lossy; iifname . oifname @cut drop; iifname @isolated drop; oifname @isolated drop; }
+  chain lab_input { type filter hook input priority 0; policy accept; jump lossy; iifname @isolated drop; iifname @no_root drop; iifname ${ports} ip daddr != ${n.subnet} drop; iifname ${ports} meta protocol ip6 drop; }
+  chain lab_output { type filter hook output priority 0; policy accept; jump lossy; oifname @isolated drop; oifname @no_root drop; oifname ${ports} ip saddr != ${n.subnet} drop; oifname ${ports} meta protocol ip6 drop; }
 }
 `;
 }
@@ -221,6 +246,10 @@ export class NetLab {
   private readonly samplers = new Set<VipSampler>();
   private readonly probers = new Set<Prober>();
   private readonly frozen = new Set<string>();
+  private readonly dead = new Set<string>();
+  private readonly events: HostEvent[] = [];
+  private macs: Map<string, string> | undefined;
+  private devServerOpts: { cli: string; port: number; dbFile?: string; logLevel?: string } | undefined;
   private readonly cuts = new Set<string>();
   private readonly isolated = new Set<string>();
   private readonly noRoot = new Set<string>();
@@ -408,20 +437,29 @@ export class NetLab {
   }
 
   /**
-   * Starts the Temporal dev server (in memory, no UI) on the root side, bound to the bridge
-   * address only, so the hosts reach it and nothing else does. Idempotent.
+   * Starts the Temporal dev server (no UI) on the root side, bound to the bridge address only,
+   * so the hosts reach it and nothing else does. In memory unless `dbFile` (SQLite) is given:
+   * then restartDevServer() brings it back with its state, as a restarted Temporal would.
+   * Idempotent (the first call's options hold).
    * @returns its address, `10.213.X.1:PORT`.
    * @throws when the Temporal CLI cannot be found/built or the server does not start.
    */
-  async startDevServer(opts: { logLevel?: string } = {}): Promise<string> {
+  async startDevServer(opts: { logLevel?: string; dbFile?: string } = {}): Promise<string> {
     if (this.temporalAddress) return this.temporalAddress;
     const cli = await ensureTemporalCli({ logger: this.logger, onProgress: (m) => process.stderr.write(`${m}\n`) });
     // The dev server of Temporal CLI 1.5.1 bound to any other address than a loopback one or
     // 0.0.0.0 cannot start workflows (its services dial each other on 127.0.0.1); bound to
     // 0.0.0.0 it would listen on the machine's real interfaces. So it listens on 127.0.0.1,
     // and a forwarder on the bridge address lets the hosts reach it, and nothing else.
-    this.server = await startDevServer({ cli, uiPort: false, logger: this.logger, ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) });
+    this.server = await startDevServer({
+      cli,
+      uiPort: false,
+      logger: this.logger,
+      ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+      ...(opts.dbFile ? { dbFile: opts.dbFile } : {}),
+    });
     const port = Number(this.server.address.split(':').at(-1));
+    this.devServerOpts = { cli, port, ...(opts.dbFile ? { dbFile: opts.dbFile } : {}), ...(opts.logLevel ? { logLevel: opts.logLevel } : {}) };
     const target = this.server.address;
     this.forwarder = createServer((inbound) => {
       const outbound = connect(port, '127.0.0.1');
@@ -446,7 +484,62 @@ export class NetLab {
     return this.temporalAddress;
   }
 
+  /**
+   * The Temporal server process dies (SIGKILL): every connection to it breaks, and new ones
+   * are refused, until restartDevServer(). An in-memory server loses everything with it.
+   */
+  async killDevServer(): Promise<void> {
+    const server = this.server;
+    if (!server) throw new Error('the dev server is not running');
+    this.server = undefined;
+    signalPids([server.pid], 'SIGKILL');
+    await server.exited;
+    for (const socket of this.forwarded) socket.destroy();
+  }
+
+  /**
+   * Starts the dev server again after killDevServer(), on the same port (the forwarder and
+   * every configuration keep working) and with the same SQLite file, if it had one — without
+   * one it comes back empty: the witness's data is lost.
+   * @throws when it does not start (for instance when its port was taken meanwhile).
+   */
+  async restartDevServer(): Promise<void> {
+    const o = this.devServerOpts;
+    if (!o) throw new Error('the dev server was never started');
+    if (this.server) return;
+    this.server = await startDevServer({
+      cli: o.cli,
+      port: o.port,
+      uiPort: false,
+      logger: this.logger,
+      ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+      ...(o.dbFile ? { dbFile: o.dbFile } : {}),
+    });
+  }
+
   // ---- faults ------------------------------------------------------------------------------
+
+  /**
+   * Every host's deaths, revivals, freezes and thaws so far, in order (see HostEvent). The VIP
+   * sampler counts a holder only while its host is alive, from these.
+   */
+  hostEvents(): readonly HostEvent[] {
+    return this.events;
+  }
+
+  /** Hosts killed by killHost() and not revived. */
+  deadHosts(): string[] {
+    return [...this.dead];
+  }
+
+  /** Not killed (a frozen host is alive). */
+  isAlive(host: string): boolean {
+    return !this.dead.has(host);
+  }
+
+  private note(host: string, kind: HostEvent['kind']): void {
+    this.events.push({ at: Date.now(), host, kind });
+  }
 
   /** The processes in a host's namespace, without the lab's own observers (sampler, prober). */
   async pids(host: string): Promise<number[]> {
@@ -461,13 +554,19 @@ export class NetLab {
   }
 
   /**
-   * Node death: SIGKILL every process in the namespace (until none is left), take its link
-   * down (`ip link set eth0 down` inside) and drop every address but its own — a machine that
-   * lost power holds no VIP, so the VIP sampler does not count a dead host. reviveHost() brings
-   * the link back (the test restarts the agent).
+   * Node death: its link goes down (`ip link set eth0 down` inside: from then on nothing
+   * reaches it, not even ARP) and every process in the namespace is SIGKILLed (until none is
+   * left). Its addresses stay configured, the VIP included, as on a machine that lost power:
+   * removing them would be the harness doing what the product must make unnecessary. So the
+   * VIP sampler counts a holder only while its host is alive (hostEvents()), and a revived
+   * host comes back with whatever it had: its agent (or guard) must clear it.
    */
   async killHost(host: string): Promise<number[]> {
     const ns = this.ns(host);
+    await command(this.logger, ['ip', '-n', ns, 'link', 'set', 'eth0', 'down']);
+    // Dead from the moment the link is down (noted after it is, never before).
+    this.dead.add(host);
+    this.note(host, 'died');
     const killed = new Set<number>();
     for (let round = 0; round < 50; round++) {
       const pids = await this.pids(host);
@@ -476,20 +575,19 @@ export class NetLab {
       for (const p of signalPids(pids, 'SIGKILL')) killed.add(p);
       await sleep(10);
     }
-    this.frozen.delete(host);
-    await command(this.logger, ['ip', '-n', ns, 'link', 'set', 'eth0', 'down']);
-    const own = this.address(host);
-    const out = await command(this.logger, ['ip', '-n', ns, '-o', '-4', 'addr', 'show']);
-    for (const a of parseAddresses(out.stdout)) {
-      if ((a.dev === 'eth0' && a.ip === own) || (a.dev === 'lo' && a.ip === '127.0.0.1')) continue;
-      await command(this.logger, ['ip', '-n', ns, 'addr', 'del', `${a.ip}/${a.prefix}`, 'dev', a.dev], { reject: false });
-    }
+    if (this.frozen.delete(host)) this.note(host, 'thawed');
     this.logger.info({ host, killed: [...killed] }, 'lab: host killed');
     return [...killed];
   }
 
-  /** After killHost(): the link is up again (the host's processes are for the test to start). */
+  /**
+   * After killHost(): the link is up again, with the addresses it had (the host's processes
+   * are for the test to start; a stale VIP is for them to clear).
+   */
   async reviveHost(host: string): Promise<void> {
+    // Alive from before the link is up (noted before, never after).
+    this.dead.delete(host);
+    this.note(host, 'revived');
     await command(this.logger, ['ip', '-n', this.ns(host), 'link', 'set', 'eth0', 'up']);
     await command(this.logger, ['ip', 'link', 'set', this.veth(host), 'up']);
   }
@@ -573,10 +671,49 @@ export class NetLab {
     else mine.delete(veth);
   }
 
-  /** Heals every partition, isolation and Temporal cut (links and killed hosts stay as they are). */
+  /**
+   * Lossy links: `percent` % of the frames to and from each of `hosts` are dropped at random
+   * on the bridge (nftables `numgen random`), in both directions, to peers, client and
+   * Temporal alike; a frame between two lossy hosts runs the risk twice. Replaces an earlier
+   * loss of the same host. Undone by healLoss() (or healNetwork()).
+   */
+  async lossy(hosts: Side, percent: number): Promise<void> {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error(`a loss is a whole percentage, not ${percent}`);
+    const list = typeof hosts === 'string' ? [hosts] : hosts;
+    // `numgen random mod 100` is 0-99: `< 100` is not a valid comparison, and 100 % is every frame.
+    const when = percent === 100 ? '' : `numgen random mod 100 < ${percent} `;
+    const rules = percent === 0 ? [] : list.flatMap((h) => {
+      const v = this.veth(h);
+      return [
+        `add rule bridge ${this.names.prefix} lossy iifname "${v}" ${when}drop`,
+        `add rule bridge ${this.names.prefix} lossy oifname "${v}" ${when}drop`,
+      ];
+    });
+    await this.healLoss(list);
+    await this.nft(rules);
+  }
+
+  /** Undoes lossy() for `hosts` (default: every host). */
+  async healLoss(hosts?: Side): Promise<void> {
+    const p = this.names.prefix;
+    if (hosts === undefined) {
+      await this.nft([`flush chain bridge ${p} lossy`]);
+      return;
+    }
+    const veths = new Set((typeof hosts === 'string' ? [hosts] : hosts).map((h) => `"${this.veth(h)}"`));
+    const listing = await command(this.logger, ['nft', '-a', 'list', 'chain', 'bridge', p, 'lossy']);
+    const handles = listing.stdout
+      .split('\n')
+      .filter((l) => [...veths].some((v) => l.includes(v)))
+      .map((l) => /# handle (\d+)/.exec(l)?.[1])
+      .filter((h): h is string => h !== undefined);
+    await this.nft(handles.map((h) => `delete rule bridge ${p} lossy handle ${h}`));
+  }
+
+  /** Heals every partition, isolation, Temporal cut and loss (links and killed hosts stay as they are). */
   async healNetwork(): Promise<void> {
     const p = this.names.prefix;
-    await this.nft([`flush set bridge ${p} cut`, `flush set bridge ${p} isolated`, `flush set bridge ${p} no_root`]);
+    await this.nft([`flush set bridge ${p} cut`, `flush set bridge ${p} isolated`, `flush set bridge ${p} no_root`, `flush chain bridge ${p} lossy`]);
     this.cuts.clear();
     this.isolated.clear();
     this.noRoot.clear();
@@ -589,6 +726,7 @@ export class NetLab {
    */
   async freeze(host: string): Promise<number[]> {
     const stopped = new Set<number>();
+    const already = this.frozen.has(host);
     this.frozen.add(host);
     for (let round = 0; round < 20; round++) {
       const fresh = (await this.pids(host)).filter((p) => !stopped.has(p));
@@ -596,12 +734,13 @@ export class NetLab {
       this.notePids(host, fresh);
       for (const p of signalPids(fresh, 'SIGSTOP')) stopped.add(p);
     }
+    if (!already) this.note(host, 'frozen');
     return [...stopped];
   }
 
   /** SIGCONT every process in the namespace. */
   async thaw(host: string): Promise<number[]> {
-    this.frozen.delete(host);
+    if (this.frozen.delete(host)) this.note(host, 'thawed');
     return this.signalHost(host, 'SIGCONT');
   }
 
@@ -643,15 +782,58 @@ export class NetLab {
   }
 
   /**
+   * Who answers ARP for `address` as seen from the client (or `from`): `arping -b` (broadcast
+   * requests, so every holder keeps being asked) for `seconds`, each distinct MAC that answered,
+   * mapped to the lab host whose eth0 has it. Two answers are a duplicate address that the
+   * client's own neighbour cache may pick either of. (`arping -D` is no use for this: it exits
+   * 1 and stops at the FIRST reply, one holder or two.) A dead host does not answer (its link
+   * is down); a frozen one does (its kernel runs).
+   */
+  async arpingAddress(address: string = this.vip, opts: { from?: string; seconds?: number } = {}): Promise<ArpingReport> {
+    const from = opts.from ?? this.client;
+    if (!from) throw new Error('this lab has no client namespace: pass `from`');
+    const ip = bareIp(address);
+    this.macs ??= await this.readMacs();
+    const at = Date.now();
+    // -w: the deadline; -c (with -w): stop after that many replies, so more than two holders
+    // could ever send in that time.
+    const r = await command(this.logger, ['ip', 'netns', 'exec', this.ns(from), 'arping', '-b', '-I', 'eth0', '-w', String(opts.seconds ?? 1), '-c', '1000', ip], { reject: false });
+    const seen = new Set<string>();
+    for (const m of r.stdout.matchAll(/reply from [\d.]+ \[([0-9A-Fa-f:]{17})\]/g)) seen.add(m[1]!.toLowerCase());
+    const byMac = new Map([...this.macs].map(([h, mac]) => [mac, h]));
+    return {
+      at,
+      address: ip,
+      answers: [...seen].map((mac) => ({ mac, ...(byMac.has(mac) ? { host: byMac.get(mac)! } : {}) })),
+      output: `${r.stdout}${r.stderr}`.trim(),
+    };
+  }
+
+  private async readMacs(): Promise<Map<string, string>> {
+    const macs = new Map<string, string>();
+    for (const host of this.all) {
+      const r = await command(this.logger, ['ip', '-n', this.ns(host), '-o', 'link', 'show', 'eth0']);
+      const mac = /link\/ether ([0-9a-f:]{17})/i.exec(r.stdout)?.[1];
+      if (mac) macs.set(host, mac.toLowerCase());
+    }
+    return macs;
+  }
+
+  /**
    * Watches who holds `address` in every lab namespace until `stop()`: samples every
-   * `everyMs`, plus the exact periods from address events (see vip-sampler.ts).
+   * `everyMs`, plus the exact periods from address events (see vip-sampler.ts). A holder
+   * counts only while its host is alive (killHost/reviveHost); frozen holders are told apart.
    */
   async sampleVip(address: string = this.vip, everyMs = 20): Promise<VipSampler> {
     const sampler = await VipSampler.start(
       address,
       this.all.map((host) => ({ host, namespace: this.ns(host) })),
       everyMs,
-      this.observerContext(),
+      {
+        ...this.observerContext(),
+        hostState: () => ({ dead: this.dead, frozen: this.frozen }),
+        hostEvents: () => this.events,
+      },
     );
     this.samplers.add(sampler);
     return sampler;

@@ -9,6 +9,12 @@
  * and samples every `everyMs` read that state at no cost. The exact periods
  * (`holdersOverTime`, `dualPeriods`) come from the event timestamps, so an overlap shorter than
  * the sampling period is caught too. At stop the state is checked against `ip addr` again.
+ *
+ * A holder counts only while its host is alive: a host killed by the lab keeps its addresses
+ * (as a machine that lost power does) but reaches nobody, so it is a holder in `holders` and
+ * not in `live`. A frozen host is alive (its kernel answers ARP): it is in `live`, and in
+ * `frozen` too, so that the overlap a whole-node freeze causes without fencing can be told
+ * apart. Dual ownership (`dualSamples`, `dualPeriods`) is two or more LIVE holders.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -18,14 +24,23 @@ import { command, parseAddresses } from './commands.js';
 export interface VipSample {
   /** Date.now() of the sample. (Times of changes and periods are ms since the epoch with a fraction.) */
   at: number;
-  /** Lab hosts that had the address on an interface, in lab order. */
+  /** Lab hosts that had the address on an interface, in lab order, dead ones included. */
   holders: string[];
+  /** Of those, the hosts alive (not killed): the holders that count. */
+  live: string[];
+  /** Of the live ones, those frozen. */
+  frozen: string[];
 }
 
 export interface VipPeriod {
   from: number;
   to: number;
+  /** Every host that had the address, dead ones included. */
   holders: string[];
+  /** The holders alive throughout the period. */
+  live: string[];
+  /** The live holders frozen throughout the period. */
+  frozen: string[];
 }
 
 export interface VipReport {
@@ -34,11 +49,11 @@ export interface VipReport {
   stoppedAt: number;
   /** One every `everyMs`. */
   samples: VipSample[];
-  /** The samples with two or more holders: dual ownership. */
+  /** The samples with two or more live holders: dual ownership. */
   dualSamples: VipSample[];
-  /** Consecutive periods with the same holders, exact (from the change events). */
+  /** Consecutive periods with the same holders (and the same of them alive, frozen), exact (from the change events). */
   holdersOverTime: VipPeriod[];
-  /** The periods with two or more holders, however short. */
+  /** The periods with two or more live holders, however short. */
   dualPeriods: VipPeriod[];
   /** Every change: a host gained (`added`) or lost the address on `dev`. */
   changes: Array<{ at: number; host: string; dev: string; added: boolean }>;
@@ -52,11 +67,22 @@ export interface VipTarget {
   namespace: string;
 }
 
+/** A host's death, revival, freeze or thaw (the lab's HostEvent). */
+export interface HostLifeEvent {
+  at: number;
+  host: string;
+  kind: 'died' | 'revived' | 'frozen' | 'thawed';
+}
+
 /** What the sampler needs from its lab: its monitors run inside the namespaces and must be spared by faults. */
 export interface SamplerContext {
   logger: Logger;
   addInfraPid(pid: number): void;
   removeInfraPid(pid: number): void;
+  /** The hosts dead and frozen now (for samples); none when absent. */
+  hostState?: () => { dead: ReadonlySet<string>; frozen: ReadonlySet<string> };
+  /** Every death, revival, freeze and thaw so far, in time order (for the exact periods). */
+  hostEvents?: () => readonly HostLifeEvent[];
 }
 
 /** Strips a /prefix: `10.213.7.200/24` → `10.213.7.200`. */
@@ -195,7 +221,11 @@ export class VipSampler {
   }
 
   private sample(): void {
-    this.samples.push({ at: Date.now(), holders: this.holders() });
+    const holders = this.holders();
+    const state = this.ctx.hostState?.();
+    const live = state ? holders.filter((h) => !state.dead.has(h)) : holders;
+    const frozen = state ? live.filter((h) => state.frozen.has(h)) : [];
+    this.samples.push({ at: Date.now(), holders, live, frozen });
   }
 
   /** Stops the monitors and returns everything seen. Never throws: problems are in `errors`. Idempotent. */
@@ -229,35 +259,85 @@ export class VipSampler {
   }
 
   private report(stoppedAt: number): VipReport {
-    const order = this.watches.map((w) => w.target.host);
-    const state = new Map<string, Set<string>>();
-    for (const host of order) state.set(host, new Set(this.initial.get(host) ?? []));
-    const holdersNow = () => order.filter((h) => state.get(h)!.size > 0);
-    const holdersOverTime: VipPeriod[] = [];
-    let current: VipPeriod = { from: this.startedAt, to: stoppedAt, holders: holdersNow() };
     const changes = [...this.changes].sort((a, b) => a.at - b.at);
-    for (const c of changes) {
-      const devs = state.get(c.host)!;
-      if (c.added) devs.add(c.dev);
-      else devs.delete(c.dev);
-      const holders = holdersNow();
-      if (holders.join() === current.holders.join()) continue;
-      const at = Math.max(c.at, current.from);
-      // A dual period is kept however short; another empty one is dropped.
-      if (at > current.from || current.holders.length >= 2) holdersOverTime.push({ ...current, to: at });
-      current = { from: at, to: stoppedAt, holders };
-    }
-    holdersOverTime.push(current);
+    const holdersOverTime = holderPeriods(
+      this.watches.map((w) => w.target.host),
+      this.initial,
+      changes,
+      this.ctx.hostEvents?.() ?? [],
+      this.startedAt,
+      stoppedAt,
+    );
     return {
       address: this.address,
       startedAt: this.startedAt,
       stoppedAt,
       samples: this.samples,
-      dualSamples: this.samples.filter((s) => s.holders.length >= 2),
+      dualSamples: this.samples.filter((s) => s.live.length >= 2),
       holdersOverTime,
-      dualPeriods: holdersOverTime.filter((p) => p.holders.length >= 2),
+      dualPeriods: holdersOverTime.filter((p) => p.live.length >= 2),
       changes,
       errors: this.errors,
     };
   }
+}
+
+/**
+ * The exact holder periods from `startedAt` to `stoppedAt`: the initial holders, every address
+ * change and every host death, revival, freeze and thaw, in time order (pure). A new period
+ * begins whenever the holders, or which of them are alive or frozen, change. A period with two
+ * or more live holders is kept however short; another empty one is dropped.
+ */
+export function holderPeriods(
+  order: readonly string[],
+  initial: ReadonlyMap<string, ReadonlySet<string>>,
+  changes: ReadonlyArray<{ at: number; host: string; dev: string; added: boolean }>,
+  hostEvents: readonly HostLifeEvent[],
+  startedAt: number,
+  stoppedAt: number,
+): VipPeriod[] {
+  const devs = new Map<string, Set<string>>();
+  for (const host of order) devs.set(host, new Set(initial.get(host) ?? []));
+  const dead = new Set<string>();
+  const frozen = new Set<string>();
+  const life = (e: HostLifeEvent) => {
+    if (e.kind === 'died') dead.add(e.host);
+    else if (e.kind === 'revived') dead.delete(e.host);
+    else if (e.kind === 'frozen') frozen.add(e.host);
+    else frozen.delete(e.host);
+  };
+  const events = [...hostEvents].sort((a, b) => a.at - b.at);
+  // What happened to the hosts before the sampler started.
+  for (const e of events) if (e.at <= startedAt) life(e);
+  const now = (from: number): VipPeriod => {
+    const holders = order.filter((h) => devs.get(h)!.size > 0);
+    const live = holders.filter((h) => !dead.has(h));
+    return { from, to: stoppedAt, holders, live, frozen: live.filter((h) => frozen.has(h)) };
+  };
+  const key = (p: VipPeriod) => `${p.holders.join()}|${p.live.join()}|${p.frozen.join()}`;
+  type Step = { at: number; apply: () => void };
+  const steps: Step[] = [
+    ...changes.map((c) => ({
+      at: c.at,
+      apply: () => {
+        const set = devs.get(c.host);
+        if (!set) return;
+        if (c.added) set.add(c.dev);
+        else set.delete(c.dev);
+      },
+    })),
+    ...events.filter((e) => e.at > startedAt && e.at < stoppedAt).map((e) => ({ at: e.at, apply: () => life(e) })),
+  ].sort((a, b) => a.at - b.at);
+  const periods: VipPeriod[] = [];
+  let current = now(startedAt);
+  for (const step of steps) {
+    step.apply();
+    const next = now(Math.max(step.at, current.from));
+    if (key(next) === key(current)) continue;
+    // A dual period is kept however short; another empty one is dropped.
+    if (next.from > current.from || current.live.length >= 2) periods.push({ ...current, to: next.from });
+    current = next;
+  }
+  periods.push(current);
+  return periods;
 }
