@@ -3,7 +3,7 @@
  * worker (workflows cannot send updates themselves). Each returns only once the controller
  * has accepted the change, so an epoch raised here is what every later lease query sees.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import {
   beginOperationUpdate,
@@ -21,6 +21,30 @@ import {
 } from '../workflows/shared.js';
 
 type WithCluster<T> = T & { cluster: string };
+
+/**
+ * One update ID for every execution of the same (local) activity: its retries, and a run again
+ * after its workflow task failed (UNHANDLED_COMMAND when an event arrives meanwhile: the marker
+ * of a local activity that completed is then lost, and the next task runs it again). Temporal
+ * applies an update ID once and answers a repeat with the first outcome, so a replayed
+ * `endOperation` is not refused as "no operation is running" after it was applied (and the
+ * failover does not undo a start that succeeded). Undefined outside an activity (tests).
+ */
+function withUpdateId(what: string): { updateId?: string } {
+  const id = updateIdOf(what);
+  return id === undefined ? {} : { updateId: id };
+}
+
+function updateIdOf(what: string): string | undefined {
+  let info;
+  try {
+    info = Context.current().info;
+  } catch {
+    return undefined;
+  }
+  const run = info.workflowExecution;
+  return run ? `${run.workflowId}/${run.runId}/${info.activityId}/${what}` : undefined;
+}
 
 export function createControllerActivities(deps: { client: Client }) {
   const { client } = deps;
@@ -59,12 +83,12 @@ export function createControllerActivities(deps: { client: Client }) {
 
     async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun> {
       return send(cluster, `to begin an operation on group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(beginOperationUpdate, { args: [req] }),
+        controller(cluster).executeUpdate(beginOperationUpdate, { args: [req], ...withUpdateId('beginOperation') }),
       );
     },
     async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number }> {
       return send(cluster, `to raise the epoch of group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req] }),
+        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req], ...withUpdateId('claimGroup') }),
       );
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
@@ -77,12 +101,12 @@ export function createControllerActivities(deps: { client: Client }) {
     /** The failover is blocked on its old owner (a failed stop): recorded for `haoscar status` and confirm-down. */
     async operationBlocked({ cluster, ...req }: WithCluster<OperationBlocked>): Promise<void> {
       await send(cluster, `to record that the operation on group '${req.group}' is blocked`, () =>
-        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req] }),
+        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req], ...withUpdateId('operationBlocked') }),
       );
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
       await send(cluster, `to end the operation on group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(endOperationUpdate, { args: [req] }),
+        controller(cluster).executeUpdate(endOperationUpdate, { args: [req], ...withUpdateId('endOperation') }),
       );
     },
   };
