@@ -151,7 +151,9 @@ void test('an open device cannot be demoted (exit 11, -12); a node without UpToD
 });
 
 void test('a node that was away becomes SyncTarget and drains its out-of-sync KiB at the set rate', async (t) => {
-  const { a, b, sim } = twoNodes(t, ['--rate', '4096']);
+  // 8 MiB at 1 MiB/s: the resync lasts 8 s, so the checks below (each a process) see it under way
+  // even on a loaded machine (at 4 MiB/s it was over before them once in a loaded run).
+  const { a, b, sim } = twoNodes(t, ['--rate', '1024']);
   ok(a('drbdadm', 'primary', 'r0'));
   ok(b('drbdadm', 'down', 'r0'));
   ok(sim('write', 'alpha', 'r0', '4096'));
@@ -163,7 +165,7 @@ void test('a node that was away becomes SyncTarget and drains its out-of-sync Ki
   assert.ok((first?.connections[0]?.peerDevices[0]?.outOfSyncKiB ?? 0) > 2000);
   assert.match(ok(b('drbdsetup', 'status', 'r0', '--json')).stdout, /"has-sync-details": true,[\s\S]*"rs-total": 8192,[\s\S]*"percent-resync-done": \d+\.\d\d\n/);
   assert.match(ok(a('drbdadm', 'status', 'r0')).stdout, /beta role:Secondary\n {4}replication:SyncSource peer-disk:Inconsistent done:\d+\.\d\d\n/);
-  await waitFor('beta UpToDate', () => /\n {2}disk:UpToDate/.test(ok(b('drbdadm', 'status', 'r0')).stdout), 5000, 100);
+  await waitFor('beta UpToDate', () => /\n {2}disk:UpToDate/.test(ok(b('drbdadm', 'status', 'r0')).stdout), 30_000, 200);
   assert.equal(ok(b('drbdadm', 'status', 'r0')).stdout, 'r0 role:Secondary\n  disk:UpToDate\n  alpha role:Primary\n    peer-disk:UpToDate\n\n');
   assert.match(ok(sim('dmesg', 'beta', 'r0')).stdout, /drbd r0\/0 drbd0 alpha: Resync done/);
 });
