@@ -84,6 +84,10 @@ function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
 }
 
 const STOP_TIMEOUT_MS = 60_000;
+/** The longest pause a local activity (10 s startToClose) runs with room to spare under load. */
+const LOCAL_PAUSE_MAX_MS = 5_000;
+/** A lease wait longer than LOCAL_PAUSE_MAX_MS runs as a regular activity (longPause). */
+const PATCH_LONG_LEASE_WAIT = 'failover-long-lease-wait';
 
 /** A pause measured in a worker's process that may be long (an armed watchdog's wait, up to minutes). */
 function longPause(ms: number): Promise<void> {
@@ -355,7 +359,10 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         // Measured in this worker's process: a server timer can fire up to a second late.
         const t = Date.now();
         const waitMs = leaseUntil - t;
-        if (waitMs > 0) await local.pause({ ms: waitMs });
+        // A local activity is cut off after 10 s (and retried from zero): a longer wait never
+        // ended. Long waits run as a regular activity sized to them.
+        if (waitMs > LOCAL_PAUSE_MAX_MS && patched(PATCH_LONG_LEASE_WAIT)) await longPause(waitMs);
+        else if (waitMs > 0) await local.pause({ ms: waitMs });
         phases.leaseWaitMs = Date.now() - t;
         leaseUntil = undefined;
       }

@@ -2,14 +2,11 @@
  * A silent owner whose lease is longer than 10 s (lease.ttl may be up to 10 min): the failover
  * waits out the lease and then starts the group on the other node.
  *
- * PRODUCT DEFECT (found while writing the fencing tests, issue 8 §5): workflows/failover.ts
- * waits out the old lease with `local.pause({ ms: waitMs })`, a LOCAL activity whose proxy has
- * `startToCloseTimeout: '10 seconds'`. When more than 10 s of the lease remain at the claim
- * (ttl + margin − the verification), every attempt is cut off at 10 s and retried from zero
- * (up to 20 attempts, about 4 minutes), and the group stays `moving` on the new owner with
- * nothing started; then the failover fails. The watchdog's wait already uses a regular activity
- * sized to the wait (`longPause`); the lease wait needs the same. Marked `todo` until fixed:
- * it runs, and its failure is reported without failing the run.
+ * A defect found while writing the fencing tests (issue 8 §5): workflows/failover.ts waited out the
+ * old lease with `local.pause`, a LOCAL activity under a 10 s startToCloseTimeout. When more than
+ * 10 s of the lease remained, every attempt was cut off and retried from zero, the group stayed
+ * `moving` with nothing started, and the failover failed. This test failed (as a todo) until the
+ * wait became a regular activity sized to it (patch `failover-long-lease-wait`).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +22,7 @@ after(async () => {
   await closeTemporal();
 });
 
-test('a silent owner with a 15 s lease: the lease is waited out, then the group starts on the other node', { todo: 'product defect: a lease wait over 10 s never ends (workflows/failover.ts, local.pause under a 10 s startToCloseTimeout)' }, async (t) => {
+test('a silent owner with a 15 s lease: the lease is waited out, then the group starts on the other node', async (t) => {
   const c = await WorkflowCluster.start('long-lease', `
 lease: { ttl: ${LEASE.ttlMs}ms, margin: ${LEASE.marginMs}ms }
 failover: { verifyTimeout: ${VERIFY_TIMEOUT_MS}ms }
