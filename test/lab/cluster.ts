@@ -50,6 +50,10 @@ export interface ClusterTiming {
   check?: string;
   /** The `guard:` section (YAML flow mapping), e.g. `{ enabled: false }`; the product's default otherwise. */
   guard?: string;
+  /** More resources of the group, after the service (each a YAML flow mapping), e.g. a `command` resource. */
+  resources?: string[];
+  /** More keys of a node's entry (YAML flow mapping entries) by node, e.g. `{ n1: 'fence: { command: [/x] }' }`. */
+  nodes?: Record<string, string>;
 }
 
 /**
@@ -230,7 +234,7 @@ export class LabCluster {
 temporal: { address: "${address}" }
 agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
 ${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
-${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i} }`).join('\n')}
+${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}
 groups:
   - name: ${GROUP}
     resources:
@@ -241,7 +245,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${this.dataYaml()}`;
+${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
   }
 
   private dataYaml(): string {
