@@ -322,8 +322,10 @@ export class LeaseKeeper {
 
   private async lose(group: string, why: string): Promise<void> {
     const held = this.opts.groups.holding(group);
-    // Once: later rounds find it held until the stop (queued behind any start) is done.
-    if (!held || this.losing.has(group)) return;
+    // Once: later rounds find it held until the stop (queued behind any start) is done. A group
+    // whose stop failed is not stopped again on every heartbeat: the guard releases it at its
+    // deadline, or it stays failed until it is fenced or confirmed down.
+    if (!held || held.state === 'failed' || this.losing.has(group)) return;
     this.losing.add(group);
     this.leases.delete(group);
     this.log.error({ group, why }, 'lost the lease: stopping the group on this node');

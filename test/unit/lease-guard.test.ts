@@ -203,4 +203,19 @@ describe('LeaseKeeper with its guard', () => {
     assert.deepEqual(events.lost, []);
     await close();
   });
+
+  it('a failed group is not stopped again on every heartbeat of a peer that claims it', async () => {
+    const { groups, lease, renewable, start, events, scripted, close } = setup();
+    renewable(3);
+    await start(3);
+    scripted.get('app')!.behaviour.stopError = 'stop script exited 1';
+    lease.peerClaim('n2', 'web', 4);
+    await waitFor('failed', () => groups.holding('web')?.state === 'failed', 5000);
+    const stops = scripted.get('app')!.stops;
+    for (let i = 0; i < 10; i++) lease.peerClaim('n2', 'web', 4);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(scripted.get('app')!.stops, stops, 'no stop per heartbeat');
+    assert.equal(events.stopFailed.length, 1, 'one report to the controller, not one per heartbeat');
+    await close();
+  });
 });
