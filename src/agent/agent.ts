@@ -18,7 +18,7 @@ import { ResourceMonitor } from '../monitor/monitor.js';
 import { ServiceRegistry, type ManagedService } from './services.js';
 import { GroupRuntime } from './groups.js';
 import { LeaseKeeper } from './lease.js';
-import { GuardLink } from '../guard/guard-link.js';
+import { bootClockCs, GuardLink } from '../guard/guard-link.js';
 import { FileSync, type OwnerView } from './file-sync.js';
 import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
@@ -158,13 +158,19 @@ export class Agent {
 
     // Whatever an earlier agent left running is stopped, unless the controller says this node
     // owns it and all of it still runs (an agent restart must not interrupt a healthy group).
+    // The answer confirms the lease as of when the question was sent (as a renewal does).
+    const asked = { at: performance.now(), atCs: bootClockCs() };
     const before = await link.ownership(2000).catch(() => undefined);
     const keep = new Map<string, number>();
     let dropped = false;
     const guarded = this.guard?.state();
     for (const group of groups.groupsHere()) {
       const truth = before?.groups[group.name];
-      if (truth?.owner !== node) continue;
+      // Not while an operation may be moving it: its lease is not being renewed.
+      if (truth?.owner !== node || !truth.renewable) {
+        if (truth?.owner === node) dropped = true;
+        continue;
+      }
       // Within its deadline, the guard still holds it for us; past it, the guard has let go.
       const held = guarded?.groups.get(group.name);
       const released = held !== undefined && held.epoch === truth.epoch && held.status !== 'held';
@@ -217,7 +223,7 @@ export class Agent {
       logger: this.log,
     });
     // An adopted group's hold is handed to the guard at once, renewing the one it kept.
-    for (const [group, epoch] of keep) this.lease.granted(group, epoch);
+    for (const [group, epoch] of keep) this.lease.granted(group, epoch, asked);
     this.lease.start();
 
     this.workers = await Promise.all([

@@ -103,13 +103,15 @@ export class LeaseKeeper {
 
   /**
    * A start under `epoch` was just ordered by a failover, after the controller recorded this
-   * node as owner: that counts as a confirmation.
+   * node as owner: that counts as a confirmation (as of now, or of `confirmed`: when the
+   * question whose answer confirmed it was sent, for a group adopted at agent start).
+   * @throws GuardUnavailableError when the guard cannot be told: nothing may start.
    */
-  granted(group: string, epoch: number): void {
+  granted(group: string, epoch: number, confirmed?: { at: number; atCs: number }): void {
     const lease = this.leases.get(group);
     if (lease && lease.epoch === epoch) return;
     if (this.guardDown !== undefined) throw new GuardUnavailableError(this.guardDown);
-    const fresh = this.newLease(epoch);
+    const fresh = this.newLease(epoch, confirmed?.at, confirmed?.atCs);
     this.leases.set(group, fresh);
     // Before anything of the group runs: a start cut short by the agent's death is released too.
     this.tellGuard(group, fresh);
