@@ -27,8 +27,12 @@ import { ERROR_TYPES, type ResyncResult } from '../../workflows/shared.js';
 
 const STABLE_FOR_MS = 1000;
 const STICKINESS_MS = 7000;
-/** Controller (workflow) time and history event times come from the same machine's clock; this covers rounding. */
-const CLOCK_SLACK_MS = 300;
+/**
+ * A fail-back's start is read from the controller's history: the event is written when the
+ * workflow task that decided it completes, a moment after the controller's `now()` at which it
+ * was due (a loaded machine can take a while over a task). A broken rule is off by seconds.
+ */
+const CLOCK_SLACK_MS = 1000;
 const WAIT_MS = 60_000;
 
 /** The node whose resync fails (its disk is full), if any. */
