@@ -94,6 +94,10 @@ interface Pending {
 
 export async function controller(rawInput: unknown): Promise<void> {
   const input = parseWorkflowInput(controllerInputSchema, rawInput, 'controller');
+  // Before the first await: a patch asked for after it lands in whichever workflow task the
+  // awaited local activity completes in, and replays as unpatched when that task is not the one
+  // that recorded the marker (a loaded worker splits them; found by the chaos suite).
+  const failbackEnabled = patched('auto-failback');
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   const pending: Pending[] = [];
@@ -316,8 +320,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   }
 
   const startedAt = now();
-  // Recorded histories from before automatic fail-back replay without it.
-  const failbackEnabled = patched('auto-failback');
+  // Recorded histories from before automatic fail-back replay without it (failbackEnabled, above).
   for (;;) {
     placeWhatIsDown();
     reverifyDue();
