@@ -23,7 +23,8 @@ import { waitFor } from '../support/wait.js';
 
 /**
  * Long: the new owner starting well before it shows that the fence, not the lease, made it
- * safe. Not longer: a lease wait of more than 10 s never ends (see failover-long-lease.test.ts).
+ * safe. Not longer: the failing fence's case waits all of it out (a lease over 10 s is
+ * failover-long-lease.test.ts's).
  */
 const LEASE = { ttlMs: 9000, marginMs: 100 };
 /** The verification of the silent owner: long enough that a loaded machine's round trip fits. */
