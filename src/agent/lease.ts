@@ -75,6 +75,10 @@ export class LeaseKeeper {
   private readonly leases = new Map<string, Lease>();
   private timer: NodeJS.Timeout | undefined;
   private inFlight = false;
+  /** performance.now() when the question in flight was sent. */
+  private inFlightSince: number | undefined;
+  /** Whether the last question failed (no answer from the controller). */
+  private lastRoundFailed = false;
   private stopped = false;
   private lastAnswer: { ownership: Ownership; at: number } | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
@@ -216,11 +220,13 @@ export class LeaseKeeper {
     this.inFlight = true;
     const sentAt = performance.now();
     const sentAtCs = bootClockCs();
+    this.inFlightSince = sentAt;
     let answer: Ownership | undefined;
     try {
       // A late answer still counts from when the question was sent, so it may take up to ttl.
       answer = await this.opts.queryOwnership(this.opts.ttlMs);
       this.lastAnswer = { ownership: answer, at: performance.now() };
+      this.lastRoundFailed = false;
       const tookMs = performance.now() - sentAt;
       // A confirmation that takes half the ttl leaves little room: say so before leases are lost.
       if (tookMs > this.opts.ttlMs / 2 && performance.now() - this.slowLoggedAt > 10_000) {
@@ -228,9 +234,11 @@ export class LeaseKeeper {
         this.log.warn({ tookMs: Math.round(tookMs), ttlMs: this.opts.ttlMs }, 'lease confirmation is slow: the controller answered in more than half the lease ttl (is Temporal or its workflow worker overloaded? consider a longer lease.ttl)');
       }
     } catch (err) {
+      this.lastRoundFailed = true;
       this.log.warn({ err: String(err), tookMs: Math.round(performance.now() - sentAt) }, 'lease confirmation failed');
     } finally {
       this.inFlight = false;
+      this.inFlightSince = undefined;
     }
     await this.evaluate(answer, sentAt, sentAtCs);
   }
@@ -270,13 +278,19 @@ export class LeaseKeeper {
           continue;
         }
       }
-      if (performance.now() < lease.expiresAt) {
-        this.tellGuardOrLose(group, lease);
-        continue;
-      }
       // The fail-safe is for a control plane that cannot be reached, not for one that is moving the group.
       const last = this.lastAnswer;
       const moving = last !== undefined && performance.now() - last.at < this.opts.ttlMs && last.ownership.groups[group]?.renewable === false;
+      if (performance.now() < lease.expiresAt) {
+        // The guard acts at the very deadline at which the fail-safe would begin: while the
+        // controller does not answer and the fail-safe would apply, the guard is kept a ttl
+        // ahead already (it still lets go one ttl after this agent stops judging).
+        if (!moving && this.controllerSilent() && this.failSafe(group).ok) {
+          lease.deadlineCs = Math.max(lease.deadlineCs, bootClockCs() + Math.floor(this.opts.ttlMs / 10));
+        }
+        this.tellGuardOrLose(group, lease);
+        continue;
+      }
       const failSafe = moving ? { ok: false as const, why: 'the controller is moving the group' } : this.failSafe(group);
       if (failSafe.ok) {
         // Nobody can be promoted without the controller; the guard still lets go one ttl after
@@ -296,6 +310,12 @@ export class LeaseKeeper {
       }
       await this.lose(group, `lease not confirmed for ${this.opts.ttlMs}ms: ${moving ? failSafe.why : `the controller cannot be reached and ${failSafe.why}`}`);
     }
+  }
+
+  /** The last question failed, or the one in flight has waited a third of the ttl. */
+  private controllerSilent(): boolean {
+    if (this.lastRoundFailed) return true;
+    return this.inFlightSince !== undefined && performance.now() - this.inFlightSince > this.opts.ttlMs / 3;
   }
 
   /** A guard that cannot be told ends the lease (checkGuard restarts it). */

@@ -15,20 +15,11 @@
  * take) with the dev server stopped; this is the two-node case, where the fail-safe rests on
  * the heartbeats. See failover-setup.ts.
  *
- * PRODUCT DEFECT (the first test, marked `todo` until fixed): the LEASE GUARD RELEASES THE GROUP
- * AT THE FAIL-SAFE'S START, so a control-plane outage is a service outage. The agent extends the
- * guard's deadline for the fail-safe only in the branch of LeaseKeeper.evaluate (src/agent/lease.ts)
- * reached once `performance.now() >= lease.expiresAt`; the guard's deadline is that same instant
- * (sentAt + ttl on the boot clock), and the guard acts at its deadline. Against a black-holed
- * Temporal the agent cannot know sooner: its query fails only at its own deadline, ttl after it
- * was sent. So the guard deletes the VIP and SIGKILLs the service's cgroup first (guard log:
- * "deadline of group web (epoch 1) passed ...: releasing it", "released in 30ms"), the agent
- * logs FAIL-SAFE ~50 ms later and then "the lease guard released the group at its deadline:
- * letting it go", the guard refuses a new hold at that epoch, and the group stays down until
- * Temporal is back (then it is placed again under a new epoch). With `guard: { enabled: false }`
- * the test passes, and it passes with the guard on a copy where the agent keeps the guard's
- * deadline a ttl ahead while a confirmation has been unanswered for ttl/3 (or failed) and the
- * fail-safe's conditions hold.
+ * A defect found by this test (it was a todo): the LEASE GUARD RELEASED THE GROUP AT THE
+ * FAIL-SAFE'S START, so a control-plane outage was a service outage: the agent extended the
+ * guard's deadline for the fail-safe only once its lease had expired, the very deadline at which
+ * the guard acts. Now, while the controller does not answer (a question failed, or has waited a
+ * third of the ttl) and the fail-safe would apply, the agent keeps the guard a ttl ahead.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,9 +48,7 @@ async function holdsFor(cluster: LabCluster, ms: number, check: () => Promise<vo
   }
 }
 
-test('Temporal unreachable from every host, the peers hear each other: the owner keeps serving for several lease periods, nobody takes over, and nothing moved once Temporal is back', {
-  todo: 'product defect: the lease guard releases the group when the fail-safe begins (the agent extends its deadline only after the lease expired, the guard acts at that same deadline)',
-}, async (t) => {
+test('Temporal unreachable from every host, the peers hear each other: the owner keeps serving for several lease periods, nobody takes over, and nothing moved once Temporal is back', async (t) => {
   const { lab, cluster, vip, client } = await setUp(t, [], undefined, LONG_LEASE);
   const ttlMs = 4000;
   const before = (await cluster.group())!;
