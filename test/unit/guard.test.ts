@@ -7,7 +7,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
@@ -63,11 +63,12 @@ async function startGuard(t: TestContext, opts: { watchdogDevice?: string; dir?:
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
   const link = await GuardLink.attach({ dir: join(dir, 'guard'), logFile: join(dir, 'guard.log'), logger: silentLogger, ...opts });
   t.after(() => {
-    const state = link.state();
     link.close();
-    if (state) {
+    // Every guard of this directory (a test may have started a second one), found by its command
+    // line: its state file may be caught mid-rewrite.
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
-        process.kill(state.pid, 'SIGKILL');
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`haoscar-guard\0${dir}`)) process.kill(Number(pid), 'SIGKILL');
       } catch {
         // gone already
       }
