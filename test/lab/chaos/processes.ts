@@ -89,6 +89,20 @@ export class ChaosProcesses {
     await child!.catch(() => undefined);
   }
 
+  /** SIGTERM (SIGKILL after 15 s), then a new agent: what `systemctl restart` does. */
+  async restartAgent(host: string): Promise<void> {
+    if (!this.lab.isAlive(host)) return;
+    this.unwant(host);
+    const child = this.cluster.agents.get(host);
+    if (running(child)) {
+      child!.kill('SIGTERM');
+      const t = setTimeout(() => child!.kill('SIGKILL'), 15_000);
+      await child!.catch(() => undefined);
+      clearTimeout(t);
+    }
+    this.startAgent(host);
+  }
+
   /** SIGSTOP/SIGCONT the agent process alone (its guard and services go on). */
   signalAgent(host: string, signal: 'SIGSTOP' | 'SIGCONT'): void {
     const pid = this.cluster.agents.get(host)?.pid;

@@ -160,7 +160,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     let unsettledInARow = 0;
     for (const spec of schedule) {
       if (unsettledInARow >= 2) {
-        log(`chaos: two faults in a row did not settle: the rest of the schedule (${schedule.length - faults.length} faults) is skipped (seed ${opts.seed})`);
+        log(`chaos: the cluster did not settle, even after its agents were restarted, twice in a row: the rest of the schedule (${schedule.length - faults.length} faults) is skipped (seed ${opts.seed})`);
         break;
       }
       const who = await roles(env, vipLive);
@@ -194,10 +194,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         log(`  settled ${Math.round(done.at - record.healedAt)} ms after the heal: ${done.view.controller?.owner} at epoch ${epoch}${epoch !== record.epochBefore ? ` (was ${record.epochBefore})` : ''}`);
       } else {
         const why = settled(done.view, lab.hosts);
-        unsettledInARow++;
         log(`  NOT SETTLED ${bounds.recoveryMs + 5_000} ms after the heal: ${why.ok ? '?' : why.why} (seed ${opts.seed})`);
-        // The next faults would only pile up on this one.
+        // Recorded (the checker counts it); now what an operator would do, so that the next
+        // faults do not pile up on this one: restart both agents (each stops what it holds, and
+        // reports that it restarted).
         await healEverything(env);
+        for (const h of lab.hosts) await procs.restartAgent(h);
+        const again = await settle(Date.now(), bounds.recoveryMs);
+        if (again.at !== undefined) {
+          unsettledInARow = 0;
+          log('  settled again after both agents were restarted (the fault still counts as a violation)');
+        } else {
+          unsettledInARow++;
+          const still = settled(again.view, lab.hosts);
+          log(`  still not settled after both agents were restarted: ${still.ok ? '?' : still.why}`);
+        }
       }
       await arp(spec);
       await sleep(spec.quietMs);
