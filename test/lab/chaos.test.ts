@@ -21,7 +21,7 @@ const SEED = parseSeed(process.env.HAOSCAR_CHAOS_SEED ?? '20261206');
  * Nor `temporal-kill-mid-failover`: when Temporal dies while the new owner starts, that owner's
  * guard rightly lets go (nobody confirms its lease, the dead owner is not heard: no fail-safe),
  * the failover ends `down`, and the controller retries a down group only when one of its nodes
- * comes up after it went down (the liveness defect of test/workflow/ reproducer, todo). It failed
+ * comes up after it went down (test/workflow/failover-down-after-return.test.ts, todo). It failed
  * the CI schedule once in three runs. Put both back with the fixes.
  */
 const OPEN_DEFECTS = new Set(['worker-kill', 'temporal-kill-mid-failover']);
