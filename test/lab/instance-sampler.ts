@@ -60,6 +60,11 @@ export class InstanceSampler {
     return { at: Date.now(), byHost, frozen };
   }
 
+  /** The samples so far (a copy), while it goes on. */
+  snapshot(): InstanceSample[] {
+    return [...this.samples];
+  }
+
   stop(): InstanceReport {
     clearInterval(this.timer);
     this.sample();

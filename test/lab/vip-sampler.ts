@@ -228,6 +228,11 @@ export class VipSampler {
     this.samples.push({ at: Date.now(), holders, live, frozen });
   }
 
+  /** Everything seen so far, as stop() would report it, while the sampler goes on. */
+  async snapshot(): Promise<VipReport> {
+    return this.report(Date.now());
+  }
+
   /** Stops the monitors and returns everything seen. Never throws: problems are in `errors`. Idempotent. */
   stop(): Promise<VipReport> {
     this.stopped ??= this.finish();
@@ -272,12 +277,12 @@ export class VipSampler {
       address: this.address,
       startedAt: this.startedAt,
       stoppedAt,
-      samples: this.samples,
+      samples: [...this.samples],
       dualSamples: this.samples.filter((s) => s.live.length >= 2),
       holdersOverTime,
       dualPeriods: holdersOverTime.filter((p) => p.live.length >= 2),
       changes,
-      errors: this.errors,
+      errors: [...this.errors],
     };
   }
 }

@@ -22,7 +22,7 @@ import type { Ownership } from '../../../workflows/shared.js';
 import { ChaosProcesses } from './processes.js';
 import { healEverything, inject, roles, type ChaosEnv } from './faults.js';
 import { describeFault, makeSchedule, type FaultKind, type FaultSpec } from './schedule.js';
-import { check, settled, DEFAULT_BOUNDS, type ArpCheck, type ChaosBounds, type ChaosRecord, type ChaosVerdict, type FaultRecord, type View } from './checker.js';
+import { check, clientGaps, settled, DEFAULT_BOUNDS, type ArpCheck, type ChaosBounds, type ChaosRecord, type ChaosVerdict, type FaultRecord, type View } from './checker.js';
 
 export const HOSTS = ['n1', 'n2'] as const;
 
@@ -49,6 +49,12 @@ export interface ChaosOptions {
   log?: (line: string) => void;
   /** Keep the lab directory (logs) afterwards; default: only when something failed. */
   keepDir?: boolean;
+  /**
+   * Called every `checkpointEvery` faults (default 25) with the checker's verdict on the run so
+   * far, so that a run cut short (the machine's processes killed) still leaves its figures.
+   */
+  onCheckpoint?: (verdict: ChaosVerdict, faultsDone: number) => Promise<void> | void;
+  checkpointEvery?: number;
 }
 
 export interface ChaosResult {
@@ -211,7 +217,28 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         }
       }
       await arp(spec);
+      const outage = clientGaps(client.results.filter((r) => r.t >= record.injectedAt - 1000), Date.now())
+        .filter((g) => g.to > record.injectedAt)
+        .reduce((m, g) => Math.max(m, g.ms), 0);
+      log(`  client outage within the fault: ${Math.round(outage)} ms`);
       await sleep(spec.quietMs);
+      if (opts.onCheckpoint && faults.length % (opts.checkpointEvery ?? 25) === 0) {
+        // The samplers go on: the periods so far come from a copy of what they have seen.
+        const so = await vip.snapshot();
+        await opts.onCheckpoint(check({
+          seed: opts.seed,
+          hosts: [...lab.hosts],
+          startedAt,
+          stoppedAt: Date.now(),
+          vipPeriods: so.holdersOverTime,
+          samplerErrors: so.errors,
+          hostEvents: [...lab.hostEvents()],
+          instanceSamples: instances.snapshot(),
+          arpChecks: [...arpChecks],
+          probes: client.results.map((r) => ({ t: r.t, ok: r.ok, ...(r.host ? { host: r.host } : {}) })),
+          faults: [...faults],
+        }, bounds), faults.length);
+      }
     }
     await Promise.all(pendingArp);
 
