@@ -114,7 +114,7 @@ export class LeaseKeeper {
   granted(group: string, epoch: number, confirmed?: { at: number; atCs: number }): void {
     const lease = this.leases.get(group);
     if (lease && lease.epoch === epoch) return;
-    if (this.guardDown !== undefined) throw new GuardUnavailableError(this.guardDown);
+    if (this.guardDown !== undefined && this.guarded(group)) throw new GuardUnavailableError(this.guardDown);
     const fresh = this.newLease(epoch, confirmed?.at, confirmed?.atCs);
     this.leases.set(group, fresh);
     // Before anything of the group runs: a start cut short by the agent's death is released too.
@@ -123,7 +123,7 @@ export class LeaseKeeper {
 
   /** Whether this node may serve the group now: an unexpired lease (or the fail-safe), not released by the guard. */
   mayServe(group: string, epoch: number): { ok: true } | { ok: false; why: string } {
-    if (this.guardDown !== undefined) return { ok: false, why: `the lease guard is not available: ${this.guardDown}` };
+    if (this.guardDown !== undefined && this.guarded(group)) return { ok: false, why: `the lease guard is not available: ${this.guardDown}` };
     const lease = this.leases.get(group);
     if (!lease || lease.epoch !== epoch) return { ok: false, why: `no lease at epoch ${epoch}` };
     const now = performance.now();
@@ -148,7 +148,7 @@ export class LeaseKeeper {
   /** Hands the lease to the guard when it changed (or was last told a while ago). @throws GuardUnavailableError */
   private tellGuard(group: string, lease: Lease): void {
     const guard = this.opts.guard;
-    if (!guard) return;
+    if (!guard || !this.guarded(group)) return;
     const actions = this.opts.groups.releaseActions(group);
     const line = `${lease.epoch} ${lease.deadlineCs} ${JSON.stringify(actions)}`;
     const now = performance.now();
@@ -158,7 +158,17 @@ export class LeaseKeeper {
   }
 
   /**
-   * The guard runs and answers, or every group is let go (a node whose agent could die
+   * Whether the guard keeps the group's deadline. Not for a group that only this node may run:
+   * no other node can take it over, so a release at the deadline (after an agent stall under
+   * load, or with Temporal down) would only stop the service for nothing; the restarted agent
+   * adopts what it left running.
+   */
+  private guarded(group: string): boolean {
+    return this.opts.guard !== undefined && this.opts.groups.nodesOf(group).some((n) => n !== this.opts.node);
+  }
+
+  /**
+   * The guard runs and answers, or every guarded group is let go (a node whose agent could die
    * without anyone letting go must not serve); a group it released or failed to release is
    * handled. Checked every GUARD_CHECK_MS.
    */
@@ -170,7 +180,9 @@ export class LeaseKeeper {
     if (!health.ok) {
       if (this.guardDown === undefined) this.log.error({ why: health.why }, 'the lease guard is not running: letting go of every group and serving none until it runs again');
       this.guardDown = health.why;
-      for (const [group] of this.opts.groups.heldGroups()) await this.lose(group, `the lease guard is not running (${health.why})`);
+      for (const [group] of this.opts.groups.heldGroups()) {
+        if (this.guarded(group)) await this.lose(group, `the lease guard is not running (${health.why})`);
+      }
       if (performance.now() - this.guardRepairAt >= GUARD_REPAIR_EVERY_MS) {
         this.guardRepairAt = performance.now();
         await guard.connect().then(

@@ -13,7 +13,9 @@ test('owner cut off from everything: it drops the VIP by itself, the standby tak
   await expect(cluster, 'the client is served by n2', async () => (client.lastOk()?.host === 'n2' ? true : undefined));
   const g = await cluster.waitForGroup((x) => x.owner === 'n2' && x.state === 'running', 'n2 owns the group');
   assert.equal(g.epoch, before!.epoch + 1);
-  assert.match(await cluster.agentLog('n1'), /lost the lease: stopping the group/);
+  // Whichever comes first lets go: the agent's own lease check, or (an agent slowed by load)
+  // the lease guard at the deadline.
+  assert.match(await cluster.agentLog('n1'), /lost the lease: stopping the group|the lease guard released the group at its deadline/);
   const seen = await client.stop();
   const samples = await vip.stop();
   assert.deepEqual(samples.dualSamples, [], 'never two holders of the VIP');

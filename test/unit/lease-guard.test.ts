@@ -18,7 +18,7 @@ import type { Ownership } from '../../workflows/shared.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { waitFor } from '../support/wait.js';
 
-const config = parseConfig(`
+const sharedConfig = parseConfig(`
 cluster: t
 lease: { ttl: 300ms }
 nodes:
@@ -58,7 +58,21 @@ class RecordingGuard implements LeaseGuard {
   }
 }
 
-function setup() {
+const soloConfig = parseConfig(`
+cluster: t
+lease: { ttl: 300ms }
+nodes:
+  - { name: n1, addresses: [127.0.0.1] }
+  - { name: n2, addresses: [127.0.0.2] }
+groups:
+  - name: web
+    nodes: [n1]
+    resources:
+      - { type: vip, name: ip, address: 10.213.9.200/24, interface: eth0 }
+      - { type: command, name: app, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
+`);
+
+function setup(config = sharedConfig) {
   const order: string[] = [];
   const guard = new RecordingGuard(order);
   const registry = new ServiceRegistry();
@@ -130,6 +144,22 @@ describe('LeaseKeeper with its guard', () => {
     await groups.stopGroup('web', 'test', 3);
     assert.deepEqual(guard.drops, [{ group: 'web', epoch: 3 }]);
     await close();
+  });
+
+  it('a group only this node may run is not given to the guard: a stall past its deadline or a guard that is down stops nothing', async () => {
+    const { guard, groups, lease, renewable, start, close } = setup(soloConfig);
+    try {
+      renewable(3);
+      await start(3);
+      assert.deepEqual(guard.holds, [], 'no deadline for a group no other node can take over');
+      guard.healthy = false;
+      lease.start();
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(groups.holding('web'), { epoch: 3, state: 'running' }, 'still served with the guard down');
+      assert.deepEqual(lease.mayServe('web', 3), { ok: true });
+    } finally {
+      await close();
+    }
   });
 
   it('a guard that is not running: the node lets go of every group, refuses starts, and starts the guard again', async () => {
