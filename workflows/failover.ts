@@ -84,6 +84,12 @@ function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
 }
 
 const STOP_TIMEOUT_MS = 60_000;
+/**
+ * A node-lost verification decides on everything its workflow task holds: an answer that arrived
+ * counts, even with the pause over in the same activation (verify()). Without it, a retried task
+ * could decide "gone" after the first try had ended the operation as a false alarm.
+ */
+export const PATCH_VERIFY_ANSWER_WINS = 'failover-verify-answer-wins';
 /** The longest pause a local activity (10 s startToClose) runs with room to spare under load. */
 const LOCAL_PAUSE_MAX_MS = 5_000;
 /** A lease wait longer than LOCAL_PAUSE_MAX_MS runs as a regular activity (longPause). */
@@ -111,6 +117,12 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     }
     confirmation ??= c;
   });
+  // Asked here, in the first activation and before the first await, though only a node-lost
+  // verification uses it: a patch asked for after an awaited local activity (verify() runs right
+  // after beginOperation) lands its marker in whichever workflow task that activity completes in,
+  // and replays as unpatched when that is not the task that recorded the marker (see the
+  // controller's `auto-failback`). Histories from before it replay with the old race.
+  const answerWins = patched(PATCH_VERIFY_ANSWER_WINS);
   const started = Date.now();
   tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 
@@ -172,7 +184,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     let oldOwnerAnswered = false;
     if (from !== null && input.kind === 'node-lost') {
       const t = Date.now();
-      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs);
+      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs, answerWins);
       phases.verifyMs = Date.now() - t;
       if (answer && !answer.holds) {
         // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
@@ -447,9 +459,19 @@ async function waitWhileBlocked(confirmed: () => boolean, watchdogMs: number | u
 /**
  * "Are you there?" on the node's own queue. The answer is awaited for `timeoutMs` measured in
  * this worker (a server-side schedule-to-close timer can fire up to a second late), then the
- * question is withdrawn. @returns the answer, or undefined when there was none in time.
+ * question is withdrawn. @returns the answer, or undefined when there was none in time (or the
+ * ping failed). @throws when the pause failed with no answer, or on cancellation.
+ *
+ * The race: when the ping's result and the pause's arrive in ONE activation (a retried workflow
+ * task, a replay, a worker that was busy), a plain Promise.race picks whichever promise chain
+ * settles first, and the ping's is longer (scope.run() is async): the pause won, whatever the
+ * order of the events. So a false alarm decided and acted on in a workflow task that the server
+ * refused (UNHANDLED_COMMAND: the pause completed meanwhile) became "gone" in the retried task,
+ * after the first decision's endOperation had been applied. With `answerWins`, the decision waits
+ * for a condition(), which is only evaluated once the activation's results have all been applied
+ * and their promise chains have run; then an answer that arrived counts, whatever arrived with it.
  */
-async function verify(cluster: string, node: string, group: string, timeoutMs: number) {
+async function verify(cluster: string, node: string, group: string, timeoutMs: number, answerWins: boolean) {
   const scope = new CancellationScope();
   const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping({ group })).catch((err: unknown) => {
     if (isCancellation(err) && scope.consideredCancelled) return undefined;
@@ -459,9 +481,30 @@ async function verify(cluster: string, node: string, group: string, timeoutMs: n
   // A regular activity, not a local one: a local activity holds back the commands of its
   // workflow task (the ping would only be sent once the pause was over).
   const timeout = timers.pause({ ms: timeoutMs }).then(() => 'timeout' as const);
-  const first = await Promise.race([answer, timeout]);
-  if (first !== 'timeout') return first;
+  if (!answerWins) {
+    // Histories from before PATCH_VERIFY_ANSWER_WINS: the first chain to settle decides.
+    const first = await Promise.race([answer, timeout]);
+    if (first !== 'timeout') return first;
+    scope.cancel();
+    return undefined;
+  }
+  type Settled<T> = { ok: true; value: T } | { ok: false; err: unknown };
+  let pinged: Settled<Awaited<typeof answer>> | undefined;
+  let paused: Settled<void> | undefined;
+  const settle = <T>(p: Promise<T>, set: (s: Settled<T>) => void): Promise<void> =>
+    p.then((value) => set({ ok: true, value }), (err: unknown) => set({ ok: false, err }));
+  // Both outcomes are recorded (their promises never reject from here on); the condition below
+  // is what is awaited. A workflow cancellation rejects the condition itself.
+  void settle(answer, (s) => (pinged = s));
+  void settle(timeout.then(() => undefined), (s) => (paused = s));
+  await condition(() => pinged !== undefined || paused !== undefined);
+  if (pinged) {
+    // An answer, or a failed ping (no answer): the pause, if it is over too, changes nothing.
+    if (!pinged.ok) throw pinged.err;
+    return pinged.value;
+  }
   scope.cancel();
+  if (!paused!.ok) throw paused!.err;
   return undefined;
 }
 

@@ -13,7 +13,6 @@
  *
  * Deterministic here: the ping is answered at once; the pause is held until the false alarm's
  * endOperation runs, and completes before that endOperation returns.
- * Marked todo until the fix (it fails on today's code, without failing the run): remove the todo then.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -158,7 +157,7 @@ after(async () => {
   await closeTemporal();
 });
 
-test('a false alarm stays a false alarm when its workflow task is retried with the verification\'s pause completed too', { todo: 'defect found by the chaos suite: the verification race decides differently in a retried workflow task; remove this todo with the fix', timeout: 180_000 }, async () => {
+test('a false alarm stays a false alarm when its workflow task is retried with the verification\'s pause completed too', { timeout: 180_000 }, async () => {
   await link.report({ node: 'n1', to: 'up', reporter: 'n1', at: Date.now(), detail: 'agent started' });
   await link.report({ node: 'n2', to: 'up', reporter: 'n2', at: Date.now(), detail: 'agent started' });
   const placedGroup = await waitFor('web running on n1', async () => {
