@@ -2,7 +2,8 @@
  * The groups this node holds, and the epochs it has seen. Every start and stop of a group's
  * resources goes through here, so that one rule holds everywhere: an ownership change that
  * carries an epoch older than one this node has seen (from the controller, a peer's heartbeat
- * or an earlier activity) is refused.
+ * or an earlier activity) is refused; and so is a start under an epoch at which this node has
+ * let go of the group already (a new attempt gets a new epoch).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, GroupSpec } from '../config/types.js';
@@ -24,6 +25,20 @@ export class StaleEpochError extends Error {
   constructor(readonly group: string, readonly epoch: number, readonly known: number, node: string) {
     super(`refused: epoch ${epoch} of group '${group}' is stale on node ${node} (epoch ${known} has been seen); a newer operation owns the group`);
     this.name = 'StaleEpochError';
+  }
+}
+
+/**
+ * Thrown when a start carries an epoch under which this node has let go of the group already
+ * (its lease was lost, the guard released it, it was stopped or its start undone): the order
+ * belongs to an attempt that is over here, and taking the group again would run what is left of
+ * that attempt without what was stopped (a service without its VIP). Not stale: a newer epoch
+ * is accepted, and another node may take the group.
+ */
+export class LetGoError extends Error {
+  constructor(readonly group: string, readonly epoch: number, readonly letGoAt: number, node: string) {
+    super(`refused: node ${node} let go of group '${group}' at epoch ${letGoAt} (stopped, released by its lease guard, or its start undone): it does not take it again under epoch ${epoch}; only a new epoch may start it here`);
+    this.name = 'LetGoError';
   }
 }
 
@@ -78,9 +93,17 @@ export interface GroupRuntimeOptions {
   mayServe?: (group: string, epoch: number) => { ok: true } | { ok: false; why: string };
 }
 
+/** A group's epochs as this node knows them. */
+interface Epochs {
+  /** The newest epoch seen (controller, peers, activities): an older one is stale. */
+  seen: number;
+  /** The newest epoch under which this node let go of the group: no start under it or older. */
+  letGo?: number;
+}
+
 export class GroupRuntime {
   private readonly held = new Map<string, HeldGroup>();
-  private readonly known = new Map<string, number>();
+  private readonly epochs = new Map<string, Epochs>();
   /** The resources started, by group/resource: what this node runs. */
   private readonly started = new Set<string>();
   /** The monitors watching started resources (from their first verified start on). */
@@ -103,12 +126,13 @@ export class GroupRuntime {
   }
 
   knownEpoch(group: string): number {
-    return this.known.get(group) ?? 0;
+    return this.epochs.get(group)?.seen ?? 0;
   }
 
   /** An epoch seen elsewhere (controller, peer): later activities with an older one are refused. */
   seeEpoch(group: string, epoch: number): void {
-    if (epoch > this.knownEpoch(group)) this.known.set(group, epoch);
+    const e = this.epochsOf(group);
+    if (epoch > e.seen) e.seen = epoch;
   }
 
   view(): HeartbeatView {
@@ -119,10 +143,12 @@ export class GroupRuntime {
    * Starts one resource of the group under `epoch` (idempotent: a started resource is started
    * again, which the drivers make a no-op). The first start under a new epoch announces the
    * claim in the heartbeats and waits until no peer still claims the group.
+   * @throws StaleEpochError under an epoch older than one seen; LetGoError under an epoch at
+   * which this node has let go of the group already (nothing is started then).
    */
   startResource(groupName: string, resource: string, epoch: number): Promise<void> {
     return this.serial(groupName, async () => {
-      this.assertFresh(groupName, epoch);
+      this.assertFresh(groupName, epoch, 'start');
       const service = this.service(groupName, resource);
       const held = this.held.get(groupName);
       if (!held || held.epoch !== epoch) {
@@ -346,13 +372,25 @@ export class GroupRuntime {
     const held = this.held.get(groupName);
     if (!held) return;
     this.held.delete(groupName);
+    // Let go under this epoch: orders of it that are still on their way start nothing here.
+    const e = this.epochsOf(groupName);
+    e.letGo = Math.max(e.letGo ?? 0, held.epoch);
     this.opts.onLetGo?.(groupName, held.epoch);
     this.changed();
   }
 
-  private assertFresh(group: string, epoch: number): void {
+  /** Refuses a stale epoch; for a start, also one under which the group was let go here. */
+  private assertFresh(group: string, epoch: number, op?: 'start'): void {
     const known = this.knownEpoch(group);
     if (epoch < known) throw new StaleEpochError(group, epoch, known, this.opts.node);
+    const letGo = this.epochs.get(group)?.letGo;
+    if (op === 'start' && letGo !== undefined && epoch <= letGo) throw new LetGoError(group, epoch, letGo, this.opts.node);
+  }
+
+  private epochsOf(group: string): Epochs {
+    let e = this.epochs.get(group);
+    if (!e) this.epochs.set(group, (e = { seen: 0 }));
+    return e;
   }
 
   private async waitForPeersToLetGo(group: string, epoch: number): Promise<void> {
