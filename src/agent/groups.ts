@@ -144,13 +144,17 @@ export class GroupRuntime {
    * again, which the drivers make a no-op). The first start under a new epoch announces the
    * claim in the heartbeats and waits until no peer still claims the group.
    * @throws StaleEpochError under an epoch older than one seen; LetGoError under an epoch at
-   * which this node has let go of the group already (nothing is started then).
+   * which this node has let go of the group already; StopFailedError while it holds the group
+   * failed (nothing is started then).
    */
   startResource(groupName: string, resource: string, epoch: number): Promise<void> {
     return this.serial(groupName, async () => {
       this.assertFresh(groupName, epoch, 'start');
       const service = this.service(groupName, resource);
       const held = this.held.get(groupName);
+      // What a failed stop left behind may still run: nothing is started on top of it, under any
+      // epoch, until a stop succeeds or the node is fenced or confirmed down.
+      if (held?.state === 'failed') throw new StopFailedError(groupName, this.opts.node, `an earlier stop failed and the group is still held here: ${held.failure ?? 'no detail'}`);
       if (!held || held.epoch !== epoch) {
         this.held.set(groupName, { epoch, state: 'starting' });
         this.seeEpoch(groupName, epoch);

@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/load.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
-import { GroupRuntime } from '../../src/agent/groups.js';
+import { GroupRuntime, StopFailedError } from '../../src/agent/groups.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
@@ -35,7 +35,7 @@ groups:
       - { type: command, name: httpd, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
 `);
 
-test('a node that lost a group while a failover was starting it does not take it again under the same epoch', async () => {
+function setup() {
   const registry = new ServiceRegistry();
   const services = new Map<string, ScriptedService>();
   const monitors = new Map<unknown, ResourceMonitor>();
@@ -50,6 +50,11 @@ test('a node that lost a group while a failover was starting it does not take it
     }
   }
   const groups = new GroupRuntime({ node: 'n1', config, services: registry, logger: silentLogger, monitorOf: (s) => monitors.get(s)!, claimWaitMs: 100 });
+  return { groups, services };
+}
+
+test('a node that lost a group while a failover was starting it does not take it again under the same epoch', async () => {
+  const { groups, services } = setup();
   try {
     // The failover's first order: the VIP, under epoch 23.
     await groups.startResource('web', 'ip', 23);
@@ -65,6 +70,25 @@ test('a node that lost a group while a failover was starting it does not take it
     assert.equal(services.get('httpd')!.running, false);
     assert.equal(groups.holding('web'), undefined);
   } finally {
+    await groups.close();
+  }
+});
+
+test('a node whose stop of the group failed does not start anything of it on top of what is left (the same epoch or a newer one)', async () => {
+  const { groups, services } = setup();
+  try {
+    await groups.startResource('web', 'ip', 30);
+    await groups.watch('web', 'ip', 30);
+    services.get('ip')!.behaviour.stopError = 'test: the address cannot be removed';
+    await assert.rejects(groups.stopGroup('web', 'lease lost'), StopFailedError);
+    assert.equal(groups.holding('web')?.state, 'failed');
+    for (const epoch of [30, 31]) {
+      await assert.rejects(groups.startResource('web', 'httpd', epoch), StopFailedError, `a start under epoch ${epoch} is refused`);
+      assert.equal(services.get('httpd')!.running, false, `nothing started under epoch ${epoch}`);
+      assert.equal(groups.holding('web')?.state, 'failed', 'still held, failed');
+    }
+  } finally {
+    services.get('ip')!.behaviour.stopError = undefined;
     await groups.close();
   }
 });
