@@ -12,19 +12,14 @@ import { formatReport, runChaos } from './chaos/runner.js';
 
 const SEED = parseSeed(process.env.HAOSCAR_CHAOS_SEED ?? '20261206');
 /**
- * Every kind but `worker-kill` until the controller's nondeterminism is fixed
- * (test/workflow/controller-replay-split-first-task.test.ts, todo): a restarted worker bricks a
- * controller whose first task was split, which happens at most cold starts of the lab, and the
- * rest of the run then fails with it. Put it back with the fix (HAOSCAR_CHAOS_KINDS=all does now).
+ * Every kind but `temporal-kill-mid-failover`: when Temporal dies while the new owner starts, that
+ * owner's guard rightly lets go (nobody confirms its lease, the dead owner is not heard: no
+ * fail-safe), the failover ends `down`, and the controller retried a down group only when one of
+ * its nodes came up after it went down (test/workflow/failover-down-after-return.test.ts). It
+ * failed the CI schedule once in three runs. (`worker-kill` is back since the controller asks for
+ * its patch before its first await: controller-first-task-patch.test.ts.)
  */
-/**
- * Nor `temporal-kill-mid-failover`: when Temporal dies while the new owner starts, that owner's
- * guard rightly lets go (nobody confirms its lease, the dead owner is not heard: no fail-safe),
- * the failover ends `down`, and the controller retries a down group only when one of its nodes
- * comes up after it went down (test/workflow/failover-down-after-return.test.ts, todo). It failed
- * the CI schedule once in three runs. Put both back with the fixes.
- */
-const OPEN_DEFECTS = new Set(['worker-kill', 'temporal-kill-mid-failover']);
+const OPEN_DEFECTS = new Set(['temporal-kill-mid-failover']);
 const KINDS = process.env.HAOSCAR_CHAOS_KINDS === 'all' ? DEFAULT_KINDS : DEFAULT_KINDS.filter((k) => !OPEN_DEFECTS.has(k));
 const FAULTS = Number(process.env.HAOSCAR_CHAOS_FAULTS ?? KINDS.length);
 
