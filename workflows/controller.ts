@@ -46,6 +46,7 @@ import {
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
+import { groupStep, lostIsCurrent, startConflictDelay, type GroupStep } from './group-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import {
   beginOperationUpdate,
@@ -86,6 +87,13 @@ const REVERIFY_MAX_MS = 60_000;
 const MAX_FALSE_ALARMS = 20;
 const MAX_CONFIRMED_DOWN = 20;
 
+/**
+ * A `groupLost` that comes while an operation holds the group is kept and looked at when the
+ * operation ends (workflows/group-plan.ts); recorded histories dropped it. Asked for in the
+ * signal's handler, so that its marker is in the workflow task of the signal, on replay too.
+ */
+export const PATCH_LOST_DURING_OPERATION = 'controller-lost-during-operation';
+
 interface Pending {
   group: string;
   kind: OperationKind;
@@ -104,6 +112,8 @@ export async function controller(rawInput: unknown): Promise<void> {
   const now = () => Date.now();
   const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
 
+  /** Groups whose operation the controller is starting, and whether a workflow began the group (beginOperation) meanwhile. */
+  const starting = new Map<string, boolean>();
   /** Counts node edges and ended operations (wakes the loop to plan fail-backs). */
   let changes = 0;
   const request = (group: string, kind: OperationKind, reason: string) => {
@@ -151,6 +161,12 @@ export async function controller(rawInput: unknown): Promise<void> {
     const report = parsed.data;
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node || g.epoch !== report.epoch) return log.info('a stale groupLost report; nothing to do', { ...report });
+    if ((g.operation || pending.some((p) => p.group === report.group)) && patched(PATCH_LOST_DURING_OPERATION)) {
+      // The operation may not handle it (a false alarm ends without touching the group): kept,
+      // and looked at when it ends; stale by then if the operation has claimed the group.
+      g.lost = { node: report.node, epoch: report.epoch, at: now(), detail: report.detail };
+      return log.info('group lost while an operation holds it: looked at again when the operation ends', { ...report, operation: g.operation?.workflowId });
+    }
     // It stopped the group itself: no lease to wait out, it may even take it again.
     request(report.group, 'recover', `${report.node} stopped the group at epoch ${report.epoch}: ${report.detail}`);
   });
@@ -161,6 +177,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const g = state.groups[req.group]!;
       // Started by us (the lock was taken when the child was started) or from the UI/CLI.
       g.operation ??= { workflowId: req.workflowId, kind: req.kind, startedAt: now() };
+      if (starting.has(req.group)) starting.set(req.group, true);
       blockRenewals(g);
       // Kept in the answer: claimGroup lifts the block for the new owner.
       // Up: heard by its peers, or (while they suspect it) answering through Temporal since.
@@ -335,7 +352,12 @@ export async function controller(rawInput: unknown): Promise<void> {
       || (failbackEnabled && changes !== seen);
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
     const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
-    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck, nextFailback);
+    // Infinity unless a group has a lost report (PATCH_LOST_DURING_OPERATION): recorded histories keep their timers.
+    const nextRetry = Math.min(...Object.entries(state.groups).map(([name, g]) => {
+      const step = stepOf(name, g);
+      return step.step === 'none' && step.wakeAt !== undefined ? step.wakeAt : Infinity;
+    })) - now();
+    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck, nextFailback, nextRetry);
     if (timeout < Infinity) await condition(wake, Math.max(1, timeout));
     else await condition(wake);
     while (pending.length > 0) await launch(pending.shift()!);
@@ -426,28 +448,29 @@ export async function controller(rawInput: unknown): Promise<void> {
     }
   }
 
-  /** A group nobody runs is placed as soon as one of its nodes is up (preferred first). */
-  function needsPlacing(): boolean {
-    return Object.entries(state.groups).some(([name, g]) => placeable(name, g));
+  /** What to do about a group no operation holds (group-plan.ts): recover a lost one, place one that runs nowhere. */
+  function stepOf(name: string, g: GroupOwnership): GroupStep {
+    return groupStep({
+      group: g,
+      busy: g.operation !== undefined || pending.some((p) => p.group === name),
+      nodes: groupOf(name)!.nodes.map((n) => ({ name: n, ...(state.nodes[n] ? { liveness: state.nodes[n] } : {}) })),
+      startedAt,
+      graceMs: PLACEMENT_GRACE_MS,
+      now: now(),
+    });
   }
-  function placeable(name: string, g: GroupOwnership): boolean {
-    if (g.operation || pending.some((p) => p.group === name)) return false;
-    if (g.owner !== null && g.state !== 'down') return false;
-    const nodes = groupOf(name)!.nodes;
-    // A group that could not start anywhere is tried again when a node of it comes up, not in a loop.
-    if (g.state === 'down') return nodes.some((n) => state.nodes[n]?.state === 'up' && state.nodes[n]!.since > g.since);
-    const first = nodes.find((n) => state.nodes[n]?.state !== 'suspect');
-    if (first === undefined || state.nodes[first]?.state === 'up') return first !== undefined;
-    // At a cold start the agents come up one by one: give the preferred node a moment, so
-    // that a group does not land on its second choice just because that agent was quicker.
-    return now() - startedAt >= PLACEMENT_GRACE_MS && nodes.some((n) => state.nodes[n]?.state === 'up');
+  function needsPlacing(): boolean {
+    return Object.entries(state.groups).some(([name, g]) => stepOf(name, g).step === 'start');
   }
   function waitingForPreferred(): boolean {
     return Object.values(state.groups).some((g) => g.owner === null && !g.operation);
   }
   function placeWhatIsDown(): void {
     for (const [name, g] of Object.entries(state.groups)) {
-      if (placeable(name, g)) request(name, 'place', g.state === 'down' ? 'a node of the group is up again' : 'the group runs nowhere yet');
+      const step = stepOf(name, g);
+      // The operation has moved the group on (a claim raised the epoch): the report is stale.
+      if (step.step !== 'busy' && g.lost && !lostIsCurrent(g)) delete g.lost;
+      if (step.step === 'start') request(name, step.kind, step.reason);
     }
   }
 
@@ -455,6 +478,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     const g = state.groups[p.group]!;
     const workflowId = failoverWorkflowId(input.cluster, p.group);
     g.operation = { workflowId, kind: p.kind, startedAt: now() };
+    starting.set(p.group, false);
     try {
       await startChild('failover', {
         workflowId,
@@ -470,12 +494,27 @@ export async function controller(rawInput: unknown): Promise<void> {
         memo: { trigger: p.kind, detail: p.reason },
       });
       log.info('operation started', { group: p.group, kind: p.kind, reason: p.reason, workflowId });
+      // A lost report is used up by the recover that restarts the group.
+      if (p.kind === 'recover') delete g.lost;
     } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError && p.kind === 'recover' && g.lost && lostIsCurrent(g) && !starting.get(p.group)) {
+        // Started as soon as the operation that held the group gave it back, whose workflow (same
+        // ID) is most likely still closing: it will not begin again, so the lock is not kept for
+        // it (renewals stay blocked: the node let go of the group); tried again shortly. A new
+        // operation there would have begun meanwhile (then it keeps the lock, below), or takes the
+        // group with beginOperation.
+        g.operation = undefined;
+        const delayMs = startConflictDelay(g.lost.delayMs);
+        g.lost = { ...g.lost, retryAt: now() + delayMs, delayMs };
+        return log.info('a workflow of the group is still running: the recover is tried again shortly', { group: p.group, workflowId, delayMs });
+      }
       // Already running (an operator's failover of the group, same workflow ID): it holds the
       // group under the lock just taken, and gives it back when it ends.
       if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('an operation of the group is already running', { group: p.group, workflowId });
       release(g);
       log.warn('could not start an operation', { group: p.group, kind: p.kind, err: err instanceof Error ? err.message : String(err) });
+    } finally {
+      starting.delete(p.group);
     }
   }
 }

@@ -193,6 +193,13 @@ export interface GroupOwnership {
   operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number; blocked?: BlockedOn };
   /** When an automatic fail-back of the group was last started (the next waits out `stickiness`). */
   failbackAt?: number;
+  /**
+   * Its owner reported that it let go of the group (`groupLost`) while an operation held it:
+   * looked at when the operation ends (a `recover` if that node still owns it under that epoch),
+   * kept until that `recover` has started. `at`: workflow time of the report; `retryAt`,
+   * `delayMs`: a start that met the ended operation's workflow still closing is tried again then.
+   */
+  lost?: { node: string; epoch: number; at: number; detail: string; retryAt?: number; delayMs?: number };
 }
 
 export interface NodeLiveness {

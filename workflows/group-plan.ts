@@ -1,0 +1,82 @@
+/**
+ * What the controller does about a group that no operation holds, as pure functions: nothing,
+ * start it again on the word of the owner that let go of it (`recover`), or place it (`place`).
+ *
+ * - A `groupLost` report that came while an operation held the group is kept on the group
+ *   (`lost`) and looked at when the operation ends: if the node still owns the group under the
+ *   epoch it reported, the operation has not handled it (a false alarm ends without touching the
+ *   group), and the group is started again (`recover`). Any claim since raised the epoch: the
+ *   report is then stale (lostIsCurrent), the operation has moved the group on.
+ * - A group that runs nowhere yet (`unplaced`) is placed on its preferred node (the first of its
+ *   nodes that is not suspect) once it is up, or on any node that is up once the controller has
+ *   given the preferred one `graceMs` from its start.
+ * - A group left `down` (no node could start it) is tried again when a node of it comes up after
+ *   it went down, not in a loop.
+ *
+ * Never two owners: a `recover` trusts the node's own report that it stopped the group at that
+ * epoch (as a `groupLost` with no operation does), and only while that epoch is current.
+ */
+import type { GroupOwnership, NodeLiveness } from './shared.js';
+
+/**
+ * A `recover` whose start met a workflow of the same ID (most likely the operation that has just
+ * given the group back, still closing) is tried again after this, doubling up to the maximum.
+ */
+export const START_CONFLICT_FIRST_MS = 1000;
+export const START_CONFLICT_MAX_MS = 30_000;
+
+type Group = Pick<GroupOwnership, 'owner' | 'epoch' | 'state' | 'since' | 'lost'>;
+
+export interface GroupFacts {
+  group: Group;
+  /** An operation holds the group, or one was asked for and has not started yet. */
+  busy: boolean;
+  /** The group's nodes in preference order, with what the controller knows of each (none: not in its state). */
+  nodes: { name: string; liveness?: Pick<NodeLiveness, 'state' | 'since'> }[];
+  /** Workflow time this controller run started (a cold start's grace for the preferred node counts from it). */
+  startedAt: number;
+  graceMs: number;
+  /** Workflow time now. */
+  now: number;
+}
+
+export type GroupStep =
+  /** An operation holds the group (or is about to): it decides; a `lost` report waits for its end. */
+  | { step: 'busy' }
+  /** Nothing to do now; look again at `wakeAt` (a retry that is due then). */
+  | { step: 'none'; wakeAt?: number }
+  /** Start a failover of this kind. */
+  | { step: 'start'; kind: 'recover' | 'place'; reason: string };
+
+/** The group's `lost` report still stands: the node it names owns the group under the epoch it reported. Pure. */
+export function lostIsCurrent(g: Pick<GroupOwnership, 'owner' | 'epoch' | 'lost'>): boolean {
+  return g.lost !== undefined && g.owner === g.lost.node && g.epoch === g.lost.epoch;
+}
+
+/** What the controller does about the group now. Pure. */
+export function groupStep(f: GroupFacts): GroupStep {
+  const g = f.group;
+  if (f.busy) return { step: 'busy' };
+  if (g.lost && lostIsCurrent(g)) {
+    if (g.lost.retryAt !== undefined && f.now < g.lost.retryAt) return { step: 'none', wakeAt: g.lost.retryAt };
+    return { step: 'start', kind: 'recover', reason: `${g.lost.node} stopped the group at epoch ${g.lost.epoch} while an operation held it: ${g.lost.detail}` };
+  }
+  if (g.owner !== null && g.state !== 'down') return { step: 'none' };
+  const up = f.nodes.filter((n) => n.liveness?.state === 'up');
+  if (g.state === 'down') {
+    if (up.some((n) => n.liveness!.since > g.since)) return { step: 'start', kind: 'place', reason: 'a node of the group is up again' };
+    return { step: 'none' };
+  }
+  const first = f.nodes.find((n) => n.liveness?.state !== 'suspect');
+  if (first === undefined) return { step: 'none' };
+  const runsNowhere = { step: 'start', kind: 'place', reason: 'the group runs nowhere yet' } as const;
+  if (first.liveness?.state === 'up') return runsNowhere;
+  // At a cold start the agents come up one by one: give the preferred node a moment, so that a
+  // group does not land on its second choice just because that agent was quicker.
+  return f.now - f.startedAt >= f.graceMs && up.length > 0 ? runsNowhere : { step: 'none' };
+}
+
+/** The delay before a `recover` whose start conflicted is tried again, given the last one (none: the first conflict). Pure. */
+export function startConflictDelay(previousMs: number | undefined): number {
+  return previousMs === undefined ? START_CONFLICT_FIRST_MS : Math.min(previousMs * 2, START_CONFLICT_MAX_MS);
+}
