@@ -46,7 +46,7 @@ import {
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
-import { groupStep, lostIsCurrent, startConflictDelay, type GroupStep } from './group-plan.js';
+import { groupStep, lostIsCurrent, retryAfter, startConflictDelay, type GroupStep } from './group-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import {
   beginOperationUpdate,
@@ -93,6 +93,12 @@ const MAX_CONFIRMED_DOWN = 20;
  * signal's handler, so that its marker is in the workflow task of the signal, on replay too.
  */
 export const PATCH_LOST_DURING_OPERATION = 'controller-lost-during-operation';
+/**
+ * A group an operation leaves down is tried again, backing off, while a node of it is up
+ * (group-plan.ts); recorded histories only tried it when a node came up after it went down.
+ * Asked for in the endOperation update's handler, so that its marker is in the update's task.
+ */
+export const PATCH_RETRY_DOWN = 'controller-retry-down';
 
 interface Pending {
   group: string;
@@ -108,6 +114,8 @@ export async function controller(rawInput: unknown): Promise<void> {
   const failbackEnabled = patched('auto-failback');
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
+  /** A down group's retry is never due before the lease (and margin) of the claim that left it down has run out. */
+  const retryMinMs = layout.lease.ttlMs + layout.lease.marginMs;
   const pending: Pending[] = [];
   const now = () => Date.now();
   const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
@@ -227,6 +235,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     endOperationUpdate,
     (req) => {
       const g = state.groups[req.group]!;
+      const endedBlocked = g.operation?.blocked !== undefined;
       release(g);
       if (req.outcome === 'running') g.state = 'running';
       else if (req.outcome === 'down') g.state = 'down';
@@ -242,6 +251,10 @@ export async function controller(rawInput: unknown): Promise<void> {
         }
       }
       g.since = now();
+      // A group left down is tried again later (backing off), not only when a node comes up.
+      const retry = retryAfter({ state: g.state, endedBlocked, previous: g.retry, now: now(), minMs: retryMinMs });
+      if (retry === undefined) delete g.retry;
+      else if (patched(PATCH_RETRY_DOWN)) g.retry = retry;
       changes += 1;
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
     },
@@ -352,7 +365,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       || (failbackEnabled && changes !== seen);
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
     const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
-    // Infinity unless a group has a lost report (PATCH_LOST_DURING_OPERATION): recorded histories keep their timers.
+    // Infinity unless a group has a retry or a lost report (the patches): recorded histories keep their timers.
     const nextRetry = Math.min(...Object.entries(state.groups).map(([name, g]) => {
       const step = stepOf(name, g);
       return step.step === 'none' && step.wakeAt !== undefined ? step.wakeAt : Infinity;
@@ -448,7 +461,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     }
   }
 
-  /** What to do about a group no operation holds (group-plan.ts): recover a lost one, place one that runs nowhere. */
+  /** What to do about a group no operation holds (group-plan.ts): recover a lost one, place one that runs nowhere or is down. */
   function stepOf(name: string, g: GroupOwnership): GroupStep {
     return groupStep({
       group: g,

@@ -10,14 +10,23 @@
  * - A group that runs nowhere yet (`unplaced`) is placed on its preferred node (the first of its
  *   nodes that is not suspect) once it is up, or on any node that is up once the controller has
  *   given the preferred one `graceMs` from its start.
- * - A group left `down` (no node could start it) is tried again when a node of it comes up after
- *   it went down, not in a loop.
+ * - A group left `down` (no node could start it) is tried again at once when a node of it comes
+ *   up after it went down, and otherwise, while a node of it is up, when its `retry` is due: the
+ *   delay doubles with each operation that leaves it down (downRetryDelay), so that a group that
+ *   cannot start anywhere is not started in a loop. None is set when the operation ended blocked
+ *   on a node that failed to stop the group (retryAfter): that node still holds it.
  *
  * Never two owners: a `recover` trusts the node's own report that it stopped the group at that
- * epoch (as a `groupLost` with no operation does), and only while that epoch is current.
+ * epoch (as a `groupLost` with no operation does), and only while that epoch is current; the
+ * placement of a down group starts from an owner of null (the claim for nobody ended every lease
+ * of the group: none is renewed), and its retry is never due before that claim's lease and margin
+ * have run out (`minMs`).
  */
 import type { GroupOwnership, NodeLiveness } from './shared.js';
 
+/** The first retry of a group left down; each next one waits twice as long, up to the maximum. */
+export const DOWN_RETRY_FIRST_MS = 5000;
+export const DOWN_RETRY_MAX_MS = 300_000;
 /**
  * A `recover` whose start met a workflow of the same ID (most likely the operation that has just
  * given the group back, still closing) is tried again after this, doubling up to the maximum.
@@ -25,7 +34,7 @@ import type { GroupOwnership, NodeLiveness } from './shared.js';
 export const START_CONFLICT_FIRST_MS = 1000;
 export const START_CONFLICT_MAX_MS = 30_000;
 
-type Group = Pick<GroupOwnership, 'owner' | 'epoch' | 'state' | 'since' | 'lost'>;
+type Group = Pick<GroupOwnership, 'owner' | 'epoch' | 'state' | 'since' | 'lost' | 'retry'>;
 
 export interface GroupFacts {
   group: Group;
@@ -64,8 +73,11 @@ export function groupStep(f: GroupFacts): GroupStep {
   if (g.owner !== null && g.state !== 'down') return { step: 'none' };
   const up = f.nodes.filter((n) => n.liveness?.state === 'up');
   if (g.state === 'down') {
+    // As before the retries (the reason is in recorded histories' failover inputs).
     if (up.some((n) => n.liveness!.since > g.since)) return { step: 'start', kind: 'place', reason: 'a node of the group is up again' };
-    return { step: 'none' };
+    if (!g.retry || up.length === 0) return { step: 'none' };
+    if (f.now < g.retry.at) return { step: 'none', wakeAt: g.retry.at };
+    return { step: 'start', kind: 'place', reason: `the group is down with ${up.map((n) => n.name).join(', ')} up: trying again (${Math.round(g.retry.delayMs / 1000)}s after the last try)` };
   }
   const first = f.nodes.find((n) => n.liveness?.state !== 'suspect');
   if (first === undefined) return { step: 'none' };
@@ -74,6 +86,42 @@ export function groupStep(f: GroupFacts): GroupStep {
   // At a cold start the agents come up one by one: give the preferred node a moment, so that a
   // group does not land on its second choice just because that agent was quicker.
   return f.now - f.startedAt >= f.graceMs && up.length > 0 ? runsNowhere : { step: 'none' };
+}
+
+/**
+ * The delay before a group left down is tried again, given the delay before the last try (none:
+ * it has just gone down): DOWN_RETRY_FIRST_MS, doubling up to DOWN_RETRY_MAX_MS, never less than
+ * `minMs` (the lease and its margin). Pure.
+ */
+export function downRetryDelay(previousMs: number | undefined, minMs: number): number {
+  const delay = previousMs === undefined ? DOWN_RETRY_FIRST_MS : Math.min(previousMs * 2, DOWN_RETRY_MAX_MS);
+  return Math.max(delay, minMs);
+}
+
+export interface EndedOperation {
+  /** The group's state once the operation has ended. */
+  state: GroupOwnership['state'];
+  /**
+   * It ended (cancelled) while blocked on a node that failed to stop the group: that node still
+   * holds it (docs/failover.md, a failed stop is not a stop), and nothing is placed on top of it
+   * by itself. An operator moves it (`haoscar failover`) once the node is dealt with.
+   */
+  endedBlocked: boolean;
+  /** The group's retry before (its delay doubles). */
+  previous: GroupOwnership['retry'];
+  now: number;
+  /** The lease and its margin. */
+  minMs: number;
+}
+
+/**
+ * The group's retry after an operation ended: a group left down is tried again downRetryDelay
+ * after `now`, unless the operation ended blocked; any other state has none. Pure.
+ */
+export function retryAfter(e: EndedOperation): GroupOwnership['retry'] {
+  if (e.state !== 'down' || e.endedBlocked) return undefined;
+  const delayMs = downRetryDelay(e.previous?.delayMs, e.minMs);
+  return { at: e.now + delayMs, delayMs };
 }
 
 /** The delay before a `recover` whose start conflicted is tried again, given the last one (none: the first conflict). Pure. */

@@ -200,6 +200,11 @@ export interface GroupOwnership {
    * `delayMs`: a start that met the ended operation's workflow still closing is tried again then.
    */
   lost?: { node: string; epoch: number; at: number; detail: string; retryAt?: number; delayMs?: number };
+  /**
+   * Left down: tried again at `at` while a node of it is up; `delayMs` doubles with each
+   * operation that leaves it down (workflows/group-plan.ts). Absent unless it is down.
+   */
+  retry?: { at: number; delayMs: number };
 }
 
 export interface NodeLiveness {

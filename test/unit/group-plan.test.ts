@@ -1,10 +1,11 @@
 /**
  * What the controller does about a group no operation holds (workflows/group-plan.ts): recover
- * one whose owner let go of it during an operation, place one that runs nowhere or a down one.
+ * one whose owner let go of it during an operation, place one that runs nowhere, try a down one
+ * again (backing off).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupStep, lostIsCurrent, startConflictDelay, type GroupFacts, type GroupStep } from '../../workflows/group-plan.js';
+import { downRetryDelay, groupStep, lostIsCurrent, retryAfter, startConflictDelay, type GroupFacts, type GroupStep } from '../../workflows/group-plan.js';
 
 const up = (since = 1000) => ({ state: 'up' as const, since });
 const suspect = (since = 1000) => ({ state: 'suspect' as const, since });
@@ -25,7 +26,7 @@ test('groupStep: the table', () => {
     ['running, nothing reported', {}, { step: 'none' }],
     // An operation decides; a lost report waits for its end (whatever the report says).
     ['busy', { busy: true, group: { ...running, lost } }, { step: 'busy' }],
-    ['busy, down with every node up', { busy: true, group: down, nodes: nodes(up(1000), up(6000)) }, { step: 'busy' }],
+    ['busy, down with every node up', { busy: true, group: { ...down, retry: { at: 0, delayMs: 5000 } } }, { step: 'busy' }],
     // Lost during an operation that did not touch the group (a false alarm): started again.
     ['lost, same owner and epoch', { group: { ...running, lost } }, recover],
     ['lost, owner n1 suspect: recovered all the same (the failover picks the node)', { group: { ...running, lost }, nodes: nodes(suspect(), up()) }, recover],
@@ -44,8 +45,14 @@ test('groupStep: the table', () => {
     ['unplaced, nobody up after the grace', { group: unplaced, nodes: nodes(unknown, unknown) }, { step: 'none' }],
     // Down: at once when a node comes up after it went down.
     ['down, a node up since after it went down', { group: down, nodes: nodes(up(1000), up(6000)) }, upAgain],
-    ['down, nodes up since before: waits for a node to come up', { group: down }, { step: 'none' }],
-    ['down, no node up', { group: down, nodes: nodes(suspect(), unknown) }, { step: 'none' }],
+    ['down, a node up since after it, with a retry not due', { group: { ...down, retry: { at: 20_000, delayMs: 5000 } }, nodes: nodes(up(1000), up(6000)) }, upAgain],
+    // Down with its nodes up since before: the retry (recorded histories have none: wait for a node).
+    ['down, nodes up since before, no retry (recorded histories)', { group: down }, { step: 'none' }],
+    ['down, nodes up since before, retry not due', { group: { ...down, retry: { at: 10_001, delayMs: 5000 } } }, { step: 'none', wakeAt: 10_001 }],
+    ['down, nodes up since before, retry due', { group: { ...down, retry: { at: 10_000, delayMs: 5000 } } }, { step: 'start', kind: 'place', reason: 'the group is down with n1, n2 up: trying again (5s after the last try)' }],
+    ['down, only n2 up, retry due', { group: { ...down, retry: { at: 10_000, delayMs: 20_000 } }, nodes: nodes(suspect(), up()) }, { step: 'start', kind: 'place', reason: 'the group is down with n2 up: trying again (20s after the last try)' }],
+    ['down, no node up: nothing to try, nothing to wake for', { group: { ...down, retry: { at: 10_000, delayMs: 5000 } }, nodes: nodes(suspect(), unknown) }, { step: 'none' }],
+    ['down with an owner (today a down group has none): placed like any down group', { group: { ...down, owner: 'n1', retry: { at: 9000, delayMs: 5000 } } }, { step: 'start', kind: 'place', reason: 'the group is down with n1, n2 up: trying again (5s after the last try)' }],
     ['moving: an owner is starting it', { group: { ...running, state: 'moving' } }, { step: 'none' }],
   ];
   for (const [what, facts, expected] of table) assert.deepEqual(groupStep({ ...base, ...facts }), expected, what);
@@ -57,6 +64,28 @@ test('lostIsCurrent: the node still owns the group under the epoch it reported',
   assert.equal(lostIsCurrent({ owner: 'n2', epoch: 3, lost }), false);
   assert.equal(lostIsCurrent({ owner: null, epoch: 3, lost }), false);
   assert.equal(lostIsCurrent({ owner: 'n1', epoch: 3 }), false);
+});
+
+test('downRetryDelay: 5 s, doubling, at most 5 min, never under the lease and its margin', () => {
+  const table: [number | undefined, number, number][] = [
+    [undefined, 700, 5000], [5000, 700, 10_000], [10_000, 700, 20_000], [160_000, 700, 300_000], [300_000, 700, 300_000],
+    // A long lease: the claim for nobody's lease has run out before the first retry.
+    [undefined, 12_000, 12_000], [12_000, 12_000, 24_000], [undefined, 400_000, 400_000],
+  ];
+  for (const [previous, min, ms] of table) assert.equal(downRetryDelay(previous, min), ms, `after ${previous}, min ${min}`);
+});
+
+test('retryAfter: a group left down is tried again later, unless the operation ended blocked; any other state has no retry', () => {
+  const ended = { state: 'down' as const, endedBlocked: false, previous: undefined, now: 10_000, minMs: 700 };
+  assert.deepEqual(retryAfter(ended), { at: 15_000, delayMs: 5000 });
+  assert.deepEqual(retryAfter({ ...ended, previous: { at: 15_000, delayMs: 5000 }, now: 16_000 }), { at: 26_000, delayMs: 10_000 });
+  assert.deepEqual(retryAfter({ ...ended, minMs: 15_050 }), { at: 25_050, delayMs: 15_050 });
+  // Cancelled while a node that failed to stop the group still holds it: nothing by itself.
+  assert.equal(retryAfter({ ...ended, endedBlocked: true }), undefined);
+  assert.equal(retryAfter({ ...ended, endedBlocked: true, previous: { at: 15_000, delayMs: 5000 } }), undefined);
+  assert.equal(retryAfter({ ...ended, state: 'running', previous: { at: 15_000, delayMs: 5000 } }), undefined);
+  assert.equal(retryAfter({ ...ended, state: 'moving' }), undefined);
+  assert.equal(retryAfter({ ...ended, state: 'unplaced' }), undefined);
 });
 
 test('startConflictDelay: 1 s, doubling, at most 30 s', () => {

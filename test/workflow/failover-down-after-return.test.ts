@@ -11,7 +11,6 @@
  * cluster. docs/failover.md: "The controller tries again when a node of the group reports up."
  *
  * Deterministic here: n2's start is held until n1 is back and up, then fails.
- * Marked todo until the fix (it fails on today's code, without failing the run): remove the todo then.
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +29,7 @@ import { createControllerActivities } from '../../activities/controller.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, type Ownership } from '../../workflows/shared.js';
+import { workflowsPath } from '../../workers/workflow-bundle.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { waitFor } from '../support/wait.js';
 import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
@@ -124,7 +124,7 @@ after(async () => {
   await closeTemporal();
 });
 
-test('a failover that leaves the group down while every node is up (one came back during it): the group is placed again', { todo: 'defect found by the chaos suite: a down group with every node up stays down; remove this todo with the fix', timeout: 180_000 }, async () => {
+test('a failover that leaves the group down while every node is up (one came back during it): the group is placed again', { timeout: 180_000 }, async () => {
   const n1 = nodes.get('n1')!;
   const n2 = nodes.get('n2')!;
   await link.report({ node: 'n1', to: 'up', reporter: 'n1', at: Date.now(), detail: 'agent started' });
@@ -173,4 +173,10 @@ test('a failover that leaves the group down while every node is up (one came bac
   }, 30_000, 200).catch(() => undefined);
   const g = (await ownership()).groups.web!;
   assert.ok(placed, `the group stays ${g.state} (owner ${g.owner}, epoch ${g.epoch}) with every node up: nothing places it again (last failover: ${failoverWorkflowId(cluster, 'web')})`);
+  // The patch of the retries was asked for in endOperation's task: the history replays.
+  const { events } = await client.workflow.getHandle(controllerWorkflowId(cluster)).fetchHistory();
+  const patches = (events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((e) => (JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details?.['patch-data']?.payloads?.[0]?.data ?? []).toString() || '{}') as { id?: string }).id);
+  assert.ok(patches.includes('controller-retry-down'), `the controller's history has the patch marker of workflows/controller.ts PATCH_RETRY_DOWN: ${JSON.stringify(patches)}`);
+  await Worker.runReplayHistory({ workflowsPath: workflowsPath() }, { events }, 'down-after-return');
 });
