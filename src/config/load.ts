@@ -4,7 +4,7 @@
  * acted on until the whole file is valid.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type RawConfig } from './schema.js';
 import type { CheckSpec, CheckTiming, Config, HealingPolicy, Resource } from './types.js';
@@ -63,7 +63,7 @@ export function parseConfig(text: string, source = 'haoscar.yaml'): Config {
     );
   }
   // An empty key (`agent:` with every line under it commented out) means the same as leaving it out.
-  const data: unknown = withoutNulls(doc.toJS()) ?? {};
+  const data: unknown = withoutNulls(toData(doc, lineCounter, source)) ?? {};
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
     const issues = parsed.error.issues.flatMap((i) => toIssues(i, data, doc, lineCounter));
@@ -80,6 +80,30 @@ export function parseConfig(text: string, source = 'haoscar.yaml'): Config {
     );
   }
   return config;
+}
+
+/** A configuration never needs more aliases than this; more is an alias bomb (exponential expansion). */
+const MAX_ALIASES = 100;
+
+/**
+ * The document as plain data. The YAML library resolves aliases only here, and reports an alias
+ * with no anchor before it, or too many aliases, by throwing: a config error, at the alias's line.
+ */
+function toData(doc: Document, lc: LineCounter, source: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    const aliases: { source: string; offset: number }[] = [];
+    visit(doc, { Alias: (_, node) => void aliases.push({ source: node.source, offset: node.range?.[0] ?? 0 }) });
+    const anchored = new Set<string>();
+    visit(doc, { Node: (_, node) => void (node.anchor !== undefined && anchored.add(node.anchor)) });
+    const unresolved = /Unresolved alias/.test(err.message) ? aliases.find((a) => !anchored.has(a.source)) ?? aliases.find((a) => err.message.endsWith(`: ${a.source}`)) : undefined;
+    const issue: ConfigIssue = unresolved
+      ? { path: '', message: `YAML: alias *${unresolved.source} has no anchor &${unresolved.source} before it`, line: lc.linePos(unresolved.offset).line }
+      : { path: '', message: `YAML: too many aliases (more than ${MAX_ALIASES}: an alias bomb?); a configuration does not need them`, ...(aliases[0] ? { line: lc.linePos(aliases[0].offset).line } : {}) };
+    throw new ConfigError(source, [issue]);
+  }
 }
 
 /** Reads and validates a configuration file. @throws ConfigError (also for an unreadable file). */
