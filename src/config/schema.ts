@@ -144,7 +144,8 @@ export const processServiceSchema = section('a process service', {
 export const systemdServiceSchema = section('a systemd service', {
   ...serviceCommon,
   driver: z.literal('systemd'),
-  unit: z.string({ error: 'expected a systemd unit name such as nginx.service' }).regex(/^[A-Za-z0-9:_.\\@-]+$/, { error: 'expected a systemd unit name such as nginx.service' }),
+  // Not starting with '-' (systemctl would read it as an option; the driver passes `--` anyway).
+  unit: z.string({ error: 'expected a systemd unit name such as nginx.service' }).regex(/^[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]*$/, { error: 'expected a systemd unit name such as nginx.service' }),
 });
 export const sysvServiceSchema = section('a sysv service', {
   ...serviceCommon,

@@ -62,7 +62,7 @@ export class SystemdDriver implements ServiceDriver {
     // HA-OSCAR limits restarts itself; systemd's StartLimitBurst must not veto a heal, and a
     // unit in the failed state would otherwise stay there after too many crashes.
     try {
-      await this.#systemctl('reset-failed', this.#unit);
+      await this.#systemctl('reset-failed', '--', this.#unit);
     } catch (error) {
       // Fails for units that are not loaded or not failed on some versions: harmless here.
       this.#logger.debug({ err: error }, 'reset-failed failed (ignored)');
@@ -96,7 +96,7 @@ export class SystemdDriver implements ServiceDriver {
   async status(): Promise<ServiceStatus> {
     let stdout: string;
     try {
-      ({ stdout } = await this.#systemctl('show', this.#unit, `--property=${SHOW_PROPERTIES.join(',')}`));
+      ({ stdout } = await this.#systemctl('show', `--property=${SHOW_PROPERTIES.join(',')}`, '--', this.#unit));
     } catch (error) {
       throw this.#describe('show', error);
     }
@@ -115,12 +115,13 @@ export class SystemdDriver implements ServiceDriver {
 
   async #run(verb: 'start' | 'stop'): Promise<void> {
     try {
-      await this.#systemctl(verb, this.#unit);
+      await this.#systemctl(verb, '--', this.#unit);
     } catch (error) {
       throw this.#describe(verb, error);
     }
   }
 
+  /** Every call ends with `-- UNIT`: a unit name is never read as an option. */
   #systemctl(...args: string[]) {
     return this.#exec('systemctl', args, { timeoutMs: this.#timeoutMs });
   }

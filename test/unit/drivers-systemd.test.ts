@@ -1,3 +1,4 @@
+import { ConfigError, parseConfig } from '../../src/config/load.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseSystemctlShow, SystemdDriver, UnitNotFoundError } from '../../src/drivers/systemd.js';
@@ -5,7 +6,7 @@ import { silentLogger } from '../../src/log.js';
 import { RecordingExec, systemctl } from '../support/recording-exec.js';
 
 const unit = 'web.service';
-const show = ['systemctl', 'show', unit, '--property=ActiveState,SubState,MainPID,LoadState'];
+const show = ['systemctl', 'show', '--property=ActiveState,SubState,MainPID,LoadState', '--', unit];
 
 function driverWith(exec: RecordingExec): SystemdDriver {
   return new SystemdDriver(unit, { exec: exec.exec, logger: silentLogger });
@@ -26,19 +27,19 @@ void test('parseSystemctlShow reads key=value lines in any order, keeping = insi
 
 void test('start resets the failed state first, then starts', async () => {
   const exec = new RecordingExec([
-    { argv: ['systemctl', 'reset-failed', unit], reply: systemctl.ok() },
-    { argv: ['systemctl', 'start', unit], reply: systemctl.ok() },
+    { argv: ['systemctl', 'reset-failed', '--', unit], reply: systemctl.ok() },
+    { argv: ['systemctl', 'start', '--', unit], reply: systemctl.ok() },
   ]);
   await driverWith(exec).start();
-  assert.deepEqual(exec.commands, [`systemctl reset-failed ${unit}`, `systemctl start ${unit}`]);
+  assert.deepEqual(exec.commands, [`systemctl reset-failed -- ${unit}`, `systemctl start -- ${unit}`]);
   assert.deepEqual(exec.unused, []);
   assert.ok(exec.calls.every((call) => (call.options.timeoutMs ?? 0) > 0), 'every systemctl call has a timeout');
 });
 
 void test('a failing reset-failed does not block the start', async () => {
   const exec = new RecordingExec([
-    { argv: ['systemctl', 'reset-failed', unit], reply: systemctl.resetFailedNotLoaded(unit) },
-    { argv: ['systemctl', 'start', unit], reply: systemctl.ok() },
+    { argv: ['systemctl', 'reset-failed', '--', unit], reply: systemctl.resetFailedNotLoaded(unit) },
+    { argv: ['systemctl', 'start', '--', unit], reply: systemctl.ok() },
   ]);
   await driverWith(exec).start();
   assert.deepEqual(exec.unused, []);
@@ -46,8 +47,8 @@ void test('a failing reset-failed does not block the start', async () => {
 
 void test('starting a unit that does not exist fails with a clear, permanent error', async () => {
   const exec = new RecordingExec([
-    { argv: ['systemctl', 'reset-failed', unit], reply: systemctl.resetFailedNotLoaded(unit) },
-    { argv: ['systemctl', 'start', unit], reply: systemctl.startNotFound(unit) },
+    { argv: ['systemctl', 'reset-failed', '--', unit], reply: systemctl.resetFailedNotLoaded(unit) },
+    { argv: ['systemctl', 'start', '--', unit], reply: systemctl.startNotFound(unit) },
   ]);
   await assert.rejects(driverWith(exec).start(), (error: unknown) => {
     assert.ok(error instanceof UnitNotFoundError);
@@ -58,8 +59,8 @@ void test('starting a unit that does not exist fails with a clear, permanent err
 
 void test('a failed start job names the unit and quotes systemctl', async () => {
   const exec = new RecordingExec([
-    { argv: ['systemctl', 'reset-failed', unit], reply: systemctl.ok() },
-    { argv: ['systemctl', 'start', unit], reply: systemctl.startJobFailed(unit) },
+    { argv: ['systemctl', 'reset-failed', '--', unit], reply: systemctl.ok() },
+    { argv: ['systemctl', 'start', '--', unit], reply: systemctl.startJobFailed(unit) },
   ]);
   await assert.rejects(driverWith(exec).start(), (error: unknown) => {
     assert.ok(error instanceof Error && !(error instanceof UnitNotFoundError));
@@ -70,24 +71,24 @@ void test('a failed start job names the unit and quotes systemctl', async () => 
 });
 
 void test('a permission error is reported, not mistaken for a missing unit', async () => {
-  const exec = new RecordingExec([{ argv: ['systemctl', 'stop', unit], reply: systemctl.accessDenied('stop', unit) }]);
+  const exec = new RecordingExec([{ argv: ['systemctl', 'stop', '--', unit], reply: systemctl.accessDenied('stop', unit) }]);
   await assert.rejects(driverWith(exec).stop(), /systemctl stop web\.service failed \(exit 4\): Failed to stop web\.service: Access denied/);
 });
 
 void test('a hanging systemctl becomes a timeout error naming the unit', async () => {
   const exec = new RecordingExec([
-    { argv: ['systemctl', 'reset-failed', unit], reply: systemctl.ok() },
-    { argv: ['systemctl', 'start', unit], reply: { timedOut: true } },
+    { argv: ['systemctl', 'reset-failed', '--', unit], reply: systemctl.ok() },
+    { argv: ['systemctl', 'start', '--', unit], reply: { timedOut: true } },
   ]);
   await assert.rejects(driverWith(exec).start(), /systemctl start web\.service timed out after \d+ ms/);
 });
 
 void test('stop runs systemctl stop; stopping an unknown unit succeeds (it cannot be running)', async () => {
-  const ok = new RecordingExec([{ argv: ['systemctl', 'stop', unit], reply: systemctl.ok() }]);
+  const ok = new RecordingExec([{ argv: ['systemctl', 'stop', '--', unit], reply: systemctl.ok() }]);
   await driverWith(ok).stop();
-  assert.deepEqual(ok.commands, [`systemctl stop ${unit}`]);
+  assert.deepEqual(ok.commands, [`systemctl stop -- ${unit}`]);
 
-  const missing = new RecordingExec([{ argv: ['systemctl', 'stop', unit], reply: systemctl.stopNotLoaded(unit) }]);
+  const missing = new RecordingExec([{ argv: ['systemctl', 'stop', '--', unit], reply: systemctl.stopNotLoaded(unit) }]);
   await driverWith(missing).stop();
 });
 
@@ -122,4 +123,10 @@ void test('the recording exec models is-active exit 3 as a failure unless allowe
   await assert.rejects(exec.exec('systemctl', ['is-active', unit]), /exited with 3: inactive/);
   const result = await exec.exec('systemctl', ['is-active', unit], { okExitCodes: [3] });
   assert.deepEqual(result, { exitCode: 3, stdout: 'inactive', stderr: '' });
+});
+
+void test('a unit name that systemctl would read as an option is refused by the configuration', () => {
+  const file = (name: string) => `cluster: c\nnodes: [{ name: a, addresses: [10.0.0.1] }]\ngroups:\n  - name: g\n    resources:\n      - { type: service, driver: systemd, name: s, unit: '${name}' }\n`;
+  assert.throws(() => parseConfig(file('-H.service')), (err: unknown) => err instanceof ConfigError && /unit.*expected a systemd unit name/.test(err.message));
+  assert.equal(parseConfig(file('web-1.service')).groups[0]!.resources[0]!.name, 's');
 });
