@@ -1,0 +1,45 @@
+/**
+ * `haoscar status`'s text: pure, so that it can be tested without a controller. Every string in
+ * the controller's state can come from outside (node names and details reported by agents,
+ * operators' notes, workflow IDs), so each line is made printable before it reaches a terminal:
+ * an escape sequence in a detail must not clear the screen or rewrite what the operator reads.
+ */
+import type { Ownership } from '../../workflows/shared.js';
+import { describeBlock } from '../../workflows/old-owner-plan.js';
+import { DOWN_RETRY_MAX_MS } from '../../workflows/group-plan.js';
+
+/**
+ * Control characters (C0 but tab, DEL, C1) and the bidirectional-text controls that reorder what
+ * a terminal shows, written as visible escapes (\x1b, \u202e).
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** The status report, one printable line per entry, ending with a newline. */
+export function formatStatus(state: Ownership, now: number): string {
+  const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
+  const inS = (t: number) => `in ${Math.max(0, Math.round((t - now) / 1000))}s`;
+  const lines: string[] = [`cluster ${state.cluster}`, '  nodes:'];
+  for (const [name, n] of Object.entries(state.nodes)) lines.push(`    ${name.padEnd(16)} ${n.state.padEnd(8)} since ${ago(n.since)} (${n.reportedBy})`);
+  lines.push('  groups:');
+  for (const [name, g] of Object.entries(state.groups)) {
+    const op = g.operation ? `, ${g.operation.kind} operation ${g.operation.workflowId} running` : '';
+    lines.push(`    ${name.padEnd(16)} ${g.state.padEnd(8)} on ${(g.owner ?? '-').padEnd(12)} epoch ${g.epoch} since ${ago(g.since)}${op}`);
+    // A failed stop is not a stop: the operation waits, and says for what.
+    const blocked = g.operation?.blocked;
+    if (blocked) lines.push(`      BLOCKED since ${ago(blocked.since)}: ${describeBlock(name, blocked, now)}`);
+    if (g.lost) lines.push(`      lost by ${g.lost.node} at epoch ${g.lost.epoch} ${ago(g.lost.at)} (${g.lost.detail}): started again when the operation ends`);
+    if (g.retry) lines.push(`      down: tried again ${inS(g.retry.at)} while a node of it is up (${Math.round(g.retry.delayMs / 1000)}s after the last try, doubling up to ${DOWN_RETRY_MAX_MS / 60_000} min)`);
+  }
+  for (const f of state.falseAlarms.slice(-5)) lines.push(`  false alarm: ${f.group} on ${f.node} ${ago(f.at)}: ${f.detail}`);
+  for (const c of (state.confirmedDown ?? []).slice(-5)) {
+    const groups = c.unblocked.map((u) => u.group).join(', ') || 'nothing';
+    lines.push(`  confirmed down: ${c.node} by ${c.operator} ${ago(c.at)}${c.detail ? ` (${c.detail})` : ''}; unblocked ${groups}`);
+  }
+  return lines.map(printable).join('\n') + '\n';
+}

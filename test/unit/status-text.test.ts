@@ -1,0 +1,40 @@
+/**
+ * `haoscar status`'s text (src/cli/status-text.ts): what the operator reads, and nothing in the
+ * controller's state (details reported by agents, operators' notes) can drive the terminal
+ * (issue 9, item 11: control characters were printed as they came).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatStatus, printable } from '../../src/cli/status-text.js';
+import type { Ownership } from '../../workflows/shared.js';
+
+const NOW = 1_800_000_000_000;
+
+function state(detail: string): Ownership {
+  return {
+    cluster: 'c1',
+    nodes: { n1: { state: 'up', since: NOW - 5000, reportedBy: 'n1' }, n2: { state: 'suspect', since: NOW - 2000, reportedBy: `n1\u001b]0;owned\u0007` } },
+    groups: {
+      web: { owner: 'n1', epoch: 4, state: 'running', since: NOW - 60_000, renewable: true, lost: { node: 'n1', epoch: 4, at: NOW - 1000, detail } },
+      db: { owner: null, epoch: 7, state: 'down', since: NOW - 10_000, renewable: false, retry: { at: NOW + 20_000, delayMs: 40_000 } },
+    },
+    falseAlarms: [{ group: 'web', node: 'n2', at: NOW - 3000, detail }],
+    reverify: {},
+  } as Ownership;
+}
+
+test('printable: control and bidirectional characters become visible escapes; text, tabs and accents stay', () => {
+  assert.equal(printable('a\u001b[2Jb\r\n\u007f\u009b\u202ec'), 'a\\x1b[2Jb\\x0d\\x0a\\x7f\\x9b\\u202ec');
+  assert.equal(printable('déjà vu\tok — 10.0.0.1'), 'déjà vu\tok — 10.0.0.1');
+});
+
+test('status text: the groups with what is pending on them, and no control character from the state reaches the terminal', () => {
+  const text = formatStatus(state('lease lost\u001b[2J\u001b[H\rfake: all good\u202e'), NOW);
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e]/, text);
+  assert.match(text, /lease lost\\x1b\[2J\\x1b\[H\\x0dfake: all good\\u202e/);
+  assert.match(text, /n2 +suspect +since 2s ago \(n1\\x1b\]0;owned\\x07\)/);
+  assert.match(text, /web +running +on n1 +epoch 4 since 60s ago\n +lost by n1 at epoch 4 1s ago/);
+  assert.match(text, /db +down +on - +epoch 7 since 10s ago\n +down: tried again in 20s while a node of it is up \(40s after the last try, doubling up to 5 min\)/);
+  assert.ok(text.endsWith('\n') && !text.endsWith('\n\n'));
+});
