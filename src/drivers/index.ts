@@ -41,7 +41,7 @@ export { FilesystemBusyError, FilesystemDriver, MountpointTakenError } from './f
 export interface DriverDeps {
   exec: Exec;
   logger: Logger;
-  /** Where `process` services write `<name>.log` unless they name a `logFile`. */
+  /** Where `process` services write `<group>/<name>.log` unless they name a `logFile`. */
   logDir: string;
   /** This node's name (drivers name it in what they tell an administrator to run where). */
   node?: string;
@@ -88,7 +88,7 @@ export function createServiceDriver(resource: ServiceResource, deps: DriverDeps)
   switch (resource.driver) {
     case 'process': {
       const cgroup = deps.cgroupRoot === undefined ? undefined : processCgroup(resource.name, deps.cgroupRoot, deps);
-      return new ProcessDriver(resource, { logger, logDir: deps.logDir, ...(cgroup ? { cgroup } : {}) });
+      return new ProcessDriver(resource, { logger, logDir: deps.logDir, ...(deps.group ? { group: deps.group } : {}), ...(cgroup ? { cgroup } : {}) });
     }
     case 'systemd':
       return new SystemdDriver(resource.unit, { exec: deps.exec, logger });

@@ -24,8 +24,10 @@ export type ProcessResource = Extract<ServiceResource, { driver: 'process' }>;
 
 export interface ProcessDriverDeps {
   logger: Logger;
-  /** Where `<resource name>.log` goes when the resource names no `logFile`. */
+  /** Where `<group>/<resource name>.log` goes when the resource names no `logFile`. */
   logDir: string;
+  /** The resource's group: two groups may have resources of the same name, not the same log. */
+  group?: string;
   /**
    * The cgroup v2 directory the service runs in (serviceCgroupPath), where the machine allows
    * it. Without one, the service is held by its process group only, which a daemon can leave.
@@ -89,7 +91,7 @@ export class ProcessDriver implements ServiceDriver {
     }
     this.#resource = resource;
     this.#logger = deps.logger.child({ driver: 'process' });
-    this.#logFile = resource.logFile ?? join(deps.logDir, `${resource.name}.log`);
+    this.#logFile = resource.logFile ?? join(deps.logDir, ...(deps.group ? [deps.group] : []), `${resource.name}.log`);
     this.#cgroup = deps.cgroup;
   }
 
@@ -210,7 +212,8 @@ export class ProcessDriver implements ServiceDriver {
     let logFd: number;
     try {
       mkdirSync(dirname(this.#logFile), { recursive: true });
-      logFd = openSync(this.#logFile, 'a');
+      // 0640: a service's output (errors, connection strings) is not for every local user.
+      logFd = openSync(this.#logFile, 'a', 0o640);
     } catch (error) {
       throw new Error(
         `service ${name}: cannot open log file ${this.#logFile} (${errorCode(error)}): make its directory writable or set logFile`,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { waitFor as waitUntil } from '../support/wait.js';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -225,6 +225,21 @@ void test('logFile overrides the default log path, and its directory is created'
   await driver.start();
   assert.equal(driver.logFile, join(logDir, 'deep', 'er', 'web-out.log'));
   await waitFor('the custom log', () => log().includes('custom'));
+});
+
+void test('the default log file is per group and resource, created 0640 (not readable by everyone)', async (t) => {
+  const web = supervised(t, () => resource('httpd', `console.log('web'); ${IDLE}`), { group: 'web' });
+  const api = supervised(t, () => resource('httpd', `console.log('api'); ${IDLE}`), { group: 'api', logDir: web.logDir });
+  assert.equal(web.driver.logFile, join(web.logDir, 'web', 'httpd.log'));
+  assert.notEqual(api.driver.logFile, web.driver.logFile, 'two groups with a resource of the same name do not share a log');
+  const umask = process.umask(0);
+  try {
+    await web.driver.start();
+  } finally {
+    process.umask(umask);
+  }
+  await waitFor('the log', () => web.log().includes('web'));
+  assert.equal(statSync(web.driver.logFile).mode & 0o777, 0o640);
 });
 
 // --- Services in a cgroup of their own: a daemon that leaves the process group is still held. ---

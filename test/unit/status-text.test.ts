@@ -18,7 +18,7 @@ function state(detail: string): Ownership {
       web: { owner: 'n1', epoch: 4, state: 'running', since: NOW - 60_000, renewable: true, lost: { node: 'n1', epoch: 4, at: NOW - 1000, detail } },
       db: { owner: null, epoch: 7, state: 'down', since: NOW - 10_000, renewable: false, retry: { at: NOW + 20_000, delayMs: 40_000 } },
     },
-    falseAlarms: [{ group: 'web', node: 'n2', at: NOW - 3000, detail }],
+    falseAlarms: [{ group: 'web', node: 'n2', at: NOW - 3000, detail, workflowId: 'failover/c1/web' }],
     reverify: {},
   } as Ownership;
 }
