@@ -2,6 +2,7 @@
  * Cross-field rules: what the schema cannot say about one field alone. All problems are
  * collected so that `haoscar validate` reports them together.
  */
+import { posix } from 'node:path';
 import type { RawConfig } from './schema.js';
 import type { Config } from './types.js';
 import { formatPath } from './load.js';
@@ -39,12 +40,12 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
   const setDirs: { dir: string; at: PropertyKey[] }[] = [];
   raw.groups.forEach((g, gi) => {
     duplicates(g.fileSets.map((f) => f.name)).forEach((fi) => add(['groups', gi, 'fileSets', fi, 'name'], `duplicate file set name '${g.fileSets[fi]!.name}' in group '${g.name}'`));
-    g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => setDirs.push({ dir: p.replace(/\/+$/, '') || '/', at: ['groups', gi, 'fileSets', fi, 'paths', pi] })));
+    g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => setDirs.push({ dir: normalDir(p), at: ['groups', gi, 'fileSets', fi, 'paths', pi] })));
     // A file set under a filesystem resource would be read while it is unmounted (a switchover
     // stops the group before its last pass) and look empty: the standby's copy would be wiped.
-    const mounts = g.resources.filter((r) => r.type === 'filesystem').map((r) => (r as { mountpoint: string }).mountpoint.replace(/\/+$/, '') || '/');
+    const mounts = g.resources.filter((r) => r.type === 'filesystem').map((r) => normalDir((r as { mountpoint: string }).mountpoint));
     g.fileSets.forEach((f, fi) => f.paths.forEach((p, pi) => {
-      const dir = p.replace(/\/+$/, '') || '/';
+      const dir = normalDir(p);
       const m = mounts.find((mp) => dir === mp || dir.startsWith(mp === '/' ? '/' : `${mp}/`));
       if (m) add(['groups', gi, 'fileSets', fi, 'paths', pi], `'${dir}' is on the group's filesystem resource mounted at ${m}: replicate that device (DRBD) instead; a file set there would be read while it is unmounted`);
     }));
@@ -55,7 +56,7 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
   setDirs.forEach((a, i) => {
     const other = setDirs.find((b, j) => j !== i && (inside(a.dir, b.dir) && (a.dir !== b.dir || j < i)));
     if (other) add(a.at, `'${a.dir}' is ${a.dir === other.dir ? 'also' : 'inside'} ${formatPath(other.at)} ('${other.dir}'): each directory may belong to one file set only`);
-    const state = config.agent.stateDir.replace(/\/+$/, '');
+    const state = normalDir(config.agent.stateDir);
     if (inside(state, a.dir)) add(a.at, `'${a.dir}' holds the agent's state directory (${state}): a pull would replace it; replicate a directory beside it`);
   });
 
@@ -176,4 +177,12 @@ function duplicates(values: readonly string[]): number[] {
   const out: number[] = [];
   values.forEach((v, i) => (seen.has(v) ? out.push(i) : seen.add(v)));
   return out;
+}
+
+/**
+ * An absolute directory as the rules compare it: `..`, `.`, `//` resolved, no trailing slash
+ * (`/var/lib/haoscar/..` is `/var/lib`, which holds the state directory).
+ */
+function normalDir(dir: string): string {
+  return posix.normalize(dir).replace(/\/+$/, '') || '/';
 }

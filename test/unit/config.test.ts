@@ -583,6 +583,32 @@ const INVALID: InvalidCase[] = [
     ],
   },
   {
+    name: 'file sets: paths are compared once normalised (.., //, trailing /)',
+    text: yaml(`
+      cluster: c1
+      agent: { stateDir: /var/lib/haoscar }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          fileSets:
+            - { name: up, paths: [/var/lib/haoscar/..] }
+            - { name: www, paths: [//srv//www/] }
+            - { name: www2, paths: [/srv/www/./] }
+          resources:
+            - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /srv/data/, fstype: ext4 }
+        - name: h
+          fileSets:
+            - { name: data, paths: [/srv/x/../data/db] }
+          resources:
+            - { type: drbd, name: disk, resource: r1 }
+    `),
+    issues: [
+      ['groups[0].fileSets[0].paths[0]', "'/var/lib' holds the agent's state directory"],
+      ['groups[0].fileSets[2].paths[0]', "'/srv/www' is also groups[0].fileSets[1].paths[0]"],
+    ],
+  },
+  {
     name: 'file sets: not on a filesystem resource of the group',
     text: yaml(`
       cluster: c1
