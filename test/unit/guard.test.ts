@@ -175,6 +175,31 @@ void test('guard: the agent goes away, the guard keeps its deadlines; a new link
   again.close();
 });
 
+void test('guard: killed in the middle of rewriting its state (a node death), the next guard of the boot still knows the hold and releases it at its deadline', async (t) => {
+  // Found by the chaos suite (seed 777, fault #120 node-death): the guard rewrites its state
+  // every 100 ms in place; SIGKILLed between truncating and writing it, it left an empty file,
+  // the guard started at "boot" reloaded nothing, and the dead owner's VIP stayed on its
+  // interface once its link came up: two live holders for 2.2 s, until the agent cleaned up.
+  const { link, dir } = await startGuard(t);
+  const pid = serviceProcess(t);
+  link.hold('web', 9, bootClockCs() + 150, [{ kind: 'pgid', pgid: pid }]);
+  await waitFor('held', () => link.state()?.groups.get('web')?.status === 'held', 5000);
+  const first = link.health();
+  assert.ok(first.ok);
+  link.close();
+  process.kill(first.state.pid, 'SIGKILL');
+  // What the kill left: the file truncated, its new content never written.
+  writeFileSync(join(dir, 'guard', 'state'), '');
+  const again = await GuardLink.attach({ dir: join(dir, 'guard'), logFile: join(dir, 'guard.log'), logger: silentLogger });
+  t.after(() => again.close());
+  const reloaded = again.health();
+  assert.ok(reloaded.ok);
+  assert.notEqual(reloaded.state.pid, first.state.pid, 'a new guard');
+  assert.equal(reloaded.state.groups.get('web')?.epoch, 9, 'the hold of this boot was reloaded');
+  await waitFor('released at the deadline', () => again.state()?.groups.get('web')?.status === 'released', 10_000);
+  await waitFor('the service killed', () => !alive(pid), 5000);
+});
+
 void test('guard: a release that cannot finish is failed, says why, and starves the watchdog', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
   const watchdog = join(dir, 'watchdog');
