@@ -57,6 +57,12 @@ export function createControllerActivities(deps: { client: Client }) {
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const reason = err.cause?.message ?? err.message;
+        // A controller run that has just started (continue-as-new, a restart) registers its
+        // handlers after its first local activity; the SDK refuses an update that comes before.
+        // Not a refusal of the request: retried (found by the chaos suite).
+        if (/No registered handler for update/.test(reason)) {
+          throw new Error(`the controller of cluster '${cluster}' has not registered its handlers yet (it has just started): ${what} is tried again`, { cause: err });
+        }
         throw ApplicationFailure.create({ type: refusalType(reason), nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${reason}` });
       }
       if (err instanceof WorkflowNotFoundError) {
