@@ -35,6 +35,12 @@ function removeTree(dir: string): void {
 }
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The `haoscar` command as users run it. */
+const HAOSCAR = join(ROOT, 'bin/haoscar.js');
+/**
+ * `haoscar worker` only: still from the sources under tsx's loader, since the worker's workflow
+ * bundling fails when started through bin/haoscar.js (issue 10); move it to HAOSCAR with that fix.
+ */
 const MAIN = join(ROOT, 'src/cli/main.ts');
 const PID_SERVICE = join(ROOT, 'test/lab/pid-service.mjs');
 const WITH_MOUNTS = join(ROOT, 'test/lab/with-mounts.sh');
@@ -161,12 +167,12 @@ export class LabCluster {
 
   /** Runs the haoscar CLI (root side) against this cluster: `haoscar ARGS --config <lab config>`. */
   cli(args: string[], opts: { timeoutMs?: number } = {}) {
-    return execa(process.execPath, ['--import', 'tsx', MAIN, ...args, '--config', this.configFile], { cwd: ROOT, reject: false, all: true, timeout: opts.timeoutMs ?? 120_000 });
+    return execa(process.execPath, [HAOSCAR, ...args, '--config', this.configFile], { cwd: ROOT, reject: false, all: true, timeout: opts.timeoutMs ?? 120_000 });
   }
 
   /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
   startAgent(host: string): void {
-    const agent = [WITH_CGROUP, process.execPath, '--import', 'tsx', MAIN, 'agent', '--config', this.configFile, '--node', host];
+    const agent = [WITH_CGROUP, process.execPath, HAOSCAR, 'agent', '--config', this.configFile, '--node', host];
     // With data, the host's own directories are bound over the shared paths, for it alone.
     const argv = this.data
       ? ['unshare', '--mount', '--propagation', 'private', WITH_MOUNTS, this.hostData(host), this.dataPath, join(this.lab.dir, 'hosts', host, 'state'), join(this.lab.dir, 'state'), '--', ...agent]

@@ -96,7 +96,12 @@ export class Lab {
     return file;
   }
 
-  /** Starts `haoscar agent` as a child process; its output goes to `<dir>/agent-<node>.log`. */
+  /**
+   * Starts `haoscar agent` as a child process; its output goes to `<dir>/agent-<node>.log`. From
+   * the sources under tsx's loader, not bin/haoscar.js: these agents run the workflow worker too,
+   * and its workflow bundling fails when started through bin/haoscar.js (ERR_UNKNOWN_FILE_EXTENSION;
+   * issue 10). Move to bin/haoscar.js with that fix.
+   */
   startAgent(config: string, node: string): ResultPromise {
     const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', config, '--node', node], {
       cwd: ROOT,

@@ -28,7 +28,7 @@ groups:
 `);
 
 const haoscar = (...args: string[]) =>
-  execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'confirm-down', ...args, '--config', configFile], { reject: false, cwd: ROOT, timeout: 60_000 });
+  execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'confirm-down', ...args, '--config', configFile], { reject: false, cwd: ROOT, timeout: 60_000 });
 
 test('an unknown node is refused before anything is said or sent (exit 2)', async () => {
   const r = await haoscar('gamma', '--yes');

@@ -11,6 +11,7 @@ import { ROOT, type LabCluster } from '../cluster.js';
 import type { NetLab } from '../netlab.js';
 import { pidsByNamespace, signalPids } from '../commands.js';
 
+/** `haoscar worker` from the sources: through bin/haoscar.js its workflow bundling fails (issue 10). */
 const MAIN = join(ROOT, 'src/cli/main.ts');
 
 function cmdline(pid: number): string | undefined {
