@@ -95,9 +95,11 @@ function toData(doc: Document, lc: LineCounter, source: string): unknown {
   } catch (err) {
     if (!(err instanceof ReferenceError)) throw err;
     const aliases: { source: string; offset: number }[] = [];
-    visit(doc, { Alias: (_, node) => void aliases.push({ source: node.source, offset: node.range?.[0] ?? 0 }) });
     const anchored = new Set<string>();
-    visit(doc, { Node: (_, node) => void (node.anchor !== undefined && anchored.add(node.anchor)) });
+    visit(doc, {
+      Alias: (_, node) => void aliases.push({ source: node.source, offset: node.range?.[0] ?? 0 }),
+      Node: (_, node) => void (node.anchor !== undefined && anchored.add(node.anchor)),
+    });
     const unresolved = /Unresolved alias/.test(err.message) ? aliases.find((a) => !anchored.has(a.source)) ?? aliases.find((a) => err.message.endsWith(`: ${a.source}`)) : undefined;
     const issue: ConfigIssue = unresolved
       ? { path: '', message: `YAML: alias *${unresolved.source} has no anchor &${unresolved.source} before it`, line: lc.linePos(unresolved.offset).line }
