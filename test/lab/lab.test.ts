@@ -4,7 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ROOT } from '../support/lab.js';
@@ -316,6 +316,35 @@ test('freeze stops every process of a host and thaw resumes them', async () => {
   assert.deepEqual(lab.frozenHosts(), []);
   // Left running on purpose (and frozen): close() must still remove it.
   await lab.freeze('n2');
+});
+
+test('a reused pid is attributed to the host it runs in now, not the one it ran in before', async () => {
+  // pid_max is 32768 here: a long chaos run recycles pids, and the lab remembers the host of
+  // every pid a fault signalled (so that answers of a killed process are still attributed).
+  const old = lab.spawn('n1', ['sleep', '60']);
+  await waitFor('sleep runs in n1', async () => (await lab.pids('n1')).includes(old.pid!), 5_000);
+  assert.ok((await lab.signalHost('n1', 'SIGCONT')).includes(old.pid!));
+  assert.equal(lab.hostOfPid(old.pid!), 'n1');
+  process.kill(old.pid!, 'SIGKILL');
+  await old;
+  // The kernel gives the next process the pid after ns_last_pid: n2's next process gets the
+  // dead one's pid (other processes of the machine may take it first: tried again then).
+  let reused: ResultPromise | undefined;
+  for (let i = 0; i < 50 && !reused; i++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(old.pid! - 1));
+    const p = lab.spawn('n2', ['sleep', '60']);
+    if (p.pid === old.pid) reused = p;
+    else {
+      p.kill('SIGKILL');
+      await p;
+    }
+  }
+  assert.ok(reused, `no process of n2 got pid ${old.pid} in 50 tries`);
+  await waitFor('sleep runs in n2', async () => (await lab.pids('n2')).includes(reused!.pid!), 5_000);
+  assert.equal(lab.hostOfPid(reused.pid!), 'n2', 'a live process is where it runs now');
+  reused.kill('SIGKILL');
+  await reused;
+  assert.equal(lab.hostOfPid(reused.pid!), 'n2', 'remembered after it exits');
 });
 
 test('a crashed lab is removed by cleanupStale, a killed one by its exit handler', async () => {

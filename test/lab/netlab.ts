@@ -751,17 +751,21 @@ export class NetLab {
 
   // ---- observation -------------------------------------------------------------------------
 
-  /** The lab host whose namespace process `pid` runs in (remembered after it exits). */
+  /**
+   * The lab host whose namespace process `pid` runs in, or ran in when it was last seen (a
+   * process killed by a fault is remembered). A live process is looked up first: pids are
+   * reused (pid_max 32768 wraps within a long chaos run), and a remembered host is then another
+   * process's.
+   */
   hostOfPid(pid: number): string | undefined {
-    const known = this.pidHosts.get(pid);
-    if (known) return known;
     try {
       const m = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/net`));
       const host = m ? this.nsInodes.get(Number(m[1])) : undefined;
       if (host) this.pidHosts.set(pid, host);
+      else this.pidHosts.delete(pid); // a process outside the lab has it now
       return host;
     } catch {
-      return undefined;
+      return this.pidHosts.get(pid);
     }
   }
 
