@@ -46,7 +46,18 @@ import {
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
-import { groupStep, lostIsCurrent, retryAfter, startConflictDelay, type GroupStep } from './group-plan.js';
+import {
+  deferredIsCurrent,
+  deferStart,
+  groupStep,
+  lostIsCurrent,
+  retryAfter,
+  startConflictDelay,
+  startConflictStep,
+  type ControllerGroup,
+  type ControllerKind,
+  type GroupStep,
+} from './group-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import {
   beginOperationUpdate,
@@ -65,7 +76,6 @@ import {
   type ConfirmDownResult,
   type ConfirmedDown,
   type GroupOwnership,
-  type OperationKind,
   type Ownership,
 } from './shared.js';
 
@@ -99,12 +109,23 @@ export const PATCH_LOST_DURING_OPERATION = 'controller-lost-during-operation';
  * Asked for in the endOperation update's handler, so that its marker is in the update's task.
  */
 export const PATCH_RETRY_DOWN = 'controller-retry-down';
+/**
+ * A request whose start meets a workflow of the same ID that did not begin the group (most likely
+ * the operation that has just given it back, its run still closing) is kept and tried again
+ * (group-plan.ts startConflictStep); recorded histories kept the lock for that workflow, which
+ * never used it, and lost the request. Asked for where the failed start is handled: its marker is
+ * in the workflow task of the StartChildWorkflowExecutionFailed event, on replay too.
+ */
+export const PATCH_START_CONFLICT = 'controller-start-conflict';
 
 interface Pending {
   group: string;
-  kind: OperationKind;
+  kind: ControllerKind;
   reason: string;
 }
+
+/** The controller's state: the ownership query's answer, carried over continue-as-new. */
+type ControllerState = Omit<Ownership, 'groups'> & { groups: Record<string, ControllerGroup> };
 
 export async function controller(rawInput: unknown): Promise<void> {
   const input = parseWorkflowInput(controllerInputSchema, rawInput, 'controller');
@@ -124,7 +145,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   const starting = new Map<string, boolean>();
   /** Counts node edges and ended operations (wakes the loop to plan fail-backs). */
   let changes = 0;
-  const request = (group: string, kind: OperationKind, reason: string) => {
+  const request = (group: string, kind: ControllerKind, reason: string) => {
     const g = state.groups[group]!;
     if (g.operation || pending.some((p) => p.group === group)) return;
     // The owner's lease stops being renewed now, so the wait for it overlaps the verification.
@@ -365,7 +386,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       || (failbackEnabled && changes !== seen);
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
     const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
-    // Infinity unless a group has a retry or a lost report (the patches): recorded histories keep their timers.
+    // Infinity unless a group has a retry, a lost report or a deferred request (the patches): recorded histories keep their timers.
     const nextRetry = Math.min(...Object.entries(state.groups).map(([name, g]) => {
       const step = stepOf(name, g);
       return step.step === 'none' && step.wakeAt !== undefined ? step.wakeAt : Infinity;
@@ -462,7 +483,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   }
 
   /** What to do about a group no operation holds (group-plan.ts): recover a lost one, place one that runs nowhere or is down. */
-  function stepOf(name: string, g: GroupOwnership): GroupStep {
+  function stepOf(name: string, g: ControllerGroup): GroupStep {
     return groupStep({
       group: g,
       busy: g.operation !== undefined || pending.some((p) => p.group === name),
@@ -483,6 +504,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const step = stepOf(name, g);
       // The operation has moved the group on (a claim raised the epoch): the report is stale.
       if (step.step !== 'busy' && g.lost && !lostIsCurrent(g)) delete g.lost;
+      if (step.step !== 'busy' && g.deferred && !deferredIsCurrent(g)) delete g.deferred;
       if (step.step === 'start') request(name, step.kind, step.reason);
     }
   }
@@ -490,6 +512,8 @@ export async function controller(rawInput: unknown): Promise<void> {
   async function launch(p: Pending): Promise<void> {
     const g = state.groups[p.group]!;
     const workflowId = failoverWorkflowId(input.cluster, p.group);
+    // Only a workflow's beginOperation sets it between the request and now (request() refuses a held group).
+    const begunBefore = g.operation !== undefined;
     g.operation = { workflowId, kind: p.kind, startedAt: now() };
     starting.set(p.group, false);
     try {
@@ -507,23 +531,40 @@ export async function controller(rawInput: unknown): Promise<void> {
         memo: { trigger: p.kind, detail: p.reason },
       });
       log.info('operation started', { group: p.group, kind: p.kind, reason: p.reason, workflowId });
-      // A lost report is used up by the recover that restarts the group.
+      // A lost report is used up by the recover that restarts the group; a deferred request by any operation.
       if (p.kind === 'recover') delete g.lost;
+      delete g.deferred;
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError && p.kind === 'recover' && g.lost && lostIsCurrent(g) && !starting.get(p.group)) {
-        // Started as soon as the operation that held the group gave it back, whose workflow (same
-        // ID) is most likely still closing: it will not begin again, so the lock is not kept for
-        // it (renewals stay blocked: the node let go of the group); tried again shortly. A new
-        // operation there would have begun meanwhile (then it keeps the lock, below), or takes the
-        // group with beginOperation.
-        g.operation = undefined;
-        const delayMs = startConflictDelay(g.lost.delayMs);
-        g.lost = { ...g.lost, retryAt: now() + delayMs, delayMs };
-        return log.info('a workflow of the group is still running: the recover is tried again shortly', { group: p.group, workflowId, delayMs });
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        const step = startConflictStep({
+          kind: p.kind,
+          lostCurrent: lostIsCurrent(g),
+          begunBefore,
+          begunDuring: starting.get(p.group) === true,
+          patched: patched(PATCH_START_CONFLICT),
+        });
+        if (step === 'retry-lost') {
+          // Started as soon as the operation that held the group gave it back, whose workflow (same
+          // ID) is most likely still closing: it will not begin again, so the lock is not kept for
+          // it (renewals stay blocked: the node let go of the group); tried again shortly.
+          g.operation = undefined;
+          const delayMs = startConflictDelay(g.lost!.delayMs);
+          g.lost = { ...g.lost!, retryAt: now() + delayMs, delayMs };
+          return log.info('a workflow of the group is still running: the recover is tried again shortly', { group: p.group, workflowId, delayMs });
+        }
+        if (step === 'defer') {
+          // No workflow began the group: the one running (most likely the operation that has just
+          // given the group back, still closing) will not use the lock. The request is kept in the
+          // carried state and tried again shortly (renewals stay blocked, as for the request); an
+          // operator's failover that has not begun yet takes the group with its beginOperation.
+          g.operation = undefined;
+          g.deferred = deferStart(g, p, now());
+          return log.info('a workflow of the group is still running: the request is tried again shortly', { group: p.group, kind: p.kind, workflowId, delayMs: g.deferred.delayMs });
+        }
+        // A workflow of the group began (an operator's failover, same workflow ID): it holds the
+        // group under the lock just taken, and gives it back when it ends.
+        return log.info('an operation of the group is already running', { group: p.group, workflowId });
       }
-      // Already running (an operator's failover of the group, same workflow ID): it holds the
-      // group under the lock just taken, and gives it back when it ends.
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('an operation of the group is already running', { group: p.group, workflowId });
       release(g);
       log.warn('could not start an operation', { group: p.group, kind: p.kind, err: err instanceof Error ? err.message : String(err) });
     } finally {
@@ -551,10 +592,10 @@ function release(g: GroupOwnership): void {
 }
 
 /** The carried state, with groups and nodes added or removed to match the configuration. */
-function restore(carried: unknown, clusterName: string, layout: ClusterLayout): Ownership {
-  const old = (carried ?? {}) as Partial<Ownership>;
+function restore(carried: unknown, clusterName: string, layout: ClusterLayout): ControllerState {
+  const old = (carried ?? {}) as Partial<ControllerState>;
   const now = Date.now();
-  const groups: Ownership['groups'] = {};
+  const groups: ControllerState['groups'] = {};
   for (const g of layout.groups) {
     groups[g.name] = old.groups?.[g.name] ?? { owner: null, epoch: 0, state: 'unplaced', since: now, renewable: true };
   }

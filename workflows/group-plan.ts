@@ -15,6 +15,12 @@
  *   delay doubles with each operation that leaves it down (downRetryDelay), so that a group that
  *   cannot start anywhere is not started in a loop. None is set when the operation ended blocked
  *   on a node that failed to stop the group (retryAfter): that node still holds it.
+ * - A request whose start met a workflow of the group's failover ID still running (most likely the
+ *   operation that has just given the group back, its run still closing: it will not begin again)
+ *   is kept on the group (`deferred`, with the owner and epoch it was made for) and tried again
+ *   after START_CONFLICT_FIRST_MS, doubling (startConflictStep, deferStart); it is stale once the
+ *   group has another owner or epoch (an operation moved it meanwhile). A `place` is decided again
+ *   from what is known when its retry is due.
  *
  * Never two owners: a `recover` trusts the node's own report that it stopped the group at that
  * epoch (as a `groupLost` with no operation does), and only while that epoch is current; the
@@ -22,19 +28,43 @@
  * of the group: none is renewed), and its retry is never due before that claim's lease and margin
  * have run out (`minMs`).
  */
-import type { GroupOwnership, NodeLiveness } from './shared.js';
+import type { GroupOwnership, NodeLiveness, OperationKind } from './shared.js';
 
 /** The first retry of a group left down; each next one waits twice as long, up to the maximum. */
 export const DOWN_RETRY_FIRST_MS = 5000;
 export const DOWN_RETRY_MAX_MS = 300_000;
 /**
- * A `recover` whose start met a workflow of the same ID (most likely the operation that has just
- * given the group back, still closing) is tried again after this, doubling up to the maximum.
+ * A request (a `recover`, a `node-lost`…) whose start met a workflow of the same ID (most likely the
+ * operation that has just given the group back, still closing) is tried again after this, doubling
+ * up to the maximum.
  */
 export const START_CONFLICT_FIRST_MS = 1000;
 export const START_CONFLICT_MAX_MS = 30_000;
 
-type Group = Pick<GroupOwnership, 'owner' | 'epoch' | 'state' | 'since' | 'lost' | 'retry'>;
+/** The kinds of operation the controller starts by itself (an operator starts the others). */
+export type ControllerKind = Extract<OperationKind, 'node-lost' | 'heal-gave-up' | 'place' | 'recover'>;
+
+/**
+ * A request the controller could not start because a workflow of the group's failover ID was
+ * still running and no workflow began the group meanwhile: tried again at `at` (`delayMs` after the
+ * conflict, doubling with each one) while the group has the `owner` and `epoch` it was made for.
+ */
+export interface DeferredStart {
+  kind: ControllerKind;
+  reason: string;
+  owner: string | null;
+  epoch: number;
+  at: number;
+  delayMs: number;
+}
+
+/**
+ * A group as the controller keeps it (the carried state, the ownership query's answer).
+ * `deferred` belongs in shared.ts GroupOwnership; kept here while that file is being changed.
+ */
+export type ControllerGroup = GroupOwnership & { deferred?: DeferredStart };
+
+type Group = Pick<ControllerGroup, 'owner' | 'epoch' | 'state' | 'since' | 'lost' | 'retry' | 'deferred'>;
 
 export interface GroupFacts {
   group: Group;
@@ -55,11 +85,16 @@ export type GroupStep =
   /** Nothing to do now; look again at `wakeAt` (a retry that is due then). */
   | { step: 'none'; wakeAt?: number }
   /** Start a failover of this kind. */
-  | { step: 'start'; kind: 'recover' | 'place'; reason: string };
+  | { step: 'start'; kind: ControllerKind; reason: string };
 
 /** The group's `lost` report still stands: the node it names owns the group under the epoch it reported. Pure. */
 export function lostIsCurrent(g: Pick<GroupOwnership, 'owner' | 'epoch' | 'lost'>): boolean {
   return g.lost !== undefined && g.owner === g.lost.node && g.epoch === g.lost.epoch;
+}
+
+/** The group's `deferred` request still stands: the group has the owner and epoch it was made for. Pure. */
+export function deferredIsCurrent(g: Pick<ControllerGroup, 'owner' | 'epoch' | 'deferred'>): boolean {
+  return g.deferred !== undefined && g.owner === g.deferred.owner && g.epoch === g.deferred.epoch;
 }
 
 /** What the controller does about the group now. Pure. */
@@ -69,6 +104,12 @@ export function groupStep(f: GroupFacts): GroupStep {
   if (g.lost && lostIsCurrent(g)) {
     if (g.lost.retryAt !== undefined && f.now < g.lost.retryAt) return { step: 'none', wakeAt: g.lost.retryAt };
     return { step: 'start', kind: 'recover', reason: `${g.lost.node} stopped the group at epoch ${g.lost.epoch} while an operation held it: ${g.lost.detail}` };
+  }
+  const d = g.deferred;
+  if (d && deferredIsCurrent(g)) {
+    if (f.now < d.at) return { step: 'none', wakeAt: d.at };
+    // A placement is decided again below, from what is known now.
+    if (d.kind !== 'place') return { step: 'start', kind: d.kind, reason: d.reason };
   }
   if (g.owner !== null && g.state !== 'down') return { step: 'none' };
   const up = f.nodes.filter((n) => n.liveness?.state === 'up');
@@ -124,7 +165,45 @@ export function retryAfter(e: EndedOperation): GroupOwnership['retry'] {
   return { at: e.now + delayMs, delayMs };
 }
 
-/** The delay before a `recover` whose start conflicted is tried again, given the last one (none: the first conflict). Pure. */
+/** The delay before a request whose start conflicted is tried again, given the last one (none: the first conflict). Pure. */
 export function startConflictDelay(previousMs: number | undefined): number {
   return previousMs === undefined ? START_CONFLICT_FIRST_MS : Math.min(previousMs * 2, START_CONFLICT_MAX_MS);
+}
+
+export interface StartConflict {
+  kind: ControllerKind;
+  /** The group has a `lost` report that still stands (lostIsCurrent). */
+  lostCurrent: boolean;
+  /** A workflow began the group (beginOperation) after the request was made, before its start was sent. */
+  begunBefore: boolean;
+  /** A workflow began the group while the start was under way. */
+  begunDuring: boolean;
+  /** workflows/controller.ts PATCH_START_CONFLICT; false when a recorded history is replayed. */
+  patched: boolean;
+}
+
+/**
+ * What the controller does when the start of a failover met a workflow of the same ID
+ * (WorkflowExecutionAlreadyStarted). Pure.
+ * - `keep-lock`: a workflow of the group began: it holds the group (the lock just taken) and gives
+ *   it back when it ends. Recorded histories (not `patched`) did so for every kind but the next.
+ * - `retry-lost`: a `recover` of a lost report that stands: unlocked, tried again at `lost.retryAt`.
+ * - `defer`: no workflow began, so the one running (most likely the operation that has just given
+ *   the group back, still closing) will not use the lock: unlocked, the request kept (deferStart)
+ *   and tried again. An operator's failover that has not begun yet takes the group with its
+ *   beginOperation, and the deferred request is then looked at when it ends.
+ */
+export function startConflictStep(c: StartConflict): 'keep-lock' | 'retry-lost' | 'defer' {
+  if (!c.patched) return c.kind === 'recover' && c.lostCurrent && !c.begunDuring ? 'retry-lost' : 'keep-lock';
+  if (c.begunBefore || c.begunDuring) return 'keep-lock';
+  return c.kind === 'recover' && c.lostCurrent ? 'retry-lost' : 'defer';
+}
+
+/**
+ * The request kept after its start conflicted: for the group's owner and epoch now, tried again
+ * startConflictDelay after `now` (doubling on the delay of one deferred before that still stands). Pure.
+ */
+export function deferStart(g: Pick<ControllerGroup, 'owner' | 'epoch' | 'deferred'>, request: { kind: ControllerKind; reason: string }, now: number): DeferredStart {
+  const delayMs = startConflictDelay(deferredIsCurrent(g) ? g.deferred!.delayMs : undefined);
+  return { kind: request.kind, reason: request.reason, owner: g.owner, epoch: g.epoch, at: now + delayMs, delayMs };
 }

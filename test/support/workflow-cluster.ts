@@ -18,8 +18,8 @@ import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
-import { createClusterActivities } from '../../activities/cluster.js';
-import { createControllerActivities } from '../../activities/controller.js';
+import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
+import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, switchoverWorkflowId, type FailoverResult, type GroupOwnership, type NodeEdge, type Ownership } from '../../workflows/shared.js';
@@ -31,6 +31,11 @@ export const NODES = ['n1', 'n2'] as const;
 
 /** Activities a test adds to (or puts in place of) a node's real ones, e.g. a scripted `resyncGroup`. */
 export type ExtraActivities = (node: WorkflowTestNode) => Record<string, (...args: never[]) => Promise<unknown>>;
+/**
+ * Activities a test puts in place of the workflow worker's real cluster and controller ones (the
+ * workflows' local activities), given the real ones, e.g. an `endOperation` that returns late.
+ */
+export type WorkflowWorkerActivities = (real: ClusterActivities & ControllerActivities) => Partial<ClusterActivities & ControllerActivities>;
 
 export interface WorkflowTestNode {
   name: string;
@@ -59,14 +64,15 @@ export class WorkflowCluster {
    * the group `web` runs on n1 with no operation under way.
    * @param body the haoscar.yaml without its `cluster:` line (nodes n1 and n2, a group `web`)
    */
-  static async start(prefix: string, body: string, opts: { extra?: ExtraActivities } = {}): Promise<WorkflowCluster> {
+  static async start(prefix: string, body: string, opts: { extra?: ExtraActivities; workflowActivities?: WorkflowWorkerActivities } = {}): Promise<WorkflowCluster> {
     const name = uniqueName(prefix);
     const c = new WorkflowCluster(name, parseConfig(`cluster: ${name}\n${body}`), await testClient(), opts.extra);
+    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }) };
     const wf = await Worker.create({
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),
       workflowBundle: await testWorkflowBundle(),
-      activities: { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }) },
+      activities: { ...real, ...opts.workflowActivities?.(real) },
     });
     c.workers.push(wf);
     c.runs.push(wf.run());
