@@ -4,7 +4,7 @@
  * epoch older than one this node has seen is refused (`StaleEpoch`, not retryable): a newer
  * operation owns the group.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../src/config/types.js';
 import type { Exec } from '../src/exec.js';
 import type { Logger } from '../src/log.js';
@@ -29,6 +29,25 @@ export interface OwnershipActivityDeps {
 
 /** How often a starting resource's check runs while a failover waits for it (at most its interval). */
 const VERIFY_POLL_MS = 20;
+
+/**
+ * How often a start or stop order tells Temporal that this agent is still at it. The failover
+ * gives up on an order after NODE_HEARTBEAT_TIMEOUT_MS (10 s) without one: an agent that died or
+ * hung mid-order is noticed then, not at the order's timeout (a minute or more).
+ */
+const ORDER_HEARTBEAT_MS = 1000;
+
+/** Runs `order` heartbeating every ORDER_HEARTBEAT_MS (the SDK throttles what it sends). */
+async function heartbeating<T>(order: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat();
+  const timer = setInterval(() => ctx.heartbeat(), ORDER_HEARTBEAT_MS);
+  try {
+    return await order();
+  } finally {
+    clearInterval(timer);
+  }
+}
 
 export interface ResourceOrder {
   group: string;
@@ -78,7 +97,7 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
      * check `rise` times and has its monitor watch it. A resource that does not pass is stopped
      * again before the failure is returned: the workflow compensates only what succeeded.
      */
-    async startResource(req: ResourceOrder & { verifyTimeoutMs?: number }): Promise<{ checks?: number; detail?: string }> {
+    startResource: (req: ResourceOrder & { verifyTimeoutMs?: number }): Promise<{ checks?: number; detail?: string }> => heartbeating(async () => {
       try {
         if (groups.holding(req.group) === undefined) await deps.beforeStart?.(req.group);
         await groups.startResource(req.group, req.resource, req.epoch);
@@ -96,26 +115,26 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
         );
         throw err;
       }
-    },
+    }),
 
     verifyResource,
 
-    async stopResource(req: ResourceOrder): Promise<void> {
+    stopResource: (req: ResourceOrder): Promise<void> => heartbeating(async () => {
       try {
         await groups.stopResource(req.group, req.resource, req.epoch);
       } catch (err) {
         typed(err, `stopping ${req.group}/${req.resource}`);
       }
-    },
+    }),
 
     /** A planned stop of the whole group, in reverse order (the old owner of a failover). */
-    async stopGroup(req: { group: string; epoch: number; reason: string }): Promise<void> {
+    stopGroup: (req: { group: string; epoch: number; reason: string }): Promise<void> => heartbeating(async () => {
       try {
         await groups.stopGroup(req.group, req.reason, req.epoch);
       } catch (err) {
         typed(err, `stopping group ${req.group}`);
       }
-    },
+    }),
 
     /** Runs the fence agent configured for `victim` from this node. */
     async fence(req: { victim: string }): Promise<{ fenced: boolean; detail: string }> {

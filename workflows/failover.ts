@@ -75,15 +75,29 @@ const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
 const timers = proxyActivities<ClusterActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } });
 
 /** What the activities of a node look like to this workflow: its own queue, no retries (the saga decides). */
-function onNode(cluster: string, node: string, scheduleToCloseMs: number) {
+function onNode(cluster: string, node: string, scheduleToCloseMs: number, opts: { heartbeat?: boolean } = {}) {
   return proxyActivities<OwnershipActivities>({
     taskQueue: nodeTaskQueue(cluster, node),
     scheduleToCloseTimeout: scheduleToCloseMs,
+    ...(opts.heartbeat ? { heartbeatTimeout: NODE_HEARTBEAT_TIMEOUT_MS } : {}),
     retry: { maximumAttempts: 1 },
   });
 }
 
 const STOP_TIMEOUT_MS = 60_000;
+/**
+ * A candidate that did not answer its start order (or the undoing of it) is treated as a silent
+ * old owner: claimed for nobody, its lease waited out (or it is fenced) before the next candidate
+ * starts. Before, the next one was started at once, though the silent one might run part of the
+ * group until its lease ran out.
+ */
+export const PATCH_UNANSWERED_START = 'failover-unanswered-start-waits';
+/**
+ * How long a node's agent may go without a heartbeat in a start or stop order before the
+ * failover gives up on it (its activities heartbeat every second): an agent that died or hung
+ * mid-order is noticed in seconds, not at the order's schedule-to-close timeout (a minute).
+ */
+export const NODE_HEARTBEAT_TIMEOUT_MS = 10_000;
 /**
  * A node-lost verification decides on everything its workflow task holds: an answer that arrived
  * counts, even with the pause over in the same activation (verify()). Without it, a retried task
@@ -123,6 +137,8 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   // and replays as unpatched when that is not the task that recorded the marker (see the
   // controller's `auto-failback`). Histories from before it replay with the old race.
   const answerWins = patched(PATCH_VERIFY_ANSWER_WINS);
+  // Asked here for the same reason (used only after a start order that got no answer).
+  const unansweredWaits = patched(PATCH_UNANSWERED_START);
   const started = Date.now();
   tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 
@@ -208,7 +224,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     } else if (from !== null && input.kind !== 'recover') {
       const t = Date.now();
       try {
-        await onNode(input.cluster, from, STOP_TIMEOUT_MS).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
+        await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
         oldOwnerSafe = true;
         oldOwnerAnswered = true;
       } catch (err) {
@@ -380,11 +396,14 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       }
       const t = Date.now();
       const started: string[] = [];
+      /** The resource being started: if its order gets no answer, what it did there is unknown. */
+      let starting: string | undefined;
       try {
         for (const r of group.resources) {
           // Started and verified in one activity (one round trip per resource); if it fails, it
           // has undone its own start, so only the resources before it are compensated.
-          await onNode(input.cluster, node, r.startTimeoutMs + 30_000).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
+          starting = r.name;
+          await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
           started.push(r.name);
         }
         phases.startMs = Date.now() - t;
@@ -401,13 +420,23 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         const stale = failureType(err) === ERROR_TYPES.StaleEpoch;
         // Its own undoing of the failed start failed: it may run part of the group, and holds it as failed.
         let undoFailed = failureType(err) === ERROR_TYPES.StopFailed ? detail : undefined;
+        // No answer (the order timed out: the agent died or hung mid-start): the node may run the
+        // resource it was starting, so that one is undone too.
+        const unanswered = unansweredWaits && failureType(err) === undefined;
+        /** An order of the undoing got no answer either. */
+        let undoUnanswered: string | undefined;
         log.warn('could not start the group: undoing and trying the next node', { node, detail });
         // Compensate in reverse; the node's own lease keeping stops anything left over.
-        for (const name of [...started].reverse()) {
-          await onNode(input.cluster, node, STOP_TIMEOUT_MS).stopResource({ group: group.name, resource: name, epoch }).catch((e: unknown) => {
+        const undo = unanswered && starting !== undefined && !started.includes(starting) ? [...started, starting] : started;
+        for (const name of [...undo].reverse()) {
+          try {
+            await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource({ group: group.name, resource: name, epoch });
+          } catch (e) {
+            if (isCancellation(e)) throw e;
             if (failureType(e) === ERROR_TYPES.StopFailed) undoFailed ??= errorText(e);
+            else if (unansweredWaits && failureType(e) === undefined) undoUnanswered ??= errorText(e);
             log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) });
-          });
+          }
         }
         if (stale) break;
         if (undoFailed !== undefined && patched(PATCH_FAILED_STOP)) {
@@ -417,6 +446,18 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           const rest = candidates.slice(candidates.indexOf(node) + 1);
           const fencer = rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
           await untilSafe({ node, report: 'stop-failed', detail: `it could not undo its start: ${undoFailed}`, blockedSince: Date.now(), ...(fencer !== undefined ? { fencer } : {}) });
+        } else if (unanswered || undoUnanswered !== undefined) {
+          // Silent: what the order did there is unknown. An agent that answers the undoing has
+          // stopped what it ran (a group's starts and stops run in order), but a hung one may
+          // still finish the start afterwards, and keep it until its lease runs out (its agent
+          // and its guard let go then). Claimed for nobody, so that the lease is no longer
+          // renewed; the lease is waited out after the next candidate's claim. A node that did
+          // not answer the undoing either is fenced first, when it can be, as a silent owner is.
+          log.warn('the node did not answer: waiting out its lease before another node starts the group', { node, detail: undoUnanswered ?? detail });
+          ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+          const rest = candidates.slice(candidates.indexOf(node) + 1);
+          const fencer = undoUnanswered === undefined ? undefined : rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
+          leaseUntil = await untilSafe({ node, report: 'silent', blockedSince: Date.now(), ...(fencer !== undefined ? { fencer } : {}) });
         }
       }
     }
