@@ -33,16 +33,9 @@ test(`chaos, short schedule: ${FAULTS} faults (seed ${SEED}): never two holders 
   const replay = `seed ${SEED} — replay: HAOSCAR_CHAOS_SEED=${SEED} node --import tsx --test test/lab/chaos.test.ts, or npm run chaos -- --seed ${SEED} --faults ${FAULTS} --pace 0.6 --kinds ${KINDS.join(',')}`;
   assert.deepEqual(v.harnessErrors, [], `the harness could not apply or heal a fault (${replay})\n${report}`);
   const describe = (x: (typeof v.violations)[number]) => `${x.rule}${x.fault ? ` during ${x.fault}` : ''}: ${x.detail}`;
-  // Safety (never two holders, instances or ARP answers) fails the run. Liveness (the group back
-  // and the controller's view true within 60 s) is reported and marks the test todo while its
-  // last known defect is open, most likely this one: a request the controller starts while the group's previous
-  // failover is still closing fails (AlreadyStarted), the controller keeps the group locked for
-  // 2 minutes and drops what comes meanwhile (issue 9, item 3; seen in a loaded CI preview after
-  // an agent-freeze-long). Every other liveness defect the suite found is fixed and tested.
-  const liveness = v.violations.filter((x) => x.rule === 'not-recovered' || x.rule === 'view-mismatch');
-  for (const x of liveness) t.diagnostic(`LIVENESS (open defect, not failing the run): ${describe(x)}`);
-  assert.deepEqual(v.violations.filter((x) => !liveness.includes(x)).map(describe), [], `safety violations (${replay})\n${report}\n${result.labDir ? `logs: ${result.labDir}` : ''}`);
+  // Safety (never two holders, instances or ARP answers) and liveness (the group back and the
+  // controller's view true within 60 s) both fail the run.
+  assert.deepEqual(v.violations.map(describe), [], `violations (${replay})\n${report}\n${result.labDir ? `logs: ${result.labDir}` : ''}`);
   assert.equal(v.faults, FAULTS);
-  if (liveness.length > 0) t.todo(`liveness: ${liveness.length} fault(s) not recovered within 60 s (${replay})`);
   t.diagnostic(`chaos CI schedule: ${Math.round(result.durationMs / 1000)} s`);
 });
