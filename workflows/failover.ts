@@ -42,15 +42,17 @@ import {
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { OwnershipActivities } from '../activities/ownership.js';
-import { confirmedDownSchema, describeIssues, failoverInputSchema, parseWorkflowInput } from './inputs.js';
+import { confirmedDownSchema, describeIssues, failoverInputSchema, failoverKindRefusal, parseWorkflowInput } from './inputs.js';
 import { groupOf, tagIfUntagged } from './layout.js';
 import { describeBlock, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
 import { syncOn } from './resync.js';
 import {
   confirmedDownSignal,
+  controllerWorkflowId,
   ERROR_TYPES,
   failoverStatusQuery,
   nodeTaskQueue,
+  switchoverWorkflowId,
   type BlockedOn,
   type ConfirmedDown,
   type EndOperation,
@@ -92,6 +94,8 @@ const STOP_TIMEOUT_MS = 60_000;
  * group until its lease ran out.
  */
 export const PATCH_UNANSWERED_START = 'failover-unanswered-start-waits';
+/** The internal kinds (recover, node-lost, place, heal-gave-up, switchover) are refused from outside (failoverKindRefusal). */
+const PATCH_KIND_STARTER = 'failover-kind-starter';
 /**
  * How long a node's agent may go without a heartbeat in a start or stop order before the
  * failover gives up on it (its activities heartbeat every second): an agent that died or hung
@@ -139,6 +143,15 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const answerWins = patched(PATCH_VERIFY_ANSWER_WINS);
   // Asked here for the same reason (used only after a start order that got no answer).
   const unansweredWaits = patched(PATCH_UNANSWERED_START);
+  if (patched(PATCH_KIND_STARTER)) {
+    const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
+      controller: controllerWorkflowId(input.cluster),
+      switchover: switchoverWorkflowId(input.cluster, input.group),
+    });
+    if (refusal !== undefined) {
+      throw ApplicationFailure.create({ type: ERROR_TYPES.InvalidWorkflowInput, nonRetryable: true, message: `invalid input for failover: ${refusal}` });
+    }
+  }
   const started = Date.now();
   tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 

@@ -81,6 +81,33 @@ export const failoverInputSchema = z.strictObject({
 }).refine((i) => i.kind !== 'switchover' || i.to !== undefined, { error: "a 'switchover' needs 'to' (the target node)", path: ['to'] });
 export type FailoverInput = z.input<typeof failoverInputSchema>;
 
+/**
+ * Which workflow may start a failover of each kind: the internal kinds skip safety steps that an
+ * operator's failover takes (a `recover` neither stops nor waits for the owner, a `node-lost`
+ * verifies instead of stopping, a `switchover` expects the switchover workflow's resync), so a
+ * failover copied in the UI ("start like this one") or started by hand must not run as one.
+ */
+export function failoverKindStarter(kind: (typeof OPERATION_KINDS)[number]): 'anyone' | 'controller' | 'switchover' {
+  if (kind === 'operator') return 'anyone';
+  return kind === 'switchover' ? 'switchover' : 'controller';
+}
+
+/**
+ * Why a failover of `kind` may not run when started by `parentWorkflowId` (undefined: started by
+ * a client, not by a workflow), or undefined when it may. Pure.
+ */
+export function failoverKindRefusal(
+  kind: (typeof OPERATION_KINDS)[number],
+  parentWorkflowId: string | undefined,
+  expected: { controller: string; switchover: string },
+): string | undefined {
+  const starter = failoverKindStarter(kind);
+  if (starter === 'anyone' || parentWorkflowId === expected[starter]) return undefined;
+  const by = parentWorkflowId === undefined ? 'it was started from outside (a client, the UI)' : `it was started by workflow ${parentWorkflowId}`;
+  const instead = starter === 'switchover' ? 'start a switchover workflow (haoscar switchover GROUP --to NODE)' : "start it with kind 'operator' or without a kind (haoscar failover GROUP)";
+  return `a failover of kind '${kind}' is started only by the ${starter === 'controller' ? `controller (${expected.controller})` : `switchover workflow (${expected.switchover})`}, and ${by}: to move the group yourself, ${instead}`;
+}
+
 export const nodeEdgeSchema = z.strictObject({
   node,
   to: z.enum(['suspect', 'up']),

@@ -293,6 +293,14 @@ test('bad failover input from the UI fails at once with a readable message and c
     [{ cluster, group: 'web', to: 'n9' }, /n9/],
     [{ cluster, group: 'web', extra: 1 }, /unknown key/],
     ['web', /input/],
+    // "Start like this one" on a failover the controller started copies its kind: the internal
+    // kinds skip safety steps (a recover does not stop or wait for the owner), so only the
+    // controller (or, for a switchover, the switchover workflow) may start them.
+    [{ cluster, group: 'web', kind: 'recover' }, /kind 'recover' is started only by the controller/],
+    [{ cluster, group: 'web', kind: 'node-lost' }, /kind 'node-lost' is started only by the controller/],
+    [{ cluster, group: 'web', kind: 'place' }, /kind 'place' is started only by the controller/],
+    [{ cluster, group: 'web', kind: 'heal-gave-up' }, /kind 'heal-gave-up' is started only by the controller/],
+    [{ cluster, group: 'web', kind: 'switchover', to: 'n2' }, /kind 'switchover' is started only by the switchover workflow/],
   ] as const) {
     const handle = await client.workflow.start('failover', { workflowId: uniqueName('bad'), taskQueue: clusterTaskQueue(cluster), args: [input] });
     const err = await handle.result().then(() => undefined, (e: unknown) => e);
