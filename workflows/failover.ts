@@ -94,6 +94,13 @@ const STOP_TIMEOUT_MS = 60_000;
  * group until its lease ran out.
  */
 export const PATCH_UNANSWERED_START = 'failover-unanswered-start-waits';
+/**
+ * A failover that ends early (cancelled, or failed half-way) after it changed something undoes
+ * what it started on a candidate, claims the group for nobody, waits out the lease and ends it
+ * `down` (earlyEnd()). Before, it ended `unchanged`: the group stayed `moving` on a candidate
+ * that ran part of it.
+ */
+const PATCH_EARLY_END = 'failover-early-end-compensates';
 /** The internal kinds (recover, node-lost, place, heal-gave-up, switchover) are refused from outside (failoverKindRefusal). */
 const PATCH_KIND_STARTER = 'failover-kind-starter';
 /**
@@ -143,6 +150,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const answerWins = patched(PATCH_VERIFY_ANSWER_WINS);
   // Asked here for the same reason (used only after a start order that got no answer).
   const unansweredWaits = patched(PATCH_UNANSWERED_START);
+  const earlyEndCompensates = patched(PATCH_EARLY_END);
   if (patched(PATCH_KIND_STARTER)) {
     const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
       controller: controllerWorkflowId(input.cluster),
@@ -164,9 +172,35 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const from = begun.owner;
   let epoch = begun.epoch;
   let ended = false;
+  /** The old owner stopped the group for this failover. */
+  let ownerStopped = false;
+  /** The candidate being started, what it has started, and what it is starting (not yet undone). */
+  let candidateRun: { node: string; started: string[]; starting?: string } | undefined;
   const end = async (outcome: EndOperation['outcome'], detail: string, node?: string) => {
     ended = true;
     await local.endOperation({ cluster: input.cluster, group: group.name, workflowId, outcome, detail, ...(node ? { node } : {}) });
+  };
+  /**
+   * The failover ends early after it changed something (stopped the owner, claimed the group):
+   * what it started on a candidate is undone (the resource being started too), the group is
+   * claimed for nobody (no node's lease is renewed from then on), the lease is waited out so that
+   * no node can still hold the group, and it ends `down`: the controller places it again.
+   */
+  const earlyEnd = async (why: string): Promise<void> => {
+    const run = candidateRun;
+    if (run) {
+      const undo = run.starting !== undefined && !run.started.includes(run.starting) ? [...run.started, run.starting] : run.started;
+      for (const name of [...undo].reverse()) {
+        await onNode(input.cluster, run.node, STOP_TIMEOUT_MS, { heartbeat: true }).stopResource({ group: group.name, resource: name, epoch })
+          .catch((e: unknown) => log.error('could not stop a resource while undoing an early end', { node: run.node, resource: name, err: errorText(e) }));
+      }
+    }
+    ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+    const waitMs = layout.lease.ttlMs + layout.lease.marginMs;
+    if (waitMs > LOCAL_PAUSE_MAX_MS) await longPause(waitMs);
+    else await local.pause({ ms: waitMs });
+    log.warn(`${why}: undone, the group is down until the controller places it again`, { group: group.name, undone: run?.node });
+    await end('down', `${why}${run ? `; what it had started on ${run.node} was stopped` : ''}; the group is down until the controller places it again`);
   };
   const result = (outcome: FailoverResult['outcome'], to: string | null): FailoverResult => {
     phases.totalMs = Date.now() - started;
@@ -238,6 +272,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       const t = Date.now();
       try {
         await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
+        ownerStopped = true;
         oldOwnerSafe = true;
         oldOwnerAnswered = true;
       } catch (err) {
@@ -411,11 +446,14 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       const started: string[] = [];
       /** The resource being started: if its order gets no answer, what it did there is unknown. */
       let starting: string | undefined;
+      const run: NonNullable<typeof candidateRun> = { node, started };
+      candidateRun = run;
       try {
         for (const r of group.resources) {
           // Started and verified in one activity (one round trip per resource); if it fails, it
           // has undone its own start, so only the resources before it are compensated.
           starting = r.name;
+          run.starting = r.name;
           await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
           started.push(r.name);
         }
@@ -451,6 +489,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
             log.error('could not stop a resource while undoing', { node, resource: name, err: errorText(e) });
           }
         }
+        candidateRun = undefined; // undone (as far as it answered)
         if (stale) break;
         if (undoFailed !== undefined && patched(PATCH_FAILED_STOP)) {
           // A failed stop is not a stop, on a candidate too: no other node starts the group until
@@ -479,8 +518,11 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     status = { ...status, phase: 'done' };
     if (!ended) {
       // Failed or cancelled half-way: give the group back (its state is what the epochs say).
-      const why = status.blocked && blockedOn ? `the operation ended early, blocked: node ${blockedOn.node} still holds the group (${status.blocked.detail})` : 'the operation ended early';
-      await CancellationScope.nonCancellable(() => end('unchanged', why)).catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
+      const blocked = status.blocked !== undefined && blockedOn !== undefined;
+      const why = blocked ? `the operation ended early, blocked: node ${blockedOn!.node} still holds the group (${status.blocked!.detail})` : 'the operation ended early';
+      const changed = ownerStopped || epoch !== begun.epoch;
+      await CancellationScope.nonCancellable(() => (earlyEndCompensates && changed && !blocked ? earlyEnd(why) : end('unchanged', why)))
+        .catch((e: unknown) => log.error('could not end the operation', { err: errorText(e) }));
     }
   }
 }

@@ -9,11 +9,12 @@ import { execa } from 'execa';
 import { findTemporalCli } from '../../src/temporal/cli-binary.js';
 import { temporalAddress } from './temporal.js';
 
-export async function recordHistory(workflowId: string, name: string): Promise<void> {
+/** `runId`: that run of the workflow (default: its latest). */
+export async function recordHistory(workflowId: string, name: string, runId?: string): Promise<void> {
   if (!process.env.HAOSCAR_RECORD_HISTORIES) return;
   const cli = findTemporalCli();
   assert.ok(cli, 'the Temporal CLI is needed to record histories');
-  const { stdout } = await execa(cli, ['workflow', 'show', '--address', await temporalAddress(), '--workflow-id', workflowId, '--output', 'json']);
+  const { stdout } = await execa(cli, ['workflow', 'show', '--address', await temporalAddress(), '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json']);
   await mkdir('test/histories', { recursive: true });
   await writeFile(`test/histories/${name}.json`, stdout);
 }
