@@ -66,7 +66,11 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
   }
   // The guard lets go at the lease deadline; the margin is the time it has to act before
   // another node may start the group (docs/guard.md: 20-40 ms measured on a loaded 2-core machine).
-  if (config.guard.enabled && config.nodes.length > 1 && config.lease.marginMs < GUARD_MIN_MARGIN_MS) {
+  if (config.lease.marginMs <= 0) {
+    // Another node may start the group at ttl + margin: the margin is all that covers the old
+    // owner's late timer, its stop, and the difference in rate between two machines' clocks.
+    add(['lease', 'margin'], `margin (${formatDuration(config.lease.marginMs)}) must be more than 0: another node may start the group once the old owner's lease (ttl) and the margin have passed, and the margin is all that covers the old owner noticing late and stopping, and the two machines' clocks running at slightly different rates`);
+  } else if (config.guard.enabled && config.nodes.length > 1 && config.lease.marginMs < GUARD_MIN_MARGIN_MS) {
     add(['lease', 'margin'], `margin (${formatDuration(config.lease.marginMs)}) must be at least ${formatDuration(GUARD_MIN_MARGIN_MS)}: it is the time the lease guard has to delete the VIPs and kill the group's processes after the deadline, before another node may start the group (docs/guard.md)`);
   }
   if (raw.guard.watchdog && !config.guard.enabled) {

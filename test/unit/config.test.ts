@@ -688,6 +688,20 @@ const INVALID: InvalidCase[] = [
     ],
   },
   {
+    name: 'a lease margin of 0, without the guard too (issue 9 item 2)',
+    text: yaml(`
+      cluster: c1
+      lease: { margin: 0ms }
+      guard: { enabled: false }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+        - { name: b, addresses: [10.0.0.2] }
+    `),
+    issues: [
+      ['lease.margin', 'margin (0ms) must be more than 0'],
+    ],
+  },
+  {
     name: 'a watchdog timeout shorter than a second',
     text: yaml(`
       cluster: c1
