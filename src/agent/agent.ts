@@ -199,6 +199,7 @@ export class Agent {
         logger: this.log.child({ heartbeat: true }),
         view: this.withSync(groups.view()),
         onEdge: (edge) => this.onPeerEdge(edge),
+        stateDir: config.agent.stateDir,
       });
       // A peer claiming one of our groups under a newer epoch ends our ownership at once.
       // Standbys pull what their owner's heartbeats say changed.

@@ -1,8 +1,9 @@
 /**
  * Heartbeats between agents: authenticated UDP on every configured link, turned into peer
  * edges (suspect / alive) for the agent. The pieces are pure and tested on their own — the
- * codec (`packet.ts`), anti-replay (`replay.ts`), liveness (`peers.ts`), link naming
- * (`links.ts`) — and this module only wires them to sockets and timers.
+ * codec (`packet.ts`), anti-replay (`replay.ts`), freshness after a restart (`challenge.ts`),
+ * liveness (`peers.ts`), link naming (`links.ts`) — and this module only wires them to
+ * sockets, timers and the state file (`state.ts`: the incarnation, peers that answered).
  *
  * Nothing a peer or a stranger sends can crash it: every bad packet is counted by reason and
  * logged at most once per {@link LOG_EVERY_MS} per reason; socket errors (a link whose cable
@@ -17,16 +18,18 @@ import type { HeartbeatSettings, NodeSpec } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { incomingLink, incomingLinks, senderIndex } from './links.js';
 import { DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_PACKET_BYTES, type DecodeFailureReason, type HeartbeatView } from './packet.js';
+import { judgeFreshness, newNonce, type FreshnessWhy } from './challenge.js';
 import { PeerTracker, type PeerEdge, type PeerState } from './peers.js';
 import { LogRateLimiter } from './rate-limit.js';
 import { ReplayGuard, type ReplayWhy } from './replay.js';
 import { MIN_SECRET_BYTES } from './secret.js';
+import { HeartbeatStateStore } from './state.js';
 
 /** At most one log line per reason (bad packets) or per error and link (socket errors) this often. */
 export const LOG_EVERY_MS = 10_000;
 
-export type HeartbeatRejectReason = DecodeFailureReason | 'unknown-node' | 'from-self' | 'misdirected' | 'replayed';
-export const HEARTBEAT_REJECT_REASONS = [...DECODE_FAILURE_REASONS, 'unknown-node', 'from-self', 'misdirected', 'replayed'] as const satisfies readonly HeartbeatRejectReason[];
+export type HeartbeatRejectReason = DecodeFailureReason | 'unknown-node' | 'from-self' | 'misdirected' | 'replayed' | 'unproven';
+export const HEARTBEAT_REJECT_REASONS = [...DECODE_FAILURE_REASONS, 'unknown-node', 'from-self', 'misdirected', 'replayed', 'unproven'] as const satisfies readonly HeartbeatRejectReason[];
 
 /** A {@link PeerEdge} whose times (`at`, `lastHeardAt`) are wall-clock milliseconds since the epoch. */
 export type HeartbeatEdge = PeerEdge;
@@ -85,11 +88,10 @@ export interface HeartbeatOptions {
   /** The view sent until {@link Heartbeat.setView}; default: no groups. */
   view?: HeartbeatView;
   /**
-   * This run's incarnation; default `Date.now()`. Peers ignore a restarted node until its
-   * incarnation exceeds the previous one, so a caller that persists the last one can pass
-   * `max(Date.now(), last + 1)` to survive a clock set back across a restart.
+   * The agent's state directory: `heartbeat/<node>.json` in it keeps this node's incarnation
+   * (larger at every start, whatever the clock says) and the peers that have answered its challenges (state.ts).
    */
-  incarnation?: number;
+  stateDir: string;
 }
 
 /** Thrown by {@link Heartbeat.start}: bad options, or an address that cannot be resolved or bound. */
@@ -109,7 +111,7 @@ interface Target {
   socket: number;
 }
 
-const HINTS: Record<Exclude<HeartbeatRejectReason, 'replayed'>, string> = {
+const HINTS: Record<Exclude<HeartbeatRejectReason, 'replayed' | 'unproven'>, string> = {
   truncated: 'shorter than any heartbeat packet: not HA-OSCAR traffic, or cut in transit',
   oversized: `larger than ${MAX_PACKET_BYTES} bytes: not HA-OSCAR traffic`,
   'bad-version': 'the sender runs another HA-OSCAR release: upgrade every node to the same one',
@@ -121,9 +123,14 @@ const HINTS: Record<Exclude<HeartbeatRejectReason, 'replayed'>, string> = {
   misdirected: 'sent to an address that is not one of ours: is haoscar.yaml the same on every node?',
 };
 const REPLAY_HINTS: Record<ReplayWhy, string> = {
-  'old-incarnation': "from an older run of the sender: a delayed or replayed packet, or the sender restarted with its clock set back (it is ignored until its clock passes its previous start)",
+  'old-incarnation': 'from an older run of the sender: a delayed or replayed packet (or a sender whose state directory was lost while its clock was behind)',
   duplicate: 'a copy of a packet already accepted: a network loop or a replay',
   'too-old': 'more than 64 packets older than the newest from that sender: very late, or a replay',
+};
+const FRESHNESS_HINTS: Record<FreshnessWhy, string> = {
+  'no-echo': "it does not answer this agent's challenge yet: normal for an interval after the sender starts; if it lasts, this agent's packets do not reach the sender (a one-way link or firewall)",
+  'stale-echo': "it answers an earlier run of this agent: normal for an interval after this agent starts; if it lasts, a recording of the sender is being played back (the sender may be dead), or this agent's packets do not reach it",
+  'no-challenge': 'no challenge nonce, from a node that has answered challenges before: a recording of an older release played back, or the node was downgraded (docs/heartbeat.md, "Rolling upgrades")',
 };
 
 /** A short key for counting: the errno code (EHOSTUNREACH ...), else the error's class name. */
@@ -132,6 +139,15 @@ const errorCode = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.
 export class Heartbeat {
   private readonly tracker: PeerTracker;
   private readonly replay = new ReplayGuard();
+  /** This run's challenge, in every packet; peers' packets are signs of life only when they echo it. */
+  private readonly nonce = newNonce();
+  /** Per peer, the nonce of its run as last heard: echoed in our packets to it. */
+  private readonly peerNonces = new Map<string, string>();
+  /** Peers whose packets carry no challenge (an older release), already logged once this run. */
+  private readonly legacyLogged = new Set<string>();
+  private readonly answeredBy: Set<string>;
+  /** Per peer, the largest incarnation of a packet believed (a recording's does not count). */
+  private readonly provenIncarnations = new Map<string, number>();
   private readonly limiter = new LogRateLimiter(LOG_EVERY_MS);
   private readonly seqs = new Map<string, number>();
   private readonly peerSpecs: Map<string, NodeSpec>;
@@ -153,12 +169,13 @@ export class Heartbeat {
     private readonly options: HeartbeatOptions,
     private readonly sockets: Socket[],
     private readonly targets: Target[],
-    incarnation: number,
+    private readonly state: HeartbeatStateStore,
   ) {
     const self = options.nodes.find((n) => n.name === options.node)!;
     this.ownAddresses = self.addresses;
     this.peerSpecs = new Map(options.nodes.filter((n) => n.name !== options.node).map((n) => [n.name, n]));
-    this.incarnation = incarnation;
+    this.incarnation = state.incarnation;
+    this.answeredBy = new Set(state.answeredBy());
     this.view = structuredClone(options.view ?? { groups: {} });
     this.lastTickAt = performance.now();
     this.tracker = new PeerTracker({
@@ -177,9 +194,9 @@ export class Heartbeat {
    * watching the peers.
    * @throws HeartbeatStartError when `node` is not in `nodes`, the secret is too short, the
    *   timing is not positive, a packet could not be written (a cluster or node name that is
-   *   not a name, an incarnation that is not a whole number of ms, a view that does not fit),
-   *   an address cannot be resolved, or a socket cannot be bound (address not on this host,
-   *   port in use, port below 1024 without privilege).
+   *   not a name, a view that does not fit), an address cannot be resolved, the state file
+   *   cannot be read, is damaged or cannot be written, or a socket cannot be bound (address
+   *   not on this host, port in use, port below 1024 without privilege).
    */
   static async start(options: HeartbeatOptions): Promise<Heartbeat> {
     const { settings } = options;
@@ -210,11 +227,18 @@ export class Heartbeat {
         targets.push({ node: peer.name, to, host, socket: senderIndex(local, k, host) });
       }
     }
-    const incarnation = options.incarnation ?? Date.now();
     try {
-      largestPacket(options, incarnation, options.view ?? { groups: {} }, targets);
+      // Checked with the largest incarnation there can be, before a start is counted on disk.
+      largestPacket(options, Number.MAX_SAFE_INTEGER, options.view ?? { groups: {} }, targets);
     } catch (err) {
       throw new HeartbeatStartError(`heartbeat: ${(err as Error).message}`, err);
+    }
+    // On disk before the first packet leaves: a run that sent anything is never repeated.
+    let state: HeartbeatStateStore;
+    try {
+      state = await HeartbeatStateStore.begin(options.stateDir, self.name, Date.now());
+    } catch (err) {
+      throw new HeartbeatStartError((err as Error).message, err);
     }
     const sockets: Socket[] = [];
     try {
@@ -223,7 +247,7 @@ export class Heartbeat {
       for (const s of sockets) s.close();
       throw err;
     }
-    const heartbeat = new Heartbeat(options, sockets, targets, incarnation);
+    const heartbeat = new Heartbeat(options, sockets, targets, state);
     heartbeat.begin();
     return heartbeat;
   }
@@ -254,17 +278,22 @@ export class Heartbeat {
 
   /** Sends one packet to every address of every peer now (each with its own seq). */
   sendNow(): void {
+    this.sendTo(this.targets);
+  }
+
+  private sendTo(targets: readonly Target[]): void {
     if (this.closed) return;
     const { cluster, node, secret, settings } = this.options;
     const sentAt = Date.now();
-    for (const target of this.targets) {
+    for (const target of targets) {
       // One counter per peer (across all its links): each receiver sees consecutive numbers,
       // so the 64-packet replay window covers 64 packets of reordering between its links.
       const seq = (this.seqs.get(target.node) ?? 0) + 1;
       this.seqs.set(target.node, seq);
       let packet: Buffer;
       try {
-        packet = encodePacket({ cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view }, secret);
+        const echo = this.peerNonces.get(target.node);
+        packet = encodePacket({ cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view, nonce: this.nonce, ...(echo === undefined ? {} : { echo }) }, secret);
       } catch (err) {
         this.socketError(err, `cannot encode the heartbeat for ${target.node} (bug)`);
         continue;
@@ -319,6 +348,7 @@ export class Heartbeat {
     clearInterval(this.sendTimer);
     clearInterval(this.tickTimer);
     if (this.pendingTick) clearImmediate(this.pendingTick);
+    await this.state.settled();
     await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => {
       try {
         s.close(() => resolve());
@@ -341,13 +371,31 @@ export class Heartbeat {
       if (!peer) return this.reject('unknown-node', from, `node '${p.node}'`);
       const link = incomingLink(this.ownAddresses, peer.addresses, p.to);
       if (link === undefined) return this.reject('misdirected', from, `from ${p.node} to '${p.to}'`);
-      const known = this.replay.incarnation(p.node);
       const verdict = this.replay.check(p.node, p.incarnation, p.seq);
       if (!verdict.ok) {
         return this.reject('replayed', from, `from ${p.node}, incarnation ${p.incarnation}, seq ${p.seq}: ${REPLAY_HINTS[verdict.why]}`, verdict.why);
       }
+      // New in the sender's order: its nonce is the one to echo (the same in all packets of
+      // one run; the window has refused every older run once a newer one was seen). A changed
+      // one (the peer restarted, or we did and have just heard it) is answered at once, so
+      // that neither side waits an interval for the other's proof.
+      if (p.nonce !== this.peerNonces.get(p.node)) {
+        if (p.nonce === undefined) this.peerNonces.delete(p.node);
+        else {
+          this.peerNonces.set(p.node, p.nonce);
+          this.sendTo(this.targets.filter((t) => t.node === p.node));
+        }
+      }
+      const fresh = judgeFreshness({ ownNonce: this.nonce, nonce: p.nonce, echo: p.echo, answeredBefore: this.answeredBy.has(p.node) });
+      if (!fresh.fresh) {
+        return this.reject('unproven', from, `from ${p.node}, incarnation ${p.incarnation}, seq ${p.seq}: ${FRESHNESS_HINTS[fresh.why]}`, fresh.why);
+      }
       this.counters.accepted++;
-      if (verdict.restarted) {
+      if (fresh.legacy) this.logLegacy(p.node);
+      else if (!this.answeredBy.has(p.node)) this.recordAnswered(p.node);
+      const known = this.provenIncarnations.get(p.node);
+      this.provenIncarnations.set(p.node, Math.max(known ?? 0, p.incarnation));
+      if (known !== undefined && p.incarnation > known) {
         // Within the deadtime this is not an edge, but it matters: a restarted agent holds nothing.
         this.options.logger.warn({ peer: p.node, incarnation: p.incarnation, previous: known },
           `heartbeat: ${p.node} restarted (incarnation ${known} → ${p.incarnation})`);
@@ -359,14 +407,35 @@ export class Heartbeat {
     }
   }
 
-  private reject(reason: HeartbeatRejectReason, from: RemoteInfo, detail?: string, why?: ReplayWhy): void {
+  /** A peer of an older release is believed without proof of freshness: said once per run, it weakens the replay protection. */
+  private logLegacy(node: string): void {
+    if (this.legacyLogged.has(node)) return;
+    this.legacyLogged.add(node);
+    this.options.logger.info({ peer: node },
+      `heartbeat: ${node} sends no challenge nonce (an older release): its packets are believed without proof that they are fresh until it runs this release (docs/heartbeat.md, "Rolling upgrades")`);
+  }
+
+  /** From now on, and in later runs, a packet of `node` without a challenge is refused. */
+  private recordAnswered(node: string): void {
+    this.answeredBy.add(node);
+    this.state.recordAnswered(node).catch((err: unknown) => {
+      this.options.logger.error({ err, peer: node },
+        `heartbeat: cannot record that ${node} answers challenges (${(err as Error).message}); after a restart of this agent its packets without a challenge would be believed again`);
+    });
+  }
+
+  private reject(reason: HeartbeatRejectReason, from: RemoteInfo, detail?: string, why?: ReplayWhy | FreshnessWhy): void {
     this.rejected[reason]++;
-    const verdict = this.limiter.allow(`reject:${reason}`, performance.now());
+    // Per why for `unproven`: the expected line after a start must not hide a downgrade's warning.
+    const verdict = this.limiter.allow(reason === 'unproven' ? `reject:${reason}:${why}` : `reject:${reason}`, performance.now());
     if (!verdict.log) return;
     const source = `${from.address}:${from.port}`;
-    const hint = reason === 'replayed' ? '' : `: ${HINTS[reason]}`;
+    const hint = reason === 'replayed' || reason === 'unproven' ? '' : `: ${HINTS[reason]}`;
     const more = verdict.suppressed > 0 ? `; ${verdict.suppressed} more rejected for this reason since the last such line` : '';
-    this.options.logger.warn(
+    // An unanswered challenge is expected for an interval whenever this agent or a peer
+    // starts; lasting, it shows in the counters and as the peer's suspect edge (a warning).
+    const level = reason === 'unproven' && why !== 'no-challenge' ? 'info' : 'warn';
+    this.options.logger[level](
       { reason, ...(why ? { why } : {}), from: source, detail, droppedSinceLastLine: verdict.suppressed, total: this.rejected[reason] },
       `heartbeat packet from ${source} rejected (${reason}${detail ? `: ${detail}` : ''})${hint}${more}`,
     );
@@ -479,7 +548,8 @@ export class Heartbeat {
  */
 function largestPacket(options: HeartbeatOptions, incarnation: number, view: HeartbeatView, targets: readonly Target[]): void {
   const to = targets.reduce((a, t) => (t.to.length > a.length ? t.to : a), 'x');
-  encodePacket({ cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view }, options.secret);
+  const nonce = newNonce();
+  encodePacket({ cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view, nonce, echo: nonce }, options.secret);
 }
 
 /** Binds one UDP socket to one specific address. */

@@ -28,6 +28,8 @@ export const TAG_BYTES = 32;
 const MAGIC = Buffer.from('HAO', 'latin1');
 /** The shortest body is `{}`; anything shorter cannot be a packet. */
 const MIN_PACKET_BYTES = HEADER_BYTES + 2 + TAG_BYTES;
+/** A challenge nonce: 16 random bytes, base64url (22 characters). */
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
 /** 'failed': a stop or the guard's release failed; the node still holds the group (docs/guard.md). */
 export type GroupRunState = 'starting' | 'running' | 'stopping' | 'failed';
@@ -46,15 +48,30 @@ export interface HeartbeatPacket {
   cluster: string;
   /** The sender's node name. */
   node: string;
-  /** The sender's start time (ms since the epoch): a restarted sender has a larger one. */
+  /**
+   * The sender's run: persisted by the sender, at least one more at each of its starts (the
+   * clock in ms when that is larger, as releases before the challenge took at every start), so
+   * a restarted sender has a larger one whatever its clock says (state.ts).
+   */
   incarnation: number;
   /** 1, 2, 3 ... within one incarnation; never reused, so a copy can be recognised. */
   seq: number;
-  /** The sender's clock when it sent the packet (ms since the epoch); informational only. */
+  /** The sender's clock when it sent the packet (ms since the epoch); informational only, never compared with ours. */
   sentAt: number;
   /** The address (as written in the configuration) the packet was sent to: identifies the link. */
   to: string;
   view: HeartbeatView;
+  /**
+   * The sender's challenge: random, chosen at the sender's start, the same in all its packets
+   * of one run. Absent in packets of releases before the challenge (docs/heartbeat.md).
+   */
+  nonce?: string;
+  /**
+   * The receiver's challenge as the sender last heard it from the receiver: a packet proves
+   * that it was sent during the receiver's current run only when this is the receiver's
+   * current nonce (see challenge.ts). Absent until the sender has heard the receiver.
+   */
+  echo?: string;
 }
 
 export type DecodeFailureReason = 'truncated' | 'oversized' | 'bad-version' | 'forged' | 'malformed' | 'wrong-cluster';
@@ -89,6 +106,10 @@ const packetSchema = z.object({
   sentAt: ms,
   to: z.string().min(1).max(255),
   view: heartbeatViewSchema,
+  // Optional, without a version bump: older releases ignore them and go on as they did, and
+  // this release knows a sender of an older one by their absence (challenge.ts).
+  nonce: z.string().regex(NONCE_PATTERN).optional(),
+  echo: z.string().regex(NONCE_PATTERN).optional(),
 });
 
 function tagOf(key: Buffer, signed: Uint8Array): Buffer {
@@ -109,7 +130,8 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
   }
   // Fields listed one by one: the body holds exactly these, in this order, whatever else the object carries.
   const p = checked.data;
-  const body = Buffer.from(JSON.stringify({ cluster: p.cluster, node: p.node, incarnation: p.incarnation, seq: p.seq, sentAt: p.sentAt, to: p.to, view: p.view }), 'utf8');
+  // (JSON leaves out a nonce or echo that is undefined.)
+  const body = Buffer.from(JSON.stringify({ cluster: p.cluster, node: p.node, incarnation: p.incarnation, seq: p.seq, sentAt: p.sentAt, to: p.to, view: p.view, nonce: p.nonce, echo: p.echo }), 'utf8');
   const size = HEADER_BYTES + body.length + TAG_BYTES;
   if (size > MAX_PACKET_BYTES) {
     throw new HeartbeatPacketError(

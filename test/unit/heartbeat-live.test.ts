@@ -2,10 +2,13 @@
  * Real UDP between Heartbeat instances in this process. 127.0.0.0/8 is all loopback on Linux,
  * so each "node" binds its own 127.0.0.x addresses (two per node: two links).
  */
-import { afterEach, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import type { NodeSpec } from '../../src/config/types.js';
 import { Heartbeat, HeartbeatStartError, type HeartbeatEdge, type HeartbeatOptions } from '../../src/heartbeat/heartbeat.js';
@@ -34,6 +37,9 @@ const running: Array<{ close(): Promise<void> | void }> = [];
 afterEach(async () => {
   for (const r of running.splice(0)) await r.close();
 });
+/** The agents' state directory (each node has its own incarnation file in it; a restarted node reads its own). */
+const stateDir = await mkdtemp(join(tmpdir(), 'haoscar-hb-live-'));
+after(() => rm(stateDir, { recursive: true, force: true }));
 
 async function startNode(node: string, nodes: NodeSpec[], port: number, extra: Partial<HeartbeatOptions> = {}): Promise<Started> {
   const edges: HeartbeatEdge[] = [];
@@ -47,6 +53,7 @@ async function startNode(node: string, nodes: NodeSpec[], port: number, extra: P
     secret: KEY,
     logger,
     onEdge: (edge) => void edges.push(edge),
+    stateDir,
     ...extra,
   });
   running.push(hb);
@@ -191,13 +198,15 @@ void describe('Heartbeat over UDP', () => {
       ['unknown-node', packet({ node: 'zz', seq: 6 })],
       ['from-self', packet({ node: 'b', seq: 7 })],
       ['misdirected', packet({ seq: 8, to: '127.0.0.99' })],
+      // Signed and new, but answering another run's challenge (not b's): no sign of life.
+      ['unproven', packet({ seq: 9, view: web(99), nonce: 'c'.repeat(22), echo: 'x'.repeat(22) })],
       ['malformed', (() => {
         const signed = Buffer.concat([Buffer.from('HAO'), Buffer.from([PROTOCOL_VERSION]), Buffer.from('{"not":"a packet"}')]);
         return Buffer.concat([signed, createHmac('sha256', KEY).update(signed).digest()]);
       })()],
     ];
     for (const [, data] of bad) evil.send(data, port);
-    const expected = { truncated: 1, oversized: 1, 'bad-version': 1, forged: 2, malformed: 1, 'wrong-cluster': 1, 'unknown-node': 1, 'from-self': 1, misdirected: 1, replayed: 2 };
+    const expected = { truncated: 1, oversized: 1, 'bad-version': 1, forged: 2, malformed: 1, 'wrong-cluster': 1, 'unknown-node': 1, 'from-self': 1, misdirected: 1, replayed: 2, unproven: 1 };
     await waitFor('every bad packet counted', () => Object.values(b.hb.stats().rejected).reduce((x, y) => x + y, 0) >= bad.length);
     assert.deepEqual(b.hb.stats().rejected, expected);
 
@@ -243,7 +252,7 @@ void describe('Heartbeat over UDP', () => {
     const a = await startNode('a', [A, B], port);
     await assert.rejects(startNode('a', [A, B], port), /EADDRINUSE: port \d+ is in use on 127\.0\.0\.11/);
     await assert.rejects(startNode('b', [A, B], port, { secret: Buffer.from('short') }), /fewer than 16/);
-    await assert.rejects(startNode('b', [A, B], port, { incarnation: 1.5 }), /heartbeat: invalid heartbeat packet: incarnation/);
+    await assert.rejects(startNode('b', [A, B], port, { cluster: 'Not A Name' }), /heartbeat: invalid heartbeat packet: cluster/);
     await assert.rejects(startNode('b', [A, B], port, { view: { groups: { 'Not A Name': { epoch: 1, state: 'running' } } } }), /invalid heartbeat packet: view\.groups/);
 
     const huge: HeartbeatView = { groups: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`group-${i}`, { epoch: 1, state: 'running' as const }])) };

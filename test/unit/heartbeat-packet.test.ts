@@ -153,6 +153,27 @@ void describe('heartbeat packet codec', () => {
     assert.ok(fits > 10, `only ${fits} groups fit`);
   });
 
+  void test('the challenge fields: nonce and echo round trip; packets without them (older releases) still decode', () => {
+    const challenged: HeartbeatPacket = { ...packet, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', echo: 'abc-_0123456789xyzXYZ_' };
+    assert.deepEqual(decodePacket(encodePacket(challenged, key), key, 'lab'), { ok: true, packet: challenged });
+    const body = JSON.parse(encodePacket(challenged, key).subarray(4, -32).toString('utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body), ['cluster', 'node', 'incarnation', 'seq', 'sentAt', 'to', 'view', 'nonce', 'echo'], 'after the fields older releases know');
+    // What the release before the challenge sends: no nonce, no echo.
+    const old = decodePacket(seal(JSON.stringify(packet)), key, 'lab');
+    assert.deepEqual(old, { ok: true, packet });
+    assert.equal(old.ok && 'nonce' in old.packet, false);
+  });
+
+  void test('a nonce or echo that is not 22 base64url characters is malformed, and refused by encode', () => {
+    for (const bad of ['', 'short', 'A'.repeat(21), 'A'.repeat(23), `${'A'.repeat(21)}=`, `${'A'.repeat(21)}+`, 42]) {
+      for (const field of ['nonce', 'echo']) {
+        const result = decodePacket(seal(JSON.stringify({ ...packet, [field]: bad })), key, 'lab');
+        assert.equal(!result.ok && result.reason, 'malformed', `${field} ${JSON.stringify(bad)}`);
+        assert.throws(() => encodePacket({ ...packet, [field]: bad } as HeartbeatPacket, key), HeartbeatPacketError);
+      }
+    }
+  });
+
   void test('encode refuses invalid fields', () => {
     assert.throws(() => encodePacket({ ...packet, seq: 0 }, key), HeartbeatPacketError);
     assert.throws(() => encodePacket({ ...packet, node: 'Not A Name' }, key), /node/);
