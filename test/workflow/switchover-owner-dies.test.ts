@@ -28,21 +28,22 @@ after(async () => {
 
 test('the owner dies during a switchover and the target first refuses (a peer still claims the group): the group ends up running on the target', async (t) => {
   let refused = 0;
-  let c!: WorkflowCluster;
+  /** Set once the cluster runs (the order below only comes during the switchover). */
+  const lab: { c?: WorkflowCluster } = {};
   const extra: ExtraActivities = (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {
     startResource: async (req: { group: string; resource: string; epoch: number; verifyTimeoutMs?: number }) => {
       node.startOrders.push(Date.now());
       if (refused === 0) {
         refused += 1;
         // n1 is gone right after its stop; n2 still hears its last heartbeats claiming the group.
-        await c.kill('n1');
-        await c.report('n1', 'suspect', 'n2', 'every link silent');
+        await lab.c!.kill('n1');
+        await lab.c!.report('n1', 'suspect', 'n2', 'every link silent');
         throw ApplicationFailure.create({ type: ERROR_TYPES.StaleEpoch, nonRetryable: true, message: `peer n1 still claims group ${req.group} (test)` });
       }
       return node.groups.startResource(req.group, req.resource, req.epoch).then(() => ({}));
     },
   });
-  c = await WorkflowCluster.start('switchover-owner-dies', `
+  const c = await WorkflowCluster.start('switchover-owner-dies', `
 lease: { ttl: 1000ms, margin: 100ms }
 failover: { verifyTimeout: 1s }
 defaults:
@@ -56,6 +57,7 @@ groups:
       - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
 `, { extra });
   cluster = c;
+  lab.c = c;
   const before = await c.web();
   const begun = Date.now();
   const handle = await c.client.workflow.start('switchover', {
