@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common';
 import { execa } from 'execa';
 import type { Logger } from '../log.js';
 import { SEARCH_ATTRIBUTES } from './search-attributes.js';
@@ -131,6 +132,27 @@ function tcpAccepts(host: string, port: number, timeoutMs: number): Promise<bool
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+/**
+ * How long Temporal keeps the history of a closed workflow: a failover's history is its
+ * postmortem, and the postmortems of the last weeks must still be there (the dev server's own
+ * default is one day). Set on the namespace when the embedded server starts.
+ */
+export const HISTORY_RETENTION_DAYS = 30;
+
+/** Sets the namespace's retention to at least `days` (it is never shortened). */
+async function keepHistories(address: string, namespace: string, days: number): Promise<void> {
+  const seconds = days * 86_400;
+  const connection = Connection.lazy({ address, connectTimeout: 2_000 });
+  try {
+    await connection.ensureConnected();
+    const { config } = await connection.workflowService.describeNamespace({ namespace });
+    if (Number(config?.workflowExecutionRetentionTtl?.seconds ?? 0) >= seconds) return;
+    await connection.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: msToTs(seconds * 1000) } });
+  } finally {
+    await connection.close().catch(() => {});
+  }
 }
 
 /**
@@ -266,6 +288,13 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
       lastProblem = problem;
     }
     await sleep(200);
+  }
+
+  try {
+    await keepHistories(probeAddress, namespace, HISTORY_RETENTION_DAYS);
+  } catch (err) {
+    await stop();
+    throw new DevServerError(`could not set how long the Temporal dev server keeps workflow histories (namespace ${namespace}): ${err instanceof Error ? err.message : String(err)}`, tail);
   }
 
   const uiUrl = uiPort === false ? undefined : `http://${hostPort(probeHost, uiPort)}`;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { findTemporalCli } from '../../src/temporal/cli-binary.js';
-import { DevServerError, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
+import { DevServerError, HISTORY_RETENTION_DAYS, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -86,6 +86,11 @@ void describe('startDevServer', { skip }, () => {
     try {
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'haoscar-test' });
       assert.ok(customAttributes && 'HaGroup' in customAttributes);
+      // Histories are the postmortems: kept for HISTORY_RETENTION_DAYS after a workflow closed
+      // (the dev server's own default is one day).
+      const ns = await connection.workflowService.describeNamespace({ namespace: 'haoscar-test' });
+      const days = Number(ns.config?.workflowExecutionRetentionTtl?.seconds ?? 0) / 86_400;
+      assert.equal(days, HISTORY_RETENTION_DAYS, `namespace retention ${days} days`);
     } finally {
       await connection.close();
     }
