@@ -220,7 +220,13 @@ export class Agent {
       queryOwnership: (timeoutMs) => link.ownership(timeoutMs),
       // If the controller still has this node as the owner under that epoch, it places the group again.
       onLost: (group, epoch, why) => void link.reportLost({ group, node, epoch, at: Date.now(), detail: why }),
-      peers: this.heartbeat ? () => this.heartbeat!.peers().map((p) => ({ node: p.node, alive: p.state === 'alive', claims: claimsOf(p.view) })) : undefined,
+      // The fail-safe judges each peer by how recently it was heard (monotonic), not by its state alone.
+      ...(this.heartbeat
+        ? {
+            peers: () => this.heartbeat!.peers().map((p) => ({ node: p.node, alive: p.state === 'alive', lastHeardAgoMs: p.lastHeardAgoMs, claims: claimsOf(p.view) })),
+            heartbeatDeadtimeMs: config.heartbeat.deadtimeMs,
+          }
+        : { peers: undefined }),
       logger: this.log,
     });
     // An adopted group's hold is handed to the guard at once, renewing the one it kept.

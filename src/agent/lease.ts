@@ -7,7 +7,10 @@
  * - No confirmation for ttl: the group is stopped (in reverse order) — unless every peer that
  *   may run the group is heard and none claims it (or no other node may run it): then Temporal is what is unreachable, not this node, and
  *   the owner keeps serving (a control-plane outage must not become a service outage), saying
- *   so loudly. Nobody can be promoted meanwhile: that needs the controller.
+ *   so loudly. Nobody can be promoted meanwhile: that needs the controller. "Heard" is
+ *   decided from recency (fail-safe.ts): what a peer's last valid packet says must be younger
+ *   than the heartbeat deadtime, counting the length of a stall of this process through which
+ *   the packet may have waited unread; after a freeze, the peers' state from before says nothing.
  * - A heard peer claims the group under a newer epoch: stopped at once.
  *
  * Times are measured with this process's monotonic clock, so clock steps do not matter.
@@ -21,6 +24,7 @@
 import type { Logger } from '../log.js';
 import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 import { StopFailedError, type GroupRuntime } from './groups.js';
+import { failSafeAllowed, stallThresholdMs, type FailSafeVerdict, type HeardPeer } from './fail-safe.js';
 import { bootClockCs, GuardUnavailableError, type GuardHealth } from '../guard/guard-link.js';
 import type { GuardAction } from '../guard/protocol.js';
 
@@ -34,14 +38,12 @@ export interface LeaseGuard {
   connect(): Promise<void>;
 }
 
-export interface LeaseKeeperOptions {
+interface LeaseKeeperCommon {
   node: string;
   ttlMs: number;
   groups: GroupRuntime;
   /** Asks the controller; should give up after `timeoutMs`. */
   queryOwnership: (timeoutMs: number) => Promise<Ownership>;
-  /** Peers' liveness and claims, from the heartbeats (absent in a one-node cluster). */
-  peers?: () => { node: string; alive: boolean; claims: Record<string, number> }[];
   logger: Logger;
   /** How often a fail-safe "still serving without a lease" line is repeated. */
   failSafeLogEveryMs?: number;
@@ -52,6 +54,16 @@ export interface LeaseKeeperOptions {
   /** The node's lease guard; absent where none runs (a one-node cluster). */
   guard?: LeaseGuard;
 }
+
+export type LeaseKeeperOptions = LeaseKeeperCommon & (
+  | { peers?: undefined; heartbeatDeadtimeMs?: undefined }
+  | {
+      /** Peers as the heartbeats hear them now (absent in a one-node cluster): for the fail-safe. */
+      peers: () => HeardPeer[];
+      /** The heartbeat deadtime: a peer silent this long is not heard; a stall of half of it may have let peers suspect this node. */
+      heartbeatDeadtimeMs: number;
+    }
+);
 
 /** How often the guard's health is read, and how often a hold is repeated even when unchanged. */
 const GUARD_CHECK_MS = 200;
@@ -87,6 +99,10 @@ export class LeaseKeeper {
   private guardCheckedAt = -Infinity;
   private guardRepairAt = -Infinity;
   private guardDown: string | undefined;
+  /** performance.now() when this keeper last ran (a timer or an evaluation); undefined until started. */
+  private lastRanAt: number | undefined;
+  /** The last stall (longer than stallThresholdMs): how long, and performance.now() when it ran again. */
+  private lastStall: { lengthMs: number; endedAt: number } | undefined;
   private readonly log: Logger;
 
   constructor(private readonly opts: LeaseKeeperOptions) {
@@ -94,7 +110,11 @@ export class LeaseKeeper {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.round(), Math.max(20, Math.floor(this.opts.ttlMs / 3)));
+    this.lastRanAt = performance.now();
+    this.timer = setInterval(() => {
+      this.noteRun();
+      void this.round();
+    }, Math.max(20, Math.floor(this.opts.ttlMs / 3)));
     // Expiry is checked on its own, finer clock: a question still in flight must not delay a stop.
     this.checkTimer = setInterval(() => void this.evaluate(undefined, 0), Math.max(10, Math.min(50, Math.floor(this.opts.ttlMs / 6))));
   }
@@ -255,9 +275,34 @@ export class LeaseKeeper {
     await this.evaluate(answer, sentAt, sentAtCs);
   }
 
+  /**
+   * Notices that this process did not run for a while (frozen, event loop blocked): called first
+   * in every timer callback and evaluation, before any peer state is judged. Race: after a
+   * stall, overdue timers (or a question's answer) can run before, or between, the reads of the
+   * heartbeats that waited in the socket buffer meanwhile: the fail-safe counts such packets as
+   * older by the stall's length (fail-safe.ts). Only while the timers run (tests drive rounds by hand).
+   */
+  private noteRun(): void {
+    if (this.timer === undefined || this.lastRanAt === undefined) return;
+    const now = performance.now();
+    const gap = now - this.lastRanAt;
+    this.lastRanAt = now;
+    const deadtime = this.opts.heartbeatDeadtimeMs;
+    if (deadtime === undefined || gap <= stallThresholdMs(deadtime)) return;
+    this.lastStall = { lengthMs: gap, endedAt: now };
+    if (this.opts.groups.heldGroups().length === 0) return;
+    // A loaded host has such hiccups often; only one as long as the deadtime is worth a warning
+    // (the heartbeat warns of it too). What it did to a fail-safe is in the "lost the lease" reason.
+    const fields = { stalledMs: Math.round(gap), deadtimeMs: deadtime };
+    const msg = `lease: this agent did not run for ${Math.round(gap)} ms: heartbeats read now may be that old, and the fail-safe counts them so`;
+    if (gap >= deadtime) this.log.warn(fields, msg);
+    else this.log.debug(fields, msg);
+  }
+
   /** Applies an answer (if any) and stops what has expired. */
   private async evaluate(answer: Ownership | undefined, sentAt: number, sentAtCs = 0): Promise<void> {
     if (this.stopped) return;
+    this.noteRun();
     await this.checkGuard();
     const held = this.opts.groups.heldGroups();
     // Forget leases of groups no longer held.
@@ -341,17 +386,18 @@ export class LeaseKeeper {
     }
   }
 
-  private failSafe(group: string): { ok: true } | { ok: false; why: string } {
-    // Only the nodes that may run the group could take it over; with none (a one-node group)
-    // nobody can, and serving on is always safe.
-    const rivals = new Set(this.opts.groups.nodesOf(group).filter((n) => n !== this.opts.node));
-    const peers = (this.opts.peers?.() ?? []).filter((p) => rivals.has(p.node));
-    if (peers.length < rivals.size) return { ok: false, why: `peer(s) ${[...rivals].filter((r) => !peers.some((p) => p.node === r)).join(', ')} are not heard either` };
-    const silent = peers.filter((p) => !p.alive).map((p) => p.node);
-    if (silent.length > 0) return { ok: false, why: `peer(s) ${silent.join(', ')} are not heard either` };
-    const claimant = peers.find((p) => p.claims[group] !== undefined);
-    if (claimant) return { ok: false, why: `peer ${claimant.node} claims the group` };
-    return { ok: true };
+  /** The fail-safe judged now, from how recently each peer was heard (fail-safe.ts). */
+  private failSafe(group: string): FailSafeVerdict {
+    const peers = this.opts.peers?.() ?? [];
+    const now = performance.now();
+    return failSafeAllowed({
+      group,
+      // Only the nodes that may run the group could take it over.
+      rivals: this.opts.groups.nodesOf(group).filter((n) => n !== this.opts.node),
+      peers,
+      deadtimeMs: this.opts.heartbeatDeadtimeMs ?? 0,
+      lastStall: this.lastStall && { lengthMs: this.lastStall.lengthMs, endedAgoMs: now - this.lastStall.endedAt },
+    });
   }
 
   private async lose(group: string, why: string): Promise<void> {

@@ -15,6 +15,7 @@ import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { silentLogger } from '../../src/log.js';
 import type { Ownership } from '../../workflows/shared.js';
 import { ScriptedService } from '../support/scripted-service.js';
+import { waitFor } from '../support/wait.js';
 
 const TTL = 90;
 const config = parseConfig(`
@@ -67,9 +68,9 @@ function answer(owner: string | null, epoch: number, renewable = true, group = '
   return { cluster: 't', nodes: {}, falseAlarms: [], reverify: {}, groups: { [group]: { owner, epoch, state: 'running', since: 0, renewable } } };
 }
 
-function capture() {
+function capture(level = 'info') {
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
+  const logger = pino({ level }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
   return { logger, lines };
 }
 
@@ -132,9 +133,9 @@ describe('LeaseKeeper', () => {
     const { groups, close } = setup();
     await held(groups);
     const lease = new LeaseKeeper({
-      node: 'n1', ttlMs: TTL, groups, logger: silentLogger,
+      node: 'n1', ttlMs: TTL, groups, logger: silentLogger, heartbeatDeadtimeMs: 60,
       queryOwnership: async () => { throw new Error('unreachable'); },
-      peers: () => [{ node: 'n2', alive: false, claims: {} }],
+      peers: () => [{ node: 'n2', alive: false, lastHeardAgoMs: 700, claims: {} }],
     });
     lease.granted('web', 1);
     await lease.round();
@@ -151,9 +152,10 @@ describe('LeaseKeeper', () => {
     const { logger, lines } = capture();
     let claims: Record<string, number> = {};
     const lease = new LeaseKeeper({
-      node: 'n1', ttlMs: TTL, groups, logger,
+      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 60,
       queryOwnership: async () => { throw new Error('unreachable'); },
-      peers: () => [{ node: 'n2', alive: true, claims }],
+      // Heard 5 ms ago, at every question: a live peer.
+      peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: 5, claims }],
     });
     lease.granted('web', 1);
     await sleep(TTL + 10);
@@ -164,6 +166,79 @@ describe('LeaseKeeper', () => {
     claims = { web: 2 };
     await lease.round();
     assert.equal(groups.holding('web'), undefined, 'a peer claims it: stopped');
+    await close();
+  });
+
+  it('fail-safe after a freeze: a peer still marked alive but last heard longer than the deadtime ago does not count → the group is stopped, no FAIL-SAFE', async () => {
+    const { groups, close } = setup();
+    await held(groups);
+    const { logger, lines } = capture();
+    // n2 was last heard before this process froze; the heartbeat has not judged it since, so it is still 'alive'.
+    const heardAt = performance.now();
+    const lease = new LeaseKeeper({
+      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 60,
+      queryOwnership: async () => { throw new Error('unreachable'); },
+      peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: performance.now() - heardAt, claims: {} }],
+    });
+    lease.granted('web', 1);
+    await sleep(TTL + 10);
+    await lease.round();
+    assert.deepEqual(lines.filter((l) => l.includes('FAIL-SAFE')), [], 'no fail-safe on peer state older than the deadtime');
+    assert.equal(groups.holding('web'), undefined, 'stopped: the lease ran out and no peer was heard within the deadtime');
+    await close();
+  });
+
+  it('fail-safe after a stall of this process longer than the deadtime: a packet read just before the keeper ran again may have waited through it → stopped', async () => {
+    const { groups, close } = setup();
+    await held(groups);
+    const { logger, lines } = capture();
+    // A "packet reader": n2 is heard every 5 ms while this process runs.
+    let heardAt = performance.now();
+    const reader = setInterval(() => { heardAt = performance.now(); }, 5);
+    const lease = new LeaseKeeper({
+      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 400,
+      queryOwnership: async () => { throw new Error('unreachable'); },
+      peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: performance.now() - heardAt, claims: {} }],
+    });
+    lease.granted('web', 1);
+    lease.start();
+    await sleep(30);
+    // The process does not run for 600 ms: longer than the deadtime (the peers may have suspected it) and the ttl.
+    const until = performance.now() + 600;
+    while (performance.now() < until) { /* stalled */ }
+    // The first thing done after the stall: a packet read from the socket buffer, where it waited through the stall.
+    heardAt = performance.now();
+    await waitFor('the keeper judged after the stall', async () => (groups.holding('web') === undefined || lines.some((l) => l.includes('FAIL-SAFE')) ? true : undefined), 5000, 5);
+    clearInterval(reader);
+    lease.stop();
+    assert.deepEqual(lines.filter((l) => l.includes('FAIL-SAFE')), [], 'no fail-safe on a packet that may have waited through the stall');
+    assert.equal(groups.holding('web'), undefined, 'stopped: the lease ran out during the stall');
+    await close();
+  });
+
+  it('fail-safe with the keeper running: a stall shorter than the deadtime, the peer heard again at once → still serving', async () => {
+    const { groups, close } = setup();
+    await held(groups);
+    const { logger, lines } = capture('debug');
+    let heardAt = performance.now();
+    const reader = setInterval(() => { heardAt = performance.now(); }, 5);
+    const lease = new LeaseKeeper({
+      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 2000,
+      queryOwnership: async () => { throw new Error('unreachable'); },
+      peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: performance.now() - heardAt, claims: {} }],
+    });
+    lease.granted('web', 1);
+    lease.start();
+    await waitFor('the fail-safe', () => lines.some((l) => l.includes('FAIL-SAFE')), 5000, 5);
+    // 1100 ms: more than half the deadtime (noticed), less than the deadtime minus the reader's interval.
+    const until = performance.now() + 1100;
+    while (performance.now() < until) { /* stalled */ }
+    await sleep(3 * TTL);
+    clearInterval(reader);
+    lease.stop();
+    assert.equal(lines.filter((l) => l.includes('did not run for')).length, 1, 'the stall was noticed');
+    assert.deepEqual(lines.filter((l) => l.includes('lost the lease')), []);
+    assert.ok(groups.holding('web'), 'still serving');
     await close();
   });
 
@@ -182,9 +257,9 @@ describe('LeaseKeeper', () => {
     const { groups, close } = setup();
     await held(groups);
     const lease = new LeaseKeeper({
-      node: 'n1', ttlMs: TTL, groups, logger: silentLogger,
+      node: 'n1', ttlMs: TTL, groups, logger: silentLogger, heartbeatDeadtimeMs: 60,
       queryOwnership: async () => answer('n1', 1, false),
-      peers: () => [{ node: 'n2', alive: true, claims: {} }],
+      peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: 5, claims: {} }],
     });
     lease.granted('web', 1);
     await lease.round();
