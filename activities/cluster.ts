@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config, HealingPolicy, CheckTiming } from '../src/config/types.js';
 import { ERROR_TYPES, nodeTaskQueue } from '../workflows/shared.js';
+import { markNow, remainingMs, type MonotonicMark } from '../src/monotonic-mark.js';
 
 export interface HealTargetRequest {
   cluster: string;
@@ -73,9 +74,14 @@ export function createClusterActivities(deps: { config: Config }) {
       };
     },
 
-    /** Sleeps for exactly this long in the worker's process (a server timer may fire late). */
-    async pause(req: { ms: number }): Promise<void> {
-      await sleep(Math.max(0, req.ms));
+    /**
+     * Sleeps for this long in the worker's process (a server timer may fire late). With `since`
+     * (a mark taken in some worker process), the wait counts from the mark when it was taken in
+     * this process, and whole otherwise (src/monotonic-mark.ts): it is never shortened by
+     * comparing two clocks.
+     */
+    async pause(req: { ms: number; since?: MonotonicMark }): Promise<void> {
+      await sleep(remainingMs(req.ms, req.since, markNow()));
     },
 
     async resolveHealTarget(req: HealTargetRequest): Promise<HealTarget> {

@@ -20,6 +20,8 @@ import {
   type OperationBlocked,
 } from '../workflows/shared.js';
 
+import { markNow, type MonotonicMark } from '../src/monotonic-mark.js';
+
 type WithCluster<T> = T & { cluster: string };
 
 /**
@@ -87,15 +89,22 @@ export function createControllerActivities(deps: { client: Client }) {
       }
     },
 
-    async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun> {
-      return send(cluster, `to begin an operation on group '${req.group}'`, () =>
+    /**
+     * `mark`: this process's monotonic now, taken once the controller has committed the
+     * operation (and blocked the owner's renewals): what a lease wait counts from.
+     */
+    async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun & { mark: MonotonicMark }> {
+      const begun = await send(cluster, `to begin an operation on group '${req.group}'`, () =>
         controller(cluster).executeUpdate(beginOperationUpdate, { args: [req], ...withUpdateId('beginOperation') }),
       );
+      return { ...begun, mark: markNow() };
     },
-    async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number }> {
-      return send(cluster, `to raise the epoch of group '${req.group}'`, () =>
+    /** `mark`: as beginOperation's, once the claim is committed (no node renews an older epoch from then on). */
+    async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number; mark: MonotonicMark }> {
+      const claimed = await send(cluster, `to raise the epoch of group '${req.group}'`, () =>
         controller(cluster).executeUpdate(claimGroupUpdate, { args: [req], ...withUpdateId('claimGroup') }),
       );
+      return { ...claimed, mark: markNow() };
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
     async groupOwner({ cluster, group }: { cluster: string; group: string }): Promise<{ owner: string | null; epoch: number; state: string; operation?: string }> {

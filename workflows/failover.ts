@@ -42,6 +42,7 @@ import {
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { OwnershipActivities } from '../activities/ownership.js';
+import type { MonotonicMark } from '../src/monotonic-mark.js';
 import { confirmedDownSchema, describeIssues, failoverInputSchema, failoverKindRefusal, parseWorkflowInput } from './inputs.js';
 import { groupOf, tagIfUntagged } from './layout.js';
 import { describeBlock, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
@@ -101,6 +102,12 @@ export const PATCH_UNANSWERED_START = 'failover-unanswered-start-waits';
  * that ran part of it.
  */
 const PATCH_EARLY_END = 'failover-early-end-compensates';
+/**
+ * The old lease is waited out as ttl + margin counted on one worker process's monotonic clock
+ * from when the block was committed (src/monotonic-mark.ts), not until `blockedSince + ttl +
+ * margin`, which compared the controller's clock with the failover's (issue 9 item 1).
+ */
+export const PATCH_MONOTONIC_LEASE_WAIT = 'failover-monotonic-lease-wait';
 /** The internal kinds (recover, node-lost, place, heal-gave-up, switchover) are refused from outside (failoverKindRefusal). */
 const PATCH_KIND_STARTER = 'failover-kind-starter';
 /**
@@ -119,10 +126,21 @@ export const PATCH_VERIFY_ANSWER_WINS = 'failover-verify-answer-wins';
 const LOCAL_PAUSE_MAX_MS = 5_000;
 /** A lease wait longer than LOCAL_PAUSE_MAX_MS runs as a regular activity (longPause). */
 const PATCH_LONG_LEASE_WAIT = 'failover-long-lease-wait';
+/** An old owner's lease to wait out after the next claim: `until` (old histories) or `ms` from `since` (patch failover-monotonic-lease-wait). */
+interface LeaseWait {
+  until: number;
+  ms: number;
+  since?: MonotonicMark;
+}
 
 /** A pause measured in a worker's process that may be long (an armed watchdog's wait, up to minutes). */
-function longPause(ms: number): Promise<void> {
-  return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 } }).pause({ ms });
+function longPause(ms: number, since?: MonotonicMark): Promise<void> {
+  return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 } }).pause({ ms, ...(since ? { since } : {}) });
+}
+
+/** Waits `ms` counted from `since` (a monotonic mark) in a worker's process; long waits as a regular activity. */
+function monotonicPause(ms: number, since: MonotonicMark | undefined): Promise<void> {
+  return ms > LOCAL_PAUSE_MAX_MS ? longPause(ms, since) : local.pause({ ms, ...(since ? { since } : {}) });
 }
 
 export async function failover(rawInput: unknown): Promise<FailoverResult> {
@@ -151,6 +169,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   // Asked here for the same reason (used only after a start order that got no answer).
   const unansweredWaits = patched(PATCH_UNANSWERED_START);
   const earlyEndCompensates = patched(PATCH_EARLY_END);
+  const monotonicLeaseWait = patched(PATCH_MONOTONIC_LEASE_WAIT);
   if (patched(PATCH_KIND_STARTER)) {
     const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
       controller: controllerWorkflowId(input.cluster),
@@ -195,10 +214,9 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           .catch((e: unknown) => log.error('could not stop a resource while undoing an early end', { node: run.node, resource: name, err: errorText(e) }));
       }
     }
-    ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
-    const waitMs = layout.lease.ttlMs + layout.lease.marginMs;
-    if (waitMs > LOCAL_PAUSE_MAX_MS) await longPause(waitMs);
-    else await local.pause({ ms: waitMs });
+    const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
+    epoch = claimed.epoch;
+    await monotonicPause(layout.lease.ttlMs + layout.lease.marginMs, claimed.mark);
     log.warn(`${why}: undone, the group is down until the controller places it again`, { group: group.name, undone: run?.node });
     await end('down', `${why}${run ? `; what it had started on ${run.node} was stopped` : ''}; the group is down until the controller places it again`);
   };
@@ -331,7 +349,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
      * fence succeeds, its watchdog's timeout has passed, or an operator confirms it down.
      * @returns the end of a lease to wait out after the claim (a silent node); undefined: safe now.
      */
-    const untilSafe = async (who: { node: string; report: OldOwnerReport; detail?: string; blockedSince: number; fencer?: string }): Promise<number | undefined> => {
+    const untilSafe = async (who: { node: string; report: OldOwnerReport; detail?: string; blockedSince: number; since?: MonotonicMark; fencer?: string }): Promise<LeaseWait | undefined> => {
       const victim = layout.nodes.find((n) => n.name === who.node);
       const facts: OldOwnerFacts = {
         report: who.report,
@@ -367,7 +385,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           }
           return undefined;
         }
-        if (step.step === 'wait-lease') return step.until;
+        if (step.step === 'wait-lease') return { until: step.until, ms: step.ms, ...(who.since ? { since: who.since } : {}) };
         if (step.step === 'fence') {
           const t = Date.now();
           const fence = facts.fence!;
@@ -416,13 +434,15 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     };
 
     /** Set when the old lease is to be waited out after the claim (a silent old owner). */
-    let leaseUntil: number | undefined;
+    let leaseUntil: LeaseWait | undefined;
     if (from !== null) {
       leaseUntil = await untilSafe({
         node: from,
         report: oldOwnerSafe ? 'let-go' : stopFailed !== undefined ? 'stop-failed' : 'silent',
         ...(stopFailed !== undefined ? { detail: stopFailed } : {}),
         blockedSince: begun.blockedSince,
+        // The owner's renewals were blocked when beginOperation returned, at the latest.
+        ...(begun.mark ? { since: begun.mark } : {}),
         ...(candidates.length > 0 ? { fencer: candidates[0] } : {}),
       });
     }
@@ -432,13 +452,18 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     for (const node of candidates) {
       ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: node }));
       if (leaseUntil !== undefined) {
-        // Measured in this worker's process: a server timer can fire up to a second late.
+        // Measured in a worker's process: a server timer can fire up to a second late.
         const t = Date.now();
-        const waitMs = leaseUntil - t;
-        // A local activity is cut off after 10 s (and retried from zero): a longer wait never
-        // ended. Long waits run as a regular activity sized to them.
-        if (waitMs > LOCAL_PAUSE_MAX_MS && patched(PATCH_LONG_LEASE_WAIT)) await longPause(waitMs);
-        else if (waitMs > 0) await local.pause({ ms: waitMs });
+        if (monotonicLeaseWait) {
+          // ttl + margin from the block's mark, on one process's monotonic clock (whole in any other).
+          await monotonicPause(leaseUntil.ms, leaseUntil.since);
+        } else {
+          const waitMs = leaseUntil.until - t;
+          // A local activity is cut off after 10 s (and retried from zero): a longer wait never
+          // ended. Long waits run as a regular activity sized to them.
+          if (waitMs > LOCAL_PAUSE_MAX_MS && patched(PATCH_LONG_LEASE_WAIT)) await longPause(waitMs);
+          else if (waitMs > 0) await local.pause({ ms: waitMs });
+        }
         phases.leaseWaitMs = Date.now() - t;
         leaseUntil = undefined;
       }
@@ -506,10 +531,11 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           // renewed; the lease is waited out after the next candidate's claim. A node that did
           // not answer the undoing either is fenced first, when it can be, as a silent owner is.
           log.warn('the node did not answer: waiting out its lease before another node starts the group', { node, detail: undoUnanswered ?? detail });
-          ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+          const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
+          epoch = claimed.epoch;
           const rest = candidates.slice(candidates.indexOf(node) + 1);
           const fencer = undoUnanswered === undefined ? undefined : rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
-          leaseUntil = await untilSafe({ node, report: 'silent', blockedSince: Date.now(), ...(fencer !== undefined ? { fencer } : {}) });
+          leaseUntil = await untilSafe({ node, report: 'silent', blockedSince: Date.now(), ...(claimed.mark ? { since: claimed.mark } : {}), ...(fencer !== undefined ? { fencer } : {}) });
         }
       }
     }

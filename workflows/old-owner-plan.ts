@@ -47,8 +47,13 @@ export type OldOwnerStep =
   | { step: 'go'; why: 'let-go' | 'fenced' | 'watchdog' | 'confirmed-down' }
   /** Run the fence agent (then ask again). */
   | { step: 'fence' }
-  /** Claim, then wait until `until` (the old lease plus margin) before starting anything. */
-  | { step: 'wait-lease'; until: number }
+  /**
+   * Claim, then wait `ms` (the old lease plus margin), counted on one process's monotonic clock
+   * from when the block was committed, before starting anything. `until` (blockedSince + ms, the
+   * controller's time compared with the failover's) is what failovers started before patch
+   * `failover-monotonic-lease-wait` waited for, and still do on replay.
+   */
+  | { step: 'wait-lease'; until: number; ms: number }
   /**
    * Do not claim: wait for any of `waitingFor` (a confirm-down at any time; the watchdog at
    * `until`; the next fence attempt at `fenceAt`), then ask again.
@@ -73,7 +78,7 @@ export function oldOwnerStep(f: OldOwnerFacts): OldOwnerStep {
   const leaseEnd = f.blockedSince + f.lease.ttlMs + f.lease.marginMs;
   // Its agent and its guard let go when the lease runs out (and the handshake stops a start
   // while its heartbeats still claim the group).
-  if (f.report === 'silent') return { step: 'wait-lease', until: leaseEnd };
+  if (f.report === 'silent') return { step: 'wait-lease', until: leaseEnd, ms: f.lease.ttlMs + f.lease.marginMs };
   // A failed stop: the lease running out does not make it safe.
   const until = f.watchdogTimeoutMs !== undefined ? leaseEnd + f.watchdogTimeoutMs : undefined;
   if (until !== undefined && f.now >= until) return { step: 'go', why: 'watchdog' };

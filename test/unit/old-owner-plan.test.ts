@@ -11,17 +11,28 @@ const lease = { ttlMs: 600, marginMs: 100 };
 const base: OldOwnerFacts = { report: 'silent', fenceRetries: true, lease, blockedSince: 10_000, confirmed: false, now: 10_050 };
 const fence = (attempts: number, succeeded = false, lastAt = 10_100) => ({ attempts, succeeded, ...(attempts > 0 ? { lastAt } : {}) });
 
+test('the lease wait is ttl + margin counted by the failover, whatever the controller\'s clock said (issue 9 item 1)', () => {
+  // blockedSince is the controller's time; `now` the failover's: two clocks. A controller clock
+  // 10 s behind made the old wait end before it began (no wait at all), one 10 s ahead made it
+  // 10 s too long. The wait to use (`ms`) does not depend on either.
+  for (const blockedSince of [base.now - 10_000, base.now, base.now + 10_000]) {
+    const step = oldOwnerStep({ ...base, blockedSince });
+    assert.equal(step.step, 'wait-lease');
+    assert.equal((step as { ms?: number }).ms, lease.ttlMs + lease.marginMs, `blockedSince ${blockedSince - base.now} ms from now`);
+  }
+});
+
 test('oldOwnerStep: the table', () => {
   const table: [string, Partial<OldOwnerFacts>, OldOwnerStep][] = [
     // It let go (stopped it, holds nothing, or there was none): nothing to wait for, fence or not.
     ['let go', { report: 'let-go' }, { step: 'go', why: 'let-go' }],
     ['let go, fence configured: not run', { report: 'let-go', fence: fence(0) }, { step: 'go', why: 'let-go' }],
     // Silent: its lease (and its guard) covers it; a fence agent is run once first.
-    ['silent, no fence', {}, { step: 'wait-lease', until: 10_700 }],
+    ['silent, no fence', {}, { step: 'wait-lease', until: 10_700, ms: 700 }],
     ['silent, fence not tried', { fence: fence(0) }, { step: 'fence' }],
     ['silent, fenced', { fence: fence(1, true) }, { step: 'go', why: 'fenced' }],
-    ['silent, fence failed: the lease, never a retry', { fence: fence(1), now: 200_000 }, { step: 'wait-lease', until: 10_700 }],
-    ['silent, with a watchdog: the lease only', { watchdogTimeoutMs: 5000 }, { step: 'wait-lease', until: 10_700 }],
+    ['silent, fence failed: the lease, never a retry', { fence: fence(1), now: 200_000 }, { step: 'wait-lease', until: 10_700, ms: 700 }],
+    ['silent, with a watchdog: the lease only', { watchdogTimeoutMs: 5000 }, { step: 'wait-lease', until: 10_700, ms: 700 }],
     // A failed stop: its lease running out does not make it safe.
     ['stop failed, nothing configured: blocked on a confirm-down, long after the lease', { report: 'stop-failed', now: 1_000_000 }, { step: 'blocked', waitingFor: ['confirm-down'] }],
     ['stop failed, confirmed down', { report: 'stop-failed', confirmed: true }, { step: 'go', why: 'confirmed-down' }],
