@@ -50,6 +50,7 @@ import {
   deferredIsCurrent,
   deferStart,
   groupStep,
+  healGaveUpTakers,
   lostIsCurrent,
   retryAfter,
   startConflictDelay,
@@ -117,6 +118,12 @@ export const PATCH_RETRY_DOWN = 'controller-retry-down';
  * in the workflow task of the StartChildWorkflowExecutionFailed event, on replay too.
  */
 export const PATCH_START_CONFLICT = 'controller-start-conflict';
+/**
+ * A heal that gave up while no other node of the group is up starts no failover (group-plan.ts
+ * healGaveUpTakers). Asked in the signal's handler, only when that is so: recorded histories
+ * started one, which blocked the owner's renewals for nothing.
+ */
+export const PATCH_HEAL_GAVE_UP_NEEDS_TAKER = 'controller-heal-gave-up-needs-taker';
 
 interface Pending {
   group: string;
@@ -181,6 +188,10 @@ export async function controller(rawInput: unknown): Promise<void> {
     const report = parsed.data;
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
+    const takers = healGaveUpTakers(groupOf(report.group)?.nodes ?? [], state.nodes, report.node);
+    if (takers.length === 0 && patched(PATCH_HEAL_GAVE_UP_NEEDS_TAKER)) {
+      return log.warn('heal gave up and no other node of the group is up: it stays where it is (fix the service, then `haoscar heal`)', { ...report });
+    }
     request(report.group, 'heal-gave-up', `healing ${report.group}/${report.resource} on ${report.node} gave up: ${report.detail}`);
   });
 

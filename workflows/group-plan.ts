@@ -207,3 +207,14 @@ export function deferStart(g: Pick<ControllerGroup, 'owner' | 'epoch' | 'deferre
   const delayMs = startConflictDelay(deferredIsCurrent(g) ? g.deferred!.delayMs : undefined);
   return { kind: request.kind, reason: request.reason, owner: g.owner, epoch: g.epoch, at: now + delayMs, delayMs };
 }
+
+/**
+ * The nodes that could take a group over from `owner` after its heal gave up: the group's other
+ * nodes whose agents are up. None: a `heal-gave-up` failover could change nothing, and would only
+ * block the owner's renewals while it ran (the owner then lost its lease, and a `recover` started
+ * the group again with a fresh heal budget: a restart loop). Pure.
+ */
+export function healGaveUpTakers(groupNodes: readonly string[], liveness: Readonly<Record<string, Pick<NodeLiveness, 'state'> | undefined>>, owner: string): string[] {
+  return groupNodes.filter((n) => n !== owner && liveness[n]?.state === 'up');
+}
+

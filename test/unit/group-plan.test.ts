@@ -10,6 +10,7 @@ import {
   deferStart,
   downRetryDelay,
   groupStep,
+  healGaveUpTakers,
   lostIsCurrent,
   retryAfter,
   startConflictDelay,
@@ -165,4 +166,16 @@ test('deferStart: kept for the owner and epoch now, tried again after 1 s, doubl
   assert.deepEqual(deferStart({ owner: 'n1', epoch: 3, deferred: { ...deferred, delayMs: 30_000 } }, { kind: 'place', reason: 'r' }, 9000), { kind: 'place', reason: 'r', owner: 'n1', epoch: 3, at: 39_000, delayMs: 30_000 });
   // One that no longer stands (the group moved) does not double the next.
   assert.deepEqual(deferStart({ owner: 'n2', epoch: 4, deferred: { ...deferred, delayMs: 4000 } }, req, 9000), { ...req, owner: 'n2', epoch: 4, at: 10_000, delayMs: 1000 });
+});
+
+test('healGaveUpTakers: the group\'s other nodes that are up', () => {
+  const table: [string, string[], Record<string, { state: 'up' | 'suspect' } | undefined>, string, string[]][] = [
+    ['a one-node group: nobody', ['n1'], { n1: { state: 'up' } }, 'n1', []],
+    ['the standby suspect: nobody', ['n1', 'n2'], { n1: { state: 'up' }, n2: { state: 'suspect' } }, 'n1', []],
+    ['the standby never reported: nobody', ['n1', 'n2'], { n1: { state: 'up' } }, 'n1', []],
+    ['the standby up', ['n1', 'n2'], { n1: { state: 'up' }, n2: { state: 'up' } }, 'n1', ['n2']],
+    ['a node up that is not in the group: nobody', ['n1', 'n2'], { n1: { state: 'up' }, n2: { state: 'suspect' }, n3: { state: 'up' } }, 'n1', []],
+    ['two others, one up', ['n1', 'n2', 'n3'], { n2: { state: 'suspect' }, n3: { state: 'up' } }, 'n1', ['n3']],
+  ];
+  for (const [name, nodes, liveness, owner, expected] of table) assert.deepEqual(healGaveUpTakers(nodes, liveness, owner), expected, name);
 });
