@@ -214,9 +214,15 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           .catch((e: unknown) => log.error('could not stop a resource while undoing an early end', { node: run.node, resource: name, err: errorText(e) }));
       }
     }
-    const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
-    epoch = claimed.epoch;
-    await monotonicPause(layout.lease.ttlMs + layout.lease.marginMs, claimed.mark);
+    try {
+      const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
+      epoch = claimed.epoch;
+      await monotonicPause(layout.lease.ttlMs + layout.lease.marginMs, claimed.mark);
+    } catch (err) {
+      // Not claimed (a newer epoch, the controller gone): the group is given back as it is.
+      log.error('could not claim the group for nobody while ending early', { err: errorText(err) });
+      return end('unchanged', why);
+    }
     log.warn(`${why}: undone, the group is down until the controller places it again`, { group: group.name, undone: run?.node });
     await end('down', `${why}${run ? `; what it had started on ${run.node} was stopped` : ''}; the group is down until the controller places it again`);
   };
@@ -469,15 +475,13 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       }
       const t = Date.now();
       const started: string[] = [];
-      /** The resource being started: if its order gets no answer, what it did there is unknown. */
-      let starting: string | undefined;
+      // `starting`: the resource being started; if its order gets no answer, what it did there is unknown.
       const run: NonNullable<typeof candidateRun> = { node, started };
       candidateRun = run;
       try {
         for (const r of group.resources) {
           // Started and verified in one activity (one round trip per resource); if it fails, it
           // has undone its own start, so only the resources before it are compensated.
-          starting = r.name;
           run.starting = r.name;
           await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
           started.push(r.name);
@@ -503,7 +507,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         let undoUnanswered: string | undefined;
         log.warn('could not start the group: undoing and trying the next node', { node, detail });
         // Compensate in reverse; the node's own lease keeping stops anything left over.
-        const undo = unanswered && starting !== undefined && !started.includes(starting) ? [...started, starting] : started;
+        const undo = unanswered && run.starting !== undefined && !started.includes(run.starting) ? [...started, run.starting] : started;
         for (const name of [...undo].reverse()) {
           try {
             await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource({ group: group.name, resource: name, epoch });
