@@ -223,20 +223,22 @@ describe('LeaseKeeper', () => {
     let heardAt = performance.now();
     const reader = setInterval(() => { heardAt = performance.now(); }, 5);
     const lease = new LeaseKeeper({
-      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 2000,
+      node: 'n1', ttlMs: TTL, groups, logger, heartbeatDeadtimeMs: 4000,
       queryOwnership: async () => { throw new Error('unreachable'); },
       peers: () => [{ node: 'n2', alive: true, lastHeardAgoMs: performance.now() - heardAt, claims: {} }],
     });
     lease.granted('web', 1);
     lease.start();
     await waitFor('the fail-safe', () => lines.some((l) => l.includes('FAIL-SAFE')), 5000, 5);
-    // 1100 ms: more than half the deadtime (noticed), less than the deadtime minus the reader's interval.
-    const until = performance.now() + 1100;
+    // 2100 ms: more than half the deadtime (noticed), less than the deadtime minus the reader's
+    // interval, with room for stalls of a loaded machine's own on top.
+    const until = performance.now() + 2100;
     while (performance.now() < until) { /* stalled */ }
     await sleep(3 * TTL);
     clearInterval(reader);
     lease.stop();
-    assert.equal(lines.filter((l) => l.includes('did not run for')).length, 1, 'the stall was noticed');
+    // At least this one (a loaded CI machine adds stalls of its own).
+    assert.ok(lines.filter((l) => l.includes('did not run for')).length >= 1, 'the stall was noticed');
     assert.deepEqual(lines.filter((l) => l.includes('lost the lease')), []);
     assert.ok(groups.holding('web'), 'still serving');
     await close();

@@ -11,6 +11,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { closeTemporal } from '../support/temporal.js';
 import { WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
@@ -58,11 +59,15 @@ groups:
       - { type: command, name: second, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
 `, { extra });
   cluster = c;
-  const handle = await c.client.workflow.start('failover', {
+  // The placement's failover (same workflow ID) may still be closing: started once it has.
+  const handle = await waitFor('the failover started', () => c.client.workflow.start('failover', {
     workflowId: failoverWorkflowId(c.name, 'web'),
     taskQueue: clusterTaskQueue(c.name),
     args: [{ cluster: c.name, group: 'web', to: 'n2', reason: 'test: cancelled half-way' }],
-  });
+  }).catch((err: unknown) => {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
+    throw err;
+  }), 30_000, 100);
   await waitFor("n2 is starting 'second'", () => secondOrders > 0 || undefined, 30_000, 20);
   assert.equal(c.node('n2').services.get('first')!.running, true, "n2 started 'first'");
   await handle.cancel();
