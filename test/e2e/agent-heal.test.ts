@@ -81,12 +81,12 @@ test('a service killed with SIGKILL is restarted by healService and answers HTTP
 
 test('haoscar heal --wait: an operator restarts the service and is told the outcome', async () => {
   const pid = await waitFor('the web service answers', () => probe(webPort));
-  const result = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'heal', 'web', 'httpd', '--config', configFile, '--wait'], { reject: false });
+  const result = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'heal', 'web', 'httpd', '--config', configFile, '--wait'], { reject: false });
   assert.equal(result.exitCode, 0, result.stderr);
   assert.match(result.stdout, /heal requested: workflow heal\/.*\/web\/httpd\nhealthy again/);
   const newPid = await waitFor('the restarted service answers', () => probe(webPort));
   assert.notEqual(newPid, pid, 'it was restarted');
-  const bad = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'heal', 'web', 'nope', '--config', configFile], { reject: false });
+  const bad = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'heal', 'web', 'nope', '--config', configFile], { reject: false });
   assert.equal(bad.exitCode, 2);
   assert.match(bad.stderr, /unknown resource 'nope' in group 'web' \(known: httpd\)/);
 });

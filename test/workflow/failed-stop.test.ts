@@ -217,7 +217,7 @@ groups:
   }
   /** `haoscar …` through its entry point, stdin not a terminal. */
   haoscar(args: string[]) {
-    return execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args, '--config', this.configFile], { reject: false, cwd: ROOT, timeout: 120_000 });
+    return execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), ...args, '--config', this.configFile], { reject: false, cwd: ROOT, timeout: 120_000 });
   }
 
   async close(): Promise<void> {
@@ -318,7 +318,7 @@ test('haoscar confirm-down --yes when the controller is not running: a clear err
   const other = join(mkdtempSync(join(tmpdir(), 'haoscar-no-controller-')), 'haoscar.yaml');
   try {
     writeFileSync(other, `${c.yaml.replace(`cluster: ${c.name}`, `cluster: ${uniqueName('none')}`)}\ntemporal: { address: "${await temporalAddress()}" }\n`);
-    const r = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'confirm-down', 'n1', '--yes', '--config', other], { reject: false, cwd: ROOT, timeout: 120_000 });
+    const r = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'confirm-down', 'n1', '--yes', '--config', other], { reject: false, cwd: ROOT, timeout: 120_000 });
     assert.equal(r.exitCode, 4, r.stderr);
     assert.match(r.stderr, /the controller of cluster 'none-[^']+' is not running: start the agents/);
   } finally {
