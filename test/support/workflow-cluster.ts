@@ -215,3 +215,25 @@ export class WorkflowCluster {
     for (const node of this.nodes.values()) await node.groups.close();
   }
 }
+
+/**
+ * The haoscar.yaml body most of these tests use (for WorkflowCluster.start): n1 (preferred) and
+ * n2, and a group `web` of `command` resources named `resources` (default: `first`).
+ */
+export function twoNodeWeb(opts: { lease: string; verifyTimeout?: string; resources?: string[] }): string {
+  const resources = (opts.resources ?? ['first']).map((name) => `      - { type: command, name: ${name}, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }`);
+  return [
+    `lease: ${opts.lease}`,
+    ...(opts.verifyTimeout ? [`failover: { verifyTimeout: ${opts.verifyTimeout} }`] : []),
+    'defaults:',
+    '  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }',
+    'nodes:',
+    '  - { name: n1, addresses: [127.0.0.1], priority: 10 }',
+    '  - { name: n2, addresses: [127.0.0.2] }',
+    'groups:',
+    '  - name: web',
+    '    resources:',
+    ...resources,
+    '',
+  ].join('\n');
+}

@@ -12,7 +12,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster } from '../support/workflow-cluster.js';
+import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { controllerWorkflowId, healGaveUpSignal } from '../../workflows/shared.js';
 
@@ -23,18 +23,7 @@ after(async () => {
 });
 
 test('a heal gave up on the owner and no other node of the group is up: no failover, the lease keeps being renewed', async () => {
-  const c = await WorkflowCluster.start('heal-gave-up-alone', `
-lease: { ttl: 600ms, margin: 100ms }
-defaults:
-  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-nodes:
-  - { name: n1, addresses: [127.0.0.1], priority: 10 }
-  - { name: n2, addresses: [127.0.0.2] }
-groups:
-  - name: web
-    resources:
-      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-`);
+  const c = await WorkflowCluster.start('heal-gave-up-alone', twoNodeWeb({ lease: '{ ttl: 600ms, margin: 100ms }' }));
   cluster = c;
   await c.kill('n2');
   await c.report('n2', 'suspect', 'n1', 'every link silent');

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { recordHistory } from '../support/record.js';
 import { clusterTaskQueue, failoverWorkflowId } from '../../workflows/shared.js';
@@ -44,20 +44,7 @@ test('a failover cancelled while the candidate starts the group: what it started
       return {};
     },
   });
-  const c = await WorkflowCluster.start('failover-cancelled', `
-lease: { ttl: 1000ms, margin: 100ms }
-failover: { verifyTimeout: 1s }
-defaults:
-  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-nodes:
-  - { name: n1, addresses: [127.0.0.1], priority: 10 }
-  - { name: n2, addresses: [127.0.0.2] }
-groups:
-  - name: web
-    resources:
-      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-      - { type: command, name: second, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-`, { extra });
+  const c = await WorkflowCluster.start('failover-cancelled', twoNodeWeb({ lease: '{ ttl: 1000ms, margin: 100ms }', verifyTimeout: '1s', resources: ['first', 'second'] }), { extra });
   cluster = c;
   // The placement's failover (same workflow ID) may still be closing: started once it has.
   const handle = await waitFor('the failover started', () => c.client.workflow.start('failover', {

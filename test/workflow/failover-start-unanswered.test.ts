@@ -20,7 +20,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Context } from '@temporalio/activity';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { recordHistory } from '../support/record.js';
 import { failoverWorkflowId, nodeTaskQueue, switchoverWorkflowId, clusterTaskQueue } from '../../workflows/shared.js';
@@ -41,19 +41,7 @@ function at(e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null
 
 test('a start order that is never answered: given up after the heartbeat timeout, and the next node starts only after that node\'s lease', async (t) => {
   let unanswered = 0;
-  const c = await WorkflowCluster.start('start-unanswered', `
-lease: { ttl: ${LEASE.ttlMs}ms, margin: ${LEASE.marginMs}ms }
-failover: { verifyTimeout: 1s }
-defaults:
-  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-nodes:
-  - { name: n1, addresses: [127.0.0.1], priority: 10 }
-  - { name: n2, addresses: [127.0.0.2] }
-groups:
-  - name: web
-    resources:
-      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-`, {
+  const c = await WorkflowCluster.start('start-unanswered', twoNodeWeb({ lease: `{ ttl: ${LEASE.ttlMs}ms, margin: ${LEASE.marginMs}ms }`, verifyTimeout: '1s' }), {
     extra: (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {
       // The agent that took the order is gone: no answer, no heartbeat. (Ended by the worker's
       // shutdown at the end of the test, or after a minute.)

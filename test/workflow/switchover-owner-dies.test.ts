@@ -16,7 +16,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/common';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { clusterTaskQueue, ERROR_TYPES, switchoverWorkflowId } from '../../workflows/shared.js';
 
@@ -43,19 +43,7 @@ test('the owner dies during a switchover and the target first refuses (a peer st
       return node.groups.startResource(req.group, req.resource, req.epoch).then(() => ({}));
     },
   });
-  const c = await WorkflowCluster.start('switchover-owner-dies', `
-lease: { ttl: 1000ms, margin: 100ms }
-failover: { verifyTimeout: 1s }
-defaults:
-  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-nodes:
-  - { name: n1, addresses: [127.0.0.1], priority: 10 }
-  - { name: n2, addresses: [127.0.0.2] }
-groups:
-  - name: web
-    resources:
-      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-`, { extra });
+  const c = await WorkflowCluster.start('switchover-owner-dies', twoNodeWeb({ lease: '{ ttl: 1000ms, margin: 100ms }', verifyTimeout: '1s' }), { extra });
   cluster = c;
   lab.c = c;
   const before = await c.web();
