@@ -9,13 +9,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setUp, expect, agentLogs } from './failover-setup.js';
+import { setUp, expect, agentLogs, LONG_LEASE } from './failover-setup.js';
 
-/** The lab's lease ttl (failover-setup.ts): a thawed owner drops the VIP well within it. */
+/** A thawed owner drops the VIP at once: well within the lab's shortest lease ttl (2 s, failover-setup.ts). */
 const DROP_BOUND_MS = 2000;
 
 test('a frozen owner resumed after a failover sees the newer epoch and stays down', async (t) => {
-  const { lab, cluster, vip, client } = await setUp(t);
+  // The long lease: the test asserts that nothing moves after n1 let go, and under load n2's 2 s
+  // lease has run out once and the group went back to n1 (a later failover, not n1 keeping it).
+  const { lab, cluster, vip, client } = await setUp(t, [], undefined, LONG_LEASE);
   const before = await cluster.group();
   await lab.freeze('n1');
   await expect(cluster, 'the client is served by n2', async () => (client.lastOk()?.host === 'n2' ? true : undefined));
