@@ -76,6 +76,8 @@ import {
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
+  type ControllerUpdateName,
+  type RefusalOf,
   type GroupOwnership,
   type Ownership,
 } from './shared.js';
@@ -230,9 +232,9 @@ export async function controller(rawInput: unknown): Promise<void> {
       validator: (req: unknown) => {
         const r = parseOrThrow(beginOperationSchema, req, 'beginOperation');
         const g = state.groups[r.group];
-        if (!g) throw new Error(`unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
+        if (!g) refuse('beginOperation', ERROR_TYPES.UnknownGroup, `unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
         if (g.operation && g.operation.workflowId !== r.workflowId) {
-          throw new Error(`group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
+          refuse('beginOperation', ERROR_TYPES.OperationInProgress, `group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
         }
       },
     },
@@ -256,9 +258,9 @@ export async function controller(rawInput: unknown): Promise<void> {
     {
       validator: (req: unknown) => {
         const r = parseOrThrow(claimGroupSchema, req, 'claimGroup');
-        const g = holdOrThrow(r.group, r.workflowId);
-        if (r.expectEpoch !== g.epoch) throw new Error(`stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
-        if (r.owner !== null && !state.nodes[r.owner]) throw new Error(`unknown node '${r.owner}'`);
+        const g = holdOrThrow('claimGroup', r.group, r.workflowId);
+        if (r.expectEpoch !== g.epoch) refuse('claimGroup', ERROR_TYPES.StaleEpoch, `stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+        if (r.owner !== null && !state.nodes[r.owner]) refuse('claimGroup', ERROR_TYPES.UnknownNode, `unknown node '${r.owner}'`);
       },
     },
   );
@@ -293,7 +295,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     {
       validator: (req: unknown) => {
         const r = parseOrThrow(endOperationSchema, req, 'endOperation');
-        holdOrThrow(r.group, r.workflowId);
+        holdOrThrow('endOperation', r.group, r.workflowId);
       },
     },
   );
@@ -319,9 +321,9 @@ export async function controller(rawInput: unknown): Promise<void> {
     {
       validator: (req: unknown) => {
         const r = parseOrThrow(operationBlockedSchema, req, 'operationBlocked');
-        const g = holdOrThrow(r.group, r.workflowId);
-        if (!state.nodes[r.node]) throw new Error(`unknown node '${r.node}'`);
-        if (r.epoch !== g.epoch) throw new Error(`stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+        const g = holdOrThrow('operationBlocked', r.group, r.workflowId);
+        if (!state.nodes[r.node]) refuse('operationBlocked', ERROR_TYPES.UnknownNode, `unknown node '${r.node}'`);
+        if (r.epoch !== g.epoch) refuse('operationBlocked', ERROR_TYPES.StaleEpoch, `stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
       },
     },
   );
@@ -359,24 +361,21 @@ export async function controller(rawInput: unknown): Promise<void> {
       validator: (req: unknown) => {
         const r = parseOrThrow(confirmDownSchema, req, 'confirmDown');
         if (!state.nodes[r.node]) {
-          throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownNode, nonRetryable: true, message: `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded` });
+          refuse('confirmDown', ERROR_TYPES.UnknownNode, `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded`);
         }
         if (!Object.values(state.groups).some((g) => g.operation?.blocked?.node === r.node)) {
-          throw ApplicationFailure.create({
-            type: ERROR_TYPES.NothingToConfirm,
-            nonRetryable: true,
-            message: `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`,
-          });
+          refuse('confirmDown', ERROR_TYPES.NothingToConfirm, `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`);
         }
       },
     },
   );
 
-  function holdOrThrow(group: string, workflowId: string): GroupOwnership {
+  /** The group, held by `workflowId`'s operation. @throws (refuses `update`) UnknownGroup, or OperationInProgress when another operation or none holds it. */
+  function holdOrThrow(update: 'claimGroup' | 'endOperation' | 'operationBlocked', group: string, workflowId: string): GroupOwnership {
     const g = state.groups[group];
-    if (!g) throw new Error(`unknown group '${group}'`);
+    if (!g) refuse(update, ERROR_TYPES.UnknownGroup, `unknown group '${group}'`);
     if (g.operation?.workflowId !== workflowId) {
-      throw new Error(`workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
+      refuse(update, ERROR_TYPES.OperationInProgress, `workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
     }
     return g;
   }
@@ -615,14 +614,18 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
 }
 
-function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+/** The request, parsed. @throws (refuses `update`) InvalidWorkflowInput naming every problem. */
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, update: ControllerUpdateName): T {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw ApplicationFailure.create({
-      type: ERROR_TYPES.InvalidWorkflowInput,
-      nonRetryable: true,
-      message: `invalid ${what} request: ${describeIssues(parsed.error, '(request)').join('; ')}`,
-    });
-  }
+  if (!parsed.success) refuse(update, ERROR_TYPES.InvalidWorkflowInput, `invalid ${update} request: ${describeIssues(parsed.error, '(request)').join('; ')}`);
   return parsed.data;
+}
+
+/**
+ * A validator's refusal: non-retryable, typed with one of the update's refusals (the type checker
+ * holds each validator to its contract, shared.ts CONTROLLER_REFUSALS); nothing was changed.
+ */
+function refuse<U extends ControllerUpdateName>(update: U, type: RefusalOf<U>, message: string): never {
+  void update; // named for the type checker: `type` must be one of its refusals
+  throw ApplicationFailure.create({ type, nonRetryable: true, message });
 }
