@@ -11,10 +11,12 @@ import {
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
+  isRefusalOf,
   operationBlockedUpdate,
   ownershipQuery,
   type BeginOperation,
   type ClaimGroup,
+  type ControllerUpdateName,
   type EndOperation,
   type OperationBegun,
   type OperationBlocked,
@@ -52,20 +54,31 @@ export function createControllerActivities(deps: { client: Client }) {
   const { client } = deps;
   const controller = (cluster: string) => client.workflow.getHandle(controllerWorkflowId(cluster));
 
-  /** A refusal by the controller's validator cannot be fixed by retrying: typed, non-retryable. */
-  async function send<T>(cluster: string, what: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * A refusal by the controller's validator cannot be fixed by retrying: non-retryable, with the
+   * type the controller gave it (one of `update`'s refusals, shared.ts CONTROLLER_REFUSALS),
+   * never one read from its words.
+   */
+  async function send<T>(cluster: string, what: string, call: () => Promise<T>, update?: ControllerUpdateName): Promise<T> {
     try {
       return await call();
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
-        const reason = err.cause?.message ?? err.message;
-        // A controller run that has just started (continue-as-new, a restart) registers its
-        // handlers after its first local activity; the SDK refuses an update that comes before.
-        // Not a refusal of the request: retried (found by the chaos suite).
-        if (/No registered handler for update/.test(reason)) {
+        const cause = err.cause;
+        const reason = cause?.message ?? err.message;
+        if (notRegisteredYet(cause)) {
           throw new Error(`the controller of cluster '${cluster}' has not registered its handlers yet (it has just started): ${what} is tried again`, { cause: err });
         }
-        throw ApplicationFailure.create({ type: refusalType(reason), nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${reason}` });
+        const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+        if (update !== undefined && isRefusalOf(update, type)) {
+          throw ApplicationFailure.create({ type, nonRetryable: true, message: `the controller of cluster '${cluster}' refused ${what}: ${reason}` });
+        }
+        // Outside the contract (a controller of another version, a bug): still final, its type kept, and said so.
+        throw ApplicationFailure.create({
+          type: type || ERROR_TYPES.InvalidWorkflowInput,
+          nonRetryable: true,
+          message: `the controller of cluster '${cluster}' refused ${what} (${type ? `type '${type}'` : 'no type'}, not one of ${update ?? 'its'} refusals): ${reason}`,
+        });
       }
       if (err instanceof WorkflowNotFoundError) {
         throw ApplicationFailure.create({
@@ -95,15 +108,13 @@ export function createControllerActivities(deps: { client: Client }) {
      */
     async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun & { mark: MonotonicMark }> {
       const begun = await send(cluster, `to begin an operation on group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(beginOperationUpdate, { args: [req], ...withUpdateId('beginOperation') }),
-      );
+        controller(cluster).executeUpdate(beginOperationUpdate, { args: [req], ...withUpdateId('beginOperation') }), 'beginOperation');
       return { ...begun, mark: markNow() };
     },
     /** `mark`: as beginOperation's, once the claim is committed (no node renews an older epoch from then on). */
     async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number; mark: MonotonicMark }> {
       const claimed = await send(cluster, `to raise the epoch of group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req], ...withUpdateId('claimGroup') }),
-      );
+        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req], ...withUpdateId('claimGroup') }), 'claimGroup');
       return { ...claimed, mark: markNow() };
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
@@ -116,24 +127,25 @@ export function createControllerActivities(deps: { client: Client }) {
     /** The failover is blocked on its old owner (a failed stop): recorded for `haoscar status` and confirm-down. */
     async operationBlocked({ cluster, ...req }: WithCluster<OperationBlocked>): Promise<void> {
       await send(cluster, `to record that the operation on group '${req.group}' is blocked`, () =>
-        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req], ...withUpdateId('operationBlocked') }),
-      );
+        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req], ...withUpdateId('operationBlocked') }), 'operationBlocked');
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
       await send(cluster, `to end the operation on group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(endOperationUpdate, { args: [req], ...withUpdateId('endOperation') }),
-      );
+        controller(cluster).executeUpdate(endOperationUpdate, { args: [req], ...withUpdateId('endOperation') }), 'endOperation');
     },
   };
 }
 
 export type ControllerActivities = ReturnType<typeof createControllerActivities>;
 
-/** The failure type of a refusal, from the controller's words (its validators' messages). */
-function refusalType(reason: string): string {
-  if (/is busy|does not hold/.test(reason)) return ERROR_TYPES.OperationInProgress;
-  if (/stale epoch/.test(reason)) return ERROR_TYPES.StaleEpoch;
-  if (/unknown group/.test(reason)) return ERROR_TYPES.UnknownGroup;
-  if (/unknown node/.test(reason)) return ERROR_TYPES.UnknownNode;
-  return ERROR_TYPES.InvalidWorkflowInput;
+/**
+ * The SDK's own refusal of an update that reaches a controller run before it has registered its
+ * handlers: a run that has just started (continue-as-new, a restart) registers them after its
+ * first local activity, and the SDK then refuses what came before with this message and its
+ * default type 'Error' (@temporalio/workflow internals.js rejectBufferedUpdates). Not a refusal
+ * of the request: retried (found by the chaos suite). The one refusal recognised by its words:
+ * the SDK gives it no type of its own, and the controller's validators never use 'Error'.
+ */
+function notRegisteredYet(cause: Error | undefined): boolean {
+  return cause instanceof ApplicationFailure && (!cause.type || cause.type === 'Error') && /^No registered handler for update\b/.test(cause.message);
 }

@@ -17,6 +17,7 @@ import {
   ApplicationFailure,
   condition,
   continueAsNew,
+  currentUpdateInfo,
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
@@ -27,7 +28,7 @@ import {
   WorkflowIdReusePolicy,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
 import type { z } from 'zod';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
@@ -60,6 +61,7 @@ import {
   type GroupStep,
 } from './group-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
+import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
@@ -76,6 +78,8 @@ import {
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
+  type ControllerUpdateName,
+  type RefusalOf,
   type GroupOwnership,
   type Ownership,
 } from './shared.js';
@@ -124,6 +128,12 @@ export const PATCH_START_CONFLICT = 'controller-start-conflict';
  * started one, which blocked the owner's renewals for nothing.
  */
 export const PATCH_HEAL_GAVE_UP_NEEDS_TAKER = 'controller-heal-gave-up-needs-taker';
+/**
+ * An update whose ID was applied before, in this run or an earlier one (the record is carried over
+ * continue-as-new), gets its first answer and is not applied again (applied-updates.ts). Asked in
+ * the update's handler, only when it meets such a repeat.
+ */
+export const PATCH_APPLIED_UPDATES = 'controller-applied-updates';
 
 interface Pending {
   group: string;
@@ -159,6 +169,35 @@ export async function controller(rawInput: unknown): Promise<void> {
     blockRenewals(g);
     pending.push({ group, kind, reason });
   };
+
+  /** The updates applied (by update ID), carried over continue-as-new: see applied-updates.ts. */
+  const applied = new AppliedUpdates(appliedOf(input.carried));
+  /**
+   * `handler`, applied once per update ID: an update whose ID was applied before (its failover's
+   * activity retried, in this run or, past a continue-as-new, an earlier one) gets the first answer
+   * and changes nothing. Temporal itself answers such a repeat only within the run that applied it.
+   */
+  function once<R, A extends unknown[]>(def: UpdateDefinition<R, A>, handler: (...args: A) => R): (...args: A) => R {
+    return (...args: A) => {
+      const id = currentUpdateInfo()?.id;
+      const first = applied.get(id);
+      // Asked only for a repeat: recorded histories never met one (their runs kept no record).
+      if (first && patched(PATCH_APPLIED_UPDATES)) {
+        log.info('an update applied before came again (a retry): answered as the first time, not applied again', { update: def.name, id, appliedAt: first.at });
+        return first.result as R;
+      }
+      const result = handler(...args);
+      if (id !== undefined) applied.add({ id, update: def.name, at: now(), ...(result !== undefined ? { result } : {}) });
+      return result;
+    };
+  }
+  /** A validator that lets an applied update's repeat through (its handler answers it, see once()). */
+  function unlessApplied(validator: (req: unknown) => void): (req: unknown) => void {
+    return (req) => {
+      if (applied.get(currentUpdateInfo()?.id)) return;
+      validator(req);
+    };
+  }
 
   setHandler(ownershipQuery, () => state);
 
@@ -213,7 +252,7 @@ export async function controller(rawInput: unknown): Promise<void> {
 
   setHandler(
     beginOperationUpdate,
-    (req) => {
+    once(beginOperationUpdate, (req) => {
       const g = state.groups[req.group]!;
       // Started by us (the lock was taken when the child was started) or from the UI/CLI.
       g.operation ??= { workflowId: req.workflowId, kind: req.kind, startedAt: now() };
@@ -225,22 +264,22 @@ export async function controller(rawInput: unknown): Promise<void> {
         .filter(([, n]) => n.state === 'up' || (n.state === 'suspect' && n.answeredAt !== undefined && n.answeredAt >= n.since))
         .map(([name]) => name);
       return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up };
-    },
+    }),
     {
-      validator: (req: unknown) => {
+      validator: unlessApplied((req: unknown) => {
         const r = parseOrThrow(beginOperationSchema, req, 'beginOperation');
         const g = state.groups[r.group];
-        if (!g) throw new Error(`unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
+        if (!g) refuse('beginOperation', ERROR_TYPES.UnknownGroup, `unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
         if (g.operation && g.operation.workflowId !== r.workflowId) {
-          throw new Error(`group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
+          refuse('beginOperation', ERROR_TYPES.OperationInProgress, `group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
         }
-      },
+      }),
     },
   );
 
   setHandler(
     claimGroupUpdate,
-    (req) => {
+    once(claimGroupUpdate, (req) => {
       const g = state.groups[req.group]!;
       g.epoch += 1;
       g.owner = req.owner;
@@ -252,20 +291,20 @@ export async function controller(rawInput: unknown): Promise<void> {
       allowRenewals(g);
       log.info('group claimed', { group: req.group, owner: req.owner, epoch: g.epoch, by: req.workflowId });
       return { epoch: g.epoch };
-    },
+    }),
     {
-      validator: (req: unknown) => {
+      validator: unlessApplied((req: unknown) => {
         const r = parseOrThrow(claimGroupSchema, req, 'claimGroup');
-        const g = holdOrThrow(r.group, r.workflowId);
-        if (r.expectEpoch !== g.epoch) throw new Error(`stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
-        if (r.owner !== null && !state.nodes[r.owner]) throw new Error(`unknown node '${r.owner}'`);
-      },
+        const g = holdOrThrow('claimGroup', r.group, r.workflowId);
+        if (r.expectEpoch !== g.epoch) refuse('claimGroup', ERROR_TYPES.StaleEpoch, `stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+        if (r.owner !== null && !state.nodes[r.owner]) refuse('claimGroup', ERROR_TYPES.UnknownNode, `unknown node '${r.owner}'`);
+      }),
     },
   );
 
   setHandler(
     endOperationUpdate,
-    (req) => {
+    once(endOperationUpdate, (req) => {
       const g = state.groups[req.group]!;
       const endedBlocked = g.operation?.blocked !== undefined;
       release(g);
@@ -289,12 +328,12 @@ export async function controller(rawInput: unknown): Promise<void> {
       else if (patched(PATCH_RETRY_DOWN)) g.retry = retry;
       changes += 1;
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
-    },
+    }),
     {
-      validator: (req: unknown) => {
+      validator: unlessApplied((req: unknown) => {
         const r = parseOrThrow(endOperationSchema, req, 'endOperation');
-        holdOrThrow(r.group, r.workflowId);
-      },
+        holdOrThrow('endOperation', r.group, r.workflowId);
+      }),
     },
   );
 
@@ -302,7 +341,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   // node (no claim, renewals still blocked) until a fence, the watchdog or a confirm-down.
   setHandler(
     operationBlockedUpdate,
-    (req) => {
+    once(operationBlockedUpdate, (req) => {
       const op = state.groups[req.group]!.operation!;
       const same = op.blocked?.node === req.node && op.blocked.epoch === req.epoch;
       op.blocked = {
@@ -315,14 +354,14 @@ export async function controller(rawInput: unknown): Promise<void> {
         ...(same && op.blocked!.confirmed ? { confirmed: op.blocked!.confirmed } : {}),
       };
       log.warn('operation blocked: the old owner still holds the group', { group: req.group, node: req.node, epoch: req.epoch, waitingFor: req.waitingFor, detail: req.detail });
-    },
+    }),
     {
-      validator: (req: unknown) => {
+      validator: unlessApplied((req: unknown) => {
         const r = parseOrThrow(operationBlockedSchema, req, 'operationBlocked');
-        const g = holdOrThrow(r.group, r.workflowId);
-        if (!state.nodes[r.node]) throw new Error(`unknown node '${r.node}'`);
-        if (r.epoch !== g.epoch) throw new Error(`stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
-      },
+        const g = holdOrThrow('operationBlocked', r.group, r.workflowId);
+        if (!state.nodes[r.node]) refuse('operationBlocked', ERROR_TYPES.UnknownNode, `unknown node '${r.node}'`);
+        if (r.epoch !== g.epoch) refuse('operationBlocked', ERROR_TYPES.StaleEpoch, `stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
+      }),
     },
   );
 
@@ -359,24 +398,21 @@ export async function controller(rawInput: unknown): Promise<void> {
       validator: (req: unknown) => {
         const r = parseOrThrow(confirmDownSchema, req, 'confirmDown');
         if (!state.nodes[r.node]) {
-          throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownNode, nonRetryable: true, message: `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded` });
+          refuse('confirmDown', ERROR_TYPES.UnknownNode, `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded`);
         }
         if (!Object.values(state.groups).some((g) => g.operation?.blocked?.node === r.node)) {
-          throw ApplicationFailure.create({
-            type: ERROR_TYPES.NothingToConfirm,
-            nonRetryable: true,
-            message: `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`,
-          });
+          refuse('confirmDown', ERROR_TYPES.NothingToConfirm, `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`);
         }
       },
     },
   );
 
-  function holdOrThrow(group: string, workflowId: string): GroupOwnership {
+  /** The group, held by `workflowId`'s operation. @throws (refuses `update`) UnknownGroup, or OperationInProgress when another operation or none holds it. */
+  function holdOrThrow(update: 'claimGroup' | 'endOperation' | 'operationBlocked', group: string, workflowId: string): GroupOwnership {
     const g = state.groups[group];
-    if (!g) throw new Error(`unknown group '${group}'`);
+    if (!g) refuse(update, ERROR_TYPES.UnknownGroup, `unknown group '${group}'`);
     if (g.operation?.workflowId !== workflowId) {
-      throw new Error(`workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
+      refuse(update, ERROR_TYPES.OperationInProgress, `workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
     }
     return g;
   }
@@ -409,7 +445,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     if ((workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested) && pending.length === 0) {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
       await condition(allHandlersFinished);
-      await continueAsNew<typeof controller>({ cluster: input.cluster, carried: state });
+      await continueAsNew<typeof controller>({ cluster: input.cluster, carried: { ...state, applied: applied.entries() } });
     }
   }
 
@@ -615,14 +651,24 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
 }
 
-function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+/** The request, parsed. @throws (refuses `update`) InvalidWorkflowInput naming every problem. */
+/** The applied updates a continue-as-new carried over (none from runs older than the record). */
+function appliedOf(carried: unknown): AppliedUpdate[] {
+  const list = (carried as { applied?: unknown } | undefined)?.applied;
+  return Array.isArray(list) ? (list as AppliedUpdate[]) : [];
+}
+
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, update: ControllerUpdateName): T {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw ApplicationFailure.create({
-      type: ERROR_TYPES.InvalidWorkflowInput,
-      nonRetryable: true,
-      message: `invalid ${what} request: ${describeIssues(parsed.error, '(request)').join('; ')}`,
-    });
-  }
+  if (!parsed.success) refuse(update, ERROR_TYPES.InvalidWorkflowInput, `invalid ${update} request: ${describeIssues(parsed.error, '(request)').join('; ')}`);
   return parsed.data;
+}
+
+/**
+ * A validator's refusal: non-retryable, typed with one of the update's refusals (the type checker
+ * holds each validator to its contract, shared.ts CONTROLLER_REFUSALS); nothing was changed.
+ */
+function refuse<U extends ControllerUpdateName>(update: U, type: RefusalOf<U>, message: string): never {
+  void update; // named for the type checker: `type` must be one of its refusals
+  throw ApplicationFailure.create({ type, nonRetryable: true, message });
 }

@@ -63,6 +63,34 @@ export const ERROR_TYPES = {
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 
+/**
+ * The refusals of each controller update (one contract per message): its validator refuses with a
+ * non-retryable ApplicationFailure of one of these types and changes nothing; the activities that
+ * send the update pass the type on as it is (activities/controller.ts), never read from the words.
+ * - InvalidWorkflowInput: the request failed its schema (workflows/inputs.ts).
+ * - UnknownGroup / UnknownNode: a group or node the controller's configuration does not have.
+ * - OperationInProgress: another operation holds the group, or (for the updates of an operation)
+ *   the sender does not hold it: no operation is running, or another one is.
+ * - StaleEpoch: the request names an epoch that is no longer the group's.
+ * - NothingToConfirm: see ERROR_TYPES.
+ * An update sent again with the ID of one applied (a retried activity) is not refused: it gets the
+ * first answer, in the run that applied it (Temporal) and in later runs (workflows/controller.ts).
+ */
+export const CONTROLLER_REFUSALS = {
+  beginOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress],
+  claimGroup: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.StaleEpoch, ERROR_TYPES.UnknownNode],
+  endOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress],
+  operationBlocked: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.UnknownNode, ERROR_TYPES.StaleEpoch],
+  confirmDown: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownNode, ERROR_TYPES.NothingToConfirm],
+} as const satisfies Record<string, readonly ErrorType[]>;
+export type ControllerUpdateName = keyof typeof CONTROLLER_REFUSALS;
+/** The failure types `update` may refuse with. */
+export type RefusalOf<U extends ControllerUpdateName> = (typeof CONTROLLER_REFUSALS)[U][number];
+/** Whether `type` is one of `update`'s refusals. Pure. */
+export function isRefusalOf<U extends ControllerUpdateName>(update: U, type: string | null | undefined): type is RefusalOf<U> {
+  return type !== null && type !== undefined && (CONTROLLER_REFUSALS[update] as readonly string[]).includes(type);
+}
+
 /** Workflows of a cluster (and cluster-wide lookups) run on this queue; every agent polls it. */
 export const clusterTaskQueue = (cluster: string): string => `haoscar.${cluster}`;
 /** Activities that touch one node run on that node's own queue; only its agent polls it. */

@@ -14,13 +14,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createControllerActivities } from '../../activities/controller.js';
 import { ERROR_TYPES } from '../../workflows/shared.js';
 
-function refusing(message: string) {
-  const client = { workflow: { getHandle: () => ({ executeUpdate: async () => { throw new WorkflowUpdateFailedError('Workflow Update failed', new Error(message)); } }) } };
+/** Activities whose controller refuses every update with `cause` (what the client decodes from the validator's failure). */
+function refusing(cause: Error) {
+  const client = { workflow: { getHandle: () => ({ executeUpdate: async () => { throw new WorkflowUpdateFailedError('Workflow Update failed', cause); } }) } };
   return createControllerActivities({ client: client as unknown as Client });
 }
+const typed = (type: string, message: string) => ApplicationFailure.create({ type, nonRetryable: true, message });
 
 test('a controller run that has not registered its update handlers yet: the refusal is retryable, not invalid input', async () => {
-  const activities = refusing('No registered handler for update: beginOperation');
+  // As the SDK refuses it (@temporalio/workflow rejectBufferedUpdates): no type.
+  const activities = refusing(ApplicationFailure.nonRetryable('No registered handler for update: beginOperation'));
   const err = await activities.beginOperation({ cluster: 'c1', group: 'web', workflowId: 'failover/c1/web', kind: 'node-lost' }).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof Error, 'refused');
   assert.ok(!(err instanceof ApplicationFailure && err.nonRetryable), `retryable: ${String(err)}`);
@@ -34,9 +37,45 @@ test('the controller\'s own refusals stay typed and final', async () => {
     ['invalid beginOperation request: kind: expected one of …', ERROR_TYPES.InvalidWorkflowInput],
   ];
   for (const [reason, type] of cases) {
-    const err = await refusing(reason).beginOperation({ cluster: 'c1', group: 'web', workflowId: 'w', kind: 'operator' }).then(() => undefined, (e: unknown) => e);
+    const err = await refusing(typed(type, reason)).beginOperation({ cluster: 'c1', group: 'web', workflowId: 'w', kind: 'operator' }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof ApplicationFailure, reason);
     assert.equal(err.type, type, reason);
     assert.equal(err.nonRetryable, true, reason);
   }
+});
+
+/**
+ * Before, the type was read from the refusal's words with regexes (/is busy|does not hold/,
+ * /stale epoch/, /unknown group/, /unknown node/, else InvalidWorkflowInput): words that hold
+ * one of the phrases took its type, and words that hold none became invalid input.
+ */
+test('the type of a refusal is the controller\'s, whatever its words', async () => {
+  const cases: [string, string, string][] = [
+    // The failover needs these: StaleEpoch and OperationInProgress end its attempts differently.
+    ['claimGroup', ERROR_TYPES.StaleEpoch, "group 'web' has moved on to epoch 4 (the claim expected 3)"],
+    ['endOperation', ERROR_TYPES.OperationInProgress, "failover/c1/web is not the operation on 'web' (none is running)"],
+    // Words that hold a phrase of another type.
+    ['endOperation', ERROR_TYPES.InvalidWorkflowInput, 'invalid endOperation request: (request): unknown key stale epoch'],
+    ['claimGroup', ERROR_TYPES.UnknownNode, "unknown node 'n9' (the group is busy elsewhere? no: the node is not configured)"],
+  ];
+  for (const [update, type, reason] of cases) {
+    const activities = refusing(typed(type, reason));
+    const req = { cluster: 'c1', group: 'web', workflowId: 'failover/c1/web' };
+    const call = update === 'claimGroup'
+      ? activities.claimGroup({ ...req, expectEpoch: 3, owner: 'n2' })
+      : activities.endOperation({ ...req, outcome: 'running', detail: 'started' });
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ApplicationFailure, `${update}: ${reason}`);
+    assert.equal(err.type, type, `${update}: ${reason}`);
+    assert.equal(err.nonRetryable, true);
+  }
+});
+
+test('a refusal outside the update\'s contract is final, keeps its type and says so', async () => {
+  // An older controller's validator threw a plain Error: the client decodes it with type 'Error'.
+  const err = await refusing(typed('Error', "stale epoch 3 for group 'web': the current epoch is 4")).claimGroup({ cluster: 'c1', group: 'web', workflowId: 'w', expectEpoch: 3, owner: 'n2' }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ApplicationFailure);
+  assert.equal(err.type, 'Error');
+  assert.equal(err.nonRetryable, true);
+  assert.match(err.message, /not one of claimGroup refusals/);
 });

@@ -1,0 +1,106 @@
+/**
+ * Issue 9, item 3 (STYLE.md "one contract per message, typed refusals"): each controller update
+ * refuses with the failure types of its contract (workflows/shared.ts CONTROLLER_REFUSALS), on the
+ * real controller, and the activities that send the updates pass the type on as it is. Before,
+ * the validators threw plain `Error`s and activities/controller.ts guessed the type from their
+ * words with regexes, so a request whose words held one of the phrases was typed by them: an
+ * `endOperation` with a stray key named "stale epoch" (a newer failover's field, a hand-sent
+ * request) was refused as invalid input, and the failover got `StaleEpoch`.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { createControllerActivities } from '../../activities/controller.js';
+import {
+  beginOperationUpdate,
+  claimGroupUpdate,
+  confirmDownUpdate,
+  CONTROLLER_REFUSALS,
+  controllerWorkflowId,
+  endOperationUpdate,
+  ERROR_TYPES,
+  operationBlockedUpdate,
+  ownershipQuery,
+  type ControllerUpdateName,
+  type EndOperation,
+} from '../../workflows/shared.js';
+import { WorkflowCluster, twoNodeWeb } from '../support/workflow-cluster.js';
+import { closeTemporal } from '../support/temporal.js';
+
+let cluster: WorkflowCluster | undefined;
+after(async () => {
+  await cluster?.close();
+  await closeTemporal();
+});
+
+const UPDATES = {
+  beginOperation: beginOperationUpdate,
+  claimGroup: claimGroupUpdate,
+  endOperation: endOperationUpdate,
+  operationBlocked: operationBlockedUpdate,
+  confirmDown: confirmDownUpdate,
+} as const;
+
+/** The type the controller refused `update` with (its validator's failure, as the client gets it). */
+async function refusal(handle: WorkflowHandle, update: ControllerUpdateName, req: unknown): Promise<string> {
+  const err = await handle.executeUpdate(UPDATES[update] as typeof beginOperationUpdate, { args: [req as never] }).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof WorkflowUpdateFailedError, `${update} ${JSON.stringify(req)} refused (got ${String(err)})`);
+  assert.ok(err.cause instanceof ApplicationFailure, `${update}: an ApplicationFailure (got ${String(err.cause)})`);
+  assert.equal(err.cause.nonRetryable, true, `${update}: non-retryable`);
+  return err.cause.type ?? '(none)';
+}
+
+test('each controller update refuses with the types of its contract, changes nothing, and the activity passes the type on', { timeout: 180_000 }, async () => {
+  cluster = await WorkflowCluster.start('refusals', twoNodeWeb({ lease: '{ ttl: 2000ms, margin: 50ms }' }));
+  const handle = cluster.client.workflow.getHandle(controllerWorkflowId(cluster.name));
+  // The operation holding the group: a workflow that runs for the whole test (the controller's check of it finds it running).
+  const op = controllerWorkflowId(cluster.name);
+  const { epoch } = await cluster.web();
+  await handle.executeUpdate(beginOperationUpdate, { args: [{ group: 'web', workflowId: op, kind: 'operator' }] });
+  const held = await handle.query(ownershipQuery);
+
+  const hold = { group: 'web', workflowId: op };
+  const other = { group: 'web', workflowId: 'failover/elsewhere/web' };
+  const CASES: [ControllerUpdateName, string, unknown][] = [
+    ['beginOperation', ERROR_TYPES.InvalidWorkflowInput, { ...hold, kind: 'bogus' }],
+    ['beginOperation', ERROR_TYPES.UnknownGroup, { ...hold, group: 'db', kind: 'operator' }],
+    ['beginOperation', ERROR_TYPES.OperationInProgress, { ...other, kind: 'operator' }],
+    ['claimGroup', ERROR_TYPES.InvalidWorkflowInput, { ...hold, expectEpoch: -1, owner: 'n2' }],
+    ['claimGroup', ERROR_TYPES.UnknownGroup, { ...hold, group: 'db', expectEpoch: epoch, owner: 'n2' }],
+    ['claimGroup', ERROR_TYPES.OperationInProgress, { ...other, expectEpoch: epoch, owner: 'n2' }],
+    ['claimGroup', ERROR_TYPES.StaleEpoch, { ...hold, expectEpoch: epoch + 7, owner: 'n2' }],
+    ['claimGroup', ERROR_TYPES.UnknownNode, { ...hold, expectEpoch: epoch, owner: 'n9' }],
+    ['endOperation', ERROR_TYPES.InvalidWorkflowInput, { ...hold, outcome: 'bogus', detail: '' }],
+    ['endOperation', ERROR_TYPES.UnknownGroup, { ...hold, group: 'db', outcome: 'unchanged', detail: '' }],
+    ['endOperation', ERROR_TYPES.OperationInProgress, { ...other, outcome: 'unchanged', detail: '' }],
+    ['operationBlocked', ERROR_TYPES.InvalidWorkflowInput, { ...hold, node: 'n1', epoch, detail: '', waitingFor: [] }],
+    ['operationBlocked', ERROR_TYPES.UnknownGroup, { ...hold, group: 'db', node: 'n1', epoch, detail: '', waitingFor: ['fencing'] }],
+    ['operationBlocked', ERROR_TYPES.OperationInProgress, { ...other, node: 'n1', epoch, detail: '', waitingFor: ['fencing'] }],
+    ['operationBlocked', ERROR_TYPES.UnknownNode, { ...hold, node: 'n9', epoch, detail: '', waitingFor: ['fencing'] }],
+    ['operationBlocked', ERROR_TYPES.StaleEpoch, { ...hold, node: 'n1', epoch: epoch + 7, detail: '', waitingFor: ['fencing'] }],
+    ['confirmDown', ERROR_TYPES.InvalidWorkflowInput, { node: 'N 1' }],
+    ['confirmDown', ERROR_TYPES.UnknownNode, { node: 'n9' }],
+    ['confirmDown', ERROR_TYPES.NothingToConfirm, { node: 'n2' }],
+  ];
+  const got: string[] = [];
+  for (const [update, , req] of CASES) got.push(`${update} → ${await refusal(handle, update, req)}`);
+  assert.deepEqual(got, CASES.map(([update, type]) => `${update} → ${type}`));
+  // The table is the whole contract: every refusal of every update is given by some request.
+  assert.deepEqual(
+    Object.entries(CONTROLLER_REFUSALS).flatMap(([u, types]) => types.map((t) => `${u} → ${t}`)).sort(),
+    [...new Set(CASES.map(([update, type]) => `${update} → ${type}`))].sort(),
+  );
+  assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
+
+  // Through the activities the failover uses: the controller's type, whatever its words say.
+  const activities = createControllerActivities({ client: cluster.client });
+  const typeOf = (p: Promise<unknown>) => p.then(() => 'accepted', (e: unknown) => (e instanceof ApplicationFailure ? `${e.type} (non-retryable: ${e.nonRetryable})` : String(e)));
+  const stray = { cluster: cluster.name, ...hold, outcome: 'unchanged', detail: '', 'stale epoch': 3 } as unknown as EndOperation & { cluster: string };
+  assert.equal(await typeOf(activities.endOperation(stray)), `${ERROR_TYPES.InvalidWorkflowInput} (non-retryable: true)`, 'a stray key named "stale epoch" is invalid input, not a stale epoch');
+  assert.equal(await typeOf(activities.claimGroup({ cluster: cluster.name, ...hold, expectEpoch: epoch + 7, owner: 'n2' })), `${ERROR_TYPES.StaleEpoch} (non-retryable: true)`);
+  assert.equal(await typeOf(activities.beginOperation({ cluster: cluster.name, ...other, kind: 'operator' })), `${ERROR_TYPES.OperationInProgress} (non-retryable: true)`);
+  assert.equal(await typeOf(activities.operationBlocked({ cluster: cluster.name, ...hold, node: 'n9', epoch, detail: '', waitingFor: ['fencing'] })), `${ERROR_TYPES.UnknownNode} (non-retryable: true)`);
+  assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
+  await handle.executeUpdate(endOperationUpdate, { args: [{ ...hold, outcome: 'unchanged', detail: 'test over' }] });
+});
