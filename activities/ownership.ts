@@ -14,6 +14,8 @@ import type { ServiceRegistry } from '../src/agent/services.js';
 import { awaitHealthy } from './service.js';
 import { runFenceAgent } from '../src/fence.js';
 import { ERROR_TYPES } from '../workflows/shared.js';
+import type { MessageKey } from '../src/auth/messages.js';
+import { createNodeAuth } from './auth.js';
 
 export interface OwnershipActivityDeps {
   node: string;
@@ -25,6 +27,12 @@ export interface OwnershipActivityDeps {
   logger: Logger;
   /** Runs before a resource of a group is started here (file sets stop pulling into it). */
   beforeStart?: (group: string) => Promise<void>;
+  /**
+   * The message key (deriveMessageKey of the cluster secret): answers are signed with it and
+   * orders refused unless they carry its MAC (activities/auth.ts). Undefined only in a one-node
+   * cluster, which loads no secret.
+   */
+  key: MessageKey | undefined;
 }
 
 /** How often a starting resource's check runs while a failover waits for it (at most its interval). */
@@ -53,10 +61,13 @@ export interface ResourceOrder {
   group: string;
   resource: string;
   epoch: number;
+  /** The workflow worker's MAC over the order (activities/auth.ts). */
+  mac?: string;
 }
 
 export function createOwnershipActivities(deps: OwnershipActivityDeps) {
   const { node, groups, logger } = deps;
+  const auth = createNodeAuth({ cluster: deps.config.cluster, node, key: deps.key, logger });
 
   /** Our errors, typed for the workflow: none of them is fixed by retrying on this node. */
   const typed = (err: unknown, what: string): never => {
@@ -87,9 +98,10 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
 
   return {
     /** "Are you there?": answered only by this node's agent, so an answer proves it is up and reaches Temporal. */
-    async ping(req: { group?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string; failure?: string } }> {
+    async ping(req: { group?: string; nonce?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string; failure?: string }; mac?: string }> {
       const held = req.group ? groups.holding(req.group) : undefined;
-      return { node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state, ...(held.failure ? { failure: held.failure } : {}) } } : {}) };
+      // Signed over the asking failover's nonce: an impostor polling this queue cannot answer for us.
+      return auth.signAnswer({ node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state, ...(held.failure ? { failure: held.failure } : {}) } } : {}) }, req.nonce);
     },
 
     /**
@@ -98,6 +110,7 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
      * again before the failure is returned: the workflow compensates only what succeeded.
      */
     startResource: (req: ResourceOrder & { verifyTimeoutMs?: number }): Promise<{ checks?: number; detail?: string }> => heartbeating(async () => {
+      auth.checkOrder(req);
       try {
         if (groups.holding(req.group) === undefined) await deps.beforeStart?.(req.group);
         await groups.startResource(req.group, req.resource, req.epoch);
@@ -120,6 +133,7 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
     verifyResource,
 
     stopResource: (req: ResourceOrder): Promise<void> => heartbeating(async () => {
+      auth.checkOrder(req);
       try {
         await groups.stopResource(req.group, req.resource, req.epoch);
       } catch (err) {
@@ -128,7 +142,8 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
     }),
 
     /** A planned stop of the whole group, in reverse order (the old owner of a failover). */
-    stopGroup: (req: { group: string; epoch: number; reason: string }): Promise<void> => heartbeating(async () => {
+    stopGroup: (req: { group: string; epoch: number; reason: string; mac?: string }): Promise<void> => heartbeating(async () => {
+      auth.checkOrder(req);
       try {
         await groups.stopGroup(req.group, req.reason, req.epoch);
       } catch (err) {
@@ -137,7 +152,8 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
     }),
 
     /** Runs the fence agent configured for `victim` from this node. */
-    async fence(req: { victim: string }): Promise<{ fenced: boolean; detail: string }> {
+    async fence(req: { victim: string; mac?: string }): Promise<{ fenced: boolean; detail: string }> {
+      auth.checkOrder(req);
       const spec = deps.config.nodes.find((n) => n.name === req.victim)?.fence;
       if (!spec) return { fenced: false, detail: `no fence agent is configured for node ${req.victim}` };
       logger.warn({ victim: req.victim, agent: spec.command[0] }, 'fencing a node');

@@ -13,6 +13,9 @@ import type { Logger } from '../src/log.js';
 import { DrbdDriver, DrbdSplitBrainError } from '../src/drivers/drbd.js';
 import { RsyncError } from '../src/sync/rsync.js';
 import { ERROR_TYPES, type ResyncProgress, type ResyncResult, type ResyncStepResult } from '../workflows/shared.js';
+import type { MessageKey } from '../src/auth/messages.js';
+import type { Config } from '../src/config/types.js';
+import { createNodeAuth } from './auth.js';
 
 export interface SyncActivityDeps {
   node: string;
@@ -23,6 +26,10 @@ export interface SyncActivityDeps {
   /** The group's owner as its heartbeats show it (running, heard now). */
   ownerOf: (group: string) => { node: string; epoch: number } | undefined;
   logger: Logger;
+  /** Which cluster: the orders' MACs name it. */
+  cluster: Config['cluster'];
+  /** The message key: a pull is refused unless the workflow worker signed it (activities/auth.ts). Undefined only in a one-node cluster. */
+  key: MessageKey | undefined;
 }
 
 /** Heartbeats at most this often (and on every step boundary). */
@@ -30,6 +37,7 @@ const HEARTBEAT_EVERY_MS = 500;
 
 export function createSyncActivities(deps: SyncActivityDeps) {
   const { node, fileSync, logger } = deps;
+  const auth = createNodeAuth({ cluster: deps.cluster, node, key: deps.key, logger });
 
   return {
     /**
@@ -38,7 +46,9 @@ export function createSyncActivities(deps: SyncActivityDeps) {
      * @throws SyncFailed (non-retryable: full or read-only destination, auth), NodeOwnsGroup,
      *   DrbdSplitBrain; other rsync failures are retried by the workflow's policy (resuming).
      */
-    async resyncGroup(req: { group: string; source: string; epoch: number; final?: boolean }): Promise<ResyncResult> {
+    async resyncGroup(req: { group: string; source: string; epoch: number; final?: boolean; mac?: string }): Promise<ResyncResult> {
+      // A forged pull could overwrite a standby's copy with an older one: only signed ones run.
+      auth.checkOrder(req);
       const ctx = Context.current();
       const started = Date.now();
       if (deps.holds(req.group)) {

@@ -6,6 +6,8 @@ import { Worker, type NativeConnection, type WorkflowBundleOption } from '@tempo
 import type { Client } from '@temporalio/client';
 import { createClusterActivities } from '../activities/cluster.js';
 import { createControllerActivities } from '../activities/controller.js';
+import { createAuthActivities } from '../activities/auth.js';
+import type { MessageKey } from '../src/auth/messages.js';
 import type { Config } from '../src/config/types.js';
 import { clusterTaskQueue } from '../workflows/shared.js';
 import { bundleWorkflowsToFile } from './workflow-bundle.js';
@@ -20,6 +22,11 @@ export async function createWorkflowWorker(opts: {
   workflowBundle?: WorkflowBundleOption;
   /** Where the bundle is written; default `<stateDir>/workflow-bundle.js`. */
   bundleFile?: string;
+  /**
+   * The message key (deriveMessageKey of the cluster secret) its local activities sign orders
+   * and check nodes' answers with; undefined only in a one-node cluster (docs/security.md).
+   */
+  key: MessageKey | undefined;
 }): Promise<Worker> {
   const { config } = opts;
   const workflowBundle = opts.workflowBundle ?? (await bundleWorkflowsToFile(opts.bundleFile ?? join(config.agent.stateDir, 'workflow-bundle.js')));
@@ -28,7 +35,7 @@ export async function createWorkflowWorker(opts: {
     namespace: config.temporal.namespace,
     taskQueue: clusterTaskQueue(config.cluster),
     workflowBundle,
-    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }) },
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }), ...createAuthActivities({ config, key: opts.key }) },
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.
     maxCachedWorkflows: config.agent.maxCachedWorkflows,

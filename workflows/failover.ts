@@ -47,6 +47,7 @@ import { confirmedDownSchema, describeIssues, failoverInputSchema, failoverKindR
 import { groupOf, tagIfUntagged } from './layout.js';
 import { describeBlock, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
 import { syncOn } from './resync.js';
+import { authenticAnswer, pingNonce, signed } from './auth.js';
 import {
   confirmedDownSignal,
   controllerWorkflowId,
@@ -122,6 +123,13 @@ export const NODE_HEARTBEAT_TIMEOUT_MS = 10_000;
  * could decide "gone" after the first try had ended the operation as a false alarm.
  */
 export const PATCH_VERIFY_ANSWER_WINS = 'failover-verify-answer-wins';
+/**
+ * Authenticated messages (docs/security.md, issue 9 item 9): a node-lost verification sends a
+ * fresh nonce with its ping and counts an answer only if the node's MAC over it verifies; every
+ * order to a node carries the worker's MAC (workflows/auth.ts). Histories from before it replay
+ * with unauthenticated pings and orders.
+ */
+export const PATCH_AUTHENTICATED_MESSAGES = 'failover-authenticated-messages';
 /** The longest pause a local activity (10 s startToClose) runs with room to spare under load. */
 const LOCAL_PAUSE_MAX_MS = 5_000;
 /** A lease wait longer than LOCAL_PAUSE_MAX_MS runs as a regular activity (longPause). */
@@ -170,6 +178,9 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const unansweredWaits = patched(PATCH_UNANSWERED_START);
   const earlyEndCompensates = patched(PATCH_EARLY_END);
   const monotonicLeaseWait = patched(PATCH_MONOTONIC_LEASE_WAIT);
+  const authenticated = patched(PATCH_AUTHENTICATED_MESSAGES);
+  /** `order` signed for `node` (as it is in histories from before the patch). */
+  const sign = <T extends Record<string, unknown>>(node: string, action: Parameters<typeof signed>[3], order: T) => signed(authenticated, input.cluster, node, action, order);
   if (patched(PATCH_KIND_STARTER)) {
     const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
       controller: controllerWorkflowId(input.cluster),
@@ -210,7 +221,8 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     if (run) {
       const undo = run.starting !== undefined && !run.started.includes(run.starting) ? [...run.started, run.starting] : run.started;
       for (const name of [...undo].reverse()) {
-        await onNode(input.cluster, run.node, STOP_TIMEOUT_MS, { heartbeat: true }).stopResource({ group: group.name, resource: name, epoch })
+        await sign(run.node, 'stopResource', { group: group.name, resource: name, epoch })
+          .then((order) => onNode(input.cluster, run.node, STOP_TIMEOUT_MS, { heartbeat: true }).stopResource(order))
           .catch((e: unknown) => log.error('could not stop a resource while undoing an early end', { node: run.node, resource: name, err: errorText(e) }));
       }
     }
@@ -271,7 +283,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     let oldOwnerAnswered = false;
     if (from !== null && input.kind === 'node-lost') {
       const t = Date.now();
-      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs, answerWins);
+      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs, answerWins, authenticated);
       phases.verifyMs = Date.now() - t;
       if (answer && !answer.holds) {
         // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
@@ -295,7 +307,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     } else if (from !== null && input.kind !== 'recover') {
       const t = Date.now();
       try {
-        await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup({ group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` });
+        await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup(await sign(from, 'stopGroup', { group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` }));
         ownerStopped = true;
         oldOwnerSafe = true;
         oldOwnerAnswered = true;
@@ -326,7 +338,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         // The owner has stopped writing: a last, short pass brings the target fully up to date.
         const ts = Date.now();
         try {
-          await syncOn(input.cluster, input.to!).resyncGroup({ group: group.name, source: from, epoch, final: true });
+          await syncOn(input.cluster, input.to!).resyncGroup(await sign(input.to!, 'resyncGroup', { group: group.name, source: from, epoch, final: true }));
         } catch (err) {
           if (isCancellation(err)) throw err;
           const detail = `final sync from ${from} failed: ${errorText(err)}`;
@@ -397,7 +409,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           const fence = facts.fence!;
           const giveUp = who.report === 'stop-failed' ? 'still blocked' : 'waiting out the lease instead';
           try {
-            const fenced = await onNode(input.cluster, who.fencer!, (victim!.fenceTimeoutMs ?? 60_000) + 30_000).fence({ victim: victim!.name });
+            const fenced = await onNode(input.cluster, who.fencer!, (victim!.fenceTimeoutMs ?? 60_000) + 30_000).fence(await sign(who.fencer!, 'fence', { victim: victim!.name }));
             fence.succeeded = fenced.fenced;
             fenceDetail = fenced.detail;
             log.info(fenced.fenced ? 'old owner fenced' : `fencing failed: ${giveUp}`, { node: who.node, detail: fenced.detail });
@@ -483,7 +495,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           // Started and verified in one activity (one round trip per resource); if it fails, it
           // has undone its own start, so only the resources before it are compensated.
           run.starting = r.name;
-          await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource({ group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs });
+          await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource(await sign(node, 'startResource', { group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs }));
           started.push(r.name);
         }
         phases.startMs = Date.now() - t;
@@ -510,7 +522,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         const undo = unanswered && run.starting !== undefined && !started.includes(run.starting) ? [...started, run.starting] : started;
         for (const name of [...undo].reverse()) {
           try {
-            await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource({ group: group.name, resource: name, epoch });
+            await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource(await sign(node, 'stopResource', { group: group.name, resource: name, epoch }));
           } catch (e) {
             if (isCancellation(e)) throw e;
             if (failureType(e) === ERROR_TYPES.StopFailed) undoFailed ??= errorText(e);
@@ -597,9 +609,11 @@ async function waitWhileBlocked(confirmed: () => boolean, watchdogMs: number | u
  * for a condition(), which is only evaluated once the activation's results have all been applied
  * and their promise chains have run; then an answer that arrived counts, whatever arrived with it.
  */
-async function verify(cluster: string, node: string, group: string, timeoutMs: number, answerWins: boolean) {
+async function verify(cluster: string, node: string, group: string, timeoutMs: number, answerWins: boolean, authenticated: boolean) {
   const scope = new CancellationScope();
-  const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping({ group })).catch((err: unknown) => {
+  // Chosen here (by the worker), unpredictable: an answer bound to it cannot have been recorded before.
+  const nonce = authenticated ? await pingNonce() : undefined;
+  const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping({ group, ...(nonce !== undefined ? { nonce } : {}) })).catch((err: unknown) => {
     if (isCancellation(err) && scope.consideredCancelled) return undefined;
     if (isCancellation(err)) throw err;
     return undefined;
@@ -627,7 +641,8 @@ async function verify(cluster: string, node: string, group: string, timeoutMs: n
   if (pinged) {
     // An answer, or a failed ping (no answer): the pause, if it is over too, changes nothing.
     if (!pinged.ok) throw pinged.err;
-    return pinged.value;
+    // An answer that is not the node's own counts as none (an impostor polling its queue).
+    return nonce !== undefined ? await authenticAnswer(cluster, node, nonce, pinged.value) : pinged.value;
   }
   scope.cancel();
   if (!paused!.ok) throw paused!.err;

@@ -13,11 +13,15 @@
  * is never held up by a long resync. A switchover takes the lock afterwards and runs a short
  * final pass once the owner has stopped.
  */
-import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { SyncActivities } from '../activities/sync.js';
 import { parseWorkflowInput, resyncInputSchema } from './inputs.js';
 import { groupAndOwner, tagIfUntagged } from './layout.js';
 import { ERROR_TYPES, nodeTaskQueue, type ResyncResult } from './shared.js';
+import { signed } from './auth.js';
+
+/** The pull order carries the worker's MAC (docs/security.md); histories from before it replay unsigned. */
+export const PATCH_SIGNED_RESYNC = 'resync-signed-order';
 
 /** A dead worker is noticed within this (the heartbeat timeout), then the retry resumes. */
 export const RESYNC_HEARTBEAT_TIMEOUT_MS = 5000;
@@ -40,6 +44,7 @@ export function syncOn(cluster: string, node: string) {
 
 export async function resync(rawInput: unknown): Promise<ResyncResult> {
   const input = parseWorkflowInput(resyncInputSchema, rawInput, 'resync');
+  const authenticated = patched(PATCH_SIGNED_RESYNC);
   tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.node, operation: 'resync' });
   const { group, owner: truth } = await groupAndOwner(input.cluster, input.group, input.node);
   if (truth.owner === null) {
@@ -49,5 +54,6 @@ export async function resync(rawInput: unknown): Promise<ResyncResult> {
     throw ApplicationFailure.create({ type: ERROR_TYPES.NodeOwnsGroup, nonRetryable: true, message: `node '${input.node}' owns group '${group.name}' (epoch ${truth.epoch}): data flows from the owner, never toward it; nothing was changed` });
   }
   log.info('resync', { group: group.name, node: input.node, from: truth.owner, epoch: truth.epoch, reason: input.reason });
-  return await syncOn(input.cluster, input.node).resyncGroup({ group: group.name, source: truth.owner, epoch: truth.epoch });
+  const order = await signed(authenticated, input.cluster, input.node, 'resyncGroup', { group: group.name, source: truth.owner, epoch: truth.epoch });
+  return await syncOn(input.cluster, input.node).resyncGroup(order);
 }

@@ -60,6 +60,12 @@ export const ERROR_TYPES = {
    * an operation waiting for that node at that time (it is never kept for later). Nothing was recorded.
    */
   NothingToConfirm: 'NothingToConfirm',
+  /**
+   * A message did not carry a valid MAC under the cluster secret (docs/security.md): an order
+   * a node refused (not signed by the workflow worker for this node, action, workflow run and
+   * content), or a signing asked for outside a workflow's local activity. Nothing was done.
+   */
+  Unauthenticated: 'Unauthenticated',
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 

@@ -24,6 +24,7 @@ import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -104,6 +105,8 @@ export class Agent {
     // Refused before anything runs: a world-readable secret lets anyone forge heartbeats.
     const hasPeers = config.nodes.length > 1;
     const secret = hasPeers ? await loadHeartbeatSecret(config.heartbeat.secretFile) : undefined;
+    // Signs this node's answers and checks the orders it is given (docs/security.md).
+    const key = secret ? deriveMessageKey(secret) : undefined;
     await mkdir(logDir, { recursive: true });
 
     const groups = new GroupRuntime({
@@ -239,11 +242,11 @@ export class Agent {
         namespace: conn.namespace,
         cluster: config.cluster,
         service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
-        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g) },
-        sync: { node, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
+        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g), key },
+        sync: { node, cluster: config.cluster, key, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
       }),
       ...(config.agent.workflows
-        ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle })]
+        ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle, key })]
         : []),
     ]);
     this.running = Promise.all(this.workers.map((w) => w.run()));

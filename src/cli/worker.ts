@@ -11,6 +11,8 @@ import { createLogger } from '../log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
+import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { deriveMessageKey } from '../auth/messages.js';
 
 export function workerCommand(): Command {
   return new Command('worker')
@@ -21,10 +23,13 @@ export function workerCommand(): Command {
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-worker' });
       installTemporalRuntime(logger);
       await mkdir(config.agent.stateDir, { recursive: true });
+      // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
+      // refused as the agent refuses it (missing, world-readable). A one-node cluster has none.
+      const key = config.nodes.length > 1 ? deriveMessageKey(await loadHeartbeatSecret(config.heartbeat.secretFile)) : undefined;
       const conn = await resolveConnection(config.temporal);
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
-      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js') });
+      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key });
       process.once('SIGTERM', () => worker.shutdown());
       process.once('SIGINT', () => worker.shutdown());
       logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');

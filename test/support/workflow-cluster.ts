@@ -17,6 +17,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
+import { TEST_KEY, testAuthActivities } from './cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
@@ -67,7 +68,7 @@ export class WorkflowCluster {
   static async start(prefix: string, body: string, opts: { extra?: ExtraActivities; workflowActivities?: WorkflowWorkerActivities } = {}): Promise<WorkflowCluster> {
     const name = uniqueName(prefix);
     const c = new WorkflowCluster(name, parseConfig(`cluster: ${name}\n${body}`), await testClient(), opts.extra);
-    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }) };
+    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }), ...testAuthActivities(c.config) };
     const wf = await Worker.create({
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),
@@ -107,7 +108,7 @@ export class WorkflowCluster {
 
   private async startNodeWorker(node: WorkflowTestNode): Promise<void> {
     const registry = this.registries.get(node.name)!;
-    const real = createOwnershipActivities({ node: node.name, config: this.config, groups: node.groups, services: registry, exec: createExec(silentLogger), logger: silentLogger });
+    const real = createOwnershipActivities({ node: node.name, config: this.config, groups: node.groups, services: registry, exec: createExec(silentLogger), logger: silentLogger, key: TEST_KEY });
     node.worker = await Worker.create({
       connection: await testWorkerConnection(),
       taskQueue: nodeTaskQueue(this.name, node.name),

@@ -21,6 +21,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
+import { testAuthActivities } from '../support/cluster-key.js';
 import { silentLogger } from '../../src/log.js';
 import { clusterTaskQueue, controllerWorkflowId } from '../../workflows/shared.js';
 import { workflowsPath } from '../../workers/workflow-bundle.js';
@@ -78,6 +79,7 @@ groups:
     activities: {
       ...cluster,
       ...createControllerActivities({ client }),
+      ...testAuthActivities(config),
       // A loaded machine: the first local activity takes its time.
       describeCluster: async (req: Parameters<typeof cluster.describeCluster>[0]) => {
         await new Promise((r) => setTimeout(r, 3000));

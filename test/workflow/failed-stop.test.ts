@@ -29,6 +29,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
+import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -128,7 +129,7 @@ groups:
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),
       workflowBundle: await testWorkflowBundle(),
-      activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: this.client }) },
+      activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: this.client }), ...testAuthActivities(config) },
     });
     this.workers.push(wf);
     this.runs.push(wf.run());
@@ -149,7 +150,7 @@ groups:
       const groups = new GroupRuntime({ node: nodeName, config, services: registry, logger: silentLogger, monitorOf: (s) => monitors.get(s)!, claimWaitMs: 1000 });
       const node: TestNode = { name: nodeName, groups, services, startOrders: [] };
       this.nodes.set(nodeName, node);
-      const real = createOwnershipActivities({ node: nodeName, config, groups, services: registry, exec: createExec(silentLogger), logger: silentLogger });
+      const real = createOwnershipActivities({ node: nodeName, config, groups, services: registry, exec: createExec(silentLogger), logger: silentLogger, key: TEST_KEY });
       const worker = await Worker.create({
         connection: await testWorkerConnection(),
         taskQueue: nodeTaskQueue(name, nodeName),

@@ -28,6 +28,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
+import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -95,7 +96,7 @@ async function startNodeWorker(node: TestNode): Promise<void> {
     taskQueue: nodeTaskQueue(cluster, node.name),
     activities: {
       ...createServiceActivities({ node: node.name, services: node.registry, logger: silentLogger, recoveryPollMs: 20, whileHolding: (g, fn) => node.groups.whileHolding(g, fn) }),
-      ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: node.registry, exec: createExec(silentLogger), logger: silentLogger }),
+      ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: node.registry, exec: createExec(silentLogger), logger: silentLogger, key: TEST_KEY }),
     },
   });
   node.worker = worker;
@@ -120,6 +121,7 @@ before(async () => {
     workflowBundle: await testWorkflowBundle(),
     activities: {
       ...createClusterActivities({ config }),
+      ...testAuthActivities(config),
       ...controller,
       async endOperation(req: Parameters<typeof controller.endOperation>[0]) {
         endCalls++;

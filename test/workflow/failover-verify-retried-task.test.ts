@@ -26,6 +26,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
+import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -93,7 +94,7 @@ async function startNodeWorker(node: TestNode): Promise<void> {
     taskQueue: nodeTaskQueue(cluster, node.name),
     activities: {
       ...createServiceActivities({ node: node.name, services: node.registry, logger: silentLogger, recoveryPollMs: 20, whileHolding: (g, fn) => node.groups.whileHolding(g, fn) }),
-      ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: node.registry, exec: createExec(silentLogger), logger: silentLogger }),
+      ...createOwnershipActivities({ node: node.name, config, groups: node.groups, services: node.registry, exec: createExec(silentLogger), logger: silentLogger, key: TEST_KEY }),
     },
   });
   node.worker = worker;
@@ -119,6 +120,7 @@ before(async () => {
     workflowBundle: await testWorkflowBundle(),
     activities: {
       ...clusterActivities,
+      ...testAuthActivities(config),
       ...controller,
       async pause(req: Parameters<typeof clusterActivities.pause>[0]) {
         if (!holdPause) return clusterActivities.pause(req);

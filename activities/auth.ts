@@ -1,0 +1,121 @@
+/**
+ * The two ends of authenticated messages through Temporal (src/auth/messages.ts, docs/security.md).
+ *
+ * - On the workflow worker, as LOCAL activities of the failover and resync workflows
+ *   ({@link createAuthActivities}): a fresh nonce for a ping, the check of a node's answer, and
+ *   the MAC on an order. They refuse to run as regular activities: anyone with Temporal access
+ *   can schedule an activity of any name on the cluster's queue, and a signing activity that
+ *   answered them would sign their orders. A local activity runs only inside a workflow task of
+ *   this worker, i.e. for the workflow code this worker runs; and the workflow ID and run ID it
+ *   signs are the ones Temporal gives it, not ones from its input.
+ * - On a node ({@link createNodeAuth}): the MAC on its answer to a ping, and the check of an
+ *   order before anything is done (a refused order is `Unauthenticated`, not retryable).
+ *
+ * `key` undefined: a one-node cluster, which loads no secret (it has no peer to take a group
+ * over, and nothing to fail over to): nothing is signed and nothing is checked.
+ */
+import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
+import type { Config } from '../src/config/types.js';
+import type { Logger } from '../src/log.js';
+import { newNonce, orderMac, pingAnswerMac, verifyOrder, verifyPingAnswer, withoutMac, type MessageKey } from '../src/auth/messages.js';
+import { ERROR_TYPES } from '../workflows/shared.js';
+
+export interface AuthActivityDeps {
+  config: Config;
+  /** The message key (deriveMessageKey of the cluster secret); undefined in a one-node cluster. */
+  key: MessageKey | undefined;
+}
+
+/** The outcome of checking a node's answer: a failed one says why (for the workflow's log). */
+export type AnswerCheck = { ok: true; signed: boolean } | { ok: false; why: string };
+
+function unauthenticated(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message });
+}
+
+/** The activity's info, when it runs as a local activity of a workflow. @throws Unauthenticated otherwise. */
+function localInWorkflow(what: string): Info & { workflowExecution: { workflowId: string; runId: string } } {
+  const info = Context.current().info;
+  if (!info.isLocal || info.workflowExecution === undefined) {
+    throw unauthenticated(`${what} runs only as a local activity of a workflow on this worker; it was scheduled as a regular activity${info.workflowExecution ? ` by workflow ${info.workflowExecution.workflowId}` : ''} and is refused`);
+  }
+  return info as Info & { workflowExecution: { workflowId: string; runId: string } };
+}
+
+export function createAuthActivities(deps: AuthActivityDeps) {
+  const { config, key } = deps;
+  const checkCluster = (cluster: string) => {
+    if (cluster !== config.cluster) throw ApplicationFailure.create({ type: ERROR_TYPES.WrongCluster, nonRetryable: true, message: `this workflow names cluster '${cluster}' but runs on the queue of cluster '${config.cluster}'` });
+  };
+
+  return {
+    /** A fresh, unpredictable nonce for one ping (recorded in the history once it exists, never before). */
+    async pingNonce(): Promise<string> {
+      localInWorkflow('pingNonce');
+      return newNonce();
+    },
+
+    /**
+     * Whether `answer` (a node's answer to the ping that carried `nonce`) bears that node's MAC
+     * over the nonce, this workflow's ID and the answer's content.
+     */
+    async checkPingAnswer(req: { cluster: string; node: string; nonce: string; answer: unknown }): Promise<AnswerCheck> {
+      const info = localInWorkflow('checkPingAnswer');
+      checkCluster(req.cluster);
+      if (key === undefined) return { ok: true, signed: false };
+      if (typeof req.answer !== 'object' || req.answer === null) return { ok: false, why: 'the answer is not an object' };
+      const answer = req.answer as { mac?: unknown; node?: unknown };
+      if (answer.mac === undefined) return { ok: false, why: `the answer carries no MAC (an agent older than this worker, or not node ${req.node}'s agent)` };
+      if (answer.node !== req.node) return { ok: false, why: `the answer names node ${String(answer.node)}, not ${req.node}` };
+      const ok = verifyPingAnswer(key, { cluster: req.cluster, node: req.node, nonce: req.nonce, workflowId: info.workflowExecution.workflowId, answer: withoutMac(answer) }, answer.mac);
+      return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify under the cluster secret (not node ${req.node}'s agent, a replayed answer, or another secret on that node)` };
+    },
+
+    /** The MAC on an order for `node` (`action`: the node activity's name), bound to this workflow run. */
+    async signOrder(req: { cluster: string; node: string; action: string; order: Record<string, unknown> }): Promise<{ mac?: string }> {
+      const info = localInWorkflow('signOrder');
+      checkCluster(req.cluster);
+      if (key === undefined) return {};
+      const { workflowId, runId } = info.workflowExecution;
+      return { mac: orderMac(key, { cluster: req.cluster, node: req.node, action: req.action, workflowId, runId, order: req.order }) };
+    },
+  };
+}
+
+export type AuthActivities = ReturnType<typeof createAuthActivities>;
+
+/** A node's side: signing its answers, checking the orders it is given. */
+export interface NodeAuth {
+  /** The answer with its MAC, bound to `nonce` and the asking workflow (unchanged without a nonce: an older workflow's ping). */
+  signAnswer<T extends object>(answer: T, nonce: string | undefined): T & { mac?: string };
+  /**
+   * Checks the order this activity was given against its MAC, the activity's type, this node
+   * and the workflow run Temporal says scheduled it. @throws Unauthenticated (not retryable),
+   * logged loudly, when it does not verify; nothing has been done then.
+   */
+  checkOrder(order: { mac?: unknown }): void;
+}
+
+export function createNodeAuth(opts: { cluster: string; node: string; key: MessageKey | undefined; logger: Logger }): NodeAuth {
+  const { cluster, node, key, logger } = opts;
+  return {
+    signAnswer(answer, nonce) {
+      if (key === undefined || nonce === undefined) return answer;
+      const workflowId = Context.current().info.workflowExecution?.workflowId ?? '';
+      return { ...answer, mac: pingAnswerMac(key, { cluster, node, nonce, workflowId, answer }) };
+    },
+    checkOrder(order) {
+      if (key === undefined) return;
+      const info = Context.current().info;
+      const run = info.workflowExecution;
+      const why = order.mac === undefined ? 'it carries no MAC'
+        : run === undefined ? 'it was not scheduled by a workflow'
+        : verifyOrder(key, { cluster, node, action: info.activityType, workflowId: run.workflowId, runId: run.runId, order: withoutMac(order) }, order.mac) ? undefined
+        : 'its MAC does not verify for this node, action, workflow run and content';
+      if (why === undefined) return;
+      const fields = { action: info.activityType, workflowId: run?.workflowId, runId: run?.runId, workflowType: info.workflowType, order: withoutMac(order) };
+      logger.error(fields, `REFUSED an order not signed by this cluster's workflow worker (${why}): someone with access to Temporal, a worker with another secret, or a workflow older than this agent`);
+      throw unauthenticated(`node ${node} refused ${info.activityType}: ${why}; nothing was done (docs/security.md)`);
+    },
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * MACs of the safety-critical messages that go through Temporal (docs/security.md): a node's
+ * answer to "are you there?" and the orders a workflow gives a node (start, stop, fence, pull).
+ *
+ * Anyone who reaches Temporal can read every history, replay what is in it, and poll any task
+ * queue; so each message carries an HMAC-SHA256 under a key derived from the cluster secret
+ * (`heartbeat.secretFile`, src/heartbeat/secret.ts), bound to what the receiving side chose or
+ * checks itself: the failover's fresh nonce and workflow ID for an answer; the action (the
+ * activity's type), target node, workflow ID and run ID (as Temporal tells the node) and epoch
+ * for an order. The secret itself never leaves the processes that load it: workflow code cannot
+ * hold it (no I/O, and its inputs and results are in the history), so MACs are made and checked
+ * in activities (local ones on the workflow worker, the node's own on the node).
+ *
+ * Pure functions over Node's crypto; nothing here logs.
+ */
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** What a message's MAC is computed under: derived from the cluster secret, never the secret itself. */
+export interface MessageKey {
+  readonly bytes: Buffer;
+}
+
+/**
+ * The message key: HKDF-SHA256 of the cluster secret with its own label, so that a MAC made here
+ * can never be a valid heartbeat packet tag (which is keyed with the secret itself) or the
+ * reverse.
+ */
+export function deriveMessageKey(secret: Buffer): MessageKey {
+  return { bytes: Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'haoscar temporal messages v1', 32)) };
+}
+
+/** A fresh, unpredictable nonce (128 bits, base64url). */
+export function newNonce(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/**
+ * JSON with object keys sorted, `undefined` members left out (as JSON.stringify does): the same
+ * content gives the same bytes whatever order its fields were written in, so that a field added
+ * to a message later is covered without a format change.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    return text === undefined ? 'null' : text;
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+function mac(key: MessageKey, purpose: string, fields: unknown[]): string {
+  return createHmac('sha256', key.bytes).update(canonicalJson(['haoscar', purpose, ...fields])).digest('base64url');
+}
+
+function sameMac(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** What a ping answer's MAC binds: who answers, to which question (nonce, workflow), and what it says. */
+export interface PingBinding {
+  cluster: string;
+  node: string;
+  nonce: string;
+  workflowId: string;
+  /** The answer without its `mac`. */
+  answer: unknown;
+}
+
+/** The MAC a node puts on its answer. */
+export function pingAnswerMac(key: MessageKey, b: PingBinding): string {
+  return mac(key, 'ping-answer', [b.cluster, b.node, b.nonce, b.workflowId, b.answer]);
+}
+
+/** Whether `given` is the MAC of this answer. */
+export function verifyPingAnswer(key: MessageKey, b: PingBinding, given: unknown): boolean {
+  return sameMac(pingAnswerMac(key, b), given);
+}
+
+/** What an order's MAC binds: which action, for which node, from which workflow run, with what content (epoch included). */
+export interface OrderBinding {
+  cluster: string;
+  node: string;
+  /** The activity's type: startResource, stopResource, stopGroup, fence, resyncGroup. */
+  action: string;
+  workflowId: string;
+  runId: string;
+  /** The order without its `mac` (group, resource, epoch, ...). */
+  order: unknown;
+}
+
+/** The MAC the workflow worker puts on an order. */
+export function orderMac(key: MessageKey, b: OrderBinding): string {
+  return mac(key, 'order', [b.cluster, b.node, b.action, b.workflowId, b.runId, b.order]);
+}
+
+/** Whether `given` is the MAC of this order. */
+export function verifyOrder(key: MessageKey, b: OrderBinding, given: unknown): boolean {
+  return sameMac(orderMac(key, b), given);
+}
+
+/** `message` without its `mac` field (what the MAC covers). */
+export function withoutMac<T extends { mac?: unknown }>(message: T): Omit<T, 'mac'> {
+  const { mac: _mac, ...rest } = message;
+  return rest;
+}

@@ -1,0 +1,60 @@
+/**
+ * The MACs of messages through Temporal (src/auth/messages.ts): each bound field changes the MAC,
+ * field order does not, and the key is not the heartbeat secret itself.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { canonicalJson, deriveMessageKey, newNonce, orderMac, pingAnswerMac, verifyOrder, verifyPingAnswer, withoutMac, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
+
+const secret = Buffer.from('0123456789abcdef0123456789abcdef');
+const key = deriveMessageKey(secret);
+
+test('canonical JSON: object keys sorted, undefined members left out, arrays kept in order', () => {
+  assert.equal(canonicalJson({ b: 1, a: { d: [2, 1], c: 'x' }, u: undefined }), '{"a":{"c":"x","d":[2,1]},"b":1}');
+  assert.equal(canonicalJson({ a: 1, b: 2 }), canonicalJson({ b: 2, a: 1 }));
+  assert.equal(canonicalJson([undefined, null]), '[null,null]');
+});
+
+test('the message key is derived: not the secret, and not what keys heartbeat packets', () => {
+  assert.notDeepEqual(key.bytes, secret);
+  assert.equal(key.bytes.length, 32);
+  assert.deepEqual(deriveMessageKey(secret).bytes, key.bytes, 'the same secret gives the same key on every node');
+  assert.notDeepEqual(deriveMessageKey(Buffer.from('another secret, 32 bytes long...')).bytes, key.bytes);
+});
+
+test('nonces are fresh: 128 bits, never the same twice in 1000', () => {
+  const seen = new Set(Array.from({ length: 1000 }, () => newNonce()));
+  assert.equal(seen.size, 1000);
+  assert.equal(Buffer.from([...seen][0]!, 'base64url').length, 16);
+});
+
+test('a ping answer verifies only for its node, nonce, workflow and content', () => {
+  const b: PingBinding = { cluster: 'c', node: 'n1', nonce: 'N', workflowId: 'wf', answer: { node: 'n1', at: 5, holds: { epoch: 3, state: 'running' } } };
+  const mac = pingAnswerMac(key, b);
+  assert.ok(verifyPingAnswer(key, b, mac));
+  assert.ok(verifyPingAnswer(key, { ...b, answer: { holds: { state: 'running', epoch: 3 }, at: 5, node: 'n1' } }, mac), 'field order does not matter');
+  for (const changed of [{ cluster: 'd' }, { node: 'n2' }, { nonce: 'M' }, { workflowId: 'wf2' }, { answer: { node: 'n1', at: 5 } }, { answer: { node: 'n1', at: 5, holds: { epoch: 4, state: 'running' } } }]) {
+    assert.equal(verifyPingAnswer(key, { ...b, ...changed }, mac), false, `changed ${JSON.stringify(changed)}`);
+  }
+  assert.equal(verifyPingAnswer(deriveMessageKey(Buffer.from('another secret, 32 bytes long...')), b, mac), false, 'another secret');
+  for (const bad of [undefined, 42, '', mac.slice(1), `${mac}A`]) assert.equal(verifyPingAnswer(key, b, bad), false, `MAC ${String(bad)}`);
+});
+
+test('an order verifies only for its node, action, workflow run and content (epoch included)', () => {
+  const b: OrderBinding = { cluster: 'c', node: 'n2', action: 'startResource', workflowId: 'wf', runId: 'run', order: { group: 'web', resource: 'vip', epoch: 7 } };
+  const mac = orderMac(key, b);
+  assert.ok(verifyOrder(key, b, mac));
+  for (const changed of [{ node: 'n1' }, { action: 'stopResource' }, { workflowId: 'x' }, { runId: 'run2' }, { order: { group: 'web', resource: 'vip', epoch: 8 } }, { order: { group: 'web', resource: 'ip', epoch: 7 } }]) {
+    assert.equal(verifyOrder(key, { ...b, ...changed }, mac), false, `changed ${JSON.stringify(changed)}`);
+  }
+  // A ping answer's MAC is never an order's, even over the same fields.
+  assert.notEqual(pingAnswerMac(key, { cluster: 'c', node: 'n2', nonce: 'startResource', workflowId: 'wf', answer: b.order }), mac);
+});
+
+test('the MAC is HMAC-SHA256 under the derived key, never under the secret itself', () => {
+  const b: OrderBinding = { cluster: 'c', node: 'n2', action: 'fence', workflowId: 'wf', runId: 'run', order: { victim: 'n1' } };
+  const underSecret = createHmac('sha256', secret).update(canonicalJson(['haoscar', 'order', 'c', 'n2', 'fence', 'wf', 'run', { victim: 'n1' }])).digest('base64url');
+  assert.equal(verifyOrder(key, b, underSecret), false);
+  assert.deepEqual(withoutMac({ victim: 'n1', mac: 'm' }), { victim: 'n1' });
+});

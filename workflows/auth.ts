@@ -1,0 +1,47 @@
+/**
+ * The workflow side of authenticated messages (docs/security.md). Workflow code cannot hold the
+ * cluster secret (its inputs, results and local activities' results are in the history, which
+ * anyone with Temporal access reads), so it asks LOCAL activities of its own worker
+ * (activities/auth.ts) for a ping's nonce, for the check of an answer, and for the MAC on an
+ * order; only MACs and nonces are recorded.
+ */
+import { log, proxyLocalActivities } from '@temporalio/workflow';
+import type { AuthActivities } from '../activities/auth.js';
+import { ERROR_TYPES } from './shared.js';
+
+const auth = proxyLocalActivities<AuthActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.Unauthenticated, ERROR_TYPES.WrongCluster] },
+});
+
+/** The node activities that are orders (they change what a node runs or holds, or its data). */
+export type OrderAction = 'startResource' | 'stopResource' | 'stopGroup' | 'fence' | 'resyncGroup';
+
+/**
+ * `order` with the worker's MAC for `node` and `action` (bound to this workflow run there);
+ * `order` as it is when `authenticated` is false (histories from before the patch) or the
+ * cluster has no secret (one node).
+ */
+export async function signed<T extends Record<string, unknown>>(authenticated: boolean, cluster: string, node: string, action: OrderAction, order: T): Promise<T & { mac?: string }> {
+  if (!authenticated) return order;
+  const { mac } = await auth.signOrder({ cluster, node, action, order });
+  return mac === undefined ? order : { ...order, mac };
+}
+
+/** A fresh nonce for one ping, made by the worker (unpredictable; in the history only from now on). */
+export function pingNonce(): Promise<string> {
+  return auth.pingNonce();
+}
+
+/**
+ * The answer if it is `node`'s own (its MAC over `nonce`, this workflow and its content
+ * verifies); undefined otherwise, logged loudly: an answer that does not verify counts as no
+ * answer (an impostor polling the node's queue must not keep a dead node's group there).
+ */
+export async function authenticAnswer<T extends object>(cluster: string, node: string, nonce: string, answer: T | undefined): Promise<T | undefined> {
+  if (answer === undefined) return undefined;
+  const check = await auth.checkPingAnswer({ cluster, node, nonce, answer });
+  if (check.ok) return answer;
+  log.error(`IGNORED an answer to "are you there?" on node ${node}'s queue that is not authenticated: ${check.why}; counted as no answer (docs/security.md)`, { node });
+  return undefined;
+}
