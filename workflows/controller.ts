@@ -37,6 +37,7 @@ import {
   claimGroupSchema,
   confirmDownSchema,
   controllerInputSchema,
+  controllerInputSchemaV0,
   describeIssues,
   endOperationSchema,
   groupLostSchema,
@@ -134,6 +135,12 @@ export const PATCH_HEAL_GAVE_UP_NEEDS_TAKER = 'controller-heal-gave-up-needs-tak
  * the update's handler, only when it meets such a repeat.
  */
 export const PATCH_APPLIED_UPDATES = 'controller-applied-updates';
+/**
+ * The carried state is checked against its schema (inputs.ts carriedStateSchema): a malformed one
+ * (a controller started by hand or copied in the UI) fails the run at once with InvalidWorkflowInput
+ * naming the field, before anything is done. Recorded histories used it as it was.
+ */
+export const PATCH_CARRIED_SCHEMA = 'controller-carried-schema';
 
 interface Pending {
   group: string;
@@ -145,7 +152,9 @@ interface Pending {
 type ControllerState = Omit<Ownership, 'groups'> & { groups: Record<string, ControllerGroup> };
 
 export async function controller(rawInput: unknown): Promise<void> {
-  const input = parseWorkflowInput(controllerInputSchema, rawInput, 'controller');
+  // Asked at the start, before the first await (as the next one, see there): recorded histories took any carried state.
+  const carriedChecked = patched(PATCH_CARRIED_SCHEMA);
+  const input = parseWorkflowInput(carriedChecked ? controllerInputSchema : controllerInputSchemaV0, rawInput, 'controller');
   // Before the first await: a patch asked for after it lands in whichever workflow task the
   // awaited local activity completes in, and replays as unpatched when that task is not the one
   // that recorded the marker (a loaded worker splits them; found by the chaos suite).
@@ -638,9 +647,12 @@ function release(g: GroupOwnership): void {
   allowRenewals(g);
 }
 
-/** The carried state, with groups and nodes added or removed to match the configuration. */
+/**
+ * The carried state, with groups and nodes added or removed to match the configuration; keys it
+ * does not know are kept (a newer controller's), except the applied updates (not in the query's answer).
+ */
 function restore(carried: unknown, clusterName: string, layout: ClusterLayout): ControllerState {
-  const old = (carried ?? {}) as Partial<ControllerState>;
+  const { applied: _applied, ...old } = (carried ?? {}) as Partial<ControllerState> & { applied?: unknown };
   const now = Date.now();
   const groups: ControllerState['groups'] = {};
   for (const g of layout.groups) {
@@ -648,10 +660,9 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   }
   const nodes: Ownership['nodes'] = {};
   for (const n of layout.nodes) nodes[n.name] = old.nodes?.[n.name] ?? { state: 'unknown', since: now, reportedBy: 'controller' };
-  return { cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
+  return { ...old, cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
 }
 
-/** The request, parsed. @throws (refuses `update`) InvalidWorkflowInput naming every problem. */
 /** The applied updates a continue-as-new carried over (none from runs older than the record). */
 function appliedOf(carried: unknown): AppliedUpdate[] {
   const list = (carried as { applied?: unknown } | undefined)?.applied;

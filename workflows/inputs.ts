@@ -60,14 +60,94 @@ export const serviceFailureSchema = z.strictObject({
 const node = name('node');
 const at = z.number().int().nonnegative();
 
+export const OPERATION_KINDS = ['operator', 'node-lost', 'heal-gave-up', 'place', 'recover', 'switchover'] as const;
+const UNBLOCKERS = ['fencing', 'watchdog', 'confirm-down'] as const;
+
+/**
+ * The controller's state carried over continue-as-new (shared.ts Ownership, group-plan.ts
+ * ControllerGroup, applied-updates.ts), checked field by field: "start like this one" in the UI
+ * or a controller started by hand can give it anything, and a malformed one used as it is would
+ * be the truth of who runs what. Lenient on what the controller itself writes (times and delays
+ * are non-negative numbers, names are text) and on keys it does not know, which are kept (loose
+ * objects): a newer controller's optional fields survive an older one's continue-as-new.
+ */
+const time = z.number({ error: 'expected a time or duration in ms' }).nonnegative().finite();
+const epochNumber = z.number({ error: 'expected an epoch (a whole number)' }).int().nonnegative();
+const text = (max: number) => z.string().max(max);
+const blockedOnSchema = z.looseObject({
+  node: text(200),
+  epoch: epochNumber,
+  since: time,
+  detail: text(10_000),
+  waitingFor: z.array(z.enum(UNBLOCKERS)).max(UNBLOCKERS.length),
+  until: time.optional(),
+  confirmed: z.looseObject({ operator: text(200), at: time, detail: text(10_000).optional() }).optional(),
+});
+const carriedGroupSchema = z.looseObject({
+  owner: text(200).nullable(),
+  epoch: epochNumber,
+  state: z.enum(['unplaced', 'moving', 'running', 'down']),
+  since: time,
+  renewable: z.boolean(),
+  blockedSince: time.optional(),
+  operation: z.looseObject({
+    workflowId: z.string().min(1).max(1000),
+    kind: z.enum(OPERATION_KINDS),
+    startedAt: time,
+    checkedAt: time.optional(),
+    blocked: blockedOnSchema.optional(),
+  }).optional(),
+  failbackAt: time.optional(),
+  lost: z.looseObject({ node: text(200), epoch: epochNumber, at: time, detail: text(10_000), retryAt: time.optional(), delayMs: time.optional() }).optional(),
+  retry: z.looseObject({ at: time, delayMs: time }).optional(),
+  deferred: z.looseObject({
+    kind: z.enum(['node-lost', 'heal-gave-up', 'place', 'recover']),
+    reason: text(10_000),
+    owner: text(200).nullable(),
+    epoch: epochNumber,
+    at: time,
+    delayMs: time,
+  }).optional(),
+});
+const nodeLivenessSchema = z.looseObject({
+  state: z.enum(['up', 'suspect', 'unknown']),
+  since: time,
+  reportedBy: text(200),
+  answeredAt: time.optional(),
+});
+export const carriedStateSchema = z.looseObject({
+  /** The cluster whose state it is: another cluster's is refused (controllerInputSchema). */
+  cluster: z.string().optional(),
+  groups: z.record(z.string(), carriedGroupSchema).optional(),
+  nodes: z.record(z.string(), nodeLivenessSchema).optional(),
+  falseAlarms: z.array(z.looseObject({ group: text(200), node: text(200), at: time, workflowId: text(1000), detail: text(10_000) })).max(1000).optional(),
+  reverify: z.record(z.string(), z.looseObject({ at: time, delayMs: time })).optional(),
+  confirmedDown: z.array(z.looseObject({
+    node: text(200),
+    operator: text(200),
+    at: time,
+    detail: text(10_000).optional(),
+    unblocked: z.array(z.looseObject({ group: text(200), workflowId: text(1000), epoch: epochNumber })),
+  })).max(1000).optional(),
+  /** Updates applied, with their answers (applied-updates.ts). */
+  applied: z.array(z.looseObject({ id: z.string().min(1).max(2000), update: text(200), at: time, result: z.unknown().optional() })).max(10_000).optional(),
+});
+export type CarriedState = z.infer<typeof carriedStateSchema>;
+
 export const controllerInputSchema = z.strictObject({
   cluster: name('cluster'),
   /** State carried over by continue-as-new; not for people to set. */
-  carried: z.unknown().optional(),
+  carried: carriedStateSchema.optional(),
+}).refine((i) => i.carried?.cluster === undefined || i.carried.cluster === i.cluster, {
+  error: (issue) => `the carried state is another cluster's ('${String((issue.input as { carried?: { cluster?: unknown } }).carried?.cluster)}')`,
+  path: ['carried', 'cluster'],
 });
 export type ControllerInput = z.infer<typeof controllerInputSchema>;
-
-export const OPERATION_KINDS = ['operator', 'node-lost', 'heal-gave-up', 'place', 'recover', 'switchover'] as const;
+/** What controllers before the carried state's schema accepted (recorded histories replay with it). */
+export const controllerInputSchemaV0 = z.strictObject({
+  cluster: name('cluster'),
+  carried: z.unknown().optional(),
+});
 
 export const failoverInputSchema = z.strictObject({
   cluster: name('cluster'),
@@ -149,7 +229,6 @@ export const endOperationSchema = z.strictObject({
   node: node.optional(),
 });
 
-const UNBLOCKERS = ['fencing', 'watchdog', 'confirm-down'] as const;
 /** The `operationBlocked` update (OperationBlocked in shared.ts), sent by a failover. */
 export const operationBlockedSchema = z.strictObject({
   group: name('group'),

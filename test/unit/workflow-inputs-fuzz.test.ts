@@ -31,6 +31,7 @@ const SAMPLES: [string, z.ZodType, Record<string, unknown>][] = [
   ['switchover', switchoverInputSchema, { cluster: 'c1', group: 'web', to: 'n2', trigger: 'operator' }],
   ['resync', resyncInputSchema, { cluster: 'c1', group: 'web', node: 'n2' }],
   ['controller', controllerInputSchema, { cluster: 'c1' }],
+  ['controller-carried', controllerInputSchema, { cluster: 'c1', carried: { cluster: 'c1', groups: { web: { owner: 'n1', epoch: 3, state: 'running', since: 1, renewable: true, operation: { workflowId: 'failover/c1/web', kind: 'node-lost', startedAt: 1 } } }, nodes: { n1: { state: 'up', since: 1, reportedBy: 'n1' } }, falseAlarms: [], reverify: {}, confirmedDown: [], applied: [{ id: 'w/r/1/claimGroup', update: 'claimGroup', at: 1, result: { epoch: 3 } }] } }],
   ['nodeEdge', nodeEdgeSchema, { node: 'n1', to: 'suspect', reporter: 'n2', at: 1, detail: 'silent' }],
   ['groupLost', groupLostSchema, { group: 'web', node: 'n1', epoch: 3, at: 1, detail: 'lease lost' }],
   ['healGaveUp', healGaveUpSchema, { group: 'web', resource: 'httpd', node: 'n1', at: 1, detail: 'gave up' }],
