@@ -348,9 +348,28 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         }
         phases.syncMs = Date.now() - ts;
       }
+    } else if (from !== null && authenticated) {
+      // 'recover': the owner's agent restarted or stopped the group itself, it says; but that
+      // report is a signal anyone with Temporal access can send (docs/security.md). Only the
+      // owner's own (authenticated) answer that it holds nothing makes it safe at once; otherwise
+      // it is treated as a silent owner (its lease, no longer renewed, is waited out).
+      const t = Date.now();
+      const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs, answerWins, true);
+      phases.verifyMs = Date.now() - t;
+      if (answer && !answer.holds) {
+        oldOwnerSafe = true;
+        oldOwnerAnswered = true;
+      } else if (answer?.holds?.state === 'failed' && patched(PATCH_FAILED_STOP)) {
+        stopFailed = `it answered holding the group in state 'failed' at epoch ${answer.holds.epoch}: ${answer.holds.failure ?? "a stop or its guard's release failed there"}`;
+        // Nothing is started on top of a failed stop, not even on it.
+        const i = candidates.indexOf(from);
+        if (i >= 0) candidates.splice(i, 1);
+      } else {
+        log.warn(`the recover's old owner ${answer ? `answers holding the group (epoch ${answer.holds!.epoch}, ${answer.holds!.state})` : 'did not answer'}: waiting out its lease (a report that it let go is not proof: docs/security.md)`, { node: from });
+      }
     } else if (from !== null) {
-      // 'recover': the owner's agent restarted (it stops everything at start) or stopped the
-      // group itself when it lost its lease: it holds nothing.
+      // 'recover' (histories from before PATCH_AUTHENTICATED_MESSAGES): the owner's agent
+      // restarted (it stops everything at start) or stopped the group itself: it holds nothing.
       oldOwnerSafe = true;
     }
 

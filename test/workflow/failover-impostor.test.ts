@@ -17,7 +17,8 @@ import { Worker } from '@temporalio/worker';
 import { closeTemporal, testWorkerConnection } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
-import { nodeTaskQueue } from '../../workflows/shared.js';
+import { recordHistory } from '../support/record.js';
+import { failoverWorkflowId, nodeTaskQueue } from '../../workflows/shared.js';
 
 const LEASE = { ttlMs: 1500, marginMs: 300 };
 
@@ -69,4 +70,6 @@ test('an impostor polling a dead owner\'s queue and answering its pings does not
   assert.notEqual(failover.phases.leaseWaitMs, undefined, 'the old owner\'s lease was waited out');
   const settled = await c.settled('n2');
   assert.equal(settled.state, 'running');
+  // A failover with authenticated pings and signed orders, for the replay test.
+  await recordHistory(failoverWorkflowId(c.name, 'web'), 'failover-authenticated');
 });
