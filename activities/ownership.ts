@@ -13,7 +13,7 @@ import type { LeaseKeeper } from '../src/agent/lease.js';
 import type { ServiceRegistry } from '../src/agent/services.js';
 import { awaitHealthy } from './service.js';
 import { runFenceAgent } from '../src/fence.js';
-import { ERROR_TYPES } from '../workflows/shared.js';
+import { ERROR_TYPES, type LeaseTiming } from '../workflows/shared.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import { createNodeAuth } from './auth.js';
 
@@ -97,11 +97,16 @@ export function createOwnershipActivities(deps: OwnershipActivityDeps) {
   }
 
   return {
-    /** "Are you there?": answered only by this node's agent, so an answer proves it is up and reaches Temporal. */
-    async ping(req: { group?: string; nonce?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string; failure?: string }; mac?: string }> {
+    /**
+     * "Are you there?": answered only by this node's agent, so an answer proves it is up and
+     * reaches Temporal. A group it holds comes with the lease this node enforces (its own
+     * configuration: what a failover must wait out, whatever the worker's says), under the MAC.
+     */
+    async ping(req: { group?: string; nonce?: string }): Promise<{ node: string; at: number; holds?: { epoch: number; state: string; failure?: string; lease: LeaseTiming }; mac?: string }> {
       const held = req.group ? groups.holding(req.group) : undefined;
+      const lease = { ttlMs: deps.config.lease.ttlMs, marginMs: deps.config.lease.marginMs };
       // Signed over the asking failover's nonce: an impostor polling this queue cannot answer for us.
-      return auth.signAnswer({ node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state, ...(held.failure ? { failure: held.failure } : {}) } } : {}) }, req.nonce);
+      return auth.signAnswer({ node, at: Date.now(), ...(held ? { holds: { epoch: held.epoch, state: held.state, ...(held.failure ? { failure: held.failure } : {}), lease } } : {}) }, req.nonce);
     },
 
     /**

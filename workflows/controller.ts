@@ -42,6 +42,7 @@ import {
   endOperationSchema,
   groupLostSchema,
   healGaveUpSchema,
+  nodeAnnounceSchema,
   nodeEdgeSchema,
   operationBlockedSchema,
   parseWorkflowInput,
@@ -61,6 +62,8 @@ import {
   type ControllerKind,
   type GroupStep,
 } from './group-plan.js';
+import { announceStep, describeLeaseMismatch, leaseMismatches } from './announce-plan.js';
+import { leaseToWaitOut } from './old-owner-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
 import {
@@ -73,6 +76,7 @@ import {
   failoverWorkflowId,
   groupLostSignal,
   healGaveUpSignal,
+  nodeAnnounceSignal,
   nodeEdgeSignal,
   operationBlockedUpdate,
   ownershipQuery,
@@ -82,6 +86,8 @@ import {
   type ControllerUpdateName,
   type RefusalOf,
   type GroupOwnership,
+  type LeaseTiming,
+  type NodeAnnouncement,
   type Ownership,
 } from './shared.js';
 
@@ -161,8 +167,19 @@ export async function controller(rawInput: unknown): Promise<void> {
   const failbackEnabled = patched('auto-failback');
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
+  // The worker's lease (this run's configuration), and what the nodes announced they enforce.
+  const leases = state.leases = { worker: { ttlMs: layout.lease.ttlMs, marginMs: layout.lease.marginMs }, nodes: state.leases?.nodes ?? {} };
+  /**
+   * The lease a failover of the group waits out: the largest of the worker's and every one its
+   * nodes announced (old-owner-plan.ts leaseToWaitOut). Without announcements, the worker's: what
+   * recorded histories used.
+   */
+  const groupLease = (name: string): LeaseTiming => leaseToWaitOut(layout.lease, (groupOf(name)?.nodes ?? []).map((n) => leases.nodes[n]));
   /** A down group's retry is never due before the lease (and margin) of the claim that left it down has run out. */
-  const retryMinMs = layout.lease.ttlMs + layout.lease.marginMs;
+  const retryMinMs = (name: string) => {
+    const l = groupLease(name);
+    return l.ttlMs + l.marginMs;
+  };
   const pending: Pending[] = [];
   const now = () => Date.now();
   const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
@@ -222,12 +239,23 @@ export async function controller(rawInput: unknown): Promise<void> {
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
     changes += 1;
     log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });
+    // Before the owners' groups are looked at: a restarted node that holds a group says so here.
+    if (edge.announce) applyAnnouncement(edge.node, edge.announce);
     for (const [name, g] of Object.entries(state.groups)) {
       if (g.owner !== edge.node) continue;
       if (edge.to === 'suspect') request(name, 'node-lost', `node ${edge.node} suspect (${edge.reporter}: ${edge.detail})`);
       // A restarted agent holds nothing, whatever it held before: the group has to be started again.
       else if (edge.restarted) request(name, 'recover', `node ${edge.node} restarted while owning the group`);
     }
+  });
+
+  // A node announces again what it holds and has seen (its lease round found this controller
+  // behind it, or not running): no change of liveness.
+  setHandler(nodeAnnounceSignal, (raw: unknown) => {
+    const parsed = nodeAnnounceSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed nodeAnnounce signal', { problems: describeIssues(parsed.error, '(signal)') });
+    if (!state.nodes[parsed.data.node]) return log.warn('ignored a nodeAnnounce signal for an unknown node', { node: parsed.data.node });
+    applyAnnouncement(parsed.data.node, parsed.data.announce);
   });
 
   setHandler(healGaveUpSignal, (raw: unknown) => {
@@ -272,7 +300,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const up = Object.entries(state.nodes)
         .filter(([, n]) => n.state === 'up' || (n.state === 'suspect' && n.answeredAt !== undefined && n.answeredAt >= n.since))
         .map(([name]) => name);
-      return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up };
+      return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up, lease: groupLease(req.group) };
     }),
     {
       validator: unlessApplied((req: unknown) => {
@@ -332,7 +360,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       }
       g.since = now();
       // A group left down is tried again later (backing off), not only when a node comes up.
-      const retry = retryAfter({ state: g.state, endedBlocked, previous: g.retry, now: now(), minMs: retryMinMs });
+      const retry = retryAfter({ state: g.state, endedBlocked, previous: g.retry, now: now(), minMs: retryMinMs(req.group) });
       if (retry === undefined) delete g.retry;
       else if (patched(PATCH_RETRY_DOWN)) g.retry = retry;
       changes += 1;
@@ -415,6 +443,56 @@ export async function controller(rawInput: unknown): Promise<void> {
       },
     },
   );
+
+  /**
+   * What a node announced about itself (announce-plan.ts): the lease it enforces is recorded
+   * (and a difference from the worker's said loudly); the groups it holds and the epochs it has
+   * seen bring a controller that is behind (Temporal's data lost) up to the nodes: the holder is
+   * adopted, the epoch is never below one a node has seen, two holders under one epoch are both
+   * dropped. In normal operation nothing changes (the controller is never behind).
+   */
+  function applyAnnouncement(node: string, a: NodeAnnouncement): void {
+    if (a.lease) {
+      const before = leases.nodes[node];
+      leases.nodes[node] = { ttlMs: a.lease.ttlMs, marginMs: a.lease.marginMs, at: now() };
+      const mismatches = leaseMismatches(leases.worker, { [node]: a.lease });
+      if (mismatches.length > 0 && (before?.ttlMs !== a.lease.ttlMs || before.marginMs !== a.lease.marginMs)) {
+        log.warn(describeLeaseMismatch(leases.worker, mismatches), { node, announced: a.lease, worker: leases.worker });
+      }
+    }
+    for (const [name, g] of Object.entries(state.groups)) {
+      // A node that may not run the group (a haoscar.yaml that differs) is not made its owner.
+      if (!groupOf(name)?.nodes.includes(node)) continue;
+      const step = announceStep(g, { node, ...(a.holds?.[name] ? { holds: a.holds[name] } : {}), ...(a.seen?.[name] !== undefined ? { seen: a.seen[name] } : {}) });
+      if (step.step === 'none') continue;
+      const from = { owner: g.owner, epoch: g.epoch, state: g.state };
+      changes += 1;
+      if (step.step === 'adopt') {
+        g.owner = step.owner;
+        g.epoch = step.epoch;
+        g.state = 'running';
+        g.since = now();
+        delete g.retry;
+        // An operation holding the group keeps its renewals blocked; its claims are stale now.
+        if (!g.operation) allowRenewals(g);
+        log.warn('adopted a group a node holds under an epoch this controller did not know (was Temporal\'s data lost?)', { group: name, node, epoch: step.epoch, from });
+        continue;
+      }
+      g.epoch = step.epoch;
+      if (step.step === 'raise' && !step.dropOwner) {
+        log.warn('raised a group\'s epoch to one a node has seen (was Temporal\'s data lost?): the next claim is above it', { group: name, node, epoch: step.epoch, from });
+        continue;
+      }
+      // Nobody: no node's lease is renewed from now on; placed again once the largest lease has run out.
+      g.owner = null;
+      g.state = 'down';
+      g.since = now();
+      const waitMs = retryMinMs(name);
+      g.retry = { at: now() + waitMs, delayMs: waitMs };
+      if (step.step === 'conflict') log.error(`two nodes hold group ${name} under one epoch: trusting neither; it is claimed for nobody and placed again once their leases have run out`, { group: name, holders: step.holders, epoch: step.epoch });
+      else log.warn('a node has seen a newer epoch than the owner this controller records: that owner is stale, the group is claimed for nobody', { group: name, node, epoch: step.epoch, from });
+    }
+  }
 
   /** The group, held by `workflowId`'s operation. @throws (refuses `update`) UnknownGroup, or OperationInProgress when another operation or none holds it. */
   function holdOrThrow(update: 'claimGroup' | 'endOperation' | 'operationBlocked', group: string, workflowId: string): GroupOwnership {
@@ -660,7 +738,11 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
   }
   const nodes: Ownership['nodes'] = {};
   for (const n of layout.nodes) nodes[n.name] = old.nodes?.[n.name] ?? { state: 'unknown', since: now, reportedBy: 'controller' };
-  return { ...old, cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [] };
+  return {
+    ...old, cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [],
+    // Announced leases of nodes still in the configuration (absent from controllers older than them).
+    ...(old.leases ? { leases: { worker: old.leases.worker, nodes: Object.fromEntries(Object.entries(old.leases.nodes ?? {}).filter(([n]) => nodes[n])) } } : {}),
+  };
 }
 
 /** The applied updates a continue-as-new carried over (none from runs older than the record). */

@@ -45,7 +45,7 @@ import type { OwnershipActivities } from '../activities/ownership.js';
 import type { MonotonicMark } from '../src/monotonic-mark.js';
 import { confirmedDownSchema, describeIssues, failoverInputSchema, failoverKindRefusal, parseWorkflowInput } from './inputs.js';
 import { groupOf, tagIfUntagged } from './layout.js';
-import { describeBlock, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
+import { describeBlock, leaseToWaitOut, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
 import { syncOn } from './resync.js';
 import { authenticAnswer, pingNonce, signed } from './auth.js';
 import {
@@ -60,6 +60,7 @@ import {
   type EndOperation,
   type FailoverResult,
   type FailoverStatus,
+  type LeaseTiming,
 } from './shared.js';
 
 /**
@@ -109,6 +110,13 @@ const PATCH_EARLY_END = 'failover-early-end-compensates';
  * margin`, which compared the controller's clock with the failover's (issue 9 item 1).
  */
 export const PATCH_MONOTONIC_LEASE_WAIT = 'failover-monotonic-lease-wait';
+/**
+ * The lease waited out is the largest of this worker's configured one, the controller's answer
+ * (its worker's, and every one the group's nodes announced they enforce) and the one a node's ping
+ * answer announced (issue 9 item 2): a rolling change of `lease` does not shorten the wait below
+ * what a holder really enforces. Before, this worker's configuration alone.
+ */
+export const PATCH_ANNOUNCED_LEASE = 'failover-announced-lease';
 /** The internal kinds (recover, node-lost, place, heal-gave-up, switchover) are refused from outside (failoverKindRefusal). */
 const PATCH_KIND_STARTER = 'failover-kind-starter';
 /**
@@ -181,6 +189,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const authenticated = patched(PATCH_AUTHENTICATED_MESSAGES);
   /** `order` signed for `node` (as it is in histories from before the patch). */
   const sign = <T extends Record<string, unknown>>(node: string, action: Parameters<typeof signed>[3], order: T) => signed(authenticated, input.cluster, node, action, order);
+  const announcedLease = patched(PATCH_ANNOUNCED_LEASE);
   if (patched(PATCH_KIND_STARTER)) {
     const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
       controller: controllerWorkflowId(input.cluster),
@@ -197,6 +206,17 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const group = groupOf(layout, input.group, input.to);
 
   const begun = await local.beginOperation({ cluster: input.cluster, group: group.name, workflowId, kind: input.kind });
+  /** The lease to wait out (old-owner-plan.ts leaseToWaitOut); raised by a ping answer that announces a longer one. */
+  let lease: LeaseTiming = announcedLease ? leaseToWaitOut(layout.lease, [begun.lease]) : layout.lease;
+  const heardLease = (announced: LeaseTiming | undefined) => {
+    if (!announcedLease || announced === undefined) return;
+    const before = lease;
+    lease = leaseToWaitOut(lease, [announced]);
+    if (lease !== before && lease.ttlMs + lease.marginMs !== before.ttlMs + before.marginMs) log.warn('a node announced a longer lease than this worker knew: waiting for it', { lease, configured: layout.lease });
+  };
+  if (announcedLease && (lease.ttlMs !== layout.lease.ttlMs || lease.marginMs !== layout.lease.marginMs)) {
+    log.warn('a node of the group announced a lease longer than this worker\'s configuration: the failover waits for the longest', { lease, configured: layout.lease });
+  }
   const phases: FailoverResult['phases'] = { totalMs: 0 };
   const attempts: FailoverResult['attempts'] = [];
   const from = begun.owner;
@@ -229,7 +249,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     try {
       const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
       epoch = claimed.epoch;
-      await monotonicPause(layout.lease.ttlMs + layout.lease.marginMs, claimed.mark);
+      await monotonicPause(lease.ttlMs + lease.marginMs, claimed.mark);
     } catch (err) {
       // Not claimed (a newer epoch, the controller gone): the group is given back as it is.
       log.error('could not claim the group for nobody while ending early', { err: errorText(err) });
@@ -285,6 +305,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       const t = Date.now();
       const answer = await verify(input.cluster, from, group.name, layout.failover.verifyTimeoutMs, answerWins, authenticated);
       phases.verifyMs = Date.now() - t;
+      heardLease(answer?.holds?.lease);
       if (answer && !answer.holds) {
         // Up, but not running the group (it lost its lease, or restarted): nothing to wait for.
         oldOwnerSafe = true;
@@ -393,7 +414,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         ...(victim?.fenced && who.fencer !== undefined ? { fence: { attempts: 0, succeeded: false } } : {}),
         fenceRetries: true,
         ...(layout.guard?.watchdogTimeoutMs !== undefined ? { watchdogTimeoutMs: layout.guard.watchdogTimeoutMs } : {}),
-        lease: layout.lease,
+        lease,
         blockedSince: who.blockedSince,
         confirmed: false,
         now: Date.now(),

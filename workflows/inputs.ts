@@ -129,6 +129,11 @@ export const carriedStateSchema = z.looseObject({
     detail: text(10_000).optional(),
     unblocked: z.array(z.looseObject({ group: text(200), workflowId: text(1000), epoch: epochNumber })),
   })).max(1000).optional(),
+  /** The worker's lease and the ones the nodes announced (Ownership.leases; absent from older controllers). */
+  leases: z.looseObject({
+    worker: z.looseObject({ ttlMs: time, marginMs: time }),
+    nodes: z.record(z.string(), z.looseObject({ ttlMs: time, marginMs: time, at: time })),
+  }).optional(),
   /** Updates applied, with their answers (applied-updates.ts). */
   applied: z.array(z.looseObject({ id: z.string().min(1).max(2000), update: text(200), at: time, result: z.unknown().optional() })).max(10_000).optional(),
 });
@@ -188,6 +193,18 @@ export function failoverKindRefusal(
   return `a failover of kind '${kind}' is started only by the ${starter === 'controller' ? `controller (${expected.controller})` : `switchover workflow (${expected.switchover})`}, and ${by}: to move the group yourself, ${instead}`;
 }
 
+/** A lease's timing as a node announces it: the bounds of the configuration's (src/config/schema.ts). */
+export const leaseTimingSchema = z.strictObject({
+  ttlMs: z.number().int().min(1).max(600_000),
+  marginMs: z.number().int().min(1).max(60_000),
+});
+const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** NodeAnnouncement in shared.ts: what a node says about itself. */
+export const nodeAnnouncementSchema = z.strictObject({
+  lease: leaseTimingSchema.optional(),
+  holds: z.record(name('group'), z.strictObject({ epoch, state: z.string().max(40) })).optional(),
+  seen: z.record(name('group'), epoch).optional(),
+});
 export const nodeEdgeSchema = z.strictObject({
   node,
   to: z.enum(['suspect', 'up']),
@@ -195,6 +212,13 @@ export const nodeEdgeSchema = z.strictObject({
   at,
   detail: z.string().max(2000),
   restarted: z.boolean().optional(),
+  announce: nodeAnnouncementSchema.optional(),
+}).refine((e) => e.announce === undefined || e.reporter === e.node, { error: 'a node announces only about itself (reporter must be node)', path: ['announce'] });
+/** The `nodeAnnounce` signal (NodeAnnounce in shared.ts). */
+export const nodeAnnounceSchema = z.strictObject({
+  node,
+  at,
+  announce: nodeAnnouncementSchema,
 });
 export const healGaveUpSchema = z.strictObject({
   group: name('group'),

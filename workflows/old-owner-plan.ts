@@ -14,7 +14,22 @@
  *   on top of the lease (the guard stops feeding the watchdog when a release fails, and the node
  *   resets), or an operator's confirm-down. Until then the failover is blocked.
  */
-import type { BlockedOn, Unblocker } from './shared.js';
+import type { BlockedOn, LeaseTiming, Unblocker } from './shared.js';
+
+/**
+ * The lease a failover waits out: the largest (ttl + margin) of the worker's configured lease and
+ * every lease the nodes announced they enforce (undefined: that node has not announced), so that a
+ * rolling change of `lease` (agents on 3 s, the worker already on 600 ms, or the other way round)
+ * neither shortens the wait below what a holder really enforces nor blocks a failover. Of equal
+ * sums, the configured one. Pure.
+ */
+export function leaseToWaitOut(configured: LeaseTiming, announced: readonly (LeaseTiming | undefined)[]): LeaseTiming {
+  let best = configured;
+  for (const a of announced) {
+    if (a !== undefined && a.ttlMs + a.marginMs > best.ttlMs + best.marginMs) best = { ttlMs: a.ttlMs, marginMs: a.marginMs };
+  }
+  return best === configured ? { ttlMs: configured.ttlMs, marginMs: configured.marginMs } : best;
+}
 
 /** What the failover learned of the old owner. */
 export type OldOwnerReport =
@@ -33,7 +48,8 @@ export interface OldOwnerFacts {
   fenceRetries: boolean;
   /** The armed watchdog's timeout, when the cluster has one (`guard.watchdog`). */
   watchdogTimeoutMs?: number;
-  lease: { ttlMs: number; marginMs: number };
+  /** The lease to wait out (leaseToWaitOut: the largest configured or announced). */
+  lease: LeaseTiming;
   /** Workflow time since which the old owner's lease has not been renewed. */
   blockedSince: number;
   /** An operator confirmed the node down, for this block. */

@@ -270,6 +270,35 @@ export interface Ownership {
   reverify: Record<string, { at: number; delayMs: number }>;
   /** The last confirm-downs, oldest first (absent from controllers older than them). */
   confirmedDown?: ConfirmedDownRecord[];
+  /**
+   * The lease timing the workflow worker is configured with, and what each node announced it
+   * enforces (absent from controllers older than announcements; a node that has not announced is
+   * not listed). A failover waits out the largest of them (old-owner-plan.ts leaseToWaitOut).
+   */
+  leases?: { worker: LeaseTiming; nodes: Record<string, AnnouncedLease> };
+}
+
+/** A lease's timing: how long a hold lasts without a confirmation, and the margin for its stop. */
+export interface LeaseTiming {
+  ttlMs: number;
+  marginMs: number;
+}
+
+/** The lease a node announced it enforces (its agent's own configuration), and when (workflow time). */
+export interface AnnouncedLease extends LeaseTiming {
+  at: number;
+}
+
+/**
+ * What a node announces to the controller about itself (in its own edges and in `nodeAnnounce`):
+ * the lease it enforces, the groups it holds (group → epoch and state) and the highest epoch it
+ * has seen of each group it may run (persisted across agent restarts). A controller that lost its
+ * data rebuilds ownership from these (workflows/announce-plan.ts).
+ */
+export interface NodeAnnouncement {
+  lease?: LeaseTiming;
+  holds?: Record<string, { epoch: number; state: string }>;
+  seen?: Record<string, number>;
 }
 /** Current ownership; costs no history, so owners ask it every ttl/3 to confirm their lease. */
 export const ownershipQuery = defineQuery<Ownership>('ownership');
@@ -284,8 +313,22 @@ export interface NodeEdge {
   detail: string;
   /** Set when the node reports its own (re)start: it holds no group whatever the controller thought. */
   restarted?: boolean;
+  /** What the reporter announces about itself; only in a node's own edges (reporter = node). */
+  announce?: NodeAnnouncement;
 }
 export const nodeEdgeSignal = defineSignal<[NodeEdge]>('nodeEdge');
+
+/**
+ * A node announces again what it holds, has seen and enforces, without any change of liveness:
+ * sent when the controller's answer is behind it (a controller that lost Temporal's data) or
+ * when the controller is not running (it starts it).
+ */
+export interface NodeAnnounce {
+  node: string;
+  at: number;
+  announce: NodeAnnouncement;
+}
+export const nodeAnnounceSignal = defineSignal<[NodeAnnounce]>('nodeAnnounce');
 
 export interface HealGaveUpReport {
   group: string;
@@ -320,6 +363,11 @@ export interface OperationBegun {
   blockedSince: number;
   /** Nodes whose agents are up (reported by themselves or their peers), in no order. */
   up: string[];
+  /**
+   * The lease to wait out: the largest of the worker's configured one and every one the group's
+   * nodes announced (absent from controllers older than announcements).
+   */
+  lease?: LeaseTiming;
 }
 export const beginOperationUpdate = defineUpdate<OperationBegun, [BeginOperation]>('beginOperation');
 

@@ -7,6 +7,19 @@
 import type { Ownership } from '../../workflows/shared.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
 import { DOWN_RETRY_MAX_MS } from '../../workflows/group-plan.js';
+import { describeLeaseMismatch, leaseMismatches } from '../../workflows/announce-plan.js';
+
+/**
+ * What the operator must fix, each as one sentence: today, nodes that announced lease settings
+ * other than the workflow worker's (a rolling change not finished, or a haoscar.yaml that differs).
+ * Printed first by `haoscar status`, and in its JSON output as `warnings`.
+ */
+export function statusWarnings(state: Ownership): string[] {
+  const leases = state.leases;
+  if (!leases) return [];
+  const mismatches = leaseMismatches(leases.worker, leases.nodes);
+  return mismatches.length > 0 ? [describeLeaseMismatch(leases.worker, mismatches)] : [];
+}
 
 /**
  * Control characters (C0 but tab, DEL, C1) and the bidirectional-text controls that reorder what
@@ -24,7 +37,7 @@ export function printable(text: string): string {
 export function formatStatus(state: Ownership, now: number): string {
   const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
   const inS = (t: number) => `in ${Math.max(0, Math.round((t - now) / 1000))}s`;
-  const lines: string[] = [`cluster ${state.cluster}`, '  nodes:'];
+  const lines: string[] = [`cluster ${state.cluster}`, ...statusWarnings(state).map((w) => `  WARNING: ${w}`), '  nodes:'];
   for (const [name, n] of Object.entries(state.nodes)) lines.push(`    ${name.padEnd(16)} ${n.state.padEnd(8)} since ${ago(n.since)} (${n.reportedBy})`);
   lines.push('  groups:');
   for (const [name, g] of Object.entries(state.groups)) {

@@ -4,7 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
-import { formatStatus } from './status-text.js';
+import { formatStatus, statusWarnings } from './status-text.js';
 import { CliError, EXIT } from './errors.js';
 
 export function statusCommand(): Command {
@@ -18,7 +18,7 @@ export function statusCommand(): Command {
       try {
         const state = await queryOwnership(client, config.cluster);
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ ...state, warnings: statusWarnings(state) }, null, 2)}\n`);
           return;
         }
         process.stdout.write(formatStatus(state, Date.now()));

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatStatus, printable } from '../../src/cli/status-text.js';
+import { formatStatus, printable, statusWarnings } from '../../src/cli/status-text.js';
 import type { Ownership } from '../../workflows/shared.js';
 
 const NOW = 1_800_000_000_000;
@@ -37,4 +37,14 @@ test('status text: the groups with what is pending on them, and no control chara
   assert.match(text, /web +running +on n1 +epoch 4 since 60s ago\n +lost by n1 at epoch 4 1s ago/);
   assert.match(text, /db +down +on - +epoch 7 since 10s ago\n +down: tried again in 20s while a node of it is up \(40s after the last try, doubling up to 5 min\)/);
   assert.ok(text.endsWith('\n') && !text.endsWith('\n\n'));
+});
+
+test('status text: nodes that announced a lease other than the worker\'s are named on a WARNING line (issue 9 item 2)', () => {
+  const s = state('x');
+  assert.doesNotMatch(formatStatus(s, NOW), /WARNING/);
+  s.leases = { worker: { ttlMs: 600, marginMs: 100 }, nodes: { n1: { ttlMs: 3000, marginMs: 500, at: NOW }, n2: { ttlMs: 600, marginMs: 100, at: NOW } } };
+  assert.deepEqual(statusWarnings(s), ['lease settings differ: the workflow worker has ttl 600ms, margin 100ms; n1 enforces ttl 3000ms, margin 500ms. Failovers wait out the largest; make every haoscar.yaml the same']);
+  assert.match(formatStatus(s, NOW), /^cluster c1\n {2}WARNING: lease settings differ: the workflow worker has ttl 600ms, margin 100ms; n1 enforces ttl 3000ms, margin 500ms\./);
+  s.leases.nodes.n1 = { ttlMs: 600, marginMs: 100, at: NOW };
+  assert.deepEqual(statusWarnings(s), []);
 });
