@@ -22,6 +22,8 @@ import { bootClockCs, GuardLink } from '../guard/guard-link.js';
 import { FileSync, type OwnerView } from './file-sync.js';
 import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
+import { Announcer } from './announcer.js';
+import { EpochStore } from './epoch-store.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
 import { deriveMessageKey } from '../auth/messages.js';
@@ -31,6 +33,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
+
+/** How often a node that holds nothing checks that the controller is not behind what it has seen. */
+const ANNOUNCE_CHECK_MS = 5000;
 
 export class UnknownNodeError extends Error {
   constructor(node: string, config: Config) {
@@ -57,6 +62,7 @@ export class Agent {
   private link: ControllerLink | undefined;
   private guard: GuardLink | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
+  private announceTimer: NodeJS.Timeout | undefined;
   private fileSync: FileSync | undefined;
   private workers: Worker[] = [];
   private running: Promise<unknown> | undefined;
@@ -108,6 +114,9 @@ export class Agent {
     // Signs this node's answers and checks the orders it is given (docs/security.md).
     const key = secret ? deriveMessageKey(secret) : undefined;
     await mkdir(logDir, { recursive: true });
+    // The highest epoch seen of each group, from earlier runs: never handed out again, even by a
+    // controller that lost Temporal's data (docs/temporal.md).
+    const epochStore = await EpochStore.open(config.agent.stateDir, node);
 
     const groups = new GroupRuntime({
       node,
@@ -123,6 +132,8 @@ export class Agent {
       onHold: (group, epoch) => this.lease!.granted(group, epoch),
       onLetGo: (group, epoch) => this.lease?.letGo(group, epoch),
       mayServe: (group, epoch) => this.lease?.mayServe(group, epoch) ?? { ok: false, why: 'the agent is starting' },
+      seenEpochs: epochStore.all(),
+      onEpochSeen: (group, epoch) => epochStore.record(group, epoch),
     });
     this.groups = groups;
     const cgroupRoot = this.cgroupRoot();
@@ -158,12 +169,22 @@ export class Agent {
     this.client = await connectClient(conn);
     const link = new ControllerLink(this.client, config.cluster, this.log);
     this.link = link;
+    const announcer = new Announcer({
+      node,
+      lease: { ttlMs: config.lease.ttlMs, marginMs: config.lease.marginMs },
+      groups,
+      send: (a) => link.announce(a),
+      logger: this.log,
+      minIntervalMs: Math.max(1000, config.lease.ttlMs),
+    });
 
     // Whatever an earlier agent left running is stopped, unless the controller says this node
     // owns it and all of it still runs (an agent restart must not interrupt a healthy group).
     // The answer confirms the lease as of when the question was sent (as a renewal does).
     const asked = { at: performance.now(), atCs: bootClockCs() };
     const before = await link.ownership(2000).catch(() => undefined);
+    // A controller behind what this node held (it lost its data) has not adopted anything yet: the
+    // groups are not kept on its word (they are stopped below); the "up" edge announces the epochs.
     const keep = new Map<string, number>();
     let dropped = false;
     const guarded = this.guard?.state();
@@ -220,7 +241,17 @@ export class Agent {
       // then finds the group failed here and waits for fencing or an operator), not that it stopped.
       onStopFailed: (group, epoch, why) =>
         void link.report({ node, to: 'suspect', reporter: node, at: Date.now(), detail: `could not stop group ${group} (epoch ${epoch}): ${why}` }),
-      queryOwnership: (timeoutMs) => link.ownership(timeoutMs),
+      // Its answers (and its absence) also tell whether the controller is behind this node.
+      queryOwnership: (timeoutMs) => link.ownership(timeoutMs).then(
+        (answer) => {
+          announcer.answered(answer);
+          return answer;
+        },
+        (err: unknown) => {
+          announcer.failed(err);
+          throw err;
+        },
+      ),
       // If the controller still has this node as the owner under that epoch, it places the group again.
       onLost: (group, epoch, why) => void link.reportLost({ group, node, epoch, at: Date.now(), detail: why }),
       // The fail-safe judges each peer by how recently it was heard (monotonic), not by its state alone.
@@ -255,7 +286,14 @@ export class Agent {
 
     // "I am up" (and, if it dropped groups it owned, "I restarted"): starts the controller if
     // it is not running yet, and lets it place groups that run nowhere.
-    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}) });
+    // It carries what this node holds and has seen, and the lease it enforces (announcer.ts).
+    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}), announce: announcer.announcement() });
+    // A node that holds nothing asks no lease question: it looks now and then whether the
+    // controller is behind what it has seen (or gone: Temporal's data lost), and announces.
+    this.announceTimer = setInterval(() => {
+      if (this.stopping || groups.heldGroups().length > 0) return;
+      link.ownership(2000).then((answer) => announcer.answered(answer), (err: unknown) => announcer.failed(err));
+    }, ANNOUNCE_CHECK_MS);
   }
 
   /**
@@ -316,6 +354,10 @@ export class Agent {
 
   private checkPeerClaims(): void {
     if (!this.groups || !this.lease) return;
+    // Every epoch a peer claims is seen here (and kept): an order under an older one is stale.
+    for (const group of this.groups.groupsHere()) {
+      for (const claim of this.peerClaims(group.name)) this.groups.seeEpoch(group.name, claim.epoch);
+    }
     for (const [group] of this.groups.heldGroups()) {
       for (const claim of this.peerClaims(group)) this.lease.peerClaim(claim.node, group, claim.epoch);
     }
@@ -376,6 +418,7 @@ export class Agent {
       this.localHeals.abort();
       this.lease?.stop();
       clearInterval(this.claimTimer);
+      clearInterval(this.announceTimer);
       // Its groups move away: stopped here (a VIP left behind would be held twice once a peer
       // takes over), and the controller told, while the workers still answer its questions.
       const held = this.groups?.heldGroups() ?? [];

@@ -11,7 +11,18 @@ import type { ControllerInput } from '../../workflows/inputs.js';
 import type { controller } from '../../workflows/controller.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
 import type { SignalDefinition } from '@temporalio/common';
-import { clusterTaskQueue, controllerWorkflowId, groupLostSignal, nodeEdgeSignal, ownershipQuery, type GroupLostReport, type NodeEdge, type Ownership } from '../../workflows/shared.js';
+import {
+  clusterTaskQueue,
+  controllerWorkflowId,
+  groupLostSignal,
+  nodeAnnounceSignal,
+  nodeEdgeSignal,
+  ownershipQuery,
+  type GroupLostReport,
+  type NodeAnnounce,
+  type NodeEdge,
+  type Ownership,
+} from '../../workflows/shared.js';
 
 /** The controller's view of the cluster (the `ownership` query: no history is written). */
 export function queryOwnership(client: Client, cluster: string): Promise<Ownership> {
@@ -37,6 +48,15 @@ export class ControllerLink {
   /** This node stopped a group by itself; in order with the edges, retried the same way. */
   reportLost(report: GroupLostReport): Promise<void> {
     this.queue = this.queue.then(() => this.deliver(groupLostSignal, report, `${report.group} lost by ${report.node}`));
+    return this.queue;
+  }
+
+  /**
+   * What this node holds, has seen and enforces, again (announcer.ts); in order with the edges,
+   * retried the same way. Starts the controller if it is not running (Temporal's data was lost).
+   */
+  announce(a: NodeAnnounce): Promise<void> {
+    this.queue = this.queue.then(() => this.deliver(nodeAnnounceSignal, a, `${a.node} announces`));
     return this.queue;
   }
 

@@ -91,6 +91,13 @@ export interface GroupRuntimeOptions {
   onLetGo?: (group: string, epoch: number) => void;
   /** Whether this node may serve the group now: its lease is unexpired and the guard has not released it. */
   mayServe?: (group: string, epoch: number) => { ok: true } | { ok: false; why: string };
+  /** The highest epoch seen of each group by earlier runs of the agent (epoch-store.ts). */
+  seenEpochs?: Readonly<Record<string, number>>;
+  /**
+   * A higher epoch of the group was seen: keep it across restarts (epoch-store.ts). A start under a
+   * new epoch waits for it, and is refused when it fails; other sightings are written behind.
+   */
+  onEpochSeen?: (group: string, epoch: number) => Promise<void>;
 }
 
 /** A group's epochs as this node knows them. */
@@ -114,6 +121,7 @@ export class GroupRuntime {
 
   constructor(private readonly opts: GroupRuntimeOptions) {
     this.log = opts.logger;
+    for (const [group, seen] of Object.entries(opts.seenEpochs ?? {})) this.epochs.set(group, { seen });
   }
 
   /** The group as this node holds it, if it does. */
@@ -132,7 +140,14 @@ export class GroupRuntime {
   /** An epoch seen elsewhere (controller, peer): later activities with an older one are refused. */
   seeEpoch(group: string, epoch: number): void {
     const e = this.epochsOf(group);
-    if (epoch > e.seen) e.seen = epoch;
+    if (epoch <= e.seen) return;
+    e.seen = epoch;
+    this.opts.onEpochSeen?.(group, epoch).catch((err: unknown) => this.log.error({ group, epoch, err: String(err) }, 'could not keep the epoch seen on disk'));
+  }
+
+  /** The highest epoch seen of each group (what the node announces to the controller). */
+  seenEpochs(): Record<string, number> {
+    return Object.fromEntries([...this.epochs].filter(([, e]) => e.seen > 0).map(([g, e]) => [g, e.seen]));
   }
 
   view(): HeartbeatView {
@@ -156,6 +171,8 @@ export class GroupRuntime {
       // epoch, until a stop succeeds or the node is fenced or confirmed down.
       if (held?.state === 'failed') throw new StopFailedError(groupName, this.opts.node, `an earlier stop failed and the group is still held here: ${held.failure ?? 'no detail'}`);
       if (!held || held.epoch !== epoch) {
+        // On disk before anything runs under it: a controller that lost its data must not hand it out again.
+        await this.opts.onEpochSeen?.(groupName, epoch);
         this.held.set(groupName, { epoch, state: 'starting' });
         this.seeEpoch(groupName, epoch);
         try {
@@ -401,7 +418,15 @@ export class GroupRuntime {
     if (!this.opts.peerClaims) return;
     const started = Date.now();
     for (;;) {
-      const older = this.opts.peerClaims(group).filter((c) => c.epoch < epoch);
+      const claims = this.opts.peerClaims(group);
+      // A peer holds it under a newer epoch: this order is stale (a controller behind the nodes
+      // gave it out), and starting would run the group twice.
+      const newer = claims.find((c) => c.epoch > epoch);
+      if (newer) {
+        this.seeEpoch(group, newer.epoch);
+        throw new StaleEpochError(group, epoch, newer.epoch, this.opts.node);
+      }
+      const older = claims.filter((c) => c.epoch < epoch);
       if (older.length === 0) return;
       const waited = Date.now() - started;
       if (waited >= this.opts.claimWaitMs) throw new PeerStillClaimsError(group, older[0]!.node, older[0]!.epoch, epoch, waited);

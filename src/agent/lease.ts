@@ -95,6 +95,8 @@ export class LeaseKeeper {
   private lastAnswer: { ownership: Ownership; at: number } | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private readonly losing = new Set<string>();
+  /** performance.now() of the last answer by a controller behind this node, by group. */
+  private readonly behindSince = new Map<string, number>();
   private slowLoggedAt = -Infinity;
   private guardCheckedAt = -Infinity;
   private guardRepairAt = -Infinity;
@@ -307,6 +309,7 @@ export class LeaseKeeper {
     const held = this.opts.groups.heldGroups();
     // Forget leases of groups no longer held.
     for (const group of this.leases.keys()) if (!held.some(([g]) => g === group)) this.leases.delete(group);
+    for (const group of this.behindSince.keys()) if (!held.some(([g]) => g === group)) this.behindSince.delete(group);
     for (const [group, h] of held) {
       // A failed group is not renewed: the guard releases it at its deadline, or it stays failed.
       if (this.losing.has(group) || h.state === 'failed') continue;
@@ -316,7 +319,14 @@ export class LeaseKeeper {
         this.leases.set(group, lease);
       }
       const truth: GroupOwnership | undefined = answer?.groups[group];
-      if (truth) {
+      // A controller behind this node (Temporal's data lost: it knows an older epoch, or this one
+      // without an owner) confirms nothing and takes nothing: the node announces what it holds
+      // (announcer.ts) and the controller adopts it. Meanwhile the lease runs as without an answer,
+      // and the fail-safe does not apply (that controller could place the group).
+      const behind = truth !== undefined && controllerBehind(truth, h.epoch);
+      if (behind) this.behindSince.set(group, performance.now());
+      else if (truth) this.behindSince.delete(group);
+      if (truth && !behind) {
         this.opts.groups.seeEpoch(group, truth.epoch);
         if (truth.owner !== this.opts.node || truth.epoch !== h.epoch) {
           await this.lose(group, `the controller says ${truth.owner ?? 'nobody'} owns it at epoch ${truth.epoch} (this node holds epoch ${h.epoch})`);
@@ -337,7 +347,9 @@ export class LeaseKeeper {
       }
       // The fail-safe is for a control plane that cannot be reached, not for one that is moving the group.
       const last = this.lastAnswer;
-      const moving = last !== undefined && performance.now() - last.at < this.opts.ttlMs && last.ownership.groups[group]?.renewable === false;
+      const behindAt = this.behindSince.get(group);
+      const moving = (last !== undefined && performance.now() - last.at < this.opts.ttlMs && last.ownership.groups[group]?.renewable === false)
+        || (behindAt !== undefined && performance.now() - behindAt < this.opts.ttlMs);
       if (performance.now() < lease.expiresAt) {
         // The guard acts at the very deadline at which the fail-safe would begin: while the
         // controller does not answer and the fail-safe would apply, the guard is kept a ttl
@@ -348,7 +360,9 @@ export class LeaseKeeper {
         this.tellGuardOrLose(group, lease);
         continue;
       }
-      const failSafe = moving ? { ok: false as const, why: 'the controller is moving the group' } : this.failSafe(group);
+      const failSafe = moving
+        ? { ok: false as const, why: behindAt !== undefined && performance.now() - behindAt < this.opts.ttlMs ? 'the controller is behind this node (has it lost its data?) and has not adopted the group yet' : 'the controller is moving the group' }
+        : this.failSafe(group);
       if (failSafe.ok) {
         // Nobody can be promoted without the controller; the guard still lets go one ttl after
         // this agent stops judging (dies, freezes).
@@ -421,4 +435,13 @@ export class LeaseKeeper {
     this.losing.delete(group);
     this.opts.onLost?.(group, held.epoch, why);
   }
+}
+
+/**
+ * Whether the controller's record of a group is behind what this node holds: an older epoch, or
+ * this one with no owner. Epochs are only raised by the controller, so neither happens unless it
+ * lost its data (docs/temporal.md). Pure.
+ */
+export function controllerBehind(truth: Pick<GroupOwnership, 'owner' | 'epoch'>, heldEpoch: number): boolean {
+  return truth.epoch < heldEpoch || (truth.epoch === heldEpoch && truth.owner === null);
 }
