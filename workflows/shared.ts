@@ -313,7 +313,10 @@ export interface NodeEdge {
   detail: string;
   /** Set when the node reports its own (re)start: it holds no group whatever the controller thought. */
   restarted?: boolean;
-  /** What the reporter announces about itself; only in a node's own edges (reporter = node). */
+  /**
+   * What the reporter announces about itself; only in a node's own edges (reporter = node). Agents
+   * send `nodeAnnounce` instead (a controller older than announcements refuses an edge with it).
+   */
   announce?: NodeAnnouncement;
 }
 export const nodeEdgeSignal = defineSignal<[NodeEdge]>('nodeEdge');

@@ -286,8 +286,12 @@ export class Agent {
 
     // "I am up" (and, if it dropped groups it owned, "I restarted"): starts the controller if
     // it is not running yet, and lets it place groups that run nowhere.
-    // It carries what this node holds and has seen, and the lease it enforces (announcer.ts).
-    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}), announce: announcer.announcement() });
+    // First what this node holds and has seen, and the lease it enforces (announcer.ts), in order
+    // before the edge: a separate signal, so that a controller older than announcements (agents
+    // upgraded before the worker) ignores it and still takes the edge (its schema refuses a field
+    // it does not know).
+    void link.announce({ node, at: Date.now(), announce: announcer.announcement() });
+    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}) });
     // A node that holds nothing asks no lease question: it looks now and then whether the
     // controller is behind what it has seen (or gone: Temporal's data lost), and announces.
     this.announceTimer = setInterval(() => {

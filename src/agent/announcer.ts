@@ -1,8 +1,8 @@
 /**
  * What this node announces to the controller about itself (NodeAnnouncement): the lease it
  * enforces (its own configuration), the groups it holds with their epochs, and the highest epoch
- * it has seen of each group (kept across restarts: epoch-store.ts). Sent in the node's own "up"
- * edge at start, and again (`nodeAnnounce`) whenever an answer of the controller shows that it
+ * it has seen of each group (kept across restarts: epoch-store.ts). Sent (`nodeAnnounce`) at
+ * start, just before the node's "up" edge, and again whenever an answer of the controller shows that it
  * is behind: it has not recorded this node's lease, knows an older epoch than this node holds or
  * has seen, or is not running at all (Temporal's data was lost; the signal starts it). The
  * controller then adopts what the nodes hold and never hands out an epoch a node has seen
