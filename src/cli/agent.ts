@@ -6,6 +6,7 @@ import { Agent, UnknownNodeError } from '../agent/agent.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { CliError, EXIT } from './errors.js';
 import { HeartbeatSecretError } from '../heartbeat/secret.js';
+import { EpochStoreError } from '../agent/epoch-store.js';
 
 export function agentCommand(): Command {
   return new Command('agent')
@@ -19,6 +20,8 @@ export function agentCommand(): Command {
       installTemporalRuntime(logger);
       const agent = await Agent.start({ config, node: opts.node, logger }).catch((err: unknown) => {
         if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
+        // A damaged epoch file is not overwritten (epoch-store.ts): the operator decides, no stack trace.
+        if (err instanceof EpochStoreError) throw new CliError(err.message, EXIT.failure);
         throw err;
       });
       const stop = (signal: string) => {
