@@ -387,7 +387,6 @@ export async function controller(rawInput: unknown): Promise<void> {
     },
   );
 
-
   const startedAt = now();
   // Recorded histories from before automatic fail-back replay without it (failbackEnabled, above).
   for (;;) {
@@ -614,7 +613,8 @@ function release(g: GroupOwnership): void {
  * does not know are kept (a newer controller's), except the applied updates (not in the query's answer).
  */
 function restore(carried: unknown, clusterName: string, layout: ClusterLayout): ControllerState {
-  const { applied: _applied, ...old } = (carried ?? {}) as Partial<ControllerState> & { applied?: unknown };
+  const object = typeof carried === 'object' && carried !== null && !Array.isArray(carried) ? carried : {};
+  const { applied: _applied, ...old } = object as Partial<ControllerState> & { applied?: unknown };
   const now = Date.now();
   const groups: ControllerState['groups'] = {};
   for (const g of layout.groups) {
