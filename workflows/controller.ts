@@ -29,22 +29,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
-import type { z } from 'zod';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import {
-  beginOperationSchema,
-  claimGroupSchema,
-  confirmDownSchema,
   controllerInputSchema,
   controllerInputSchemaV0,
   describeIssues,
-  endOperationSchema,
   groupLostSchema,
   healGaveUpSchema,
   nodeAnnounceSchema,
   nodeEdgeSchema,
-  operationBlockedSchema,
   parseWorkflowInput,
   type FailoverInput,
   type SwitchoverInput,
@@ -67,12 +61,19 @@ import { leaseToWaitOut } from './old-owner-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
 import {
+  beginOperationRefusal,
+  claimGroupRefusal,
+  confirmDownRefusal,
+  endOperationRefusal,
+  operationBlockedRefusal,
+  type Refusal,
+} from './controller-refusals.js';
+import {
   beginOperationUpdate,
   claimGroupUpdate,
   confirmDownUpdate,
   confirmedDownSignal,
   endOperationUpdate,
-  ERROR_TYPES,
   failoverWorkflowId,
   groupLostSignal,
   healGaveUpSignal,
@@ -83,8 +84,6 @@ import {
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
-  type ControllerUpdateName,
-  type RefusalOf,
   type GroupOwnership,
   type LeaseTiming,
   type NodeAnnouncement,
@@ -303,14 +302,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up, lease: groupLease(req.group) };
     }),
     {
-      validator: unlessApplied((req: unknown) => {
-        const r = parseOrThrow(beginOperationSchema, req, 'beginOperation');
-        const g = state.groups[r.group];
-        if (!g) refuse('beginOperation', ERROR_TYPES.UnknownGroup, `unknown group '${r.group}' (known: ${Object.keys(state.groups).join(', ') || 'none'})`);
-        if (g.operation && g.operation.workflowId !== r.workflowId) {
-          refuse('beginOperation', ERROR_TYPES.OperationInProgress, `group '${r.group}' is busy: ${g.operation.kind} operation ${g.operation.workflowId} is running; wait for it to end`);
-        }
-      }),
+      validator: unlessApplied((req: unknown) => refuseIf(beginOperationRefusal(state, req))),
     },
   );
 
@@ -330,12 +322,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       return { epoch: g.epoch };
     }),
     {
-      validator: unlessApplied((req: unknown) => {
-        const r = parseOrThrow(claimGroupSchema, req, 'claimGroup');
-        const g = holdOrThrow('claimGroup', r.group, r.workflowId);
-        if (r.expectEpoch !== g.epoch) refuse('claimGroup', ERROR_TYPES.StaleEpoch, `stale epoch ${r.expectEpoch} for group '${r.group}': the current epoch is ${g.epoch}`);
-        if (r.owner !== null && !state.nodes[r.owner]) refuse('claimGroup', ERROR_TYPES.UnknownNode, `unknown node '${r.owner}'`);
-      }),
+      validator: unlessApplied((req: unknown) => refuseIf(claimGroupRefusal(state, req))),
     },
   );
 
@@ -367,10 +354,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
     }),
     {
-      validator: unlessApplied((req: unknown) => {
-        const r = parseOrThrow(endOperationSchema, req, 'endOperation');
-        holdOrThrow('endOperation', r.group, r.workflowId);
-      }),
+      validator: unlessApplied((req: unknown) => refuseIf(endOperationRefusal(state, req))),
     },
   );
 
@@ -393,12 +377,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       log.warn('operation blocked: the old owner still holds the group', { group: req.group, node: req.node, epoch: req.epoch, waitingFor: req.waitingFor, detail: req.detail });
     }),
     {
-      validator: unlessApplied((req: unknown) => {
-        const r = parseOrThrow(operationBlockedSchema, req, 'operationBlocked');
-        const g = holdOrThrow('operationBlocked', r.group, r.workflowId);
-        if (!state.nodes[r.node]) refuse('operationBlocked', ERROR_TYPES.UnknownNode, `unknown node '${r.node}'`);
-        if (r.epoch !== g.epoch) refuse('operationBlocked', ERROR_TYPES.StaleEpoch, `stale epoch ${r.epoch} for group '${r.group}': the current epoch is ${g.epoch}`);
-      }),
+      validator: unlessApplied((req: unknown) => refuseIf(operationBlockedRefusal(state, req))),
     },
   );
 
@@ -432,15 +411,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       return { node: req.node, unblocked };
     },
     {
-      validator: (req: unknown) => {
-        const r = parseOrThrow(confirmDownSchema, req, 'confirmDown');
-        if (!state.nodes[r.node]) {
-          refuse('confirmDown', ERROR_TYPES.UnknownNode, `unknown node '${r.node}' (known: ${Object.keys(state.nodes).join(', ') || 'none'}); nothing was recorded`);
-        }
-        if (!Object.values(state.groups).some((g) => g.operation?.blocked?.node === r.node)) {
-          refuse('confirmDown', ERROR_TYPES.NothingToConfirm, `no operation is blocked on node '${r.node}': nothing to confirm (a confirm-down only unblocks an operation waiting for that node now); nothing was recorded`);
-        }
-      },
+      validator: (req: unknown) => refuseIf(confirmDownRefusal(state, req)),
     },
   );
 
@@ -492,16 +463,6 @@ export async function controller(rawInput: unknown): Promise<void> {
       if (step.step === 'conflict') log.error(`two nodes hold group ${name} under one epoch: trusting neither; it is claimed for nobody and placed again once their leases have run out`, { group: name, holders: step.holders, epoch: step.epoch });
       else log.warn('a node has seen a newer epoch than the owner this controller records: that owner is stale, the group is claimed for nobody', { group: name, node, epoch: step.epoch, from });
     }
-  }
-
-  /** The group, held by `workflowId`'s operation. @throws (refuses `update`) UnknownGroup, or OperationInProgress when another operation or none holds it. */
-  function holdOrThrow(update: 'claimGroup' | 'endOperation' | 'operationBlocked', group: string, workflowId: string): GroupOwnership {
-    const g = state.groups[group];
-    if (!g) refuse(update, ERROR_TYPES.UnknownGroup, `unknown group '${group}'`);
-    if (g.operation?.workflowId !== workflowId) {
-      refuse(update, ERROR_TYPES.OperationInProgress, `workflow ${workflowId} does not hold group '${group}' (${g.operation ? `held by ${g.operation.workflowId}` : 'no operation is running'})`);
-    }
-    return g;
   }
 
   const startedAt = now();
@@ -730,7 +691,8 @@ function release(g: GroupOwnership): void {
  * does not know are kept (a newer controller's), except the applied updates (not in the query's answer).
  */
 function restore(carried: unknown, clusterName: string, layout: ClusterLayout): ControllerState {
-  const { applied: _applied, ...old } = (carried ?? {}) as Partial<ControllerState> & { applied?: unknown };
+  const object = typeof carried === 'object' && carried !== null && !Array.isArray(carried) ? carried : {};
+  const { applied: _applied, ...old } = object as Partial<ControllerState> & { applied?: unknown };
   const now = Date.now();
   const groups: ControllerState['groups'] = {};
   for (const g of layout.groups) {
@@ -751,17 +713,10 @@ function appliedOf(carried: unknown): AppliedUpdate[] {
   return Array.isArray(list) ? (list as AppliedUpdate[]) : [];
 }
 
-function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, update: ControllerUpdateName): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) refuse(update, ERROR_TYPES.InvalidWorkflowInput, `invalid ${update} request: ${describeIssues(parsed.error, '(request)').join('; ')}`);
-  return parsed.data;
-}
-
 /**
- * A validator's refusal: non-retryable, typed with one of the update's refusals (the type checker
- * holds each validator to its contract, shared.ts CONTROLLER_REFUSALS); nothing was changed.
+ * A validator's refusal (controller-refusals.ts), thrown as a non-retryable ApplicationFailure of
+ * its type: the update is rejected, nothing is recorded or changed.
  */
-function refuse<U extends ControllerUpdateName>(update: U, type: RefusalOf<U>, message: string): never {
-  void update; // named for the type checker: `type` must be one of its refusals
-  throw ApplicationFailure.create({ type, nonRetryable: true, message });
+function refuseIf(refusal: Refusal | undefined): void {
+  if (refusal) throw ApplicationFailure.create({ type: refusal.type, nonRetryable: true, message: refusal.message });
 }
