@@ -11,7 +11,8 @@ import { createLogger } from '../log.js';
 import { installTemporalRuntime } from '../temporal/runtime.js';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
-import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { CliError, EXIT } from './errors.js';
 import { deriveMessageKey } from '../auth/messages.js';
 
 export function workerCommand(): Command {
@@ -25,7 +26,7 @@ export function workerCommand(): Command {
       await mkdir(config.agent.stateDir, { recursive: true });
       // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
       // refused as the agent refuses it (missing, world-readable). A one-node cluster has none.
-      const key = config.nodes.length > 1 ? deriveMessageKey(await loadHeartbeatSecret(config.heartbeat.secretFile)) : undefined;
+      const key = config.nodes.length > 1 ? deriveMessageKey(await loadClusterSecret(config.heartbeat.secretFile)) : undefined;
       const conn = await resolveConnection(config.temporal);
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
@@ -37,4 +38,14 @@ export function workerCommand(): Command {
       await connection.close();
       await client.connection.close();
     });
+}
+
+/** The cluster secret, as the agent loads it. @throws CliError (exit 3) naming the file and the fix. */
+async function loadClusterSecret(file: string): Promise<Buffer> {
+  try {
+    return await loadHeartbeatSecret(file);
+  } catch (err) {
+    if (err instanceof HeartbeatSecretError) throw new CliError(`${err.message} (the workflow worker signs orders to nodes with it: docs/security.md)`, EXIT.config);
+    throw err;
+  }
 }
