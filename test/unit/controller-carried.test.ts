@@ -45,6 +45,7 @@ const FULL = {
     falseAlarms: [{ group: 'web', node: '?', at: 1_796_000_000_000, workflowId: 'failover/c1/web', detail: 'it answered' }],
     reverify: { n1: { at: 1_796_000_005_000, delayMs: 5000 } },
     confirmedDown: [{ node: 'n1', operator: 'alice', at: 1_796_000_000_300, unblocked: [{ group: 'web', workflowId: 'failover/c1/web', epoch: 7 }] }],
+    leases: { worker: { ttlMs: 600, marginMs: 100 }, nodes: { n1: { ttlMs: 3000, marginMs: 500, at: 1_796_000_000_000 } } },
     applied: [
       { id: 'failover/c1/web/run/1/claimGroup', update: 'claimGroup', at: 1_796_000_000_000, result: { epoch: 7 } },
       { id: 'failover/c1/web/run/2/endOperation', update: 'endOperation', at: 1_796_000_000_001 },
@@ -65,8 +66,8 @@ test('the carried states of recorded histories parse, unchanged', async () => {
 test('every field the controller writes parses; keys the schema does not know are kept', () => {
   const parsed = controllerInputSchema.parse(FULL);
   assert.deepEqual(parsed, FULL);
-  const newer = structuredClone(FULL) as typeof FULL & { carried: { leases?: unknown } };
-  newer.carried.leases = { n1: { ttlMs: 3000, marginMs: 500 } };
+  const newer = structuredClone(FULL) as typeof FULL & { carried: { fencedAt?: unknown } };
+  newer.carried.fencedAt = { n1: 1_796_000_000_000 };
   (newer.carried.groups.web as Record<string, unknown>).highestSeenEpoch = 9;
   (newer.carried.nodes.n1 as Record<string, unknown>).announcedLeaseMs = 3500;
   assert.deepEqual(controllerInputSchema.parse(newer), newer, 'a newer controller\'s optional fields survive');
