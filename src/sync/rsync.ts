@@ -59,6 +59,12 @@ export interface PullArgsOptions {
   source: PullSource;
   /** The local directory that receives the copy. */
   destination: string;
+  /**
+   * Keep every file this pull deletes or replaces under this directory (rsync `--backup
+   * --backup-dir`), with its path relative to the destination. Absolute, and outside the
+   * destination (under the agent's state directory: see src/sync/backup.ts).
+   */
+  backupDir?: string;
 }
 
 /**
@@ -118,6 +124,16 @@ function hostPart(host: string): string {
  * - `--delete` when the set asks for it, but never `--delete-excluded`: an exclude means "not
  *   replicated", and what a standby keeps under an excluded name (a local cache, a node's own
  *   lock or state file) is its own business, not something to wipe on every pull.
+ * - `--delay-updates` with `--delete-delay`: a pull cut short (a signal, a dropped link, the
+ *   node made owner) leaves the destination as it was. Received files wait in the partial dir
+ *   and are renamed into place, one after the other, only once the whole transfer is done; the
+ *   deletions are found during the transfer but made at its end too (rsync's default
+ *   `--delete-during` would already have deleted files of a tree whose new files never
+ *   arrived). What remains is the short run of renames at the end; a new directory can also
+ *   appear early (empty). `--delay-updates` needs the whole file list in memory (it implies
+ *   `--no-inc-recursive`) and room for a second copy of the changed files.
+ * - `--backup --backup-dir` when `backupDir` is given: what the pull deletes or replaces is
+ *   moved there instead of being lost (a returning old owner's own writes).
  * - `--partial-dir`: an interrupted transfer keeps its partial file there and the next pull
  *   resumes from it. For a relative partial dir rsync itself adds a perishable exclude rule
  *   (`-p .haoscar-partial/`), so the dir is neither sent nor deleted by `--delete`, yet does
@@ -142,9 +158,15 @@ export function rsyncPullArgs(opts: PullArgsOptions): string[] {
   checkDirectory('the destination', destination);
   checkHost(source.host);
   const timeoutSeconds = Math.ceil(set.ioTimeoutMs / 1000);
-  const args = ['-a', '--hard-links', '--numeric-ids', `--partial-dir=${PARTIAL_DIR}`];
+  const args = ['-a', '--hard-links', '--numeric-ids', `--partial-dir=${PARTIAL_DIR}`, '--delay-updates'];
   if (timeoutSeconds > 0) args.push(`--timeout=${timeoutSeconds}`);
-  if (set.delete) args.push('--delete');
+  if (set.delete) args.push('--delete', '--delete-delay');
+  if (opts.backupDir !== undefined) {
+    checkDirectory('the backup directory', opts.backupDir);
+    const dest = withSlash(destination);
+    if (withSlash(opts.backupDir).startsWith(dest)) throw new RsyncArgsError(`the backup directory ${JSON.stringify(opts.backupDir)} is inside the destination ${JSON.stringify(destination)}: it would be replicated and deleted with it`);
+    args.push('--backup', `--backup-dir=${opts.backupDir}`);
+  }
   for (const pattern of set.excludes) args.push(`--exclude=${pattern}`);
   if (set.bwlimit > 0) args.push(`--bwlimit=${set.bwlimit}`);
   if (set.checksum) args.push('--checksum');

@@ -169,7 +169,7 @@ void describe('rsyncPullArgs', () => {
         destination: '/srv/www',
       }),
       [
-        '-a', '--hard-links', '--numeric-ids', '--partial-dir=.haoscar-partial', '--timeout=30', '--delete',
+        '-a', '--hard-links', '--numeric-ids', '--partial-dir=.haoscar-partial', '--delay-updates', '--timeout=30', '--delete', '--delete-delay',
         '--exclude=*.tmp', '--exclude=cache/', '--bwlimit=5000', '--checksum', '--info=progress2', '--stats',
         '--contimeout=30', '--password-file=/var/lib/haoscar/rsyncd/password',
         'rsync://haoscar@10.0.0.1:8873/web.docroot.0/', '/srv/www/',
@@ -181,6 +181,8 @@ void describe('rsyncPullArgs', () => {
     const argv = rsyncPullArgs({ set: { ...SET, delete: false }, source: { transport: 'daemon', host: 'fd00::1', port: 8873, module: 'web.docroot.1', passwordFile: '/p' }, destination: '/srv/data//' });
     assert.ok(!argv.includes('--delete') && !argv.some((a) => a.startsWith('--bwlimit') || a === '--checksum'));
     assert.ok(!argv.includes('--delete-excluded'));
+    assert.ok(argv.includes('--delay-updates'), 'a cut pull leaves the old tree, with or without deletions');
+    assert.ok(!argv.includes('--backup'), 'no backups unless asked');
     assert.deepEqual(argv.slice(-2), ['rsync://haoscar@[fd00::1]:8873/web.docroot.1/', '/srv/data/']);
   });
 
@@ -197,6 +199,16 @@ void describe('rsyncPullArgs', () => {
   void test('pullSourceFor, daemon: the module of that directory on the configured port', () => {
     const sync: SyncSettings = { transport: 'daemon', port: 9000, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/k', knownHostsFile: '/h' } };
     assert.deepEqual(pullSourceFor(sync, { host: '10.0.0.1', group: 'web', set: 'docroot', index: 2, path: '/srv/c', passwordFile: '/p' }), { transport: 'daemon', host: '10.0.0.1', port: 9000, module: 'web.docroot.2', passwordFile: '/p' });
+  });
+
+  void test('backupDir: --backup --backup-dir=DIR; refused relative or inside the destination', () => {
+    const source = { transport: 'daemon' as const, host: '10.0.0.1', port: 8873, module: 'web.docroot.0', passwordFile: '/p' };
+    const argv = rsyncPullArgs({ set: SET, source, destination: '/srv/www', backupDir: '/var/lib/haoscar/sync-backup/web/docroot/20261206T172000Z-from-node2/0' });
+    assert.deepEqual(argv.filter((a) => a.startsWith('--backup')), ['--backup', '--backup-dir=/var/lib/haoscar/sync-backup/web/docroot/20261206T172000Z-from-node2/0']);
+    assert.throws(() => rsyncPullArgs({ set: SET, source, destination: '/srv/www', backupDir: 'backup' }), RsyncArgsError);
+    assert.throws(() => rsyncPullArgs({ set: SET, source, destination: '/srv/www', backupDir: '/srv/www/.backup' }), /inside the destination/);
+    // A sibling whose name starts the same is not inside.
+    assert.ok(rsyncPullArgs({ set: SET, source, destination: '/srv/www', backupDir: '/srv/www-backup' }).includes('--backup'));
   });
 
   void test('refuses what rsync or ssh could misread', () => {
