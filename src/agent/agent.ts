@@ -209,6 +209,7 @@ export class Agent {
       secret,
       logger: this.log.child({ sync: true }),
       holds: (g) => groups.holding(g) !== undefined,
+      heldEpoch: (g) => groups.holding(g)?.epoch,
       ownerOf: (g) => this.ownerOf(g),
       onViewChange: () => this.heartbeat?.setView(this.withSync(groups.view())),
     });

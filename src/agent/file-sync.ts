@@ -13,13 +13,15 @@
  * The state of every set (last success, lag, bytes, errors) is logged and written to
  * `<stateDir>/sync-state.json`, which `haoscar sync status` reads.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, FileSet, GroupSpec } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { backupLabel, backupSetDir, finishBackup } from '../sync/backup.js';
 import { ChangeWatcher } from '../sync/watcher.js';
 import { RsyncDaemon, writeDaemonFiles } from '../sync/daemon.js';
 import { moduleName, pullSourceFor, rsyncPullArgs, runRsync, RsyncError, type RsyncProgress } from '../sync/rsync.js';
+import type { CandidateSyncState, FileSetSyncRecord } from '../../workflows/shared.js';
 
 /** A pull into a group this node holds (or is starting) was refused. */
 export class HoldsGroupError extends Error {
@@ -45,6 +47,8 @@ export interface FileSyncDeps {
   logger: Logger;
   /** Whether this node holds (or is starting) the group. */
   holds: (group: string) => boolean;
+  /** The epoch under which this node holds the group (for its series record); undefined: unknown. */
+  heldEpoch?: (group: string) => number | undefined;
   /** The group's owner as its heartbeats say (running, heard now), if any. */
   ownerOf: (group: string) => OwnerView | undefined;
   /** Called when this node's generations changed (the agent sends a heartbeat at once). */
@@ -101,6 +105,11 @@ export class FileSync {
   private readonly halted = new Map<string, number>();
   /** Resyncs running now, by group: no continuous pull meanwhile; a node being made owner aborts them. */
   private readonly resyncs = new Map<string, AbortController>();
+  /**
+   * Per set (`group/set`): the series this node last followed (see FileSetSyncRecord), kept in
+   * `<stateDir>/sync-series.json` so that an agent restart does not forget how far behind it is.
+   */
+  private readonly records = new Map<string, FileSetSyncRecord>();
   private daemon?: RsyncDaemon;
   private passwordFile?: string;
   private stateTimer?: NodeJS.Timeout;
@@ -119,6 +128,7 @@ export class FileSync {
   /** Starts the daemon serving this node's file sets (when it has any). */
   static async start(deps: FileSyncDeps): Promise<FileSync> {
     const sync = new FileSync(deps);
+    await sync.loadRecords();
     if (sync.groups.length > 0) await sync.startDaemon();
     return sync;
   }
@@ -169,9 +179,12 @@ export class FileSync {
           // Normally none runs (halted before the start); never pull into what we serve.
           void this.abortPull(k);
           if (state.role !== 'source') this.becomeSource(g, set, state);
+          this.noteSource(k, this.deps.heldEpoch?.(g.name));
           continue;
         }
         if (state.role === 'source') this.stopSource(k, state);
+        const owner = this.deps.ownerOf(g.name);
+        if (owner && owner.node !== this.deps.node) this.noteAnnounced(k, owner.node, owner.epoch, owner.sync[k]?.[0] ?? 0);
         this.pullIfDue(g, set, state);
       }
     }
@@ -206,16 +219,23 @@ export class FileSync {
       for (const set of g.fileSets) {
         // What the owner had announced before this pass: anything newer is pulled again later.
         const announced = this.deps.ownerOf(group);
-        for (let i = 0; i < set.paths.length; i++) {
-          const step = stepKey(set, i);
-          if (opts.skip.has(step)) continue;
-          if (this.deps.holds(group)) throw new HoldsGroupError(this.deps.node, group);
-          const t = Date.now();
-          const result = await this.pullPath(g, set, i, source, { signal, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
-          opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
-        }
+        // A resync brings back a node that may have been the owner: what it had is kept aside.
+        await this.keepingBackups(g, set, source, announced?.node === source ? announced.epoch : undefined, async (backup) => {
+          for (let i = 0; i < set.paths.length; i++) {
+            const step = stepKey(set, i);
+            if (opts.skip.has(step)) continue;
+            if (this.deps.holds(group)) throw new HoldsGroupError(this.deps.node, group);
+            const t = Date.now();
+            const result = await this.pullPath(g, set, i, source, { signal, backup, onProgress: (p) => opts.onProgress({ key: step, percent: p.percent, bytes: p.bytes, ...(p.seconds !== undefined && p.percent < 100 ? { etaSeconds: p.seconds } : {}) }) });
+            opts.onDone({ key: step, bytes: result.bytes, durationMs: Date.now() - t });
+          }
+        });
         // The next continuous pass from this owner only needs what changed since this one began.
         this.pulled.set(key(group, set.name), { owner: source, epoch: announced?.epoch ?? -1, generation: announced?.sync[key(group, set.name)]?.[0] ?? 0, fullAt: Date.now() });
+        if (announced?.node === source) this.notePulled(key(group, set.name), source, announced.epoch, announced.sync[key(group, set.name)]?.[0] ?? 0);
+        // The owner does not run the group (a switchover's final pass, after it stopped): it
+        // writes nothing more, so this complete pass holds all it announced.
+        else if (announced === undefined) this.notePulledAll(key(group, set.name), source);
       }
     } finally {
       if (this.resyncs.get(group) === abort) this.resyncs.delete(group);
@@ -225,6 +245,96 @@ export class FileSync {
   /** The steps of a group's resync: one per file-set directory. */
   steps(group: string): string[] {
     return this.groups.find((x) => x.name === group)?.fileSets.flatMap((set) => set.paths.map((_, i) => stepKey(set, i))) ?? [];
+  }
+
+  /**
+   * What this node knows of its copy of each of the group's file sets, for a failover deciding
+   * whether it may take the group over (the `syncState` activity). No I/O, no clock.
+   */
+  syncState(group: string): CandidateSyncState {
+    const g = this.groups.find((x) => x.name === group);
+    return {
+      node: this.deps.node,
+      group,
+      sets: (g?.fileSets ?? []).map((set) => {
+        const record = this.records.get(key(group, set.name));
+        return record ? { set: set.name, record: { ...record } } : { set: set.name };
+      }),
+    };
+  }
+
+  // ------------------------------------------------------------------ series records
+
+  /** This node holds the group: it is the source, nothing to be behind of. */
+  private noteSource(k: string, epoch: number | undefined): void {
+    const rec = this.records.get(k);
+    const e = epoch ?? rec?.epoch ?? 0;
+    if (rec?.owner === this.deps.node && rec.epoch === e) return;
+    this.records.set(k, { owner: this.deps.node, epoch: e, announced: 0, pulled: 0 });
+    this.saveSoon();
+  }
+
+  /**
+   * The owner's heartbeat announced `generation` for the set: a new series for a new owner or
+   * epoch (nothing pulled completely in it yet), else the highest generation announced. A
+   * series older than the recorded one (a stale owner's packets) changes nothing.
+   */
+  private noteAnnounced(k: string, owner: string, epoch: number, generation: number): void {
+    const rec = this.records.get(k);
+    if (rec && rec.owner === owner && rec.epoch === epoch) {
+      if (generation <= rec.announced) return;
+      rec.announced = generation;
+    } else {
+      if (rec && epoch < rec.epoch) return;
+      this.records.set(k, { owner, epoch, announced: generation, pulled: null });
+    }
+    this.saveSoon();
+  }
+
+  /** A pull from `owner` at `epoch` completed with what it had announced up to `generation`. */
+  private notePulled(k: string, owner: string, epoch: number, generation: number): void {
+    const rec = this.records.get(k);
+    if (!rec || rec.owner !== owner || rec.epoch !== epoch) {
+      if (rec && epoch < rec.epoch) return;
+      // A pull before its heartbeat was noted (a resync right after an agent start).
+      this.records.set(k, { owner, epoch, announced: generation, pulled: generation });
+    } else {
+      rec.pulled = Math.max(rec.pulled ?? generation, generation);
+      rec.announced = Math.max(rec.announced, generation);
+    }
+    this.saveSoon();
+  }
+
+  /** A complete pull from `owner` after it stopped serving: everything it announced is here. */
+  private notePulledAll(k: string, owner: string): void {
+    const rec = this.records.get(k);
+    if (!rec || rec.owner !== owner) return;
+    rec.pulled = rec.announced;
+    this.saveSoon();
+  }
+
+  private recordsFile(): string {
+    return join(this.deps.config.agent.stateDir, 'sync-series.json');
+  }
+
+  private async loadRecords(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.recordsFile(), 'utf8');
+    } catch {
+      return; // first start: no series followed yet
+    }
+    try {
+      const parsed = JSON.parse(text) as { records?: Record<string, unknown> };
+      for (const [k, r] of Object.entries(parsed.records ?? {})) {
+        const rec = r as Partial<FileSetSyncRecord>;
+        const ok = typeof rec.owner === 'string' && Number.isInteger(rec.epoch) && Number.isInteger(rec.announced) && (rec.pulled === null || Number.isInteger(rec.pulled));
+        if (ok && this.states.has(k)) this.records.set(k, { owner: rec.owner!, epoch: rec.epoch!, announced: rec.announced!, pulled: rec.pulled! });
+      }
+    } catch (err) {
+      // Unknown is safe: a failover then counts this node's copy as of unknown age.
+      this.deps.logger.warn({ file: this.recordsFile(), err: String(err) }, 'could not read the file set series records; starting without them');
+    }
   }
 
   async close(): Promise<void> {
@@ -301,20 +411,27 @@ export class FileSync {
     // After a failed pull, wait a little (not every heartbeat: a full disk stays full).
     if (state.lastError !== undefined && state.lastAttemptAt !== undefined && Date.now() - state.lastAttemptAt < RETRY_AFTER_ERROR_MS) return;
     const abort = new AbortController();
-    const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, changed, signal: abort.signal }).finally(() => this.running.delete(k));
+    // The first pull from this owner (a new owner or epoch, or this agent just started): this
+    // node's copy may hold its own writes from when it was the owner, so what the pull deletes
+    // or replaces is kept. Later pulls in the series only replace what came from this owner.
+    const done = this.pullSet(g, set, state, owner, { generation, changedAt, full, changed, backup: !sameOwner, signal: abort.signal }).finally(() => this.running.delete(k));
     this.running.set(k, { abort, done });
   }
 
-  private async pullSet(g: GroupSpec, set: FileSet, state: FileSetState, owner: OwnerView, p: { generation: number; changedAt: number; full: boolean; changed: boolean; signal: AbortSignal }): Promise<void> {
+  private async pullSet(g: GroupSpec, set: FileSet, state: FileSetState, owner: OwnerView, p: { generation: number; changedAt: number; full: boolean; changed: boolean; backup: boolean; signal: AbortSignal }): Promise<void> {
     const k = key(g.name, set.name);
     state.running = true;
     state.lastAttemptAt = Date.now();
     let bytes = 0;
     try {
-      for (let i = 0; i < set.paths.length; i++) {
-        const r = await this.pullPath(g, set, i, owner.node, { signal: p.signal, checksum: p.full && set.checksum });
-        bytes += r.bytes;
-      }
+      const pullAll = async (backup?: string) => {
+        for (let i = 0; i < set.paths.length; i++) {
+          const r = await this.pullPath(g, set, i, owner.node, { signal: p.signal, checksum: p.full && set.checksum, ...(backup !== undefined ? { backup } : {}) });
+          bytes += r.bytes;
+        }
+      };
+      if (p.backup) await this.keepingBackups(g, set, owner.node, owner.epoch, pullAll);
+      else await pullAll();
       const now = Date.now();
       state.lastSuccessAt = now;
       state.generation = p.generation;
@@ -326,6 +443,7 @@ export class FileSync {
       state.lastError = undefined;
       const prev = this.pulled.get(k);
       this.pulled.set(k, { owner: owner.node, epoch: owner.epoch, generation: p.generation, fullAt: p.full ? now : prev?.fullAt ?? now });
+      this.notePulled(k, owner.node, owner.epoch, p.generation);
       this.deps.logger[p.full ? 'info' : 'debug']({ group: g.name, set: set.name, from: owner.node, generation: p.generation, bytes, lagMs: state.lagMs, full: p.full, ms: now - state.lastAttemptAt }, 'file set pulled');
     } catch (err) {
       if (p.signal.aborted) return;
@@ -340,8 +458,33 @@ export class FileSync {
     }
   }
 
-  /** One directory of a set from `source`; @throws RsyncError. */
-  private async pullPath(g: GroupSpec, set: FileSet, index: number, source: string, opts: { signal: AbortSignal; checksum?: boolean; onProgress?: (p: RsyncProgress) => void }): Promise<{ bytes: number }> {
+  /**
+   * Runs `pull` with a new backup label (see src/sync/backup.ts), then counts what it kept, logs
+   * it, and applies the retention (`sync.keepBackups`), whether the pull succeeded or not (a
+   * failed pull may have kept files before it failed). A failure of the bookkeeping is logged,
+   * never thrown: the files stay where rsync put them.
+   */
+  private async keepingBackups<T>(g: GroupSpec, set: FileSet, source: string, epoch: number | undefined, pull: (label: string) => Promise<T>): Promise<T> {
+    const label = backupLabel(new Date(), source, epoch);
+    const setDir = backupSetDir(this.deps.config.agent.stateDir, g.name, set.name);
+    try {
+      return await pull(label);
+    } finally {
+      try {
+        const kept = await finishBackup(setDir, label, this.deps.config.sync.keepBackups);
+        if (kept.files > 0) {
+          this.deps.logger.warn({ group: g.name, set: set.name, from: source, files: kept.files, dir: kept.dir, pruned: kept.pruned }, `file set pull: kept ${kept.files} file(s) it deleted or replaced in ${kept.dir}: this node had them, and the owner ${source} has them otherwise or not at all`);
+        } else if (kept.pruned.length > 0) {
+          this.deps.logger.info({ group: g.name, set: set.name, pruned: kept.pruned }, 'file set backups: removed the oldest (sync.keepBackups)');
+        }
+      } catch (err) {
+        this.deps.logger.warn({ group: g.name, set: set.name, dir: setDir, err: String(err) }, 'could not count or prune the file set backups; they stay');
+      }
+    }
+  }
+
+  /** One directory of a set from `source`; `backup`: the label of the pull's backup dir. @throws RsyncError. */
+  private async pullPath(g: GroupSpec, set: FileSet, index: number, source: string, opts: { signal: AbortSignal; checksum?: boolean; backup?: string; onProgress?: (p: RsyncProgress) => void }): Promise<{ bytes: number }> {
     const { config } = this.deps;
     const node = config.nodes.find((n) => n.name === source);
     if (!node) throw new Error(`unknown source node '${source}'`);
@@ -354,6 +497,7 @@ export class FileSync {
         set: { ...set, checksum: opts.checksum ?? false },
         source: pullSourceFor(config.sync, { host: address, group: g.name, set: set.name, index, path, passwordFile: this.passwordFile ?? '' }),
         destination: path,
+        ...(opts.backup !== undefined ? { backupDir: join(backupSetDir(config.agent.stateDir, g.name, set.name), opts.backup, String(index)) } : {}),
       });
       try {
         const result = await runRsync(argv, { rsync: config.sync.rsync, signal: opts.signal, what: `${g.name}/${set.name} from ${source} (${address})`, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
@@ -393,6 +537,9 @@ export class FileSync {
       await mkdir(this.deps.config.agent.stateDir, { recursive: true });
       await writeFile(`${file}.tmp`, body);
       await rename(`${file}.tmp`, file);
+      const series = this.recordsFile();
+      await writeFile(`${series}.tmp`, JSON.stringify({ node: this.deps.node, records: Object.fromEntries(this.records) }, null, 2));
+      await rename(`${series}.tmp`, series);
     } catch (err) {
       this.deps.logger.warn({ file, err: String(err) }, 'could not write the sync state file');
     }

@@ -386,6 +386,11 @@ export const syncSchema = section('the sync settings', {
   /** TCP port of the agents' rsync daemons (not 873, so that a system rsyncd can stay). */
   port: port.default(8873),
   rsync: absPath('the rsync binary').default('/usr/bin/rsync'),
+  /**
+   * Per file set, how many pulls' backups to keep under `<stateDir>/sync-backup/`: what a
+   * standby's first pull from a new owner (and every resync) deleted or replaced (docs/sync.md).
+   */
+  keepBackups: int(1, 1000).default(5),
   ssh: section('the ssh settings', {
     user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, { error: 'expected a user name' }).default('root'),
     /** Private key of the standby (its public key in the owner's authorized_keys). */

@@ -118,6 +118,8 @@ export interface SyncSettings {
   transport: 'daemon' | 'ssh';
   port: number;
   rsync: string;
+  /** Per file set: how many pulls' backups (files a pull deleted or replaced) are kept. */
+  keepBackups: number;
   ssh: { user: string; identityFile: string; knownHostsFile: string };
 }
 

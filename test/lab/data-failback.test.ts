@@ -44,6 +44,8 @@ test('fail over, write on the new owner, bring the old one back: resync and swit
   await cluster.waitForGroup((g) => g.owner === 'n2' && g.state === 'running', 'n2 owns the group');
   await writeFile(join(n2, 'docs', 'b.txt'), 'b, written on n2 while n1 was away\n');
   await writeFile(join(n2, 'index.html'), 'after the failover\n');
+  // What n1 wrote just before it died, never replicated: n2 does not have it.
+  await writeFile(join(n1, 'docs', 'only-on-n1.txt'), 'written on n1, never replicated\n');
 
   // n1 comes back as a standby and is brought up to date, then the group is switched back.
   await lab.reviveHost('n1');
@@ -61,5 +63,12 @@ test('fail over, write on the new owner, bring the old one back: resync and swit
   assert.equal(onN1['index.html'], 'after the failover\n');
   assert.equal(onN1['docs/a.txt'], 'a, written on n1\n', 'nothing written before is lost');
   assert.equal(onN1['scratch.tmp'], 'not replicated\n', 'an excluded file on the receiver is left alone');
+  // The copy is the owner's, but what n1 had that n2 lacked was kept aside, not thrown away.
+  assert.equal(onN1['docs/only-on-n1.txt'], undefined, 'the copy is the new owner\'s');
+  const backups = join(cluster.lab.dir, 'hosts', 'n1', 'state', 'sync-backup', 'web', 'www');
+  const kept = Object.entries(await tree(backups).catch(() => ({}) as Record<string, string>)).filter(([f]) => f.endsWith('/0/docs/only-on-n1.txt'));
+  assert.equal(kept.length, 1, `n1's unreplicated file is in one backup under ${backups}:\n${JSON.stringify(await tree(backups).catch((e: unknown) => String(e)))}`);
+  assert.equal(kept[0]![1], 'written on n1, never replicated\n');
+  assert.match(await cluster.agentLog('n1'), /kept \d+ file\(s\) it deleted or replaced in [^"]*sync-backup\/web\/www\//);
   await expect(cluster, 'the client is served by n1 again', async () => (client.lastOk()?.host === 'n1' ? true : undefined));
 });

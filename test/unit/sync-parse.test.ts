@@ -187,7 +187,7 @@ void describe('rsyncPullArgs', () => {
   });
 
   void test('ssh transport: one -e argument, user@host:DIR/ into DIR/', () => {
-    const sync: SyncSettings = { transport: 'ssh', port: 8873, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } };
+    const sync: SyncSettings = { transport: 'ssh', port: 8873, rsync: '/usr/bin/rsync', keepBackups: 5, ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } };
     const source = pullSourceFor(sync, { host: '10.0.0.1', group: 'web', set: 'docroot', index: 0, path: '/srv/www', passwordFile: '/unused' });
     const argv = rsyncPullArgs({ set: SET, source, destination: '/srv/www' });
     const e = argv.indexOf('-e');
@@ -197,7 +197,7 @@ void describe('rsyncPullArgs', () => {
   });
 
   void test('pullSourceFor, daemon: the module of that directory on the configured port', () => {
-    const sync: SyncSettings = { transport: 'daemon', port: 9000, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/k', knownHostsFile: '/h' } };
+    const sync: SyncSettings = { transport: 'daemon', port: 9000, rsync: '/usr/bin/rsync', keepBackups: 5, ssh: { user: 'root', identityFile: '/k', knownHostsFile: '/h' } };
     assert.deepEqual(pullSourceFor(sync, { host: '10.0.0.1', group: 'web', set: 'docroot', index: 2, path: '/srv/c', passwordFile: '/p' }), { transport: 'daemon', host: '10.0.0.1', port: 9000, module: 'web.docroot.2', passwordFile: '/p' });
   });
 
