@@ -33,6 +33,8 @@ export interface ClusterLayout {
     /** Names of its file sets (absent in histories recorded before file sets existed). */
     fileSets?: string[];
     failback?: { policy: 'manual' | 'auto'; stableForMs: number; stickinessMs: number };
+    /** The data policy of unplanned failovers (absent in histories recorded before it existed). */
+    failover?: { maxSyncLag: number };
   }[];
   lease: { ttlMs: number; marginMs: number };
   failover: { verifyTimeoutMs: number };
@@ -66,6 +68,7 @@ export function createClusterActivities(deps: { config: Config }) {
           resources: g.resources.map((r) => ({ name: r.name, type: r.type, startTimeoutMs: r.healing.startTimeoutMs })),
           fileSets: g.fileSets.map((f) => f.name),
           failback: g.failback,
+          failover: g.failover,
         })),
         lease: config.lease,
         failover: config.failover,

@@ -12,7 +12,7 @@ import type { ServiceRegistry } from '../src/agent/services.js';
 import type { Logger } from '../src/log.js';
 import { DrbdDriver, DrbdSplitBrainError } from '../src/drivers/drbd.js';
 import { RsyncError } from '../src/sync/rsync.js';
-import { ERROR_TYPES, type ResyncProgress, type ResyncResult, type ResyncStepResult } from '../workflows/shared.js';
+import { ERROR_TYPES, type CandidateSyncState, type ResyncProgress, type ResyncResult, type ResyncStepResult } from '../workflows/shared.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import type { Config } from '../src/config/types.js';
 import { createNodeAuth } from './auth.js';
@@ -40,6 +40,16 @@ export function createSyncActivities(deps: SyncActivityDeps) {
   const auth = createNodeAuth({ cluster: deps.cluster, node, key: deps.key, logger });
 
   return {
+    /**
+     * How far this node's copy of the group's file sets is behind, as it counts it (per set: the
+     * owner it last followed, that owner's last announced generation, the last it pulled
+     * completely). Asked by a failover about its candidates; changes nothing, writes no history
+     * beyond its own result. Signed over the failover's nonce, as a ping's answer is.
+     */
+    async syncState(req: { group: string; nonce?: string }): Promise<CandidateSyncState & { mac?: string }> {
+      return auth.signAnswer(fileSync.syncState(req.group), req.nonce);
+    },
+
     /**
      * Pulls the group's file sets from `source` and waits for its DRBD resources here to be
      * UpToDate. `final`: the switchover's last pass, after the owner stopped the group.

@@ -48,14 +48,18 @@ import { groupOf, tagIfUntagged } from './layout.js';
 import { describeBlock, leaseToWaitOut, oldOwnerStep, type OldOwnerFacts, type OldOwnerReport } from './old-owner-plan.js';
 import { syncOn } from './resync.js';
 import { authenticAnswer, pingNonce, signed } from './auth.js';
+import { describeRefusals, planSyncCandidates } from './sync-lag-plan.js';
+import type { SyncActivities } from '../activities/sync.js';
 import {
   confirmedDownSignal,
   controllerWorkflowId,
+  DEFAULT_MAX_SYNC_LAG,
   ERROR_TYPES,
   failoverStatusQuery,
   nodeTaskQueue,
   switchoverWorkflowId,
   type BlockedOn,
+  type CandidateSyncState,
   type ConfirmedDown,
   type EndOperation,
   type FailoverResult,
@@ -149,6 +153,38 @@ interface LeaseWait {
   since?: MonotonicMark;
 }
 
+/**
+ * The data policy of unplanned failovers (issue 9 item 8): the candidates are asked how far their
+ * copy of the group's file sets is behind (dataGate()), and one further behind than the group's
+ * failover.maxSyncLag is not started unless the operator accepted the loss. Before, candidates
+ * were tried whatever their copy, and the old owner's next pull discarded what the new one lacked.
+ */
+export const PATCH_SYNC_LAG = 'failover-sync-lag-policy';
+/** How long a candidate has to tell its sync state (it answers from memory, in milliseconds). */
+const SYNC_STATE_TIMEOUT_MS = 10_000;
+
+/**
+ * Each node's sync state, asked on its own queue, all at once. @returns per node its answer, or
+ * why there was none (an agent that is down, or too old to know the question).
+ */
+async function askSyncState(cluster: string, nodes: readonly string[], group: string, authenticated: boolean): Promise<Record<string, CandidateSyncState | string>> {
+  const answers = await Promise.all(nodes.map(async (node): Promise<[string, CandidateSyncState | string]> => {
+    try {
+      // Answered over a fresh nonce and checked like a ping's answer (docs/security.md): an
+      // impostor polling the node's queue must not make a stale copy look up to date.
+      const nonce = authenticated ? await pingNonce() : undefined;
+      const ask = proxyActivities<SyncActivities>({ taskQueue: nodeTaskQueue(cluster, node), scheduleToCloseTimeout: SYNC_STATE_TIMEOUT_MS, retry: { maximumAttempts: 1 } });
+      const answer = await ask.syncState({ group, ...(nonce !== undefined ? { nonce } : {}) });
+      const authentic = nonce !== undefined ? await authenticAnswer(cluster, node, nonce, answer) : answer;
+      return [node, authentic ?? 'its answer is not authenticated with the cluster secret'];
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return [node, errorText(err)];
+    }
+  }));
+  return Object.fromEntries(answers);
+}
+
 /** A pause measured in a worker's process that may be long (an armed watchdog's wait, up to minutes). */
 function longPause(ms: number, since?: MonotonicMark): Promise<void> {
   return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 } }).pause({ ms, ...(since ? { since } : {}) });
@@ -190,6 +226,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   /** `order` signed for `node` (as it is in histories from before the patch). */
   const sign = <T extends Record<string, unknown>>(node: string, action: Parameters<typeof signed>[3], order: T) => signed(authenticated, input.cluster, node, action, order);
   const announcedLease = patched(PATCH_ANNOUNCED_LEASE);
+  const syncLagPolicy = patched(PATCH_SYNC_LAG);
   if (patched(PATCH_KIND_STARTER)) {
     const refusal = failoverKindRefusal(input.kind, workflowInfo().parent?.workflowId, {
       controller: controllerWorkflowId(input.cluster),
@@ -295,7 +332,45 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; nothing was changed`, details: [result('unchanged', from)] });
     };
 
+    /**
+     * The data policy (sync-lag-plan.ts), for every kind but a switchover (whose final pass
+     * brings its target fully up to date): the candidates whose copy of the group's file sets is
+     * further behind than failover.maxSyncLag, or behind by an unknown amount, are left out,
+     * saying so. With none left, the group is not started anywhere: left where it is while its
+     * owner still runs it (nothing was stopped yet), else claimed for nobody and `down`, with the
+     * reason; `acceptDataLoss` (the operator's) takes the least behind instead. Asked only for a
+     * group with file sets, only when a failover needs it (no history is written per pull).
+     */
+    const dataGate = async (): Promise<void> => {
+      const sets = group.fileSets ?? [];
+      if (!syncLagPolicy || input.kind === 'switchover' || sets.length === 0 || candidates.length === 0) return;
+      const maxSyncLag = group.failover?.maxSyncLag ?? DEFAULT_MAX_SYNC_LAG;
+      const t = Date.now();
+      const answers = await askSyncState(input.cluster, candidates.filter((n) => n !== from), group.name, authenticated);
+      phases.syncCheckMs = Date.now() - t;
+      const plan = planSyncCandidates({ candidates, sets, from, fromEpoch: begun.epoch, answers, maxSyncLag, acceptDataLoss: input.acceptDataLoss ?? false });
+      log.info('candidates\' copies of the file sets', { group: group.name, maxSyncLag, lags: plan.lags.map((c) => ({ node: c.node, lag: c.lag ?? 'unknown', detail: c.detail })) });
+      for (const c of plan.refused) attempts.push({ node: c.node, outcome: 'refused', detail: `not started: its copy of the file sets ${c.lag === undefined ? 'is behind by an unknown amount' : `is ${c.lag} generation(s) behind`}, more than failover.maxSyncLag ${maxSyncLag} (${c.detail})` });
+      if (plan.acceptedBehind.length > 0) log.warn('the operator accepted losing data: candidates further behind than maxSyncLag are tried, the least behind first', { group: group.name, maxSyncLag, behind: plan.acceptedBehind });
+      if (plan.allowed.length > 0) {
+        if (plan.refused.length > 0) log.warn(`refused for their data: ${describeRefusals(group.name, maxSyncLag, plan.refused)}`);
+        candidates.splice(0, candidates.length, ...plan.allowed);
+        return;
+      }
+      const why = `no node may take group '${group.name}' without losing data: ${describeRefusals(group.name, maxSyncLag, plan.refused)}; wait for a node with the data (the old owner) to come back, or accept the loss: haoscar failover ${group.name} --accept-data-loss`;
+      log.warn(why);
+      const ownerRuns = from !== null && (input.kind === 'operator' || input.kind === 'heal-gave-up') && !ownerStopped;
+      if (ownerRuns) {
+        await end('unchanged', `${why}; nothing was changed`);
+        throw ApplicationFailure.create({ type: ERROR_TYPES.StandbyBehind, nonRetryable: true, message: `${why}; nothing was changed`, details: [result('unchanged', from)] });
+      }
+      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+      await end('down', why);
+      throw ApplicationFailure.create({ type: ERROR_TYPES.StandbyBehind, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
+    };
+
     // ---------------------------------------------------------------- the old owner
+    if (!(input.kind === 'node-lost' && from !== null)) await dataGate();
     let oldOwnerSafe = from === null; // stopped, fenced, or there was none: no lease to wait out
     /** Why the old owner still holds the group (a failed stop): set, it is blocked, not silent. */
     let stopFailed: string | undefined;
@@ -322,6 +397,8 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         return result('false-alarm', from);
       }
       else log.info('old owner did not answer: treating it as gone', { node: from, verifyTimeoutMs: layout.failover.verifyTimeoutMs });
+      // Gone: its standbys' copies are what is left (asked after the false-alarm check).
+      await dataGate();
       if (candidates.length === 0) await nobodyCanTakeIt();
     } else if (candidates.length === 0) {
       await nobodyCanTakeIt();

@@ -163,6 +163,12 @@ export const failoverInputSchema = z.strictObject({
   reason: z.string().max(1000).optional(),
   /** What started it; people leave it out (operator). */
   kind: z.enum(OPERATION_KINDS, { error: `expected one of ${OPERATION_KINDS.join(', ')}` }).default('operator'),
+  /**
+   * The operator accepts losing data: a candidate whose copy of the group's file sets is further
+   * behind than the group's failover.maxSyncLag (or by an unknown amount) may take it over, the
+   * least behind first (haoscar failover --accept-data-loss).
+   */
+  acceptDataLoss: z.boolean({ error: 'expected true or false' }).optional(),
 }).refine((i) => i.kind !== 'switchover' || i.to !== undefined, { error: "a 'switchover' needs 'to' (the target node)", path: ['to'] });
 export type FailoverInput = z.input<typeof failoverInputSchema>;
 

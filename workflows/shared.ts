@@ -30,6 +30,8 @@ export const ERROR_TYPES = {
   OperationInProgress: 'OperationInProgress',
   /** No candidate node could start the group: it is down. */
   NoNodeCouldRunGroup: 'NoNodeCouldRunGroup',
+  /** Every candidate's copy of the group's file sets is further behind than failover.maxSyncLag (no --accept-data-loss). */
+  StandbyBehind: 'StandbyBehind',
   /** A resource of the group failed to start on the chosen node. */
   ResourceStartFailed: 'ResourceStartFailed',
   /** The cluster's controller workflow is not running (agents start it). */
@@ -187,6 +189,31 @@ export interface ResyncStepResult {
   durationMs: number;
   /** Done by an earlier attempt (resumed from its heartbeat details). */
   resumed: boolean;
+}
+
+/**
+ * What a node knows of its copy of one file set (the `syncState` activity): the series it last
+ * followed, an owner under one epoch, whose change generations (raised by the owner's watcher,
+ * announced in its signed heartbeats) it counts. `owner` is the node itself when it was the
+ * owner (the source) last. Numbers are the owner's counter only: no clock takes part.
+ */
+export interface FileSetSyncRecord {
+  owner: string;
+  epoch: number;
+  /** The highest generation that owner announced in this series. */
+  announced: number;
+  /** The generation of the last pull from it that completed; null: none completed in this series. */
+  pulled: number | null;
+}
+
+/** A candidate's answer about a group's file sets: a record per set (none: it has not followed any owner of it). */
+/** failover.maxSyncLag of a group that leaves it out (and of layouts recorded without it). */
+export const DEFAULT_MAX_SYNC_LAG = 1;
+
+export interface CandidateSyncState {
+  node: string;
+  group: string;
+  sets: Array<{ set: string; record?: FileSetSyncRecord }>;
 }
 
 export interface ResyncResult {
@@ -482,6 +509,7 @@ export interface FailoverResult {
   to: string | null;
   epoch: number;
   /** Workflow-time milliseconds spent in each phase, for the postmortem and the benchmark. */
-  phases: { verifyMs?: number; stopMs?: number; syncMs?: number; fenceMs?: number; blockedMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
-  attempts: { node: string; outcome: 'started' | 'failed'; detail: string }[];
+  phases: { verifyMs?: number; stopMs?: number; syncMs?: number; syncCheckMs?: number; fenceMs?: number; blockedMs?: number; leaseWaitMs?: number; startMs?: number; totalMs: number };
+  /** 'refused': not tried, its copy of the file sets is too far behind (failover.maxSyncLag). */
+  attempts: { node: string; outcome: 'started' | 'failed' | 'refused'; detail: string }[];
 }

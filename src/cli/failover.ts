@@ -17,8 +17,9 @@ export function failoverCommand(): Command {
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
     .option('-t, --to <node>', "the node to move it to (default: the group's nodes in preference order, not its owner)")
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
+    .option('--accept-data-loss', "take the group over even on a node whose copy of its file sets is further behind than the group's failover.maxSyncLag (the least behind first): what it lacks is lost from the service")
     .option('--no-wait', 'return once the failover has started')
-    .action(async (groupName: string, opts: { config: string; to?: string; reason?: string; wait: boolean }) => {
+    .action(async (groupName: string, opts: { config: string; to?: string; reason?: string; wait: boolean; acceptDataLoss?: boolean }) => {
       const config = await loadConfig(opts.config);
       // Checked here too (the workflow checks again) so that a typo is answered before anything starts.
       const group = config.groups.find((g) => g.name === groupName);
@@ -32,14 +33,14 @@ export function failoverCommand(): Command {
         const handle = await client.workflow.start<typeof failover>('failover', {
           workflowId,
           taskQueue: clusterTaskQueue(config.cluster),
-          args: [{ cluster: config.cluster, group: groupName, kind: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar failover`, ...(opts.to ? { to: opts.to } : {}) } satisfies FailoverInput],
+          args: [{ cluster: config.cluster, group: groupName, kind: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar failover`, ...(opts.to ? { to: opts.to } : {}), ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) } satisfies FailoverInput],
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
           typedSearchAttributes: [
             { key: HA_KEYS.HaCluster, value: config.cluster },
             { key: HA_KEYS.HaGroup, value: groupName },
             { key: HA_KEYS.HaOperation, value: 'failover' },
           ],
-          memo: { trigger: 'operator', detail: opts.reason ?? '' },
+          memo: { trigger: 'operator', detail: opts.reason ?? '', ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) },
         });
         process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
         if (!opts.wait) return;

@@ -8,6 +8,7 @@ import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, visit, type
 import type { z } from 'zod';
 import { configSchema, type RawConfig } from './schema.js';
 import type { CheckSpec, CheckTiming, Config, HealingPolicy, Resource } from './types.js';
+import { DEFAULT_MAX_SYNC_LAG } from './types.js';
 import { checkRules } from './rules.js';
 
 export interface ConfigIssue {
@@ -222,6 +223,7 @@ function normalise(raw: RawConfig): Config {
         }),
         fileSets: g.fileSets.map(({ batch, verifyEvery, ioTimeout, ...f }) => ({ ...f, batchMs: batch, verifyEveryMs: verifyEvery, ioTimeoutMs: ioTimeout })),
         failback: { policy: g.failback.policy, stableForMs: g.failback.stableFor, stickinessMs: g.failback.stickiness },
+        failover: { maxSyncLag: g.failover.maxSyncLag ?? DEFAULT_MAX_SYNC_LAG },
       };
     }),
   };

@@ -49,6 +49,9 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
       const m = mounts.find((mp) => dir === mp || dir.startsWith(mp === '/' ? '/' : `${mp}/`));
       if (m) add(['groups', gi, 'fileSets', fi, 'paths', pi], `'${dir}' is on the group's filesystem resource mounted at ${m}: replicate that device (DRBD) instead; a file set there would be read while it is unmounted`);
     }));
+    if (g.failover.maxSyncLag !== undefined && g.fileSets.length === 0) {
+      add(['groups', gi, 'failover', 'maxSyncLag'], `maxSyncLag counts how far a standby's copy of the group's file sets is behind, and group '${g.name}' has no fileSets: remove it (for a drbd resource, DRBD itself refuses an outdated standby)`);
+    }
     const nodes = config.groups[gi]!.nodes;
     if (g.failback.policy === 'auto' && nodes.length < 2) add(['groups', gi, 'failback', 'policy'], `automatic fail-back needs a group with at least two nodes (group '${g.name}' has ${nodes.join(', ')})`);
   });

@@ -275,6 +275,15 @@ export const groupSchema = section('a group', {
   /** Data replicated from the owner to the standbys with rsync. */
   fileSets: list('file sets', fileSetSchema).default([]),
   failback: failbackSchema.prefault({}),
+  /** The group's data policy for unplanned failovers (docs/failover.md). */
+  failover: section("a group's failover policy", {
+    /**
+     * An unplanned failover does not start the group on a node whose copy of its file sets is
+     * more than this many of the owner's announced change generations behind (or behind by an
+     * unknown amount), unless the operator accepts the loss (haoscar failover --accept-data-loss).
+     */
+    maxSyncLag: int(0, 1_000_000).optional(),
+  }).prefault({}),
 });
 
 const ADDRESS = 'expected host:port, e.g. 127.0.0.1:7233';

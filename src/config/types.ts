@@ -177,7 +177,12 @@ export interface GroupSpec {
   resources: Resource[];
   fileSets: FileSet[];
   failback: FailbackPolicy;
+  /** The data policy of unplanned failovers (only for a group with file sets). */
+  failover: { maxSyncLag: number };
 }
+
+/** failover.maxSyncLag of a group that leaves it out: the last batch may be missing, no more. */
+export { DEFAULT_MAX_SYNC_LAG } from '../../workflows/shared.js';
 
 export interface TemporalSettings {
   address: string;

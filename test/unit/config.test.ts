@@ -76,7 +76,7 @@ const VALID: ValidCase[] = [
         lease: { ttlMs: 600, marginMs: 100 },
         guard: { enabled: true },
         failover: { verifyTimeoutMs: 300 },
-        sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
+        sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', keepBackups: 5, ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
       }),
@@ -112,7 +112,7 @@ const VALID: ValidCase[] = [
     name: 'file sets, fail-back, sync transport, drbd and filesystem resources',
     text: yaml(`
       cluster: c1
-      sync: { transport: ssh, port: 9873, ssh: { user: sync, identityFile: /etc/k/id } }
+      sync: { transport: ssh, port: 9873, keepBackups: 12, ssh: { user: sync, identityFile: /etc/k/id } }
       nodes:
         - { name: a, addresses: [10.0.0.1] }
         - { name: b, addresses: [10.0.0.2] }
@@ -122,18 +122,20 @@ const VALID: ValidCase[] = [
             - { name: www, paths: [/srv/www, /srv/conf], excludes: ['*.tmp'], bwlimit: 2048, batch: 100ms }
             - { name: logs, paths: [/srv/logs], continuous: false, delete: false, verifyEvery: 1m, checksum: true }
           failback: { policy: auto, stableFor: 30s }
+          failover: { maxSyncLag: 3 }
           resources:
             - { type: drbd, name: disk, resource: r0 }
             - { type: filesystem, name: fs, device: /dev/drbd0, mountpoint: /var/lib/db, fstype: ext4, options: [noatime], fsck: true }
     `),
     expect: (c) => {
-      assert.deepEqual(c.sync, { transport: 'ssh', port: 9873, rsync: '/usr/bin/rsync', ssh: { user: 'sync', identityFile: '/etc/k/id', knownHostsFile: '/etc/haoscar/known_hosts' } });
+      assert.deepEqual(c.sync, { transport: 'ssh', port: 9873, rsync: '/usr/bin/rsync', keepBackups: 12, ssh: { user: 'sync', identityFile: '/etc/k/id', knownHostsFile: '/etc/haoscar/known_hosts' } });
       const g = c.groups[0]!;
       assert.deepEqual(g.fileSets, [
         { name: 'www', paths: ['/srv/www', '/srv/conf'], excludes: ['*.tmp'], delete: true, bwlimit: 2048, continuous: true, batchMs: 100, verifyEveryMs: 300_000, checksum: false, ioTimeoutMs: 30_000 },
         { name: 'logs', paths: ['/srv/logs'], excludes: [], delete: false, bwlimit: 0, continuous: false, batchMs: 200, verifyEveryMs: 60_000, checksum: true, ioTimeoutMs: 30_000 },
       ]);
       assert.deepEqual(g.failback, { policy: 'auto', stableForMs: 30_000, stickinessMs: 600_000 });
+      assert.deepEqual(g.failover, { maxSyncLag: 3 });
       const [drbd, fs] = g.resources;
       assert.ok(drbd?.type === 'drbd' && drbd.resource === 'r0' && drbd.drbdadm === '/usr/sbin/drbdadm' && drbd.timeoutMs === 30_000 && drbd.check.type === 'status');
       assert.ok(fs?.type === 'filesystem' && fs.fsck && fs.options[0] === 'noatime' && fs.timeoutMs === 60_000);
@@ -145,6 +147,7 @@ const VALID: ValidCase[] = [
     expect: (c) => {
       assert.deepEqual(c.groups[0]!.fileSets, []);
       assert.deepEqual(c.groups[0]!.failback, { policy: 'manual', stableForMs: 60_000, stickinessMs: 600_000 });
+      assert.deepEqual(c.groups[0]!.failover, { maxSyncLag: 1 }, 'the default data policy: the last batch may be missing');
     },
   },
   {
@@ -401,6 +404,52 @@ interface InvalidCase {
 }
 
 const INVALID: InvalidCase[] = [
+  {
+    name: 'failover.maxSyncLag on a group without file sets; negative, fractional; keepBackups 0',
+    text: yaml(`
+      cluster: c1
+      sync: { keepBackups: 0 }
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          failover: { maxSyncLag: 2 }
+          resources:
+            - { type: drbd, name: disk, resource: r0 }
+        - name: h
+          fileSets:
+            - { name: www, paths: [/srv/www] }
+          failover: { maxSyncLag: -1 }
+          resources:
+            - { type: drbd, name: disk, resource: r1 }
+        - name: i
+          fileSets:
+            - { name: www, paths: [/srv/www2] }
+          failover: { maxSyncLag: 1.5, maxLag: 2 }
+          resources:
+            - { type: drbd, name: disk, resource: r2 }
+    `),
+    issues: [
+      ['sync.keepBackups', 'expected an integer 1-1000'],
+      ['groups[1].failover.maxSyncLag', 'expected an integer 0-1000000'],
+      ['groups[2].failover.maxSyncLag', 'expected an integer 0-1000000'],
+      ['groups[2].failover.maxLag', "unknown key 'maxLag'"],
+    ],
+  },
+  {
+    name: 'failover.maxSyncLag on a group without file sets',
+    text: yaml(`
+      cluster: c1
+      nodes:
+        - { name: a, addresses: [10.0.0.1] }
+      groups:
+        - name: g
+          failover: { maxSyncLag: 2 }
+          resources:
+            - { type: drbd, name: disk, resource: r0 }
+    `),
+    issues: [['groups[0].failover.maxSyncLag', "group 'g' has no fileSets"]],
+  },
   {
     name: 'bad port',
     text: withCheck('{ type: tcp, port: 70000 }'),
