@@ -7,7 +7,8 @@
  * candidate, with the owner's numbers only (FileSetSyncRecord): last announced − last pulled
  * completely. No clock takes part. Against which owner: the group's owner when the failover began
  * (`from`, at `fromEpoch`); with none (the group ran nowhere), the newest series any candidate
- * followed. A candidate that followed an older series, completed no pull in it, has no record, or
+ * followed, and when no candidate followed any (a new cluster's first placement), nothing is
+ * known to be newer: 0. A candidate that followed an older series, completed no pull in it, has no record, or
  * did not answer, is behind by an UNKNOWN amount, which no limit allows. A candidate that was the
  * source of the newest series itself is behind by 0. The group's lag is its worst set's.
  *
@@ -68,6 +69,8 @@ function setLag(facts: SyncLagFacts, node: string, answer: CandidateSyncState, s
   const rec = answer.sets.find((s) => s.set === set)?.record;
   const ref = reference(facts, set);
   if (node === facts.from) return { lag: 0, detail: `${set}: it is the owner` };
+  // No owner, and no candidate ever followed one (a new cluster's first placement): no copy is known to be newer.
+  if (!ref) return { lag: 0, detail: `${set}: no candidate has followed an owner of it (nothing to compare)` };
   if (!rec) return { lag: undefined, detail: `${set}: it has followed no owner of this set (unknown)` };
   if (ref && rec.epoch < ref.epoch) return { lag: undefined, detail: `${set}: it last followed ${rec.owner} at epoch ${rec.epoch}, older than ${ref.owner}'s epoch ${ref.epoch} (unknown)` };
   if (rec.owner === node) return { lag: 0, detail: `${set}: it was the owner itself (epoch ${rec.epoch})` };

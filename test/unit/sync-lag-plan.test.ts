@@ -28,6 +28,8 @@ void describe('planSyncCandidates', () => {
     ['the worst set counts', { sets: ['www', 'uploads'], answers: { n2: state('n2', { www: rec('n1', 7, 3, 3), uploads: rec('n1', 7, 9, 2) }) } }, { allowed: [], lags: [7, undefined] }],
     ['it was the owner itself in the newest series: 0', { from: null, fromEpoch: 9, answers: { n2: state('n2', { www: rec('n1', 7, 12, 2) }), n3: state('n3', { www: rec('n3', 9, 0, 0) }) } }, { allowed: ['n3'], lags: [undefined, 0] }],
     ['no owner: counted against the newest series any candidate followed', { from: null, fromEpoch: 9, answers: { n2: state('n2', { www: rec('n1', 7, 12, 12) }), n3: state('n3', { www: rec('n1', 7, 12, 2) }) } }, { allowed: ['n2'], lags: [0, 10] }],
+    ['a new cluster\'s first placement: nobody followed any owner, nothing to compare: 0', { from: null, fromEpoch: 0, answers: { n2: state('n2', { www: undefined }), n3: state('n3', { www: undefined }) } }, { allowed: ['n2', 'n3'], lags: [0, 0] }],
+    ['no owner, but one candidate followed one: the other is unknown', { from: null, fromEpoch: 3, answers: { n2: state('n2', { www: undefined }), n3: state('n3', { www: rec('n1', 2, 5, 5) }) } }, { allowed: ['n3'], lags: [undefined, 0] }],
     ['the owner itself as a candidate (a restart in place): 0', { candidates: ['n1'], answers: {} }, { allowed: ['n1'], lags: [0] }],
   ];
   for (const [name, facts, want] of cases) {
