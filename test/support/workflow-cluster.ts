@@ -23,7 +23,7 @@ import { createClusterActivities, type ClusterActivities } from '../../activitie
 import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
-import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, switchoverWorkflowId, type FailoverResult, type GroupOwnership, type NodeEdge, type Ownership } from '../../workflows/shared.js';
+import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, switchoverWorkflowId, type CandidateSyncState, type FailoverResult, type GroupOwnership, type NodeEdge, type Ownership } from '../../workflows/shared.js';
 import { ScriptedService } from './scripted-service.js';
 import { waitFor } from './wait.js';
 import { testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from './temporal.js';
@@ -126,6 +126,13 @@ export class WorkflowCluster {
           const answer = await real.fence(req);
           run.fenced = answer.fenced;
           return answer;
+        },
+        // A standby whose copy of the group's file sets is up to date with the owner the
+        // controller names (the data policy, docs/failover.md); a test that scripts it overrides.
+        syncState: async (req: { group: string }): Promise<CandidateSyncState> => {
+          const g = (await this.ownership()).groups[req.group];
+          const sets = this.config.groups.find((x) => x.name === req.group)?.fileSets ?? [];
+          return { node: node.name, group: req.group, sets: sets.map((f) => (g?.owner ? { set: f.name, record: { owner: g.owner, epoch: g.epoch, announced: 0, pulled: 0 } } : { set: f.name })) };
         },
         ...this.extra?.(node),
       },
