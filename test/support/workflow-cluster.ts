@@ -18,6 +18,7 @@ import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { TEST_KEY, testAuthActivities } from './cluster-key.js';
+import { createNodeAuth } from '../../activities/auth.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
@@ -29,6 +30,11 @@ import { waitFor } from './wait.js';
 import { testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from './temporal.js';
 
 export const NODES = ['n1', 'n2'] as const;
+
+/** `state` as node `node`'s agent answers `syncState` (call it inside that activity): signed over the failover's nonce. */
+export function signedSyncState(cluster: string, node: string, state: CandidateSyncState, nonce: string | undefined): CandidateSyncState {
+  return createNodeAuth({ cluster, node, key: TEST_KEY, logger: silentLogger }).signAnswer(state, nonce);
+}
 
 /** Activities a test adds to (or puts in place of) a node's real ones, e.g. a scripted `resyncGroup`. */
 export type ExtraActivities = (node: WorkflowTestNode) => Record<string, (...args: never[]) => Promise<unknown>>;
@@ -129,10 +135,10 @@ export class WorkflowCluster {
         },
         // A standby whose copy of the group's file sets is up to date with the owner the
         // controller names (the data policy, docs/failover.md); a test that scripts it overrides.
-        syncState: async (req: { group: string }): Promise<CandidateSyncState> => {
+        syncState: async (req: { group: string; nonce?: string }): Promise<CandidateSyncState> => {
           const g = (await this.ownership()).groups[req.group];
           const sets = this.config.groups.find((x) => x.name === req.group)?.fileSets ?? [];
-          return { node: node.name, group: req.group, sets: sets.map((f) => (g?.owner ? { set: f.name, record: { owner: g.owner, epoch: g.epoch, announced: 0, pulled: 0 } } : { set: f.name })) };
+          return signedSyncState(this.name, node.name, { node: node.name, group: req.group, sets: sets.map((f) => (g?.owner ? { set: f.name, record: { owner: g.owner, epoch: g.epoch, announced: 0, pulled: 0 } } : { set: f.name })) }, req.nonce);
         },
         ...this.extra?.(node),
       },

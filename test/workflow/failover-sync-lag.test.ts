@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster } from '../support/workflow-cluster.js';
+import { Context } from '@temporalio/activity';
+import { signedSyncState, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { clusterTaskQueue, ERROR_TYPES, failoverWorkflowId, type CandidateSyncState, type FailoverResult } from '../../workflows/shared.js';
 import type { FailoverInput } from '../../workflows/inputs.js';
@@ -38,6 +39,8 @@ groups:
 `;
 
 const clusters: WorkflowCluster[] = [];
+/** The cluster of the node activity running now (its queue is haoscar.<cluster>.node.<node>). */
+const clusterOf = () => /^haoscar\.(.+)\.node\.[^.]+$/.exec(Context.current().info.taskQueue)![1]!;
 after(async () => {
   for (const c of clusters) await c.close().catch(() => undefined);
   await closeTemporal();
@@ -49,9 +52,9 @@ test('the only standby is further behind than maxSyncLag: not promoted (the grou
   const asked: string[] = [];
   const c = await WorkflowCluster.start('sync-lag', YAML, {
     extra: (node) => ({
-      syncState: (req: { group: string }): Promise<CandidateSyncState> => {
+      syncState: (req: { group: string; nonce?: string }): Promise<CandidateSyncState> => {
         asked.push(node.name);
-        return Promise.resolve({ node: node.name, group: req.group, sets: [{ set: 'www', record: { owner: 'n1', epoch: ownerEpoch, announced: 10, pulled: 2 } }] });
+        return Promise.resolve(signedSyncState(clusterOf(), node.name, { node: node.name, group: req.group, sets: [{ set: 'www', record: { owner: 'n1', epoch: ownerEpoch, announced: 10, pulled: 2 } }] }, req.nonce));
       },
     }),
   });
