@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { NativeConnection, Worker, WorkflowBundleOption } from '@temporalio/worker';
 import type { Config } from '../config/types.js';
 import { createExec, type Exec } from '../exec.js';
@@ -24,13 +24,15 @@ import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
 import { Announcer } from './announcer.js';
 import { EpochStore } from './epoch-store.js';
+import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
+import { connectClient, connectWorker, resolveConnection, type ResolvedConnection } from '../temporal/connection.js';
+import type { Ownership } from '../../workflows/shared.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
 
@@ -42,6 +44,16 @@ export class UnknownNodeError extends Error {
     super(`node '${node}' is not in cluster '${config.cluster}' (known nodes: ${config.nodes.map((n) => n.name).join(', ')}); nothing was started`);
     this.name = 'UnknownNodeError';
   }
+}
+
+/** How long a starting agent waits for the controller's answer (at least; a longer lease ttl is waited instead). */
+const START_QUESTION_MS = 2000;
+/** How long start-up waits for the first connection attempt before going on without Temporal (it goes on trying). */
+const FIRST_CONNECT_WAIT_MS = 5000;
+
+interface Reached {
+  connection: NativeConnection;
+  client: Client;
 }
 
 export interface AgentOptions {
@@ -63,6 +75,7 @@ export class Agent {
   private guard: GuardLink | undefined;
   private claimTimer: NodeJS.Timeout | undefined;
   private announceTimer: NodeJS.Timeout | undefined;
+  private announcer: Announcer | undefined;
   private fileSync: FileSync | undefined;
   private workers: Worker[] = [];
   private running: Promise<unknown> | undefined;
@@ -71,6 +84,11 @@ export class Agent {
   private stopping: Promise<void> | undefined;
   /** Aborted when the agent stops: local heals end. */
   private readonly localHeals = new AbortController();
+  /** Aborted when the agent stops: no more attempts to reach Temporal. */
+  private readonly connecting = new AbortController();
+  private exec: Exec | undefined;
+  /** Signs this node's answers and checks its orders (docs/security.md); absent in a one-node cluster. */
+  private key: ReturnType<typeof deriveMessageKey> | undefined;
   private readonly log: Logger;
 
   private constructor(private readonly opts: AgentOptions) {
@@ -78,9 +96,10 @@ export class Agent {
   }
 
   /**
-   * Starts the agent. @throws UnknownNodeError before anything is done when the node is not
+   * Starts the agent; Temporal need not be reachable (it is retried, and the agent serves no
+   * group until then). @throws UnknownNodeError before anything is done when the node is not
    * in the config; HeartbeatSecretError when the secret file is unsafe or missing; CliError
-   * when Temporal cannot be reached.
+   * when a Temporal TLS or API key file cannot be read.
    */
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.config.nodes.some((n) => n.name === opts.node)) throw new UnknownNodeError(opts.node, opts.config);
@@ -94,7 +113,7 @@ export class Agent {
     return agent;
   }
 
-  /** Resolves when the workers have stopped (after stop(), or if one fails). */
+  /** Resolves when the workers have stopped (after stop(), or if one fails); not before Temporal is reached. */
   get done(): Promise<unknown> {
     return this.running ?? Promise.resolve();
   }
@@ -107,12 +126,13 @@ export class Agent {
   private async init(): Promise<void> {
     const { config, node } = this.opts;
     const exec = this.opts.exec ?? createExec(this.log);
+    this.exec = exec;
     const logDir = join(config.agent.stateDir, 'log');
     // Refused before anything runs: a world-readable secret lets anyone forge heartbeats.
     const hasPeers = config.nodes.length > 1;
     const secret = hasPeers ? await loadHeartbeatSecret(config.heartbeat.secretFile) : undefined;
     // Signs this node's answers and checks the orders it is given (docs/security.md).
-    const key = secret ? deriveMessageKey(secret) : undefined;
+    this.key = secret ? deriveMessageKey(secret) : undefined;
     await mkdir(logDir, { recursive: true });
     // The highest epoch seen of each group, from earlier runs: never handed out again, even by a
     // controller that lost Temporal's data (docs/temporal.md).
@@ -164,10 +184,11 @@ export class Agent {
       });
     }
 
+    // Read once (a missing certificate is a configuration error); reaching Temporal is not
+    // required to start: without it the agent runs heartbeats and its guard, serves no group
+    // (a node serves one only under a lease the controller confirms), and connects when it can.
     const conn = await resolveConnection(config.temporal);
-    this.connection = await connectWorker(conn);
-    this.client = await connectClient(conn);
-    const link = new ControllerLink(this.client, config.cluster, this.log);
+    const link = new ControllerLink(undefined, config.cluster, this.log);
     this.link = link;
     const announcer = new Announcer({
       node,
@@ -177,30 +198,35 @@ export class Agent {
       logger: this.log,
       minIntervalMs: Math.max(1000, config.lease.ttlMs),
     });
+    this.announcer = announcer;
+    // Not waited for long: heartbeats must start (a peer's fail-safe rests on them), and an
+    // address that drops packets can keep a connection attempt waiting.
+    const firstTry = this.tryConnect(conn, 1, 1000);
+    const waited = new AbortController();
+    const reached = await Promise.race([firstTry, sleep(FIRST_CONNECT_WAIT_MS, undefined, { signal: waited.signal }).catch(() => undefined)]);
+    waited.abort();
+    if (reached) this.reached(reached);
 
     // Whatever an earlier agent left running is stopped, unless the controller says this node
     // owns it and all of it still runs (an agent restart must not interrupt a healthy group).
     // The answer confirms the lease as of when the question was sent (as a renewal does).
-    const asked = { at: performance.now(), atCs: bootClockCs() };
-    const before = await link.ownership(2000).catch(() => undefined);
     // A controller behind what this node held (it lost its data) has not adopted anything yet: the
     // groups are not kept on its word (they are stopped below); the "up" edge announces the epochs.
-    const keep = new Map<string, number>();
-    let dropped = false;
+    const { answer: before, asked } = reached ? await this.askAtStart(link) : { answer: undefined, asked: undefined };
     const guarded = this.guard?.state();
+    const facts: StartGroupFacts[] = [];
     for (const group of groups.groupsHere()) {
-      const truth = before?.groups[group.name];
-      // Not while an operation may be moving it: its lease is not being renewed.
-      if (truth?.owner !== node || !truth.renewable) {
-        if (truth?.owner === node) dropped = true;
-        continue;
-      }
-      // Within its deadline, the guard still holds it for us; past it, the guard has let go.
       const held = guarded?.groups.get(group.name);
-      const released = held !== undefined && held.epoch === truth.epoch && held.status !== 'held';
-      if (!released && (await groups.allRunning(group.name))) keep.set(group.name, truth.epoch);
-      else dropped = true;
+      facts.push({
+        name: group.name,
+        ...(held ? { guarded: { epoch: held.epoch, status: held.status } } : {}),
+        // Within its deadline, the guard still holds it for us; past it, the guard has let go.
+        allRunning: before?.groups[group.name]?.owner === node ? await groups.allRunning(group.name) : false,
+      });
     }
+    const plan = startPlan({ node, answer: before, groups: facts });
+    for (const d of plan.dropped) this.log.warn({ group: d.group, why: d.why }, 'not adopting a group the controller has on this node: it is stopped here, and the controller told so');
+    const keep = plan.keep;
     await groups.cleanSlate(keep);
 
     this.fileSync = await FileSync.start({
@@ -268,37 +294,143 @@ export class Agent {
     for (const [group, epoch] of keep) this.lease.granted(group, epoch, asked);
     this.lease.start();
 
-    this.workers = await Promise.all([
-      createNodeWorker({
-        connection: this.connection,
-        namespace: conn.namespace,
-        cluster: config.cluster,
-        service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
-        ownership: { node, config, groups, services: this.services, lease: this.lease, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g), key },
-        sync: { node, cluster: config.cluster, key, fileSync: this.fileSync, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
-      }),
-      ...(config.agent.workflows
-        ? [createWorkflowWorker({ connection: this.connection, config, client: this.client, workflowBundle: this.opts.workflowBundle, key })]
-        : []),
-    ]);
-    this.running = Promise.all(this.workers.map((w) => w.run()));
+    // The workers, and "I am up", once Temporal is reached (now, or after retries).
+    this.running = this.attach(conn, firstTry, plan);
     this.running.catch((err: unknown) => this.log.error({ err: String(err) }, 'a Temporal worker stopped with an error'));
-    this.log.info({ cluster: config.cluster, taskQueues: this.workers.map((w) => w.options.taskQueue), adopted: [...keep.keys()] }, 'agent connected to Temporal');
+  }
 
-    // "I am up" (and, if it dropped groups it owned, "I restarted"): starts the controller if
-    // it is not running yet, and lets it place groups that run nowhere.
+  /**
+   * One attempt to reach Temporal (a worker connection and a client). @returns them, or
+   * undefined after logging why (the caller retries).
+   */
+  private async tryConnect(conn: ResolvedConnection, attempt: number, retryInMs?: number): Promise<Reached | undefined> {
+    let connection: NativeConnection | undefined;
+    try {
+      connection = await connectWorker(conn);
+      const client = await connectClient(conn);
+      return { connection, client };
+    } catch (err) {
+      await connection?.close().catch(() => undefined);
+      this.log.error(
+        { attempt, ...(retryInMs !== undefined ? { retryInMs } : {}), err: err instanceof Error ? err.message : String(err) },
+        'cannot reach Temporal: the agent runs on (heartbeats, lease guard) and retries; no group runs on this node until the controller confirms a lease',
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * The controller's view at start, asked until it answers or START_QUESTION_MS has passed
+   * (a worker that is slow to answer must not cost a running group its restart). A controller
+   * that does not exist owns nothing here. @returns the answer (undefined: none came) and when
+   * the answered question was sent.
+   */
+  private async askAtStart(link: ControllerLink): Promise<{ answer: Ownership | undefined; asked: { at: number; atCs: number } | undefined }> {
+    const windowMs = Math.max(START_QUESTION_MS, this.opts.config.lease.ttlMs);
+    const until = performance.now() + windowMs;
+    let last: unknown;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 1000)) {
+      const asked = { at: performance.now(), atCs: bootClockCs() };
+      try {
+        return { answer: await link.ownership(Math.max(200, until - asked.at)), asked };
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { answer: { cluster: this.opts.config.cluster, groups: {}, nodes: {}, falseAlarms: [], reverify: {} }, asked };
+        last = err;
+      }
+      if (performance.now() + delay >= until) break;
+      await sleep(delay);
+    }
+    this.log.warn(
+      { waitedMs: windowMs, err: last instanceof Error ? last.message : String(last) },
+      'the controller did not answer at start (is `haoscar worker`, or an agent with workflows, running?): whatever ran here before is stopped, and the controller is told that this node restarted',
+    );
+    return { answer: undefined, asked: undefined };
+  }
+
+  /**
+   * Reaches Temporal (the first attempt: `first`), retrying with backoff (1 s doubling to 5 s)
+   * until it answers or the agent stops; then starts the workers and says "I am up" (and "I
+   * restarted" when the controller did not answer at start: it holds nothing the controller
+   * may think it holds), and reports lost each group it stopped that the controller has here
+   * (start-plan.ts). That starts the controller if it is not running, lets it place groups
+   * that run nowhere, and start again those it had here. @returns when the workers stop.
+   */
+  private async attach(conn: ResolvedConnection, first: Promise<Reached | undefined>, plan: StartPlan): Promise<unknown> {
+    const { config, node } = this.opts;
+    const stop = this.connecting.signal;
+    let reached: Reached | undefined;
+    for (let attempt = 1, delay = 1000; ; attempt++) {
+      if (!reached) {
+        reached = attempt === 1 ? await first : await this.tryConnect(conn, attempt, delay);
+        if (reached && stop.aborted) {
+          await reached.connection.close().catch(() => undefined);
+          await reached.client.connection.close().catch(() => undefined);
+          return;
+        }
+        if (reached && this.client !== reached.client) this.reached(reached);
+      }
+      if (stop.aborted) return;
+      if (reached) {
+        try {
+          this.workers = await this.createWorkers(conn);
+          break;
+        } catch (err) {
+          this.log.error({ attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot start the Temporal workers: retrying');
+        }
+      }
+      await sleep(delay, undefined, { signal: stop }).catch(() => undefined);
+      delay = Math.min(delay * 2, 5000);
+    }
+    if (stop.aborted) return;
+    const adopted = (this.groups?.heldGroups() ?? []).map(([g]) => g);
+    const restarted = plan.restarted;
+    this.log.info({ cluster: config.cluster, taskQueues: this.workers.map((w) => w.options.taskQueue), adopted, restarted }, 'agent connected to Temporal');
+    const link = this.link!;
+    const announcer = this.announcer!;
+    const groups = this.groups!;
     // First what this node holds and has seen, and the lease it enforces (announcer.ts), in order
     // before the edge: a separate signal, so that a controller older than announcements (agents
     // upgraded before the worker) ignores it and still takes the edge (its schema refuses a field
     // it does not know).
     void link.announce({ node, at: Date.now(), announce: announcer.announcement() });
-    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(dropped ? { restarted: true } : {}) });
+    void link.report({ node, to: 'up', reporter: node, at: Date.now(), detail: 'agent started', ...(restarted ? { restarted: true } : {}) });
+    // What the controller has here and this agent stopped at start: started again (start-plan.ts).
+    for (const d of plan.dropped) void link.reportLost({ group: d.group, node, epoch: d.epoch, at: Date.now(), detail: `the agent restarted and did not adopt it: ${d.why}` });
     // A node that holds nothing asks no lease question: it looks now and then whether the
     // controller is behind what it has seen (or gone: Temporal's data lost), and announces.
     this.announceTimer = setInterval(() => {
       if (this.stopping || groups.heldGroups().length > 0) return;
       link.ownership(2000).then((answer) => announcer.answered(answer), (err: unknown) => announcer.failed(err));
     }, ANNOUNCE_CHECK_MS);
+    return Promise.all(this.workers.map((w) => w.run()));
+  }
+
+  /** Temporal is reached: the connections are kept (stop() closes them), queued edges go out. */
+  private reached(r: Reached): void {
+    this.connection = r.connection;
+    this.client = r.client;
+    this.link!.attach(r.client);
+  }
+
+  /** The node's worker (its queue's activities) and, unless `agent.workflows` is false, the workflow worker. */
+  private createWorkers(conn: ResolvedConnection): Promise<Worker[]> {
+    const { config, node } = this.opts;
+    const groups = this.groups!;
+    const exec = this.exec!;
+    const key = this.key;
+    return Promise.all([
+      createNodeWorker({
+        connection: this.connection!,
+        namespace: conn.namespace,
+        cluster: config.cluster,
+        service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
+        ownership: { node, config, groups, services: this.services, lease: this.lease!, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g), key },
+        sync: { node, cluster: config.cluster, key, fileSync: this.fileSync!, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
+      }),
+      ...(config.agent.workflows
+        ? [createWorkflowWorker({ connection: this.connection!, config, client: this.client!, workflowBundle: this.opts.workflowBundle, key })]
+        : []),
+    ]);
   }
 
   /**
@@ -421,6 +553,7 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.localHeals.abort();
+      this.connecting.abort();
       this.lease?.stop();
       clearInterval(this.claimTimer);
       clearInterval(this.announceTimer);

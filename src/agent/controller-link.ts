@@ -3,6 +3,10 @@
  * signals (the first one starts the controller if it is not running), ownership comes out of
  * the `ownership` query. Edges are delivered in the order they were seen and retried until
  * Temporal takes them: an edge lost would be a failover never started.
+ *
+ * The link exists before Temporal is reached (an agent starts while Temporal is down, and
+ * waits for it): edges seen meanwhile are queued and delivered once `attach()` gives it a
+ * client; the query fails at once with NotConnectedError until then.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
@@ -29,15 +33,40 @@ export function queryOwnership(client: Client, cluster: string): Promise<Ownersh
   return client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery);
 }
 
-export class ControllerLink {
-  private queue: Promise<void> = Promise.resolve();
-  private readonly stopped = new AbortController();
+/** Thrown by the link's query before the agent has reached Temporal. */
+export class NotConnectedError extends Error {
+  constructor() {
+    super('not connected to Temporal yet');
+    this.name = 'NotConnectedError';
+  }
+}
 
+export class ControllerLink {
+  private queue: Promise<void>;
+  private readonly stopped = new AbortController();
+  private client: Client | undefined;
+  private attached: (() => void) | undefined;
+
+  /** Without a client (undefined), edges wait in order for attach(). */
   constructor(
-    private readonly client: Client,
+    client: Client | undefined,
     private readonly cluster: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.client = client;
+    this.queue = client
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          this.attached = resolve;
+        });
+  }
+
+  /** Temporal is reached: queued edges go out, in order. */
+  attach(client: Client): void {
+    if (this.client) return;
+    this.client = client;
+    this.attached?.();
+  }
 
   /** Sends the edge after those before it; retried until delivered or the agent stops. */
   report(edge: NodeEdge): Promise<void> {
@@ -62,20 +91,26 @@ export class ControllerLink {
 
   /** The controller's view; rejects after `timeoutMs` or when it is not running. */
   ownership(timeoutMs: number): Promise<Ownership> {
-    return this.client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(this.client, this.cluster));
+    const client = this.client;
+    if (!client) return Promise.reject(new NotConnectedError());
+    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
   }
 
   close(): void {
     this.stopped.abort();
+    // Edges still waiting for a connection are dropped with the agent.
+    this.attached?.();
   }
 
   private async deliver<T>(signalDef: SignalDefinition<[T]>, arg: T, what: string): Promise<void> {
     const signal = this.stopped.signal;
+    const client = this.client;
+    if (!client) return; // closed before Temporal was reached
     let delay = 200;
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
-        await this.client.withAbortSignal(signal, () =>
-          this.client.workflow.signalWithStart<typeof controller, [T]>('controller', {
+        await client.withAbortSignal(signal, () =>
+          client.workflow.signalWithStart<typeof controller, [T]>('controller', {
             workflowId: controllerWorkflowId(this.cluster),
             taskQueue: clusterTaskQueue(this.cluster),
             args: [{ cluster: this.cluster } satisfies ControllerInput],
