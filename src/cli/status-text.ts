@@ -4,7 +4,7 @@
  * operators' notes, workflow IDs), so each line is made printable before it reaches a terminal:
  * an escape sequence in a detail must not clear the screen or rewrite what the operator reads.
  */
-import type { Ownership } from '../../workflows/shared.js';
+import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
 import { DOWN_RETRY_MAX_MS } from '../../workflows/group-plan.js';
 import { describeLeaseMismatch, leaseMismatches } from '../../workflows/announce-plan.js';
@@ -33,6 +33,25 @@ export function printable(text: string): string {
   });
 }
 
+/**
+ * Why a group the controller has as running may not be served now, or undefined: its owner is
+ * not up as the controller last heard (its peers suspect it, or nobody has reported it since the
+ * controller started), or its renewals are blocked for an operation about to start. The
+ * controller's "running" is what it decided, not what it sees: the owner serves the group only
+ * while its lease holds, and it confirms its lease with the controller. Pure.
+ */
+export function runningCaveat(g: GroupOwnership, nodes: Ownership['nodes'], now: number): string | undefined {
+  if (g.state !== 'running' || g.owner === null) return undefined;
+  const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
+  const n = nodes[g.owner];
+  if (n?.state !== 'up') {
+    const seen = n ? `${n.state} since ${ago(n.since)} (${n.reportedBy})` : 'not known to the controller';
+    return `NOT CONFIRMED: its owner ${g.owner} is ${seen}; it serves the group only while its lease holds`;
+  }
+  if (!g.renewable && !g.operation) return `its owner's lease is not renewed since ${ago(g.blockedSince ?? g.since)}: an operation is about to move it`;
+  return undefined;
+}
+
 /** The status report, one printable line per entry, ending with a newline. */
 export function formatStatus(state: Ownership, now: number): string {
   const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
@@ -43,6 +62,8 @@ export function formatStatus(state: Ownership, now: number): string {
   for (const [name, g] of Object.entries(state.groups)) {
     const op = g.operation ? `, ${g.operation.kind} operation ${g.operation.workflowId} running` : '';
     lines.push(`    ${name.padEnd(16)} ${g.state.padEnd(8)} on ${(g.owner ?? '-').padEnd(12)} epoch ${g.epoch} since ${ago(g.since)}${op}`);
+    const caveat = runningCaveat(g, state.nodes, now);
+    if (caveat) lines.push(`      ${caveat}`);
     // A failed stop is not a stop: the operation waits, and says for what.
     const blocked = g.operation?.blocked;
     if (blocked) lines.push(`      BLOCKED since ${ago(blocked.since)}: ${describeBlock(name, blocked, now)}`);

@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatStatus, printable, statusWarnings } from '../../src/cli/status-text.js';
-import type { Ownership } from '../../workflows/shared.js';
+import { formatStatus, printable, runningCaveat, statusWarnings } from '../../src/cli/status-text.js';
+import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 
 const NOW = 1_800_000_000_000;
 
@@ -47,4 +47,26 @@ test('status text: nodes that announced a lease other than the worker\'s are nam
   assert.match(formatStatus(s, NOW), /^cluster c1\n {2}WARNING: lease settings differ: the workflow worker has ttl 600ms, margin 100ms; n1 enforces ttl 3000ms, margin 500ms\./);
   s.leases.nodes.n1 = { ttlMs: 600, marginMs: 100, at: NOW };
   assert.deepEqual(statusWarnings(s), []);
+});
+
+test('runningCaveat: a group the controller has running is not printed as plainly running when its owner is not up, or is about to lose it (issue 9 item 6)', () => {
+  const running: GroupOwnership = { owner: 'n1', epoch: 4, state: 'running', since: NOW - 60_000, renewable: true };
+  const up = { state: 'up' as const, since: NOW - 5000, reportedBy: 'n1' };
+  const table: [string, GroupOwnership, Ownership['nodes'], RegExp | undefined][] = [
+    ['owner up', running, { n1: up }, undefined],
+    ['owner suspect', running, { n1: { state: 'suspect', since: NOW - 3000, reportedBy: 'n2' } }, /^NOT CONFIRMED: its owner n1 is suspect since 3s ago \(n2\); it serves the group only while its lease holds$/],
+    ['owner never reported to this controller', running, { n1: { state: 'unknown', since: NOW - 9000, reportedBy: 'controller' } }, /^NOT CONFIRMED: its owner n1 is unknown since 9s ago/],
+    ['owner not in the state', running, {}, /not known to the controller/],
+    ['renewals blocked, no operation yet', { ...running, renewable: false, blockedSince: NOW - 2000 }, { n1: up }, /^its owner's lease is not renewed since 2s ago: an operation is about to move it$/],
+    ['renewals blocked by a running operation (printed with it)', { ...running, renewable: false, blockedSince: NOW - 2000, operation: { workflowId: 'failover/c1/web', kind: 'node-lost', startedAt: NOW - 2000 } }, { n1: up }, undefined],
+    ['down: nothing to add', { ...running, state: 'down', owner: null }, {}, undefined],
+    ['moving: the operation says it', { ...running, state: 'moving' }, {}, undefined],
+  ];
+  for (const [what, g, nodes, expected] of table) {
+    const caveat = runningCaveat(g, nodes, NOW);
+    if (expected === undefined) assert.equal(caveat, undefined, what);
+    else assert.match(caveat ?? '', expected, what);
+  }
+  const text = formatStatus({ cluster: 'c1', nodes: { n1: { state: 'suspect', since: NOW - 3000, reportedBy: 'n2' } }, groups: { web: running }, falseAlarms: [], reverify: {} }, NOW);
+  assert.match(text, /web +running +on n1 +epoch 4 since 60s ago\n +NOT CONFIRMED: its owner n1 is suspect/);
 });
