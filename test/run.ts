@@ -32,7 +32,15 @@ process.stderr.write(`test run: Temporal dev server ${server.address} ready in $
  * measures recoveries, which the other files running beside it on a 2-core machine would stretch
  * past the common limit (it timed out at 180 s so in a loaded run).
  */
-const ALONE: Record<string, number> = { [join('test', 'lab', 'chaos.test.ts')]: 600_000 };
+const ALONE: Record<string, number> = {
+  [join('test', 'lab', 'chaos.test.ts')]: 600_000,
+  // Each restarts the workflow worker or Temporal and measures how long until the group runs
+  // again: the worker's start alone (bundling under tsx) took 15-40 s beside other tests, and the
+  // power cut starts it twice (issue 9 item 6; it passed 180 s so in a loaded run).
+  [join('test', 'lab', 'cold-start-power-cut.test.ts')]: 300_000,
+  [join('test', 'lab', 'cold-start-temporal-down.test.ts')]: 300_000,
+  [join('test', 'lab', 'cold-start-temporal-restart.test.ts')]: 300_000,
+};
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {
   if (list.length === 0) return 0;
