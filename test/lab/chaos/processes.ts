@@ -57,7 +57,7 @@ export class ChaosProcesses {
       if (!this.lab.isAlive(host)) continue;
       const child = this.cluster.agents.get(host);
       if (running(child)) continue;
-      // systemd's RestartSec: not in a tight loop (an agent that cannot reach Temporal exits at once).
+      // systemd's RestartSec: not in a tight loop (an agent that fails at start, a bad config say, exits at once).
       if (Date.now() - (this.lastStart.get(host) ?? 0) < 1000) continue;
       if (child) this.unexpectedExits.push({ at: Date.now(), host, code: child.exitCode, signal: child.signalCode });
       this.onEvent(`agent of ${host} exited (${child?.exitCode ?? child?.signalCode ?? 'never started'}): started again`);
