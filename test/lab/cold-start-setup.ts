@@ -7,7 +7,7 @@
  * answers): the controller then replays, handles the edges, and a `recover` failover waits out
  * nothing (the node that restarted said it holds nothing) and starts the group; a `node-lost` one
  * (a peer suspected the node first) waits out ttl + margin (4.3 s) too. Measured on the 2-core
- * machine with four other helpers' tests beside (load average about 20): 13.7 s and 25.9 s. 45 s
+ * machine with four other helpers' tests beside (load average about 20): 6 to 26 s. 45 s
  * leaves room for that load, and is far from "never" (before the fix: still nothing after 60 s).
  * The worker's own start (it bundles the workflows, under tsx here) is not counted: under that load
  * it took 15 to 40 s; the diagnostics print the time from its spawn too.
