@@ -23,9 +23,21 @@ function beside(stem: string): string {
  * so it bundles exactly the code this agent runs). @throws Error with the child's stderr.
  */
 export async function bundleWorkflowsToFile(outFile: string): Promise<{ codePath: string }> {
-  const result = await execa(process.execPath, [...process.execArgv, beside('./bundle-workflows'), outFile], { reject: false, stdin: 'ignore' });
+  const script = beside('./bundle-workflows');
+  const result = await execa(process.execPath, [...process.execArgv, ...tsLoaderFor(script), script, outFile], { reject: false, stdin: 'ignore' });
   if (result.exitCode !== 0) {
     throw new Error(`bundling the workflow code failed (exit ${result.exitCode ?? result.signal}): ${String(result.stderr).trim().split('\n').slice(-5).join(' | ')}`);
   }
   return { codePath: outFile };
+}
+
+/**
+ * The loader flags a TypeScript `script` needs in the child. `node --import tsx` (tests) passes
+ * tsx on in execArgv; bin/haoscar.js registers tsx in-process (tsx/esm/api), which a child does not
+ * inherit: without this it failed with ERR_UNKNOWN_FILE_EXTENSION. tsx by absolute URL, so the
+ * child finds it whatever its working directory.
+ */
+function tsLoaderFor(script: string): string[] {
+  if (!script.endsWith('.ts') || process.execArgv.some((arg) => arg.includes('tsx'))) return [];
+  return ['--import', import.meta.resolve('tsx')];
 }

@@ -37,11 +37,6 @@ function removeTree(dir: string): void {
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The `haoscar` command as users run it. */
 const HAOSCAR = join(ROOT, 'bin/haoscar.js');
-/**
- * `haoscar worker` only: still from the sources under tsx's loader, since the worker's workflow
- * bundling fails when started through bin/haoscar.js (issue 10); move it to HAOSCAR with that fix.
- */
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const PID_SERVICE = join(ROOT, 'test/lab/pid-service.mjs');
 const WITH_MOUNTS = join(ROOT, 'test/lab/with-mounts.sh');
 const WITH_CGROUP = join(ROOT, 'test/lab/with-cgroup.sh');
@@ -133,7 +128,7 @@ export class LabCluster {
     await writeFile(this.configFile, this.yaml(address));
     const connection = await Connection.connect({ address });
     this.client = new Client({ connection });
-    this.worker = execa(process.execPath, ['--import', 'tsx', MAIN, 'worker', '--config', this.configFile], {
+    this.worker = execa(process.execPath, [HAOSCAR, 'worker', '--config', this.configFile], {
       cwd: ROOT,
       reject: false,
       stdin: 'ignore',

@@ -97,13 +97,12 @@ export class Lab {
   }
 
   /**
-   * Starts `haoscar agent` as a child process; its output goes to `<dir>/agent-<node>.log`. From
-   * the sources under tsx's loader, not bin/haoscar.js: these agents run the workflow worker too,
-   * and its workflow bundling fails when started through bin/haoscar.js (ERR_UNKNOWN_FILE_EXTENSION;
-   * issue 10). Move to bin/haoscar.js with that fix.
+   * Starts `haoscar agent` (bin/haoscar.js, as users run it) as a child process; its output goes
+   * to `<dir>/agent-<node>.log`. These agents run the workflow worker too, so they bundle the
+   * workflow code as an agent started by a user does.
    */
   startAgent(config: string, node: string): ResultPromise {
-    const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'agent', '--config', config, '--node', node], {
+    const child = execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'agent', '--config', config, '--node', node], {
       cwd: ROOT,
       reject: false,
       stdin: 'ignore',

@@ -11,8 +11,8 @@ import { ROOT, type LabCluster } from '../cluster.js';
 import type { NetLab } from '../netlab.js';
 import { pidsByNamespace, signalPids } from '../commands.js';
 
-/** `haoscar worker` from the sources: through bin/haoscar.js its workflow bundling fails (issue 10). */
-const MAIN = join(ROOT, 'src/cli/main.ts');
+/** The `haoscar` command as users run it. */
+const HAOSCAR = join(ROOT, 'bin/haoscar.js');
 
 function cmdline(pid: number): string | undefined {
   try {
@@ -151,7 +151,7 @@ export class ChaosProcesses {
   /** Starts a workflow worker as LabCluster does (root side, same config, same log). */
   startWorker(): void {
     const log = join(this.lab.dir, 'worker.log');
-    this.workers.push(execa(process.execPath, ['--import', 'tsx', MAIN, 'worker', '--config', this.cluster.configFile], {
+    this.workers.push(execa(process.execPath, [HAOSCAR, 'worker', '--config', this.cluster.configFile], {
       cwd: ROOT,
       reject: false,
       stdin: 'ignore',
