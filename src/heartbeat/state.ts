@@ -18,8 +18,9 @@
  * crash leaves the old file or the new one. {@link parseHeartbeatState} and
  * {@link nextIncarnation} are pure.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomically } from '../atomic-file.js';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../config/schema.js';
 
@@ -151,26 +152,10 @@ export class HeartbeatStateStore {
   }
 }
 
-/** Writes `text` to `file` so that a crash leaves the old content or the new, and the new is on disk when it resolves. */
+/** writeFileAtomically, its failure as a HeartbeatStateError. */
 async function writeAtomically(file: string, text: string): Promise<void> {
-  const dir = dirname(file);
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await mkdir(dir, { recursive: true });
-    const handle = await open(tmp, 'w', 0o644);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await writeFileAtomically(file, text);
   } catch (err) {
     throw new HeartbeatStateError(`heartbeat: cannot write ${file}: ${(err as Error).message}`, err);
   }
