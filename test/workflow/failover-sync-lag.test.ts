@@ -16,24 +16,13 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temp
 import { ApplicationFailure } from '@temporalio/common';
 import { closeTemporal } from '../support/temporal.js';
 import { Context } from '@temporalio/activity';
-import { signedSyncState, WorkflowCluster } from '../support/workflow-cluster.js';
+import { signedSyncState, twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { clusterTaskQueue, ERROR_TYPES, failoverWorkflowId, type CandidateSyncState, type FailoverResult } from '../../workflows/shared.js';
 import type { FailoverInput } from '../../workflows/inputs.js';
 
-const YAML = `
-lease: { ttl: 1000ms, margin: 50ms }
-failover: { verifyTimeout: 500ms }
-defaults:
-  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }
-nodes:
-  - { name: n1, addresses: [127.0.0.1], priority: 10 }
-  - { name: n2, addresses: [127.0.0.2] }
-groups:
-  - name: web
-    resources:
-      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
-    fileSets:
+/** The two-node web group with a file set and the data policy under test. */
+const YAML = `${twoNodeWeb({ lease: '{ ttl: 1000ms, margin: 50ms }', verifyTimeout: '500ms' })}    fileSets:
       - { name: www, paths: [/srv/haoscar-test-www] }
     failover: { maxSyncLag: 1 }
 `;
