@@ -59,6 +59,7 @@ try {
   say(`the heal's history: ${server.uiUrl ?? 'http://localhost:8233'}/namespaces/default/workflows/${encodeURIComponent(id)}`);
   say(`  or: ${cli} workflow show --workflow-id '${id}' --address ${server.address}`);
   say(`  or: ${cli} workflow list --query 'HaCluster="demo" AND HaGroup="web"' --address ${server.address}`);
+  say('to see a failover (two nodes, a VIP, the owner killed): sudo npm run demo:failover');
   if (once) await shutdown(0);
   say(`kill it again yourself (kill -9 <pid from curl http://127.0.0.1:${PORT}/>), or press Ctrl-C to stop the demo`);
   await new Promise(() => undefined);

@@ -237,6 +237,11 @@ export class NetLab {
   readonly extras: readonly string[];
   /** `'client'`, or undefined when the lab has none. */
   readonly client: string | undefined;
+  /** The dev server's web UI (`http://127.0.0.1:PORT`) when startDevServer() was given a `uiPort`. */
+  get uiUrl(): string | undefined {
+    return this.server?.uiUrl;
+  }
+
   /** The dev server's `ip:port` once startDevServer() ran. */
   temporalAddress: string | undefined;
 
@@ -437,14 +442,14 @@ export class NetLab {
   }
 
   /**
-   * Starts the Temporal dev server (no UI) on the root side, bound to the bridge address only,
-   * so the hosts reach it and nothing else does. In memory unless `dbFile` (SQLite) is given:
+   * Starts the Temporal dev server (no UI unless `uiPort`) on the root side, bound to the bridge
+   * address only, so the hosts reach it and nothing else does. In memory unless `dbFile` (SQLite) is given:
    * then restartDevServer() brings it back with its state, as a restarted Temporal would.
    * Idempotent (the first call's options hold).
    * @returns its address, `10.213.X.1:PORT`.
    * @throws when the Temporal CLI cannot be found/built or the server does not start.
    */
-  async startDevServer(opts: { logLevel?: string; dbFile?: string } = {}): Promise<string> {
+  async startDevServer(opts: { logLevel?: string; dbFile?: string; uiPort?: number } = {}): Promise<string> {
     if (this.temporalAddress) return this.temporalAddress;
     const cli = await ensureTemporalCli({ logger: this.logger, onProgress: (m) => process.stderr.write(`${m}\n`) });
     // The dev server of Temporal CLI 1.5.1 bound to any other address than a loopback one or
@@ -453,7 +458,8 @@ export class NetLab {
     // and a forwarder on the bridge address lets the hosts reach it, and nothing else.
     this.server = await startDevServer({
       cli,
-      uiPort: false,
+      // The UI (the failover demo's) listens on 127.0.0.1 of this machine, like the frontend.
+      uiPort: opts.uiPort ?? false,
       logger: this.logger,
       ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
       ...(opts.dbFile ? { dbFile: opts.dbFile } : {}),
