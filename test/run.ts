@@ -40,6 +40,9 @@ const ALONE: Record<string, number> = {
   [join('test', 'lab', 'cold-start-power-cut.test.ts')]: 300_000,
   [join('test', 'lab', 'cold-start-temporal-down.test.ts')]: 300_000,
   [join('test', 'lab', 'cold-start-temporal-restart.test.ts')]: 300_000,
+  // Starts the workflow worker twice and the agents four times (each start bundles or loads the
+  // workflow code under tsx) and runs two switchovers: 180 s was not enough beside other tests.
+  [join('test', 'lab', 'rolling-upgrade.test.ts')]: 420_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {

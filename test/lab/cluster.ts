@@ -83,6 +83,11 @@ export class LabCluster {
   readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
   readonly agents = new Map<string, ResultPromise>();
   private worker: ResultPromise | undefined;
+  /**
+   * The bin/haoscar.js each host's agent (and `worker`, the workflow worker) is started from:
+   * this checkout's unless set, e.g. a previous release's for the rolling-upgrade test.
+   */
+  readonly entryPoints = new Map<string, string>();
   client!: Client;
   configFile!: string;
   secretFile!: string;
@@ -128,13 +133,7 @@ export class LabCluster {
     await writeFile(this.configFile, this.yaml(address));
     const connection = await Connection.connect({ address });
     this.client = new Client({ connection });
-    this.worker = execa(process.execPath, [HAOSCAR, 'worker', '--config', this.configFile], {
-      cwd: ROOT,
-      reject: false,
-      stdin: 'ignore',
-      stdout: { file: join(this.lab.dir, 'worker.log'), append: true },
-      stderr: { file: join(this.lab.dir, 'worker.log'), append: true },
-    });
+    this.startWorker();
     const [first, ...rest] = this.lab.hosts;
     this.startAgent(first!);
     // An agent that exits (a configuration error) fails the start at once, with its words.
@@ -165,9 +164,35 @@ export class LabCluster {
     return execa(process.execPath, [HAOSCAR, ...args, '--config', this.configFile], { cwd: ROOT, reject: false, all: true, timeout: opts.timeoutMs ?? 120_000 });
   }
 
+  /** Starts `haoscar worker` on the root side (the witness); close() ends it. */
+  startWorker(): void {
+    this.worker = execa(process.execPath, [this.entryPoints.get('worker') ?? HAOSCAR, 'worker', '--config', this.configFile], {
+      cwd: ROOT,
+      reject: false,
+      stdin: 'ignore',
+      stdout: { file: join(this.lab.dir, 'worker.log'), append: true },
+      stderr: { file: join(this.lab.dir, 'worker.log'), append: true },
+    });
+  }
+
+  /** Stops the workflow worker as its service manager would (SIGTERM), and waits for it to exit. */
+  async stopWorker(): Promise<void> {
+    this.worker?.kill('SIGTERM');
+    await this.worker?.catch(() => undefined);
+    this.worker = undefined;
+  }
+
+  /** Stops the host's agent with SIGTERM (its groups are stopped and fail over) and waits for it to exit. */
+  async stopAgent(host: string): Promise<void> {
+    const agent = this.agents.get(host);
+    agent?.kill('SIGTERM');
+    await agent?.catch(() => undefined);
+    this.agents.delete(host);
+  }
+
   /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
   startAgent(host: string): void {
-    const agent = [WITH_CGROUP, process.execPath, HAOSCAR, 'agent', '--config', this.configFile, '--node', host];
+    const agent = [WITH_CGROUP, process.execPath, this.entryPoints.get(host) ?? HAOSCAR, 'agent', '--config', this.configFile, '--node', host];
     // With data, the host's own directories are bound over the shared paths, for it alone.
     const argv = this.data
       ? ['unshare', '--mount', '--propagation', 'private', WITH_MOUNTS, this.hostData(host), this.dataPath, join(this.lab.dir, 'hosts', host, 'state'), join(this.lab.dir, 'state'), '--', ...agent]
