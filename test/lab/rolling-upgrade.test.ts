@@ -73,6 +73,8 @@ test(`rolling upgrade from ${PREVIOUS_RELEASE.version}: worker, standby, switcho
 
   const switchovers: { from: number; to: number }[] = [];
   const switchOver = async (to: string) => {
+    // As an administrator does: the group running, with no operation under way.
+    await cluster.waitForGroup((g) => g.state === 'running' && g.operation === undefined, 'the group running with no operation under way', 60_000);
     const from = Date.now();
     const run = await cluster.cli(['switchover', GROUP, '--to', to, '--reason', 'lab: rolling upgrade']);
     assert.equal(run.exitCode, 0, `switchover to ${to}:\n${run.all}\n${await agentLogs(cluster)}`);
