@@ -49,18 +49,32 @@ export function queryOwnership(client: Client, cluster: string): Promise<Ownersh
  */
 export async function queryOwnershipAuthenticated(client: Client, cluster: string, key: MessageKey): Promise<Ownership> {
   const workflowId = controllerWorkflowId(cluster);
-  // Asked after the question's send time (the lease counts from before this): the run that is
-  // running now. Its answer, however late, reflects its state after this moment.
-  const described = await client.workflow.getHandle(workflowId).describe();
-  if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
   const nonce = newNonce();
-  const res = await client.workflowService.queryWorkflow({
-    namespace: client.options.namespace,
-    execution: { workflowId, runId: described.runId },
-    query: { queryType: ownershipQuery.name, queryArgs: { payloads: [nonceArgument(nonce)] } },
-  });
-  if (res.queryRejected) throw new Error(`the controller rejected the ownership query (${String(res.queryRejected.status)})`);
-  const verdict = checkOwnershipAnswer(key, { cluster, nonce, runId: described.runId }, res.queryResult?.payloads?.[0]);
+  const ask = (runId: string | undefined) =>
+    client.workflowService.queryWorkflow({
+      namespace: client.options.namespace,
+      execution: { workflowId, ...(runId !== undefined ? { runId } : {}) },
+      query: { queryType: ownershipQuery.name, queryArgs: { payloads: [nonceArgument(nonce)] } },
+    });
+  // Both after the question's send time (the lease counts from before them), at once (one round
+  // trip): which run is running now, and the answer. An answer from that run, however late,
+  // reflects its state after this moment (a run closed since answers with its last state, from
+  // after it too). The question without a run goes to the latest run, the one described unless a
+  // continue-as-new came between the two: then it is asked again, of the described run.
+  // The description's failure first (WorkflowNotFoundError: no controller, which callers act on).
+  const [describing, asking] = await Promise.allSettled([client.workflow.getHandle(workflowId).describe(), ask(undefined)]);
+  if (describing.status === 'rejected') throw describing.reason;
+  if (asking.status === 'rejected') throw asking.reason;
+  const described = describing.value;
+  const first = asking.value;
+  if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
+  const expected = { cluster, nonce, runId: described.runId };
+  const verdictOf = (res: Awaited<ReturnType<typeof ask>>) => {
+    if (res.queryRejected) throw new Error(`the controller rejected the ownership query (${String(res.queryRejected.status)})`);
+    return checkOwnershipAnswer(key, expected, res.queryResult?.payloads?.[0]);
+  };
+  let verdict = verdictOf(first);
+  if (!verdict.ok && verdict.otherRun) verdict = verdictOf(await ask(described.runId));
   if (!verdict.ok) throw new UnauthenticatedAnswerError(verdict.why);
   return verdict.ownership;
 }

@@ -91,7 +91,8 @@ export interface ExpectedAnswer {
   runId: string;
 }
 
-export type AnswerVerdict = { ok: true; ownership: Ownership } | { ok: false; why: string };
+/** `otherRun`: signed and for this question, but from another controller run than the one expected. */
+export type AnswerVerdict = { ok: true; ownership: Ownership } | { ok: false; why: string; otherRun?: true };
 
 /**
  * Whether `payload` (the raw result of the `ownership` query asked with `expected.nonce`) is the
@@ -112,7 +113,7 @@ export function checkOwnershipAnswer(key: MessageKey, expected: ExpectedAnswer, 
   if (!answer) return { ok: false, why: 'its content is not an ownership answer' };
   if (answer.cluster !== expected.cluster || answer.workflowId !== workflowId) return { ok: false, why: `it answers for ${answer.workflowId} of cluster ${answer.cluster}` };
   if (answer.nonce !== expected.nonce) return { ok: false, why: 'it answers another question (not this renewal\'s nonce): a replayed answer' };
-  if (answer.runId !== expected.runId) return { ok: false, why: `it comes from controller run ${answer.runId}, not the running one (${expected.runId}): an earlier run's answer` };
+  if (answer.runId !== expected.runId) return { ok: false, otherRun: true, why: `it comes from controller run ${answer.runId}, not the running one (${expected.runId}): an earlier run's answer` };
   return { ok: true, ownership: answer.ownership as unknown as Ownership };
 }
 

@@ -54,6 +54,7 @@ describe('ownership answer codec and check', () => {
     assert.match(bad(checkOwnershipAnswer(KEY, { cluster: CLUSTER, nonce, runId: RUN }, tampered)), /MAC does not verify/);
     assert.match(bad(checkOwnershipAnswer(KEY, { cluster: CLUSTER, nonce: newNonce(), runId: RUN }, p)), /another question .* replayed/);
     assert.match(bad(checkOwnershipAnswer(KEY, { cluster: CLUSTER, nonce, runId: 'run-2' }, p)), /controller run run-1, not the running one \(run-2\)/);
+    assert.equal((checkOwnershipAnswer(KEY, { cluster: CLUSTER, nonce, runId: 'run-2' }, p) as { otherRun?: true }).otherRun, true, 'told apart: the link asks that run again');
     assert.match(bad(checkOwnershipAnswer(deriveMessageKey(randomBytes(32)), { cluster: CLUSTER, nonce, runId: RUN }, p)), /MAC does not verify/);
     // Signed for cluster c1's controller: not an answer for c2's.
     assert.match(bad(checkOwnershipAnswer(KEY, { cluster: 'c2', nonce, runId: RUN }, p)), /MAC does not verify/);
