@@ -8,6 +8,7 @@ import { createClusterActivities } from '../activities/cluster.js';
 import { createControllerActivities } from '../activities/controller.js';
 import { createAuthActivities } from '../activities/auth.js';
 import type { MessageKey } from '../src/auth/messages.js';
+import { workflowWorkerDataConverter } from '../src/auth/ownership-answer.js';
 import type { Config } from '../src/config/types.js';
 import { clusterTaskQueue } from '../workflows/shared.js';
 import { bundleWorkflowsToFile } from './workflow-bundle.js';
@@ -24,7 +25,8 @@ export async function createWorkflowWorker(opts: {
   bundleFile?: string;
   /**
    * The message key (deriveMessageKey of the cluster secret) its local activities sign orders
-   * and check nodes' answers with; undefined only in a one-node cluster (docs/security.md).
+   * and check nodes' answers with, and its payload codec signs the controller's answers to lease
+   * renewals with; undefined only in a one-node cluster (docs/security.md).
    */
   key: MessageKey | undefined;
 }): Promise<Worker> {
@@ -35,6 +37,8 @@ export async function createWorkflowWorker(opts: {
     namespace: config.temporal.namespace,
     taskQueue: clusterTaskQueue(config.cluster),
     workflowBundle,
+    // Signs the controller's answers to lease renewals on their way out (src/auth/ownership-answer.ts).
+    dataConverter: workflowWorkerDataConverter(config.cluster, opts.key),
     activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }), ...createAuthActivities({ config, key: opts.key }) },
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.

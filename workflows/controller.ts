@@ -60,6 +60,7 @@ import { announceStep, describeLeaseMismatch, leaseMismatches } from './announce
 import { leaseToWaitOut } from './old-owner-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
+import { answerOwnership, ownershipRenewalQuery } from './ownership-answer.js';
 import {
   beginOperationRefusal,
   claimGroupRefusal,
@@ -80,7 +81,6 @@ import {
   nodeAnnounceSignal,
   nodeEdgeSignal,
   operationBlockedUpdate,
-  ownershipQuery,
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
@@ -224,7 +224,8 @@ export async function controller(rawInput: unknown): Promise<void> {
     };
   }
 
-  setHandler(ownershipQuery, () => state);
+  // With a nonce (a lease renewal): the marked answer the workflow worker's codec signs (ownership-answer.ts).
+  setHandler(ownershipRenewalQuery, (nonce?: unknown) => answerOwnership(state, nonce));
 
   setHandler(nodeEdgeSignal, (raw: unknown) => {
     const parsed = nodeEdgeSchema.safeParse(raw);

@@ -4,12 +4,20 @@
  * the `ownership` query. Edges are delivered in the order they were seen and retried until
  * Temporal takes them: an edge lost would be a failover never started.
  *
+ * With the cluster's message key, the ownership question is a lease renewal that only this
+ * cluster's workflow worker can answer (src/auth/ownership-answer.ts, docs/security.md): asked
+ * with a fresh nonce, of the controller run Temporal says is running, and accepted only with the
+ * worker's MAC; anything else counts as no answer (logged, rate-limited). Without a key (a
+ * one-node cluster, no secret) it is the plain query.
+ *
  * The link exists before Temporal is reached (an agent starts while Temporal is down, and
  * waits for it): edges seen meanwhile are queued and delivered once `attach()` gives it a
  * client; the query fails at once with NotConnectedError until then.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { newNonce, type MessageKey } from '../auth/messages.js';
+import { checkOwnershipAnswer, nonceArgument } from '../auth/ownership-answer.js';
 import type { Logger } from '../log.js';
 import type { ControllerInput } from '../../workflows/inputs.js';
 import type { controller } from '../../workflows/controller.js';
@@ -33,6 +41,55 @@ export function queryOwnership(client: Client, cluster: string): Promise<Ownersh
   return client.workflow.getHandle(controllerWorkflowId(cluster)).query(ownershipQuery);
 }
 
+/**
+ * The controller's view, as an answer to this question signed by the cluster's workflow worker.
+ * @throws WorkflowNotFoundError when no controller run is running (none, or its latest run closed:
+ * a closed run's last state confirms nothing); UnauthenticatedAnswerError when the answer does not
+ * verify; the client's errors otherwise.
+ */
+export async function queryOwnershipAuthenticated(client: Client, cluster: string, key: MessageKey): Promise<Ownership> {
+  const workflowId = controllerWorkflowId(cluster);
+  const nonce = newNonce();
+  const ask = (runId: string | undefined) =>
+    client.workflowService.queryWorkflow({
+      namespace: client.options.namespace,
+      execution: { workflowId, ...(runId !== undefined ? { runId } : {}) },
+      query: { queryType: ownershipQuery.name, queryArgs: { payloads: [nonceArgument(nonce)] } },
+    });
+  // Both after the question's send time (the lease counts from before them), at once (one round
+  // trip): which run is running now, and the answer. An answer from that run, however late,
+  // reflects its state after this moment (a run closed since answers with its last state, from
+  // after it too). The question without a run goes to the latest run, the one described unless a
+  // continue-as-new came between the two: then it is asked again, of the described run.
+  // The description's failure first (WorkflowNotFoundError: no controller, which callers act on).
+  const [describing, asking] = await Promise.allSettled([client.workflow.getHandle(workflowId).describe(), ask(undefined)]);
+  if (describing.status === 'rejected') throw describing.reason;
+  if (asking.status === 'rejected') throw asking.reason;
+  const described = describing.value;
+  const first = asking.value;
+  if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
+  const expected = { cluster, nonce, runId: described.runId };
+  const verdictOf = (res: Awaited<ReturnType<typeof ask>>) => {
+    if (res.queryRejected) throw new Error(`the controller rejected the ownership query (${String(res.queryRejected.status)})`);
+    return checkOwnershipAnswer(key, expected, res.queryResult?.payloads?.[0]);
+  };
+  let verdict = verdictOf(first);
+  if (!verdict.ok && verdict.otherRun) verdict = verdictOf(await ask(described.runId));
+  if (!verdict.ok) throw new UnauthenticatedAnswerError(verdict.why);
+  return verdict.ownership;
+}
+
+/** The answer to an ownership question did not verify: it counts as no answer. */
+export class UnauthenticatedAnswerError extends Error {
+  constructor(readonly why: string) {
+    super(`the ownership answer is not authenticated: ${why}`);
+    this.name = 'UnauthenticatedAnswerError';
+  }
+}
+
+/** How often an ignored answer is logged (every one still counts as no answer). */
+const IGNORED_LOG_EVERY_MS = 5000;
+
 /** Thrown by the link's query before the agent has reached Temporal. */
 export class NotConnectedError extends Error {
   constructor() {
@@ -46,12 +103,17 @@ export class ControllerLink {
   private readonly stopped = new AbortController();
   private client: Client | undefined;
   private attached: (() => void) | undefined;
+  private ignored: { loggedAt: number; since: number } | undefined;
 
-  /** Without a client (undefined), edges wait in order for attach(). */
+  /**
+   * Without a client (undefined), edges wait in order for attach(). `auth.key`: the message key
+   * (deriveMessageKey of the cluster secret); undefined in a one-node cluster.
+   */
   constructor(
     client: Client | undefined,
     private readonly cluster: string,
     private readonly logger: Logger,
+    private readonly auth: { key: MessageKey | undefined } = { key: undefined },
   ) {
     this.client = client;
     this.queue = client
@@ -89,11 +151,32 @@ export class ControllerLink {
     return this.queue;
   }
 
-  /** The controller's view; rejects after `timeoutMs` or when it is not running. */
+  /**
+   * The controller's view; rejects after `timeoutMs` or when it is not running, and (with a key)
+   * with UnauthenticatedAnswerError when the answer is not the worker's signed answer to this
+   * question, logged loudly at most every 5 s.
+   */
   ownership(timeoutMs: number): Promise<Ownership> {
     const client = this.client;
     if (!client) return Promise.reject(new NotConnectedError());
-    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
+    const key = this.auth.key;
+    if (key === undefined) return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
+    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key)).catch((err: unknown) => {
+      if (err instanceof UnauthenticatedAnswerError) this.noteIgnored(err.why);
+      throw err;
+    });
+  }
+
+  private noteIgnored(why: string): void {
+    const now = performance.now();
+    this.ignored ??= { loggedAt: -Infinity, since: 0 };
+    this.ignored.since += 1;
+    if (now - this.ignored.loggedAt < IGNORED_LOG_EVERY_MS) return;
+    this.logger.error(
+      { why, ignoredSinceLastLine: this.ignored.since },
+      `IGNORED an ownership answer from the controller's queue that is not authenticated (${why}): it counts as no answer, so no lease is renewed by it. Someone with access to Temporal may be polling the cluster queue, or the workflow worker is older than this agent or has another secret (docs/security.md)`,
+    );
+    this.ignored = { loggedAt: now, since: 0 };
   }
 
   close(): void {

@@ -15,6 +15,12 @@
  *
  * Times are measured with this process's monotonic clock, so clock steps do not matter.
  *
+ * An answer counts only when it is authentic (the agent's ControllerLink, with the cluster's
+ * key): the workflow worker signed the controller's answer to this very question (a fresh nonce),
+ * from the controller run Temporal says is running (src/auth/ownership-answer.ts). Anything else
+ * (a process without the secret polling the cluster queue, a workflow worker older than the agent)
+ * is no answer here: `queryOwnership` rejects, and the rules above for no confirmation apply.
+ *
  * The lease is also enforced outside the agent: every hold is handed to the node's lease guard
  * as an absolute deadline on the boot clock (the send time of the confirmed question + ttl), so
  * a dead or frozen agent lets go at the same deadline (docs/guard.md). A guard that is not

@@ -1,6 +1,8 @@
 /**
  * MACs of the safety-critical messages that go through Temporal (docs/security.md): a node's
- * answer to "are you there?" and the orders a workflow gives a node (start, stop, fence, pull).
+ * answer to "are you there?", the orders a workflow gives a node (start, stop, fence, pull), and
+ * the controller's answer to a node's lease renewal (signed by the workflow worker's payload
+ * codec, src/auth/ownership-answer.ts).
  *
  * Anyone who reaches Temporal can read every history, replay what is in it, and poll any task
  * queue; so each message carries an HMAC-SHA256 under a key derived from the cluster secret
@@ -100,6 +102,27 @@ export function orderMac(key: MessageKey, b: OrderBinding): string {
 /** Whether `given` is the MAC of this order. */
 export function verifyOrder(key: MessageKey, b: OrderBinding, given: unknown): boolean {
   return sameMac(orderMac(key, b), given);
+}
+
+/**
+ * What the MAC on the controller's answer to a lease renewal binds: the cluster, the controller's
+ * workflow ID (as Temporal gave it to the worker) and the answer's exact bytes (which hold the
+ * renewal's nonce, the controller's run ID and the ownership).
+ */
+export interface OwnershipAnswerBinding {
+  cluster: string;
+  workflowId: string;
+  data: Uint8Array;
+}
+
+/** The MAC the workflow worker's codec puts on an ownership answer. */
+export function ownershipAnswerMac(key: MessageKey, b: OwnershipAnswerBinding): string {
+  return mac(key, 'ownership-answer', [b.cluster, b.workflowId, Buffer.from(b.data).toString('base64')]);
+}
+
+/** Whether `given` is the MAC of this ownership answer. */
+export function verifyOwnershipAnswer(key: MessageKey, b: OwnershipAnswerBinding, given: unknown): boolean {
+  return sameMac(ownershipAnswerMac(key, b), given);
 }
 
 /** `message` without its `mac` field (what the MAC covers). */

@@ -19,6 +19,7 @@ import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { TEST_KEY, testAuthActivities } from './cluster-key.js';
 import { createNodeAuth } from '../../activities/auth.js';
+import { workflowWorkerDataConverter } from '../../src/auth/ownership-answer.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
@@ -79,6 +80,8 @@ export class WorkflowCluster {
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),
       workflowBundle: await testWorkflowBundle(),
+      // As createWorkflowWorker: the controller's answers to lease renewals are signed.
+      dataConverter: workflowWorkerDataConverter(name, TEST_KEY),
       activities: { ...real, ...opts.workflowActivities?.(real) },
     });
     c.workers.push(wf);
@@ -161,6 +164,12 @@ export class WorkflowCluster {
     const node = this.node(name);
     if (node.worker?.getState() === 'RUNNING') node.worker.shutdown();
     await node.running;
+  }
+
+  /** The workflow worker stops (nothing of ours answers on the cluster queue any more). */
+  async stopWorkflowWorker(): Promise<void> {
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.all(this.runs);
   }
 
   /** The node comes back holding nothing (as after a reset), and its agent reports it up. */
