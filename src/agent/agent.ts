@@ -62,7 +62,30 @@ export interface AgentOptions {
   logger: Logger;
   exec?: Exec;
   workflowBundle?: WorkflowBundleOption;
+  /**
+   * Told each time what the agent would say to its service manager changes (systemd's READY=1
+   * and STATUS=: src/systemd/notify.ts, docs/packaging.md#readiness).
+   */
+  onStatus?: (status: AgentServiceStatus) => void;
 }
+
+/**
+ * What the agent tells its service manager. `ready` becomes true once the agent does its part on
+ * the node: its lease guard attached, heartbeats sent, leases kept, what ran before adopted or
+ * stopped, and either its Temporal workers running (connected, ownership known) or Temporal not
+ * reached within the first wait — then it serves without Temporal (heartbeats, guard, fail-safe)
+ * and says in `text` what it waits for. It never goes back to false.
+ */
+export interface AgentServiceStatus {
+  ready: boolean;
+  text: string;
+}
+
+type AgentPhase =
+  | { kind: 'starting'; detail: string }
+  | { kind: 'waiting'; detail: string }
+  | { kind: 'serving' }
+  | { kind: 'stopping' };
 
 
 export class Agent {
@@ -90,6 +113,8 @@ export class Agent {
   /** Signs this node's answers and checks its orders (docs/security.md); absent in a one-node cluster. */
   private key: ReturnType<typeof deriveMessageKey> | undefined;
   private readonly log: Logger;
+  private phase: AgentPhase = { kind: 'starting', detail: 'reading its state' };
+  private lastStatus: string | undefined;
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
@@ -144,7 +169,10 @@ export class Agent {
       services: this.services,
       logger: this.log,
       monitorOf: (service) => this.monitors.get(service)!,
-      onViewChange: (view) => this.heartbeat?.setView(this.withSync(view)),
+      onViewChange: (view) => {
+        this.heartbeat?.setView(this.withSync(view));
+        this.emitStatus();
+      },
       peerClaims: (group) => this.peerClaims(group),
       // The old owner stops within ttl + margin of losing its lease, and its heartbeats say so.
       claimWaitMs: config.lease.ttlMs + config.lease.marginMs + config.heartbeat.deadtimeMs,
@@ -176,6 +204,7 @@ export class Agent {
     // The guard first: what it still holds from an earlier agent decides what may be adopted.
     // A one-node cluster has nobody to take a group over, and needs none.
     if (config.guard.enabled && hasPeers) {
+      this.setPhase({ kind: 'starting', detail: 'attaching to the lease guard' });
       this.guard = await GuardLink.attach({
         dir: join(config.agent.stateDir, 'guard', node),
         logFile: join(logDir, `guard-${node}.log`),
@@ -202,11 +231,13 @@ export class Agent {
     this.announcer = announcer;
     // Not waited for long: heartbeats must start (a peer's fail-safe rests on them), and an
     // address that drops packets can keep a connection attempt waiting.
+    this.setPhase({ kind: 'starting', detail: `connecting to Temporal at ${config.temporal.address}` });
     const firstTry = this.tryConnect(conn, 1, 1000);
     const waited = new AbortController();
     const reached = await Promise.race([firstTry, sleep(FIRST_CONNECT_WAIT_MS, undefined, { signal: waited.signal }).catch(() => undefined)]);
     waited.abort();
     if (reached) this.reached(reached);
+    this.setPhase({ kind: 'starting', detail: reached ? 'asking the controller what this node holds' : 'Temporal not reached: stopping what ran here before' });
 
     // Whatever an earlier agent left running is stopped, unless the controller says this node
     // owns it and all of it still runs (an agent restart must not interrupt a healthy group).
@@ -295,6 +326,8 @@ export class Agent {
     for (const [group, epoch] of keep) this.lease.granted(group, epoch, asked);
     this.lease.start();
 
+    // Ready on the node's side; without Temporal it waits for it from here on (attach()).
+    if (!reached) this.setPhase({ kind: 'waiting', detail: `cannot reach Temporal at ${config.temporal.address}; retrying` });
     // The workers, and "I am up", once Temporal is reached (now, or after retries).
     this.running = this.attach(conn, firstTry, plan);
     this.running.catch((err: unknown) => this.log.error({ err: String(err) }, 'a Temporal worker stopped with an error'));
@@ -312,6 +345,7 @@ export class Agent {
       return { connection, client };
     } catch (err) {
       await connection?.close().catch(() => undefined);
+      if (this.phase.kind === 'waiting') this.setPhase({ kind: 'waiting', detail: `cannot reach Temporal at ${this.opts.config.temporal.address} (attempt ${attempt}); retrying` });
       this.log.error(
         { attempt, ...(retryInMs !== undefined ? { retryInMs } : {}), err: err instanceof Error ? err.message : String(err) },
         'cannot reach Temporal: the agent runs on (heartbeats, lease guard) and retries; no group runs on this node until the controller confirms a lease',
@@ -376,6 +410,7 @@ export class Agent {
           this.workers = await this.createWorkers(conn);
           break;
         } catch (err) {
+          this.setPhase({ kind: 'waiting', detail: `connected to Temporal at ${config.temporal.address}, but its workers could not start (attempt ${attempt}); retrying` });
           this.log.error({ attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot start the Temporal workers: retrying');
         }
       }
@@ -386,6 +421,7 @@ export class Agent {
     const adopted = (this.groups?.heldGroups() ?? []).map(([g]) => g);
     const restarted = plan.restarted;
     this.log.info({ cluster: config.cluster, taskQueues: this.workers.map((w) => w.options.taskQueue), adopted, restarted }, 'agent connected to Temporal');
+    this.setPhase({ kind: 'serving' });
     const link = this.link!;
     const announcer = this.announcer!;
     const groups = this.groups!;
@@ -550,9 +586,25 @@ export class Agent {
     await healer.heal(req.failure.detail, this.localHeals.signal);
   }
 
+  private setPhase(phase: AgentPhase): void {
+    if (this.phase.kind === 'stopping') return;
+    this.phase = phase;
+    this.emitStatus();
+  }
+
+  /** Tells onStatus what the agent does now, when that changed (a phase, or the groups it holds). */
+  private emitStatus(): void {
+    if (!this.opts.onStatus) return;
+    const status = describeStatus(this.phase, this.opts.config.temporal.address, this.groups?.heldGroups() ?? []);
+    if (status.text === this.lastStatus) return;
+    this.lastStatus = status.text;
+    this.opts.onStatus(status);
+  }
+
   /** Stops monitors, workers, heartbeats and supervised processes; safe to call twice. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.setPhase({ kind: 'stopping' });
       this.localHeals.abort();
       this.connecting.abort();
       this.lease?.stop();
@@ -585,6 +637,26 @@ export class Agent {
     return this.stopping;
   }
 }
+
+/**
+ * The agent's status line for its service manager (pure, for the table test). Readiness: once
+ * it serves, or serves without Temporal and waits for it (AgentServiceStatus).
+ */
+export function describeStatus(phase: AgentPhase, address: string, held: readonly (readonly [string, { epoch: number; state: string }])[]): AgentServiceStatus {
+  const holds = held.length === 0 ? 'holds no group' : `holds ${held.map(([g, h]) => `${g} (epoch ${h.epoch}, ${h.state})`).join(', ')}`;
+  switch (phase.kind) {
+    case 'starting':
+      return { ready: false, text: `starting: ${phase.detail}` };
+    case 'waiting':
+      return { ready: true, text: `without Temporal: ${phase.detail}; heartbeats and the lease guard run, no group starts here until the controller confirms a lease; ${holds}` };
+    case 'serving':
+      return { ready: true, text: `serving: connected to Temporal at ${address}; ${holds}` };
+    case 'stopping':
+      return { ready: true, text: `stopping: letting go of its groups; ${holds}` };
+  }
+}
+
+export type { AgentPhase };
 
 function claimsOf(view: { groups: Record<string, { epoch: number }> } | undefined): Record<string, number> {
   return Object.fromEntries(Object.entries(view?.groups ?? {}).map(([g, c]) => [g, c.epoch]));

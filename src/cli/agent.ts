@@ -7,6 +7,8 @@ import { installTemporalRuntime } from '../temporal/runtime.js';
 import { CliError, EXIT } from './errors.js';
 import { HeartbeatSecretError } from '../heartbeat/secret.js';
 import { EpochStoreError } from '../agent/epoch-store.js';
+import { createExec } from '../exec.js';
+import { SystemdNotifier } from '../systemd/notify.js';
 
 export function agentCommand(): Command {
   return new Command('agent')
@@ -17,8 +19,13 @@ export function agentCommand(): Command {
       const config = await loadConfig(opts.config);
       if (!config.nodes.some((n) => n.name === opts.node)) throw new CliError(new UnknownNodeError(opts.node, config).message, EXIT.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
+      // Under systemd (Type=notify): the watchdog is fed from this event loop from now on, and
+      // READY=1 is sent when the agent says it is ready (docs/packaging.md#readiness).
+      const systemd = new SystemdNotifier({ exec: createExec(logger), logger });
+      systemd.startWatchdog();
       installTemporalRuntime(logger);
-      const agent = await Agent.start({ config, node: opts.node, logger }).catch((err: unknown) => {
+      const onStatus = (s: { ready: boolean; text: string }) => void (s.ready ? systemd.ready(s.text) : systemd.status(s.text));
+      const agent = await Agent.start({ config, node: opts.node, logger, onStatus }).catch((err: unknown) => {
         if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
         // A damaged epoch file is not overwritten (epoch-store.ts): the operator decides, no stack trace.
         if (err instanceof EpochStoreError) throw new CliError(err.message, EXIT.failure);
@@ -26,6 +33,7 @@ export function agentCommand(): Command {
       });
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
+        void systemd.stopping(`stopping (${signal}): letting go of its groups`);
         void agent.stop();
       };
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -12,6 +12,8 @@ import { createLogger } from '../log.js';
 import { ensureTemporalCli } from '../temporal/cli-binary.js';
 import { DevServerError, startDevServer } from '../temporal/dev-server.js';
 import { CliError, EXIT } from './errors.js';
+import { createExec } from '../exec.js';
+import { SystemdNotifier } from '../systemd/notify.js';
 
 /** Defaults without `--config`: a data directory under the current one, the usual ports. */
 export const SERVER_DEFAULTS: Config['temporal']['server'] = {
@@ -62,6 +64,8 @@ export function serverCommand(): Command {
       const uiPort = flags.headless ? false : (flags.uiPort ?? base.uiPort);
       const namespace = config?.temporal.namespace ?? 'default';
       const logger = createLogger({ name: 'haoscar-server' });
+      // Under systemd (Type=notify): READY=1 once the server answers (docs/packaging.md).
+      const systemd = new SystemdNotifier({ exec: createExec(logger), logger });
 
       const cli = await ensureTemporalCli({ logger, onProgress: (message) => process.stderr.write(`haoscar: ${message}\n`) });
 
@@ -74,6 +78,7 @@ export function serverCommand(): Command {
       const onSignal = (signal: NodeJS.Signals) => {
         if (stopRequested.signal.aborted) return; // already stopping (SIGKILL fallback after 10 s)
         logger.info({ signal }, 'stopping the Temporal server');
+        void systemd.stopping(`stopping the Temporal server (${signal})`);
         stopRequested.abort(signal);
       };
       process.on('SIGINT', onSignal);
@@ -100,6 +105,7 @@ export function serverCommand(): Command {
           throw err;
         }
 
+        await systemd.ready(`Temporal frontend ${server.address} (namespace ${server.namespace})${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}, state in ${join(dataDir, 'temporal.db')}`);
         process.stdout.write(
           `Temporal frontend: ${server.address} (namespace ${server.namespace})\n` +
             (server.uiUrl ? `Temporal Web UI:   ${server.uiUrl}\n` : '') +

@@ -14,6 +14,8 @@ import { createWorkflowWorker } from '../../workers/workflow-worker.js';
 import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
 import { CliError, EXIT } from './errors.js';
 import { deriveMessageKey } from '../auth/messages.js';
+import { createExec } from '../exec.js';
+import { SystemdNotifier } from '../systemd/notify.js';
 
 export function workerCommand(): Command {
   return new Command('worker')
@@ -22,6 +24,10 @@ export function workerCommand(): Command {
     .action(async (opts: { config: string }) => {
       const config = await loadConfig(opts.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-worker' });
+      // Under systemd (Type=notify): READY=1 once the worker runs; the watchdog fed from this event loop.
+      const systemd = new SystemdNotifier({ exec: createExec(logger), logger });
+      systemd.startWatchdog();
+      await systemd.status(`starting: connecting to Temporal at ${config.temporal.address}`);
       installTemporalRuntime(logger);
       await mkdir(config.agent.stateDir, { recursive: true });
       // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
@@ -31,10 +37,16 @@ export function workerCommand(): Command {
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
       const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key });
-      process.once('SIGTERM', () => worker.shutdown());
-      process.once('SIGINT', () => worker.shutdown());
+      const stop = (signal: string) => {
+        void systemd.stopping(`stopping (${signal})`);
+        worker.shutdown();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
       logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');
-      await worker.run();
+      const running = worker.run();
+      await systemd.ready(`running the workflows of cluster ${config.cluster} (task queue ${worker.options.taskQueue}), connected to Temporal at ${config.temporal.address}`);
+      await running;
       await connection.close();
       await client.connection.close();
     });
