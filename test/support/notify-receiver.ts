@@ -3,6 +3,7 @@
  * datagram socket of our own that records what arrives (test/support/notify-receiver.py; Node.js
  * cannot receive on a Unix datagram socket). Give its `socket` to a process as NOTIFY_SOCKET.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { execa, type ResultPromise } from 'execa';
 import { waitFor } from './wait.js';
 
 const RECEIVER = fileURLToPath(new URL('./notify-receiver.py', import.meta.url));
+/** Debian's python3 (.ci/run installs it), not a slower shim that may come first on PATH. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 export interface NotifyMessage {
   /** When it arrived: performance.now() of this process. */
@@ -30,7 +33,7 @@ export class NotifyReceiver {
   static async start(): Promise<NotifyReceiver> {
     const dir = await mkdtemp(join(tmpdir(), 'haoscar-notify-'));
     const socket = join(dir, 'notify.sock');
-    const child = execa('python3', [RECEIVER, socket], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false });
+    const child = execa(PYTHON, [RECEIVER, socket], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false });
     const receiver = new NotifyReceiver(socket, dir, child);
     let bound = false;
     let stderr = '';
