@@ -79,9 +79,20 @@ export interface ClusterData {
 }
 
 export const DRBD_SIM = join(ROOT, 'test/support/drbd-sim');
+
+/** How systemd would start a host's agent as a unit of Type=notify (packaging/systemd/haoscar-agent.service). */
+export interface UnderSystemd {
+  /** NOTIFY_SOCKET: a receiver of the test's (test/support/notify-receiver.ts). */
+  socket: string;
+  /** WatchdogSec=, as WATCHDOG_USEC; WATCHDOG_PID is the agent's own pid, as systemd sets it. */
+  watchdogUsec?: number;
+}
+
 export class LabCluster {
   readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
   readonly agents = new Map<string, ResultPromise>();
+  /** Hosts whose agents are started as systemd would start them (set before start()). */
+  readonly underSystemd = new Map<string, UnderSystemd>();
   private worker: ResultPromise | undefined;
   /**
    * The bin/haoscar.js each host's agent (and `worker`, the workflow worker) is started from:
@@ -192,14 +203,23 @@ export class LabCluster {
 
   /** Starts `haoscar agent` in the host's namespace; close() (or killHost) ends it. */
   startAgent(host: string): void {
-    const agent = [WITH_CGROUP, process.execPath, this.entryPoints.get(host) ?? HAOSCAR, 'agent', '--config', this.configFile, '--node', host];
+    const systemd = this.underSystemd.get(host);
+    // systemd sets WATCHDOG_PID to the main pid: the shell's, which execs (here and in
+    // with-cgroup.sh) until it is node's.
+    const agent = [
+      ...(systemd?.watchdogUsec ? ['sh', '-c', 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', 'sh'] : []),
+      WITH_CGROUP, process.execPath, this.entryPoints.get(host) ?? HAOSCAR, 'agent', '--config', this.configFile, '--node', host,
+    ];
+    const systemdEnv = systemd ? { NOTIFY_SOCKET: systemd.socket, ...(systemd.watchdogUsec ? { WATCHDOG_USEC: String(systemd.watchdogUsec) } : {}) } : {};
     // With data, the host's own directories are bound over the shared paths, for it alone.
     const argv = this.data
       ? ['unshare', '--mount', '--propagation', 'private', WITH_MOUNTS, this.hostData(host), this.dataPath, join(this.lab.dir, 'hosts', host, 'state'), join(this.lab.dir, 'state'), '--', ...agent]
       : agent;
     const child = this.lab.spawn(host, argv, {
       cwd: ROOT,
-      ...(this.data?.drbd ? { env: { ...process.env, DRBD_SIM_DIR: this.drbdSimDir, DRBD_SIM_NODE: host } as Record<string, string> } : {}),
+      ...(this.data?.drbd || systemd
+        ? { env: { ...process.env, ...(this.data?.drbd ? { DRBD_SIM_DIR: this.drbdSimDir, DRBD_SIM_NODE: host } : {}), ...systemdEnv } as Record<string, string> }
+        : {}),
       log: join(this.lab.dir, `agent-${host}.log`),
     });
     this.agents.set(host, child);
