@@ -595,7 +595,7 @@ export class Agent {
   /** Tells onStatus what the agent does now, when that changed (a phase, or the groups it holds). */
   private emitStatus(): void {
     if (!this.opts.onStatus) return;
-    const status = describeStatus(this.phase, this.opts.config.temporal.address, this.groups?.heldGroups() ?? []);
+    const status = describeStatus(this.phase, this.opts.config.temporal.address, this.groups?.heldGroups() ?? [], this.opts.config.nodes.length > 1);
     if (status.text === this.lastStatus) return;
     this.lastStatus = status.text;
     this.opts.onStatus(status);
@@ -642,13 +642,13 @@ export class Agent {
  * The agent's status line for its service manager (pure, for the table test). Readiness: once
  * it serves, or serves without Temporal and waits for it (AgentServiceStatus).
  */
-export function describeStatus(phase: AgentPhase, address: string, held: readonly (readonly [string, { epoch: number; state: string }])[]): AgentServiceStatus {
+export function describeStatus(phase: AgentPhase, address: string, held: readonly (readonly [string, { epoch: number; state: string }])[], hasPeers = true): AgentServiceStatus {
   const holds = held.length === 0 ? 'holds no group' : `holds ${held.map(([g, h]) => `${g} (epoch ${h.epoch}, ${h.state})`).join(', ')}`;
   switch (phase.kind) {
     case 'starting':
       return { ready: false, text: `starting: ${phase.detail}` };
     case 'waiting':
-      return { ready: true, text: `without Temporal: ${phase.detail}; heartbeats and the lease guard run, no group starts here until the controller confirms a lease; ${holds}` };
+      return { ready: true, text: `without Temporal: ${phase.detail}; ${hasPeers ? 'heartbeats and the lease guard run, ' : ''}no group starts here until the controller confirms a lease; ${holds}` };
     case 'serving':
       return { ready: true, text: `serving: connected to Temporal at ${address}; ${holds}` };
     case 'stopping':

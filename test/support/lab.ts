@@ -101,9 +101,10 @@ export class Lab {
    * to `<dir>/agent-<node>.log`. These agents run the workflow worker too, so they bundle the
    * workflow code as an agent started by a user does.
    */
-  startAgent(config: string, node: string): ResultPromise {
+  startAgent(config: string, node: string, env?: Record<string, string>): ResultPromise {
     const child = execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'agent', '--config', config, '--node', node], {
       cwd: ROOT,
+      ...(env ? { env } : {}),
       reject: false,
       stdin: 'ignore',
       stdout: { file: join(this.dir, `agent-${node}.log`), append: true },

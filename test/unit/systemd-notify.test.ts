@@ -39,7 +39,7 @@ describe('readNotifySettings', () => {
 
 describe('the agent\'s status line (describeStatus)', () => {
   const held = [['web', { epoch: 3, state: 'running' }]] as const;
-  const cases: { phase: Parameters<typeof describeStatus>[0]; held: Parameters<typeof describeStatus>[2]; ready: boolean; text: string }[] = [
+  const cases: { phase: Parameters<typeof describeStatus>[0]; held: Parameters<typeof describeStatus>[2]; peers?: boolean; ready: boolean; text: string }[] = [
     { phase: { kind: 'starting', detail: 'attaching to the lease guard' }, held: [], ready: false, text: 'starting: attaching to the lease guard' },
     {
       phase: { kind: 'waiting', detail: 'cannot reach Temporal at 10.0.0.5:7233 (attempt 4); retrying' },
@@ -47,12 +47,19 @@ describe('the agent\'s status line (describeStatus)', () => {
       ready: true,
       text: 'without Temporal: cannot reach Temporal at 10.0.0.5:7233 (attempt 4); retrying; heartbeats and the lease guard run, no group starts here until the controller confirms a lease; holds no group',
     },
+    {
+      phase: { kind: 'waiting', detail: 'cannot reach Temporal at 10.0.0.5:7233; retrying' },
+      held: [],
+      peers: false,
+      ready: true,
+      text: 'without Temporal: cannot reach Temporal at 10.0.0.5:7233; retrying; no group starts here until the controller confirms a lease; holds no group',
+    },
     { phase: { kind: 'serving' }, held, ready: true, text: 'serving: connected to Temporal at 10.0.0.5:7233; holds web (epoch 3, running)' },
     { phase: { kind: 'stopping' }, held, ready: true, text: 'stopping: letting go of its groups; holds web (epoch 3, running)' },
   ];
   for (const c of cases) {
-    test(`${c.phase.kind}${c.held.length ? ', holding a group' : ''}`, () => {
-      assert.deepEqual(describeStatus(c.phase, '10.0.0.5:7233', c.held), { ready: c.ready, text: c.text });
+    test(`${c.phase.kind}${c.held.length ? ', holding a group' : ''}${c.peers === false ? ', one-node cluster' : ''}`, () => {
+      assert.deepEqual(describeStatus(c.phase, '10.0.0.5:7233', c.held, c.peers ?? true), { ready: c.ready, text: c.text });
     });
   }
 });
