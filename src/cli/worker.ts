@@ -30,7 +30,7 @@ export function workerCommand(): Command {
       const conn = await resolveConnection(config.temporal);
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
-      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key });
+      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key, logger });
       process.once('SIGTERM', () => worker.shutdown());
       process.once('SIGINT', () => worker.shutdown());
       logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');
