@@ -5,7 +5,8 @@
  * `$HAOSCAR_INSTALLED` (set by .ci/run, which installs once before `npm test`) names the installed
  * command; otherwise the package is packed and installed here, into
  * `${XDG_CACHE_HOME:-~/.cache}/haoscar/package/<hash>/`, keyed by a hash of everything that goes
- * into it, so that a rerun on unchanged code reuses it (a pack and install take one to two minutes).
+ * into it, so that a rerun on unchanged code reuses it (a pack and install take one to two minutes);
+ * only the newest is kept.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -77,5 +78,9 @@ export async function installPackage(onProgress: (message: string) => void = () 
   if (install.exitCode !== 0) throw new Error(`npm install -g of ${tarball} failed (exit ${install.exitCode}):\n${install.stderr.slice(-3000)}`);
   await rm(join(cache, key), { recursive: true, force: true });
   await rename(work, join(cache, key));
+  // One package is kept (each is about 270 MB with its dependencies): the older ones go.
+  for (const old of readdirSync(cache)) {
+    if (old !== key && !old.includes('.partial-')) await rm(join(cache, old), { recursive: true, force: true });
+  }
   return done;
 }
