@@ -9,7 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { Lab, ROOT, freePort, httpServiceYaml, probe, waitFor } from '../support/lab.js';
@@ -56,7 +57,8 @@ before(async () => {
   pkg = await installPackage((m) => process.stderr.write(`installed-package: ${m}\n`));
   const cli = await ensureTemporalCli({ logger: silentLogger });
   env = { PATH: `${join(pkg.prefix, 'bin')}${delimiter}${process.env.PATH ?? ''}`, TEMPORAL_CLI: cli };
-  lab = await Lab.create();
+  // A directory the lab keeps (Lab.create(dir)): removed here once the server has stopped writing to it.
+  lab = await Lab.create(await mkdtemp(join(tmpdir(), 'haoscar-installed-')));
 }, { timeout: 600_000 });
 
 after(async () => {
@@ -69,6 +71,7 @@ after(async () => {
       clearTimeout(t);
     }),
   );
+  if (lab) await rm(lab.dir, { recursive: true, force: true });
 });
 
 test('haoscar --version and -V print the version of the installed package', async () => {
