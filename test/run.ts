@@ -43,6 +43,9 @@ const ALONE: Record<string, number> = {
   // Starts the workflow worker twice and the agents four times (each start bundles or loads the
   // workflow code under tsx) and runs two switchovers: 180 s was not enough beside other tests.
   [join('test', 'lab', 'rolling-upgrade.test.ts')]: 420_000,
+  // Packs and installs the package first unless .ci/run did (HAOSCAR_INSTALLED): one to three
+  // minutes on a loaded 2-core machine, before its server, worker and agent start.
+  [join('test', 'e2e', 'installed-package.test.ts')]: 600_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {

@@ -11,7 +11,8 @@ import type { MessageKey } from '../src/auth/messages.js';
 import { workflowWorkerDataConverter } from '../src/auth/ownership-answer.js';
 import type { Config } from '../src/config/types.js';
 import { clusterTaskQueue } from '../workflows/shared.js';
-import { bundleWorkflowsToFile } from './workflow-bundle.js';
+import { workflowBundle } from './workflow-bundle.js';
+import type { Logger } from '../src/log.js';
 import { join } from 'node:path';
 
 export async function createWorkflowWorker(opts: {
@@ -19,10 +20,15 @@ export async function createWorkflowWorker(opts: {
   config: Config;
   /** Failovers talk to the controller through it (workflows cannot send updates). */
   client: Client;
-  /** A prebuilt bundle (tests share one); default: bundle workflows/ now, in a child process. */
+  /**
+   * A prebuilt bundle (tests share one); default: the package's bundle (built at pack time) when
+   * it is the bundle of the installed code, else workflows/ bundled now, in a child process.
+   */
   workflowBundle?: WorkflowBundleOption;
-  /** Where the bundle is written; default `<stateDir>/workflow-bundle.js`. */
+  /** Where a bundle made now is written; default `<stateDir>/workflow-bundle.js`. */
   bundleFile?: string;
+  /** Says which bundle is used, and why the package's is not. */
+  logger?: Logger;
   /**
    * The message key (deriveMessageKey of the cluster secret) its local activities sign orders
    * and check nodes' answers with, and its payload codec signs the controller's answers to lease
@@ -31,12 +37,12 @@ export async function createWorkflowWorker(opts: {
   key: MessageKey | undefined;
 }): Promise<Worker> {
   const { config } = opts;
-  const workflowBundle = opts.workflowBundle ?? (await bundleWorkflowsToFile(opts.bundleFile ?? join(config.agent.stateDir, 'workflow-bundle.js')));
+  const bundle = opts.workflowBundle ?? (await workflowBundle({ bundleFile: opts.bundleFile ?? join(config.agent.stateDir, 'workflow-bundle.js'), logger: opts.logger }));
   return Worker.create({
     connection: opts.connection,
     namespace: config.temporal.namespace,
     taskQueue: clusterTaskQueue(config.cluster),
-    workflowBundle,
+    workflowBundle: bundle,
     // Signs the controller's answers to lease renewals on their way out (src/auth/ownership-answer.ts).
     dataConverter: workflowWorkerDataConverter(config.cluster, opts.key),
     activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }), ...createAuthActivities({ config, key: opts.key }) },

@@ -465,7 +465,7 @@ export class Agent {
         sync: { node, cluster: config.cluster, key, fileSync: this.fileSync!, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
       }),
       ...(config.agent.workflows
-        ? [createWorkflowWorker({ connection: this.connection!, config, client: this.client!, workflowBundle: this.opts.workflowBundle, key })]
+        ? [createWorkflowWorker({ connection: this.connection!, config, client: this.client!, workflowBundle: this.opts.workflowBundle, key, logger: this.log })]
         : []),
     ]);
   }

@@ -15,10 +15,12 @@ import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
 import { confirmDownCommand } from './confirm-down.js';
+import { packageVersion } from '../package-info.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
     .description('HA-OSCAR: high availability for Linux services, orchestrated by Temporal')
+    .version(packageVersion(), '-V, --version', 'print the version of HA-OSCAR')
     .showHelpAfterError()
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors

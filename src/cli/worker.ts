@@ -36,7 +36,7 @@ export function workerCommand(): Command {
       const conn = await resolveConnection(config.temporal);
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
-      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key });
+      const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key, logger });
       const stop = (signal: string) => {
         void systemd.stopping(`stopping (${signal})`);
         worker.shutdown();

@@ -8,13 +8,13 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
+import { PACKAGE_ROOT } from '../package-info.js';
 import { dropLine, holdLine, parseGuardState, parseUptimeCs, type GuardAction, type GuardState } from './protocol.js';
 
-/** The guard program shipped with the package. */
-export const GUARD_PROGRAM = fileURLToPath(new URL('../../bin/haoscar-guard', import.meta.url));
+/** The guard program shipped with the package (bin/ beside src/ in a checkout, beside dist/ when installed). */
+export const GUARD_PROGRAM = join(PACKAGE_ROOT, 'bin', 'haoscar-guard');
 
 /** The guard rewrites its state at least every 100 ms, except while it releases (bounded, a few s). */
 const STALE_AFTER_CS = 500;

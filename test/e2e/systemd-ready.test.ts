@@ -19,7 +19,7 @@ test('Temporal down at start: READY=1 with a status that says the agent waits fo
   // Nothing listens there: every connection attempt is refused.
   const address = `127.0.0.1:${await freePort()}`;
   const config = await lab.writeOneNodeConfig('haoscar.yaml', { cluster: 'ready', address, groups: { web: [httpServiceYaml('httpd', await freePort())] } });
-  const agent = lab.startAgent(config, 'n1', { ...(process.env as Record<string, string>), NOTIFY_SOCKET: receiver.socket });
+  const agent = lab.startAgent(config, 'n1', { env: { ...(process.env as Record<string, string>), NOTIFY_SOCKET: receiver.socket } });
   const startedAt = performance.now();
   const ready = await receiver.waitFor('READY', /^1$/, { timeoutMs: 90_000 });
   t.diagnostic(`READY=1 ${Math.round(ready.at - startedAt)} ms after the start: ${ready.fields.STATUS}`);

@@ -99,12 +99,14 @@ export class Lab {
   /**
    * Starts `haoscar agent` (bin/haoscar.js, as users run it) as a child process; its output goes
    * to `<dir>/agent-<node>.log`. These agents run the workflow worker too, so they bundle the
-   * workflow code as an agent started by a user does.
+   * workflow code as an agent started by a user does. `haoscar`: another command to start instead
+   * (the installed package's), run as a program (its `#!` line included).
    */
-  startAgent(config: string, node: string, env?: Record<string, string>): ResultPromise {
-    const child = execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'agent', '--config', config, '--node', node], {
-      cwd: ROOT,
-      ...(env ? { env } : {}),
+  startAgent(config: string, node: string, opts: { env?: Record<string, string>; haoscar?: string } = {}): ResultPromise {
+    const [file, ...args] = opts.haoscar ? [opts.haoscar] : [process.execPath, join(ROOT, 'bin/haoscar.js')];
+    const child = execa(file!, [...args, 'agent', '--config', config, '--node', node], {
+      cwd: opts.haoscar ? this.dir : ROOT,
+      ...(opts.env ? { env: opts.env } : {}),
       reject: false,
       stdin: 'ignore',
       stdout: { file: join(this.dir, `agent-${node}.log`), append: true },
