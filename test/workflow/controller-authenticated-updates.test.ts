@@ -30,6 +30,10 @@ import {
 import { WorkflowCluster, twoNodeWeb } from '../support/workflow-cluster.js';
 import { signedUpdate } from '../support/cluster-key.js';
 import { closeTemporal } from '../support/temporal.js';
+import { recordHistory } from '../support/record.js';
+import { Worker } from '@temporalio/worker';
+import { workflowsPath } from '../../workers/workflow-bundle.js';
+import { PATCH_AUTHENTICATED_UPDATES } from '../../workflows/controller.js';
 
 let cluster: WorkflowCluster | undefined;
 after(async () => {
@@ -145,4 +149,12 @@ test('a confirm-down without the cluster secret is refused (Unauthenticated); si
   const end = signedUpdate(c.name, 'endOperation', 'C/end', 'run-C', { group: 'web', workflowId: op, outcome: 'unchanged' as const, detail: 'test over' });
   await handle.executeUpdate(endOperationUpdate, { args: [end], updateId: 'C/end' });
   await c.settled('n1');
+
+  // The controller's history (refused and applied signed updates, their checks, the patch marker) replays.
+  await recordHistory(controllerWorkflowId(c.name), 'controller-authenticated-updates');
+  const { events } = await handle.fetchHistory();
+  const patches = (events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((e) => (JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details?.['patch-data']?.payloads?.[0]?.data ?? []).toString() || '{}') as { id?: string }).id);
+  assert.ok(patches.includes(PATCH_AUTHENTICATED_UPDATES), `the history has the marker of ${PATCH_AUTHENTICATED_UPDATES}: ${JSON.stringify(patches)}`);
+  await Worker.runReplayHistory({ workflowsPath: workflowsPath() }, (await handle.fetchHistory()), 'authenticated-updates');
 });
