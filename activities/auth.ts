@@ -17,8 +17,8 @@
 import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
 import type { Config } from '../src/config/types.js';
 import type { Logger } from '../src/log.js';
-import { newNonce, orderMac, pingAnswerMac, verifyOrder, verifyPingAnswer, withoutMac, type MessageKey } from '../src/auth/messages.js';
-import { ERROR_TYPES } from '../workflows/shared.js';
+import { newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
+import { controllerWorkflowId, ERROR_TYPES } from '../workflows/shared.js';
 
 export interface AuthActivityDeps {
   config: Config;
@@ -69,6 +69,28 @@ export function createAuthActivities(deps: AuthActivityDeps) {
       if (answer.node !== req.node) return { ok: false, why: `the answer names node ${String(answer.node)}, not ${req.node}` };
       const ok = verifyPingAnswer(key, { cluster: req.cluster, node: req.node, nonce: req.nonce, workflowId: info.workflowExecution.workflowId, answer: withoutMac(answer) }, answer.mac);
       return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify under the cluster secret (not node ${req.node}'s agent, a replayed answer, or another secret on that node)` };
+    },
+
+    /**
+     * Whether an update the controller was sent (`update`, under `updateId`, as the controller's
+     * workflow code read them from Temporal) carries a valid MAC for this controller: asked by
+     * the controller's update handler before the update changes anything. The controller's
+     * workflow ID is the one Temporal gives this activity, not one from its input. A refused
+     * update says why (for the controller's log and the sender's error).
+     */
+    async checkControllerUpdate(req: { cluster: string; update: string; updateId: string; request: unknown }): Promise<AnswerCheck> {
+      const info = localInWorkflow('checkControllerUpdate');
+      checkCluster(req.cluster);
+      if (key === undefined) return { ok: true, signed: false };
+      const controllerId = info.workflowExecution.workflowId;
+      if (controllerId !== controllerWorkflowId(req.cluster)) return { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` };
+      if (typeof req.request !== 'object' || req.request === null) return { ok: false, why: 'the request is not an object' };
+      const request = req.request as { auth?: unknown };
+      const auth = request.auth as { runId?: unknown; mac?: unknown } | undefined;
+      if (typeof auth !== 'object' || auth === null || auth.mac === undefined) return { ok: false, why: 'it carries no MAC (sent by someone without the cluster secret, a sender older than this worker, or `haoscar confirm-down` without the secret file)' };
+      const runId = typeof auth.runId === 'string' ? auth.runId : undefined;
+      const ok = verifyControllerUpdate(key, { cluster: req.cluster, controllerId, update: req.update, updateId: req.updateId, runId, request: withoutAuth(request) }, auth.mac);
+      return ok ? { ok: true, signed: true } : { ok: false, why: 'its MAC does not verify for this controller, update name and ID, sender and content (another secret, a replayed update under a new ID, or a changed request)' };
     },
 
     /** The MAC on an order for `node` (`action`: the node activity's name), bound to this workflow run. */

@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
@@ -20,9 +21,11 @@ import {
   type EndOperation,
   type OperationBegun,
   type OperationBlocked,
+  type UpdateAuth,
 } from '../workflows/shared.js';
 
 import { markNow, type MonotonicMark } from '../src/monotonic-mark.js';
+import { controllerUpdateMac, type MessageKey } from '../src/auth/messages.js';
 
 type WithCluster<T> = T & { cluster: string };
 
@@ -50,9 +53,47 @@ function updateIdOf(what: string): string | undefined {
   return run ? `${run.workflowId}/${run.runId}/${info.activityId}/${what}` : undefined;
 }
 
-export function createControllerActivities(deps: { client: Client }) {
-  const { client } = deps;
+export interface ControllerActivityDeps {
+  client: Client;
+  /**
+   * The cluster's message key (deriveMessageKey of the cluster secret), with which the updates
+   * that can move ownership are signed; undefined in a one-node cluster (no secret: nothing is
+   * signed, and its controller checks nothing).
+   */
+  key: MessageKey | undefined;
+}
+
+/**
+ * `req` with its MAC for `update` to the controller of `cluster`, under `updateId`, from the
+ * workflow run that runs this activity (docs/security.md). Signed only for a LOCAL activity of a
+ * workflow on this worker, whose workflow is the one the request names: anyone with Temporal
+ * access can schedule `claimGroup` as a regular activity on the cluster's queue, and must not get
+ * a claim signed for an operation of their own. @throws Unauthenticated (not retryable) otherwise.
+ */
+function signUpdate<T extends { workflowId: string }>(key: MessageKey | undefined, cluster: string, update: ControllerUpdateName, updateId: string | undefined, req: T): T & { auth?: UpdateAuth } {
+  if (key === undefined) return req;
+  const info = Context.current().info;
+  const run = info.workflowExecution;
+  const why = !info.isLocal || run === undefined ? `it was scheduled as a regular activity${run ? ` by workflow ${run.workflowId}` : ''}, not as a local activity of a workflow on this worker`
+    : run.workflowId !== req.workflowId ? `workflow ${run.workflowId} sends it for workflow ${req.workflowId}`
+    : updateId === undefined ? 'it has no update ID'
+    : undefined;
+  if (why !== undefined || updateId === undefined || run === undefined) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message: `${update} is not signed: ${why}; nothing was sent (docs/security.md)` });
+  }
+  const mac = controllerUpdateMac(key, { cluster, controllerId: controllerWorkflowId(cluster), update, updateId, runId: run.runId, request: req });
+  return { ...req, auth: { runId: run.runId, mac } };
+}
+
+export function createControllerActivities(deps: ControllerActivityDeps) {
+  const { client, key } = deps;
   const controller = (cluster: string) => client.workflow.getHandle(controllerWorkflowId(cluster));
+  /** The update sent signed, under the ID of this activity execution (withUpdateId). */
+  const executeSigned = <R, T extends { workflowId: string }>(cluster: string, def: UpdateDefinition<R, [T]>, name: ControllerUpdateName, req: T): Promise<R> => {
+    const { updateId } = withUpdateId(name);
+    const signed = signUpdate(key, cluster, name, updateId, req);
+    return controller(cluster).executeUpdate(def, { args: [signed], ...(updateId !== undefined ? { updateId } : {}) });
+  };
 
   /**
    * A refusal by the controller's validator cannot be fixed by retrying: non-retryable, with the
@@ -114,7 +155,7 @@ export function createControllerActivities(deps: { client: Client }) {
     /** `mark`: as beginOperation's, once the claim is committed (no node renews an older epoch from then on). */
     async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number; mark: MonotonicMark }> {
       const claimed = await send(cluster, `to raise the epoch of group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(claimGroupUpdate, { args: [req], ...withUpdateId('claimGroup') }), 'claimGroup');
+        executeSigned(cluster, claimGroupUpdate, 'claimGroup', req), 'claimGroup');
       return { ...claimed, mark: markNow() };
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
@@ -127,11 +168,11 @@ export function createControllerActivities(deps: { client: Client }) {
     /** The failover is blocked on its old owner (a failed stop): recorded for `haoscar status` and confirm-down. */
     async operationBlocked({ cluster, ...req }: WithCluster<OperationBlocked>): Promise<void> {
       await send(cluster, `to record that the operation on group '${req.group}' is blocked`, () =>
-        controller(cluster).executeUpdate(operationBlockedUpdate, { args: [req], ...withUpdateId('operationBlocked') }), 'operationBlocked');
+        executeSigned(cluster, operationBlockedUpdate, 'operationBlocked', req), 'operationBlocked');
     },
     async endOperation({ cluster, ...req }: WithCluster<EndOperation>): Promise<void> {
       await send(cluster, `to end the operation on group '${req.group}'`, () =>
-        controller(cluster).executeUpdate(endOperationUpdate, { args: [req], ...withUpdateId('endOperation') }), 'endOperation');
+        executeSigned(cluster, endOperationUpdate, 'endOperation', req), 'endOperation');
     },
   };
 }

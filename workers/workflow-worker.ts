@@ -45,7 +45,7 @@ export async function createWorkflowWorker(opts: {
     workflowBundle: bundle,
     // Signs the controller's answers to lease renewals on their way out (src/auth/ownership-answer.ts).
     dataConverter: workflowWorkerDataConverter(config.cluster, opts.key),
-    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client }), ...createAuthActivities({ config, key: opts.key }) },
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client, key: opts.key }), ...createAuthActivities({ config, key: opts.key }) },
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.
     maxCachedWorkflows: config.agent.maxCachedWorkflows,

@@ -45,3 +45,11 @@ export async function authenticAnswer<T extends object>(cluster: string, node: s
   log.error(`IGNORED an answer to "are you there?" on node ${node}'s queue that is not authenticated: ${check.why}; counted as no answer (docs/security.md)`, { node });
   return undefined;
 }
+
+/**
+ * Whether an update the controller was sent carries a valid MAC (activities/auth.ts
+ * checkControllerUpdate): asked in the update's handler, before it changes anything.
+ */
+export function checkControllerUpdate(cluster: string, update: string, updateId: string, request: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
+  return auth.checkControllerUpdate({ cluster, update, updateId, request });
+}

@@ -31,6 +31,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
+import { checkControllerUpdate } from './auth.js';
 import {
   controllerInputSchema,
   controllerInputSchemaV0,
@@ -68,6 +69,7 @@ import {
   endOperationRefusal,
   operationBlockedRefusal,
   type Refusal,
+  type RefusalState,
 } from './controller-refusals.js';
 import {
   beginOperationUpdate,
@@ -88,6 +90,8 @@ import {
   type LeaseTiming,
   type NodeAnnouncement,
   type Ownership,
+  type UpdateAuth,
+  ERROR_TYPES,
 } from './shared.js';
 
 const cluster = proxyLocalActivities<ClusterActivities & ControllerActivities>({
@@ -146,6 +150,15 @@ export const PATCH_APPLIED_UPDATES = 'controller-applied-updates';
  * naming the field, before anything is done. Recorded histories used it as it was.
  */
 export const PATCH_CARRIED_SCHEMA = 'controller-carried-schema';
+/**
+ * The updates that can move ownership (claimGroup, endOperation, operationBlocked, confirmDown)
+ * are applied only with a valid MAC under the cluster's message key (docs/security.md), checked by
+ * a local activity of the worker (activities/auth.ts checkControllerUpdate) before anything
+ * changes; their validators run again after that await. Asked in the update's handler, before its
+ * first await, so that its marker is in the update's workflow task; recorded histories applied
+ * them at once.
+ */
+export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
 
 interface Pending {
   group: string;
@@ -212,6 +225,53 @@ export async function controller(rawInput: unknown): Promise<void> {
         return first.result as R;
       }
       const result = handler(...args);
+      if (id !== undefined) applied.add({ id, update: def.name, at: now(), ...(result !== undefined ? { result } : {}) });
+      return result;
+    };
+  }
+  /**
+   * `handler` for an update that can move ownership: applied once per update ID (as once()), and
+   * only when the request carries a valid MAC for this controller, the update's name and ID, its
+   * sending run and content (checked by a local activity: workflow code cannot hold the key).
+   * The validator has let it in, but other handlers may have run during the check: `refusalOf` is
+   * asked again on the state as it is now. An operation's updates must come from one run of its
+   * workflow: the first authenticated one (or the controller's own start of it) records the run,
+   * and another run's is refused, so that an earlier run's recorded update does not end or block
+   * a later run's operation of the same workflow ID. A refused update changes nothing.
+   */
+  function authenticatedOnce<R, Q extends { group?: string; workflowId?: string; auth?: UpdateAuth }>(
+    def: UpdateDefinition<R, [Q]>,
+    refusalOf: (state: RefusalState, req: unknown) => Refusal | undefined,
+    handler: (req: Q) => R,
+  ): (req: Q) => Promise<R> {
+    return async (req: Q) => {
+      const id = currentUpdateInfo()?.id;
+      const first = applied.get(id);
+      if (first && patched(PATCH_APPLIED_UPDATES)) {
+        log.info('an update applied before came again (a retry): answered as the first time, not applied again', { update: def.name, id, appliedAt: first.at });
+        return first.result as R;
+      }
+      if (patched(PATCH_AUTHENTICATED_UPDATES)) {
+        const check = await checkControllerUpdate(input.cluster, def.name, id ?? '', req);
+        if (!check.ok) {
+          log.error(`REFUSED a ${def.name} update that is not authenticated: ${check.why}; nothing changed (docs/security.md)`, { update: def.name, id, workflowId: req.workflowId, group: req.group });
+          throw ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message: `the controller refused ${def.name}: ${check.why}; nothing changed (docs/security.md)` });
+        }
+        refuseIf(refusalOf(state, req));
+        const op = req.group !== undefined ? state.groups[req.group]?.operation : undefined;
+        const runId = req.auth?.runId;
+        if (op && check.signed && runId !== undefined) {
+          if (op.runId !== undefined && op.runId !== runId) {
+            throw ApplicationFailure.create({
+              type: ERROR_TYPES.OperationInProgress,
+              nonRetryable: true,
+              message: `the operation on group '${req.group}' is held by run ${op.runId} of workflow ${op.workflowId}, not by run ${runId}; nothing changed`,
+            });
+          }
+          op.runId = runId;
+        }
+      }
+      const result = handler(req);
       if (id !== undefined) applied.add({ id, update: def.name, at: now(), ...(result !== undefined ? { result } : {}) });
       return result;
     };
@@ -309,7 +369,7 @@ export async function controller(rawInput: unknown): Promise<void> {
 
   setHandler(
     claimGroupUpdate,
-    once(claimGroupUpdate, (req) => {
+    authenticatedOnce(claimGroupUpdate, claimGroupRefusal, (req) => {
       const g = state.groups[req.group]!;
       g.epoch += 1;
       g.owner = req.owner;
@@ -329,7 +389,7 @@ export async function controller(rawInput: unknown): Promise<void> {
 
   setHandler(
     endOperationUpdate,
-    once(endOperationUpdate, (req) => {
+    authenticatedOnce(endOperationUpdate, endOperationRefusal, (req) => {
       const g = state.groups[req.group]!;
       const endedBlocked = g.operation?.blocked !== undefined;
       release(g);
@@ -363,7 +423,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   // node (no claim, renewals still blocked) until a fence, the watchdog or a confirm-down.
   setHandler(
     operationBlockedUpdate,
-    once(operationBlockedUpdate, (req) => {
+    authenticatedOnce(operationBlockedUpdate, operationBlockedRefusal, (req) => {
       const op = state.groups[req.group]!.operation!;
       const same = op.blocked?.node === req.node && op.blocked.epoch === req.epoch;
       op.blocked = {
@@ -387,6 +447,21 @@ export async function controller(rawInput: unknown): Promise<void> {
   setHandler(
     confirmDownUpdate,
     async (req): Promise<ConfirmDownResult> => {
+      // An operator's confirmation is signed by `haoscar confirm-down` (the node's secret file);
+      // a repeat of one under the same update ID gets its first answer (once()'s record).
+      const id = currentUpdateInfo()?.id;
+      const first = applied.get(id);
+      // Asked once, before the first await: its marker is in the update's workflow task.
+      const authenticated = patched(PATCH_AUTHENTICATED_UPDATES);
+      if (authenticated) {
+        if (first) return first.result as ConfirmDownResult;
+        const check = await checkControllerUpdate(input.cluster, confirmDownUpdate.name, id ?? '', req);
+        if (!check.ok) {
+          log.error(`REFUSED a confirmDown update that is not authenticated: ${check.why}; nothing changed (docs/security.md)`, { update: 'confirmDown', id, node: req.node, operator: req.operator });
+          throw ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message: `the controller refused confirmDown: ${check.why}; nothing changed (docs/security.md)` });
+        }
+        refuseIf(confirmDownRefusal(state, req));
+      }
       const at = now();
       const operator = req.operator ?? 'an operator';
       const sends: { workflowId: string; signal: ConfirmedDown }[] = [];
@@ -403,16 +478,18 @@ export async function controller(rawInput: unknown): Promise<void> {
       if (confirmed.length > MAX_CONFIRMED_DOWN) confirmed.shift();
       changes += 1;
       log.warn('node confirmed down by an operator', { node: req.node, operator, detail: req.detail, unblocked });
+      const result: ConfirmDownResult = { node: req.node, unblocked };
+      if (id !== undefined && authenticated) applied.add({ id, update: confirmDownUpdate.name, at, result });
       for (const s of sends) {
         // Delivered by the server; the failover checks the node and the epoch again.
         await getExternalWorkflowHandle(s.workflowId).signal(confirmedDownSignal, s.signal).catch((err: unknown) =>
           log.error('could not tell a blocked operation of the confirm-down', { workflowId: s.workflowId, err: err instanceof Error ? err.message : String(err) }),
         );
       }
-      return { node: req.node, unblocked };
+      return result;
     },
     {
-      validator: (req: unknown) => refuseIf(confirmDownRefusal(state, req)),
+      validator: unlessApplied((req: unknown) => refuseIf(confirmDownRefusal(state, req))),
     },
   );
 
@@ -613,7 +690,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     g.operation = { workflowId, kind: p.kind, startedAt: now() };
     starting.set(p.group, false);
     try {
-      await startChild('failover', {
+      const child = await startChild('failover', {
         workflowId,
         args: [{ cluster: input.cluster, group: p.group, kind: p.kind, reason: p.reason } satisfies FailoverInput],
         // The failover outlives a controller that continues as new.
@@ -626,6 +703,8 @@ export async function controller(rawInput: unknown): Promise<void> {
         ],
         memo: { trigger: p.kind, detail: p.reason },
       });
+      // Its updates must come from this run (authenticatedOnce): an earlier run's recorded ones are refused.
+      if (g.operation?.workflowId === workflowId) g.operation.runId ??= child.firstExecutionRunId;
       log.info('operation started', { group: p.group, kind: p.kind, reason: p.reason, workflowId });
       // A lost report is used up by the recover that restarts the group; a deferred request by any operation.
       if (p.kind === 'recover') delete g.lost;

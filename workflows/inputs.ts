@@ -240,6 +240,11 @@ export const groupLostSchema = z.strictObject({
   at,
   detail: z.string().max(4000),
 });
+/** UpdateAuth in shared.ts: the MAC on an update that can move ownership. */
+const updateAuthSchema = z.strictObject({
+  runId: z.string().min(1).max(200).optional(),
+  mac: z.string().min(1).max(200),
+});
 export const beginOperationSchema = z.strictObject({
   group: name('group'),
   workflowId: z.string().min(1).max(1000),
@@ -250,6 +255,7 @@ export const claimGroupSchema = z.strictObject({
   workflowId: z.string().min(1).max(1000),
   expectEpoch: z.number().int().nonnegative(),
   owner: node.nullable(),
+  auth: updateAuthSchema.optional(),
 });
 export const endOperationSchema = z.strictObject({
   group: name('group'),
@@ -257,6 +263,7 @@ export const endOperationSchema = z.strictObject({
   outcome: z.enum(['running', 'down', 'unchanged', 'false-alarm']),
   detail: z.string().max(4000),
   node: node.optional(),
+  auth: updateAuthSchema.optional(),
 });
 
 /** The `operationBlocked` update (OperationBlocked in shared.ts), sent by a failover. */
@@ -268,12 +275,14 @@ export const operationBlockedSchema = z.strictObject({
   detail: z.string().max(4000),
   waitingFor: z.array(z.enum(UNBLOCKERS)).min(1).max(UNBLOCKERS.length),
   until: at.optional(),
+  auth: updateAuthSchema.optional(),
 });
 /** The `confirmDown` update (ConfirmDown in shared.ts): `haoscar confirm-down`, or the UI. */
 export const confirmDownSchema = z.strictObject({
   node,
   operator: z.string().min(1).max(200).optional(),
   detail: z.string().max(2000).optional(),
+  auth: updateAuthSchema.optional(),
 });
 /** The `confirmedDown` signal (ConfirmedDown in shared.ts), sent by the controller to a blocked failover. */
 export const confirmedDownSchema = z.strictObject({

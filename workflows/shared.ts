@@ -81,15 +81,19 @@ export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
  *   the sender does not hold it: no operation is running, or another one is.
  * - StaleEpoch: the request names an epoch that is no longer the group's.
  * - NothingToConfirm: see ERROR_TYPES.
+ * - Unauthenticated: the update can move ownership (a claim, the end or block of an operation, a
+ *   confirm-down) and does not carry a valid MAC under the cluster's message key for this
+ *   controller, update name and ID, sending run and content (`auth`, docs/security.md); nothing
+ *   changed. beginOperation is not signed (it only blocks renewals: denial of service).
  * An update sent again with the ID of one applied (a retried activity) is not refused: it gets the
  * first answer, in the run that applied it (Temporal) and in later runs (workflows/controller.ts).
  */
 export const CONTROLLER_REFUSALS = {
   beginOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress],
-  claimGroup: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.StaleEpoch, ERROR_TYPES.UnknownNode],
-  endOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress],
-  operationBlocked: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.UnknownNode, ERROR_TYPES.StaleEpoch],
-  confirmDown: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownNode, ERROR_TYPES.NothingToConfirm],
+  claimGroup: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.StaleEpoch, ERROR_TYPES.UnknownNode, ERROR_TYPES.Unauthenticated],
+  endOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.Unauthenticated],
+  operationBlocked: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.UnknownNode, ERROR_TYPES.StaleEpoch, ERROR_TYPES.Unauthenticated],
+  confirmDown: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownNode, ERROR_TYPES.NothingToConfirm, ERROR_TYPES.Unauthenticated],
 } as const satisfies Record<string, readonly ErrorType[]>;
 export type ControllerUpdateName = keyof typeof CONTROLLER_REFUSALS;
 /** The failure types `update` may refuse with. */
@@ -251,7 +255,12 @@ export interface GroupOwnership {
   renewable: boolean;
   blockedSince?: number;
   /** The operation holding the group; `checkedAt`: when it was last found still running. */
-  operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number; blocked?: BlockedOn };
+  /**
+   * `runId`: the run of the workflow that sent the operation's first authenticated update (a
+   * claim, block or end): later ones from another run of the same workflow ID are refused, so a
+   * recorded update of an earlier run cannot end or move this one's (absent before that update).
+   */
+  operation?: { workflowId: string; kind: OperationKind; startedAt: number; checkedAt?: number; blocked?: BlockedOn; runId?: string };
   /** When an automatic fail-back of the group was last started (the next waits out `stickiness`). */
   failbackAt?: number;
   /**
@@ -401,12 +410,25 @@ export interface OperationBegun {
 }
 export const beginOperationUpdate = defineUpdate<OperationBegun, [BeginOperation]>('beginOperation');
 
+/**
+ * The MAC on an update that can move ownership (src/auth/messages.ts controllerUpdateMac): made by
+ * the sender that holds the cluster's message key (the workflow worker's local activity for a
+ * failover, `haoscar confirm-down` for an operator), checked by the controller before anything
+ * changes. Absent in a one-node cluster (no secret).
+ */
+export interface UpdateAuth {
+  /** The sending workflow's run (its ID is the request's `workflowId`); absent for an operator. */
+  runId?: string;
+  mac: string;
+}
+
 /** epoch+1 with a new owner (null: nobody); refused unless `expectEpoch` is current and the caller holds the operation. */
 export interface ClaimGroup {
   group: string;
   workflowId: string;
   expectEpoch: number;
   owner: string | null;
+  auth?: UpdateAuth;
 }
 export const claimGroupUpdate = defineUpdate<{ epoch: number }, [ClaimGroup]>('claimGroup');
 
@@ -417,6 +439,7 @@ export interface EndOperation {
   detail: string;
   /** The node that answered when the outcome is a false alarm. */
   node?: string;
+  auth?: UpdateAuth;
 }
 export const endOperationUpdate = defineUpdate<void, [EndOperation]>('endOperation');
 
@@ -455,6 +478,7 @@ export interface OperationBlocked {
   detail: string;
   waitingFor: Unblocker[];
   until?: number;
+  auth?: UpdateAuth;
 }
 export const operationBlockedUpdate = defineUpdate<void, [OperationBlocked]>('operationBlocked');
 
@@ -469,6 +493,7 @@ export interface ConfirmDown {
   operator?: string;
   /** Why they are sure, e.g. "powered off at the PDU". */
   detail?: string;
+  auth?: UpdateAuth;
 }
 export interface ConfirmDownResult {
   node: string;

@@ -130,3 +130,41 @@ export function withoutMac<T extends { mac?: unknown }>(message: T): Omit<T, 'ma
   const { mac: _mac, ...rest } = message;
   return rest;
 }
+
+/**
+ * What the MAC on an update to the controller binds (claimGroup, endOperation, operationBlocked
+ * from a failover; confirmDown from an operator's `haoscar confirm-down`): the receiving
+ * controller (cluster and workflow ID), the update's name and ID (so a recorded one fits no other
+ * update, and a repeat with its own ID is answered from the controller's record of applied
+ * updates), the sending workflow's run (none for an operator), and the request's content, epochs
+ * and the sender's workflow ID included. The controller checks it in a local activity of its
+ * worker before the update changes anything.
+ */
+export interface ControllerUpdateBinding {
+  cluster: string;
+  /** The controller's workflow ID (controller/<cluster>). */
+  controllerId: string;
+  /** The update's name: claimGroup, endOperation, operationBlocked, confirmDown. */
+  update: string;
+  updateId: string;
+  /** The run of the sending workflow (its ID is the request's `workflowId`); undefined for an operator's update. */
+  runId: string | undefined;
+  /** The request without its `auth`. */
+  request: unknown;
+}
+
+/** The MAC a sender puts on an update to the controller. */
+export function controllerUpdateMac(key: MessageKey, b: ControllerUpdateBinding): string {
+  return mac(key, 'controller-update', [b.cluster, b.controllerId, b.update, b.updateId, b.runId ?? null, b.request]);
+}
+
+/** Whether `given` is the MAC of this update. */
+export function verifyControllerUpdate(key: MessageKey, b: ControllerUpdateBinding, given: unknown): boolean {
+  return sameMac(controllerUpdateMac(key, b), given);
+}
+
+/** `request` without its `auth` field (what an update's MAC covers). */
+export function withoutAuth<T extends { auth?: unknown }>(request: T): Omit<T, 'auth'> {
+  const { auth: _auth, ...rest } = request;
+  return rest;
+}

@@ -4,13 +4,38 @@
  * cluster secret (docs/security.md). One random key per test process.
  */
 import { randomBytes } from 'node:crypto';
-import { deriveMessageKey } from '../../src/auth/messages.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { controllerUpdateMac, deriveMessageKey, type MessageKey } from '../../src/auth/messages.js';
+import { controllerWorkflowId, type ControllerUpdateName, type UpdateAuth } from '../../workflows/shared.js';
 import { createAuthActivities } from '../../activities/auth.js';
 import type { Config } from '../../src/config/types.js';
 
-export const TEST_KEY = deriveMessageKey(randomBytes(32));
+/** The cluster secret of the tests' clusters, as a secret file holds it (base64 text). */
+export const TEST_SECRET = randomBytes(32).toString('base64');
+export const TEST_KEY = deriveMessageKey(Buffer.from(TEST_SECRET));
+
+/**
+ * Writes {@link TEST_SECRET} to `dir/authkey` (mode 0600), for a CLI run against the tests'
+ * workflow worker (`heartbeat.secretFile` in its haoscar.yaml). @returns the file's path.
+ */
+export function writeTestSecret(dir: string): string {
+  const file = join(dir, 'authkey');
+  writeFileSync(file, `${TEST_SECRET}\n`, { mode: 0o600 });
+  return file;
+}
 
 /** The workflow worker's signing and checking (local) activities, under {@link TEST_KEY}. */
 export function testAuthActivities(config: Config): ReturnType<typeof createAuthActivities> {
   return createAuthActivities({ config, key: TEST_KEY });
+}
+
+/**
+ * `req` signed for `update` to the controller of `cluster` under `updateId`, as the failover's
+ * local activity (runId: its run) or `haoscar confirm-down` (no runId) signs it: what a holder of
+ * the cluster secret sends.
+ */
+export function signedUpdate<T extends object>(cluster: string, update: ControllerUpdateName, updateId: string, runId: string | undefined, req: T, key: MessageKey = TEST_KEY): T & { auth: UpdateAuth } {
+  const mac = controllerUpdateMac(key, { cluster, controllerId: controllerWorkflowId(cluster), update, updateId, runId, request: req });
+  return { ...req, auth: { ...(runId !== undefined ? { runId } : {}), mac } };
 }

@@ -75,7 +75,7 @@ export class WorkflowCluster {
   static async start(prefix: string, body: string, opts: { extra?: ExtraActivities; workflowActivities?: WorkflowWorkerActivities } = {}): Promise<WorkflowCluster> {
     const name = uniqueName(prefix);
     const c = new WorkflowCluster(name, parseConfig(`cluster: ${name}\n${body}`), await testClient(), opts.extra);
-    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client }), ...testAuthActivities(c.config) };
+    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client, key: TEST_KEY }), ...testAuthActivities(c.config) };
     const wf = await Worker.create({
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),

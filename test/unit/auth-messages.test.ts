@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { canonicalJson, deriveMessageKey, newNonce, orderMac, pingAnswerMac, verifyOrder, verifyPingAnswer, withoutMac, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
+import { canonicalJson, controllerUpdateMac, deriveMessageKey, newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type ControllerUpdateBinding, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
 const key = deriveMessageKey(secret);
@@ -57,4 +57,18 @@ test('the MAC is HMAC-SHA256 under the derived key, never under the secret itsel
   const underSecret = createHmac('sha256', secret).update(canonicalJson(['haoscar', 'order', 'c', 'n2', 'fence', 'wf', 'run', { victim: 'n1' }])).digest('base64url');
   assert.equal(verifyOrder(key, b, underSecret), false);
   assert.deepEqual(withoutMac({ victim: 'n1', mac: 'm' }), { victim: 'n1' });
+});
+
+test('an update to the controller verifies only for its controller, update name and ID, sending run and request (epoch included)', () => {
+  const b: ControllerUpdateBinding = { cluster: 'c', controllerId: 'controller/c', update: 'claimGroup', updateId: 'failover/c/web/run/3/claimGroup', runId: 'run', request: { group: 'web', workflowId: 'failover/c/web', expectEpoch: 4, owner: null } };
+  const mac = controllerUpdateMac(key, b);
+  assert.ok(verifyControllerUpdate(key, b, mac));
+  for (const changed of [{ cluster: 'd' }, { controllerId: 'controller/d' }, { update: 'endOperation' }, { updateId: 'other' }, { runId: 'run2' }, { runId: undefined },
+    { request: { group: 'web', workflowId: 'failover/c/web', expectEpoch: 5, owner: null } }, { request: { group: 'web', workflowId: 'intruder', expectEpoch: 4, owner: null } }, { request: { group: 'web', workflowId: 'failover/c/web', expectEpoch: 4, owner: 'n2' } }]) {
+    assert.equal(verifyControllerUpdate(key, { ...b, ...changed }, mac), false, `changed ${JSON.stringify(changed)}`);
+  }
+  assert.equal(verifyControllerUpdate(deriveMessageKey(Buffer.from('another secret, 32 bytes long...')), b, mac), false, 'another secret');
+  // Never an order's or a ping answer's MAC over the same fields.
+  assert.notEqual(orderMac(key, { cluster: 'c', node: 'controller/c', action: 'claimGroup', workflowId: b.updateId, runId: 'run', order: b.request }), mac);
+  assert.deepEqual(withoutAuth({ node: 'n1', auth: { mac: 'm' } }), { node: 'n1' });
 });

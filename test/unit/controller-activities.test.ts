@@ -17,7 +17,7 @@ import { ERROR_TYPES } from '../../workflows/shared.js';
 /** Activities whose controller refuses every update with `cause` (what the client decodes from the validator's failure). */
 function refusing(cause: Error) {
   const client = { workflow: { getHandle: () => ({ executeUpdate: async () => { throw new WorkflowUpdateFailedError('Workflow Update failed', cause); } }) } };
-  return createControllerActivities({ client: client as unknown as Client });
+  return createControllerActivities({ client: client as unknown as Client, key: undefined });
 }
 const typed = (type: string, message: string) => ApplicationFailure.create({ type, nonRetryable: true, message });
 

@@ -21,7 +21,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
-import { testAuthActivities } from '../support/cluster-key.js';
+import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
 import { silentLogger } from '../../src/log.js';
 import { clusterTaskQueue, controllerWorkflowId } from '../../workflows/shared.js';
 import { workflowsPath } from '../../workers/workflow-bundle.js';
@@ -78,7 +78,7 @@ groups:
     workflowBundle: await testWorkflowBundle(),
     activities: {
       ...cluster,
-      ...createControllerActivities({ client }),
+      ...createControllerActivities({ client, key: TEST_KEY }),
       ...testAuthActivities(config),
       // A loaded machine: the first local activity takes its time.
       describeCluster: async (req: Parameters<typeof cluster.describeCluster>[0]) => {

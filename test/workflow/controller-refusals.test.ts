@@ -27,6 +27,7 @@ import {
 } from '../../workflows/shared.js';
 import { WorkflowCluster, twoNodeWeb } from '../support/workflow-cluster.js';
 import { closeTemporal } from '../support/temporal.js';
+import { signedUpdate } from '../support/cluster-key.js';
 
 let cluster: WorkflowCluster | undefined;
 after(async () => {
@@ -82,25 +83,35 @@ test('each controller update refuses with the types of its contract, changes not
     ['confirmDown', ERROR_TYPES.InvalidWorkflowInput, { node: 'N 1' }],
     ['confirmDown', ERROR_TYPES.UnknownNode, { node: 'n9' }],
     ['confirmDown', ERROR_TYPES.NothingToConfirm, { node: 'n2' }],
+    // Valid for the state, but not signed with the cluster's message key (docs/security.md).
+    ['claimGroup', ERROR_TYPES.Unauthenticated, { ...hold, expectEpoch: epoch, owner: null }],
+    ['endOperation', ERROR_TYPES.Unauthenticated, { ...hold, outcome: 'down', detail: 'unsigned' }],
+    ['operationBlocked', ERROR_TYPES.Unauthenticated, { ...hold, node: 'n1', epoch, detail: 'unsigned', waitingFor: ['confirm-down'] }],
   ];
   const got: string[] = [];
   for (const [update, , req] of CASES) got.push(`${update} → ${await refusal(handle, update, req)}`);
   assert.deepEqual(got, CASES.map(([update, type]) => `${update} → ${type}`));
+  assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
+  // confirmDown's Unauthenticated needs an operation blocked on the node (a signed block), and changes nothing either.
+  await handle.executeUpdate(operationBlockedUpdate, { args: [signedUpdate(cluster.name, 'operationBlocked', 'refusals/blocked', 'run-1', { ...hold, node: 'n1', epoch, detail: 'test', waitingFor: ['confirm-down' as const] })], updateId: 'refusals/blocked' });
+  const blocked = await handle.query(ownershipQuery);
+  assert.equal(await refusal(handle, 'confirmDown', { node: 'n1', operator: 'unsigned' }), ERROR_TYPES.Unauthenticated);
+  got.push(`confirmDown → ${ERROR_TYPES.Unauthenticated}`);
+  assert.deepEqual(await handle.query(ownershipQuery), blocked, 'the unsigned confirm-down changed nothing');
   // The table is the whole contract: every refusal of every update is given by some request.
   assert.deepEqual(
     Object.entries(CONTROLLER_REFUSALS).flatMap(([u, types]) => types.map((t) => `${u} → ${t}`)).sort(),
-    [...new Set(CASES.map(([update, type]) => `${update} → ${type}`))].sort(),
+    [...new Set(got)].sort(),
   );
-  assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
 
   // Through the activities the failover uses: the controller's type, whatever its words say.
-  const activities = createControllerActivities({ client: cluster.client });
+  const activities = createControllerActivities({ client: cluster.client, key: undefined });
   const typeOf = (p: Promise<unknown>) => p.then(() => 'accepted', (e: unknown) => (e instanceof ApplicationFailure ? `${e.type} (non-retryable: ${e.nonRetryable})` : String(e)));
   const stray = { cluster: cluster.name, ...hold, outcome: 'unchanged', detail: '', 'stale epoch': 3 } as unknown as EndOperation & { cluster: string };
   assert.equal(await typeOf(activities.endOperation(stray)), `${ERROR_TYPES.InvalidWorkflowInput} (non-retryable: true)`, 'a stray key named "stale epoch" is invalid input, not a stale epoch');
   assert.equal(await typeOf(activities.claimGroup({ cluster: cluster.name, ...hold, expectEpoch: epoch + 7, owner: 'n2' })), `${ERROR_TYPES.StaleEpoch} (non-retryable: true)`);
   assert.equal(await typeOf(activities.beginOperation({ cluster: cluster.name, ...other, kind: 'operator' })), `${ERROR_TYPES.OperationInProgress} (non-retryable: true)`);
   assert.equal(await typeOf(activities.operationBlocked({ cluster: cluster.name, ...hold, node: 'n9', epoch, detail: '', waitingFor: ['fencing'] })), `${ERROR_TYPES.UnknownNode} (non-retryable: true)`);
-  assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
-  await handle.executeUpdate(endOperationUpdate, { args: [{ ...hold, outcome: 'unchanged', detail: 'test over' }] });
+  assert.deepEqual(await handle.query(ownershipQuery), blocked, 'no refusal changed anything');
+  await handle.executeUpdate(endOperationUpdate, { args: [signedUpdate(cluster.name, 'endOperation', 'refusals/end', 'run-1', { ...hold, outcome: 'unchanged' as const, detail: 'test over' })], updateId: 'refusals/end' });
 });

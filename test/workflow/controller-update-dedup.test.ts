@@ -22,6 +22,7 @@ import { workflowsPath } from '../../workers/workflow-bundle.js';
 import { PATCH_APPLIED_UPDATES } from '../../workflows/controller.js';
 import { WorkflowCluster, twoNodeWeb } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
+import { signedUpdate } from '../support/cluster-key.js';
 import { closeTemporal } from '../support/temporal.js';
 import { recordHistory } from '../support/record.js';
 
@@ -60,12 +61,13 @@ test('a claimGroup or endOperation retried after the controller continued as new
   const before = await cluster.web();
 
   await handle.executeUpdate(beginOperationUpdate, { args: [{ group: 'web', workflowId: op, kind: 'operator' }], updateId: 'op1/begin' });
-  const claimReq = { group: 'web', workflowId: op, expectEpoch: before.epoch, owner: 'n1' };
+  // Signed as the failover's local activity signs them (the controller checks the MAC: docs/security.md).
+  const claimReq = signedUpdate(cluster.name, 'claimGroup', 'op1/claim', 'run-1', { group: 'web', workflowId: op, expectEpoch: before.epoch, owner: 'n1' });
   const claimed = await handle.executeUpdate(claimGroupUpdate, { args: [claimReq], updateId: 'op1/claim' });
   assert.equal(claimed.epoch, before.epoch + 1);
   // Within the run, Temporal answers a repeat with the first outcome.
   assert.deepEqual(await handle.executeUpdate(claimGroupUpdate, { args: [claimReq], updateId: 'op1/claim' }), claimed, 'a repeat within the run');
-  const endReq = { group: 'web', workflowId: op, outcome: 'running' as const, detail: 'test: started' };
+  const endReq = signedUpdate(cluster.name, 'endOperation', 'op1/end', 'run-1', { group: 'web', workflowId: op, outcome: 'running' as const, detail: 'test: started' });
   await handle.executeUpdate(endOperationUpdate, { args: [endReq], updateId: 'op1/end' });
 
   const t = Date.now();

@@ -16,7 +16,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
@@ -29,7 +29,8 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
+import { signedUpdate, TEST_KEY, testAuthActivities, writeTestSecret } from '../support/cluster-key.js';
+import { randomUUID } from 'node:crypto';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -87,7 +88,8 @@ class TestCluster {
   ) {
     this.link = new ControllerLink(client, name, silentLogger);
     this.configFile = join(this.dir, 'haoscar.yaml');
-    writeFileSync(this.configFile, `${yaml}\ntemporal: { address: "${address}" }\n`);
+    // The cluster secret the CLI signs a confirm-down with (the workflow worker's TEST_KEY).
+    writeFileSync(this.configFile, `${yaml}\ntemporal: { address: "${address}" }\nheartbeat: { secretFile: ${writeTestSecret(this.dir)} }\n`);
   }
 
   /** A cluster of n1 (preferred) and n2, one group `web` of two resources; `nodeExtra` is added to each node's line. */
@@ -129,7 +131,7 @@ groups:
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),
       workflowBundle: await testWorkflowBundle(),
-      activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: this.client }), ...testAuthActivities(config) },
+      activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: this.client, key: TEST_KEY }), ...testAuthActivities(config) },
     });
     this.workers.push(wf);
     this.runs.push(wf.run());
@@ -182,8 +184,11 @@ groups:
   async web(): Promise<GroupOwnership> {
     return (await this.ownership()).groups.web!;
   }
+  /** An operator's confirm-down, signed as `haoscar confirm-down` signs it (a fresh update ID each). */
   confirmDown(req: unknown) {
-    return this.client.workflow.getHandle(controllerWorkflowId(this.name)).executeUpdate(confirmDownUpdate, { args: [req as { node: string }] });
+    const updateId = `confirm-down/${randomUUID()}`;
+    const signed = typeof req === 'object' && req !== null ? signedUpdate(this.name, 'confirmDown', updateId, undefined, req) : req;
+    return this.client.workflow.getHandle(controllerWorkflowId(this.name)).executeUpdate(confirmDownUpdate, { args: [signed as { node: string }], updateId });
   }
   failover(args: Record<string, unknown> = {}) {
     return this.client.workflow.start('failover', { workflowId: failoverWorkflowId(this.name, 'web'), taskQueue: clusterTaskQueue(this.name), args: [{ cluster: this.name, group: 'web', ...args }] });
@@ -318,7 +323,7 @@ test('haoscar confirm-down --yes when the controller is not running: a clear err
   const c = plain;
   const other = join(mkdtempSync(join(tmpdir(), 'haoscar-no-controller-')), 'haoscar.yaml');
   try {
-    writeFileSync(other, `${c.yaml.replace(`cluster: ${c.name}`, `cluster: ${uniqueName('none')}`)}\ntemporal: { address: "${await temporalAddress()}" }\n`);
+    writeFileSync(other, `${c.yaml.replace(`cluster: ${c.name}`, `cluster: ${uniqueName('none')}`)}\ntemporal: { address: "${await temporalAddress()}" }\nheartbeat: { secretFile: ${writeTestSecret(dirname(other))} }\n`);
     const r = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'confirm-down', 'n1', '--yes', '--config', other], { reject: false, cwd: ROOT, timeout: 120_000 });
     assert.equal(r.exitCode, 4, r.stderr);
     assert.match(r.stderr, /the controller of cluster 'none-[^']+' is not running: start the agents/);

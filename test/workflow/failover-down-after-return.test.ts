@@ -108,7 +108,7 @@ before(async () => {
     connection: await testWorkerConnection(),
     taskQueue: clusterTaskQueue(cluster),
     workflowBundle: await testWorkflowBundle(),
-    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client }), ...testAuthActivities(config) },
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client, key: TEST_KEY }), ...testAuthActivities(config) },
   });
   workers.push(wf);
   runs.push(wf.run());

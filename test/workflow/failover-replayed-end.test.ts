@@ -114,7 +114,7 @@ const ownership = (): Promise<Ownership> => client.workflow.getHandle(controller
 before(async () => {
   client = await testClient();
   link = new ControllerLink(client, cluster, silentLogger);
-  const controller = createControllerActivities({ client });
+  const controller = createControllerActivities({ client, key: TEST_KEY });
   const wf = await Worker.create({
     connection: await testWorkerConnection(),
     taskQueue: clusterTaskQueue(cluster),

@@ -113,7 +113,7 @@ before(async () => {
   client = await testClient();
   link = new ControllerLink(client, cluster, silentLogger);
   const clusterActivities = createClusterActivities({ config });
-  const controller = createControllerActivities({ client });
+  const controller = createControllerActivities({ client, key: TEST_KEY });
   const wf = await Worker.create({
     connection: await testWorkerConnection(),
     taskQueue: clusterTaskQueue(cluster),

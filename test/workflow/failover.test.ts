@@ -17,7 +17,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
+import { signedUpdate, TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -133,7 +133,7 @@ before(async () => {
     connection,
     taskQueue: clusterTaskQueue(cluster),
     workflowBundle: await testWorkflowBundle(),
-    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client }), ...testAuthActivities(config) },
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client, key: TEST_KEY }), ...testAuthActivities(config) },
   });
   workers.push(wf);
   runs.push(wf.run());
@@ -324,7 +324,8 @@ test('a second operation on a busy group is refused', async () => {
     assert.ok(err.cause instanceof ApplicationFailure && err.cause.type === ERROR_TYPES.OperationInProgress, String(err.cause));
     assert.match(err.cause.message, /busy.*someone-else/);
   } finally {
-    await ctl.executeUpdate('endOperation', { args: [{ group: 'web', workflowId: 'someone-else', outcome: 'unchanged', detail: 'test' }] });
+    // Signed, as a failover's local activity signs it (the controller checks the MAC: docs/security.md).
+    await ctl.executeUpdate('endOperation', { args: [signedUpdate(cluster, 'endOperation', 'someone-else/end', 'run-1', { group: 'web', workflowId: 'someone-else', outcome: 'unchanged', detail: 'test' })], updateId: 'someone-else/end' });
   }
 });
 

@@ -101,6 +101,13 @@ test('orders that the workflow worker did not sign for this node and this run ar
   assert.equal(oracle.type, ERROR_TYPES.Unauthenticated, `signOrder as a regular activity: ${JSON.stringify(oracle)}`);
   const checker = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'pingNonce', {});
   assert.equal(checker.type, ERROR_TYPES.Unauthenticated);
+  // 5. The failover's update activities (they sign what they send to the controller), scheduled as
+  //    regular activities: no claim for nobody signed for the attacker's workflow; and the
+  //    controller's check of a MAC answers only the controller's own handlers.
+  const claim = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'claimGroup', { cluster: c.name, group: 'web', workflowId: 'intruder', expectEpoch: web.epoch, owner: null });
+  assert.equal(claim.type, ERROR_TYPES.Unauthenticated, `claimGroup as a regular activity: ${JSON.stringify(claim)}`);
+  const check = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'checkControllerUpdate', { cluster: c.name, update: 'claimGroup', updateId: 'x', request: {} });
+  assert.equal(check.type, ERROR_TYPES.Unauthenticated, `checkControllerUpdate as a regular activity: ${JSON.stringify(check)}`);
 
   // Nothing moved: the group runs on n1 under the same epoch, and n2 never started it.
   const after = await c.web();
