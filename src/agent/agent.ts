@@ -216,7 +216,7 @@ export class Agent {
     // Read once (a missing certificate is a configuration error); reaching Temporal is not
     // required to start: without it the agent runs heartbeats and its guard, serves no group
     // (a node serves one only under a lease the controller confirms), and connects when it can.
-    const conn = await resolveConnection(config.temporal);
+    const conn = await resolveConnection(config.temporal, { logger: this.log });
     // With the key, lease renewals are accepted only as the workflow worker's signed answers.
     const link = new ControllerLink(undefined, config.cluster, this.log, { key: this.key });
     this.link = link;

@@ -33,7 +33,7 @@ export function workerCommand(): Command {
       // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
       // refused as the agent refuses it (missing, world-readable). A one-node cluster has none.
       const key = config.nodes.length > 1 ? deriveMessageKey(await loadClusterSecret(config.heartbeat.secretFile)) : undefined;
-      const conn = await resolveConnection(config.temporal);
+      const conn = await resolveConnection(config.temporal, { logger });
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
       const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key, logger });

@@ -189,11 +189,11 @@ function normalise(raw: RawConfig): Config {
   const byPriority = [...raw.nodes]
     .sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((n) => n.name);
-  const { tls, ...temporal } = raw.temporal;
+  const { tls, address: frontends, ...temporal } = raw.temporal;
   return {
     cluster: raw.cluster,
     // An API key is only ever sent over TLS, so `apiKeyFile` turns TLS on unless `tls` says otherwise (a rule rejects `tls: false`).
-    temporal: { ...temporal, tls: tls ?? temporal.apiKeyFile !== undefined },
+    temporal: { ...temporal, address: frontends[0]!, frontends, tls: tls ?? temporal.apiKeyFile !== undefined },
     agent: (({ localHealAfter, ...rest }) => ({ ...rest, localHealAfterMs: localHealAfter }))(raw.agent),
     heartbeat: (({ interval, deadtime, ...rest }) => ({ ...rest, intervalMs: interval, deadtimeMs: deadtime }))(raw.heartbeat),
     lease: { ttlMs: raw.lease.ttl, marginMs: raw.lease.margin },

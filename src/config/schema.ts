@@ -287,12 +287,31 @@ export const groupSchema = section('a group', {
 });
 
 const ADDRESS = 'expected host:port, e.g. 127.0.0.1:7233';
+const ADDRESSES = 'expected host:port, or a list of them, e.g. [10.0.0.5:7233, 10.0.0.6:7233]';
+const frontend = z.string({ error: ADDRESS })
+  .regex(/^[^\s:,[\]]+:\d{1,5}$/, { error: ADDRESS, abort: true })
+  .refine((a) => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, { error: `${ADDRESS} (port 1-65535)` });
 export const temporalSchema = section('the temporal settings', {
-  /** host:port of the Temporal frontend. */
-  address: z.string({ error: ADDRESS })
-    .regex(/^[^\s:]+:\d{1,5}$/, { error: ADDRESS, abort: true })
-    .refine((a) => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, { error: `${ADDRESS} (port 1-65535)` })
-    .default('127.0.0.1:7233'),
+  /**
+   * host:port of the Temporal frontend, or a list of frontends of the same Temporal cluster:
+   * clients use one and go to the next when it is gone (a name with several addresses is
+   * tried address by address too). Normalised to `frontends` (and `address`, the first).
+   */
+  address: z.union([z.string(), z.array(z.unknown())], { error: ADDRESSES })
+    .default('127.0.0.1:7233')
+    .transform((value, ctx) => {
+      const list = typeof value === 'string' ? [value] : value;
+      if (list.length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one frontend (host:port)' });
+      const seen = new Set<string>();
+      list.forEach((item, i) => {
+        const path = typeof value === 'string' ? [] : [i];
+        const r = frontend.safeParse(item);
+        if (!r.success) ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? ADDRESS, path });
+        else if (seen.has(r.data)) ctx.addIssue({ code: 'custom', message: `frontend '${r.data}' is listed twice`, path });
+        else seen.add(r.data);
+      });
+      return list as string[];
+    }),
   namespace: z.string({ error: 'expected a namespace name (text)' }).min(1, { error: 'expected a namespace name (text)' }).default('default'),
   /**
    * TLS: `true` for system CAs, or files for a private CA and mTLS client certificates.

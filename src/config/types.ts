@@ -185,7 +185,10 @@ export interface GroupSpec {
 export { DEFAULT_MAX_SYNC_LAG } from '../../workflows/shared.js';
 
 export interface TemporalSettings {
+  /** The first frontend (for messages); `frontends` lists them all, in the order to try. */
   address: string;
+  /** host:port of each frontend of the Temporal cluster (`temporal.address`, one or a list). */
+  frontends: string[];
   namespace: string;
   tls: boolean | { serverName?: string; caFile?: string; certFile?: string; keyFile?: string };
   apiKeyFile?: string;

@@ -65,7 +65,7 @@ async function makeCertificates(dir: string): Promise<{ ca: string; serverCert: 
 /** Temporal settings as the config gives them, with these fields. */
 function settings(over: Partial<TemporalSettings>): TemporalSettings {
   const base = parseConfig('cluster: c\nnodes: [{ name: n1, addresses: [127.0.0.1] }]\ngroups:\n  - name: g\n    resources:\n      - { type: command, name: r, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }\n').temporal;
-  return { ...base, ...over };
+  return { ...base, ...(over.address ? { frontends: [over.address] } : {}), ...over };
 }
 
 test('temporal.tls becomes the SDK\'s TLS options; unreadable files are refused naming the field', async () => {

@@ -60,6 +60,19 @@ interface ValidCase {
 
 const VALID: ValidCase[] = [
   {
+    name: 'temporal.address: a list of frontends of one Temporal cluster, tried in order',
+    text: `${HEAD}temporal: { address: [10.0.0.5:7233, "10.0.0.5:7333", temporal.example.internal:7233] }\n`,
+    expect: (c) => {
+      assert.deepEqual(c.temporal.frontends, ['10.0.0.5:7233', '10.0.0.5:7333', 'temporal.example.internal:7233']);
+      assert.equal(c.temporal.address, '10.0.0.5:7233');
+    },
+  },
+  {
+    name: 'temporal.address: one frontend',
+    text: `${HEAD}temporal: { address: temporal.example.internal:7233 }\n`,
+    expect: (c) => assert.deepEqual([c.temporal.address, c.temporal.frontends], ['temporal.example.internal:7233', ['temporal.example.internal:7233']]),
+  },
+  {
     name: 'minimal file: every default resolved',
     text: HEAD,
     expect: (c) =>
@@ -67,6 +80,7 @@ const VALID: ValidCase[] = [
         cluster: 'c1',
         temporal: {
           address: '127.0.0.1:7233',
+          frontends: ['127.0.0.1:7233'],
           namespace: 'default',
           tls: false,
           server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
@@ -365,6 +379,7 @@ const VALID: ValidCase[] = [
     expect: (c) => {
       assert.deepEqual(c.temporal, {
         address: 'temporal.example.org:7233',
+        frontends: ['temporal.example.org:7233'],
         namespace: 'prod',
         tls: { serverName: 'temporal.example.org', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/c.key' },
         server: { dataDir: '/tmp/t', ip: '0.0.0.0', port: 7300, uiPort: 8300 },
@@ -788,6 +803,25 @@ const INVALID: InvalidCase[] = [
       ['groups[0].resources[0].stopSignal', 'expected one of SIGTERM, SIGINT'],
       ['groups[0].resources[0].check.url', 'expected an http:// or https:// URL'],
     ],
+  },
+  {
+    name: 'temporal.address: a list with a bad entry, a repeated one, an empty list',
+    text: `${HEAD}temporal: { address: [10.0.0.5:7233, 10.0.0.6, "10.0.0.5:7233", "10.0.0.7:70000"] }\n`,
+    issues: [
+      ['temporal.address[1]', 'expected host:port, e.g. 127.0.0.1:7233'],
+      ['temporal.address[2]', "frontend '10.0.0.5:7233' is listed twice"],
+      ['temporal.address[3]', 'port 1-65535'],
+    ],
+  },
+  {
+    name: 'temporal.address: an empty list, a number',
+    text: `${HEAD}temporal: { address: [] }\n`,
+    issues: [['temporal.address', 'expected at least one frontend (host:port)']],
+  },
+  {
+    name: 'temporal.address: neither text nor a list',
+    text: `${HEAD}temporal: { address: 7233 }\n`,
+    issues: [['temporal.address', 'expected host:port, or a list of them']],
   },
   {
     name: 'temporal settings',
