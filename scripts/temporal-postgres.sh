@@ -112,7 +112,8 @@ load_settings() {
   PG_PASSWORD_FILE="${opt[pg-password-file]:-${PG_PASSWORD_FILE:-$DIR/pg-password}}"
   DB="${opt[db]:-${DB:-temporal}}"
   IP="${opt[ip]:-${IP:-127.0.0.1}}"
-  BROADCAST="${opt[broadcast]:-${BROADCAST:-}}"
+  BROADCAST="${opt[broadcast]:-${BROADCAST_SET:-}}"
+  BROADCAST_SET="$BROADCAST"
   PORT="${opt[port]:-${PORT:-7233}}"
   PROCESSES="${opt[processes]:-${PROCESSES:-2}}"
   NAMESPACE="${opt[namespace]:-${NAMESPACE:-default}}"
@@ -127,7 +128,10 @@ load_settings() {
   [[ "$PORT" =~ ^[0-9]+$ ]] || die "--port: expected a port number, got '$PORT'"
   [[ "$PROCESSES" =~ ^[1-9]$ ]] || die "--processes: expected 1 to 9, got '$PROCESSES'"
   local last=$((PORT + PROCESS_STRIDE * (PROCESSES - 1) + 40))
-  [ "$PORT" -ge 1024 ] && [ "$last" -le 65535 ] || die "--port $PORT: the processes' ports would run from $PORT to $last; choose a base from 1024 to $((65535 - PROCESS_STRIDE * (PROCESSES - 1) - 40))"
+  # Temporal keeps membership ports in a PostgreSQL smallint: the last one must be <= 32767.
+  local last_membership=$((PORT + PROCESS_STRIDE * (PROCESSES - 1) + 26))
+  [ "$PORT" -ge 1024 ] && [ "$last" -le 65535 ] && [ "$last_membership" -le 32767 ] \
+    || die "--port $PORT: the processes' ports would run from $PORT to $last, membership ports up to $last_membership (Temporal stores them as a PostgreSQL smallint: at most 32767); choose a base from 1024 to $((32767 - PROCESS_STRIDE * (PROCESSES - 1) - 26))"
   [[ "$DB" =~ ^[a-z_][a-z0-9_]{0,50}$ ]] || die "--db: expected a database name of lowercase letters, digits and _, got '$DB'"
   [[ "$PG_USER" =~ ^[a-z_][a-z0-9_]{0,50}$ ]] || die "--pg-user: expected a role name of lowercase letters, digits and _, got '$PG_USER'"
   [[ "$NAMESPACE" =~ ^[A-Za-z0-9._-]+$ ]] || die "--namespace: expected letters, digits, '.', '_' or '-', got '$NAMESPACE'"
@@ -141,7 +145,7 @@ save_settings() {
   {
     echo "# Written by scripts/temporal-postgres.sh init; start, stop, status and run read it."
     local name
-    for name in PG_HOST PG_PORT PG_USER PG_PASSWORD_FILE DB IP BROADCAST PORT PROCESSES NAMESPACE READY_TIMEOUT SERVER_BIN SQL_TOOL TEMPORAL_CLI_BIN; do
+    for name in PG_HOST PG_PORT PG_USER PG_PASSWORD_FILE DB IP BROADCAST_SET PORT PROCESSES NAMESPACE READY_TIMEOUT SERVER_BIN SQL_TOOL TEMPORAL_CLI_BIN; do
       printf '%s=%q\n' "$name" "${!name}"
     done
   } >"$SETTINGS.tmp"

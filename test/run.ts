@@ -46,6 +46,9 @@ const ALONE: Record<string, number> = {
   // Packs and installs the package first unless .ci/run did (HAOSCAR_INSTALLED): one to three
   // minutes on a loaded 2-core machine, before its server, worker and agent start.
   [join('test', 'e2e', 'installed-package.test.ts')]: 600_000,
+  // Two labs, each with its own two Temporal processes on PostgreSQL, its worker and agents
+  // (about 2 minutes each on a loaded 2-core machine).
+  [join('test', 'lab', 'temporal-pg-failover.test.ts')]: 420_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {

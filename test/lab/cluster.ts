@@ -17,6 +17,7 @@ import { waitFor } from '../support/wait.js';
 import type { NetLab } from './netlab.js';
 import type { FileSetState } from '../../src/agent/file-sync.js';
 import { findCgroup2Mount } from '../../src/cgroup.js';
+import { FrontendRelay, parseFrontend } from '../../src/temporal/frontends.js';
 
 /** rmdir depth first (a cgroup directory cannot be removed with rm -r: its files are not files). */
 function removeTree(dir: string): void {
@@ -88,6 +89,14 @@ export interface UnderSystemd {
   watchdogUsec?: number;
 }
 
+export interface ClusterOptions {
+  /**
+   * Starts the Temporal the cluster uses and returns its frontends (temporal.address); default:
+   * the lab's dev server. E.g. two server processes on PostgreSQL (temporal-pg.ts).
+   */
+  temporal?: () => Promise<string[]>;
+}
+
 export class LabCluster {
   readonly cluster = `lab${Math.random().toString(36).slice(2, 8)}`;
   readonly agents = new Map<string, ResultPromise>();
@@ -99,11 +108,14 @@ export class LabCluster {
    * this checkout's unless set, e.g. a previous release's for the rolling-upgrade test.
    */
   readonly entryPoints = new Map<string, string>();
+  private relay: FrontendRelay | undefined;
   client!: Client;
+  /** The frontends in the configuration (temporal.address). */
+  frontends: string[] = [];
   configFile!: string;
   secretFile!: string;
 
-  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}, readonly data?: ClusterData) {}
+  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}, readonly data?: ClusterData, readonly opts: ClusterOptions = {}) {}
 
   /** The file set's directory as every host sees it. */
   get dataPath(): string {
@@ -136,13 +148,15 @@ export class LabCluster {
       await mkdir(this.drbdSimDir, { recursive: true });
       await this.drbdSim(['init', 'r0', '--nodes', this.lab.hosts.join(','), '--rate', '51200']);
     }
-    const address = await this.lab.startDevServer();
+    this.frontends = this.opts.temporal ? await this.opts.temporal() : [await this.lab.startDevServer()];
     this.secretFile = join(this.lab.dir, 'authkey');
     await writeFile(this.secretFile, `${randomBytes(32).toString('base64')}\n`);
     await chmod(this.secretFile, 0o600);
     this.configFile = join(this.lab.dir, 'haoscar.yaml');
-    await writeFile(this.configFile, this.yaml(address));
-    const connection = await Connection.connect({ address });
+    await writeFile(this.configFile, this.yaml(this.frontends));
+    // The test's own client goes on through the other frontends too (the product's relay).
+    if (this.frontends.length > 1) this.relay = new FrontendRelay(this.frontends.map(parseFrontend));
+    const connection = await Connection.connect({ address: this.relay ? await this.relay.start() : this.frontends[0]! });
     this.client = new Client({ connection });
     this.startWorker();
     const [first, ...rest] = this.lab.hosts;
@@ -265,19 +279,20 @@ export class LabCluster {
     await Promise.all([...this.agents.values(), this.worker].map((p) => p?.catch(() => undefined)));
     clearTimeout(deadline);
     await this.client?.connection.close().catch(() => undefined);
+    this.relay?.close();
     // The cgroups the agents made for their process services (empty once they stopped).
     const mount = findCgroup2Mount();
     if (mount) removeTree(join(mount, 'haoscar', this.cluster));
   }
 
-  private yaml(address: string): string {
+  private yaml(frontends: string[]): string {
     const t = this.timing;
     const section = (name: string, fields: Record<string, string | undefined>) => {
       const set = Object.entries(fields).filter(([, v]) => v !== undefined);
       return set.length === 0 ? '' : `${name}: { ${set.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n`;
     };
     return `cluster: ${this.cluster}
-temporal: { address: "${address}" }
+temporal: { address: [${frontends.map((f) => `"${f}"`).join(', ')}] }
 agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
 ${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
 ${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}

@@ -7,7 +7,7 @@
  */
 import type { TestContext } from 'node:test';
 import { NetLab } from './netlab.js';
-import { LabCluster, type ClusterData } from './cluster.js';
+import { LabCluster, type ClusterData, type ClusterOptions } from './cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const TIMING = {
@@ -28,9 +28,14 @@ const TIMING = {
  */
 export const LONG_LEASE = { lease: { ttl: '4s', margin: '150ms' } };
 
-export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> = {}) {
+/**
+ * `temporal`: starts the cluster's Temporal in the new lab and returns its frontends (default:
+ * the lab's dev server), e.g. two server processes on PostgreSQL (temporal-pg.ts).
+ */
+export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> = {}, temporal?: (lab: NetLab) => Promise<string[]>) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
-  const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data);
+  const opts: ClusterOptions = temporal ? { temporal: () => temporal(lab) } : {};
+  const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data, opts);
   t.after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
     await cluster.close();
