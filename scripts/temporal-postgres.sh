@@ -238,7 +238,9 @@ sql() {
   local log="$DIR/sql-tool.log"
   if ! "$SQL_TOOL" --plugin postgres12 --ep "$PG_HOST" -p "$PG_PORT" -u "$PG_USER" --pw "$(password)" --db "$db" "$@" >>"$log" 2>&1; then
     local why
-    why="$(grep -E 'ERROR|FATAL|Error' "$log" | tail -n 2 | sed -E 's/.*(ERROR|FATAL)[^A-Za-z]*//' || true)"
+    # PostgreSQL's own words (pq: ...), else the tool's last error message.
+    why="$(grep -o -e 'pq: .*' -e 'dial tcp [^"]*' "$log" | head -n 1 | sed -e "s/\\\\\"/'/g" -e 's/ pq: .*//' -e 's/[]"}].*//' || true)"
+    [ -n "$why" ] || why="$(grep -o '"error": "[^"]*' "$log" | tail -n 1 | sed 's/"error": "//' || true)"
     die "the SQL tool failed: $* on database $db at $PG_HOST:$PG_PORT as $PG_USER (${why:-see $log}). Is PostgreSQL running there, does the role exist with the password in $PG_PASSWORD_FILE and may it create databases (create-role)? Full output: $log"
   fi
 }
