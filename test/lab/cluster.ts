@@ -292,7 +292,7 @@ export class LabCluster {
       return set.length === 0 ? '' : `${name}: { ${set.map(([k, v]) => `${k}: ${v}`).join(', ')} }\n`;
     };
     return `cluster: ${this.cluster}
-temporal: { address: [${frontends.map((f) => `"${f}"`).join(', ')}] }
+temporal: { address: ${frontends.length === 1 ? `"${frontends[0]}"` : `[${frontends.map((f) => `"${f}"`).join(', ')}]`} }
 agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
 ${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
 ${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}
