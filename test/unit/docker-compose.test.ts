@@ -90,9 +90,12 @@ test('docker-compose.yml: the worker\'s command is one the haoscar CLI accepts',
   assert.deepEqual(parsed.unknown, [], `every option of '${[name, ...args].join(' ')}' is known`);
   assert.deepEqual(parsed.operands, []);
   assert.equal(command.opts().config, '/etc/haoscar/worker.yaml');
-  // The Dockerfile's entry point is the CLI as users run it, and its default command is the same.
+  // The image installs the packed package and its entry point is the installed `haoscar`, with
+  // the same default command.
   const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
-  assert.match(dockerfile, /ENTRYPOINT \["node", "\/opt\/haoscar\/bin\/haoscar\.js"\]/);
+  assert.match(dockerfile, /npm pack/);
+  assert.match(dockerfile, /npm install -g [^\n]*ha-oscar-\*\.tgz/);
+  assert.match(dockerfile, /ENTRYPOINT \["haoscar"\]/);
   assert.match(dockerfile, new RegExp(`CMD ${JSON.stringify([name, ...args]).replace(/[[\]/.]/g, '\\$&').replace(/,/g, ', ')}`));
 });
 
