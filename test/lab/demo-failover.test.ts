@@ -39,7 +39,9 @@ test('demo:failover: a failover with its outage and history, then Ctrl-C cleans 
     // npm passes the signal on and ends by it (as in a terminal); the demo itself exits 0.
     assert.ok(done.exitCode === 0 || done.signal === 'SIGINT', `the demo ends on Ctrl-C (exit ${done.exitCode}, signal ${done.signal}):\n${out}`);
     assert.match(out, /removing the nodes, the client and the Temporal server/);
-    await waitFor('the lab directory removed', async () => (existsSync(labDir) ? undefined : true), 30_000, 100);
+    await waitFor('the lab directory removed', async () => (existsSync(labDir) ? undefined : true), 30_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}; the demo said:\n${out}`);
+    });
     const x = /\/haoscar-netlab-(\d+)-/.exec(labDir)![1];
     const namespaces = (await execa('ip', ['netns', 'list'])).stdout;
     assert.doesNotMatch(namespaces, new RegExp(`^hlab${x}-`, 'm'), 'no namespace of the demo is left');
