@@ -402,9 +402,11 @@ start_all() {
   require_init
   temporal_cli
   local n
-  for n in $(seq 1 "$PROCESSES"); do start_one "$n"; done
   local deadline=$((SECONDS + READY_TIMEOUT))
+  # One after the other: on fresh databases, processes started together race to write the
+  # cluster metadata, and the loser exits (duplicate key on cluster_metadata_info_pkey).
   for n in $(seq 1 "$PROCESSES"); do
+    start_one "$n"
     until "$TEMPORAL_CLI_BIN" operator cluster health --address "$(frontend "$n")" --command-timeout 3s >/dev/null 2>&1; do
       if ! pid_of "$n" >/dev/null; then
         die "process $n exited before it served; the end of its log ($DIR/server-$n.log):
