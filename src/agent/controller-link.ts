@@ -19,6 +19,7 @@ import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@t
 import { newNonce, type MessageKey } from '../auth/messages.js';
 import { checkOwnershipAnswer, nonceArgument } from '../auth/ownership-answer.js';
 import type { Logger } from '../log.js';
+import { LogRateLimiter } from '../heartbeat/rate-limit.js';
 import type { ControllerInput } from '../../workflows/inputs.js';
 import type { controller } from '../../workflows/controller.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
@@ -103,7 +104,7 @@ export class ControllerLink {
   private readonly stopped = new AbortController();
   private client: Client | undefined;
   private attached: (() => void) | undefined;
-  private ignored: { loggedAt: number; since: number } | undefined;
+  private readonly ignoredLog = new LogRateLimiter(IGNORED_LOG_EVERY_MS);
 
   /**
    * Without a client (undefined), edges wait in order for attach(). `auth.key`: the message key
@@ -168,16 +169,14 @@ export class ControllerLink {
   }
 
   private noteIgnored(why: string): void {
-    const now = performance.now();
-    this.ignored ??= { loggedAt: -Infinity, since: 0 };
-    this.ignored.since += 1;
-    if (now - this.ignored.loggedAt < IGNORED_LOG_EVERY_MS) return;
+    const verdict = this.ignoredLog.allow('ignored', performance.now());
+    if (!verdict.log) return;
     this.logger.error(
-      { why, ignoredSinceLastLine: this.ignored.since },
+      { why, ignoredSinceLastLine: verdict.suppressed + 1 },
       `IGNORED an ownership answer from the controller's queue that is not authenticated (${why}): it counts as no answer, so no lease is renewed by it. Someone with access to Temporal may be polling the cluster queue, or the workflow worker is older than this agent or has another secret (docs/security.md)`,
     );
-    this.ignored = { loggedAt: now, since: 0 };
   }
+
 
   close(): void {
     this.stopped.abort();
