@@ -7,11 +7,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
-import { bootClockCs, GuardLink, GuardUnavailableError } from '../../src/guard/guard-link.js';
+import { bootClockCs, GUARD_PROGRAM, GuardLink, GuardUnavailableError } from '../../src/guard/guard-link.js';
 import { decodeField, dropLine, encodeField, holdLine, parseGuardState, parseUptimeCs, type GuardAction } from '../../src/guard/protocol.js';
 import { findCgroup2Mount, checkCgroupRoot } from '../../src/cgroup.js';
 import { waitFor } from '../support/wait.js';
@@ -286,4 +286,34 @@ void test('guard: a state file caught empty mid-rewrite is not a dead guard; a g
     const h = link.health();
     return !h.ok && /has not written its state/.test(h.why) ? true : undefined;
   }, 15_000, 200);
+});
+
+test('under systemd the guard gives each line its syslog priority (journalctl -p err finds a failure); elsewhere plain', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'haoscar-guard-journal-'));
+  const journal = openSync(join(dir, 'journal'), 'a');
+  const { dev, ino } = fstatSync(journal, { bigint: true });
+  const env = { ...process.env, JOURNAL_STREAM: `${dev}:${ino}` };
+  const first = spawn(GUARD_PROGRAM, [join(dir, 'guard')], { env, stdio: ['ignore', journal, journal] });
+  t.after(() => {
+    first.kill('SIGKILL');
+    closeSync(journal);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const text = () => readFileSync(join(dir, 'journal'), 'utf8');
+  await waitFor('the guard started', () => /haoscar-guard\[\d+\]: started in/.test(text()));
+  // A second guard for the same directory dies (FATAL), under the journal too.
+  const second = spawn(GUARD_PROGRAM, [join(dir, 'guard')], { env, stdio: ['ignore', journal, journal] });
+  const code = await new Promise((resolve) => second.once('exit', resolve));
+  assert.equal(code, 1);
+  assert.match(text(), /^<6>\S+ haoscar-guard\[\d+\]: started in /m);
+  assert.match(text(), /^<2>\S+ haoscar-guard\[\d+\]: FATAL: another guard already runs for /m);
+  for (const line of text().split('\n').filter(Boolean)) assert.match(line, /^<[2-7]>/, `a line without its priority: ${line}`);
+
+  // The variable inherited, stderr elsewhere: lines as before.
+  const plain = join(dir, 'plain');
+  const other = openSync(plain, 'a');
+  const third = spawn(GUARD_PROGRAM, [join(dir, 'guard')], { env, stdio: ['ignore', other, other] });
+  assert.equal(await new Promise((resolve) => third.once('exit', resolve)), 1);
+  closeSync(other);
+  assert.match(readFileSync(plain, 'utf8'), /^\d{4}-\S+ haoscar-guard\[\d+\]: FATAL: another guard already runs/);
 });
