@@ -35,6 +35,9 @@ import { connectClient, connectWorker, resolveConnection, type ResolvedConnectio
 import type { Ownership } from '../../workflows/shared.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
+import { localStatusSocket, serveLocalStatus, type LocalStatus } from './local-status.js';
+import { packageVersion } from '../package-info.js';
+import type { Server } from 'node:net';
 
 /** How often a node that holds nothing checks that the controller is not behind what it has seen. */
 const ANNOUNCE_CHECK_MS = 5000;
@@ -114,6 +117,8 @@ export class Agent {
   private key: ReturnType<typeof deriveMessageKey> | undefined;
   private readonly log: Logger;
   private phase: AgentPhase = { kind: 'starting', detail: 'reading its state' };
+  /** `haoscar status` on this node reads localStatus() here (local-status.ts). */
+  private statusServer: Server | undefined;
   private lastStatus: string | undefined;
 
   private constructor(private readonly opts: AgentOptions) {
@@ -326,6 +331,12 @@ export class Agent {
     for (const [group, epoch] of keep) this.lease.granted(group, epoch, asked);
     this.lease.start();
 
+    // What this node knows by itself, for `haoscar status` on it, with or without Temporal.
+    this.statusServer = await serveLocalStatus(localStatusSocket(config.agent.stateDir, node), () => this.localStatus()).catch((err: unknown) => {
+      this.log.warn({ err: String(err) }, 'cannot serve the local status: `haoscar status` on this node shows only the controller\'s view');
+      return undefined;
+    });
+
     // Ready on the node's side; without Temporal it waits for it from here on (attach()).
     if (!reached) this.setPhase({ kind: 'waiting', detail: `cannot reach Temporal at ${config.temporal.address}; retrying` });
     // The workers, and "I am up", once Temporal is reached (now, or after retries).
@@ -514,6 +525,80 @@ export class Agent {
     return best;
   }
 
+  /** What this node knows by itself: served to `haoscar status` on the node (local-status.ts). */
+  localStatus(): LocalStatus {
+    const { config, node } = this.opts;
+    const now = Date.now();
+    const stats = this.heartbeat?.stats();
+    const leases = new Map((this.lease?.status() ?? []).map((l) => [l.group, l]));
+    const guard = this.guard?.health();
+    const guardState = guard?.ok ? guard.state : this.guard?.state();
+    const nowCs = bootClockCs();
+    return {
+      kind: 'haoscar-local-status',
+      node,
+      cluster: config.cluster,
+      pid: process.pid,
+      release: packageVersion(),
+      at: now,
+      phase: describeStatus(this.phase, config.temporal.address, this.groups?.heldGroups() ?? [], config.nodes.length > 1).text,
+      temporal: { connected: this.client !== undefined && this.phase.kind === 'serving' },
+      ...(stats
+        ? {
+            heartbeat: {
+              sent: stats.sent,
+              received: stats.received,
+              accepted: stats.accepted,
+              rejected: Object.fromEntries(Object.entries(stats.rejected).filter(([, n]) => n > 0)),
+              peers: stats.peers.map(({ view: _view, ...peer }) => peer),
+            },
+          }
+        : {}),
+      held: (this.groups?.heldGroups() ?? []).map(([group, h]) => {
+        const lease = leases.get(group);
+        return {
+          group,
+          epoch: h.epoch,
+          state: h.state,
+          ...(h.failure ? { failure: h.failure } : {}),
+          ...(lease && lease.epoch === h.epoch ? { lease: { expiresInMs: lease.expiresInMs, failSafe: lease.failSafe } } : {}),
+        };
+      }),
+      resources: [...this.monitors.entries()].map(([service, monitor]) => {
+        const m = monitor.status();
+        return { group: service.group.name, resource: service.spec.name, status: m.status, failures: m.failures, passes: m.passes, detail: m.detail, ...(m.at === undefined ? {} : { at: m.at }) };
+      }),
+      ...(this.guard
+        ? {
+            guard: {
+              ok: guard?.ok ?? false,
+              ...(guard && !guard.ok ? { why: guard.why } : {}),
+              ...(guardState ? { pid: guardState.pid, watchdog: guardState.watchdog } : {}),
+              groups: [...(guardState?.groups.values() ?? [])].map((g) => ({
+                group: g.group,
+                epoch: g.epoch,
+                deadlineInMs: (g.deadlineCs - nowCs) * 10,
+                status: g.status,
+                ...(g.detail ? { detail: g.detail } : {}),
+              })),
+            },
+          }
+        : {}),
+      fileSets: this.syncStatus().map((f) => ({
+        group: f.group,
+        set: f.set,
+        role: f.role,
+        ...(f.source ? { source: f.source } : {}),
+        generation: f.generation,
+        ...(f.lastSuccessAt === undefined ? {} : { lastSuccessAt: f.lastSuccessAt }),
+        ...(f.lagMs === undefined ? {} : { lagMs: f.lagMs }),
+        errors: f.errors,
+        ...(f.lastError ? { lastError: f.lastError } : {}),
+        running: f.running,
+      })),
+    };
+  }
+
   /** The state of this node's file sets (for status output and tests). */
   syncStatus() {
     return this.fileSync?.status() ?? [];
@@ -630,6 +715,7 @@ export class Agent {
       await this.heartbeat?.close();
       // The guard runs on (its own unit): it holds nothing once the groups were stopped.
       this.guard?.close();
+      this.statusServer?.close();
       await this.connection?.close().catch(() => undefined);
       await this.client?.connection.close().catch(() => undefined);
       this.log.info('agent stopped');

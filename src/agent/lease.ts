@@ -253,6 +253,17 @@ export class LeaseKeeper {
     if (held && held.epoch < epoch) void this.lose(group, `peer ${peer} claims it at epoch ${epoch} (this node holds epoch ${held.epoch})`);
   }
 
+  /** Each lease held: how long until it runs out (negative: expired), and whether it is served under the fail-safe. */
+  status(): { group: string; epoch: number; expiresInMs: number; failSafe: boolean }[] {
+    const now = performance.now();
+    return [...this.leases.entries()].map(([group, lease]) => ({
+      group,
+      epoch: lease.epoch,
+      expiresInMs: Math.round(Math.max(lease.expiresAt, lease.failSafeUntil ?? -Infinity) - now),
+      failSafe: lease.failSafeUntil !== undefined && now >= lease.expiresAt,
+    }));
+  }
+
   /** One confirmation: asks the controller (unless a question is in flight) and acts on the answer. Public for tests. */
   async round(): Promise<void> {
     if (this.inFlight || this.stopped) return;

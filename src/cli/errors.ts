@@ -19,3 +19,14 @@ export class CliError extends Error {
     this.name = 'CliError';
   }
 }
+
+/**
+ * Ends a command with `exitCode` after it printed everything it had to say itself (a status
+ * `--check` verdict, a report whose missing half it explained): main() prints nothing more.
+ */
+export class ExitWith extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = 'ExitWith';
+  }
+}

@@ -3,7 +3,7 @@
  * `haoscar`: one file per command under src/cli/, wired here; one error handler.
  */
 import { Command, CommanderError } from 'commander';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT, ExitWith } from './errors.js';
 import { ConfigError } from '../config/load.js';
 import { serverCommand } from './server.js';
 import { validateCommand } from './validate.js';
@@ -42,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`haoscar: invalid configuration: ${err.message}\n`);
       return EXIT.config;
     }
+    if (err instanceof ExitWith) return err.exitCode;
     if (err instanceof CliError) {
       process.stderr.write(`haoscar: ${err.message}\n`);
       return err.exitCode;

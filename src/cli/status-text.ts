@@ -8,6 +8,7 @@ import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
 import { DOWN_RETRY_MAX_MS } from '../../workflows/group-plan.js';
 import { describeLeaseMismatch, leaseMismatches } from '../../workflows/announce-plan.js';
+import type { LocalStatus } from '../agent/local-status.js';
 
 /**
  * What the operator must fix, each as one sentence: today, nodes that announced lease settings
@@ -76,4 +77,108 @@ export function formatStatus(state: Ownership, now: number): string {
     lines.push(`  confirmed down: ${c.node} by ${c.operator} ${ago(c.at)}${c.detail ? ` (${c.detail})` : ''}; unblocked ${groups}`);
   }
   return lines.map(printable).join('\n') + '\n';
+}
+
+/** Milliseconds as the status shows them: 850ms, 12s, 5m, 3h. */
+function span(msValue: number): string {
+  const abs = Math.abs(msValue);
+  if (abs < 1000) return `${Math.round(msValue)}ms`;
+  if (abs < 120_000) return `${Math.round(msValue / 1000)}s`;
+  if (abs < 2 * 3600_000) return `${Math.round(msValue / 60_000)}m`;
+  return `${Math.round(msValue / 3600_000)}h`;
+}
+
+/**
+ * What the node knows by itself (its agent's local status: heartbeats, leases, guard, checks, file
+ * sets), one printable line per entry, ending with a newline. Pure.
+ */
+export function formatLocalStatus(local: LocalStatus): string {
+  const lines: string[] = [`this node ${local.node} (agent pid ${local.pid}, release ${local.release}): ${local.phase}`];
+  if (local.heartbeat) {
+    const rejected = Object.entries(local.heartbeat.rejected).map(([why, n]) => `${why} ${n}`).join(', ');
+    lines.push(`  heartbeats: ${local.heartbeat.sent} sent, ${local.heartbeat.accepted} accepted${rejected ? `, rejected: ${rejected}` : ', none rejected'}`);
+    for (const p of local.heartbeat.peers) {
+      const heard = p.lastHeardAgoMs === undefined ? 'never heard' : `last heard ${span(p.lastHeardAgoMs)} ago`;
+      lines.push(`    ${p.node.padEnd(16)} ${p.state.padEnd(8)} ${heard}`);
+      for (const l of p.links) lines.push(`      link ${l.link} ${l.alive ? 'alive' : 'SILENT'}${l.lastHeardAgoMs === undefined ? '' : ` (last heard ${span(l.lastHeardAgoMs)} ago)`}`);
+    }
+  }
+  if (local.held.length === 0) lines.push('  holds no group');
+  for (const h of local.held) {
+    const lease = h.lease ? (h.lease.failSafe ? `FAIL-SAFE: serving without a confirmed lease (Temporal unreachable, every peer heard)` : `lease runs ${h.lease.expiresInMs >= 0 ? `${span(h.lease.expiresInMs)} more` : `out (${span(-h.lease.expiresInMs)} ago)`}`) : 'no lease';
+    lines.push(`  holds ${h.group} at epoch ${h.epoch}: ${h.state}; ${lease}${h.failure ? `; ${h.failure}` : ''}`);
+  }
+  for (const r of local.resources) {
+    lines.push(`  resource ${r.group}/${r.resource}: ${r.status}${r.failures > 0 ? ` (${r.failures} failed check(s) in a row)` : ''}: ${r.detail}`);
+  }
+  if (local.guard) {
+    const g = local.guard;
+    lines.push(`  lease guard: ${g.ok ? `running (pid ${g.pid}, watchdog ${g.watchdog})` : `NOT RUNNING: ${g.why}`}`);
+    for (const held of g.groups) {
+      lines.push(`    ${held.group} epoch ${held.epoch}: ${held.status}${held.status === 'held' ? `, released in ${span(held.deadlineInMs)} unless renewed` : ''}${held.detail ? ` (${held.detail})` : ''}`);
+    }
+  }
+  for (const f of local.fileSets) {
+    const last = f.lastSuccessAt === undefined ? 'never synced' : `last synced ${span(local.at - f.lastSuccessAt)} ago`;
+    const lag = f.lagMs === undefined ? '' : `, lag ${span(f.lagMs)}`;
+    lines.push(`  file set ${f.group}/${f.set}: ${f.role}${f.source ? ` from ${f.source}` : ''}, generation ${f.generation}, ${last}${lag}${f.lastError ? `; LAST ERROR: ${f.lastError}` : ''}`);
+  }
+  return lines.map(printable).join('\n') + '\n';
+}
+
+/** Monitoring-plugin exit codes (Nagios, Icinga, Sensu, Checkmk). */
+export const CHECK = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
+export type CheckCode = (typeof CHECK)[keyof typeof CHECK];
+
+export interface CheckVerdict {
+  code: CheckCode;
+  /** One line, as monitoring plugins print it: `HAOSCAR OK - ...`. */
+  line: string;
+  problems: { level: 'critical' | 'warning'; what: string }[];
+}
+
+/**
+ * `haoscar status --check`: CRITICAL when a group is down, unplaced, moving or failed on its node;
+ * WARNING when the cluster is degraded (a node not up, a heartbeat link silent, a lease served under
+ * the fail-safe, a file set whose last sync failed or lags more than `maxLagMs`, the guard not
+ * running, lease settings that differ); UNKNOWN when the controller gives no answer (`unreachable`:
+ * why). What the node knows by itself counts when it is known. Pure.
+ */
+export function statusCheck(controller: Ownership | undefined, local: LocalStatus | undefined, opts: { unreachable?: string; maxLagMs: number }): CheckVerdict {
+  const problems: CheckVerdict['problems'] = [];
+  const critical = (what: string) => problems.push({ level: 'critical', what });
+  const warning = (what: string) => problems.push({ level: 'warning', what });
+  if (controller) {
+    for (const [name, g] of Object.entries(controller.groups)) {
+      if (g.state !== 'running' || g.owner === null) critical(`group ${name} is ${g.state}${g.owner ? ` (owner ${g.owner})` : ''}`);
+      else if (controller.nodes[g.owner]?.state !== 'up') critical(`group ${name}: its owner ${g.owner} is not up`);
+    }
+    for (const [name, n] of Object.entries(controller.nodes)) if (n.state !== 'up') warning(`node ${name} is ${n.state}`);
+    for (const w of statusWarnings(controller)) warning(w);
+  }
+  if (local) {
+    const held = new Set(local.held.map((h) => h.group));
+    for (const r of local.resources) if (held.has(r.group) && r.status === 'failing') critical(`resource ${r.group}/${r.resource} fails on ${local.node}: ${r.detail}`);
+    for (const h of local.held) {
+      if (h.state === 'failed') critical(`group ${h.group} failed on ${local.node}${h.failure ? `: ${h.failure}` : ''}`);
+      if (h.lease?.failSafe) warning(`${local.node} serves ${h.group} under the fail-safe (no confirmed lease)`);
+    }
+    for (const p of local.heartbeat?.peers ?? []) {
+      if (p.state !== 'alive') warning(`${local.node} does not hear ${p.node}`);
+      else for (const l of p.links) if (!l.alive) warning(`heartbeat link ${l.link} is silent`);
+    }
+    if (local.guard && !local.guard.ok) warning(`the lease guard of ${local.node} is not running: ${local.guard.why}`);
+    for (const f of local.fileSets) {
+      if (f.role !== 'standby') continue;
+      if (f.lastError) warning(`file set ${f.group}/${f.set} on ${local.node}: the last sync failed: ${f.lastError}`);
+      else if (f.lagMs !== undefined && f.lagMs > opts.maxLagMs) warning(`file set ${f.group}/${f.set} on ${local.node} lags ${span(f.lagMs)}`);
+    }
+  }
+  const crit = problems.filter((p) => p.level === 'critical');
+  const warn = problems.filter((p) => p.level === 'warning');
+  if (crit.length > 0) return { code: CHECK.critical, line: printable(`HAOSCAR CRITICAL - ${[...crit, ...warn].map((p) => p.what).join('; ')}`), problems };
+  if (!controller) return { code: CHECK.unknown, line: printable(`HAOSCAR UNKNOWN - ${opts.unreachable ?? 'the controller gave no answer'}${warn.length ? `; ${warn.map((p) => p.what).join('; ')}` : ''}`), problems };
+  if (warn.length > 0) return { code: CHECK.warning, line: printable(`HAOSCAR WARNING - ${warn.map((p) => p.what).join('; ')}`), problems };
+  const groups = Object.entries(controller.groups).map(([name, g]) => `${name} on ${g.owner}`).join(', ');
+  return { code: CHECK.ok, line: printable(`HAOSCAR OK - ${groups || 'no groups'}; ${Object.keys(controller.nodes).length} node(s) up`), problems };
 }

@@ -1,12 +1,21 @@
-/** `haoscar status`: who runs each group under which epoch, and how the nodes are seen (the controller's view). */
+/**
+ * `haoscar status`: who runs each group under which epoch, and how the nodes are seen (the
+ * controller's view), with what this node's agent knows by itself (src/agent/local-status.ts),
+ * shown even when Temporal does not answer; `--check` for monitoring systems.
+ */
 import { Command, InvalidArgumentError } from 'commander';
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
-import { formatStatus, statusWarnings } from './status-text.js';
-import { CliError, EXIT } from './errors.js';
+import { formatLocalStatus, formatStatus, printable, statusCheck, statusWarnings } from './status-text.js';
+import { readLocalStatus, LocalStatusError, type LocalStatus } from '../agent/local-status.js';
+import type { Config } from '../config/types.js';
+import type { Ownership } from '../../workflows/shared.js';
+import type { Client } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CliError, EXIT, ExitWith } from './errors.js';
 
 /**
  * How long status waits for the controller's answer. A query is answered by the workflow worker
@@ -42,37 +51,139 @@ function grpcCause(err: unknown): { code: number; details: string } | undefined 
   return undefined;
 }
 
+/** A file set's lag above which `--check` warns, unless `--max-lag` says otherwise. */
+const DEFAULT_MAX_LAG = '5m';
+
+interface StatusOptions {
+  config: string;
+  node?: string;
+  json?: boolean;
+  timeout?: number;
+  check?: boolean;
+  watch?: number | true;
+  maxLag?: number;
+}
+
+/** One look at the cluster: the controller's view (or why there is none) and this node's own. */
+interface StatusReport {
+  controller?: Ownership;
+  /** Why the controller's view is missing, with the exit code that says so. */
+  controllerError?: CliError;
+  local?: LocalStatus;
+  /** Why this node's view is missing, when that is worth saying (an agent that should be there). */
+  localError?: string;
+}
+
+async function look(config: Config, client: Client | undefined, connectError: CliError | undefined, opts: StatusOptions, timeoutMs: number): Promise<StatusReport> {
+  const [controller, local] = await Promise.all([
+    client ? askController(client, config.cluster, timeoutMs) : Promise.resolve({ error: connectError! }),
+    readLocalStatus(config.agent.stateDir, opts.node, timeoutMs).then(
+      (status) => ({ status }),
+      (err: unknown) => {
+        if (!(err instanceof LocalStatusError)) throw err;
+        // Not a node, or several lab agents sharing a directory: nothing to say unless asked.
+        const quiet = opts.node === undefined && (err.problem === 'absent' || err.problem === 'ambiguous');
+        return quiet ? {} : { error: err.message };
+      },
+    ),
+  ]);
+  return {
+    ...('state' in controller ? { controller: controller.state } : { controllerError: controller.error }),
+    ...('status' in local && local.status ? { local: local.status } : {}),
+    ...('error' in local && local.error ? { localError: local.error } : {}),
+  };
+}
+
+async function askController(client: Client, cluster: string, timeoutMs: number): Promise<{ state: Ownership } | { error: CliError }> {
+  try {
+    return { state: await client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, cluster)) };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      return { error: new CliError(`the controller of cluster '${cluster}' is not running: start the agents (the first one starts it)`, EXIT.unavailable) };
+    }
+    // The server took the query but nobody answered (DEADLINE_EXCEEDED: ours, or Temporal's
+    // "query timed out before a worker could process it"), or it refused it (a workflow task
+    // failing, a worker that died in the middle of one).
+    if (err instanceof ServiceError) {
+      const cause = grpcCause(err);
+      return { error: new CliError(noAnswerMessage(cluster, timeoutMs, cause === undefined || cause.code === 4 ? undefined : cause.details), EXIT.unavailable) };
+    }
+    throw err;
+  }
+}
+
+/** Prints one report; @returns the exit code it calls for. */
+function print(report: StatusReport, opts: StatusOptions, maxLagMs: number): number {
+  const verdict = statusCheck(report.controller, report.local, { maxLagMs, ...(report.controllerError ? { unreachable: report.controllerError.message } : {}) });
+  if (opts.json) {
+    const json = {
+      ...(report.controller ? { ...report.controller, warnings: statusWarnings(report.controller) } : { error: report.controllerError?.message }),
+      ...(report.local ? { local: report.local } : {}),
+      ...(report.localError ? { localError: report.localError } : {}),
+      check: { code: verdict.code, line: verdict.line, problems: verdict.problems },
+    };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  } else if (opts.check) {
+    process.stdout.write(`${verdict.line}\n`);
+  } else {
+    if (report.controller) process.stdout.write(formatStatus(report.controller, Date.now()));
+    if (report.local) process.stdout.write(formatLocalStatus(report.local));
+    if (report.localError) process.stdout.write(`${printable(`this node: ${report.localError}`)}\n`);
+  }
+  if (opts.check) return verdict.code;
+  if (report.controllerError) {
+    if (!opts.json) process.stderr.write(`haoscar: ${report.controllerError.message}\n`);
+    return report.controllerError.exitCode;
+  }
+  return EXIT.ok;
+}
+
 export function statusCommand(): Command {
   return new Command('status')
-    .description("show which node runs each group, under which epoch, and the nodes' state (from the controller)")
+    .description("show which node runs each group, under which epoch, and the nodes' state (from the controller), and what this node's agent knows by itself (heartbeats, leases, guard, checks, file sets)")
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
-    .option('--json', 'print the controller state as JSON')
-    .option('--timeout <duration>', `how long to wait for the controller's answer (default ${DEFAULT_TIMEOUT})`, parseTimeout)
-    .action(async (opts: { config: string; json?: boolean; timeout?: number }) => {
+    .option('-n, --node <name>', "this node's name, for its agent's own view (default: the one agent whose socket is in agent.stateDir)", process.env.HAOSCAR_NODE)
+    .option('--json', 'print everything as JSON (the controller state, `local`, and the `check` verdict)')
+    .option('--check', 'print one line and exit as a monitoring plugin does: 0 OK, 1 WARNING (degraded), 2 CRITICAL (a group down or unowned), 3 UNKNOWN (no answer)')
+    .option('--max-lag <duration>', `with --check: a standby file set lagging more than this is a WARNING (default ${DEFAULT_MAX_LAG})`, parseTimeout)
+    .option('-w, --watch [interval]', 'show it again every interval (default 2s) until Ctrl-C', parseTimeout)
+    .option('--timeout <duration>', `how long to wait for each answer (default ${DEFAULT_TIMEOUT})`, parseTimeout)
+    .action(async (opts: StatusOptions) => {
       const config = await loadConfig(opts.config);
+      if (opts.node !== undefined && !config.nodes.some((n) => n.name === opts.node)) {
+        throw new CliError(`node '${opts.node}' is not in cluster '${config.cluster}' (known nodes: ${config.nodes.map((n) => n.name).join(', ')})`, EXIT.usage);
+      }
+      if (opts.watch !== undefined && (opts.json || opts.check)) throw new CliError('--watch shows the text report: use it without --json and --check', EXIT.usage);
       const timeoutMs = opts.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
-      const client = await connectClient(await resolveConnection(config.temporal));
+      const maxLagMs = opts.maxLag ?? parseDuration(DEFAULT_MAX_LAG)!;
+      // What the node knows by itself is shown even when Temporal cannot be reached at all.
+      let client: Client | undefined;
+      let connectError: CliError | undefined;
       try {
-        const state = await client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, config.cluster));
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ ...state, warnings: statusWarnings(state) }, null, 2)}\n`);
+        client = await connectClient(await resolveConnection(config.temporal));
+      } catch (err) {
+        if (!(err instanceof CliError)) throw err;
+        connectError = err;
+      }
+      try {
+        if (opts.watch === undefined) {
+          const code = print(await look(config, client, connectError, opts, timeoutMs), opts, maxLagMs);
+          if (code !== EXIT.ok) throw new ExitWith(code);
           return;
         }
-        process.stdout.write(formatStatus(state, Date.now()));
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) {
-          throw new CliError(`the controller of cluster '${config.cluster}' is not running: start the agents (the first one starts it)`, EXIT.unavailable);
+        const everyMs = opts.watch === true ? 2000 : opts.watch;
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        while (!stop.signal.aborted) {
+          const report = await look(config, client, connectError, opts, timeoutMs);
+          // Clear the screen and go home, as watch(1) does, then the report and when it was taken.
+          process.stdout.write('\x1b[H\x1b[2J');
+          process.stdout.write(`every ${formatDuration(everyMs)}: ${new Date().toISOString()}\n`);
+          print(report, opts, maxLagMs);
+          await sleep(everyMs, undefined, { signal: stop.signal }).catch(() => undefined);
         }
-        // The server took the query but nobody answered (DEADLINE_EXCEEDED: ours, or Temporal's
-        // "query timed out before a worker could process it"), or it refused it (a workflow task
-        // failing, a worker that died in the middle of one).
-        if (err instanceof ServiceError) {
-          const cause = grpcCause(err);
-          throw new CliError(noAnswerMessage(config.cluster, timeoutMs, cause === undefined || cause.code === 4 ? undefined : cause.details), EXIT.unavailable);
-        }
-        throw err;
       } finally {
-        await client.connection.close();
+        await client?.connection.close();
       }
     });
 }

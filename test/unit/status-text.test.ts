@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatStatus, printable, runningCaveat, statusWarnings } from '../../src/cli/status-text.js';
+import { CHECK, formatLocalStatus, formatStatus, printable, runningCaveat, statusCheck, statusWarnings } from '../../src/cli/status-text.js';
+import type { LocalStatus } from '../../src/agent/local-status.js';
 import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 
 const NOW = 1_800_000_000_000;
@@ -69,4 +70,80 @@ test('runningCaveat: a group the controller has running is not printed as plainl
   }
   const text = formatStatus({ cluster: 'c1', nodes: { n1: { state: 'suspect', since: NOW - 3000, reportedBy: 'n2' } }, groups: { web: running }, falseAlarms: [], reverify: {} }, NOW);
   assert.match(text, /web +running +on n1 +epoch 4 since 60s ago\n +NOT CONFIRMED: its owner n1 is suspect/);
+});
+
+const healthy = (): Ownership => ({
+  cluster: 'c1',
+  nodes: { n1: { state: 'up', since: NOW - 5000, reportedBy: 'n1' }, n2: { state: 'up', since: NOW - 5000, reportedBy: 'n1' } },
+  groups: { web: { owner: 'n1', epoch: 4, state: 'running', since: NOW - 60_000, renewable: true } },
+  falseAlarms: [],
+  reverify: {},
+}) as Ownership;
+
+const node = (): LocalStatus => ({
+  kind: 'haoscar-local-status',
+  node: 'n1',
+  cluster: 'c1',
+  pid: 100,
+  release: '0.2.0',
+  at: NOW,
+  phase: 'serving: connected to Temporal at t:7233; holds web (epoch 4, running)',
+  temporal: { connected: true },
+  heartbeat: {
+    sent: 10,
+    received: 10,
+    accepted: 9,
+    rejected: { replayed: 1 },
+    peers: [{ node: 'n2', state: 'alive', since: NOW - 9000, lastHeardAgoMs: 80, links: [{ link: '10.0.0.2->10.0.0.1', alive: true, lastHeardAgoMs: 80 }, { link: '10.1.0.2->10.1.0.1', alive: true, lastHeardAgoMs: 90 }] }],
+  },
+  held: [{ group: 'web', epoch: 4, state: 'running', lease: { expiresInMs: 2500, failSafe: false } }],
+  resources: [{ group: 'web', resource: 'httpd', status: 'healthy', failures: 0, passes: 5, detail: 'status 200' }],
+  guard: { ok: true, pid: 50, watchdog: 'off', groups: [{ group: 'web', epoch: 4, deadlineInMs: 2400, status: 'held' }] },
+  fileSets: [],
+});
+
+test('status --check: OK, WARNING when degraded, CRITICAL when a group is down, UNKNOWN without an answer', () => {
+  const table: { name: string; controller?: (o: Ownership) => void; local?: (l: LocalStatus) => void; unreachable?: boolean; code: number; line: RegExp }[] = [
+    { name: 'healthy', code: CHECK.ok, line: /^HAOSCAR OK - web on n1; 2 node\(s\) up$/ },
+    { name: 'a standby down', controller: (o) => (o.nodes.n2 = { state: 'suspect', since: NOW, reportedBy: 'n1' }), code: CHECK.warning, line: /WARNING - node n2 is suspect/ },
+    { name: 'a link silent', local: (l) => (l.heartbeat!.peers[0]!.links[1]!.alive = false), code: CHECK.warning, line: /WARNING - heartbeat link 10\.1\.0\.2->10\.1\.0\.1 is silent/ },
+    { name: 'the peer not heard', local: (l) => (l.heartbeat!.peers[0]!.state = 'dead'), code: CHECK.warning, line: /does not hear n2/ },
+    { name: 'fail-safe', local: (l) => (l.held[0]!.lease = { expiresInMs: 900, failSafe: true }), code: CHECK.warning, line: /serves web under the fail-safe/ },
+    { name: 'guard down', local: (l) => (l.guard = { ok: false, why: 'its process 50 is not running', groups: [] }), code: CHECK.warning, line: /lease guard of n1 is not running: its process 50/ },
+    { name: 'sync failing', local: (l) => l.fileSets.push({ group: 'web', set: 'docroot', role: 'standby', source: 'n2', generation: 3, errors: 2, lastError: 'rsync exit 23', running: false }), code: CHECK.warning, line: /docroot on n1: the last sync failed: rsync exit 23/ },
+    { name: 'sync lagging', local: (l) => l.fileSets.push({ group: 'web', set: 'docroot', role: 'standby', generation: 3, lagMs: 600_000, errors: 0, running: false }), code: CHECK.warning, line: /lags 10m/ },
+    { name: 'sync within its lag', local: (l) => l.fileSets.push({ group: 'web', set: 'docroot', role: 'standby', generation: 3, lagMs: 2000, errors: 0, running: false }), code: CHECK.ok, line: /OK/ },
+    { name: 'group down', controller: (o) => (o.groups.web = { ...o.groups.web!, owner: null, state: 'down' }), code: CHECK.critical, line: /CRITICAL - group web is down/ },
+    { name: 'group moving', controller: (o) => (o.groups.web = { ...o.groups.web!, state: 'moving' }), code: CHECK.critical, line: /CRITICAL - group web is moving \(owner n1\)/ },
+    { name: 'owner not up', controller: (o) => (o.nodes.n1 = { state: 'suspect', since: NOW, reportedBy: 'n2' }), code: CHECK.critical, line: /CRITICAL - group web: its owner n1 is not up; node n1 is suspect/ },
+    { name: 'a resource failing here', local: (l) => (l.resources[0] = { ...l.resources[0]!, status: 'failing', failures: 3, detail: 'connection refused' }), code: CHECK.critical, line: /CRITICAL - resource web\/httpd fails on n1: connection refused/ },
+    { name: 'failed stop here', local: (l) => (l.held[0] = { ...l.held[0]!, state: 'failed', failure: 'VIP still there' }), code: CHECK.critical, line: /group web failed on n1: VIP still there/ },
+    { name: 'no answer', unreachable: true, code: CHECK.unknown, line: /^HAOSCAR UNKNOWN - cannot reach Temporal$/ },
+    { name: 'no answer, and the node sees a problem', unreachable: true, local: (l) => (l.heartbeat!.peers[0]!.state = 'dead'), code: CHECK.unknown, line: /UNKNOWN - cannot reach Temporal; n1 does not hear n2/ },
+    { name: 'no answer, a group failed here', unreachable: true, local: (l) => (l.held[0]!.state = 'failed'), code: CHECK.critical, line: /CRITICAL - group web failed on n1/ },
+  ];
+  for (const row of table) {
+    const controller = row.unreachable ? undefined : healthy();
+    if (controller) row.controller?.(controller);
+    const local = node();
+    row.local?.(local);
+    const verdict = statusCheck(controller, local, { maxLagMs: 300_000, ...(row.unreachable ? { unreachable: 'cannot reach Temporal' } : {}) });
+    assert.equal(verdict.code, row.code, `${row.name}: ${verdict.line}`);
+    assert.match(verdict.line, row.line, row.name);
+  }
+  assert.equal(statusCheck(healthy(), undefined, { maxLagMs: 1 }).code, CHECK.ok, 'no node view (not run on a node): the controller decides');
+});
+
+test('local status text: heartbeat links, leases, checks, the guard and file sets, printable', () => {
+  const l = node();
+  l.fileSets.push({ group: 'web', set: 'docroot', role: 'standby', source: 'n2\u001b[2J', generation: 3, lastSuccessAt: NOW - 4000, lagMs: 1500, errors: 0, running: false });
+  l.held[0]!.lease = { expiresInMs: 900, failSafe: true };
+  const text = formatLocalStatus(l);
+  assert.match(text, /^this node n1 \(agent pid 100, release 0\.2\.0\): serving/);
+  assert.match(text, /heartbeats: 10 sent, 9 accepted, rejected: replayed 1/);
+  assert.match(text, /n2 +alive +last heard 80ms ago\n +link 10\.0\.0\.2->10\.0\.0\.1 alive \(last heard 80ms ago\)/);
+  assert.match(text, /holds web at epoch 4: running; FAIL-SAFE: serving without a confirmed lease/);
+  assert.match(text, /resource web\/httpd: healthy: status 200/);
+  assert.match(text, /lease guard: running \(pid 50, watchdog off\)\n +web epoch 4: held, released in 2s unless renewed/);
+  assert.match(text, /file set web\/docroot: standby from n2\\x1b\[2J, generation 3, last synced 4s ago, lag 2s/);
 });
