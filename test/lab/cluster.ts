@@ -18,6 +18,7 @@ import type { NetLab } from './netlab.js';
 import type { FileSetState } from '../../src/agent/file-sync.js';
 import { findCgroup2Mount } from '../../src/cgroup.js';
 import { FrontendRelay, parseFrontend } from '../../src/temporal/frontends.js';
+import { parseGuardState, type GuardState } from '../../src/guard/protocol.js';
 
 /** rmdir depth first (a cgroup directory cannot be removed with rm -r: its files are not files). */
 function removeTree(dir: string): void {
@@ -254,11 +255,22 @@ export class LabCluster {
     }, timeoutMs, 50);
   }
 
+  /** The host's state directory: with data, each host's is its own (bound over the shared path). */
+  private stateDir(host: string): string {
+    return this.data ? join(this.lab.dir, 'hosts', host, 'state') : join(this.lab.dir, 'state');
+  }
+
   /** The log of the host's lease guard (started by its agent). */
   guardLog(host: string): Promise<string> {
-    // With data, each host's state directory is its own (bound over the shared path).
-    const state = this.data ? join(this.lab.dir, 'hosts', host, 'state') : join(this.lab.dir, 'state');
-    return readFile(join(state, 'log', `guard-${host}.log`), 'utf8').catch(() => '');
+    return readFile(join(this.stateDir(host), 'log', `guard-${host}.log`), 'utf8').catch(() => '');
+  }
+
+  /**
+   * What the host's lease guard holds now (its `state` file: each group's epoch and deadline on the
+   * boot clock, moved on by every confirmed lease), or undefined while it is caught mid-rewrite.
+   */
+  async guardState(host: string): Promise<GuardState | undefined> {
+    return parseGuardState(await readFile(join(this.stateDir(host), 'guard', host, 'state'), 'utf8').catch(() => ''));
   }
 
   agentLog(host: string): Promise<string> {
