@@ -184,6 +184,8 @@ export class Heartbeat {
   private readonly negotiator = new VersionNegotiator(PROTOCOL_VERSIONS);
   /** Per peer, the configuration digest of its last believed packet (version 2), and whether it was logged as differing. */
   private readonly peerDigests = new Map<string, { digest: string; differs: boolean }>();
+  /** Per peer, the version written to it as last logged at info (logVersionChange). */
+  private readonly loggedVersions = new Map<string, number>();
   /** `node:incarnation` of peer runs already logged as speaking only version 1. */
   private readonly baseOnlyLogged = new Set<string>();
   private readonly seqs = new Map<string, number>();
@@ -513,13 +515,20 @@ export class Heartbeat {
     }
   }
 
-  private logVersionChange(change: VersionChange | undefined): void {
+  /**
+   * Logs a change of the version written to a peer: at info when it is another than the last
+   * one logged for it, at debug otherwise (`quiet`: the drop to 1 on a peer's silence, and the
+   * return to what it was when it is heard again, which every flap of a busy host would repeat).
+   */
+  private logVersionChange(change: VersionChange | undefined, { quiet = false } = {}): void {
     if (change === undefined) return;
     const { logger } = this.options;
+    const level = quiet || this.loggedVersions.get(change.node) === change.to ? 'debug' : 'info';
+    if (!quiet) this.loggedVersions.set(change.node, change.to);
     const why = !change.plan.ok ? change.plan.reason
       : change.plan.basis === 'highest-common' ? `the highest version both speak (it speaks ${this.negotiator.status(change.node).versions?.join(', ')})`
         : `until its current run says what it speaks, after its restart or silence (every release reads version 1)`;
-    logger.info({ peer: change.node, protocol: change.to, previous: change.from }, `heartbeat: writing protocol version ${change.to} to ${change.node} (was ${change.from}): ${why}`);
+    logger[level]({ peer: change.node, protocol: change.to, previous: change.from }, `heartbeat: writing protocol version ${change.to} to ${change.node} (was ${change.from}): ${why}`);
   }
 
   /** A peer of an older release is believed without proof of freshness: said once per run, it weakens the replay protection. */
@@ -623,7 +632,7 @@ export class Heartbeat {
   private emit(edge: PeerEdge): void {
     if (this.closed) return;
     // A silent peer may be stopped to be downgraded: version 1 until it is heard again (negotiation.ts).
-    if (edge.to === 'suspect') this.logVersionChange(this.negotiator.silent(edge.node));
+    if (edge.to === 'suspect') this.logVersionChange(this.negotiator.silent(edge.node), { quiet: true });
     const out: HeartbeatEdge = edge.to === 'suspect'
       ? { ...edge, at: this.wallClock(edge.at), lastHeardAt: edge.lastHeardAt === undefined ? undefined : this.wallClock(edge.lastHeardAt) }
       : { ...edge, at: this.wallClock(edge.at) };
