@@ -144,7 +144,8 @@ void describe('Heartbeat over UDP', () => {
     const other = 'ffffffffffffffffffffffffffffffff';
     const a = await startNode('a', [A, B], port);
     const b = await startNode('b', [A, B], port, { configDigest: other });
-    await waitFor('b heard at version 2 with its digest', () => a.hb.peers()[0]!.configDigest === other);
+    // Each moves to version 2 once it has heard the other's advertisement: wait for both.
+    await waitFor('each heard at version 2 with its digest', () => a.hb.peers()[0]!.configDigest === other && b.hb.peers()[0]!.configDigest === CONFIG_DIGEST);
     assert.equal(a.hb.peers()[0]!.configMatches, false);
     assert.equal(b.hb.peers()[0]!.configMatches, false);
     const accepted = a.hb.stats().accepted;
