@@ -27,6 +27,7 @@ import { EpochStore } from './epoch-store.js';
 import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
 import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { configDigest } from '../config/digest.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
@@ -288,6 +289,8 @@ export class Agent {
         view: this.withSync(groups.view()),
         onEdge: (edge) => this.onPeerEdge(edge),
         stateDir: config.agent.stateDir,
+        // Sent to peers that speak protocol 2 and compared with theirs (docs/heartbeat.md).
+        configDigest: configDigest(config, secret),
       });
       // A peer claiming one of our groups under a newer epoch ends our ownership at once.
       // Standbys pull what their owner's heartbeats say changed.

@@ -2,7 +2,8 @@
  * Heartbeats between agents: authenticated UDP on every configured link, turned into peer
  * edges (suspect / alive) for the agent. The pieces are pure and tested on their own — the
  * codec (`packet.ts`), anti-replay (`replay.ts`), freshness after a restart (`challenge.ts`),
- * liveness (`peers.ts`), link naming (`links.ts`) — and this module only wires them to
+ * liveness (`peers.ts`), link naming (`links.ts`), the version written to each peer
+ * (`negotiation.ts`) — and this module only wires them to
  * sockets, timers and the state file (`state.ts`: the incarnation, peers that answered).
  *
  * Nothing a peer or a stranger sends can crash it: every bad packet is counted by reason and
@@ -17,7 +18,11 @@ import { performance } from 'node:perf_hooks';
 import type { HeartbeatSettings, NodeSpec } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { incomingLink, incomingLinks, senderIndex } from './links.js';
-import { DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_PACKET_BYTES, type DecodeFailureReason, type HeartbeatView } from './packet.js';
+import {
+  CONFIG_DIGEST_PATTERN, DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_PACKET_BYTES, PROTOCOL_VERSIONS,
+  type DecodeFailureReason, type HeartbeatPacket, type HeartbeatView, type ProtocolVersion,
+} from './packet.js';
+import { VersionNegotiator, type VersionChange } from './negotiation.js';
 import { judgeFreshness, newNonce, type FreshnessWhy } from './challenge.js';
 import { PeerTracker, type PeerEdge, type PeerState } from './peers.js';
 import { LogRateLimiter } from './rate-limit.js';
@@ -27,6 +32,11 @@ import { HeartbeatStateStore } from './state.js';
 
 /** At most one log line per reason (bad packets) or per error and link (socket errors) this often. */
 export const LOG_EVERY_MS = 10_000;
+/**
+ * A peer whose configuration digest differs from ours is logged at once, and again at most this
+ * often while it lasts (per peer and digest: a peer that changes to yet another one is logged at once).
+ */
+export const CONFIG_MISMATCH_LOG_EVERY_MS = 5 * 60_000;
 
 export type HeartbeatRejectReason = DecodeFailureReason | 'unknown-node' | 'from-self' | 'misdirected' | 'replayed' | 'unproven';
 export const HEARTBEAT_REJECT_REASONS = [...DECODE_FAILURE_REASONS, 'unknown-node', 'from-self', 'misdirected', 'replayed', 'unproven'] as const satisfies readonly HeartbeatRejectReason[];
@@ -50,6 +60,18 @@ export interface HeartbeatPeerStatus {
   incarnation?: number;
   view?: HeartbeatView;
   links: HeartbeatLinkStatus[];
+  /** The protocol version this agent writes to the peer (negotiation.ts). */
+  protocol: number;
+  /** The versions the peer's current run advertised; absent when it said nothing (0.1.0) or is not heard yet. */
+  speaks?: readonly number[];
+  /** The version of the last packet believed from it. */
+  heardProtocol?: number;
+  /** Set when the peer and this agent have no version in common: what to do. */
+  protocolProblem?: string;
+  /** The peer's configuration digest (protocol version 2 only; absent from a peer speaking 1). */
+  configDigest?: string;
+  /** Whether `configDigest` is this agent's own (absent with it). */
+  configMatches?: boolean;
 }
 
 export interface HeartbeatStats {
@@ -62,6 +84,10 @@ export interface HeartbeatStats {
   rejected: Record<HeartbeatRejectReason, number>;
   /** By error code (EHOSTUNREACH, ENETUNREACH, ...), sending and receiving. */
   socketErrors: Record<string, number>;
+  /** The protocol versions this agent speaks (its advertisement). */
+  protocolVersions: readonly number[];
+  /** This agent's configuration digest, as sent in version-2 packets. */
+  configDigest: string;
   peers: HeartbeatPeerStatus[];
 }
 
@@ -87,6 +113,11 @@ export interface HeartbeatOptions {
   bindAddress?: string;
   /** The view sent until {@link Heartbeat.setView}; default: no groups. */
   view?: HeartbeatView;
+  /**
+   * This node's configuration digest (config/digest.ts: 32 hex digits), sent to peers that speak
+   * protocol version 2 and compared with theirs.
+   */
+  configDigest: string;
   /**
    * The agent's state directory: `heartbeat/<node>.json` in it keeps this node's incarnation
    * (larger at every start, whatever the clock says) and the peers that have answered its challenges (state.ts).
@@ -114,7 +145,7 @@ interface Target {
 const HINTS: Record<Exclude<HeartbeatRejectReason, 'replayed' | 'unproven'>, string> = {
   truncated: 'shorter than any heartbeat packet: not HA-OSCAR traffic, or cut in transit',
   oversized: `larger than ${MAX_PACKET_BYTES} bytes: not HA-OSCAR traffic`,
-  'bad-version': 'the sender runs another HA-OSCAR release: upgrade every node to the same one',
+  'bad-version': 'the sender writes a protocol version this release does not read: a release more than one protocol version apart (or a node of another release that has not negotiated); upgrade the older node (docs/upgrading.md)',
   forged: 'bad signature: the sender has another secret (heartbeat.secretFile must hold the same key on every node), or the packet was forged or corrupted',
   malformed: 'signed with our key but not understood: a bug or an incompatible release',
   'wrong-cluster': 'another cluster uses the same port and secret: give each cluster its own secret',
@@ -149,6 +180,14 @@ export class Heartbeat {
   /** Per peer, the largest incarnation of a packet believed (a recording's does not count). */
   private readonly provenIncarnations = new Map<string, number>();
   private readonly limiter = new LogRateLimiter(LOG_EVERY_MS);
+  private readonly configLimiter = new LogRateLimiter(CONFIG_MISMATCH_LOG_EVERY_MS);
+  private readonly negotiator = new VersionNegotiator(PROTOCOL_VERSIONS);
+  /** Per peer, the configuration digest of its last believed packet (version 2), and whether it was logged as differing. */
+  private readonly peerDigests = new Map<string, { digest: string; differs: boolean }>();
+  /** Per peer, the version written to it as last logged at info (logVersionChange). */
+  private readonly loggedVersions = new Map<string, number>();
+  /** `node:incarnation` of peer runs already logged as speaking only version 1. */
+  private readonly baseOnlyLogged = new Set<string>();
   private readonly seqs = new Map<string, number>();
   private readonly peerSpecs: Map<string, NodeSpec>;
   private readonly ownAddresses: string[];
@@ -209,6 +248,9 @@ export class Heartbeat {
     if (!(settings.intervalMs > 0) || !(settings.deadtimeMs > 0)) {
       throw new HeartbeatStartError(`heartbeat: interval (${settings.intervalMs} ms) and deadtime (${settings.deadtimeMs} ms) must be positive`);
     }
+    if (!CONFIG_DIGEST_PATTERN.test(options.configDigest)) {
+      throw new HeartbeatStartError(`heartbeat: the configuration digest '${options.configDigest}' is not 32 lowercase hex digits (config/digest.ts)`);
+    }
     const resolve = async (address: string, whose: string) => {
       if (isIP(address)) return address;
       try {
@@ -257,8 +299,11 @@ export class Heartbeat {
     // Checked more often than the deadtime, so a suspect edge comes at most deadtime/4 late.
     this.tickEveryMs = Math.max(1, Math.min(intervalMs, deadtimeMs / 4));
     this.options.logger.info(
-      { incarnation: this.incarnation, addresses: this.sockets.map((s) => this.describe(s)), peers: [...this.peerSpecs.keys()], intervalMs, deadtimeMs },
-      `heartbeat started: every ${intervalMs} ms to ${this.targets.length} peer addresses, deadtime ${deadtimeMs} ms`,
+      {
+        incarnation: this.incarnation, addresses: this.sockets.map((s) => this.describe(s)), peers: [...this.peerSpecs.keys()], intervalMs, deadtimeMs,
+        protocolVersions: PROTOCOL_VERSIONS, configDigest: this.options.configDigest,
+      },
+      `heartbeat started: every ${intervalMs} ms to ${this.targets.length} peer addresses, deadtime ${deadtimeMs} ms; protocol versions ${PROTOCOL_VERSIONS.join(', ')}, configuration digest ${this.options.configDigest}`,
     );
     this.sendTimer = setInterval(() => this.sendNow(), intervalMs);
     this.tickTimer = setInterval(() => this.scheduleTick(), this.tickEveryMs);
@@ -293,7 +338,12 @@ export class Heartbeat {
       let packet: Buffer;
       try {
         const echo = this.peerNonces.get(target.node);
-        packet = encodePacket({ cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view, nonce: this.nonce, ...(echo === undefined ? {} : { echo }) }, secret);
+        // The version negotiated with this peer (1 until it has said it speaks more).
+        const version = this.negotiator.versionFor(target.node) as ProtocolVersion;
+        packet = encodePacket({
+          version, cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view, nonce: this.nonce, ...(echo === undefined ? {} : { echo }),
+          versions: [...PROTOCOL_VERSIONS], ...(version >= 2 ? { configDigest: this.options.configDigest } : {}),
+        }, secret);
       } catch (err) {
         this.socketError(err, `cannot encode the heartbeat for ${target.node} (bug)`);
         continue;
@@ -322,23 +372,35 @@ export class Heartbeat {
     return this.tracker.peerState(node);
   }
 
-  /** Every peer, its state, links and last view. */
+  /** Every peer, its state, links, last view, the protocol version written to it and its configuration digest. */
   peers(): HeartbeatPeerStatus[] {
     const now = performance.now();
     const ago = (at: number | undefined) => (at === undefined ? {} : { lastHeardAgoMs: Math.round(now - at) });
-    return this.tracker.status(now).map((p) => ({
-      node: p.node,
-      state: p.state,
-      since: this.wallClock(p.since),
-      ...ago(p.lastHeardAt),
-      ...(p.incarnation === undefined ? {} : { incarnation: p.incarnation }),
-      ...(p.view === undefined ? {} : { view: p.view }),
-      links: p.links.map((l) => ({ link: l.link, alive: l.alive, ...ago(l.lastHeardAt) })),
-    }));
+    return this.tracker.status(now).map((p) => {
+      const protocol = this.negotiator.status(p.node);
+      const digest = this.peerDigests.get(p.node);
+      return {
+        node: p.node,
+        state: p.state,
+        since: this.wallClock(p.since),
+        ...ago(p.lastHeardAt),
+        ...(p.incarnation === undefined ? {} : { incarnation: p.incarnation }),
+        ...(p.view === undefined ? {} : { view: p.view }),
+        links: p.links.map((l) => ({ link: l.link, alive: l.alive, ...ago(l.lastHeardAt) })),
+        protocol: protocol.version,
+        ...(protocol.versions === undefined ? {} : { speaks: protocol.versions }),
+        ...(protocol.heardVersion === undefined ? {} : { heardProtocol: protocol.heardVersion }),
+        ...(protocol.problem === undefined ? {} : { protocolProblem: protocol.problem }),
+        ...(digest === undefined ? {} : { configDigest: digest.digest, configMatches: digest.digest === this.options.configDigest }),
+      };
+    });
   }
 
   stats(): HeartbeatStats {
-    return { ...this.counters, rejected: { ...this.rejected }, socketErrors: { ...this.socketErrors }, peers: this.peers() };
+    return {
+      ...this.counters, rejected: { ...this.rejected }, socketErrors: { ...this.socketErrors },
+      protocolVersions: PROTOCOL_VERSIONS, configDigest: this.options.configDigest, peers: this.peers(),
+    };
   }
 
   /** Stops sending, watching and receiving; no edge is reported after it. Idempotent. */
@@ -375,6 +437,10 @@ export class Heartbeat {
       if (!verdict.ok) {
         return this.reject('replayed', from, `from ${p.node}, incarnation ${p.incarnation}, seq ${p.seq}: ${REPLAY_HINTS[verdict.why]}`, verdict.why);
       }
+      // Signed and not older than anything heard from that peer: a new run of it may run
+      // another release, so it is written version 1 until that run proves what it speaks
+      // (negotiation.ts); before the answer below, which goes out in that version.
+      this.logVersionChange(this.negotiator.sawRun(p.node, p.incarnation));
       // New in the sender's order: its nonce is the one to echo (the same in all packets of
       // one run; the window has refused every older run once a newer one was seen). A changed
       // one (the peer restarted, or we did and have just heard it) is answered at once, so
@@ -400,11 +466,69 @@ export class Heartbeat {
         this.options.logger.warn({ peer: p.node, incarnation: p.incarnation, previous: known },
           `heartbeat: ${p.node} restarted (incarnation ${known} → ${p.incarnation})`);
       }
+      // Believed as its view is: what the peer speaks and its configuration digest.
+      this.heardProtocol(p);
       const edge = this.tracker.heard(p.node, link, performance.now(), p.view, { incarnation: p.incarnation, seq: p.seq });
       if (edge) this.emit(edge);
     } catch (err) {
       this.options.logger.error({ err, from: `${from.address}:${from.port}` }, 'heartbeat: unexpected error while handling a packet (a bug); the packet is dropped');
     }
+  }
+
+  /**
+   * A believed packet: its advertisement moves the version written to the peer (negotiation.ts),
+   * and its configuration digest is compared with ours.
+   */
+  private heardProtocol(p: HeartbeatPacket): void {
+    const version = p.version ?? 1;
+    this.logVersionChange(this.negotiator.proven(p.node, p.incarnation, version, p.versions));
+    const { logger } = this.options;
+    const problem = this.negotiator.status(p.node).problem;
+    if (problem !== undefined) {
+      const verdict = this.limiter.allow(`protocol:${p.node}`, performance.now());
+      if (verdict.log) logger.warn({ peer: p.node, speaks: p.versions, protocolVersions: PROTOCOL_VERSIONS }, `heartbeat: ${problem}`);
+    }
+    if (p.configDigest === undefined) {
+      // A peer speaking version 1 says nothing about its configuration: no digest, no comparison.
+      this.peerDigests.delete(p.node);
+      const run = `${p.node}:${p.incarnation}`;
+      if (p.versions === undefined && !this.baseOnlyLogged.has(run)) {
+        this.baseOnlyLogged.add(run);
+        logger.info({ peer: p.node, incarnation: p.incarnation },
+          `heartbeat: ${p.node} advertises no protocol versions (a release before negotiation, e.g. 0.1.0): it is written version 1, and its configuration digest is unknown until it is upgraded`);
+      }
+      return;
+    }
+    const own = this.options.configDigest;
+    const before = this.peerDigests.get(p.node);
+    const differs = p.configDigest !== own;
+    this.peerDigests.set(p.node, { digest: p.configDigest, differs });
+    if (differs) {
+      const verdict = this.configLimiter.allow(`${p.node}:${p.configDigest}`, performance.now());
+      if (verdict.log) {
+        const more = verdict.suppressed > 0 ? ` (${verdict.suppressed} packets with it since the last such line)` : '';
+        logger.warn({ peer: p.node, configDigest: p.configDigest, ownConfigDigest: own },
+          `heartbeat: ${p.node} runs with another cluster configuration (digest ${p.configDigest}, this node ${own}): haoscar.yaml must be the same on every node (nodes, groups, heartbeat, lease, failover, sync settings; docs/heartbeat.md, "Configuration digest")${more}`);
+      }
+    } else if (before?.differs === true) {
+      logger.info({ peer: p.node, configDigest: own }, `heartbeat: ${p.node}'s cluster configuration is the same as this node's again (digest ${own})`);
+    }
+  }
+
+  /**
+   * Logs a change of the version written to a peer: at info when it is another than the last
+   * one logged for it, at debug otherwise (`quiet`: the drop to 1 on a peer's silence, and the
+   * return to what it was when it is heard again, which every flap of a busy host would repeat).
+   */
+  private logVersionChange(change: VersionChange | undefined, { quiet = false } = {}): void {
+    if (change === undefined) return;
+    const { logger } = this.options;
+    const level = quiet || this.loggedVersions.get(change.node) === change.to ? 'debug' : 'info';
+    if (!quiet) this.loggedVersions.set(change.node, change.to);
+    const why = !change.plan.ok ? change.plan.reason
+      : change.plan.basis === 'highest-common' ? `the highest version both speak (it speaks ${this.negotiator.status(change.node).versions?.join(', ')})`
+        : `until its current run says what it speaks, after its restart or silence (every release reads version 1)`;
+    logger[level]({ peer: change.node, protocol: change.to, previous: change.from }, `heartbeat: writing protocol version ${change.to} to ${change.node} (was ${change.from}): ${why}`);
   }
 
   /** A peer of an older release is believed without proof of freshness: said once per run, it weakens the replay protection. */
@@ -507,6 +631,8 @@ export class Heartbeat {
 
   private emit(edge: PeerEdge): void {
     if (this.closed) return;
+    // A silent peer may be stopped to be downgraded: version 1 until it is heard again (negotiation.ts).
+    if (edge.to === 'suspect') this.logVersionChange(this.negotiator.silent(edge.node), { quiet: true });
     const out: HeartbeatEdge = edge.to === 'suspect'
       ? { ...edge, at: this.wallClock(edge.at), lastHeardAt: edge.lastHeardAt === undefined ? undefined : this.wallClock(edge.lastHeardAt) }
       : { ...edge, at: this.wallClock(edge.at) };
@@ -549,7 +675,11 @@ export class Heartbeat {
 function largestPacket(options: HeartbeatOptions, incarnation: number, view: HeartbeatView, targets: readonly Target[]): void {
   const to = targets.reduce((a, t) => (t.to.length > a.length ? t.to : a), 'x');
   const nonce = newNonce();
-  encodePacket({ cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view, nonce, echo: nonce }, options.secret);
+  // In the largest version: it carries every field of the smaller ones.
+  encodePacket({
+    version: PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.length - 1]!, cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view,
+    nonce, echo: nonce, versions: [...PROTOCOL_VERSIONS], configDigest: options.configDigest,
+  }, options.secret);
 }
 
 /** Binds one UDP socket to one specific address. */

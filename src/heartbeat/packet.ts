@@ -2,16 +2,27 @@
  * The heartbeat packet codec. Pure: no I/O, no clock; {@link decodePacket} never throws, whatever
  * bytes arrive (anyone who can reach the port can send anything).
  *
- * Layout (one UDP datagram, at most {@link MAX_PACKET_BYTES}):
+ * Layout (one UDP datagram, at most {@link MAX_PACKET_BYTES}), the same in every version:
  *
  *     offset 0   3 bytes  magic "HAO"
- *     offset 3   1 byte   protocol version ({@link PROTOCOL_VERSION})
+ *     offset 3   1 byte   protocol version (one of {@link PROTOCOL_VERSIONS})
  *     offset 4   n bytes  body: JSON (UTF-8), see {@link HeartbeatPacket}
  *     offset 4+n 32 bytes HMAC-SHA256 tag, keyed with the shared secret, over bytes 0 .. 4+n-1
  *
+ * The tag covers the version byte and the whole body: a packet cannot be moved to another
+ * version, nor its advertised `versions` changed, without the secret (negotiation.ts).
+ *
+ * Versions:
+ * - 1: what every release reads (0.1.0 reads nothing else). This release writes it to a peer
+ *   until that peer has advertised a higher version, and adds `versions` (ignored by 0.1.0,
+ *   whose body schema drops unknown fields).
+ * - 2: version 1 plus, required, `versions`, `nonce` and `configDigest` (the sender's cluster
+ *   configuration digest, config/digest.ts). A receiver of a version-2 packet knows the
+ *   digest is there: a peer without one speaks version 1.
+ *
  * Order of checks, cheapest and least trusting first: size (oversized, truncated), then the
  * version byte, then the tag, and only then is the body parsed. The version is looked at
- * before the tag on purpose: during a rolling upgrade a node speaking another version must be
+ * before the tag on purpose: a node speaking a version this one does not know must be
  * reported as `bad-version`, not as `forged` (which would send the operator chasing the
  * secret). Every other bit, the magic included, is covered by the tag. JSON is never parsed
  * for an unauthenticated packet, so a stranger cannot make us parse anything.
@@ -20,7 +31,17 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { NAME_PATTERN } from '../config/schema.js';
 
-export const PROTOCOL_VERSION = 1;
+/** Every protocol version this release reads and writes, lowest first (negotiation.ts picks one per peer). */
+export const PROTOCOL_VERSIONS: readonly ProtocolVersion[] = [1, 2];
+export type ProtocolVersion = 1 | 2;
+/** The version every release reads: sent to a peer until it has advertised a higher one. */
+export const BASE_PROTOCOL_VERSION = 1;
+/** The newest version this release speaks. */
+export const LATEST_PROTOCOL_VERSION = 2;
+/** An advertisement: at most this many versions (each 1-255, the version byte), ascending. */
+export const MAX_ADVERTISED_VERSIONS = 16;
+/** A configuration digest (config/digest.ts): 128 bits in lowercase hex. */
+export const CONFIG_DIGEST_PATTERN = /^[0-9a-f]{32}$/;
 /** Fits one Ethernet frame (1500) with IPv4/IPv6 and UDP headers to spare: no IP fragmentation. */
 export const MAX_PACKET_BYTES = 1400;
 export const HEADER_BYTES = 4;
@@ -72,6 +93,18 @@ export interface HeartbeatPacket {
    * current nonce (see challenge.ts). Absent until the sender has heard the receiver.
    */
   echo?: string;
+  /**
+   * The protocol versions the sender speaks, ascending (it includes the packet's own version).
+   * Optional in version 1 (absent in packets of 0.1.0, which speaks only 1), required in 2.
+   */
+  versions?: number[];
+  /** The sender's configuration digest (config/digest.ts). Version 2 only, and required there. */
+  configDigest?: string;
+  /**
+   * The version the packet is (or is to be) written in, the header's byte. {@link decodePacket}
+   * always sets it; {@link encodePacket} writes {@link BASE_PROTOCOL_VERSION} when it is absent.
+   */
+  version?: ProtocolVersion;
 }
 
 export type DecodeFailureReason = 'truncated' | 'oversized' | 'bad-version' | 'forged' | 'malformed' | 'wrong-cluster';
@@ -96,9 +129,11 @@ export const heartbeatViewSchema = z.object({
   groups: z.record(nameSchema, z.object({ epoch: ms, state: z.enum(['starting', 'running', 'stopping', 'failed']) })),
   sync: z.record(z.string().regex(/^[a-z0-9-]{1,63}\/[a-z0-9-]{1,63}$/), z.tuple([ms, ms])).optional(),
 });
+const versionsSchema = z.array(z.number().int().min(1).max(255)).min(1).max(MAX_ADVERTISED_VERSIONS)
+  .refine((v) => v.every((x, i) => i === 0 || x > v[i - 1]!), { message: 'expected distinct versions in ascending order' });
 // Not strict: a later release may add optional fields without bumping the version; older
-// nodes ignore them. A change that older nodes must not ignore bumps PROTOCOL_VERSION.
-const packetSchema = z.object({
+// nodes ignore them. A change that older nodes must not ignore bumps the version (negotiated).
+const v1Schema = z.object({
   cluster: nameSchema,
   node: nameSchema,
   incarnation: ms,
@@ -110,7 +145,26 @@ const packetSchema = z.object({
   // this release knows a sender of an older one by their absence (challenge.ts).
   nonce: z.string().regex(NONCE_PATTERN).optional(),
   echo: z.string().regex(NONCE_PATTERN).optional(),
+  // The sender's advertisement (negotiation.ts); 0.1.0 neither sends nor reads it.
+  versions: versionsSchema.optional(),
 });
+const v2Schema = v1Schema.extend({
+  // A sender of version 2 always has the challenge and says what it speaks.
+  nonce: z.string().regex(NONCE_PATTERN),
+  versions: versionsSchema,
+  configDigest: z.string().regex(CONFIG_DIGEST_PATTERN),
+});
+const SCHEMAS = { 1: v1Schema, 2: v2Schema } as const satisfies Record<ProtocolVersion, z.ZodType>;
+
+const isSupported = (v: number | undefined): v is ProtocolVersion => PROTOCOL_VERSIONS.includes(v as ProtocolVersion);
+
+/** The first problem of a body for `version`, beyond its schema: undefined when there is none. */
+function bodyProblem(version: ProtocolVersion, p: { versions?: number[] | undefined }): string | undefined {
+  if (p.versions !== undefined && !p.versions.includes(version)) {
+    return `versions: [${p.versions.join(', ')}] does not include the packet's own version ${version}`;
+  }
+  return undefined;
+}
 
 function tagOf(key: Buffer, signed: Uint8Array): Buffer {
   return createHmac('sha256', key).update(signed).digest();
@@ -123,15 +177,23 @@ function tagOf(key: Buffer, signed: Uint8Array): Buffer {
  *   with too many groups).
  */
 export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
-  const checked = packetSchema.safeParse(packet);
+  const version = packet.version ?? BASE_PROTOCOL_VERSION;
+  if (!isSupported(version)) throw new HeartbeatPacketError(`invalid heartbeat packet: version ${String(version)} is not one of ${PROTOCOL_VERSIONS.join(', ')}`);
+  const checked = SCHEMAS[version].safeParse(packet);
   if (!checked.success) {
     const issue = checked.error.issues[0];
-    throw new HeartbeatPacketError(`invalid heartbeat packet: ${issue?.path.join('.') || '(packet)'}: ${issue?.message ?? 'invalid'}`);
+    throw new HeartbeatPacketError(`invalid heartbeat packet: ${issue?.path.join('.') || '(packet)'}: ${issue?.message ?? 'invalid'} (protocol version ${version})`);
   }
-  // Fields listed one by one: the body holds exactly these, in this order, whatever else the object carries.
   const p = checked.data;
-  // (JSON leaves out a nonce or echo that is undefined.)
-  const body = Buffer.from(JSON.stringify({ cluster: p.cluster, node: p.node, incarnation: p.incarnation, seq: p.seq, sentAt: p.sentAt, to: p.to, view: p.view, nonce: p.nonce, echo: p.echo }), 'utf8');
+  const problem = bodyProblem(version, p);
+  if (problem !== undefined) throw new HeartbeatPacketError(`invalid heartbeat packet: ${problem} (protocol version ${version})`);
+  // Fields listed one by one: the body holds exactly these, in this order (those 0.1.0 knows
+  // first), whatever else the object carries. JSON leaves out those that are undefined; a
+  // version-1 packet never carries the digest.
+  const body = Buffer.from(JSON.stringify({
+    cluster: p.cluster, node: p.node, incarnation: p.incarnation, seq: p.seq, sentAt: p.sentAt, to: p.to, view: p.view, nonce: p.nonce, echo: p.echo,
+    versions: p.versions, configDigest: version >= 2 ? (p as { configDigest?: string }).configDigest : undefined,
+  }), 'utf8');
   const size = HEADER_BYTES + body.length + TAG_BYTES;
   if (size > MAX_PACKET_BYTES) {
     throw new HeartbeatPacketError(
@@ -139,7 +201,7 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
   }
   const out = Buffer.allocUnsafe(size);
   MAGIC.copy(out, 0);
-  out[3] = PROTOCOL_VERSION;
+  out[3] = version;
   body.copy(out, HEADER_BYTES);
   tagOf(key, out.subarray(0, size - TAG_BYTES)).copy(out, size - TAG_BYTES);
   return out;
@@ -151,8 +213,9 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
 export function decodePacket(data: Uint8Array, key: Buffer, cluster: string): DecodeResult {
   if (data.length > MAX_PACKET_BYTES) return { ok: false, reason: 'oversized', detail: `${data.length} bytes` };
   if (data.length < MIN_PACKET_BYTES) return { ok: false, reason: 'truncated', detail: `${data.length} bytes` };
-  if (data[0] === MAGIC[0] && data[1] === MAGIC[1] && data[2] === MAGIC[2] && data[3] !== PROTOCOL_VERSION) {
-    return { ok: false, reason: 'bad-version', detail: `protocol version ${data[3]}, this node speaks ${PROTOCOL_VERSION}` };
+  const version = data[3];
+  if (data[0] === MAGIC[0] && data[1] === MAGIC[1] && data[2] === MAGIC[2] && !isSupported(version)) {
+    return { ok: false, reason: 'bad-version', detail: `protocol version ${version}, this node speaks ${PROTOCOL_VERSIONS.join(', ')}` };
   }
   const signedLength = data.length - TAG_BYTES;
   const expected = tagOf(key, data.subarray(0, signedLength));
@@ -165,13 +228,17 @@ export function decodePacket(data: Uint8Array, key: Buffer, cluster: string): De
   } catch {
     return { ok: false, reason: 'malformed', detail: 'body is not JSON' };
   }
-  const parsed = packetSchema.safeParse(body);
+  // The magic is right and the tag too: the version byte is one of ours (checked above).
+  const v = version as ProtocolVersion;
+  const parsed = SCHEMAS[v].safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { ok: false, reason: 'malformed', detail: `${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}` };
+    return { ok: false, reason: 'malformed', detail: `version ${v}: ${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}` };
   }
+  const problem = bodyProblem(v, parsed.data);
+  if (problem !== undefined) return { ok: false, reason: 'malformed', detail: `version ${v}: ${problem}` };
   if (parsed.data.cluster !== cluster) {
     return { ok: false, reason: 'wrong-cluster', detail: `cluster '${parsed.data.cluster}', this node is in '${cluster}'` };
   }
-  return { ok: true, packet: parsed.data };
+  return { ok: true, packet: { ...parsed.data, version: v } };
 }

@@ -9,42 +9,25 @@
  *   3. the group is switched over to the upgraded standby;
  *   4. the other node's agent is upgraded, and the group switched back.
  *
- * The previous release's code comes from this repository's history (`git archive` of the
- * commit below) and runs with this checkout's node_modules: what differs between releases is our
- * code, configuration, state files, heartbeats and histories, which is what this test is about
- * (a release that changes its dependencies has to install them here: see PREVIOUS_RELEASE).
+ * The previous release's code comes from this repository's history (`git archive` of the commit
+ * in test/support/previous-release.ts) and runs with this checkout's node_modules: what differs
+ * between releases is our code, configuration, state files, heartbeats and histories, which is
+ * what this test is about (a release that changes its dependencies has to install them here).
  *
  * What is asserted: the client is never without the service except during the two switchovers,
  * and then no longer than a switchover takes; never two live holders of the VIP; no heartbeat of
- * either release is refused by the other; the previous release's state files are read by this one.
+ * either release is refused by the other; the previous release's state files are read by this one;
+ * once both run this release, their heartbeats have moved to protocol version 2 and carry equal
+ * configuration digests.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { NetLab } from './netlab.js';
-import { LabCluster, GROUP, ROOT } from './cluster.js';
+import { LabCluster, GROUP } from './cluster.js';
 import { agentLogs, expect } from './failover-setup.js';
 import { bootClockCs } from '../../src/guard/guard-link.js';
-
-/**
- * The release a cluster upgrades from: the last main before issue 10 (package version 0.1.0).
- * When a release is made, this moves to it; by commit, not tag, so that any full clone has it.
- */
-const PREVIOUS_RELEASE = { version: '0.1.0', commit: '97f0f10a7108fad48548449001740e4e89adace2' };
-
-async function checkOutPreviousRelease(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `haoscar-release-${PREVIOUS_RELEASE.version}-`));
-  const archive = await execa('git', ['-C', ROOT, 'archive', '--format=tar', PREVIOUS_RELEASE.commit], { encoding: 'buffer', reject: false });
-  if (archive.exitCode !== 0) {
-    throw new Error(`cannot read the previous release (${PREVIOUS_RELEASE.commit}) from this repository's history: ${archive.stderr.toString().trim()} (a shallow clone? fetch the full history)`);
-  }
-  await execa('tar', ['-x', '-C', dir], { input: archive.stdout });
-  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
-}
+import { checkOutPreviousRelease, PREVIOUS_RELEASE } from '../support/previous-release.js';
 
 const TIMING = {
   heartbeat: { interval: '100ms', deadtime: '500ms' },
@@ -56,7 +39,7 @@ const TIMING = {
 const LEASE_TTL_CS = 400;
 
 test(`rolling upgrade from ${PREVIOUS_RELEASE.version}: worker, standby, switchover, the other node; the client keeps the service`, async (t) => {
-  const previous = await checkOutPreviousRelease();
+  const { dir: previous, remove } = await checkOutPreviousRelease();
   const oldBin = join(previous, 'bin', 'haoscar.js');
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true });
   const cluster = new LabCluster(lab, TIMING);
@@ -64,7 +47,7 @@ test(`rolling upgrade from ${PREVIOUS_RELEASE.version}: worker, standby, switcho
   t.after(async () => {
     await cluster.close();
     await lab.close();
-    await rm(previous, { recursive: true, force: true });
+    await remove();
   });
 
   await cluster.start();
@@ -131,5 +114,9 @@ test(`rolling upgrade from ${PREVIOUS_RELEASE.version}: worker, standby, switcho
   for (const host of ['n1', 'n2']) {
     const log = await cluster.agentLog(host);
     assert.doesNotMatch(log, /"reason":"(bad-version|malformed|forged)"/, `${host}: a heartbeat of the other release was refused`);
+    // Negotiated (docs/heartbeat.md, "Protocol versions"): both speak 2 now, with the same configuration.
+    const other = host === 'n1' ? 'n2' : 'n1';
+    assert.match(log, new RegExp(`writing protocol version 2 to ${other}`), `${host} moved to protocol version 2 with ${other}`);
+    assert.doesNotMatch(log, /runs with another cluster configuration/, `${host}: the same haoscar.yaml on both nodes`);
   }
 });

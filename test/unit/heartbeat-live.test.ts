@@ -12,11 +12,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { NodeSpec } from '../../src/config/types.js';
 import { Heartbeat, HeartbeatStartError, type HeartbeatEdge, type HeartbeatOptions } from '../../src/heartbeat/heartbeat.js';
-import { encodePacket, HeartbeatPacketError, PROTOCOL_VERSION, type HeartbeatPacket, type HeartbeatView } from '../../src/heartbeat/packet.js';
+import { encodePacket, HeartbeatPacketError, BASE_PROTOCOL_VERSION, type HeartbeatPacket, type HeartbeatView } from '../../src/heartbeat/packet.js';
 import { waitFor as waitUntil } from '../support/wait.js';
 
 const INTERVAL = 20;
 const DEADTIME = 100;
+/** Every node of these tests runs with the same cluster configuration. */
+const CONFIG_DIGEST = '0123456789abcdef0123456789abcdef';
 const KEY = Buffer.from('live-test-secret-live-test-secret');
 const waitFor = <T>(what: string, condition: () => T | undefined | false) => waitUntil(what, condition, 2000, 5);
 
@@ -53,6 +55,7 @@ async function startNode(node: string, nodes: NodeSpec[], port: number, extra: P
     secret: KEY,
     logger,
     onEdge: (edge) => void edges.push(edge),
+    configDigest: CONFIG_DIGEST,
     stateDir,
     ...extra,
   });
@@ -119,6 +122,42 @@ void describe('Heartbeat over UDP', () => {
     assert.ok(Object.values(stats.rejected).every((n) => n === 0), JSON.stringify(stats.rejected));
     assert.deepEqual(stats.socketErrors, {});
     assert.equal(stats.sendErrors, 0);
+  });
+
+  void test('two nodes of this release move to protocol version 2 and show each other\'s configuration digest', async () => {
+    const port = randomPort();
+    const a = await startNode('a', [A, B], port);
+    const b = await startNode('b', [A, B], port);
+    await waitFor('version 2 both ways', () => a.hb.peers()[0]!.protocol === 2 && b.hb.peers()[0]!.protocol === 2 && a.hb.peers()[0]!.heardProtocol === 2);
+    const seen = a.hb.peers()[0]!;
+    assert.deepEqual({ speaks: seen.speaks, configDigest: seen.configDigest, configMatches: seen.configMatches }, { speaks: [1, 2], configDigest: CONFIG_DIGEST, configMatches: true });
+    assert.deepEqual({ protocolVersions: a.hb.stats().protocolVersions, configDigest: a.hb.stats().configDigest }, { protocolVersions: [1, 2], configDigest: CONFIG_DIGEST });
+    // Each started at version 1 (knowing nothing of the other) and said when it moved.
+    assert.equal(a.lines.filter((l) => /^heartbeat: writing protocol version 2 to b \(was 1\)/.test(l.msg)).length, 1);
+    assert.ok(a.lines.some((l) => /protocol versions 1, 2, configuration digest 0123456789abcdef0123456789abcdef/.test(l.msg)), 'the start line names both');
+    // (A few `unproven` right after a start are the challenge's handshake.)
+    assert.deepEqual({ ...b.hb.stats().rejected, unproven: 0 }, { ...Object.fromEntries(Object.keys(b.hb.stats().rejected).map((k) => [k, 0])) });
+  });
+
+  void test('a peer with another configuration digest is a warning, logged once per period, and shown per peer', async () => {
+    const port = randomPort();
+    const other = 'ffffffffffffffffffffffffffffffff';
+    const a = await startNode('a', [A, B], port);
+    const b = await startNode('b', [A, B], port, { configDigest: other });
+    // Each moves to version 2 once it has heard the other's advertisement: wait for both.
+    await waitFor('each heard at version 2 with its digest', () => a.hb.peers()[0]!.configDigest === other && b.hb.peers()[0]!.configDigest === CONFIG_DIGEST);
+    assert.equal(a.hb.peers()[0]!.configMatches, false);
+    assert.equal(b.hb.peers()[0]!.configMatches, false);
+    const accepted = a.hb.stats().accepted;
+    await waitFor('20 more packets at a', () => a.hb.stats().accepted >= accepted + 20);
+    const warnings = a.lines.filter((l) => /runs with another cluster configuration/.test(l.msg));
+    assert.equal(warnings.length, 1, 'once per period, not per packet');
+    assert.equal(warnings[0]!.level, 40);
+    assert.match(warnings[0]!.msg, new RegExp(`^heartbeat: b runs with another cluster configuration \\(digest ${other}, this node ${CONFIG_DIGEST}\\): haoscar.yaml must be the same on every node`));
+    assert.deepEqual({ peer: warnings[0]!.peer, configDigest: warnings[0]!.configDigest, ownConfigDigest: warnings[0]!.ownConfigDigest }, { peer: 'b', configDigest: other, ownConfigDigest: CONFIG_DIGEST });
+    // Not a reason to refuse anything: b is alive and believed.
+    assert.equal(a.hb.peerState('b'), 'alive');
+    assert.deepEqual({ ...a.hb.stats().rejected, unproven: 0 }, { ...Object.fromEntries(Object.keys(a.hb.stats().rejected).map((k) => [k, 0])) });
   });
 
   void test('a stopped peer is suspect after about the deadtime, and alive again when it restarts', async (t) => {
@@ -201,7 +240,7 @@ void describe('Heartbeat over UDP', () => {
       // Signed and new, but answering another run's challenge (not b's): no sign of life.
       ['unproven', packet({ seq: 9, view: web(99), nonce: 'c'.repeat(22), echo: 'x'.repeat(22) })],
       ['malformed', (() => {
-        const signed = Buffer.concat([Buffer.from('HAO'), Buffer.from([PROTOCOL_VERSION]), Buffer.from('{"not":"a packet"}')]);
+        const signed = Buffer.concat([Buffer.from('HAO'), Buffer.from([BASE_PROTOCOL_VERSION]), Buffer.from('{"not":"a packet"}')]);
         return Buffer.concat([signed, createHmac('sha256', KEY).update(signed).digest()]);
       })()],
     ];

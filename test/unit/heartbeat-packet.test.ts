@@ -6,7 +6,8 @@ import {
   encodePacket,
   HeartbeatPacketError,
   MAX_PACKET_BYTES,
-  PROTOCOL_VERSION,
+  BASE_PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
   type HeartbeatPacket,
 } from '../../src/heartbeat/packet.js';
 
@@ -21,22 +22,28 @@ const packet: HeartbeatPacket = {
   view: { groups: { web: { epoch: 7, state: 'running' }, nfs: { epoch: 2, state: 'starting' } } },
 };
 
+/** What decodePacket gives for `p` written in version 1 (it names the version). */
+const asV1 = (p: HeartbeatPacket): HeartbeatPacket => ({ ...p, version: 1 });
+const NONCE = 'AAAAAAAAAAAAAAAAAAAAAA';
+const DIGEST = '0123456789abcdef0123456789abcdef';
+const v2: HeartbeatPacket = { ...packet, version: 2, nonce: NONCE, echo: 'abc-_0123456789xyzXYZ_', versions: [1, 2], configDigest: DIGEST };
+
 /** Builds a datagram by hand (header, body, tag), so tests can sign what encodePacket refuses to write. */
 function seal(body: string | Buffer, options: { key?: Buffer; header?: Buffer } = {}): Buffer {
-  const signed = Buffer.concat([options.header ?? Buffer.from([0x48, 0x41, 0x4f, PROTOCOL_VERSION]), Buffer.from(body)]);
+  const signed = Buffer.concat([options.header ?? Buffer.from([0x48, 0x41, 0x4f, BASE_PROTOCOL_VERSION]), Buffer.from(body)]);
   return Buffer.concat([signed, createHmac('sha256', options.key ?? key).update(signed).digest()]);
 }
 
 void describe('heartbeat packet codec', () => {
   void test('round trip', () => {
     const data = encodePacket(packet, key);
-    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet });
+    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: asV1(packet) });
   });
 
   void test('layout: "HAO", version byte, JSON body, 32-byte HMAC-SHA256 of everything before it', () => {
     const data = encodePacket(packet, key);
     assert.equal(data.subarray(0, 3).toString('latin1'), 'HAO');
-    assert.equal(data[3], PROTOCOL_VERSION);
+    assert.equal(data[3], BASE_PROTOCOL_VERSION);
     const body = data.subarray(4, data.length - 32);
     assert.deepEqual(JSON.parse(body.toString('utf8')), packet);
     assert.deepEqual(data.subarray(data.length - 32), createHmac('sha256', key).update(data.subarray(0, data.length - 32)).digest());
@@ -48,17 +55,20 @@ void describe('heartbeat packet codec', () => {
   });
 
   void test('a flipped bit anywhere is refused: forged, or bad-version for the version byte', () => {
-    const data = encodePacket(packet, key);
-    for (let i = 0; i < data.length; i++) {
-      for (let bit = 0; bit < 8; bit++) {
-        const copy = Buffer.from(data);
-        copy[i]! ^= 1 << bit;
-        const result = decodePacket(copy, key, 'lab');
-        assert.equal(result.ok, false, `byte ${i} bit ${bit}`);
-        assert.equal(!result.ok && result.reason, i === 3 ? 'bad-version' : 'forged', `byte ${i} bit ${bit}`);
+    for (const data of [encodePacket(packet, key), encodePacket(v2, key)]) {
+      for (let i = 0; i < data.length; i++) {
+        for (let bit = 0; bit < 8; bit++) {
+          const copy = Buffer.from(data);
+          copy[i]! ^= 1 << bit;
+          const result = decodePacket(copy, key, 'lab');
+          assert.equal(result.ok, false, `v${data[3]} byte ${i} bit ${bit}`);
+          // (No single flipped bit turns 1 into 2 or back: a version this release speaks would be forged.)
+          assert.equal(!result.ok && result.reason, i === 3 ? 'bad-version' : 'forged', `v${data[3]} byte ${i} bit ${bit}`);
+        }
       }
     }
   });
+
 
   void test('every truncation is refused (truncated when too short to be a packet, forged otherwise), never thrown', () => {
     const data = encodePacket(packet, key);
@@ -93,10 +103,83 @@ void describe('heartbeat packet codec', () => {
     assert.deepEqual(decodePacket(data, key, 'lab'), { ok: false, reason: 'wrong-cluster', detail: "cluster 'prod', this node is in 'lab'" });
   });
 
-  void test('another protocol version: bad-version, before the tag is checked', () => {
-    const data = encodePacket(packet, key);
-    data[3] = 2;
-    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: false, reason: 'bad-version', detail: `protocol version 2, this node speaks ${PROTOCOL_VERSION}` });
+  void test('a protocol version this release does not speak: bad-version, before the tag is checked', () => {
+    assert.deepEqual(PROTOCOL_VERSIONS, [1, 2]);
+    for (const version of [0, 3, 9, 255]) {
+      const data = encodePacket(packet, key);
+      data[3] = version;
+      assert.deepEqual(decodePacket(data, key, 'lab'), { ok: false, reason: 'bad-version', detail: `protocol version ${version}, this node speaks 1, 2` });
+    }
+  });
+
+  void test('the tag covers the version byte: a packet moved to another version this release speaks is forged', () => {
+    const one = encodePacket(packet, key);
+    one[3] = 2;
+    assert.equal((decodePacket(one, key, 'lab') as { reason: string }).reason, 'forged');
+    const two = encodePacket(v2, key);
+    two[3] = 1;
+    assert.equal((decodePacket(two, key, 'lab') as { reason: string }).reason, 'forged');
+  });
+
+  void test('version 2: round trip, with the advertisement and the configuration digest after the fields 0.1.0 knows', () => {
+    const data = encodePacket(v2, key);
+    assert.equal(data[3], 2);
+    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: v2 });
+    const body = JSON.parse(data.subarray(4, -32).toString('utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body), ['cluster', 'node', 'incarnation', 'seq', 'sentAt', 'to', 'view', 'nonce', 'echo', 'versions', 'configDigest']);
+    assert.equal('version' in body, false, 'the version is the header byte, not a body field');
+  });
+
+  void test('version 2 requires versions, nonce and configDigest: malformed without, and refused by encode', () => {
+    for (const field of ['versions', 'nonce', 'configDigest'] as const) {
+      const body = { ...v2, version: undefined, [field]: undefined };
+      const result = decodePacket(seal(JSON.stringify(body), { header: Buffer.from([0x48, 0x41, 0x4f, 2]) }), key, 'lab');
+      assert.equal(!result.ok && result.reason, 'malformed', field);
+      assert.match(!result.ok ? result.detail ?? '' : '', new RegExp(`^version 2: ${field}: `), field);
+      assert.throws(() => encodePacket({ ...v2, [field]: undefined }, key), (err) => err instanceof HeartbeatPacketError && err.message.includes(field) && err.message.includes('protocol version 2'));
+    }
+    for (const bad of ['', 'ABCDEF0123456789abcdef0123456789', '0123456789abcdef', `${DIGEST}0`, 'g123456789abcdef0123456789abcdef']) {
+      const result = decodePacket(seal(JSON.stringify({ ...v2, version: undefined, configDigest: bad }), { header: Buffer.from([0x48, 0x41, 0x4f, 2]) }), key, 'lab');
+      assert.equal(!result.ok && result.reason, 'malformed', `digest ${JSON.stringify(bad)}`);
+    }
+  });
+
+  void test('an advertisement must list distinct versions in order and include the packet\'s own version', () => {
+    const cases: Array<[number, unknown, string]> = [
+      [1, [2, 3], "does not include the packet's own version 1"],
+      [2, [1], "does not include the packet's own version 2"],
+      [1, [], 'versions'],
+      [1, [2, 1], 'ascending'],
+      [1, [1, 1], 'ascending'],
+      [1, [1, 256], 'versions'],
+      [1, [0, 1], 'versions'],
+      [1, [1.5], 'versions'],
+      [1, Array.from({ length: 17 }, (_, i) => i + 1), 'versions'],
+    ];
+    for (const [version, versions, says] of cases) {
+      const body = { ...(version === 2 ? v2 : packet), version: undefined, versions };
+      const result = decodePacket(seal(JSON.stringify(body), { header: Buffer.from([0x48, 0x41, 0x4f, version]) }), key, 'lab');
+      assert.equal(!result.ok && result.reason, 'malformed', JSON.stringify(versions));
+      assert.ok(!result.ok && result.detail?.includes(says), `${JSON.stringify(versions)}: ${!result.ok ? result.detail : ''}`);
+      assert.throws(() => encodePacket({ ...body, version } as HeartbeatPacket, key), HeartbeatPacketError);
+    }
+    // Versions this release does not speak may be advertised (a newer peer's list).
+    const newer = { ...v2, versions: [2, 3, 7] };
+    assert.deepEqual(decodePacket(encodePacket(newer, key), key, 'lab'), { ok: true, packet: newer });
+  });
+
+  void test('version 1 from this release: the advertisement is carried, a digest never (version 2 only)', () => {
+    const advertised = { ...packet, nonce: NONCE, versions: [1, 2] };
+    assert.deepEqual(decodePacket(encodePacket(advertised, key), key, 'lab'), { ok: true, packet: asV1(advertised) });
+    const withDigest = encodePacket({ ...advertised, configDigest: DIGEST }, key);
+    assert.equal(withDigest.includes(DIGEST), false, 'encode leaves the digest out of a version-1 packet');
+    // Nor is one believed from a version-1 packet that carries it (hand-sealed).
+    const sealed = decodePacket(seal(JSON.stringify({ ...advertised, configDigest: DIGEST })), key, 'lab');
+    assert.deepEqual(sealed, { ok: true, packet: asV1(advertised) });
+  });
+
+  void test('encode refuses a version this release does not speak', () => {
+    assert.throws(() => encodePacket({ ...packet, version: 3 as 2 }, key), /version 3 is not one of 1, 2/);
   });
 
   void test('correctly signed but not a packet: malformed', () => {
@@ -115,7 +198,7 @@ void describe('heartbeat packet codec', () => {
       const result = decodePacket(seal(body), key, 'lab');
       assert.equal(!result.ok && result.reason, 'malformed', what);
     }
-    const badMagic = decodePacket(seal(JSON.stringify(good), { header: Buffer.from([0x58, 0x58, 0x58, PROTOCOL_VERSION]) }), key, 'lab');
+    const badMagic = decodePacket(seal(JSON.stringify(good), { header: Buffer.from([0x58, 0x58, 0x58, BASE_PROTOCOL_VERSION]) }), key, 'lab');
     assert.deepEqual(badMagic, { ok: false, reason: 'malformed', detail: 'bad magic' });
   });
 
@@ -131,7 +214,7 @@ void describe('heartbeat packet codec', () => {
 
   void test('a hand-sealed packet with unknown extra fields is accepted (forward compatible), the fields dropped', () => {
     const result = decodePacket(seal(JSON.stringify({ ...packet, future: { x: 1 } })), key, 'lab');
-    assert.deepEqual(result, { ok: true, packet });
+    assert.deepEqual(result, { ok: true, packet: asV1(packet) });
   });
 
   void test('encode refuses a view that does not fit in 1400 bytes, and the largest that fits decodes', () => {
@@ -155,12 +238,12 @@ void describe('heartbeat packet codec', () => {
 
   void test('the challenge fields: nonce and echo round trip; packets without them (older releases) still decode', () => {
     const challenged: HeartbeatPacket = { ...packet, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', echo: 'abc-_0123456789xyzXYZ_' };
-    assert.deepEqual(decodePacket(encodePacket(challenged, key), key, 'lab'), { ok: true, packet: challenged });
+    assert.deepEqual(decodePacket(encodePacket(challenged, key), key, 'lab'), { ok: true, packet: asV1(challenged) });
     const body = JSON.parse(encodePacket(challenged, key).subarray(4, -32).toString('utf8')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(body), ['cluster', 'node', 'incarnation', 'seq', 'sentAt', 'to', 'view', 'nonce', 'echo'], 'after the fields older releases know');
     // What the release before the challenge sends: no nonce, no echo.
     const old = decodePacket(seal(JSON.stringify(packet)), key, 'lab');
-    assert.deepEqual(old, { ok: true, packet });
+    assert.deepEqual(old, { ok: true, packet: asV1(packet) });
     assert.equal(old.ok && 'nonce' in old.packet, false);
   });
 
@@ -185,7 +268,7 @@ void describe('heartbeat packet codec', () => {
       const length = Math.floor(Math.random() * 1600);
       let data: Buffer;
       if (i % 3 === 0) data = randomBytes(length);
-      else if (i % 3 === 1) data = Buffer.concat([Buffer.from([0x48, 0x41, 0x4f, PROTOCOL_VERSION]), randomBytes(length)]);
+      else if (i % 3 === 1) data = Buffer.concat([Buffer.from([0x48, 0x41, 0x4f, BASE_PROTOCOL_VERSION]), randomBytes(length)]);
       else {
         // A valid packet with a few random bytes replaced.
         data = Buffer.from(valid);

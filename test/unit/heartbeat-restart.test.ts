@@ -18,6 +18,8 @@ import { waitFor as waitUntil } from '../support/wait.js';
 
 const INTERVAL = 20;
 const DEADTIME = 100;
+/** Every node of these tests runs with the same cluster configuration. */
+const CONFIG_DIGEST = '0123456789abcdef0123456789abcdef';
 const KEY = Buffer.from('restart-test-secret-restart-test');
 const waitFor = <T>(what: string, condition: () => T | undefined | false) => waitUntil(what, condition, 3000, 5);
 /** Below the ephemeral range (32768+), so no client socket of this host holds it by chance. */
@@ -54,6 +56,7 @@ async function startNode(node: string, nodes: NodeSpec[], port: number, dir: str
     secret: KEY,
     logger,
     onEdge: (edge) => void edges.push(edge),
+    configDigest: CONFIG_DIGEST,
     stateDir: dir,
     ...extra,
   });
