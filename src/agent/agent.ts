@@ -553,7 +553,8 @@ export class Agent {
               received: stats.received,
               accepted: stats.accepted,
               rejected: Object.fromEntries(Object.entries(stats.rejected).filter(([, n]) => n > 0)),
-              peers: stats.peers.map(({ view: _view, ...peer }) => peer),
+              configDigest: stats.configDigest,
+              peers: stats.peers.map(({ view: _view, speaks: _speaks, heardProtocol: _heard, ...peer }) => peer),
             },
           }
         : {}),

@@ -28,6 +28,12 @@ const peerSchema = z.object({
   lastHeardAgoMs: ms.optional(),
   incarnation: z.number().optional(),
   links: z.array(z.object({ link: z.string(), alive: z.boolean(), lastHeardAgoMs: ms.optional() })),
+  /** The heartbeat protocol version written to the peer, and why not a higher one. */
+  protocol: z.number().int().optional(),
+  protocolProblem: z.string().optional(),
+  /** The peer's configuration digest, and whether it is this node's (src/config/digest.ts). */
+  configDigest: z.string().optional(),
+  configMatches: z.boolean().optional(),
 });
 
 const resourceSchema = z.object({
@@ -94,6 +100,8 @@ export const localStatusSchema = z.object({
       received: count,
       accepted: count,
       rejected: z.record(z.string(), count),
+      /** This node's configuration digest, as its heartbeats carry it. */
+      configDigest: z.string().optional(),
       peers: z.array(peerSchema),
     })
     .optional(),

@@ -99,7 +99,9 @@ export function formatLocalStatus(local: LocalStatus): string {
     lines.push(`  heartbeats: ${local.heartbeat.sent} sent, ${local.heartbeat.accepted} accepted${rejected ? `, rejected: ${rejected}` : ', none rejected'}`);
     for (const p of local.heartbeat.peers) {
       const heard = p.lastHeardAgoMs === undefined ? 'never heard' : `last heard ${span(p.lastHeardAgoMs)} ago`;
-      lines.push(`    ${p.node.padEnd(16)} ${p.state.padEnd(8)} ${heard}`);
+      const protocol = p.protocol === undefined ? '' : `, protocol ${p.protocol}${p.protocolProblem ? ` (${p.protocolProblem})` : ''}`;
+      const config = p.configMatches === undefined ? '' : p.configMatches ? ', same configuration' : `, CONFIGURATION DIFFERS (digest ${p.configDigest}, this node ${local.heartbeat.configDigest})`;
+      lines.push(`    ${p.node.padEnd(16)} ${p.state.padEnd(8)} ${heard}${protocol}${config}`);
       for (const l of p.links) lines.push(`      link ${l.link} ${l.alive ? 'alive' : 'SILENT'}${l.lastHeardAgoMs === undefined ? '' : ` (last heard ${span(l.lastHeardAgoMs)} ago)`}`);
     }
   }
@@ -164,6 +166,7 @@ export function statusCheck(controller: Ownership | undefined, local: LocalStatu
       if (h.lease?.failSafe) warning(`${local.node} serves ${h.group} under the fail-safe (no confirmed lease)`);
     }
     for (const p of local.heartbeat?.peers ?? []) {
+      if (p.configMatches === false) warning(`${p.node}'s configuration differs from ${local.node}'s (heartbeat digests)`);
       if (p.state !== 'alive') warning(`${local.node} does not hear ${p.node}`);
       else for (const l of p.links) if (!l.alive) warning(`heartbeat link ${l.link} is silent`);
     }

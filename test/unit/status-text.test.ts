@@ -94,7 +94,8 @@ const node = (): LocalStatus => ({
     received: 10,
     accepted: 9,
     rejected: { replayed: 1 },
-    peers: [{ node: 'n2', state: 'alive', since: NOW - 9000, lastHeardAgoMs: 80, links: [{ link: '10.0.0.2->10.0.0.1', alive: true, lastHeardAgoMs: 80 }, { link: '10.1.0.2->10.1.0.1', alive: true, lastHeardAgoMs: 90 }] }],
+    configDigest: 'a'.repeat(32),
+    peers: [{ node: 'n2', state: 'alive', since: NOW - 9000, lastHeardAgoMs: 80, protocol: 2, configDigest: 'a'.repeat(32), configMatches: true, links: [{ link: '10.0.0.2->10.0.0.1', alive: true, lastHeardAgoMs: 80 }, { link: '10.1.0.2->10.1.0.1', alive: true, lastHeardAgoMs: 90 }] }],
   },
   held: [{ group: 'web', epoch: 4, state: 'running', lease: { expiresInMs: 2500, failSafe: false } }],
   resources: [{ group: 'web', resource: 'httpd', status: 'healthy', failures: 0, passes: 5, detail: 'status 200' }],
@@ -106,6 +107,7 @@ test('status --check: OK, WARNING when degraded, CRITICAL when a group is down, 
   const table: { name: string; controller?: (o: Ownership) => void; local?: (l: LocalStatus) => void; unreachable?: boolean; code: number; line: RegExp }[] = [
     { name: 'healthy', code: CHECK.ok, line: /^HAOSCAR OK - web on n1; 2 node\(s\) up$/ },
     { name: 'a standby down', controller: (o) => (o.nodes.n2 = { state: 'suspect', since: NOW, reportedBy: 'n1' }), code: CHECK.warning, line: /WARNING - node n2 is suspect/ },
+    { name: 'another configuration', local: (l) => Object.assign(l.heartbeat!.peers[0]!, { configDigest: 'b'.repeat(32), configMatches: false }), code: CHECK.warning, line: /WARNING - n2's configuration differs from n1's/ },
     { name: 'a link silent', local: (l) => (l.heartbeat!.peers[0]!.links[1]!.alive = false), code: CHECK.warning, line: /WARNING - heartbeat link 10\.1\.0\.2->10\.1\.0\.1 is silent/ },
     { name: 'the peer not heard', local: (l) => (l.heartbeat!.peers[0]!.state = 'dead'), code: CHECK.warning, line: /does not hear n2/ },
     { name: 'fail-safe', local: (l) => (l.held[0]!.lease = { expiresInMs: 900, failSafe: true }), code: CHECK.warning, line: /serves web under the fail-safe/ },
@@ -141,7 +143,7 @@ test('local status text: heartbeat links, leases, checks, the guard and file set
   const text = formatLocalStatus(l);
   assert.match(text, /^this node n1 \(agent pid 100, release 0\.2\.0\): serving/);
   assert.match(text, /heartbeats: 10 sent, 9 accepted, rejected: replayed 1/);
-  assert.match(text, /n2 +alive +last heard 80ms ago\n +link 10\.0\.0\.2->10\.0\.0\.1 alive \(last heard 80ms ago\)/);
+  assert.match(text, /n2 +alive +last heard 80ms ago, protocol 2, same configuration\n +link 10\.0\.0\.2->10\.0\.0\.1 alive \(last heard 80ms ago\)/);
   assert.match(text, /holds web at epoch 4: running; FAIL-SAFE: serving without a confirmed lease/);
   assert.match(text, /resource web\/httpd: healthy: status 200/);
   assert.match(text, /lease guard: running \(pid 50, watchdog off\)\n +web epoch 4: held, released in 2s unless renewed/);
