@@ -32,7 +32,7 @@ import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@te
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import { checkControllerReport, checkControllerUpdate } from './auth.js';
-import { reportFreshness, reportSender, withAccepted, withRefusal } from './report-plan.js';
+import { nextReport, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from './report-plan.js';
 import {
   controllerInputSchema,
   controllerInputSchemaV0,
@@ -42,6 +42,7 @@ import {
   nodeAnnounceSchema,
   nodeEdgeSchema,
   parseWorkflowInput,
+  reportAuthSchema,
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
@@ -169,9 +170,11 @@ export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
  * their sending node (docs/security.md), checked by a local activity of the worker (activities/
  * auth.ts checkControllerReport), and only when newer than that node's newest (incarnation,
  * counter): a recorded one sent again is refused. They are queued and applied one after the other
- * in the order they came (an edge must not overtake the one before it). Asked in the signal's
- * handler, before any await, so that its marker is in the signal's workflow task; recorded
- * histories applied them at once.
+ * in the order they came (an edge must not overtake the one before it). Asked at the run's start,
+ * before the first await (the first signal is handled right after an awaited local activity, where
+ * a patch is not asked: controller-replay-split-first-task.test.ts); a run that began before it asks
+ * in each report's handler, before any await there, so that its marker is in the signal's workflow
+ * task. Recorded histories applied reports at once.
  */
 export const PATCH_AUTHENTICATED_REPORTS = 'controller-authenticated-reports';
 
@@ -192,6 +195,10 @@ export async function controller(rawInput: unknown): Promise<void> {
   // awaited local activity completes in, and replays as unpatched when that task is not the one
   // that recorded the marker (a loaded worker splits them; found by the chaos suite).
   const failbackEnabled = patched('auto-failback');
+  // Also here, before the first await: the signal that started the controller (signal-with-start)
+  // is handled right after describeCluster below, where asking a patch is not safe (as above). A run
+  // that began before signed reports asks it in each report's handler instead (reportHandler).
+  const reportsAuthenticatedFromStart = patched(PATCH_AUTHENTICATED_REPORTS);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -306,6 +313,9 @@ export async function controller(rawInput: unknown): Promise<void> {
   interface QueuedReport {
     signal: ReportSignal;
     report: NodeEdge | NodeAnnounce | GroupLostReport;
+    sender: string;
+    /** Where its MAC says it stands in its sender's order (absent: no MAC, or a malformed one). */
+    position?: ReportPosition;
     auth: unknown;
     apply: () => void;
   }
@@ -329,13 +339,18 @@ export async function controller(rawInput: unknown): Promise<void> {
     return async (raw, auth) => {
       const report = parse(raw);
       if (report === undefined) return;
-      // Asked here, before any await: its marker is in this signal's workflow task, on replay too.
-      if (!patched(PATCH_AUTHENTICATED_REPORTS)) return apply(report, false);
-      reports.push({ signal, report, auth, apply: () => apply(report, true) });
+      // A run that began with signed reports never asks again. One that began before them asks here,
+      // in the signal's own workflow task (it was past its start when the worker was upgraded).
+      if (!reportsAuthenticatedFromStart && !patched(PATCH_AUTHENTICATED_REPORTS)) return apply(report, false);
+      const position = reportAuthSchema.safeParse(auth);
+      reports.push({ signal, report, sender: reportSender(signal, report), ...(position.success ? { position: { incarnation: position.data.incarnation, counter: position.data.counter } } : {}), auth, apply: () => apply(report, true) });
       if (applyingReports) return; // the handler applying the queue takes this one in its turn
       applyingReports = true;
       try {
-        while (reports.length > 0) await checkAndApply(reports.shift()!);
+        // At a run's start the reports that came before the handlers were set are handed over
+        // handler by handler, all before the run's first await: let them all in before choosing.
+        await Promise.resolve();
+        while (reports.length > 0) await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
       } finally {
         applyingReports = false;
       }
@@ -343,7 +358,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   }
 
   async function checkAndApply(q: QueuedReport): Promise<void> {
-    const sender = reportSender(q.signal, q.report);
+    const sender = q.sender;
     const refuse = (why: string) => {
       state.reports = withRefusal(state.reports, { at: now(), signal: q.signal, sender, why });
       log.error(`REFUSED a ${q.signal} report from ${sender}: ${why}; nothing changed (docs/security.md)`, { signal: q.signal, sender, report: q.report, refused: state.reports.refused });
@@ -352,7 +367,8 @@ export async function controller(rawInput: unknown): Promise<void> {
     const check = await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch((err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` }));
     if (!check.ok) return refuse(check.why);
     if (check.signed) {
-      const position = q.auth as { incarnation: number; counter: number };
+      // A MAC that verified has the shape of one (activities/auth.ts parses it first).
+      const position = q.position!;
       const fresh = reportFreshness(state.reports?.nodes[sender], position);
       if (!fresh.fresh) {
         if (fresh.duplicate) return log.info(`a ${q.signal} report from ${sender} came again: ${fresh.why}; nothing to do`, { signal: q.signal, sender });

@@ -53,3 +53,29 @@ export function withAccepted(record: ReportsRecord | undefined, sender: string, 
   const base = record ?? { nodes: {}, refused: 0, lastRefused: [] };
   return { ...base, nodes: { ...base.nodes, [sender]: { incarnation: position.incarnation, counter: position.counter, at } } };
 }
+
+/** A report waiting in the controller's queue: who sent it and, when it has a MAC, where it stands. */
+export interface QueuedPosition {
+  sender: string;
+  position?: ReportPosition;
+}
+
+/**
+ * Which queued report to check and apply next: the first one, unless its sender has one queued
+ * that comes before it in that sender's order (a smaller incarnation, or a smaller counter of the
+ * same one): then the first of those. Reports come in the order each agent sent them, except at a
+ * run's start: the SDK hands the signals that came before the handlers were set to each handler as
+ * it is set, so by signal name, not by arrival (an `up` edge before the announcement sent ahead of
+ * it). @returns an index into `queue` (0 when it is empty).
+ */
+export function nextReport(queue: readonly QueuedPosition[]): number {
+  const first = queue[0];
+  if (first?.position === undefined) return 0;
+  let best = 0;
+  for (let i = 1; i < queue.length; i++) {
+    const q = queue[i]!;
+    const b = queue[best]!.position!;
+    if (q.sender === first.sender && q.position && (q.position.incarnation < b.incarnation || (q.position.incarnation === b.incarnation && q.position.counter < b.counter))) best = i;
+  }
+  return best;
+}

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_REFUSED_REPORTS, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
+import { MAX_REFUSED_REPORTS, nextReport, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
 
 test('the sender of a report: an edge\'s reporter, the announcing node, the node that lost the group', () => {
   assert.equal(reportSender('nodeEdge', { node: 'n1', to: 'suspect', reporter: 'n2', at: 1, detail: '' }), 'n2');
@@ -43,4 +43,19 @@ test('the record: refusals counted in full, the last ones kept; the newest repor
   assert.deepEqual(a.nodes, { n1: { incarnation: 7, counter: 2, at: 50 } });
   assert.equal(a.refused, r.refused, 'refusals kept');
   assert.deepEqual(withAccepted(a, 'n1', { incarnation: 8, counter: 1 }, 60).nodes, { n1: { incarnation: 8, counter: 1, at: 60 } });
+});
+
+test('the next report: the first queued, unless its sender has an earlier one queued behind it (signals handed over by name at a run\'s start)', () => {
+  const at = (sender: string, incarnation?: number, counter?: number) => (incarnation === undefined ? { sender } : { sender, position: { incarnation, counter: counter! } });
+  const cases: [string, ReturnType<typeof at>[], number][] = [
+    ['empty', [], 0],
+    ['in order', [at('n1', 5, 1), at('n1', 5, 2), at('n2', 9, 1)], 0],
+    ['n1\'s announcement (1) handed over after its edges (2, 3)', [at('n1', 5, 2), at('n1', 5, 3), at('n1', 5, 1)], 2],
+    ['another sender\'s earlier counter does not matter', [at('n1', 5, 2), at('n2', 1, 1)], 0],
+    ['an earlier incarnation of the sender queued behind', [at('n1', 6, 1), at('n1', 5, 7)], 1],
+    ['the smallest of several', [at('n1', 5, 4), at('n1', 5, 2), at('n1', 5, 3)], 1],
+    ['an unsigned first report is taken as it is', [at('n1'), at('n1', 5, 1)], 0],
+    ['unsigned reports behind are not reordered', [at('n1', 5, 2), at('n1')], 0],
+  ];
+  for (const [what, queue, expected] of cases) assert.equal(nextReport(queue), expected, what);
 });
