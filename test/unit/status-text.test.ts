@@ -146,6 +146,7 @@ test('local status text: heartbeat links, leases, checks, the guard and file set
   assert.match(text, /resource web\/httpd: healthy: status 200/);
   assert.match(text, /lease guard: running \(pid 50, watchdog off\)\n +web epoch 4: held, released in 2s unless renewed/);
   assert.match(text, /file set web\/docroot: standby from n2\\x1b\[2J, generation 3, last synced 4s ago, lag 2s/);
+});
 
 test('status text: refused reports are counted, the last ones say from whom and why (issue 9 item 9)', () => {
   const s = state('x');
