@@ -241,6 +241,10 @@ groups:
   for (const name of Object.keys(idle)) {
     const a = idle[name];
     const b = after[name];
+    if (name === 'guard' && !a && !b) {
+      process.stdout.write(`${name.padEnd(20)} (none: the agent of a one-node cluster starts no lease guard)\n`);
+      continue;
+    }
     const change = a && b ? `${b.rssMb - a.rssMb >= 0 ? '+' : ''}${(b.rssMb - a.rssMb).toFixed(1)}` : '-';
     process.stdout.write(`${name.padEnd(20)} ${fmt(a)}    ${fmt(b)}     ${change}\n`);
   }
