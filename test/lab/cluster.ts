@@ -167,12 +167,13 @@ export class LabCluster {
       throw new Error(`the agent on ${first} exited (${r.exitCode ?? r.signal}) while the cluster started:\n${(await this.agentLog(first!)).split('\n').slice(-10).join('\n')}`);
     });
     exited.catch(() => undefined);
-    await Promise.race([this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 90_000), exited]);
+    // Generous (polled): the worker's start under tsx alone took over a minute on a loaded 2-core machine.
+    await Promise.race([this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 180_000), exited]);
     for (const host of rest) this.startAgent(host);
     await waitFor('every agent up', async () => {
       const s = await this.ownership();
       return this.lab.hosts.every((h) => s?.nodes[h]?.state === 'up') ? true : undefined;
-    }, 90_000, 100);
+    }, 180_000, 100);
   }
 
   get drbdSimDir(): string {

@@ -8,8 +8,8 @@
  *
  * It proves surviving the loss of a Temporal *process*, not of the database.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,26 +52,79 @@ async function portsFree(ip: string, ports: number[]): Promise<boolean> {
   return true;
 }
 
-/** Server processes of this test process, killed if it exits without closing them. */
-const running = new Set<number>();
-let exitHook = false;
-function killOnExit(pid: number): void {
-  running.add(pid);
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const p of running) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone
-      }
+/**
+ * The script starts the server processes with setsid (an administrator's `start` leaves them
+ * running, out of reach of the terminal's Ctrl-C), so nothing stops them when the test process
+ * ends unless it does so itself: every TemporalPg not closed yet is closed synchronously when
+ * the process exits or is ended by SIGINT/SIGTERM/SIGHUP (as NetLab does for its labs); after a
+ * SIGKILL, the next start() (or cleanupStale()) of any process removes what it left, found by
+ * the owner file in its directory.
+ */
+const open = new Set<TemporalPg>();
+const EXIT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+let exitHooks = false;
+const DIR_PREFIX = 'haoscar-temporal-pg-';
+/** In each directory while its owner runs: `{ pid, db }`; removed by close(). */
+const OWNER = 'owner.json';
+
+function closeAllSync(): void {
+  for (const pg of open) pg.closeSync();
+}
+
+function onExitSignal(signal: NodeJS.Signals): void {
+  closeAllSync();
+  for (const s of EXIT_SIGNALS) process.removeListener(s, onExitSignal);
+  // Die of the signal as we would have without this handler, unless someone else handles it.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function installExitHooks(): void {
+  if (exitHooks) return;
+  exitHooks = true;
+  process.on('exit', closeAllSync);
+  for (const s of EXIT_SIGNALS) process.on(s, onExitSignal);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The server processes the script started from `dir` and that still run (pid files, checked against /proc: a pid may be reused). */
+function serverPids(dir: string): number[] {
+  const pids: number[] = [];
+  for (const n of [1, 2]) {
+    try {
+      const pid = Number(readFileSync(join(dir, `server-${n}.pid`), 'utf8').trim());
+      if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) pids.push(pid);
+    } catch {
+      // not started, or gone
     }
-  });
+  }
+  return pids;
+}
+
+/** SIGKILLs the server processes of `dir`, drops the role and databases `db`; synchronous, never throws. */
+function removeSync(dir: string, db: string): void {
+  for (const pid of serverPids(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  try {
+    execaSync(SCRIPT, ['drop', '--yes', '--drop-role', '--dir', dir, '--db', db, '--pg-user', db], { reject: false, timeout: 60_000, stdin: 'ignore' });
+  } catch {
+    // cleanupStale() of a later run tries again
+  }
 }
 
 export class TemporalPg {
-  private pids: number[] = [];
   private closed = false;
 
   private constructor(
@@ -86,8 +139,10 @@ export class TemporalPg {
    * with the namespace and search attributes. @throws with the script's words when it fails.
    */
   static async start(ip: string): Promise<TemporalPg> {
-    const dir = await mkdtemp(join(tmpdir(), 'haoscar-temporal-pg-'));
+    await TemporalPg.cleanupStale();
+    const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
     const db = `haoscar_lab_${Math.random().toString(36).slice(2, 10)}`;
+    writeFileSync(join(dir, OWNER), JSON.stringify({ pid: process.pid, db }));
     let base = 0;
     for (let i = 0; i < 50 && base === 0; i++) {
       // At most 32767 for the membership ports (Temporal keeps them in a PostgreSQL smallint).
@@ -102,33 +157,49 @@ export class TemporalPg {
       return r.stdout;
     };
     const pg = new TemporalPg(dir, db, [`${ip}:${base}`, `${ip}:${base + 100}`]);
-    await run(['create-role', ...common]);
+    // From here on, an exit or a signal stops what the script started (even in the middle of it).
+    open.add(pg);
+    installExitHooks();
     try {
+      await run(['create-role', ...common]);
       await run(['init', ...common, '--ip', ip, '--port', String(base)]);
       const out = await run(['start', '--dir', dir]);
       const said = out.trim().split('\n').at(-1);
       if (said !== pg.frontends.join(',')) throw new Error(`the script says the frontends are '${said}', expected ${pg.frontends.join(',')}`);
     } catch (err) {
-      pg.remember();
       await pg.close();
       throw err;
     }
-    pg.remember();
     return pg;
   }
 
-  private remember(): void {
-    for (const n of [1, 2]) {
-      try {
-        const pid = Number(readFileSync(join(this.dir, `server-${n}.pid`), 'utf8').trim());
-        if (pid > 0) {
-          this.pids.push(pid);
-          killOnExit(pid);
-        }
-      } catch {
-        // not started
-      }
+  /**
+   * Removes what TemporalPgs of processes that are gone left behind (a SIGKILLed test: no handler
+   * ran): their server processes, role, databases and directory. Leaves those of live processes
+   * alone. Never throws. @returns the databases removed.
+   */
+  static async cleanupStale(): Promise<string[]> {
+    const removed: string[] = [];
+    let names: string[] = [];
+    try {
+      names = readdirSync(tmpdir()).filter((n) => n.startsWith(DIR_PREFIX));
+    } catch {
+      return removed;
     }
+    for (const name of names) {
+      const dir = join(tmpdir(), name);
+      let owner: { pid: number; db: string };
+      try {
+        owner = JSON.parse(readFileSync(join(dir, OWNER), 'utf8')) as { pid: number; db: string };
+      } catch {
+        continue; // closed (a kept directory), or not ours
+      }
+      if (alive(owner.pid) || !/^haoscar_lab_[a-z0-9]+$/.test(owner.db)) continue;
+      removeSync(dir, owner.db);
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(owner.db);
+    }
+    return removed;
   }
 
   /** The pid of process `n` (1 or 2), from the script's pid file. */
@@ -158,15 +229,32 @@ export class TemporalPg {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await execa(SCRIPT, ['drop', '--yes', '--drop-role', '--dir', this.dir, '--db', this.db, '--pg-user', this.db], { reject: false, timeout: 60_000 });
-    for (const pid of this.pids) {
+    await execa(SCRIPT, ['drop', '--yes', '--drop-role', '--dir', this.dir, '--db', this.db, '--pg-user', this.db], { reject: false, timeout: 60_000, stdin: 'ignore' });
+    for (const pid of serverPids(this.dir)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
-        // stopped by the script
+        // stopped meanwhile
       }
-      running.delete(pid);
     }
-    if (!process.env.HAOSCAR_LAB_KEEP) await rm(this.dir, { recursive: true, force: true });
+    this.release();
+  }
+
+  /** close() for exit and signal handlers: synchronous, best effort. */
+  closeSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    removeSync(this.dir, this.db);
+    this.release();
+  }
+
+  private release(): void {
+    open.delete(this);
+    try {
+      unlinkSync(join(this.dir, OWNER));
+    } catch {
+      // removed with the directory
+    }
+    if (!process.env.HAOSCAR_LAB_KEEP) rmSync(this.dir, { recursive: true, force: true });
   }
 }
