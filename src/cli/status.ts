@@ -132,7 +132,8 @@ function print(report: StatusReport, opts: StatusOptions, maxLagMs: number): num
   }
   if (opts.check) return verdict.code;
   if (report.controllerError) {
-    if (!opts.json) process.stderr.write(`haoscar: ${report.controllerError.message}\n`);
+    // On stderr in every form (--json has it as `error` too): what a script's log keeps.
+    if (!opts.check) process.stderr.write(`haoscar: ${report.controllerError.message}\n`);
     return report.controllerError.exitCode;
   }
   return EXIT.ok;
