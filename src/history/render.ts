@@ -4,6 +4,12 @@
  * wherever it is pasted.
  */
 import type { OperationStory, Phase, Step, Timeline } from './timeline.js';
+import { printable } from '../cli/status-text.js';
+
+/** Lines joined, each made printable: details come from agents and operators (status-text.ts). */
+function lines(out: readonly string[]): string {
+  return `${out.map(printable).join('\n')}\n`;
+}
 
 /** 2026-12-07 00:10:05.123 (UTC). */
 export function formatTime(ms: number): string {
@@ -85,7 +91,7 @@ export function renderText(t: Timeline): string {
   rows.sort((a, b) => a.at - b.at);
   for (const r of rows) out.push(...r.lines);
   if (rows.length === 0) out.push('nothing happened in this window');
-  return `${out.join('\n')}\n`;
+  return lines(out);
 }
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -127,7 +133,7 @@ export function renderMarkdown(t: Timeline): string {
     out.push('', '## Controller runs', '');
     for (const r of runs) out.push(`- ${formatTime(r.startedAt)} to ${r.endedAt !== undefined ? formatTime(r.endedAt) : 'now'}: ${r.status} (\`${r.workflowId}\`, run \`${r.runId}\`)`);
   }
-  return `${out.join('\n')}\n`;
+  return lines(out);
 }
 
 /** One operation in detail (`haoscar history show`): its story and every step. */
@@ -158,5 +164,5 @@ export function renderOperation(s: OperationStory, format: 'text' | 'markdown'):
     out.push('', md ? '## Messages received' : 'Messages received:', '');
     for (const m of msgs.slice(-200)) out.push(`${md ? '- ' : '  '}${formatTime(m.at)}  ${m.kind} ${m.name}`);
   }
-  return `${out.join('\n')}\n`;
+  return lines(out);
 }

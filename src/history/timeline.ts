@@ -42,7 +42,8 @@ export interface Step {
   summary?: string;
   /** The node whose task queue ran it (regular activities on a node's queue). */
   node?: string;
-  outcome: 'completed' | 'failed' | 'timed-out' | 'cancelled' | 'running';
+  /** unfinished: the workflow closed before it did (a pause raced by an answer is left so). */
+  outcome: 'completed' | 'failed' | 'timed-out' | 'cancelled' | 'running' | 'unfinished';
   detail?: string;
 }
 
@@ -219,7 +220,8 @@ export function operationStory(run: FetchedRun): OperationStory {
   s.node = str(input.node) ?? (type === 'switchover' ? str(input.to) : undefined) ?? attrs.HaNode;
   s.reason = str(input.reason) ?? str(memo.detail);
   if (start.parentWorkflowExecution?.workflowId) s.parent = start.parentWorkflowExecution.workflowId;
-  let trigger = attrs.HaTrigger ?? str(memo.trigger) ?? str(input.kind) ?? str(input.trigger);
+  // A failover or switchover started without a kind (or trigger) is an operator's.
+  let trigger = attrs.HaTrigger ?? str(memo.trigger) ?? str(input.kind) ?? str(input.trigger) ?? (type === 'failover' || type === 'switchover' ? 'operator' : undefined);
   let outcome = attrs.HaOutcome;
 
   /** Steps by the event that scheduled them. */
@@ -248,6 +250,16 @@ export function operationStory(run: FetchedRun): OperationStory {
         const f = e.activityTaskFailedEventAttributes?.failure ?? e.activityTaskTimedOutEventAttributes?.failure;
         const why = failureText(f);
         if (why !== undefined) step.detail = why;
+      }
+      continue;
+    }
+    const cancelAsked = e.activityTaskCancelRequestedEventAttributes;
+    if (cancelAsked) {
+      // The workflow withdrew it (a ping's deadline passed, an answer came first): no completion may follow.
+      const step = scheduled.get(String(cancelAsked.scheduledEventId ?? ''));
+      if (step?.outcome === 'running') {
+        step.outcome = 'cancelled';
+        step.durationMs = at - step.at;
       }
       continue;
     }
@@ -364,11 +376,12 @@ export function operationStory(run: FetchedRun): OperationStory {
       }
     }
   }
-  if (s.operation === 'heal') s.phases = healPhases(s);
   if (s.operation === 'failover' && outcome === undefined && s.outcome !== undefined) outcome = s.outcome;
   if (outcome === undefined && (s.status === 'failed' || s.status === 'terminated' || s.status === 'timed-out' || s.status === 'cancelled') && s.operation !== 'controller') outcome = s.status === 'cancelled' ? 'cancelled' : 'failed';
   if (outcome !== undefined) s.outcome = outcome;
   else delete s.outcome;
+  if (s.operation === 'heal') s.phases = healPhases(s);
+  if (s.status !== 'running') for (const st of s.steps) if (st.outcome === 'running') st.outcome = 'unfinished';
   if (trigger !== undefined) s.trigger = trigger;
   s.falseAlarm = s.outcome === 'false-alarm';
   for (const k of ['cluster', 'group', 'resource', 'node', 'reason'] as const) if (s[k] === undefined) delete s[k];
