@@ -51,7 +51,7 @@ export function historyCommand(): Command {
     .argument('[group]', 'only this group (and the controller)')
     .requiredOption(...configOption)
     .option('--since <when>', `from how long ago (30m, 24h, 7d) or from a UTC time (default ${DEFAULT_SINCE})`, parseSince)
-    .option('--json', 'print the timeline as JSON')
+    .option('--json', 'print the timeline (or with show, the operation) as JSON')
     .option('--markdown', 'print a Markdown report for an incident ticket')
     .option(...timeoutOption)
     .action(async (group: string | undefined, opts: { config: string; since?: number; json?: boolean; markdown?: boolean; timeout?: number }) => {
@@ -76,12 +76,10 @@ export function historyCommand(): Command {
     .showHelpAfterError()
     .description('one operation step by step: every activity, timer and child with its summary and duration')
     .argument('<workflow-id>', 'the workflow ID (as `haoscar history` prints it, e.g. failover/prod/web)')
-    .requiredOption(...configOption)
     .option('--run <run-id>', 'that run (default: the latest)')
-    .option('--json', 'print the operation as JSON')
-    .option('--markdown', 'print it as Markdown')
-    .option(...timeoutOption)
-    .action(async (workflowId: string, opts: { config: string; run?: string; json?: boolean; markdown?: boolean; timeout?: number }) => {
+    // --config, --json, --markdown and --timeout are history's (commander hands them to the parent wherever they are).
+    .action(async (workflowId: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ config: string; run?: string; json?: boolean; markdown?: boolean; timeout?: number }>();
       const format = formatOf(opts);
       const config = await loadConfig(opts.config);
       const timeoutMs = opts.timeout ?? parseDuration(DEFAULT_TIMEOUT)!;
