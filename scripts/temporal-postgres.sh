@@ -21,7 +21,7 @@ set -euo pipefail
 
 TEMPORAL_SERVER_VERSION=v1.29.1
 # HA-OSCAR's search attributes (src/temporal/search-attributes.ts; a unit test keeps them equal).
-SEARCH_ATTRIBUTES=(HaCluster=Keyword HaNode=Keyword HaGroup=Keyword HaResource=Keyword HaOperation=Keyword)
+SEARCH_ATTRIBUTES=(HaCluster=Keyword HaNode=Keyword HaGroup=Keyword HaResource=Keyword HaOperation=Keyword HaTrigger=Keyword HaOutcome=Keyword)
 # How long Temporal keeps a closed workflow's history (the postmortem): HISTORY_RETENTION_DAYS
 # in src/temporal/dev-server.ts.
 RETENTION=720h

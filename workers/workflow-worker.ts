@@ -14,6 +14,8 @@ import { clusterTaskQueue } from '../workflows/shared.js';
 import { workflowBundle } from './workflow-bundle.js';
 import type { Logger } from '../src/log.js';
 import { join } from 'node:path';
+import { missingSearchAttributes, registerCommands, SEARCH_ATTRIBUTES } from '../src/temporal/search-attributes.js';
+import { CliError, EXIT } from '../src/cli/errors.js';
 
 export async function createWorkflowWorker(opts: {
   connection: NativeConnection;
@@ -37,6 +39,11 @@ export async function createWorkflowWorker(opts: {
   key: MessageKey | undefined;
 }): Promise<Worker> {
   const { config } = opts;
+  const missing = await missingSearchAttributes(opts.client, config.temporal.namespace);
+  if (missing === undefined) opts.logger?.warn(`could not list the search attributes of namespace ${config.temporal.namespace}: if ${Object.keys(SEARCH_ATTRIBUTES).join(', ')} are not all registered, workflows that set them fail their tasks (docs/temporal.md)`);
+  else if (missing.length > 0) {
+    throw new CliError(`namespace ${config.temporal.namespace} lacks the search attributes ${missing.join(', ')}, which HA-OSCAR's workflows set: register them first (${registerCommands(config.temporal.namespace, missing)}; docs/temporal.md), then start this worker again`, EXIT.config);
+  }
   const bundle = opts.workflowBundle ?? (await workflowBundle({ bundleFile: opts.bundleFile ?? join(config.agent.stateDir, 'workflow-bundle.js'), logger: opts.logger }));
   return Worker.create({
     connection: opts.connection,

@@ -24,13 +24,13 @@ export type OrderAction = 'startResource' | 'stopResource' | 'stopGroup' | 'fenc
  */
 export async function signed<T extends Record<string, unknown>>(authenticated: boolean, cluster: string, node: string, action: OrderAction, order: T): Promise<T & { mac?: string }> {
   if (!authenticated) return order;
-  const { mac } = await auth.signOrder({ cluster, node, action, order });
+  const { mac } = await auth.signOrder.executeWithOptions({ summary: `sign the ${action} order for ${node} with the cluster secret` }, [{ cluster, node, action, order }]);
   return mac === undefined ? order : { ...order, mac };
 }
 
 /** A fresh nonce for one ping, made by the worker (unpredictable; in the history only from now on). */
 export function pingNonce(): Promise<string> {
-  return auth.pingNonce();
+  return auth.pingNonce.executeWithOptions({ summary: 'a fresh nonce for the ping' }, []);
 }
 
 /**
@@ -40,7 +40,7 @@ export function pingNonce(): Promise<string> {
  */
 export async function authenticAnswer<T extends object>(cluster: string, node: string, nonce: string, answer: T | undefined): Promise<T | undefined> {
   if (answer === undefined) return undefined;
-  const check = await auth.checkPingAnswer({ cluster, node, nonce, answer });
+  const check = await auth.checkPingAnswer.executeWithOptions({ summary: `check that ${node}'s answer carries its MAC` }, [{ cluster, node, nonce, answer }]);
   if (check.ok) return answer;
   log.error(`IGNORED an answer to "are you there?" on node ${node}'s queue that is not authenticated: ${check.why}; counted as no answer (docs/security.md)`, { node });
   return undefined;

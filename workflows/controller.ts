@@ -730,6 +730,8 @@ export async function controller(rawInput: unknown): Promise<void> {
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         typedSearchAttributes: haTags({ cluster: input.cluster, group, node: to, operation: 'switchover' }),
         memo: { trigger: 'failback', detail: reason },
+        staticSummary: `fail-back: move ${group} to ${to}`,
+        staticDetails: reason,
       });
       log.info('fail-back started', { group, to, reason, workflowId });
     } catch (err) {
@@ -800,6 +802,8 @@ export async function controller(rawInput: unknown): Promise<void> {
           { key: HA_KEYS.HaOperation, value: 'failover' },
         ],
         memo: { trigger: p.kind, detail: p.reason },
+        staticSummary: `failover of ${p.group} (${p.kind})`,
+        staticDetails: p.reason,
       });
       // Its updates must come from this run (authenticatedOnce): an earlier run's recorded ones are refused.
       if (g.operation?.workflowId === workflowId) g.operation.runId ??= child.firstExecutionRunId;

@@ -49,6 +49,7 @@ import { describeBlock, leaseToWaitOut, oldOwnerStep, type OldOwnerFacts, type O
 import { syncOn } from './resync.js';
 import { authenticAnswer, pingNonce, signed } from './auth.js';
 import { describeRefusals, planSyncCandidates } from './sync-lag-plan.js';
+import { PATCH_STORY, says, shortDuration, tellOutcome, tellTrigger } from './story.js';
 import type { SyncActivities } from '../activities/sync.js';
 import {
   confirmedDownSignal,
@@ -174,7 +175,7 @@ async function askSyncState(cluster: string, nodes: readonly string[], group: st
       // impostor polling the node's queue must not make a stale copy look up to date.
       const nonce = authenticated ? await pingNonce() : undefined;
       const ask = proxyActivities<SyncActivities>({ taskQueue: nodeTaskQueue(cluster, node), scheduleToCloseTimeout: SYNC_STATE_TIMEOUT_MS, retry: { maximumAttempts: 1 } });
-      const answer = await ask.syncState({ group, ...(nonce !== undefined ? { nonce } : {}) });
+      const answer = await ask.syncState.executeWithOptions(says(`ask ${node} how far its copy of ${group}'s file sets is behind`), [{ group, ...(nonce !== undefined ? { nonce } : {}) }]);
       const authentic = nonce !== undefined ? await authenticAnswer(cluster, node, nonce, answer) : answer;
       return [node, authentic ?? 'its answer is not authenticated with the cluster secret'];
     } catch (err) {
@@ -186,13 +187,13 @@ async function askSyncState(cluster: string, nodes: readonly string[], group: st
 }
 
 /** A pause measured in a worker's process that may be long (an armed watchdog's wait, up to minutes). */
-function longPause(ms: number, since?: MonotonicMark): Promise<void> {
-  return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 } }).pause({ ms, ...(since ? { since } : {}) });
+function longPause(ms: number, since?: MonotonicMark, summary = `pause ${shortDuration(ms)}`): Promise<void> {
+  return proxyActivities<ClusterActivities>({ startToCloseTimeout: Math.max(0, ms) + 60_000, retry: { maximumAttempts: 3 }, summary }).pause({ ms, ...(since ? { since } : {}) });
 }
 
 /** Waits `ms` counted from `since` (a monotonic mark) in a worker's process; long waits as a regular activity. */
-function monotonicPause(ms: number, since: MonotonicMark | undefined): Promise<void> {
-  return ms > LOCAL_PAUSE_MAX_MS ? longPause(ms, since) : local.pause({ ms, ...(since ? { since } : {}) });
+function monotonicPause(ms: number, since: MonotonicMark | undefined, summary = `pause ${shortDuration(ms)}`): Promise<void> {
+  return ms > LOCAL_PAUSE_MAX_MS ? longPause(ms, since, summary) : local.pause.executeWithOptions(says(summary), [{ ms, ...(since ? { since } : {}) }]);
 }
 
 export async function failover(rawInput: unknown): Promise<FailoverResult> {
@@ -223,6 +224,9 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const earlyEndCompensates = patched(PATCH_EARLY_END);
   const monotonicLeaseWait = patched(PATCH_MONOTONIC_LEASE_WAIT);
   const authenticated = patched(PATCH_AUTHENTICATED_MESSAGES);
+  // HaTrigger now, HaOutcome when the operation ends (story.ts).
+  const story = patched(PATCH_STORY);
+  tellTrigger(story, input.kind);
   /** `order` signed for `node` (as it is in histories from before the patch). */
   const sign = <T extends Record<string, unknown>>(node: string, action: Parameters<typeof signed>[3], order: T) => signed(authenticated, input.cluster, node, action, order);
   const announcedLease = patched(PATCH_ANNOUNCED_LEASE);
@@ -239,10 +243,10 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   const started = Date.now();
   tagIfUntagged({ cluster: input.cluster, group: input.group, operation: 'failover' });
 
-  const layout = await local.describeCluster({ cluster: input.cluster });
+  const layout = await local.describeCluster.executeWithOptions(says(`look up group ${input.group} in the configuration`), [{ cluster: input.cluster }]);
   const group = groupOf(layout, input.group, input.to);
 
-  const begun = await local.beginOperation({ cluster: input.cluster, group: group.name, workflowId, kind: input.kind });
+  const begun = await local.beginOperation.executeWithOptions(says(`ask the controller for group ${group.name} (${input.kind}${input.reason ? `: ${input.reason}` : ''})`.slice(0, 200)), [{ cluster: input.cluster, group: group.name, workflowId, kind: input.kind }]);
   /** The lease to wait out (old-owner-plan.ts leaseToWaitOut); raised by a ping answer that announces a longer one. */
   let lease: LeaseTiming = announcedLease ? leaseToWaitOut(layout.lease, [begun.lease]) : layout.lease;
   const heardLease = (announced: LeaseTiming | undefined) => {
@@ -265,7 +269,8 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
   let candidateRun: { node: string; started: string[]; starting?: string } | undefined;
   const end = async (outcome: EndOperation['outcome'], detail: string, node?: string) => {
     ended = true;
-    await local.endOperation({ cluster: input.cluster, group: group.name, workflowId, outcome, detail, ...(node ? { node } : {}) });
+    tellOutcome(story, outcome === 'running' ? 'moved' : outcome);
+    await local.endOperation.executeWithOptions(says(`tell the controller: ${outcome}${node ? ` (${node})` : ''}`), [{ cluster: input.cluster, group: group.name, workflowId, outcome, detail, ...(node ? { node } : {}) }]);
   };
   /**
    * The failover ends early after it changed something (stopped the owner, claimed the group):
@@ -279,14 +284,14 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
       const undo = run.starting !== undefined && !run.started.includes(run.starting) ? [...run.started, run.starting] : run.started;
       for (const name of [...undo].reverse()) {
         await sign(run.node, 'stopResource', { group: group.name, resource: name, epoch })
-          .then((order) => onNode(input.cluster, run.node, STOP_TIMEOUT_MS, { heartbeat: true }).stopResource(order))
+          .then((order) => onNode(input.cluster, run.node, STOP_TIMEOUT_MS, { heartbeat: true }).stopResource.executeWithOptions(says(`undo: stop ${name} on ${run.node} (epoch ${epoch})`), [order]))
           .catch((e: unknown) => log.error('could not stop a resource while undoing an early end', { node: run.node, resource: name, err: errorText(e) }));
       }
     }
     try {
-      const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
+      const claimed = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for nobody (epoch ${epoch + 1})`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }]);
       epoch = claimed.epoch;
-      await monotonicPause(lease.ttlMs + lease.marginMs, claimed.mark);
+      await monotonicPause(lease.ttlMs + lease.marginMs, claimed.mark, `wait out the lease (${shortDuration(lease.ttlMs + lease.marginMs)}) before the group is down`);
     } catch (err) {
       // Not claimed (a newer epoch, the controller gone): the group is given back as it is.
       log.error('could not claim the group for nobody while ending early', { err: errorText(err) });
@@ -320,7 +325,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     // owner has been asked, so that a false alarm is still recorded as one.
     /** The group is claimed for nobody (epoch + 1, state down), and the failover fails saying why. */
     const down = async (why: string): Promise<never> => {
-      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+      ({ epoch } = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for nobody (epoch ${epoch + 1})`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }]));
       await end('down', why);
       throw ApplicationFailure.create({ type: ERROR_TYPES.NoNodeCouldRunGroup, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
     };
@@ -364,7 +369,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         await end('unchanged', `${why}; nothing was changed`);
         throw ApplicationFailure.create({ type: ERROR_TYPES.StandbyBehind, nonRetryable: true, message: `${why}; nothing was changed`, details: [result('unchanged', from)] });
       }
-      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+      ({ epoch } = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for nobody (epoch ${epoch + 1})`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }]));
       await end('down', why);
       throw ApplicationFailure.create({ type: ERROR_TYPES.StandbyBehind, nonRetryable: true, message: `${why}; the group is down`, details: [result('down', null)] });
     };
@@ -405,7 +410,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
     } else if (from !== null && input.kind !== 'recover') {
       const t = Date.now();
       try {
-        await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup(await sign(from, 'stopGroup', { group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` }));
+        await onNode(input.cluster, from, STOP_TIMEOUT_MS, { heartbeat: true }).stopGroup.executeWithOptions(says(`stop ${group.name} on the old owner ${from}, in reverse order (epoch ${epoch})`), [await sign(from, 'stopGroup', { group: group.name, epoch, reason: input.reason ?? `${input.kind} failover` })]);
         ownerStopped = true;
         oldOwnerSafe = true;
         oldOwnerAnswered = true;
@@ -436,7 +441,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         // The owner has stopped writing: a last, short pass brings the target fully up to date.
         const ts = Date.now();
         try {
-          await syncOn(input.cluster, input.to!).resyncGroup(await sign(input.to!, 'resyncGroup', { group: group.name, source: from, epoch, final: true }));
+          await syncOn(input.cluster, input.to!).resyncGroup.executeWithOptions(says(`final sync: ${input.to} pulls ${group.name}'s file sets from ${from}`), [await sign(input.to!, 'resyncGroup', { group: group.name, source: from, epoch, final: true })]);
         } catch (err) {
           if (isCancellation(err)) throw err;
           const detail = `final sync from ${from} failed: ${errorText(err)}`;
@@ -526,7 +531,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           const fence = facts.fence!;
           const giveUp = who.report === 'stop-failed' ? 'still blocked' : 'waiting out the lease instead';
           try {
-            const fenced = await onNode(input.cluster, who.fencer!, (victim!.fenceTimeoutMs ?? 60_000) + 30_000).fence(await sign(who.fencer!, 'fence', { victim: victim!.name }));
+            const fenced = await onNode(input.cluster, who.fencer!, (victim!.fenceTimeoutMs ?? 60_000) + 30_000).fence.executeWithOptions(says(`fence ${victim!.name} (from ${who.fencer})`), [await sign(who.fencer!, 'fence', { victim: victim!.name })]);
             fence.succeeded = fenced.fenced;
             fenceDetail = fenced.detail;
             log.info(fenced.fenced ? 'old owner fenced' : `fencing failed: ${giveUp}`, { node: who.node, detail: fenced.detail });
@@ -558,7 +563,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           const line = describeBlock(group.name, block, Date.now());
           setCurrentDetails(`blocked: ${line}`);
           log.warn(`blocked: ${line}`, { node: who.node, epoch, waitingFor: block.waitingFor, until: block.until });
-          await local.operationBlocked({ cluster: input.cluster, group: group.name, workflowId, node: block.node, epoch, detail: block.detail, waitingFor: block.waitingFor, ...(block.until !== undefined ? { until: block.until } : {}) });
+          await local.operationBlocked.executeWithOptions(says(`tell the controller: blocked on ${block.node}`), [{ cluster: input.cluster, group: group.name, workflowId, node: block.node, epoch, detail: block.detail, waitingFor: block.waitingFor, ...(block.until !== undefined ? { until: block.until } : {}) }]);
         }
         await waitWhileBlocked(
           () => confirmation !== undefined,
@@ -585,19 +590,20 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
 
     // ---------------------------------------------------------------- the new owner
     for (const node of candidates) {
-      ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: node }));
+      ({ epoch } = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for ${node} (epoch ${epoch + 1})`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: node }]));
       if (leaseUntil !== undefined) {
         // Measured in a worker's process: a server timer can fire up to a second late.
         const t = Date.now();
         if (monotonicLeaseWait) {
           // ttl + margin from the block's mark, on one process's monotonic clock (whole in any other).
-          await monotonicPause(leaseUntil.ms, leaseUntil.since);
+          await monotonicPause(leaseUntil.ms, leaseUntil.since, `wait out the old owner's lease (${shortDuration(leaseUntil.ms)}) before ${node} starts ${group.name}`);
         } else {
           const waitMs = leaseUntil.until - t;
           // A local activity is cut off after 10 s (and retried from zero): a longer wait never
           // ended. Long waits run as a regular activity sized to them.
-          if (waitMs > LOCAL_PAUSE_MAX_MS && patched(PATCH_LONG_LEASE_WAIT)) await longPause(waitMs);
-          else if (waitMs > 0) await local.pause({ ms: waitMs });
+          const summary = `wait out the old owner's lease (${shortDuration(waitMs)}) before ${node} starts ${group.name}`;
+          if (waitMs > LOCAL_PAUSE_MAX_MS && patched(PATCH_LONG_LEASE_WAIT)) await longPause(waitMs, undefined, summary);
+          else if (waitMs > 0) await local.pause.executeWithOptions(says(summary), [{ ms: waitMs }]);
         }
         phases.leaseWaitMs = Date.now() - t;
         leaseUntil = undefined;
@@ -612,12 +618,13 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           // Started and verified in one activity (one round trip per resource); if it fails, it
           // has undone its own start, so only the resources before it are compensated.
           run.starting = r.name;
-          await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource(await sign(node, 'startResource', { group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs }));
+          await onNode(input.cluster, node, r.startTimeoutMs + 30_000, { heartbeat: true }).startResource.executeWithOptions(says(`start ${r.name} on ${node} and verify it (epoch ${epoch})`), [await sign(node, 'startResource', { group: group.name, resource: r.name, epoch, verifyTimeoutMs: r.startTimeoutMs })]);
           started.push(r.name);
         }
         phases.startMs = Date.now() - t;
         attempts.push({ node, outcome: 'started', detail: `${started.join(', ')} started and healthy` });
         await end('running', `running on ${node} at epoch ${epoch}`);
+        if (from === node) tellOutcome(story, 'already-there');
         log.info('group moved', { group: group.name, from, to: node, epoch });
         return result(from === node ? 'already-there' : 'moved', node);
       } catch (err) {
@@ -639,7 +646,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         const undo = unanswered && run.starting !== undefined && !started.includes(run.starting) ? [...started, run.starting] : started;
         for (const name of [...undo].reverse()) {
           try {
-            await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource(await sign(node, 'stopResource', { group: group.name, resource: name, epoch }));
+            await onNode(input.cluster, node, STOP_TIMEOUT_MS, unansweredWaits ? { heartbeat: true } : {}).stopResource.executeWithOptions(says(`undo: stop ${name} on ${node} (epoch ${epoch})`), [await sign(node, 'stopResource', { group: group.name, resource: name, epoch })]);
           } catch (e) {
             if (isCancellation(e)) throw e;
             if (failureType(e) === ERROR_TYPES.StopFailed) undoFailed ??= errorText(e);
@@ -652,7 +659,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
         if (undoFailed !== undefined && patched(PATCH_FAILED_STOP)) {
           // A failed stop is not a stop, on a candidate too: no other node starts the group until
           // this one is safe. Claimed for nobody first, so that its lease is no longer renewed.
-          ({ epoch } = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }));
+          ({ epoch } = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for nobody (epoch ${epoch + 1})`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }]));
           const rest = candidates.slice(candidates.indexOf(node) + 1);
           const fencer = rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
           await untilSafe({ node, report: 'stop-failed', detail: `it could not undo its start: ${undoFailed}`, blockedSince: Date.now(), ...(fencer !== undefined ? { fencer } : {}) });
@@ -664,7 +671,7 @@ export async function failover(rawInput: unknown): Promise<FailoverResult> {
           // renewed; the lease is waited out after the next candidate's claim. A node that did
           // not answer the undoing either is fenced first, when it can be, as a silent owner is.
           log.warn('the node did not answer: waiting out its lease before another node starts the group', { node, detail: undoUnanswered ?? detail });
-          const claimed = await local.claimGroup({ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null });
+          const claimed = await local.claimGroup.executeWithOptions(says(`claim ${group.name} for nobody (epoch ${epoch + 1}): ${node} did not answer`), [{ cluster: input.cluster, group: group.name, workflowId, expectEpoch: epoch, owner: null }]);
           epoch = claimed.epoch;
           const rest = candidates.slice(candidates.indexOf(node) + 1);
           const fencer = undoUnanswered === undefined ? undefined : rest[0] ?? (from !== null && from !== node && oldOwnerAnswered ? from : undefined);
@@ -701,8 +708,8 @@ async function waitWhileBlocked(confirmed: () => boolean, watchdogMs: number | u
     log.warn('a wait of the blocked failover failed: planning again', { err: errorText(err) });
   });
   const waits = [quietly(scope.run(() => condition(confirmed)))];
-  if (watchdogMs !== undefined) waits.push(quietly(scope.run(() => longPause(watchdogMs))));
-  if (fenceInMs !== undefined) waits.push(quietly(scope.run(() => sleep(Math.max(1, fenceInMs)))));
+  if (watchdogMs !== undefined) waits.push(quietly(scope.run(() => longPause(watchdogMs, undefined, `blocked: wait ${shortDuration(watchdogMs)} for the node's watchdog to reset it`))));
+  if (fenceInMs !== undefined) waits.push(quietly(scope.run(() => sleep(Math.max(1, fenceInMs), { summary: `blocked: try the fence agent again in ${shortDuration(fenceInMs)}` }))));
   try {
     await Promise.race(waits);
   } finally {
@@ -730,14 +737,14 @@ async function verify(cluster: string, node: string, group: string, timeoutMs: n
   const scope = new CancellationScope();
   // Chosen here (by the worker), unpredictable: an answer bound to it cannot have been recorded before.
   const nonce = authenticated ? await pingNonce() : undefined;
-  const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping({ group, ...(nonce !== undefined ? { nonce } : {}) })).catch((err: unknown) => {
+  const answer = scope.run(() => onNode(cluster, node, timeoutMs + 5000).ping.executeWithOptions(says(`ping ${node} through its task queue: is it there, does it hold ${group}?`), [{ group, ...(nonce !== undefined ? { nonce } : {}) }])).catch((err: unknown) => {
     if (isCancellation(err) && scope.consideredCancelled) return undefined;
     if (isCancellation(err)) throw err;
     return undefined;
   });
   // A regular activity, not a local one: a local activity holds back the commands of its
   // workflow task (the ping would only be sent once the pause was over).
-  const timeout = timers.pause({ ms: timeoutMs }).then(() => 'timeout' as const);
+  const timeout = timers.pause.executeWithOptions(says(`give ${node} ${shortDuration(timeoutMs)} to answer (failover.verifyTimeout)`), [{ ms: timeoutMs }]).then(() => 'timeout' as const);
   if (!answerWins) {
     // Histories from before PATCH_VERIFY_ANSWER_WINS: the first chain to settle decides.
     const first = await Promise.race([answer, timeout]);

@@ -31,6 +31,7 @@ import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
 import { describeIssues, healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
+import { healTrigger, PATCH_STORY, says, shortDuration, tellOutcome, tellTrigger } from './story.js';
 import {
   controllerWorkflowId,
   ERROR_TYPES,
@@ -76,6 +77,8 @@ export const PATCH_ESCALATE = 'heal-escalates-to-failover';
 
 export async function healService(rawInput: unknown): Promise<HealResult> {
   const input = parseWorkflowInput(healServiceInputSchema, rawInput, 'healService');
+  // Asked before the first await (see failover.ts): HaTrigger and HaOutcome (story.ts).
+  const story = patched(PATCH_STORY);
   const status: HealStatus = { phase: 'resolving', attempts: [], restartsInWindow: 0, failures: [] };
   // Being started means a failure was seen (by a monitor, or by an operator asking for a heal).
   let failurePending = true;
@@ -125,12 +128,14 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     ]);
   }
 
-  const target = await (patched(PATCH_LOCAL_RESOLVE) ? cluster : clusterViaServer).resolveHealTarget({
+  const target = await (patched(PATCH_LOCAL_RESOLVE) ? cluster : clusterViaServer).resolveHealTarget.executeWithOptions(says(`look up ${input.group}/${input.resource} on ${input.node} in the configuration`), [{
     cluster: input.cluster,
     node: input.node,
     group: input.group,
     resource: input.resource,
-  });
+  }]);
+  // The first report (delivered with the start) says who asked; a continued run keeps the first run's.
+  if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaTrigger) === undefined) tellTrigger(story, healTrigger(status.failures[0]?.source));
   const policy = target.healing;
   const service = proxyActivities<ServiceActivities>({
     taskQueue: target.nodeTaskQueue,
@@ -153,6 +158,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
         status.phase = 'healed';
         await condition(allHandlersFinished);
         log.info('service healed and stable for the healing window', { restarts: restarts.length });
+        tellOutcome(story, 'healed');
         return { outcome: 'healed', restarts: restarts.length, attempts: status.attempts };
       }
     }
@@ -171,6 +177,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     if (decision.action === 'give-up') {
       status.phase = 'gave-up';
       await condition(allHandlersFinished); // let waiting requests answer 'gave-up' first
+      tellOutcome(story, 'gave-up');
       if (patched(PATCH_ESCALATE)) {
         // Escalation: the controller fails the group over (if this node still owns it).
         const report = { group: input.group, resource: input.resource, node: input.node, at: Date.now(), detail: status.attempts.at(-1)?.detail ?? 'failed again' };
@@ -189,7 +196,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     }
     if (decision.delayMs > 0) {
       status.phase = 'backing-off';
-      await sleep(decision.delayMs);
+      await sleep(decision.delayMs, { summary: `back off ${shortDuration(decision.delayMs)} before restarting ${input.resource} on ${input.node}` });
     }
 
     const at = Date.now();
@@ -197,11 +204,11 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     status.restartsInWindow = restarts.length;
     try {
       status.phase = 'restarting';
-      const { restarted } = await service.restartService({ ...ref, failureSeenAt });
+      const { restarted } = await service.restartService.executeWithOptions(says(`restart ${input.resource} on ${input.node} (restart ${restarts.length} in the window)`), [{ ...ref, failureSeenAt }]);
       // Not restarted (already running again since the failure): it does not use up the budget.
       if (restarted === false) restarts.pop();
       status.phase = 'waiting-healthy';
-      const healthy = await service.waitForHealthy({ ...ref, timeoutMs: policy.startTimeoutMs });
+      const healthy = await service.waitForHealthy.executeWithOptions(says(`wait until ${input.resource} on ${input.node} passes its check (up to ${shortDuration(policy.startTimeoutMs)})`), [{ ...ref, timeoutMs: policy.startTimeoutMs }]);
       status.attempts.push({ at, outcome: 'healthy', detail: healthy.detail });
     } catch (err) {
       if (isCancellation(err)) throw err;

@@ -20,7 +20,10 @@ const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
  * controller, asked at once: each is a round trip, and operators wait on both.
  */
 export async function groupAndOwner(cluster: string, name: string, node: string) {
-  const [layout, owner] = await Promise.all([local.describeCluster({ cluster }), local.groupOwner({ cluster, group: name })]);
+  const [layout, owner] = await Promise.all([
+    local.describeCluster.executeWithOptions({ summary: `look up group ${name} in the configuration` }, [{ cluster }]),
+    local.groupOwner.executeWithOptions({ summary: `ask the controller who owns ${name}` }, [{ cluster, group: name }]),
+  ]);
   return { group: groupOf(layout, name, node), owner };
 }
 

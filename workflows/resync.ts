@@ -13,11 +13,12 @@
  * is never held up by a long resync. A switchover takes the lock afterwards and runs a short
  * final pass once the owner has stopped.
  */
-import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { SyncActivities } from '../activities/sync.js';
 import { parseWorkflowInput, resyncInputSchema } from './inputs.js';
 import { groupAndOwner, tagIfUntagged } from './layout.js';
 import { ERROR_TYPES, nodeTaskQueue, type ResyncResult } from './shared.js';
+import { PATCH_STORY, says, tellOutcome, tellTrigger } from './story.js';
 import { signed } from './auth.js';
 
 /** The pull order carries the worker's MAC (docs/security.md); histories from before it replay unsigned. */
@@ -45,6 +46,22 @@ export function syncOn(cluster: string, node: string) {
 export async function resync(rawInput: unknown): Promise<ResyncResult> {
   const input = parseWorkflowInput(resyncInputSchema, rawInput, 'resync');
   const authenticated = patched(PATCH_SIGNED_RESYNC);
+  // HaTrigger now, HaOutcome at the end (story.ts).
+  const story = patched(PATCH_STORY);
+  const parent = workflowInfo().parent?.workflowId;
+  // Its parent is a switchover (an operator's, or the controller's fail-back), else a person.
+  tellTrigger(story, parent === undefined ? 'operator' : 'switchover');
+  try {
+    const result = await pull(input, authenticated);
+    tellOutcome(story, 'synced');
+    return result;
+  } catch (err) {
+    tellOutcome(story, 'failed');
+    throw err;
+  }
+}
+
+async function pull(input: ReturnType<typeof resyncInputSchema.parse>, authenticated: boolean): Promise<ResyncResult> {
   tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.node, operation: 'resync' });
   const { group, owner: truth } = await groupAndOwner(input.cluster, input.group, input.node);
   if (truth.owner === null) {
@@ -55,5 +72,5 @@ export async function resync(rawInput: unknown): Promise<ResyncResult> {
   }
   log.info('resync', { group: group.name, node: input.node, from: truth.owner, epoch: truth.epoch, reason: input.reason });
   const order = await signed(authenticated, input.cluster, input.node, 'resyncGroup', { group: group.name, source: truth.owner, epoch: truth.epoch });
-  return await syncOn(input.cluster, input.node).resyncGroup(order);
+  return await syncOn(input.cluster, input.node).resyncGroup.executeWithOptions(says(`${input.node} pulls ${group.name}'s data from ${truth.owner} (epoch ${truth.epoch})`), [order]);
 }

@@ -10,6 +10,10 @@ export const HA_KEYS = {
   HaGroup: defineSearchAttributeKey('HaGroup', SearchAttributeType.KEYWORD),
   HaResource: defineSearchAttributeKey('HaResource', SearchAttributeType.KEYWORD),
   HaOperation: defineSearchAttributeKey('HaOperation', SearchAttributeType.KEYWORD),
+  /** What started an operation (workflows/story.ts TRIGGERS), set by the workflow at its start. */
+  HaTrigger: defineSearchAttributeKey('HaTrigger', SearchAttributeType.KEYWORD),
+  /** What an operation came to (workflows/story.ts OUTCOMES), set by the workflow when it is known. */
+  HaOutcome: defineSearchAttributeKey('HaOutcome', SearchAttributeType.KEYWORD),
 } as const;
 
 /** What an operation is about, as search attributes: the UI's filters find it by these. */

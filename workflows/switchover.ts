@@ -12,14 +12,29 @@
  * The switchover fails (`SwitchoverFailed`) when the group did not end up on the target,
  * saying where it is; a resync failure fails it before anything was stopped.
  */
-import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, WorkflowIdReusePolicy } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowFailure, executeChild, log, ParentClosePolicy, patched, WorkflowIdReusePolicy } from '@temporalio/workflow';
 import { parseWorkflowInput, switchoverInputSchema, type FailoverInput, type ResyncInput } from './inputs.js';
 import { groupAndOwner, tagIfUntagged } from './layout.js';
 import { haTags } from './search-attributes.js';
+import { PATCH_STORY, tellOutcome, tellTrigger } from './story.js';
 import { ERROR_TYPES, failoverWorkflowId, resyncWorkflowId, type FailoverResult, type ResyncResult, type SwitchoverResult } from './shared.js';
 
 export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
   const input = parseWorkflowInput(switchoverInputSchema, rawInput, 'switchover');
+  // HaTrigger now, HaOutcome at the end (story.ts); asked before the first await.
+  const story = patched(PATCH_STORY);
+  tellTrigger(story, input.trigger === 'failback' ? 'failback' : 'operator');
+  try {
+    const result = await move(input);
+    tellOutcome(story, result.outcome);
+    return result;
+  } catch (err) {
+    tellOutcome(story, 'failed');
+    throw err;
+  }
+}
+
+async function move(input: ReturnType<typeof switchoverInputSchema.parse>): Promise<SwitchoverResult> {
   tagIfUntagged({ cluster: input.cluster, group: input.group, node: input.to, operation: 'switchover' });
   const { group, owner: before } = await groupAndOwner(input.cluster, input.group, input.to);
   if (before.owner === input.to) {
@@ -37,6 +52,7 @@ export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
         args: [{ cluster: input.cluster, group: group.name, node: input.to, reason } satisfies ResyncInput],
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         typedSearchAttributes: haTags({ cluster: input.cluster, group: group.name, node: input.to, operation: 'resync' }),
+        staticSummary: `resync: ${input.to} pulls ${group.name}'s data from ${before.owner} before the switchover`,
       });
     } catch (err) {
       throw ApplicationFailure.create({
@@ -57,6 +73,7 @@ export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: haTags({ cluster: input.cluster, group: group.name, operation: 'failover' }),
       memo: { trigger: 'switchover', detail: reason },
+      staticSummary: `switchover: move ${group.name} from ${before.owner ?? 'nowhere'} to ${input.to}`,
     });
   } catch (err) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.SwitchoverFailed, nonRetryable: true, message: `switchover of group '${group.name}' to ${input.to} failed: ${causeText(err)}` });

@@ -253,6 +253,7 @@ export class ControllerLink {
               { key: HA_KEYS.HaCluster, value: this.cluster },
               { key: HA_KEYS.HaOperation, value: 'controller' },
             ],
+            staticSummary: `controller of cluster ${this.cluster}: who runs each group, under which epoch`,
             signal: signalDef,
             signalArgs,
           }),

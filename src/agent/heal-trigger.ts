@@ -42,6 +42,9 @@ function healStartOptions(req: HealRequest) {
       { key: HA_KEYS.HaOperation, value: 'heal' },
     ],
     memo: { cluster: req.cluster, node: req.node, group: req.group, resource: req.resource, trigger: req.failure.source, detail: req.failure.detail },
+    // What the Temporal UI shows for it (the SDK's user metadata).
+    staticSummary: `heal ${req.group}/${req.resource} on ${req.node} (${req.failure.source})`,
+    staticDetails: req.failure.detail,
   };
 }
 

@@ -41,6 +41,8 @@ export function failoverCommand(): Command {
             { key: HA_KEYS.HaOperation, value: 'failover' },
           ],
           memo: { trigger: 'operator', detail: opts.reason ?? '', ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) },
+          staticSummary: `failover of ${groupName}${opts.to ? ` to ${opts.to}` : ''} (operator${opts.acceptDataLoss ? ', data loss accepted' : ''})`,
+          ...(opts.reason ? { staticDetails: opts.reason } : {}),
         });
         process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
         if (!opts.wait) return;

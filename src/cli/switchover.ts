@@ -33,6 +33,7 @@ export function switchoverCommand(): Command {
         const handle = await start(client, 'switchover', workflowId, config.cluster, `an operation on group '${groupName}'`, {
           args: [{ cluster: config.cluster, group: groupName, to: opts.to, trigger: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar switchover` } satisfies SwitchoverInput],
           typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.to, operation: 'switchover' }),
+          staticSummary: `switchover of ${groupName} to ${opts.to} (operator)`,
         });
         process.stdout.write(`switchover started: workflow ${workflowId}\n`);
         if (!opts.wait) return;
@@ -62,6 +63,7 @@ export function resyncCommand(): Command {
         const handle = await start(client, 'resync', workflowId, config.cluster, `a resync of ${opts.node}`, {
           args: [{ cluster: config.cluster, group: groupName, node: opts.node, reason: opts.reason ?? `requested by ${userInfo().username} with haoscar resync` } satisfies ResyncInput],
           typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.node, operation: 'resync' }),
+          staticSummary: `resync: ${opts.node} pulls ${groupName}'s data from its owner (operator)`,
         });
         process.stdout.write(`resync started: workflow ${workflowId}\n`);
         if (!opts.wait) return;
@@ -90,7 +92,7 @@ async function withClient(config: Config, fn: (client: Client) => Promise<void>)
   }
 }
 
-async function start(client: Client, type: 'switchover' | 'resync', workflowId: string, cluster: string, what: string, opts: { args: unknown[]; typedSearchAttributes: ReturnType<typeof haTags> }) {
+async function start(client: Client, type: 'switchover' | 'resync', workflowId: string, cluster: string, what: string, opts: { args: unknown[]; typedSearchAttributes: ReturnType<typeof haTags>; staticSummary: string }) {
   try {
     return await client.workflow.start(type, {
       workflowId,
@@ -98,6 +100,7 @@ async function start(client: Client, type: 'switchover' | 'resync', workflowId: 
       args: opts.args,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
       typedSearchAttributes: opts.typedSearchAttributes,
+      staticSummary: opts.staticSummary,
       memo: { trigger: 'operator' },
     });
   } catch (err) {

@@ -21,6 +21,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes.js';
 import { NativeConnection } from '@temporalio/worker';
 import { Lab, freePort, httpServiceYaml, probe, ROOT, waitFor } from '../support/lab.js';
 import { resolveConnection } from '../../src/temporal/connection.js';
@@ -143,7 +144,7 @@ dynamicConfigClient: { filepath: ${join(dir, 'config', 'dynamicconfig', 'dc.yaml
     const r = await execa(cli, ['operator', 'namespace', 'create', '--namespace', 'default', ...tlsFlags], { reject: false });
     return r.exitCode === 0 || /already exists|AlreadyExists/i.test(r.stderr) ? true : undefined;
   }, 120_000, 500);
-  for (const name of ['HaCluster', 'HaNode', 'HaGroup', 'HaResource', 'HaOperation']) {
+  for (const name of Object.keys(SEARCH_ATTRIBUTES)) {
     await execa(cli, ['operator', 'search-attribute', 'create', '--namespace', 'default', '--name', name, '--type', 'Keyword', ...tlsFlags]);
   }
   t.diagnostic(`Temporal server with mTLS ready (namespace, search attributes) in ${Date.now() - t0} ms`);
