@@ -15,6 +15,7 @@ import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
 import { confirmDownCommand } from './confirm-down.js';
+import { cleanupCommand, maintenanceCommand } from './maintenance.js';
 import { packageVersion } from '../package-info.js';
 
 export function buildProgram(): Command {
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), maintenanceCommand(), cleanupCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;
