@@ -541,6 +541,14 @@ export async function controller(rawInput: unknown): Promise<void> {
         const g = state.groups[req.group]!;
         if (g.deferred?.kind === 'node-lost' && g.owner !== null && state.nodes[g.owner]?.state === 'up') delete g.deferred;
       }
+      if (req.node !== undefined && !req.on && result.changed) {
+        // A node out of standby may take over a group whose owner was lost while nothing else could.
+        for (const [name, g] of Object.entries(state.groups)) {
+          if (g.owner !== null && g.owner !== req.node && state.nodes[g.owner]?.state === 'suspect' && groupOf(name)?.nodes.includes(req.node)) {
+            request(name, 'node-lost', `node ${req.node} is out of standby and ${g.owner}, the owner, is still suspect`);
+          }
+        }
+      }
       changes += 1;
       log.warn(`maintenance ${req.on ? 'on' : 'off'} for ${req.group !== undefined ? `group ${req.group}` : `node ${req.node}`}${result.changed ? '' : ' (already so: nothing changed)'}`, { ...result, operator: req.operator, reason: req.reason });
       if (id !== undefined) applied.add({ id, update: setMaintenanceUpdate.name, at: now(), result });
