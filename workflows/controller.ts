@@ -537,9 +537,11 @@ export async function controller(rawInput: unknown): Promise<void> {
       const { maintenance, result } = applyMaintenance(maintenanceFacts(), req, now());
       state.maintenance = maintenance;
       if (req.group !== undefined && !req.on) {
-        // A suspicion kept while unmanaged that its owner has cleared since is not acted on.
+        // A suspicion kept while unmanaged that its owner has cleared since is not acted on; nor a
+        // heal that gave up then (the service may have been fixed: a node whose service still fails
+        // reports it again now, and a new heal starts with a full budget).
         const g = state.groups[req.group]!;
-        if (g.deferred?.kind === 'node-lost' && g.owner !== null && state.nodes[g.owner]?.state === 'up') delete g.deferred;
+        if (g.deferred?.kind === 'heal-gave-up' || (g.deferred?.kind === 'node-lost' && g.owner !== null && state.nodes[g.owner]?.state === 'up')) delete g.deferred;
       }
       if (req.node !== undefined && !req.on && result.changed) {
         // A node out of standby may take over a group whose owner was lost while nothing else could.
