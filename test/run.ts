@@ -52,6 +52,10 @@ const ALONE: Record<string, number> = {
   // Two labs, each with its own two Temporal processes on PostgreSQL, its worker and agents
   // (about 2 minutes each on a loaded 2-core machine).
   [join('test', 'lab', 'temporal-pg-failover.test.ts')]: 420_000,
+  // Restarts an agent, waits for a lease round after each maintenance change, watches 6-8 s twice
+  // that nothing happens, then a failover that waits out a 15 s lease, and runs the CLI 5 times
+  // (each start under tsx took 30-60 s on a loaded machine): 4-8 minutes beside other tests.
+  [join('test', 'lab', 'maintenance.test.ts')]: 600_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {

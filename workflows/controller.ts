@@ -53,6 +53,7 @@ import {
   healGaveUpTakers,
   lostIsCurrent,
   retryAfter,
+  START_CONFLICT_FIRST_MS,
   startConflictDelay,
   startConflictStep,
   type ControllerGroup,
@@ -60,6 +61,7 @@ import {
   type GroupStep,
 } from './group-plan.js';
 import { announceStep, describeLeaseMismatch, leaseMismatches } from './announce-plan.js';
+import { applyMaintenance, groupMaintenance, inStandby, maintenanceRefusal, outOfStandby, setMaintenanceRefusal, standbyMoves, type MaintenanceFacts } from './maintenance-plan.js';
 import { leaseToWaitOut } from './old-owner-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
@@ -85,6 +87,7 @@ import {
   nodeAnnounceSignal,
   nodeEdgeSignal,
   operationBlockedUpdate,
+  setMaintenanceUpdate,
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
@@ -96,6 +99,7 @@ import {
   type ReportSignal,
   type NodeAnnouncement,
   type Ownership,
+  type SetMaintenanceResult,
   type UpdateAuth,
   ERROR_TYPES,
 } from './shared.js';
@@ -177,6 +181,13 @@ export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
  * task. Recorded histories applied reports at once.
  */
 export const PATCH_AUTHENTICATED_REPORTS = 'controller-authenticated-reports';
+/**
+ * Maintenance (`haoscar maintenance`, maintenance-plan.ts): the setMaintenance update sets
+ * `state.maintenance`, which the automatic requests, placements, fail-backs and the nodes offered
+ * to a failover look at. Asked in that update's handler, before its first await: recorded histories
+ * never had the update, so they have no maintenance and replay unchanged.
+ */
+export const PATCH_MAINTENANCE = 'controller-maintenance';
 
 interface Pending {
   group: string;
@@ -225,6 +236,12 @@ export async function controller(rawInput: unknown): Promise<void> {
   const request = (group: string, kind: ControllerKind, reason: string) => {
     const g = state.groups[group]!;
     if (g.operation || pending.some((p) => p.group === group)) return;
+    // In maintenance: nothing is started, the renewals go on; the request is kept and done when maintenance ends, if it still stands.
+    const held = maintenanceRefusal(state.maintenance, group, `${kind} failover`);
+    if (held) {
+      g.deferred = { kind, reason, owner: g.owner, epoch: g.epoch, at: now(), delayMs: START_CONFLICT_FIRST_MS / 2 };
+      return log.warn(`${held.message} (asked for: ${reason}); kept until maintenance ends`, { group, kind, type: held.type });
+    }
     // The owner's lease stops being renewed now, so the wait for it overlaps the verification.
     blockRenewals(g);
     pending.push({ group, kind, reason });
@@ -419,7 +436,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     const report = parsed.data;
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
-    const takers = healGaveUpTakers(groupOf(report.group)?.nodes ?? [], state.nodes, report.node);
+    const takers = healGaveUpTakers(outOfStandby(groupOf(report.group)?.nodes ?? [], state.maintenance), state.nodes, report.node);
     if (takers.length === 0 && patched(PATCH_HEAL_GAVE_UP_NEEDS_TAKER)) {
       return log.warn('heal gave up and no other node of the group is up: it stays where it is (fix the service, then `haoscar heal`)', { ...report });
     }
@@ -457,7 +474,9 @@ export async function controller(rawInput: unknown): Promise<void> {
       // Up: heard by its peers, or (while they suspect it) answering through Temporal since.
       const up = Object.entries(state.nodes)
         .filter(([, n]) => n.state === 'up' || (n.state === 'suspect' && n.answeredAt !== undefined && n.answeredAt >= n.since))
-        .map(([name]) => name);
+        .map(([name]) => name)
+        // Nodes in standby take nothing over (an operator's --to still names one).
+        .filter((name) => !inStandby(state.maintenance, name));
       return { owner: g.owner, epoch: g.epoch, blockedSince: g.blockedSince!, up, lease: groupLease(req.group) };
     }),
     {
@@ -591,6 +610,55 @@ export async function controller(rawInput: unknown): Promise<void> {
     },
   );
 
+  /** What the maintenance planners look at (maintenance-plan.ts). */
+  function maintenanceFacts(): MaintenanceFacts {
+    return { groups: state.groups, nodes: state.nodes, maintenance: state.maintenance, groupNodes: Object.fromEntries(layout.groups.map((g) => [g.name, g.nodes])) };
+  }
+
+  // `haoscar maintenance on|off`: signed like a confirm-down (docs/security.md); a repeat of one
+  // under the same update ID gets its first answer. A group in maintenance is unmanaged, a node in
+  // standby is emptied by switchovers (started by the loop, standbyDue) and given nothing.
+  setHandler(
+    setMaintenanceUpdate,
+    async (req): Promise<SetMaintenanceResult> => {
+      const id = currentUpdateInfo()?.id;
+      const first = applied.get(id);
+      if (first) return first.result as SetMaintenanceResult;
+      // Asked before the first await (its marker is in the update's task); state.maintenance is set only under it.
+      if (!patched(PATCH_MAINTENANCE)) throw ApplicationFailure.create({ type: ERROR_TYPES.InvalidWorkflowInput, nonRetryable: true, message: 'this controller run does not take maintenance' });
+      const check = await checkControllerUpdate(input.cluster, setMaintenanceUpdate.name, id ?? '', req);
+      if (!check.ok) {
+        log.error(`REFUSED a setMaintenance update that is not authenticated: ${check.why}; nothing changed (docs/security.md)`, { update: 'setMaintenance', id, group: req.group, node: req.node, operator: req.operator });
+        throw ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message: `the controller refused setMaintenance: ${check.why}; nothing changed (docs/security.md)` });
+      }
+      refuseIf(setMaintenanceRefusal(maintenanceFacts(), req));
+      const { maintenance, result } = applyMaintenance(maintenanceFacts(), req, now());
+      state.maintenance = maintenance;
+      if (req.group !== undefined && !req.on) {
+        // A suspicion kept while unmanaged that its owner has cleared since is not acted on; nor a
+        // heal that gave up then (the service may have been fixed: a node whose service still fails
+        // reports it again now, and a new heal starts with a full budget).
+        const g = state.groups[req.group]!;
+        if (g.deferred?.kind === 'heal-gave-up' || (g.deferred?.kind === 'node-lost' && g.owner !== null && state.nodes[g.owner]?.state === 'up')) delete g.deferred;
+      }
+      if (req.node !== undefined && !req.on && result.changed) {
+        // A node out of standby may take over a group whose owner was lost while nothing else could.
+        for (const [name, g] of Object.entries(state.groups)) {
+          if (g.owner !== null && g.owner !== req.node && state.nodes[g.owner]?.state === 'suspect' && groupOf(name)?.nodes.includes(req.node)) {
+            request(name, 'node-lost', `node ${req.node} is out of standby and ${g.owner}, the owner, is still suspect`);
+          }
+        }
+      }
+      changes += 1;
+      log.warn(`maintenance ${req.on ? 'on' : 'off'} for ${req.group !== undefined ? `group ${req.group}` : `node ${req.node}`}${result.changed ? '' : ' (already so: nothing changed)'}`, { ...result, operator: req.operator, reason: req.reason });
+      if (id !== undefined) applied.add({ id, update: setMaintenanceUpdate.name, at: now(), result });
+      return result;
+    },
+    {
+      validator: unlessApplied((req: unknown) => refuseIf(setMaintenanceRefusal(maintenanceFacts(), req))),
+    },
+  );
+
   /**
    * What a node announced about itself (announce-plan.ts): the lease it enforces is recorded
    * (and a difference from the worker's said loudly); the groups it holds and the epochs it has
@@ -648,13 +716,14 @@ export async function controller(rawInput: unknown): Promise<void> {
     reverifyDue();
     await releaseAbandoned();
     const nextFailback = failbackEnabled ? await failBackDue() - now() : Infinity;
+    const nextStandby = await moveFromStandby() - now();
     // Wake up when the wait for a group's preferred node ends, a re-verification or an
     // operation check is due, or anything else needs doing.
     const grace = startedAt + PLACEMENT_GRACE_MS - now();
     const seen = changes;
     const wake = () => pending.length > 0 || needsPlacing() || workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested
       // A node coming up or an operation ending may make a fail-back due later: recompute when.
-      || (failbackEnabled && changes !== seen);
+      || (failbackEnabled && changes !== seen) || standbyDue();
     const nextReverify = Math.min(...Object.values(state.reverify).map((r) => r.at)) - now();
     const nextCheck = Math.min(...Object.values(state.groups).filter((g) => g.operation).map((g) => (g.operation!.checkedAt ?? g.operation!.startedAt) + OPERATION_CHECK_MS)) - now();
     // Infinity unless a group has a retry, a lost report or a deferred request (the patches): recorded histories keep their timers.
@@ -662,7 +731,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const step = stepOf(name, g);
       return step.step === 'none' && step.wakeAt !== undefined ? step.wakeAt : Infinity;
     })) - now();
-    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck, nextFailback, nextRetry);
+    const timeout = Math.min(grace > 0 && waitingForPreferred() ? grace : Infinity, nextReverify, nextCheck, nextFailback, nextRetry, nextStandby);
     if (timeout < Infinity) await condition(wake, Math.max(1, timeout));
     else await condition(wake);
     while (pending.length > 0) await launch(pending.shift()!);
@@ -706,6 +775,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       const g = state.groups[spec.name];
       const preferred = spec.nodes[0];
       if (policy?.policy !== 'auto' || !g || preferred === undefined) continue;
+      if (groupMaintenance(state.maintenance, spec.name) || inStandby(state.maintenance, preferred)) continue;
       if (g.owner === null || g.owner === preferred || g.state !== 'running' || g.operation || pending.some((p) => p.group === spec.name)) continue;
       const n = state.nodes[preferred];
       if (n?.state !== 'up') continue;
@@ -720,23 +790,41 @@ export async function controller(rawInput: unknown): Promise<void> {
     return next;
   }
 
-  async function startFailback(group: string, to: string, reason: string): Promise<void> {
+  /** The standby moves due now (maintenance-plan.ts standbyMoves): none without a node in standby. */
+  function standbyDue(): boolean {
+    return standbyMoves({ ...maintenanceFacts(), busy: isBusy, now: now() }).moves.length > 0;
+  }
+  function isBusy(group: string): boolean {
+    return state.groups[group]?.operation !== undefined || pending.some((p) => p.group === group);
+  }
+
+  /** A node in standby: its groups are switched over to a node that may take them. @returns when a retry is due (Infinity: none). */
+  async function moveFromStandby(): Promise<number> {
+    const plan = standbyMoves({ ...maintenanceFacts(), busy: isBusy, now: now() });
+    for (const mv of plan.moves) {
+      (state.maintenance!.moves ??= {})[mv.group] = now();
+      await startFailback(mv.group, mv.to, `node ${mv.from} is in standby (maintenance): ${mv.group} moves to ${mv.to}`, 'standby');
+    }
+    return plan.wakeAt ?? Infinity;
+  }
+
+  async function startFailback(group: string, to: string, reason: string, trigger: 'failback' | 'standby' = 'failback'): Promise<void> {
     const workflowId = switchoverWorkflowId(input.cluster, group);
     try {
       await startChild('switchover', {
         workflowId,
-        args: [{ cluster: input.cluster, group, to, trigger: 'failback', reason } satisfies SwitchoverInput],
+        args: [{ cluster: input.cluster, group, to, trigger, reason } satisfies SwitchoverInput],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         typedSearchAttributes: haTags({ cluster: input.cluster, group, node: to, operation: 'switchover' }),
-        memo: { trigger: 'failback', detail: reason },
-        staticSummary: `fail-back: move ${group} to ${to}`,
+        memo: { trigger, detail: reason },
+        staticSummary: `${trigger === 'failback' ? 'fail-back' : 'standby move'}: move ${group} to ${to}`,
         staticDetails: reason,
       });
-      log.info('fail-back started', { group, to, reason, workflowId });
+      log.info(trigger === 'failback' ? 'fail-back started' : 'standby move started', { group, to, reason, workflowId });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return log.info('a switchover of the group is already running', { group, workflowId });
-      log.warn('could not start a fail-back', { group, to, err: err instanceof Error ? err.message : String(err) });
+      log.warn(`could not start a ${trigger === 'failback' ? 'fail-back' : 'standby move'}`, { group, to, err: err instanceof Error ? err.message : String(err) });
     }
   }
 
@@ -760,7 +848,9 @@ export async function controller(rawInput: unknown): Promise<void> {
     return groupStep({
       group: g,
       busy: g.operation !== undefined || pending.some((p) => p.group === name),
-      nodes: groupOf(name)!.nodes.map((n) => ({ name: n, ...(state.nodes[n] ? { liveness: state.nodes[n] } : {}) })),
+      ...(groupMaintenance(state.maintenance, name) ? { maintenance: true } : {}),
+      // Nothing is placed on a node in standby.
+      nodes: outOfStandby(groupOf(name)!.nodes, state.maintenance).map((n) => ({ name: n, ...(state.nodes[n] ? { liveness: state.nodes[n] } : {}) })),
       startedAt,
       graceMs: PLACEMENT_GRACE_MS,
       now: now(),

@@ -70,6 +70,11 @@ export interface GroupFacts {
   group: Group;
   /** An operation holds the group, or one was asked for and has not started yet. */
   busy: boolean;
+  /**
+   * The group is in maintenance (maintenance-plan.ts): nothing is started for it by itself; its
+   * `lost` report or `deferred` request is looked at once maintenance ends. Absent: not.
+   */
+  maintenance?: boolean;
   /** The group's nodes in preference order, with what the controller knows of each (none: not in its state). */
   nodes: { name: string; liveness?: Pick<NodeLiveness, 'state' | 'since'> }[];
   /** Workflow time this controller run started (a cold start's grace for the preferred node counts from it). */
@@ -101,6 +106,7 @@ export function deferredIsCurrent(g: Pick<ControllerGroup, 'owner' | 'epoch' | '
 export function groupStep(f: GroupFacts): GroupStep {
   const g = f.group;
   if (f.busy) return { step: 'busy' };
+  if (f.maintenance) return { step: 'none' };
   if (g.lost && lostIsCurrent(g)) {
     if (g.lost.retryAt !== undefined && f.now < g.lost.retryAt) return { step: 'none', wakeAt: g.lost.retryAt };
     return { step: 'start', kind: 'recover', reason: `${g.lost.node} stopped the group at epoch ${g.lost.epoch} while an operation held it: ${g.lost.detail}` };

@@ -29,7 +29,7 @@ import {
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
-import { describeIssues, healServiceInputSchema, parseWorkflowInput, serviceFailureSchema } from './inputs.js';
+import { describeIssues, healServiceInputSchema, parseWorkflowInput, resetFailCountSchema, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
 import { healTrigger, PATCH_STORY, says, shortDuration, tellOutcome, tellTrigger } from './story.js';
 import {
@@ -38,9 +38,11 @@ import {
   healGaveUpSignal,
   healRequestUpdate,
   healStatusQuery,
+  resetFailCountUpdate,
   serviceFailedSignal,
   type HealRequestOutcome,
   type HealStatus,
+  type ResetFailCountResult,
   type ServiceFailure,
 } from './shared.js';
 
@@ -97,6 +99,28 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
     else log.warn('ignored a malformed serviceFailed signal', { problems: describeIssues(parsed.error, '(signal)') });
   });
   setHandler(healStatusQuery, () => status);
+  // The restarts that count against maxRestarts (carried over continue-as-new); `haoscar cleanup` empties it.
+  let restarts: number[] = [...(input.restarts ?? [])];
+  // `haoscar cleanup`: no command is issued (only the next failure's decision changes), so recorded histories replay as they are.
+  setHandler(
+    resetFailCountUpdate,
+    (req): ResetFailCountResult => {
+      const cleared = restartsInWindow(restarts, Date.now(), windowMs.value).length;
+      restarts = [];
+      status.restartsInWindow = 0;
+      log.info('fail count reset by an operator (haoscar cleanup): the next failure starts from a full budget', { cleared, operator: req.operator, reason: req.reason });
+      return { cleared, phase: status.phase };
+    },
+    {
+      validator: (req: unknown) => {
+        const parsed = resetFailCountSchema.safeParse(req);
+        if (!parsed.success) throw ApplicationFailure.create({ type: ERROR_TYPES.InvalidWorkflowInput, nonRetryable: true, message: `invalid resetFailCount request: ${describeIssues(parsed.error, '(request)').join('; ')}` });
+        if (status.phase === 'gave-up') throw ApplicationFailure.create({ type: ERROR_TYPES.HealGaveUp, nonRetryable: true, message: 'this heal has given up and is closing: the next failure starts a new heal with a full budget' });
+      },
+    },
+  );
+  /** The healing window, once the target is resolved (a reset before that counts every restart carried over). */
+  const windowMs = { value: Infinity };
   setHandler(
     healRequestUpdate,
     async (failure: ServiceFailure): Promise<HealRequestOutcome> => {
@@ -137,6 +161,7 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
   // The first report (delivered with the start) says who asked; a continued run keeps the first run's.
   if (workflowInfo().typedSearchAttributes.get(HA_KEYS.HaTrigger) === undefined) tellTrigger(story, healTrigger(status.failures[0]?.source));
   const policy = target.healing;
+  windowMs.value = policy.windowMs;
   const service = proxyActivities<ServiceActivities>({
     taskQueue: target.nodeTaskQueue,
     // Only this node's agent can take these: if it is gone, fail the attempt instead of waiting forever.
@@ -147,7 +172,6 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
   });
   const ref = { group: input.group, resource: input.resource };
   const what = `${input.group}/${input.resource} on node ${input.node}`;
-  let restarts = [...(input.restarts ?? [])];
 
   for (;;) {
     if (!failurePending) {

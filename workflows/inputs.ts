@@ -140,6 +140,12 @@ export const carriedStateSchema = z.looseObject({
     refused: time,
     lastRefused: z.array(z.looseObject({ at: time, signal: text(200), sender: text(200), why: text(10_000) })).max(1000),
   }).optional(),
+  /** Groups and nodes in maintenance (Ownership.maintenance; absent from older controllers). */
+  maintenance: z.looseObject({
+    groups: z.record(z.string(), z.looseObject({ at: time, operator: text(200), reason: text(2000).optional() })),
+    nodes: z.record(z.string(), z.looseObject({ at: time, operator: text(200), reason: text(2000).optional() })),
+    moves: z.record(z.string(), time).optional(),
+  }).optional(),
   /** Updates applied, with their answers (applied-updates.ts). */
   applied: z.array(z.looseObject({ id: z.string().min(1).max(2000), update: text(200), at: time, result: z.unknown().optional() })).max(10_000).optional(),
 });
@@ -296,6 +302,21 @@ export const confirmDownSchema = z.strictObject({
   detail: z.string().max(2000).optional(),
   auth: updateAuthSchema.optional(),
 });
+/** The `resetFailCount` update of a heal (ResetFailCount in shared.ts): `haoscar cleanup`, or the UI. */
+export const resetFailCountSchema = z.strictObject({
+  operator: z.string().min(1).max(200).optional(),
+  reason: z.string().max(2000).optional(),
+});
+/** The `setMaintenance` update (SetMaintenance in shared.ts): `haoscar maintenance`, or the UI. */
+export const setMaintenanceSchema = z.strictObject({
+  group: name('group').optional(),
+  node: node.optional(),
+  on: z.boolean({ error: 'expected on: true or false' }),
+  operator: z.string().min(1).max(200).optional(),
+  reason: z.string().max(2000).optional(),
+  force: z.boolean().optional(),
+  auth: updateAuthSchema.optional(),
+}).refine((r) => (r.group === undefined) !== (r.node === undefined), { error: 'expected exactly one of group and node', path: ['group'] });
 /** The `confirmedDown` signal (ConfirmedDown in shared.ts), sent by the controller to a blocked failover. */
 export const confirmedDownSchema = z.strictObject({
   node,
@@ -314,7 +335,7 @@ export const resyncInputSchema = z.strictObject({
 });
 export type ResyncInput = z.input<typeof resyncInputSchema>;
 
-export const SWITCHOVER_TRIGGERS = ['operator', 'failback'] as const;
+export const SWITCHOVER_TRIGGERS = ['operator', 'failback', 'standby'] as const;
 export const switchoverInputSchema = z.strictObject({
   cluster: name('cluster'),
   group: name('group'),

@@ -68,6 +68,18 @@ export const ERROR_TYPES = {
    * content), or a signing asked for outside a workflow's local activity. Nothing was done.
    */
   Unauthenticated: 'Unauthenticated',
+  /**
+   * The group is in maintenance (`haoscar maintenance on --group`): nothing is done about it by
+   * itself (no heal, no failover, no placement, no fail-back) until `off`. An operator's failover
+   * or switchover by hand still runs.
+   */
+  InMaintenance: 'InMaintenance',
+  /**
+   * `haoscar maintenance on --node N` would leave a group N runs with no healthy node to move to
+   * (none of its other nodes is up and out of standby). Nothing changed; `--force` puts the node
+   * in standby anyway, and the group moves once one of its nodes can take it.
+   */
+  NoStandbyTarget: 'NoStandbyTarget',
 } as const;
 export type ErrorType = (typeof ERROR_TYPES)[keyof typeof ERROR_TYPES];
 
@@ -94,6 +106,7 @@ export const CONTROLLER_REFUSALS = {
   endOperation: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.Unauthenticated],
   operationBlocked: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.OperationInProgress, ERROR_TYPES.UnknownNode, ERROR_TYPES.StaleEpoch, ERROR_TYPES.Unauthenticated],
   confirmDown: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownNode, ERROR_TYPES.NothingToConfirm, ERROR_TYPES.Unauthenticated],
+  setMaintenance: [ERROR_TYPES.InvalidWorkflowInput, ERROR_TYPES.UnknownGroup, ERROR_TYPES.UnknownNode, ERROR_TYPES.NoStandbyTarget, ERROR_TYPES.Unauthenticated],
 } as const satisfies Record<string, readonly ErrorType[]>;
 export type ControllerUpdateName = keyof typeof CONTROLLER_REFUSALS;
 /** The failure types `update` may refuse with. */
@@ -156,6 +169,23 @@ export interface HealRequestOutcome {
  * Its validator rejects a malformed failure report before anything is recorded.
  */
 export const healRequestUpdate = defineUpdate<HealRequestOutcome, [ServiceFailure]>('requestHeal');
+
+/** `haoscar cleanup GROUP [RESOURCE]`: who asks, and why (kept in the heal's history). */
+export interface ResetFailCount {
+  operator?: string;
+  reason?: string;
+}
+export interface ResetFailCountResult {
+  /** Restarts that counted against maxRestarts before the reset (within the window). */
+  cleared: number;
+  /** What the heal is doing now (a heal that has given up is closing: nothing to reset there). */
+  phase: HealStatus['phase'];
+}
+/**
+ * What `pcs resource cleanup` does to a fail count: the running heal forgets its restarts within
+ * the window, so that the next failure starts from a full budget of maxRestarts.
+ */
+export const resetFailCountUpdate = defineUpdate<ResetFailCountResult, [ResetFailCount]>('resetFailCount');
 
 // ------------------------------------------------------------------------------ ownership
 
@@ -318,6 +348,30 @@ export interface Ownership {
    * than the node's newest: a replay). docs/security.md.
    */
   reports?: ReportsRecord;
+  /**
+   * Groups and nodes in maintenance (`haoscar maintenance`, workflows/maintenance-plan.ts); absent
+   * from controllers older than it, and until the first `maintenance on`.
+   */
+  maintenance?: MaintenanceState;
+}
+
+/** Who put a group or node in maintenance, when (workflow time) and why. */
+export interface MaintenanceMark {
+  at: number;
+  operator: string;
+  reason?: string;
+}
+
+/**
+ * Groups in maintenance are unmanaged: nothing is done about them by itself (their resources are
+ * left as they are, monitors report and act on nothing). Nodes in maintenance are in standby: the
+ * groups they run are switched over to another node, and nothing is placed on them.
+ * `moves`: when the controller last started a standby's switchover of a group (tried again later).
+ */
+export interface MaintenanceState {
+  groups: Record<string, MaintenanceMark>;
+  nodes: Record<string, MaintenanceMark>;
+  moves?: Record<string, number>;
 }
 
 /** What the controller keeps of the agents' reports (Ownership.reports). */
@@ -541,6 +595,34 @@ export interface ConfirmDownResult {
   unblocked: { group: string; workflowId: string; epoch: number }[];
 }
 export const confirmDownUpdate = defineUpdate<ConfirmDownResult, [ConfirmDown]>('confirmDown');
+
+/**
+ * `haoscar maintenance on|off --group G | --node N`: signed with the cluster secret like a
+ * confirm-down (an unmanaged group or a node in standby changes what the cluster does by itself).
+ * Exactly one of `group` and `node`. Refused (typed, nothing recorded) for an unknown group or node,
+ * and (`NoStandbyTarget`) for a node whose group has nowhere to go, unless `force`.
+ */
+export interface SetMaintenance {
+  group?: string;
+  node?: string;
+  on: boolean;
+  operator?: string;
+  reason?: string;
+  force?: boolean;
+  auth?: UpdateAuth;
+}
+export interface SetMaintenanceResult {
+  /** 'group' or 'node', and its name. */
+  target: { group: string } | { node: string };
+  on: boolean;
+  /** false: it already was (on) or was not (off) in maintenance; nothing changed. */
+  changed: boolean;
+  /** A node put in standby: its groups being switched over, and to where. */
+  moves: { group: string; to: string }[];
+  /** A node put in standby with --force: its groups that stay until a node can take them, and why. */
+  stays: { group: string; why: string }[];
+}
+export const setMaintenanceUpdate = defineUpdate<SetMaintenanceResult, [SetMaintenance]>('setMaintenance');
 
 export interface ConfirmedDownRecord extends ConfirmDownResult {
   operator: string;

@@ -15,7 +15,7 @@ import { HA_KEYS } from './search-attributes.js';
 export const PATCH_STORY = 'ha-story-attributes';
 
 /** What started an operation: the values of `HaTrigger`. */
-export const TRIGGERS = ['monitor', 'operator', 'node-lost', 'heal-gave-up', 'place', 'recover', 'switchover', 'failback', 'ui'] as const;
+export const TRIGGERS = ['monitor', 'operator', 'node-lost', 'heal-gave-up', 'place', 'recover', 'switchover', 'failback', 'standby', 'ui'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** What an operation came to: the values of `HaOutcome`. */

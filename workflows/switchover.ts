@@ -23,7 +23,7 @@ export async function switchover(rawInput: unknown): Promise<SwitchoverResult> {
   const input = parseWorkflowInput(switchoverInputSchema, rawInput, 'switchover');
   // HaTrigger now, HaOutcome at the end (story.ts); asked before the first await.
   const story = patched(PATCH_STORY);
-  tellTrigger(story, input.trigger === 'failback' ? 'failback' : 'operator');
+  tellTrigger(story, input.trigger === 'failback' ? 'failback' : input.trigger === 'standby' ? 'standby' : 'operator');
   try {
     const result = await move(input);
     tellOutcome(story, result.outcome);

@@ -31,6 +31,7 @@ import { configDigest } from '../config/digest.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
+import { MaintenanceView } from './maintenance-view.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, connectWorker, resolveConnection, type ResolvedConnection } from '../temporal/connection.js';
 import type { Ownership } from '../../workflows/shared.js';
@@ -95,6 +96,9 @@ type AgentPhase =
 export class Agent {
   private readonly services = new ServiceRegistry();
   private readonly monitors = new Map<ManagedService, ResourceMonitor>();
+  /** Groups in maintenance, as the controller's last answer said; and how each monitor reports a failure. */
+  private readonly maintenance = new MaintenanceView();
+  private readonly reporters = new Map<ManagedService, (at: number, detail: string) => void>();
   private groups: GroupRuntime | undefined;
   private heartbeat: Heartbeat | undefined;
   private lease: LeaseKeeper | undefined;
@@ -315,6 +319,7 @@ export class Agent {
       queryOwnership: (timeoutMs) => link.ownership(timeoutMs).then(
         (answer) => {
           announcer.answered(answer);
+          this.learnMaintenance(answer);
           return answer;
         },
         (err: unknown) => {
@@ -384,7 +389,9 @@ export class Agent {
     for (let delay = 250; ; delay = Math.min(delay * 2, 1000)) {
       const asked = { at: performance.now(), atCs: bootClockCs() };
       try {
-        return { answer: await link.ownership(Math.max(200, until - asked.at)), asked };
+        const answer = await link.ownership(Math.max(200, until - asked.at));
+        this.learnMaintenance(answer);
+        return { answer, asked };
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return { answer: { cluster: this.opts.config.cluster, groups: {}, nodes: {}, falseAlarms: [], reverify: {} }, asked };
         last = err;
@@ -454,7 +461,10 @@ export class Agent {
     // controller is behind what it has seen (or gone: Temporal's data lost), and announces.
     this.announceTimer = setInterval(() => {
       if (this.stopping || groups.heldGroups().length > 0) return;
-      link.ownership(2000).then((answer) => announcer.answered(answer), (err: unknown) => announcer.failed(err));
+      link.ownership(2000).then((answer) => {
+        announcer.answered(answer);
+        this.learnMaintenance(answer);
+      }, (err: unknown) => announcer.failed(err));
     }, ANNOUNCE_CHECK_MS);
     return Promise.all(this.workers.map((w) => w.run()));
   }
@@ -640,18 +650,44 @@ export class Agent {
       timing: spec.check,
       logger: this.log.child({ group: group.name }),
       onEdge: (edge) => {
-        if (edge.to !== 'failing' || !this.client || this.stopping) return;
-        // Not awaited: the monitor must keep watching while the report is retried.
-        void this.reportFailure(
-          { cluster: config.cluster, node, group: group.name, resource: spec.name, failure: { at: edge.at, detail: edge.detail, source: `monitor@${node}` } },
-          () => !this.stopping && monitor.status().status === 'failing' && this.groups?.holding(group.name) !== undefined,
-          healer,
-        );
+        if (edge.to !== 'failing') return;
+        report(edge.at, edge.detail);
       },
     });
+    const report = (at: number, detail: string) => {
+      if (!this.client || this.stopping) return;
+      // Unmanaged: the failure is reported (logged, and seen by status), nothing is done about it.
+      const held = this.maintenance.refusal(group.name, `heal of ${group.name}/${spec.name}`);
+      if (held) return this.log.warn({ group: group.name, resource: spec.name, detail, type: held.type }, `${group.name}/${spec.name} is failing (${detail}); ${held.message}`);
+      // Not awaited: the monitor must keep watching while the report is retried.
+      void this.reportFailure(
+        { cluster: config.cluster, node, group: group.name, resource: spec.name, failure: { at, detail, source: `monitor@${node}` } },
+        () => !this.stopping && monitor.status().status === 'failing' && this.groups?.holding(group.name) !== undefined && !this.maintenance.refusal(group.name, 'heal'),
+        healer,
+      );
+    };
+    this.reporters.set(service, report);
     // A supervised process's exit is a definitive failure: report it now, not at the next poll.
     driver.onExit?.((exit) => monitor.reportExit(`process ${exit.pid} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.exitCode}`})`));
     return monitor;
+  }
+
+  /**
+   * The controller's answer says which groups are in maintenance: a group that left it has its
+   * resources that are still failing reported now (their monitors report edges only, and the
+   * edge came while nothing was done about it).
+   */
+  private learnMaintenance(answer: Ownership): void {
+    const { entered, left } = this.maintenance.learn(answer.maintenance);
+    for (const g of entered) this.log.warn({ group: g, mark: answer.maintenance?.groups[g] }, `group ${g} is in maintenance: its monitors report and act on nothing (no heals) until it ends`);
+    for (const g of left) {
+      this.log.warn({ group: g }, `group ${g} is managed again: resources still failing are healed`);
+      for (const [service, monitor] of this.monitors) {
+        const status = monitor.status();
+        if (service.group.name !== g || status.status !== 'failing') continue;
+        this.reporters.get(service)?.(Date.now(), `still failing when maintenance ended: ${status.detail ?? 'failing'}`);
+      }
+    }
   }
 
   /**

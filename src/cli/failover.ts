@@ -9,6 +9,7 @@ import type { FailoverInput } from '../../workflows/inputs.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
 import { clusterTaskQueue, failoverWorkflowId, type FailoverResult } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
+import { maintenanceNote } from './maintenance.js';
 
 export function failoverCommand(): Command {
   return new Command('failover')
@@ -45,6 +46,8 @@ export function failoverCommand(): Command {
           ...(opts.reason ? { staticDetails: opts.reason } : {}),
         });
         process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
+        const note = await maintenanceNote(client, config.cluster, groupName, 'failover');
+        if (note) process.stdout.write(note);
         if (!opts.wait) return;
         const result: FailoverResult = await handle.result();
         process.stdout.write(describe(result));

@@ -16,6 +16,7 @@ import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
 import { confirmDownCommand } from './confirm-down.js';
 import { historyCommand } from './history.js';
+import { cleanupCommand, maintenanceCommand } from './maintenance.js';
 import { packageVersion } from '../package-info.js';
 
 export function buildProgram(): Command {
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

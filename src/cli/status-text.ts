@@ -6,7 +6,7 @@
  */
 import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
-import { DOWN_RETRY_MAX_MS } from '../../workflows/group-plan.js';
+import { DOWN_RETRY_MAX_MS, type ControllerGroup } from '../../workflows/group-plan.js';
 import { describeLeaseMismatch, leaseMismatches } from '../../workflows/announce-plan.js';
 import type { LocalStatus } from '../agent/local-status.js';
 
@@ -58,11 +58,20 @@ export function formatStatus(state: Ownership, now: number): string {
   const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
   const inS = (t: number) => `in ${Math.max(0, Math.round((t - now) / 1000))}s`;
   const lines: string[] = [`cluster ${state.cluster}`, ...statusWarnings(state).map((w) => `  WARNING: ${w}`), '  nodes:'];
-  for (const [name, n] of Object.entries(state.nodes)) lines.push(`    ${name.padEnd(16)} ${n.state.padEnd(8)} since ${ago(n.since)} (${n.reportedBy})`);
+  const m = state.maintenance;
+  const markText = (k: { at: number; operator: string; reason?: string }) => `by ${k.operator} ${ago(k.at)}${k.reason ? `: ${k.reason}` : ''}`;
+  for (const [name, n] of Object.entries(state.nodes)) {
+    lines.push(`    ${name.padEnd(16)} ${n.state.padEnd(8)} since ${ago(n.since)} (${n.reportedBy})`);
+    const standby = m?.nodes[name];
+    if (standby) lines.push(`      STANDBY (maintenance ${markText(standby)}): its groups move away, nothing is placed on it`);
+  }
   lines.push('  groups:');
   for (const [name, g] of Object.entries(state.groups)) {
     const op = g.operation ? `, ${g.operation.kind} operation ${g.operation.workflowId} running` : '';
     lines.push(`    ${name.padEnd(16)} ${g.state.padEnd(8)} on ${(g.owner ?? '-').padEnd(12)} epoch ${g.epoch} since ${ago(g.since)}${op}`);
+    const unmanaged = m?.groups[name];
+    const deferred = (g as ControllerGroup).deferred;
+    if (unmanaged) lines.push(`      MAINTENANCE (${markText(unmanaged)}): unmanaged — no heals, no automatic failover${deferred ? `; asked for meanwhile: ${deferred.kind} (${deferred.reason})` : ''}`);
     const caveat = runningCaveat(g, state.nodes, now);
     if (caveat) lines.push(`      ${caveat}`);
     // A failed stop is not a stop: the operation waits, and says for what.

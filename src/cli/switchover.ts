@@ -14,6 +14,7 @@ import { haTags } from '../../workflows/search-attributes.js';
 import { clusterTaskQueue, resyncWorkflowId, switchoverWorkflowId, type ResyncResult, type SwitchoverResult } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, showProgress } from './progress.js';
+import { maintenanceNote } from './maintenance.js';
 
 const configOption = ['-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml'] as const;
 
@@ -36,6 +37,8 @@ export function switchoverCommand(): Command {
           staticSummary: `switchover of ${groupName} to ${opts.to} (operator)`,
         });
         process.stdout.write(`switchover started: workflow ${workflowId}\n`);
+        const note = await maintenanceNote(client, config.cluster, groupName, 'switchover');
+        if (note) process.stdout.write(note);
         if (!opts.wait) return;
         const result = handle.result() as Promise<SwitchoverResult>;
         await showProgress(client, resyncWorkflowId(config.cluster, groupName, opts.to), result);

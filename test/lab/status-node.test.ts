@@ -29,7 +29,7 @@ test('status on a node: its own view beside the controller\'s, and --check WARNI
   assert.match(n1.stdout, new RegExp(`^  holds ${GROUP} at epoch \\d+: running; lease runs`, 'm'));
   assert.match(n1.stdout, new RegExp(`^  lease guard: running \\(pid \\d+, watchdog off\\)\\n +${GROUP} epoch \\d+: held, released in`, 'm'));
   const n2 = await status(['--node', 'n2']);
-  assert.match(n2.stdout, /^this node n2 .*\n(.*\n)*  holds no group$/m);
+  assert.match(n2.stdout, /^this node n2 .*\n(.*\n)* {2}holds no group$/m);
 
   await lab.killHost('n2');
   const degraded = await waitFor('status --check WARNING on n1 once n2 is dead', async () => {

@@ -15,6 +15,7 @@ import {
   type Refusal,
   type RefusalState,
 } from '../../workflows/controller-refusals.js';
+import { setMaintenanceRefusal } from '../../workflows/maintenance-plan.js';
 import { CONTROLLER_REFUSALS, ERROR_TYPES, isRefusalOf, type ControllerUpdateName } from '../../workflows/shared.js';
 
 const OP = 'failover/c1/web';
@@ -32,6 +33,8 @@ const CHECKS: Record<ControllerUpdateName, (state: RefusalState, req: unknown) =
   endOperation: endOperationRefusal,
   operationBlocked: operationBlockedRefusal,
   confirmDown: confirmDownRefusal,
+  // With the groups' nodes from the configuration: web on n1 and n2, db only on n2.
+  setMaintenance: (state, req) => setMaintenanceRefusal({ ...state, maintenance: undefined, groupNodes: { web: ['n1', 'n2'], db: ['n2'] } }, req),
 };
 
 const hold = { group: 'web', workflowId: OP };
@@ -66,6 +69,16 @@ const CASES: [ControllerUpdateName, unknown, string, RegExp?][] = [
   ['confirmDown', { node: 'N 1' }, ERROR_TYPES.InvalidWorkflowInput],
   ['confirmDown', { node: 'n9' }, ERROR_TYPES.UnknownNode, /known: n1, n2/],
   ['confirmDown', { node: 'n2' }, ERROR_TYPES.NothingToConfirm],
+  ['setMaintenance', { group: 'web', on: true, operator: 'alice', reason: 'new disk' }, 'accepted'],
+  ['setMaintenance', { group: 'web', on: false }, 'accepted'],
+  ['setMaintenance', { node: 'n1', on: true }, 'accepted'],
+  ['setMaintenance', { node: 'n2', on: true, force: true }, 'accepted'],
+  ['setMaintenance', { group: 'web', node: 'n1', on: true }, ERROR_TYPES.InvalidWorkflowInput, /exactly one of group and node/],
+  ['setMaintenance', { on: true }, ERROR_TYPES.InvalidWorkflowInput, /exactly one of group and node/],
+  ['setMaintenance', { group: 'web', on: 'yes' }, ERROR_TYPES.InvalidWorkflowInput, /on: expected on: true or false/],
+  ['setMaintenance', { group: 'mail', on: true }, ERROR_TYPES.UnknownGroup, /known: web, db/],
+  ['setMaintenance', { node: 'n9', on: false }, ERROR_TYPES.UnknownNode, /known: n1, n2/],
+  ['setMaintenance', { node: 'n2', on: true }, ERROR_TYPES.NoStandbyTarget, /no other node of group db is up.*--force/],
 ];
 
 test('each update\'s requests pass or are refused with a type of its contract, and the table covers every contract', () => {

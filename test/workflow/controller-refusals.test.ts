@@ -20,8 +20,10 @@ import {
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
+  nodeEdgeSignal,
   operationBlockedUpdate,
   ownershipQuery,
+  setMaintenanceUpdate,
   type ControllerUpdateName,
   type EndOperation,
 } from '../../workflows/shared.js';
@@ -41,6 +43,7 @@ const UPDATES = {
   endOperation: endOperationUpdate,
   operationBlocked: operationBlockedUpdate,
   confirmDown: confirmDownUpdate,
+  setMaintenance: setMaintenanceUpdate,
 } as const;
 
 /** The type the controller refused `update` with (its validator's failure, as the client gets it). */
@@ -83,10 +86,14 @@ test('each controller update refuses with the types of its contract, changes not
     ['confirmDown', ERROR_TYPES.InvalidWorkflowInput, { node: 'N 1' }],
     ['confirmDown', ERROR_TYPES.UnknownNode, { node: 'n9' }],
     ['confirmDown', ERROR_TYPES.NothingToConfirm, { node: 'n2' }],
+    ['setMaintenance', ERROR_TYPES.InvalidWorkflowInput, { on: true }],
+    ['setMaintenance', ERROR_TYPES.UnknownGroup, { group: 'db', on: true }],
+    ['setMaintenance', ERROR_TYPES.UnknownNode, { node: 'n9', on: true }],
     // Valid for the state, but not signed with the cluster's message key (docs/security.md).
     ['claimGroup', ERROR_TYPES.Unauthenticated, { ...hold, expectEpoch: epoch, owner: null }],
     ['endOperation', ERROR_TYPES.Unauthenticated, { ...hold, outcome: 'down', detail: 'unsigned' }],
     ['operationBlocked', ERROR_TYPES.Unauthenticated, { ...hold, node: 'n1', epoch, detail: 'unsigned', waitingFor: ['confirm-down'] }],
+    ['setMaintenance', ERROR_TYPES.Unauthenticated, { group: 'web', on: true, operator: 'unsigned' }],
   ];
   const got: string[] = [];
   for (const [update, , req] of CASES) got.push(`${update} → ${await refusal(handle, update, req)}`);
@@ -94,10 +101,17 @@ test('each controller update refuses with the types of its contract, changes not
   assert.deepEqual(await handle.query(ownershipQuery), held, 'no refusal changed anything');
   // confirmDown's Unauthenticated needs an operation blocked on the node (a signed block), and changes nothing either.
   await handle.executeUpdate(operationBlockedUpdate, { args: [signedUpdate(cluster.name, 'operationBlocked', 'refusals/blocked', 'run-1', { ...hold, node: 'n1', epoch, detail: 'test', waitingFor: ['confirm-down' as const] })], updateId: 'refusals/blocked' });
-  const blocked = await handle.query(ownershipQuery);
+  let blocked = await handle.query(ownershipQuery);
   assert.equal(await refusal(handle, 'confirmDown', { node: 'n1', operator: 'unsigned' }), ERROR_TYPES.Unauthenticated);
   got.push(`confirmDown → ${ERROR_TYPES.Unauthenticated}`);
   assert.deepEqual(await handle.query(ownershipQuery), blocked, 'the unsigned confirm-down changed nothing');
+  // A standby that would leave web (on n1) nowhere to go: n2 suspect.
+  await handle.signal(nodeEdgeSignal, { node: 'n2', to: 'suspect', reporter: 'n1', at: Date.now(), detail: 'test' });
+  for (let t = Date.now(); (await handle.query(ownershipQuery)).nodes.n2?.state !== 'suspect'; ) assert.ok(Date.now() - t < 30_000, 'n2 suspect');
+  blocked = await handle.query(ownershipQuery);
+  assert.equal(await refusal(handle, 'setMaintenance', signedUpdate(cluster.name, 'setMaintenance', 'refusals/standby', undefined, { node: 'n1', on: true })), ERROR_TYPES.NoStandbyTarget);
+  got.push(`setMaintenance → ${ERROR_TYPES.NoStandbyTarget}`);
+  assert.deepEqual(await handle.query(ownershipQuery), blocked, 'the refused standby changed nothing');
   // The table is the whole contract: every refusal of every update is given by some request.
   assert.deepEqual(
     Object.entries(CONTROLLER_REFUSALS).flatMap(([u, types]) => types.map((t) => `${u} → ${t}`)).sort(),

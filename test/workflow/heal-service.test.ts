@@ -16,7 +16,7 @@ import { ServiceRegistry } from '../../src/agent/services.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { requestHeal, requestHealAndAnswer } from '../../src/agent/heal-trigger.js';
-import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, nodeTaskQueue, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
+import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, nodeTaskQueue, resetFailCountUpdate, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
 import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
@@ -44,6 +44,11 @@ ${['a', 'd', 'e', 'f', 'h', 'i']
     resources:
       - { type: service, name: svc, driver: process, command: [/bin/true] }
   - name: c
+    nodes: [n1]
+    healing: { window: 10m }
+    resources:
+      - { type: service, name: svc, driver: process, command: [/bin/true] }
+  - name: k
     nodes: [n1]
     healing: { window: 10m }
     resources:
@@ -320,3 +325,34 @@ test('after 100 attempts the heal continues as new, keeping its restarts in the 
   await handle.terminate('test done');
 });
 
+
+test('haoscar cleanup: resetFailCount forgets the restarts in the window, so the failure after maxRestarts is restarted instead of giving up', async () => {
+  const svc = services.get('k')!;
+  svc.crash();
+  const { workflowId } = await heal('k');
+  const handle = client.workflow.getHandle(workflowId);
+  await waitFor(async () => (await handle.query(healStatusQuery)).phase === 'watching', 'the first restart succeeded');
+  svc.crash();
+  await handle.signal(serviceFailedSignal, { at: Date.now(), detail: 'test: crashed again', source: 'test' });
+  await waitFor(async () => {
+    const s = await handle.query(healStatusQuery);
+    return s.phase === 'watching' && s.attempts.length === 2;
+  }, 'the second restart succeeded: maxRestarts (2) used up');
+  assert.equal((await handle.query(healStatusQuery)).restartsInWindow, 2);
+  // Bad input is refused and changes nothing.
+  const bad = await handle.executeUpdate(resetFailCountUpdate, { args: [{ operator: '', extra: 1 } as never] }).then(() => undefined, (e: unknown) => e);
+  assert.ok(bad instanceof WorkflowUpdateFailedError && bad.cause instanceof ApplicationFailure && bad.cause.type === ERROR_TYPES.InvalidWorkflowInput, String(bad));
+  assert.equal((await handle.query(healStatusQuery)).restartsInWindow, 2);
+  assert.deepEqual(await handle.executeUpdate(resetFailCountUpdate, { args: [{ operator: 'test', reason: 'fixed the config' }] }), { cleared: 2, phase: 'watching' });
+  assert.equal((await handle.query(healStatusQuery)).restartsInWindow, 0);
+  // Without the reset this failure gives up; after it, a restart.
+  svc.crash();
+  await handle.signal(serviceFailedSignal, { at: Date.now(), detail: 'test: crashed a third time', source: 'test' });
+  await waitFor(async () => {
+    const s = await handle.query(healStatusQuery);
+    return s.phase === 'watching' && s.attempts.length === 3;
+  }, 'the third failure was restarted');
+  assert.equal(svc.starts, 3);
+  assert.equal((await handle.query(healStatusQuery)).restartsInWindow, 1);
+  await handle.terminate('test over');
+});
