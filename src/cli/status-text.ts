@@ -171,6 +171,9 @@ export function statusCheck(controller: Ownership | undefined, local: LocalStatu
       else if (controller.nodes[g.owner]?.state !== 'up') critical(`group ${name}: its owner ${g.owner} is not up`);
     }
     for (const [name, n] of Object.entries(controller.nodes)) if (n.state !== 'up') warning(`node ${name} is ${n.state}`);
+    // Unmanaged or in standby: nothing fails over by itself until `maintenance off`.
+    for (const name of Object.keys(controller.maintenance?.groups ?? {})) warning(`group ${name} is in maintenance (unmanaged)`);
+    for (const name of Object.keys(controller.maintenance?.nodes ?? {})) warning(`node ${name} is in standby (maintenance)`);
     for (const w of statusWarnings(controller)) warning(w);
   }
   if (local) {

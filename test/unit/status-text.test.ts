@@ -107,6 +107,8 @@ test('status --check: OK, WARNING when degraded, CRITICAL when a group is down, 
   const table: { name: string; controller?: (o: Ownership) => void; local?: (l: LocalStatus) => void; unreachable?: boolean; code: number; line: RegExp }[] = [
     { name: 'healthy', code: CHECK.ok, line: /^HAOSCAR OK - web on n1; 2 node\(s\) up$/ },
     { name: 'a standby down', controller: (o) => (o.nodes.n2 = { state: 'suspect', since: NOW, reportedBy: 'n1' }), code: CHECK.warning, line: /WARNING - node n2 is suspect/ },
+    { name: 'a group in maintenance', controller: (o) => (o.maintenance = { groups: { web: { at: NOW, operator: 'root' } }, nodes: {} }), code: CHECK.warning, line: /WARNING - group web is in maintenance \(unmanaged\)/ },
+    { name: 'a node in standby', controller: (o) => (o.maintenance = { groups: {}, nodes: { n2: { at: NOW, operator: 'root' } } }), code: CHECK.warning, line: /WARNING - node n2 is in standby/ },
     { name: 'another configuration', local: (l) => Object.assign(l.heartbeat!.peers[0]!, { configDigest: 'b'.repeat(32), configMatches: false }), code: CHECK.warning, line: /WARNING - n2's configuration differs from n1's/ },
     { name: 'a link silent', local: (l) => (l.heartbeat!.peers[0]!.links[1]!.alive = false), code: CHECK.warning, line: /WARNING - heartbeat link 10\.1\.0\.2->10\.1\.0\.1 is silent/ },
     { name: 'the peer not heard', local: (l) => (l.heartbeat!.peers[0]!.state = 'dead'), code: CHECK.warning, line: /does not hear n2/ },
