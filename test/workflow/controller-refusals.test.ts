@@ -20,7 +20,6 @@ import {
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
-  nodeEdgeSignal,
   operationBlockedUpdate,
   ownershipQuery,
   setMaintenanceUpdate,
@@ -106,7 +105,7 @@ test('each controller update refuses with the types of its contract, changes not
   got.push(`confirmDown → ${ERROR_TYPES.Unauthenticated}`);
   assert.deepEqual(await handle.query(ownershipQuery), blocked, 'the unsigned confirm-down changed nothing');
   // A standby that would leave web (on n1) nowhere to go: n2 suspect.
-  await handle.signal(nodeEdgeSignal, { node: 'n2', to: 'suspect', reporter: 'n1', at: Date.now(), detail: 'test' });
+  await cluster.report('n2', 'suspect', 'n1', 'every link silent');
   for (let t = Date.now(); (await handle.query(ownershipQuery)).nodes.n2?.state !== 'suspect'; ) assert.ok(Date.now() - t < 30_000, 'n2 suspect');
   blocked = await handle.query(ownershipQuery);
   assert.equal(await refusal(handle, 'setMaintenance', signedUpdate(cluster.name, 'setMaintenance', 'refusals/standby', undefined, { node: 'n1', on: true })), ERROR_TYPES.NoStandbyTarget);

@@ -16,7 +16,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { beginOperationUpdate, claimGroupUpdate, controllerWorkflowId, endOperationUpdate, groupLostSignal, ownershipQuery } from '../../workflows/shared.js';
+import { beginOperationUpdate, claimGroupUpdate, controllerWorkflowId, endOperationUpdate, healGaveUpSignal, ownershipQuery } from '../../workflows/shared.js';
 import { Worker } from '@temporalio/worker';
 import { workflowsPath } from '../../workers/workflow-bundle.js';
 import { PATCH_APPLIED_UPDATES } from '../../workflows/controller.js';
@@ -40,7 +40,7 @@ async function continueAsNew(handle: WorkflowHandle, firstRunId: string): Promis
     if (d.runId !== firstRunId) return d.runId;
     await Promise.all(Array.from({ length: 10 }, () => {
       signals += 1;
-      return handle.signal(groupLostSignal, { group: 'nope', node: 'n1', epoch: 0, at: Date.now(), detail: 'test: fills the history' });
+      return handle.signal(healGaveUpSignal, { group: 'nope', resource: 'none', node: 'n1', at: Date.now(), detail: 'test: fills the history' });
     }));
     return undefined;
   }, 150_000, 10);

@@ -10,7 +10,7 @@ import { closeTemporal } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { signedUpdate } from '../support/cluster-key.js';
-import { controllerWorkflowId, groupLostSignal, healGaveUpSignal, setMaintenanceUpdate, type SetMaintenance } from '../../workflows/shared.js';
+import { controllerWorkflowId, healGaveUpSignal, setMaintenanceUpdate, type SetMaintenance } from '../../workflows/shared.js';
 import type { ControllerGroup } from '../../workflows/group-plan.js';
 
 let cluster: WorkflowCluster | undefined;
@@ -64,7 +64,7 @@ test('maintenance blocks failover and survives continue-as-new; off resumes it; 
   await waitFor('the controller continued as new', async () => {
     const d = await handle.describe();
     if (d.runId !== first.runId) return d.runId;
-    await Promise.all(Array.from({ length: 10 }, () => handle.signal(groupLostSignal, { group: 'nope', node: 'n1', epoch: 0, at: Date.now(), detail: 'test: fills the history' })));
+    await Promise.all(Array.from({ length: 10 }, () => handle.signal(healGaveUpSignal, { group: 'nope', resource: 'none', node: 'n1', at: Date.now(), detail: 'test: fills the history' })));
     return undefined;
   }, 200_000, 10);
   const carried = await c.ownership();
