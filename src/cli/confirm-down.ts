@@ -8,6 +8,7 @@
  * a node down. Run it on a node (or the worker's host), as a user who may read the secret file; a
  * cluster of more than one node without a readable secret file gets an error and nothing is sent.
  */
+import { messageKey, signedRequest } from './signed-update.js';
 import { Command } from 'commander';
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
@@ -15,9 +16,6 @@ import { createInterface } from 'node:readline/promises';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/types.js';
-import { controllerUpdateMac, deriveMessageKey, type MessageKey } from '../auth/messages.js';
-import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
@@ -48,7 +46,7 @@ export function confirmDownCommand(): Command {
         throw new CliError(`unknown node '${node}' (known: ${config.nodes.map((n) => n.name).join(', ')}); nothing was sent`, EXIT.usage);
       }
       // Before anything is said or sent: a confirmation is never sent unsigned.
-      const key = await messageKey(config);
+      const key = await messageKey(config, 'confirm-down signs the confirmation with the cluster secret (heartbeat.secretFile) so that access to Temporal alone cannot confirm a node down');
       process.stderr.write(confirmDownWarning(node));
       if (!opts.yes && !process.stdin.isTTY) {
         throw new CliError(`not confirmed: nothing was sent. Once you are sure ${node} is down, run it again with --yes`, EXIT.usage);
@@ -60,7 +58,7 @@ export function confirmDownCommand(): Command {
         const request: ConfirmDown = { node, operator: `${userInfo().username}@${hostname()}`, ...(opts.reason ? { detail: opts.reason } : {}) };
         // A fresh update ID, bound by the MAC: a repeat of this one gets its first answer, a copy under another ID is refused.
         const updateId = `confirm-down/${randomUUID()}`;
-        const result: ConfirmDownResult = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(confirmDownUpdate, { args: [signConfirmDown(key, config.cluster, updateId, request)], updateId });
+        const result: ConfirmDownResult = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(confirmDownUpdate, { args: [signedRequest(key, config.cluster, confirmDownUpdate.name, updateId, request)], updateId });
         if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         process.stdout.write(`node ${node} confirmed down by ${request.operator}\n`);
         for (const u of result.unblocked) process.stdout.write(`  unblocked: group ${u.group} (${u.workflowId}, epoch ${u.epoch}) moves to another node now\n`);
@@ -70,30 +68,6 @@ export function confirmDownCommand(): Command {
         await client.connection.close();
       }
     });
-}
-
-/**
- * The cluster's message key, from `heartbeat.secretFile`; undefined for a one-node cluster (it
- * loads no secret, and its controller checks nothing). @throws CliError (exit 3) when the file
- * cannot be used (missing, unreadable by this user, readable by everyone): nothing was sent.
- */
-async function messageKey(config: Config): Promise<MessageKey | undefined> {
-  if (config.nodes.length <= 1) return undefined;
-  try {
-    return deriveMessageKey(await loadHeartbeatSecret(config.heartbeat.secretFile));
-  } catch (err) {
-    if (err instanceof HeartbeatSecretError) {
-      throw new CliError(`${err.message}. confirm-down signs the confirmation with the cluster secret (heartbeat.secretFile) so that access to Temporal alone cannot confirm a node down: run it on a node or the workflow worker's host, as a user that may read that file (docs/security.md); nothing was sent`, EXIT.config);
-    }
-    throw err;
-  }
-}
-
-/** `request` with its MAC for this cluster's controller under `updateId` (unchanged without a key). */
-function signConfirmDown(key: MessageKey | undefined, cluster: string, updateId: string, request: ConfirmDown): ConfirmDown {
-  if (key === undefined) return request;
-  const mac = controllerUpdateMac(key, { cluster, controllerId: controllerWorkflowId(cluster), update: confirmDownUpdate.name, updateId, runId: undefined, request });
-  return { ...request, auth: { mac } };
 }
 
 /** The operations blocked on the node now, as `haoscar status` shows them. @throws CliError when there is none. */

@@ -19,8 +19,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
-import { controllerUpdateMac, deriveMessageKey, type MessageKey } from '../auth/messages.js';
-import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { messageKey, signedRequest } from './signed-update.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
 import { describeIssues, resetFailCountSchema, setMaintenanceSchema } from '../../workflows/inputs.js';
@@ -116,11 +115,11 @@ export function maintenanceCommand(): Command {
       const config = await loadConfig(opts.config);
       const request = maintenanceRequest(config, onOff, opts, operator());
       // Before anything is sent: a maintenance change is never sent unsigned on a cluster with a secret.
-      const key = await messageKey(config, 'maintenance');
+      const key = await messageKey(config, 'maintenance signs its request with the cluster secret (heartbeat.secretFile) so that access to Temporal alone cannot change it');
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
         const updateId = `maintenance/${randomUUID()}`;
-        const result = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(setMaintenanceUpdate, { args: [signed(key, config.cluster, setMaintenanceUpdate.name, updateId, request)], updateId });
+        const result = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(setMaintenanceUpdate, { args: [signedRequest(key, config.cluster, setMaintenanceUpdate.name, updateId, request)], updateId });
         if (opts.wait !== undefined && 'node' in result.target && result.on) await waitForMoves(client, config.cluster, result, opts.wait * 1000);
         if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         process.stdout.write(describeMaintenance(result));
@@ -209,30 +208,6 @@ export async function maintenanceNote(client: Client, cluster: string, group: st
   if (!held) return undefined;
   const mark = state!.maintenance!.groups[group]!;
   return `note: group ${group} is in maintenance (set by ${mark.operator}${mark.reason ? `: ${mark.reason}` : ''}): this ${what} by hand runs; nothing else is done about the group by itself until \`haoscar maintenance off --group ${group}\`\n`;
-}
-
-/**
- * The cluster's message key, from `heartbeat.secretFile`; undefined for a one-node cluster (it
- * loads no secret, and its controller checks nothing). @throws CliError (exit 3) when the file
- * cannot be used: nothing was sent.
- */
-async function messageKey(config: Config, command: string): Promise<MessageKey | undefined> {
-  if (config.nodes.length <= 1) return undefined;
-  try {
-    return deriveMessageKey(await loadHeartbeatSecret(config.heartbeat.secretFile));
-  } catch (err) {
-    if (err instanceof HeartbeatSecretError) {
-      throw new CliError(`${err.message}. ${command} signs its request with the cluster secret (heartbeat.secretFile) so that access to Temporal alone cannot change it: run it on a node or the workflow worker's host, as a user that may read that file (docs/security.md); nothing was sent`, EXIT.config);
-    }
-    throw err;
-  }
-}
-
-/** `request` with its MAC for this cluster's controller, `update` and `updateId` (unchanged without a key). */
-function signed<T extends object>(key: MessageKey | undefined, cluster: string, update: string, updateId: string, request: T): T {
-  if (key === undefined) return request;
-  const mac = controllerUpdateMac(key, { cluster, controllerId: controllerWorkflowId(cluster), update, updateId, runId: undefined, request });
-  return { ...request, auth: { mac } };
 }
 
 function refusal(err: unknown, cluster: string, command: string): unknown {
