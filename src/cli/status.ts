@@ -42,6 +42,9 @@ export function noAnswerMessage(cluster: string, timeoutMs: number, said?: strin
     'What the groups do now is not known from here: the agents go on with what they hold, under their leases.';
 }
 
+const GRPC_CANCELLED = 1;
+const GRPC_DEADLINE_EXCEEDED = 4;
+
 /** gRPC's code and details under a failed call, if any. */
 function grpcCause(err: unknown): { code: number; details: string } | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
@@ -95,6 +98,7 @@ async function look(config: Config, client: Client | undefined, connectError: Cl
 }
 
 async function askController(client: Client, cluster: string, timeoutMs: number): Promise<{ state: Ownership } | { error: CliError }> {
+  const asked = performance.now();
   try {
     return { state: await client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, cluster)) };
   } catch (err) {
@@ -104,9 +108,14 @@ async function askController(client: Client, cluster: string, timeoutMs: number)
     // The server took the query but nobody answered (DEADLINE_EXCEEDED: ours, or Temporal's
     // "query timed out before a worker could process it"), or it refused it (a workflow task
     // failing, a worker that died in the middle of one).
+    // What Temporal says when it gives up first depends on its load and version (DEADLINE_EXCEEDED,
+    // CANCELLED as our deadline passes, "query timed out" as the server's own, shorter deadline
+    // passes): a refusal that came after the deadline, or just before it, is the deadline.
     if (err instanceof ServiceError) {
       const cause = grpcCause(err);
-      return { error: new CliError(noAnswerMessage(cluster, timeoutMs, cause === undefined || cause.code === 4 ? undefined : cause.details), EXIT.unavailable) };
+      const waitedOut = performance.now() - asked >= timeoutMs * 0.8;
+      const deadline = cause === undefined || cause.code === GRPC_DEADLINE_EXCEEDED || cause.code === GRPC_CANCELLED || waitedOut;
+      return { error: new CliError(noAnswerMessage(cluster, timeoutMs, deadline ? undefined : cause.details), EXIT.unavailable) };
     }
     throw err;
   }

@@ -57,7 +57,8 @@ test('`haoscar status` with no workflow worker: says so within its --timeout, ex
   const client = await testClient();
   const cluster = uniqueName('noworker');
   const configFile = join(dir, `${cluster}.yaml`);
-  writeFileSync(configFile, `cluster: ${cluster}\ntemporal: { address: "${await temporalAddress()}" }\n${twoNodeWeb({ lease: '{ ttl: 600ms, margin: 100ms }' })}`);
+  // A state directory of its own: no agent's socket there (this machine's /var/lib/haoscar may have one).
+  writeFileSync(configFile, `cluster: ${cluster}\ntemporal: { address: "${await temporalAddress()}" }\nagent: { stateDir: ${join(dir, 'state')} }\n${twoNodeWeb({ lease: '{ ttl: 600ms, margin: 100ms }' })}`);
   // The controller exists (an agent's edge started it), but nothing runs its workflow tasks.
   const link = new ControllerLink(client, cluster, silentLogger);
   after(() => link.close());
@@ -65,8 +66,8 @@ test('`haoscar status` with no workflow worker: says so within its --timeout, ex
   after(() => client.workflow.getHandle(controllerWorkflowId(cluster)).terminate('test over').catch(() => undefined));
   const r = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'status', '--timeout', '1500ms', '--config', configFile], { reject: false, cwd: ROOT, timeout: 120_000 });
   assert.equal(r.exitCode, 4, `${r.stderr}\n${r.stdout}`);
-  assert.match(r.stderr, /the workflow worker does not answer: is `haoscar worker` \(or an agent with workflows\) running\? \(the controller of cluster '[^']+' gave no answer within 1500ms/);
-  assert.equal(r.stdout, '', 'nothing printed as if it were the state');
+  assert.match(r.stderr, /the workflow worker does not answer: is `haoscar worker` \(or an agent with workflows\) running\? \(the controller of cluster '[^']+' gave no answer within 1500ms/, `${r.stderr}\n${r.stdout}`);
+  assert.equal(r.stdout, '', `nothing printed as if it were the state:\n${r.stdout}\n${r.stderr}`);
 
   const bad = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'status', '--timeout', 'soon', '--config', configFile], { reject: false, cwd: ROOT, timeout: 120_000 });
   assert.equal(bad.exitCode, 2, bad.stderr);
