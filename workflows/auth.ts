@@ -53,3 +53,11 @@ export async function authenticAnswer<T extends object>(cluster: string, node: s
 export function checkControllerUpdate(cluster: string, update: string, updateId: string, request: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
   return auth.checkControllerUpdate({ cluster, update, updateId, request });
 }
+
+/**
+ * Whether an agent's report (a signal) carries a valid MAC of `sender` (activities/auth.ts
+ * checkControllerReport): asked by the controller before the report changes anything.
+ */
+export function checkControllerReport(cluster: string, signal: string, sender: string, report: unknown, reportAuth: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
+  return auth.checkControllerReport({ cluster, signal, sender, report, auth: reportAuth });
+}
