@@ -43,6 +43,17 @@ function localInWorkflow(what: string): Info & { workflowExecution: { workflowId
   return info as Info & { workflowExecution: { workflowId: string; runId: string } };
 }
 
+/**
+ * The workflow that scheduled this activity. The report check is the one auth activity that runs
+ * as a regular activity (workflows/auth.ts says why): it only says whether a MAC verifies, which
+ * helps nobody forge one, and it is bound to the workflow Temporal says scheduled it.
+ */
+function scheduledByWorkflow(what: string): Info & { workflowExecution: { workflowId: string; runId: string } } {
+  const info = Context.current().info;
+  if (info.workflowExecution === undefined) throw unauthenticated(`${what} runs only for a workflow; it was not scheduled by one and is refused`);
+  return info as Info & { workflowExecution: { workflowId: string; runId: string } };
+}
+
 export function createAuthActivities(deps: AuthActivityDeps) {
   const { config, key } = deps;
   const checkCluster = (cluster: string) => {
@@ -103,7 +114,7 @@ export function createAuthActivities(deps: AuthActivityDeps) {
      * controller's to decide (workflows/report-plan.ts). A refused report says why.
      */
     async checkControllerReport(req: { cluster: string; signal: string; sender: string; report: unknown; auth: unknown }): Promise<AnswerCheck> {
-      const info = localInWorkflow('checkControllerReport');
+      const info = scheduledByWorkflow('checkControllerReport');
       checkCluster(req.cluster);
       if (key === undefined) return { ok: true, signed: false };
       const controllerId = info.workflowExecution.workflowId;

@@ -171,7 +171,7 @@ export const PATCH_CARRIED_SCHEMA = 'controller-carried-schema';
 export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
 /**
  * The agents' reports (nodeEdge, nodeAnnounce, groupLost) are applied only with a valid MAC of
- * their sending node (docs/security.md), checked by a local activity of the worker (activities/
+ * their sending node (docs/security.md), checked by an ordinary activity of the worker (activities/
  * auth.ts checkControllerReport), and only when newer than that node's newest (incarnation,
  * counter): a recorded one sent again is refused. They are queued and applied one after the other
  * in the order they came (an edge must not overtake the one before it). Asked at the run's start,
@@ -344,7 +344,7 @@ export async function controller(rawInput: unknown): Promise<void> {
    * The handler of an agent's report: `parse` gives the report (undefined: malformed or about an
    * unknown node, logged and ignored as before) and `apply` applies it. Histories recorded before
    * PATCH_AUTHENTICATED_REPORTS apply it at once. Now it is queued; the handler that finds nobody
-   * applying the queue applies it, in order: each report's MAC is checked (a local activity),
+   * applying the queue applies it, in order: each report's MAC is checked (an ordinary activity: workflows/auth.ts says why),
    * then whether it is newer than its sender's newest, and only then is it applied. A refused one
    * is logged, counted (Ownership.reports) and changes nothing.
    */

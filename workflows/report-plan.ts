@@ -2,7 +2,7 @@
  * Pure decisions about the agents' authenticated reports to the controller (`nodeEdge`,
  * `nodeAnnounce`, `groupLost`; docs/security.md): who signs a report, whether its (incarnation,
  * counter) is newer than the newest applied from that node, and what is kept of a refusal. The
- * MAC itself is checked by a local activity (activities/auth.ts checkControllerReport): workflow
+ * MAC itself is checked by an activity of the workflow worker (activities/auth.ts checkControllerReport): workflow
  * code cannot hold the key.
  */
 import type { GroupLostReport, NodeAnnounce, NodeEdge, RefusedReport, ReportSignal, ReportsRecord } from './shared.js';
