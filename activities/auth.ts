@@ -17,7 +17,8 @@
 import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
 import type { Config } from '../src/config/types.js';
 import type { Logger } from '../src/log.js';
-import { newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
+import { newNonce, orderMac, pingAnswerMac, verifyControllerReport, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
+import { reportAuthSchema } from '../workflows/inputs.js';
 import { controllerWorkflowId, ERROR_TYPES } from '../workflows/shared.js';
 
 export interface AuthActivityDeps {
@@ -39,6 +40,17 @@ function localInWorkflow(what: string): Info & { workflowExecution: { workflowId
   if (!info.isLocal || info.workflowExecution === undefined) {
     throw unauthenticated(`${what} runs only as a local activity of a workflow on this worker; it was scheduled as a regular activity${info.workflowExecution ? ` by workflow ${info.workflowExecution.workflowId}` : ''} and is refused`);
   }
+  return info as Info & { workflowExecution: { workflowId: string; runId: string } };
+}
+
+/**
+ * The workflow that scheduled this activity. The report check is the one auth activity that runs
+ * as a regular activity (workflows/auth.ts says why): it only says whether a MAC verifies, which
+ * helps nobody forge one, and it is bound to the workflow Temporal says scheduled it.
+ */
+function scheduledByWorkflow(what: string): Info & { workflowExecution: { workflowId: string; runId: string } } {
+  const info = Context.current().info;
+  if (info.workflowExecution === undefined) throw unauthenticated(`${what} runs only for a workflow; it was not scheduled by one and is refused`);
   return info as Info & { workflowExecution: { workflowId: string; runId: string } };
 }
 
@@ -91,6 +103,28 @@ export function createAuthActivities(deps: AuthActivityDeps) {
       const runId = typeof auth.runId === 'string' ? auth.runId : undefined;
       const ok = verifyControllerUpdate(key, { cluster: req.cluster, controllerId, update: req.update, updateId: req.updateId, runId, request: withoutAuth(request) }, auth.mac);
       return ok ? { ok: true, signed: true } : { ok: false, why: 'its MAC does not verify for this controller, update name and ID, sender and content (another secret, a replayed update under a new ID, or a changed request)' };
+    },
+
+    /**
+     * Whether an agent's report to the controller (`signal`: nodeEdge, nodeAnnounce, groupLost)
+     * carries `sender`'s MAC (its second argument, `auth`) for this controller, the signal, the
+     * sender's incarnation and counter, and the report's content. Run by the controller before the
+     * report changes anything; the controller's workflow ID is the one Temporal gives this
+     * activity. Whether the (incarnation, counter) is newer than the sender's newest is the
+     * controller's to decide (workflows/report-plan.ts). A refused report says why.
+     */
+    async checkControllerReport(req: { cluster: string; signal: string; sender: string; report: unknown; auth: unknown }): Promise<AnswerCheck> {
+      const info = scheduledByWorkflow('checkControllerReport');
+      checkCluster(req.cluster);
+      if (key === undefined) return { ok: true, signed: false };
+      const controllerId = info.workflowExecution.workflowId;
+      if (controllerId !== controllerWorkflowId(req.cluster)) return { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` };
+      if (req.auth === undefined || req.auth === null) return { ok: false, why: 'it carries no MAC (sent by someone without the cluster secret, or by an agent older than this worker)' };
+      const auth = reportAuthSchema.safeParse(req.auth);
+      if (!auth.success) return { ok: false, why: `its MAC is malformed (${auth.error.issues.map((i) => `${i.path.join('.') || 'auth'}: ${i.message}`).join('; ')})` };
+      const { incarnation, counter, mac } = auth.data;
+      const ok = verifyControllerReport(key, { cluster: req.cluster, controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
+      return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify for this controller, signal, node ${req.sender}, incarnation, counter and content (another secret, or a changed report)` };
     },
 
     /** The MAC on an order for `node` (`action`: the node activity's name), bound to this workflow run. */

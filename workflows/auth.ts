@@ -5,11 +5,26 @@
  * (activities/auth.ts) for a ping's nonce, for the check of an answer, and for the MAC on an
  * order; only MACs and nonces are recorded.
  */
-import { log, proxyLocalActivities } from '@temporalio/workflow';
+import { log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { AuthActivities } from '../activities/auth.js';
 import { ERROR_TYPES } from './shared.js';
 
 const auth = proxyLocalActivities<AuthActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.Unauthenticated, ERROR_TYPES.WrongCluster] },
+});
+
+/**
+ * The check of an agent's report is an ordinary activity, not a local one: it runs in a signal's
+ * handler, and the report is applied after it. A local activity's result is a marker that a
+ * replay resolves at another point of the workflow task than the run did: an update taken in the
+ * task after it was then seen before the report's effect (the main loop cancelled a timer before
+ * the update was accepted), a nondeterminism that stopped the controller's workflow task and with
+ * it every lease renewal (found by the chaos suite; test/workflow/controller-report-replay.test.ts).
+ * An ordinary activity's result is an event of its own, and the workflow task after it sees it
+ * in the same order on every replay. It costs a round trip through Temporal per report.
+ */
+const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport'>>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.Unauthenticated, ERROR_TYPES.WrongCluster] },
 });
@@ -52,4 +67,13 @@ export async function authenticAnswer<T extends object>(cluster: string, node: s
  */
 export function checkControllerUpdate(cluster: string, update: string, updateId: string, request: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
   return auth.checkControllerUpdate({ cluster, update, updateId, request });
+}
+
+/**
+ * Whether an agent's report (a signal) carries a valid MAC of `sender` (activities/auth.ts
+ * checkControllerReport): asked by the controller before the report changes anything, in an
+ * ordinary activity (reportCheck above says why).
+ */
+export function checkControllerReport(cluster: string, signal: string, sender: string, report: unknown, reportAuth: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
+  return reportCheck.checkControllerReport.executeWithOptions({ summary: `check the MAC of ${sender}'s ${signal} report` }, [{ cluster, signal, sender, report, auth: reportAuth }]);
 }

@@ -31,7 +31,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
-import { checkControllerUpdate } from './auth.js';
+import { checkControllerReport, checkControllerUpdate } from './auth.js';
+import { nextReport, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from './report-plan.js';
 import {
   controllerInputSchema,
   controllerInputSchemaV0,
@@ -41,6 +42,7 @@ import {
   nodeAnnounceSchema,
   nodeEdgeSchema,
   parseWorkflowInput,
+  reportAuthSchema,
   type FailoverInput,
   type SwitchoverInput,
 } from './inputs.js';
@@ -89,8 +91,12 @@ import {
   switchoverWorkflowId,
   type ConfirmDownResult,
   type ConfirmedDown,
+  type GroupLostReport,
   type GroupOwnership,
   type LeaseTiming,
+  type NodeAnnounce,
+  type NodeEdge,
+  type ReportSignal,
   type NodeAnnouncement,
   type Ownership,
   type SetMaintenanceResult,
@@ -164,6 +170,18 @@ export const PATCH_CARRIED_SCHEMA = 'controller-carried-schema';
  */
 export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
 /**
+ * The agents' reports (nodeEdge, nodeAnnounce, groupLost) are applied only with a valid MAC of
+ * their sending node (docs/security.md), checked by an ordinary activity of the worker (activities/
+ * auth.ts checkControllerReport), and only when newer than that node's newest (incarnation,
+ * counter): a recorded one sent again is refused. They are queued and applied one after the other
+ * in the order they came (an edge must not overtake the one before it). Asked at the run's start,
+ * before the first await (the first signal is handled right after an awaited local activity, where
+ * a patch is not asked: controller-replay-split-first-task.test.ts); a run that began before it asks
+ * in each report's handler, before any await there, so that its marker is in the signal's workflow
+ * task. Recorded histories applied reports at once.
+ */
+export const PATCH_AUTHENTICATED_REPORTS = 'controller-authenticated-reports';
+/**
  * Maintenance (`haoscar maintenance`, maintenance-plan.ts): the setMaintenance update sets
  * `state.maintenance`, which the automatic requests, placements, fail-backs and the nodes offered
  * to a failover look at. Asked in that update's handler, before its first await: recorded histories
@@ -188,6 +206,10 @@ export async function controller(rawInput: unknown): Promise<void> {
   // awaited local activity completes in, and replays as unpatched when that task is not the one
   // that recorded the marker (a loaded worker splits them; found by the chaos suite).
   const failbackEnabled = patched('auto-failback');
+  // Also here, before the first await: the signal that started the controller (signal-with-start)
+  // is handled right after describeCluster below, where asking a patch is not safe (as above). A run
+  // that began before signed reports asks it in each report's handler instead (reportHandler).
+  const reportsAuthenticatedFromStart = patched(PATCH_AUTHENTICATED_REPORTS);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -304,11 +326,83 @@ export async function controller(rawInput: unknown): Promise<void> {
   // With a nonce (a lease renewal): the marked answer the workflow worker's codec signs (ownership-answer.ts).
   setHandler(ownershipRenewalQuery, (nonce?: unknown) => answerOwnership(state, nonce));
 
-  setHandler(nodeEdgeSignal, (raw: unknown) => {
+  /** A report as it came, waiting for its check (PATCH_AUTHENTICATED_REPORTS). */
+  interface QueuedReport {
+    signal: ReportSignal;
+    report: NodeEdge | NodeAnnounce | GroupLostReport;
+    sender: string;
+    /** Where its MAC says it stands in its sender's order (absent: no MAC, or a malformed one). */
+    position?: ReportPosition;
+    auth: unknown;
+    apply: () => void;
+  }
+  /** Reports checked and applied one at a time, in the order they came (reportHandler). */
+  const reports: QueuedReport[] = [];
+  let applyingReports = false;
+
+  /**
+   * The handler of an agent's report: `parse` gives the report (undefined: malformed or about an
+   * unknown node, logged and ignored as before) and `apply` applies it. Histories recorded before
+   * PATCH_AUTHENTICATED_REPORTS apply it at once. Now it is queued; the handler that finds nobody
+   * applying the queue applies it, in order: each report's MAC is checked (an ordinary activity: workflows/auth.ts says why),
+   * then whether it is newer than its sender's newest, and only then is it applied. A refused one
+   * is logged, counted (Ownership.reports) and changes nothing.
+   */
+  function reportHandler<T extends NodeEdge | NodeAnnounce | GroupLostReport>(
+    signal: ReportSignal,
+    parse: (raw: unknown) => T | undefined,
+    apply: (report: T, authenticated: boolean) => void,
+  ): (raw: unknown, auth?: unknown) => Promise<void> {
+    return async (raw, auth) => {
+      const report = parse(raw);
+      if (report === undefined) return;
+      // A run that began with signed reports never asks again. One that began before them asks here,
+      // in the signal's own workflow task (it was past its start when the worker was upgraded).
+      if (!reportsAuthenticatedFromStart && !patched(PATCH_AUTHENTICATED_REPORTS)) return apply(report, false);
+      const position = reportAuthSchema.safeParse(auth);
+      reports.push({ signal, report, sender: reportSender(signal, report), ...(position.success ? { position: { incarnation: position.data.incarnation, counter: position.data.counter } } : {}), auth, apply: () => apply(report, true) });
+      if (applyingReports) return; // the handler applying the queue takes this one in its turn
+      applyingReports = true;
+      try {
+        // At a run's start the reports that came before the handlers were set are handed over
+        // handler by handler, all before the run's first await: let them all in before choosing.
+        await Promise.resolve();
+        while (reports.length > 0) await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
+      } finally {
+        applyingReports = false;
+      }
+    };
+  }
+
+  async function checkAndApply(q: QueuedReport): Promise<void> {
+    const sender = q.sender;
+    const refuse = (why: string) => {
+      state.reports = withRefusal(state.reports, { at: now(), signal: q.signal, sender, why });
+      log.error(`REFUSED a ${q.signal} report from ${sender}: ${why}; nothing changed (docs/security.md)`, { signal: q.signal, sender, report: q.report, refused: state.reports.refused });
+    };
+    if (!state.nodes[sender]) return refuse(`node ${sender} is not in the cluster's configuration`);
+    const check = await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch((err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` }));
+    if (!check.ok) return refuse(check.why);
+    if (check.signed) {
+      // A MAC that verified has the shape of one (activities/auth.ts parses it first).
+      const position = q.position!;
+      const fresh = reportFreshness(state.reports?.nodes[sender], position);
+      if (!fresh.fresh) {
+        if (fresh.duplicate) return log.info(`a ${q.signal} report from ${sender} came again: ${fresh.why}; nothing to do`, { signal: q.signal, sender });
+        return refuse(fresh.why);
+      }
+      state.reports = withAccepted(state.reports, sender, position, now());
+    }
+    q.apply();
+  }
+
+  const parseEdge = (raw: unknown): NodeEdge | undefined => {
     const parsed = nodeEdgeSchema.safeParse(raw);
-    if (!parsed.success) return log.warn('ignored a malformed nodeEdge signal', { problems: describeIssues(parsed.error, '(signal)') });
-    const edge = parsed.data;
-    if (!state.nodes[edge.node]) return log.warn('ignored a nodeEdge signal for an unknown node', { node: edge.node });
+    if (!parsed.success) return void log.warn('ignored a malformed nodeEdge signal', { problems: describeIssues(parsed.error, '(signal)') });
+    if (!state.nodes[parsed.data.node]) return void log.warn('ignored a nodeEdge signal for an unknown node', { node: parsed.data.node });
+    return parsed.data;
+  };
+  setHandler(nodeEdgeSignal, reportHandler('nodeEdge', parseEdge, (edge) => {
     const before = state.nodes[edge.node]!.state;
     if (edge.to === 'up') delete state.reverify[edge.node];
     // The latest edge wins, whoever reports it: a node's own "up" clears its peers' suspicion,
@@ -324,16 +418,17 @@ export async function controller(rawInput: unknown): Promise<void> {
       // A restarted agent holds nothing, whatever it held before: the group has to be started again.
       else if (edge.restarted) request(name, 'recover', `node ${edge.node} restarted while owning the group`);
     }
-  });
+  }));
 
   // A node announces again what it holds and has seen (its lease round found this controller
   // behind it, or not running): no change of liveness.
-  setHandler(nodeAnnounceSignal, (raw: unknown) => {
+  const parseAnnounce = (raw: unknown): NodeAnnounce | undefined => {
     const parsed = nodeAnnounceSchema.safeParse(raw);
-    if (!parsed.success) return log.warn('ignored a malformed nodeAnnounce signal', { problems: describeIssues(parsed.error, '(signal)') });
-    if (!state.nodes[parsed.data.node]) return log.warn('ignored a nodeAnnounce signal for an unknown node', { node: parsed.data.node });
-    applyAnnouncement(parsed.data.node, parsed.data.announce);
-  });
+    if (!parsed.success) return void log.warn('ignored a malformed nodeAnnounce signal', { problems: describeIssues(parsed.error, '(signal)') });
+    if (!state.nodes[parsed.data.node]) return void log.warn('ignored a nodeAnnounce signal for an unknown node', { node: parsed.data.node });
+    return parsed.data;
+  };
+  setHandler(nodeAnnounceSignal, reportHandler('nodeAnnounce', parseAnnounce, (a) => applyAnnouncement(a.node, a.announce)));
 
   setHandler(healGaveUpSignal, (raw: unknown) => {
     const parsed = healGaveUpSchema.safeParse(raw);
@@ -348,13 +443,16 @@ export async function controller(rawInput: unknown): Promise<void> {
     request(report.group, 'heal-gave-up', `healing ${report.group}/${report.resource} on ${report.node} gave up: ${report.detail}`);
   });
 
-  setHandler(groupLostSignal, (raw: unknown) => {
+  const parseLost = (raw: unknown): GroupLostReport | undefined => {
     const parsed = groupLostSchema.safeParse(raw);
-    if (!parsed.success) return log.warn('ignored a malformed groupLost signal', { problems: describeIssues(parsed.error, '(signal)') });
-    const report = parsed.data;
+    if (!parsed.success) return void log.warn('ignored a malformed groupLost signal', { problems: describeIssues(parsed.error, '(signal)') });
+    return parsed.data;
+  };
+  setHandler(groupLostSignal, reportHandler('groupLost', parseLost, (report, authenticated) => {
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node || g.epoch !== report.epoch) return log.info('a stale groupLost report; nothing to do', { ...report });
-    if ((g.operation || pending.some((p) => p.group === report.group)) && patched(PATCH_LOST_DURING_OPERATION)) {
+    // Authenticated reports are applied after an await: no patch is asked there (they all keep it).
+    if ((g.operation || pending.some((p) => p.group === report.group)) && (authenticated || patched(PATCH_LOST_DURING_OPERATION))) {
       // The operation may not handle it (a false alarm ends without touching the group): kept,
       // and looked at when it ends; stale by then if the operation has claimed the group.
       g.lost = { node: report.node, epoch: report.epoch, at: now(), detail: report.detail };
@@ -362,7 +460,7 @@ export async function controller(rawInput: unknown): Promise<void> {
     }
     // It stopped the group itself: no lease to wait out, it may even take it again.
     request(report.group, 'recover', `${report.node} stopped the group at epoch ${report.epoch}: ${report.detail}`);
-  });
+  }));
 
   setHandler(
     beginOperationUpdate,
@@ -878,6 +976,8 @@ function restore(carried: unknown, clusterName: string, layout: ClusterLayout): 
     ...old, cluster: clusterName, groups, nodes, falseAlarms: old.falseAlarms ?? [], reverify: old.reverify ?? {}, confirmedDown: old.confirmedDown ?? [],
     // Announced leases of nodes still in the configuration (absent from controllers older than them).
     ...(old.leases ? { leases: { worker: old.leases.worker, nodes: Object.fromEntries(Object.entries(old.leases.nodes ?? {}).filter(([n]) => nodes[n])) } } : {}),
+    // The newest report of nodes still in the configuration (absent from controllers older than them).
+    ...(old.reports ? { reports: { ...old.reports, nodes: Object.fromEntries(Object.entries(old.reports.nodes ?? {}).filter(([n]) => nodes[n])) } } : {}),
   };
 }
 

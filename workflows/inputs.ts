@@ -134,6 +134,12 @@ export const carriedStateSchema = z.looseObject({
     worker: z.looseObject({ ttlMs: time, marginMs: time }),
     nodes: z.record(z.string(), z.looseObject({ ttlMs: time, marginMs: time, at: time })),
   }).optional(),
+  /** The agents' authenticated reports (Ownership.reports; absent from older controllers). */
+  reports: z.looseObject({
+    nodes: z.record(z.string(), z.looseObject({ incarnation: time, counter: time, at: time })),
+    refused: time,
+    lastRefused: z.array(z.looseObject({ at: time, signal: text(200), sender: text(200), why: text(10_000) })).max(1000),
+  }).optional(),
   /** Groups and nodes in maintenance (Ownership.maintenance; absent from older controllers). */
   maintenance: z.looseObject({
     groups: z.record(z.string(), z.looseObject({ at: time, operator: text(200), reason: text(2000).optional() })),
@@ -245,6 +251,12 @@ export const groupLostSchema = z.strictObject({
   epoch: z.number().int().nonnegative(),
   at,
   detail: z.string().max(4000),
+});
+/** ReportAuth in shared.ts: the MAC on an agent's report (a signal's second argument). */
+export const reportAuthSchema = z.strictObject({
+  incarnation: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  counter: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  mac: z.string().min(1).max(200),
 });
 /** UpdateAuth in shared.ts: the MAC on an update that can move ownership. */
 const updateAuthSchema = z.strictObject({

@@ -343,6 +343,12 @@ export interface Ownership {
    */
   leases?: { worker: LeaseTiming; nodes: Record<string, AnnouncedLease> };
   /**
+   * The agents' authenticated reports (absent from controllers older than them): the newest one
+   * applied of each node, and the ones refused (no MAC, a MAC that does not verify, or not newer
+   * than the node's newest: a replay). docs/security.md.
+   */
+  reports?: ReportsRecord;
+  /**
    * Groups and nodes in maintenance (`haoscar maintenance`, workflows/maintenance-plan.ts); absent
    * from controllers older than it, and until the first `maintenance on`.
    */
@@ -367,6 +373,40 @@ export interface MaintenanceState {
   nodes: Record<string, MaintenanceMark>;
   moves?: Record<string, number>;
 }
+
+/** What the controller keeps of the agents' reports (Ownership.reports). */
+export interface ReportsRecord {
+  /** Per node, the incarnation and counter of the newest report applied, and when (workflow time). */
+  nodes: Record<string, { incarnation: number; counter: number; at: number }>;
+  /** Reports refused by this controller, over every run (carried over continue-as-new). */
+  refused: number;
+  /** The last refusals, oldest first. */
+  lastRefused: RefusedReport[];
+}
+
+export interface RefusedReport {
+  at: number;
+  /** nodeEdge, nodeAnnounce, groupLost. */
+  signal: string;
+  /** The node it says sent it. */
+  sender: string;
+  why: string;
+}
+
+/**
+ * The MAC on an agent's report to the controller (src/auth/messages.ts controllerReportMac),
+ * sent as the signal's second argument (a controller older than it ignores the argument), made by
+ * an agent that holds the cluster secret: its heartbeat incarnation, a counter of that incarnation
+ * (1, 2, ... in the order it sends), and the MAC. Absent in a one-node cluster (no secret).
+ */
+export interface ReportAuth {
+  incarnation: number;
+  counter: number;
+  mac: string;
+}
+/** The signals that carry an agent's report, authenticated with a {@link ReportAuth}. */
+export const REPORT_SIGNALS = ['nodeEdge', 'nodeAnnounce', 'groupLost'] as const;
+export type ReportSignal = (typeof REPORT_SIGNALS)[number];
 
 /** A lease's timing: how long a hold lasts without a confirmation, and the margin for its stop. */
 export interface LeaseTiming {
@@ -409,7 +449,7 @@ export interface NodeEdge {
    */
   announce?: NodeAnnouncement;
 }
-export const nodeEdgeSignal = defineSignal<[NodeEdge]>('nodeEdge');
+export const nodeEdgeSignal = defineSignal<[NodeEdge, ReportAuth?]>('nodeEdge');
 
 /**
  * A node announces again what it holds, has seen and enforces, without any change of liveness:
@@ -421,7 +461,7 @@ export interface NodeAnnounce {
   at: number;
   announce: NodeAnnouncement;
 }
-export const nodeAnnounceSignal = defineSignal<[NodeAnnounce]>('nodeAnnounce');
+export const nodeAnnounceSignal = defineSignal<[NodeAnnounce, ReportAuth?]>('nodeAnnounce');
 
 export interface HealGaveUpReport {
   group: string;
@@ -441,7 +481,7 @@ export interface GroupLostReport {
   at: number;
   detail: string;
 }
-export const groupLostSignal = defineSignal<[GroupLostReport]>('groupLost');
+export const groupLostSignal = defineSignal<[GroupLostReport, ReportAuth?]>('groupLost');
 
 /** A failover asks for the group: refused while another operation holds it. */
 export interface BeginOperation {

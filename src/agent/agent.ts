@@ -227,7 +227,8 @@ export class Agent {
     // required to start: without it the agent runs heartbeats and its guard, serves no group
     // (a node serves one only under a lease the controller confirms), and connects when it can.
     const conn = await resolveConnection(config.temporal, { logger: this.log });
-    // With the key, lease renewals are accepted only as the workflow worker's signed answers.
+    // With the key, lease renewals are accepted only as the workflow worker's signed answers, and
+    // reports are signed (with the heartbeat's incarnation, once it has started).
     const link = new ControllerLink(undefined, config.cluster, this.log, { key: this.key });
     this.link = link;
     const announcer = new Announcer({
@@ -296,6 +297,8 @@ export class Agent {
         // Sent to peers that speak protocol 2 and compared with theirs (docs/heartbeat.md).
         configDigest: configDigest(config, secret),
       });
+      // Reports to the controller are signed with this run's incarnation (they wait for it).
+      link.identify(this.heartbeat.incarnation);
       // A peer claiming one of our groups under a newer epoch ends our ownership at once.
       // Standbys pull what their owner's heartbeats say changed.
       this.claimTimer = setInterval(() => {

@@ -10,13 +10,20 @@
  * worker's MAC; anything else counts as no answer (logged, rate-limited). Without a key (a
  * one-node cluster, no secret) it is the plain query.
  *
+ * With the key, every report (edge, lost group, announcement) is signed (src/auth/messages.ts
+ * controllerReportMac): bound to the controller, the signal, the sending node, this agent's
+ * heartbeat incarnation and a counter of it (1, 2, ... in the order the reports are sent; a retry
+ * keeps its number), sent as the signal's second argument. The controller refuses a report without
+ * a valid MAC or not newer than the node's newest (docs/security.md). The incarnation is given by
+ * `identify()` once the heartbeat has started (its state file holds it); reports wait for it.
+ *
  * The link exists before Temporal is reached (an agent starts while Temporal is down, and
  * waits for it): edges seen meanwhile are queued and delivered once `attach()` gives it a
  * client; the query fails at once with NotConnectedError until then.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { newNonce, type MessageKey } from '../auth/messages.js';
+import { controllerReportMac, newNonce, type MessageKey } from '../auth/messages.js';
 import { checkOwnershipAnswer, nonceArgument } from '../auth/ownership-answer.js';
 import type { Logger } from '../log.js';
 import { LogRateLimiter } from '../heartbeat/rate-limit.js';
@@ -35,6 +42,8 @@ import {
   type NodeAnnounce,
   type NodeEdge,
   type Ownership,
+  type ReportAuth,
+  type ReportSignal,
 } from '../../workflows/shared.js';
 
 /** The controller's view of the cluster (the `ownership` query: no history is written). */
@@ -105,16 +114,23 @@ export class ControllerLink {
   private client: Client | undefined;
   private attached: (() => void) | undefined;
   private readonly ignoredLog = new LogRateLimiter(IGNORED_LOG_EVERY_MS);
+  /** This agent's heartbeat incarnation, once known (identify()). */
+  private incarnation: number | undefined;
+  private identified: (() => void) | undefined;
+  private readonly identifiedYet: Promise<void>;
+  /** The last counter used per sending node (one in an agent: its own), within this incarnation. */
+  private readonly counters = new Map<string, number>();
 
   /**
    * Without a client (undefined), edges wait in order for attach(). `auth.key`: the message key
-   * (deriveMessageKey of the cluster secret); undefined in a one-node cluster.
+   * (deriveMessageKey of the cluster secret); undefined in a one-node cluster. `auth.incarnation`:
+   * the heartbeat incarnation reports are signed with, if known now (otherwise identify()).
    */
   constructor(
     client: Client | undefined,
     private readonly cluster: string,
     private readonly logger: Logger,
-    private readonly auth: { key: MessageKey | undefined } = { key: undefined },
+    private readonly auth: { key: MessageKey | undefined; incarnation?: number } = { key: undefined },
   ) {
     this.client = client;
     this.queue = client
@@ -122,6 +138,22 @@ export class ControllerLink {
       : new Promise<void>((resolve) => {
           this.attached = resolve;
         });
+    this.incarnation = auth.incarnation;
+    this.identifiedYet = auth.incarnation !== undefined || auth.key === undefined
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          this.identified = resolve;
+        });
+  }
+
+  /**
+   * This agent's heartbeat incarnation (persisted, larger at every start): the reports queued and
+   * to come are signed with it. Given once; a second call is ignored.
+   */
+  identify(incarnation: number): void {
+    if (this.incarnation !== undefined) return;
+    this.incarnation = incarnation;
+    this.identified?.();
   }
 
   /** Temporal is reached: queued edges go out, in order. */
@@ -133,13 +165,13 @@ export class ControllerLink {
 
   /** Sends the edge after those before it; retried until delivered or the agent stops. */
   report(edge: NodeEdge): Promise<void> {
-    this.queue = this.queue.then(() => this.deliver(nodeEdgeSignal, edge, `${edge.node} ${edge.to}`));
+    this.queue = this.queue.then(() => this.deliver(nodeEdgeSignal, 'nodeEdge', edge.reporter, edge, `${edge.node} ${edge.to}`));
     return this.queue;
   }
 
   /** This node stopped a group by itself; in order with the edges, retried the same way. */
   reportLost(report: GroupLostReport): Promise<void> {
-    this.queue = this.queue.then(() => this.deliver(groupLostSignal, report, `${report.group} lost by ${report.node}`));
+    this.queue = this.queue.then(() => this.deliver(groupLostSignal, 'groupLost', report.node, report, `${report.group} lost by ${report.node}`));
     return this.queue;
   }
 
@@ -148,7 +180,7 @@ export class ControllerLink {
    * retried the same way. Starts the controller if it is not running (Temporal's data was lost).
    */
   announce(a: NodeAnnounce): Promise<void> {
-    this.queue = this.queue.then(() => this.deliver(nodeAnnounceSignal, a, `${a.node} announces`));
+    this.queue = this.queue.then(() => this.deliver(nodeAnnounceSignal, 'nodeAnnounce', a.node, a, `${a.node} announces`));
     return this.queue;
   }
 
@@ -180,19 +212,39 @@ export class ControllerLink {
 
   close(): void {
     this.stopped.abort();
-    // Edges still waiting for a connection are dropped with the agent.
+    // Edges still waiting for a connection (or for identify()) are dropped with the agent.
     this.attached?.();
+    this.identified?.();
   }
 
-  private async deliver<T>(signalDef: SignalDefinition<[T]>, arg: T, what: string): Promise<void> {
+  /**
+   * The report's MAC with the next counter of `sender` (undefined without a key: a one-node
+   * cluster); taken once per report, so that its retries carry the same number.
+   */
+  private sign(name: ReportSignal, sender: string, report: unknown): ReportAuth | undefined {
+    const key = this.auth.key;
+    const incarnation = this.incarnation;
+    if (key === undefined || incarnation === undefined) return undefined;
+    const counter = (this.counters.get(sender) ?? 0) + 1;
+    this.counters.set(sender, counter);
+    const mac = controllerReportMac(key, { cluster: this.cluster, controllerId: controllerWorkflowId(this.cluster), signal: name, sender, incarnation, counter, report });
+    return { incarnation, counter, mac };
+  }
+
+  private async deliver<T>(signalDef: SignalDefinition<[T, ReportAuth?]>, name: ReportSignal, sender: string, arg: T, what: string): Promise<void> {
     const signal = this.stopped.signal;
     const client = this.client;
     if (!client) return; // closed before Temporal was reached
+    await this.identifiedYet;
+    if (signal.aborted) return;
+    const auth = this.sign(name, sender, arg);
+    // The MAC as the signal's second argument: a controller older than it ignores it.
+    const signalArgs: [T, ReportAuth?] = auth === undefined ? [arg] : [arg, auth];
     let delay = 200;
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
         await client.withAbortSignal(signal, () =>
-          client.workflow.signalWithStart<typeof controller, [T]>('controller', {
+          client.workflow.signalWithStart<typeof controller, [T, ReportAuth?]>('controller', {
             workflowId: controllerWorkflowId(this.cluster),
             taskQueue: clusterTaskQueue(this.cluster),
             args: [{ cluster: this.cluster } satisfies ControllerInput],
@@ -203,7 +255,7 @@ export class ControllerLink {
             ],
             staticSummary: `controller of cluster ${this.cluster}: who runs each group, under which epoch`,
             signal: signalDef,
-            signalArgs: [arg],
+            signalArgs,
           }),
         );
         this.logger.info({ what, attempt }, 'reported to the controller');

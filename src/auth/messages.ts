@@ -168,3 +168,35 @@ export function withoutAuth<T extends { auth?: unknown }>(request: T): Omit<T, '
   const { auth: _auth, ...rest } = request;
   return rest;
 }
+
+/**
+ * What the MAC on an agent's report to the controller binds (the `nodeEdge`, `nodeAnnounce` and
+ * `groupLost` signals): the receiving controller (cluster and workflow ID), the signal's name, the
+ * sending node, its heartbeat incarnation (persisted, larger at every start of its agent) and a
+ * counter of that incarnation, and the report's content. The controller keeps the newest
+ * (incarnation, counter) of each node and refuses anything not newer, so a report read from a
+ * history and sent again changes nothing; it checks the MAC in a local activity of its worker.
+ */
+export interface ControllerReportBinding {
+  cluster: string;
+  /** The controller's workflow ID (controller/<cluster>). */
+  controllerId: string;
+  /** The signal's name: nodeEdge, nodeAnnounce, groupLost. */
+  signal: string;
+  /** The node whose agent sends it (the edge's reporter; the announcing or losing node). */
+  sender: string;
+  incarnation: number;
+  counter: number;
+  /** The report as sent (its first argument). */
+  report: unknown;
+}
+
+/** The MAC an agent puts on a report to the controller. */
+export function controllerReportMac(key: MessageKey, b: ControllerReportBinding): string {
+  return mac(key, 'controller-report', [b.cluster, b.controllerId, b.signal, b.sender, b.incarnation, b.counter, b.report]);
+}
+
+/** Whether `given` is the MAC of this report. */
+export function verifyControllerReport(key: MessageKey, b: ControllerReportBinding, given: unknown): boolean {
+  return sameMac(controllerReportMac(key, b), given);
+}

@@ -85,6 +85,12 @@ export function formatStatus(state: Ownership, now: number): string {
     const groups = c.unblocked.map((u) => u.group).join(', ') || 'nothing';
     lines.push(`  confirmed down: ${c.node} by ${c.operator} ${ago(c.at)}${c.detail ? ` (${c.detail})` : ''}; unblocked ${groups}`);
   }
+  // Agents' reports the controller refused (no MAC, a wrong one, or a replay): nothing changed by them.
+  const reports = state.reports;
+  if (reports && reports.refused > 0) {
+    lines.push(`  refused reports: ${reports.refused} (unsigned, signed with another secret, or replayed; they changed nothing: docs/security.md)`);
+    for (const r of reports.lastRefused.slice(-3)) lines.push(`    ${r.signal} from ${r.sender} ${ago(r.at)}: ${r.why}`);
+  }
   return lines.map(printable).join('\n') + '\n';
 }
 

@@ -10,6 +10,9 @@ import { controllerUpdateMac, deriveMessageKey, type MessageKey } from '../../sr
 import { controllerWorkflowId, type ControllerUpdateName, type UpdateAuth } from '../../workflows/shared.js';
 import { createAuthActivities } from '../../activities/auth.js';
 import type { Config } from '../../src/config/types.js';
+import type { Client } from '@temporalio/client';
+import { ControllerLink } from '../../src/agent/controller-link.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 
 /** The cluster secret of the tests' clusters, as a secret file holds it (base64 text). */
 export const TEST_SECRET = randomBytes(32).toString('base64');
@@ -38,4 +41,14 @@ export function testAuthActivities(config: Config): ReturnType<typeof createAuth
 export function signedUpdate<T extends object>(cluster: string, update: ControllerUpdateName, updateId: string, runId: string | undefined, req: T, key: MessageKey = TEST_KEY): T & { auth: UpdateAuth } {
   const mac = controllerUpdateMac(key, { cluster, controllerId: controllerWorkflowId(cluster), update, updateId, runId, request: req });
   return { ...req, auth: { ...(runId !== undefined ? { runId } : {}), mac } };
+}
+
+let lastIncarnation = 0;
+/**
+ * A link of an agent that holds the cluster secret, under a new incarnation (larger than every
+ * earlier one in this process, as a restarted agent's persisted heartbeat incarnation is).
+ */
+export function testLink(client: Client, cluster: string, logger: Logger = silentLogger): ControllerLink {
+  lastIncarnation = Math.max(lastIncarnation + 1, Date.now());
+  return new ControllerLink(client, cluster, logger, { key: TEST_KEY, incarnation: lastIncarnation });
 }

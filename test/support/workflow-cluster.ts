@@ -14,10 +14,10 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { GroupRuntime } from '../../src/agent/groups.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { TEST_KEY, testAuthActivities } from './cluster-key.js';
+import { TEST_KEY, testAuthActivities, testLink } from './cluster-key.js';
 import { createNodeAuth } from '../../activities/auth.js';
 import { workflowWorkerDataConverter } from '../../src/auth/ownership-answer.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
@@ -64,7 +64,8 @@ export class WorkflowCluster {
   private readonly runs: Promise<void>[] = [];
 
   private constructor(readonly name: string, readonly config: Config, readonly client: Client, private readonly extra?: ExtraActivities) {
-    this.link = new ControllerLink(client, name, silentLogger);
+    // An agent that holds the cluster secret: its reports are signed (docs/security.md).
+    this.link = testLink(client, name);
   }
 
   /**

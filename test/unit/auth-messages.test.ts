@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { canonicalJson, controllerUpdateMac, deriveMessageKey, newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type ControllerUpdateBinding, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
+import { canonicalJson, controllerReportMac, controllerUpdateMac, deriveMessageKey, verifyControllerReport, type ControllerReportBinding, newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type ControllerUpdateBinding, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
 const key = deriveMessageKey(secret);
@@ -71,4 +71,19 @@ test('an update to the controller verifies only for its controller, update name 
   // Never an order's or a ping answer's MAC over the same fields.
   assert.notEqual(orderMac(key, { cluster: 'c', node: 'controller/c', action: 'claimGroup', workflowId: b.updateId, runId: 'run', order: b.request }), mac);
   assert.deepEqual(withoutAuth({ node: 'n1', auth: { mac: 'm' } }), { node: 'n1' });
+});
+
+test('an agent\'s report to the controller verifies only for its controller, signal, sender, incarnation, counter and content', () => {
+  const b: ControllerReportBinding = { cluster: 'c', controllerId: 'controller/c', signal: 'nodeEdge', sender: 'n2', incarnation: 1796564425326, counter: 3, report: { node: 'n1', to: 'suspect', reporter: 'n2', at: 5, detail: 'silent' } };
+  const mac = controllerReportMac(key, b);
+  assert.ok(verifyControllerReport(key, b, mac));
+  assert.ok(verifyControllerReport(key, { ...b, report: { detail: 'silent', at: 5, reporter: 'n2', to: 'suspect', node: 'n1' } }, mac), 'field order does not matter');
+  for (const changed of [{ cluster: 'd' }, { controllerId: 'controller/d' }, { signal: 'groupLost' }, { sender: 'n1' }, { incarnation: 1796564425327 }, { counter: 4 },
+    { report: { node: 'n1', to: 'up', reporter: 'n2', at: 5, detail: 'silent' } }, { report: { node: 'n2', to: 'suspect', reporter: 'n2', at: 5, detail: 'silent' } }]) {
+    assert.equal(verifyControllerReport(key, { ...b, ...changed }, mac), false, `changed ${JSON.stringify(changed)}`);
+  }
+  assert.equal(verifyControllerReport(deriveMessageKey(Buffer.from('another secret, 32 bytes long...')), b, mac), false, 'another secret');
+  assert.equal(verifyControllerReport(key, b, undefined), false, 'no MAC');
+  // Never an update's MAC over the same fields.
+  assert.notEqual(controllerUpdateMac(key, { cluster: 'c', controllerId: 'controller/c', update: 'nodeEdge', updateId: 'n2', runId: String(b.incarnation), request: b.report }), mac);
 });

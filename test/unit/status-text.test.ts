@@ -151,3 +151,15 @@ test('local status text: heartbeat links, leases, checks, the guard and file set
   assert.match(text, /lease guard: running \(pid 50, watchdog off\)\n +web epoch 4: held, released in 2s unless renewed/);
   assert.match(text, /file set web\/docroot: standby from n2\\x1b\[2J, generation 3, last synced 4s ago, lag 2s/);
 });
+
+test('status text: refused reports are counted, the last ones say from whom and why (issue 9 item 9)', () => {
+  const s = state('x');
+  assert.doesNotMatch(formatStatus(s, NOW), /refused reports/);
+  s.reports = { nodes: { n1: { incarnation: 7, counter: 3, at: NOW } }, refused: 0, lastRefused: [] };
+  assert.doesNotMatch(formatStatus(s, NOW), /refused reports/, 'nothing refused: no line');
+  s.reports.refused = 5;
+  s.reports.lastRefused = [1, 2, 3, 4].map((i) => ({ at: NOW - i * 1000, signal: 'nodeEdge', sender: 'n2', why: `reason ${i}` }));
+  s.reports.lastRefused.push({ at: NOW - 1000, signal: 'groupLost', sender: 'n1\u001b[2J', why: 'it carries no MAC' });
+  const text = formatStatus(s, NOW);
+  assert.match(text, /\n {2}refused reports: 5 \(unsigned, signed with another secret, or replayed; they changed nothing: docs\/security\.md\)\n {4}nodeEdge from n2 3s ago: reason 3\n {4}nodeEdge from n2 4s ago: reason 4\n {4}groupLost from n1\\x1b\[2J 1s ago: it carries no MAC\n$/);
+});

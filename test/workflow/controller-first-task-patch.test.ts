@@ -18,11 +18,9 @@ import assert from 'node:assert/strict';
 import { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { parseConfig } from '../../src/config/load.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
-import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
-import { silentLogger } from '../../src/log.js';
+import { TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
 import { clusterTaskQueue, controllerWorkflowId } from '../../workflows/shared.js';
 import { workflowsPath } from '../../workers/workflow-bundle.js';
 import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
@@ -66,7 +64,7 @@ groups:
       - { type: command, name: app, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }
 `);
   const client = await testClient();
-  const link = new ControllerLink(client, name, silentLogger);
+  const link = testLink(client, name);
   // Started by the first report, before any worker polls; the second queues behind it.
   await link.report({ node: 'n1', to: 'up', reporter: 'n1', at: Date.now(), detail: 'agent started' });
   await link.report({ node: 'n2', to: 'up', reporter: 'n2', at: Date.now(), detail: 'agent started' });

@@ -26,10 +26,10 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { GroupRuntime } from '../../src/agent/groups.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { signedUpdate, TEST_KEY, testAuthActivities, writeTestSecret } from '../support/cluster-key.js';
+import { signedUpdate, TEST_KEY, testAuthActivities, testLink, writeTestSecret } from '../support/cluster-key.js';
 import { randomUUID } from 'node:crypto';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
@@ -86,7 +86,7 @@ class TestCluster {
     readonly client: Client,
     address: string,
   ) {
-    this.link = new ControllerLink(client, name, silentLogger);
+    this.link = testLink(client, name);
     this.configFile = join(this.dir, 'haoscar.yaml');
     // The cluster secret the CLI signs a confirm-down with (the workflow worker's TEST_KEY).
     writeFileSync(this.configFile, `${yaml}\ntemporal: { address: "${address}" }\nheartbeat: { secretFile: ${writeTestSecret(this.dir)} }\n`);

@@ -20,10 +20,10 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { GroupRuntime } from '../../src/agent/groups.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
+import { TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -103,7 +103,7 @@ const ownership = (): Promise<Ownership> => client.workflow.getHandle(controller
 
 before(async () => {
   client = await testClient();
-  link = new ControllerLink(client, cluster, silentLogger);
+  link = testLink(client, cluster);
   const wf = await Worker.create({
     connection: await testWorkerConnection(),
     taskQueue: clusterTaskQueue(cluster),

@@ -23,10 +23,10 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { GroupRuntime } from '../../src/agent/groups.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
+import { TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -111,7 +111,7 @@ let endCalls = 0;
 
 before(async () => {
   client = await testClient();
-  link = new ControllerLink(client, cluster, silentLogger);
+  link = testLink(client, cluster);
   const clusterActivities = createClusterActivities({ config });
   const controller = createControllerActivities({ client, key: TEST_KEY });
   const wf = await Worker.create({

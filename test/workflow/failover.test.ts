@@ -14,10 +14,10 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ServiceRegistry } from '../../src/agent/services.js';
 import { GroupRuntime } from '../../src/agent/groups.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { signedUpdate, TEST_KEY, testAuthActivities } from '../support/cluster-key.js';
+import { signedUpdate, TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -127,7 +127,7 @@ const settled = () => waitFor('web running with no operation under way', async (
 
 before(async () => {
   client = await testClient();
-  link = new ControllerLink(client, cluster, silentLogger);
+  link = testLink(client, cluster);
   const connection = await testWorkerConnection();
   const wf = await Worker.create({
     connection,
@@ -193,7 +193,7 @@ test('an operator failover stops the group on its owner in reverse order and sta
 
 test('a suspect owner that still answers through its task queue is a false alarm: nothing moves', async () => {
   const before = await settled();
-  await link.report({ node: before.owner!, to: 'suspect', reporter: 'someone', at: Date.now(), detail: 'test: heartbeats lost' });
+  await link.report({ node: before.owner!, to: 'suspect', reporter: before.owner === 'n1' ? 'n2' : 'n1', at: Date.now(), detail: 'test: heartbeats lost' });
   await waitFor('false alarm recorded', async () => (await ownership()).falseAlarms.length > 0, WAIT_MS, 50);
   const result = await failoverResult();
   assert.equal(result.outcome, 'false-alarm');
@@ -208,7 +208,7 @@ test('a suspect owner that still answers through its task queue is a false alarm
   const alarm = s.falseAlarms.at(-1)!;
   assert.ok(s.reverify[before.owner!]!.at > alarm.at, `a verification is due after the false alarm (${JSON.stringify({ reverify: s.reverify, alarm })})`);
   // The partition heals: its peer hears it again, and says so.
-  await link.report({ node: before.owner!, to: 'up', reporter: 'someone', at: Date.now(), detail: 'test: heard again' });
+  await link.report({ node: before.owner!, to: 'up', reporter: before.owner === 'n1' ? 'n2' : 'n1', at: Date.now(), detail: 'test: heard again' });
   await waitFor('reverification cancelled', async () => ((await ownership()).reverify[before.owner!] === undefined ? true : undefined), WAIT_MS, 50);
 });
 

@@ -23,8 +23,7 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { closeTemporal } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
-import { TEST_KEY } from '../support/cluster-key.js';
-import { ControllerLink } from '../../src/agent/controller-link.js';
+import { testLink } from '../support/cluster-key.js';
 import { LeaseKeeper } from '../../src/agent/lease.js';
 import { clusterTaskQueue, controllerWorkflowId, type Ownership } from '../../workflows/shared.js';
 
@@ -104,7 +103,7 @@ test('a process without the cluster secret polling the cluster queue cannot rene
 
   // n1's agent renews through the real workflow worker (its codec signs the answers): kept.
   const first = capture();
-  const link1 = new ControllerLink(c.client, c.name, first.logger, { key: TEST_KEY });
+  const link1 = testLink(c.client, c.name, first.logger);
   const keeper1 = new LeaseKeeper({ node: 'n1', ttlMs: TTL_MS, groups: n1.groups, queryOwnership: (ms) => link1.ownership(ms), logger: first.logger });
   keeper1.granted('web', e);
   keeper1.start();
@@ -131,7 +130,7 @@ test('a process without the cluster secret polling the cluster queue cannot rene
 
   // n1's agent comes back to its lease: it asks for renewals, the forger answers them.
   const second = capture();
-  const link2 = new ControllerLink(c.client, c.name, second.logger, { key: TEST_KEY });
+  const link2 = testLink(c.client, c.name, second.logger);
   const keeper2 = new LeaseKeeper({ node: 'n1', ttlMs: TTL_MS, groups: n1.groups, queryOwnership: (ms) => link2.ownership(ms), logger: second.logger });
   const answeredBefore = forger.answered();
   const t0 = Date.now();
