@@ -25,19 +25,31 @@ export function agentCommand(): Command {
       systemd.startWatchdog();
       installTemporalRuntime(logger);
       const onStatus = (s: { ready: boolean; text: string }) => void (s.ready ? systemd.ready(s.text) : systemd.status(s.text));
+      // The handlers are set before the start: a signal while it runs (systemd stopping a unit
+      // that is starting, Ctrl-C at once) must stop the agent cleanly once it has started, not
+      // kill it by the default action halfway through.
+      const started: { agent?: Agent } = {};
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        void systemd.stopping(`stopping (${signal}): letting go of its groups`);
+        void started.agent?.stop();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
       const agent = await Agent.start({ config, node: opts.node, logger, onStatus }).catch((err: unknown) => {
         if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
         // A damaged epoch file is not overwritten (epoch-store.ts): the operator decides, no stack trace.
         if (err instanceof EpochStoreError) throw new CliError(err.message, EXIT.failure);
         throw err;
       });
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        void systemd.stopping(`stopping (${signal}): letting go of its groups`);
-        void agent.stop();
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      started.agent = agent;
+      if (stopping) {
+        await agent.stop();
+        return;
+      }
       await agent.done;
       await agent.stop();
     });
