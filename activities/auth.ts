@@ -17,9 +17,9 @@
 import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
 import type { Config } from '../src/config/types.js';
 import type { Logger } from '../src/log.js';
-import { newNonce, orderMac, pingAnswerMac, verifyControllerReport, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
-import { reportAuthSchema } from '../workflows/inputs.js';
-import { controllerWorkflowId, ERROR_TYPES } from '../workflows/shared.js';
+import { healGaveUpMac, newNonce, orderMac, pingAnswerMac, verifyControllerReport, verifyControllerUpdate, verifyHealGaveUp, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
+import { healGaveUpAuthSchema, reportAuthSchema } from '../workflows/inputs.js';
+import { controllerWorkflowId, ERROR_TYPES, healWorkflowId } from '../workflows/shared.js';
 
 export interface AuthActivityDeps {
   config: Config;
@@ -125,6 +125,38 @@ export function createAuthActivities(deps: AuthActivityDeps) {
       const { incarnation, counter, mac } = auth.data;
       const ok = verifyControllerReport(key, { cluster: req.cluster, controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
       return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify for this controller, signal, node ${req.sender}, incarnation, counter and content (another secret, or a changed report)` };
+    },
+
+    /**
+     * The MAC on a heal's "gave up" report to the controller, for the heal workflow that asks (its
+     * ID as Temporal gives it: a workflow cannot sign for another heal). Undefined without a
+     * secret (a one-node cluster).
+     */
+    async signHealGaveUp(req: { cluster: string; report: unknown }): Promise<{ healId: string; mac: string } | undefined> {
+      const info = localInWorkflow('signHealGaveUp');
+      checkCluster(req.cluster);
+      if (key === undefined) return undefined;
+      const healId = info.workflowExecution.workflowId;
+      return { healId, mac: healGaveUpMac(key, { cluster: req.cluster, controllerId: controllerWorkflowId(req.cluster), healId, report: req.report }) };
+    },
+
+    /**
+     * Whether a heal's "gave up" report carries a valid MAC of the workflow worker for the heal of
+     * its group and resource, sent to this controller. An ordinary activity, as checkControllerReport.
+     */
+    async checkHealGaveUp(req: { cluster: string; report: { group: string; resource: string }; auth: unknown }): Promise<AnswerCheck> {
+      const info = scheduledByWorkflow('checkHealGaveUp');
+      checkCluster(req.cluster);
+      if (key === undefined) return { ok: true, signed: false };
+      const controllerId = info.workflowExecution.workflowId;
+      if (controllerId !== controllerWorkflowId(req.cluster)) return { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` };
+      if (req.auth === undefined || req.auth === null) return { ok: false, why: 'it carries no MAC (sent by someone without the cluster secret, or by a heal older than this worker)' };
+      const auth = healGaveUpAuthSchema.safeParse(req.auth);
+      if (!auth.success) return { ok: false, why: `its MAC is malformed (${auth.error.issues.map((i) => `${i.path.join('.') || 'auth'}: ${i.message}`).join('; ')})` };
+      const expected = healWorkflowId(req.cluster, req.report.group, req.report.resource);
+      if (auth.data.healId !== expected) return { ok: false, why: `it is signed for heal ${auth.data.healId}, not ${expected}, the heal of ${req.report.group}/${req.report.resource}` };
+      const ok = verifyHealGaveUp(key, { cluster: req.cluster, controllerId, healId: auth.data.healId, report: req.report }, auth.data.mac);
+      return ok ? { ok: true, signed: true } : { ok: false, why: 'its MAC does not verify for this controller, heal and content (another secret, or a changed report)' };
     },
 
     /** The MAC on an order for `node` (`action`: the node activity's name), bound to this workflow run. */

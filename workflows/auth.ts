@@ -7,7 +7,7 @@
  */
 import { log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { AuthActivities } from '../activities/auth.js';
-import { ERROR_TYPES } from './shared.js';
+import { ERROR_TYPES, type HealGaveUpReport } from './shared.js';
 
 const auth = proxyLocalActivities<AuthActivities>({
   startToCloseTimeout: '10 seconds',
@@ -24,7 +24,7 @@ const auth = proxyLocalActivities<AuthActivities>({
  * An ordinary activity's result is an event of its own, and the workflow task after it sees it
  * in the same order on every replay. It costs a round trip through Temporal per report.
  */
-const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport'>>({
+const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport' | 'checkHealGaveUp'>>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.Unauthenticated, ERROR_TYPES.WrongCluster] },
 });
@@ -76,4 +76,18 @@ export function checkControllerUpdate(cluster: string, update: string, updateId:
  */
 export function checkControllerReport(cluster: string, signal: string, sender: string, report: unknown, reportAuth: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
   return reportCheck.checkControllerReport.executeWithOptions({ summary: `check the MAC of ${sender}'s ${signal} report` }, [{ cluster, signal, sender, report, auth: reportAuth }]);
+}
+
+/**
+ * Whether a heal's "gave up" report carries the workflow worker's MAC for the heal of its group and
+ * resource (activities/auth.ts checkHealGaveUp): asked by the controller before it acts on it, in an
+ * ordinary activity (reportCheck above says why).
+ */
+export function checkHealGaveUp(cluster: string, report: HealGaveUpReport, reportAuth: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
+  return reportCheck.checkHealGaveUp.executeWithOptions({ summary: `check the MAC of the heal report on ${report.group}/${report.resource}` }, [{ cluster, report, auth: reportAuth }]);
+}
+
+/** The workflow worker's MAC on this heal's "gave up" report (undefined in a one-node cluster). */
+export function signHealGaveUp(cluster: string, report: unknown): Promise<{ healId: string; mac: string } | undefined> {
+  return auth.signHealGaveUp.executeWithOptions({ summary: 'sign the report to the controller with the cluster secret' }, [{ cluster, report }]);
 }

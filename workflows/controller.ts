@@ -31,8 +31,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
-import { checkControllerReport, checkControllerUpdate } from './auth.js';
-import { nextReport, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from './report-plan.js';
+import { checkControllerReport, checkControllerUpdate, checkHealGaveUp } from './auth.js';
+import { healPosition, nextReport, reportFreshness, reportSender, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from './report-plan.js';
 import {
   controllerInputSchema,
   controllerInputSchemaV0,
@@ -84,6 +84,7 @@ import {
   failoverWorkflowId,
   groupLostSignal,
   healGaveUpSignal,
+  healWorkflowId,
   nodeAnnounceSignal,
   nodeEdgeSignal,
   operationBlockedUpdate,
@@ -92,6 +93,7 @@ import {
   type ConfirmDownResult,
   type ConfirmedDown,
   type GroupLostReport,
+  type HealGaveUpReport,
   type GroupOwnership,
   type LeaseTiming,
   type NodeAnnounce,
@@ -182,6 +184,13 @@ export const PATCH_AUTHENTICATED_UPDATES = 'controller-authenticated-updates';
  */
 export const PATCH_AUTHENTICATED_REPORTS = 'controller-authenticated-reports';
 /**
+ * A heal's "gave up" report (healGaveUp) is acted on only with the workflow worker's MAC for that
+ * heal (heal-service.ts PATCH_SIGNED_GAVE_UP signs it), checked by an ordinary activity
+ * (checkHealGaveUp), and only when newer (its `at`) than the newest applied from that heal; it goes
+ * through the reports' queue. Asked as PATCH_AUTHENTICATED_REPORTS is, for the same reasons.
+ */
+export const PATCH_SIGNED_HEAL_REPORTS = 'controller-signed-heal-reports';
+/**
  * Maintenance (`haoscar maintenance`, maintenance-plan.ts): the setMaintenance update sets
  * `state.maintenance`, which the automatic requests, placements, fail-backs and the nodes offered
  * to a failover look at. Asked in that update's handler, before its first await: recorded histories
@@ -210,6 +219,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   // is handled right after describeCluster below, where asking a patch is not safe (as above). A run
   // that began before signed reports asks it in each report's handler instead (reportHandler).
   const reportsAuthenticatedFromStart = patched(PATCH_AUTHENTICATED_REPORTS);
+  const healReportsSignedFromStart = patched(PATCH_SIGNED_HEAL_REPORTS);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -328,8 +338,9 @@ export async function controller(rawInput: unknown): Promise<void> {
 
   /** A report as it came, waiting for its check (PATCH_AUTHENTICATED_REPORTS). */
   interface QueuedReport {
-    signal: ReportSignal;
-    report: NodeEdge | NodeAnnounce | GroupLostReport;
+    signal: ReportSignal | 'healGaveUp';
+    report: NodeEdge | NodeAnnounce | GroupLostReport | HealGaveUpReport;
+    /** The sending node, or for healGaveUp the heal workflow it is signed for. */
     sender: string;
     /** Where its MAC says it stands in its sender's order (absent: no MAC, or a malformed one). */
     position?: ReportPosition;
@@ -360,18 +371,23 @@ export async function controller(rawInput: unknown): Promise<void> {
       // in the signal's own workflow task (it was past its start when the worker was upgraded).
       if (!reportsAuthenticatedFromStart && !patched(PATCH_AUTHENTICATED_REPORTS)) return apply(report, false);
       const position = reportAuthSchema.safeParse(auth);
-      reports.push({ signal, report, sender: reportSender(signal, report), ...(position.success ? { position: { incarnation: position.data.incarnation, counter: position.data.counter } } : {}), auth, apply: () => apply(report, true) });
-      if (applyingReports) return; // the handler applying the queue takes this one in its turn
-      applyingReports = true;
-      try {
-        // At a run's start the reports that came before the handlers were set are handed over
-        // handler by handler, all before the run's first await: let them all in before choosing.
-        await Promise.resolve();
-        while (reports.length > 0) await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
-      } finally {
-        applyingReports = false;
-      }
+      await queueReport({ signal, report, sender: reportSender(signal, report), ...(position.success ? { position: { incarnation: position.data.incarnation, counter: position.data.counter } } : {}), auth, apply: () => apply(report, true) });
     };
+  }
+
+  /** Queues a report; the handler that finds nobody applying the queue applies it, in order. */
+  async function queueReport(q: QueuedReport): Promise<void> {
+    reports.push(q);
+    if (applyingReports) return; // the handler applying the queue takes this one in its turn
+    applyingReports = true;
+    try {
+      // At a run's start the reports that came before the handlers were set are handed over
+      // handler by handler, all before the run's first await: let them all in before choosing.
+      await Promise.resolve();
+      while (reports.length > 0) await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
+    } finally {
+      applyingReports = false;
+    }
   }
 
   async function checkAndApply(q: QueuedReport): Promise<void> {
@@ -380,8 +396,24 @@ export async function controller(rawInput: unknown): Promise<void> {
       state.reports = withRefusal(state.reports, { at: now(), signal: q.signal, sender, why });
       log.error(`REFUSED a ${q.signal} report from ${sender}: ${why}; nothing changed (docs/security.md)`, { signal: q.signal, sender, report: q.report, refused: state.reports.refused });
     };
+    const couldNotCheck = (err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` });
+    if (q.signal === 'healGaveUp') {
+      const report = q.report as HealGaveUpReport;
+      const check = await checkHealGaveUp(input.cluster, report, q.auth).catch(couldNotCheck);
+      if (!check.ok) return refuse(check.why);
+      if (check.signed) {
+        // Ordered by the heal's workflow time: one not newer is a recorded report sent again.
+        const fresh = reportFreshness(healPosition(state.reports?.heals?.[sender]), healPosition(report.at)!);
+        if (!fresh.fresh) {
+          if (fresh.duplicate) return log.info(`a healGaveUp report of ${sender} came again; nothing to do`, { signal: q.signal, sender });
+          return refuse(`it is not newer than the last one applied from ${sender} (a recorded report sent again)`);
+        }
+        state.reports = withAcceptedHeal(state.reports, sender, report.at);
+      }
+      return q.apply();
+    }
     if (!state.nodes[sender]) return refuse(`node ${sender} is not in the cluster's configuration`);
-    const check = await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch((err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` }));
+    const check = await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch(couldNotCheck);
     if (!check.ok) return refuse(check.why);
     if (check.signed) {
       // A MAC that verified has the shape of one (activities/auth.ts parses it first).
@@ -430,17 +462,26 @@ export async function controller(rawInput: unknown): Promise<void> {
   };
   setHandler(nodeAnnounceSignal, reportHandler('nodeAnnounce', parseAnnounce, (a) => applyAnnouncement(a.node, a.announce)));
 
-  setHandler(healGaveUpSignal, (raw: unknown) => {
-    const parsed = healGaveUpSchema.safeParse(raw);
-    if (!parsed.success) return log.warn('ignored a malformed healGaveUp signal', { problems: describeIssues(parsed.error, '(signal)') });
-    const report = parsed.data;
+  const applyHealGaveUp = (report: HealGaveUpReport, signed: boolean) => {
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
     const takers = healGaveUpTakers(outOfStandby(groupOf(report.group)?.nodes ?? [], state.maintenance), state.nodes, report.node);
-    if (takers.length === 0 && patched(PATCH_HEAL_GAVE_UP_NEEDS_TAKER)) {
+    // Signed reports are applied after an await: no patch is asked there (their runs all have it).
+    if (takers.length === 0 && (signed || patched(PATCH_HEAL_GAVE_UP_NEEDS_TAKER))) {
       return log.warn('heal gave up and no other node of the group is up: it stays where it is (fix the service, then `haoscar heal`)', { ...report });
     }
     request(report.group, 'heal-gave-up', `healing ${report.group}/${report.resource} on ${report.node} gave up: ${report.detail}`);
+  };
+  setHandler(healGaveUpSignal, async (raw: unknown, auth?: unknown) => {
+    const parsed = healGaveUpSchema.safeParse(raw);
+    if (!parsed.success) return log.warn('ignored a malformed healGaveUp signal', { problems: describeIssues(parsed.error, '(signal)') });
+    const report = parsed.data;
+    // Histories recorded before signed heal reports acted on it at once (asked as in reportHandler).
+    if (!healReportsSignedFromStart && !patched(PATCH_SIGNED_HEAL_REPORTS)) return applyHealGaveUp(report, false);
+    // Nothing to check for a group this cluster does not have (nor anything to do).
+    if (!state.groups[report.group]) return log.info('a healGaveUp report for a group this cluster does not have; nothing to do', { ...report });
+    const healId = healWorkflowId(input.cluster, report.group, report.resource);
+    await queueReport({ signal: 'healGaveUp', report, sender: healId, position: healPosition(report.at)!, auth, apply: () => applyHealGaveUp(report, true) });
   });
 
   const parseLost = (raw: unknown): GroupLostReport | undefined => {

@@ -31,6 +31,7 @@ import type { ServiceActivities } from '../activities/service.js';
 import { decideOnFailure, restartsInWindow, watchRemaining } from './heal-plan.js';
 import { describeIssues, healServiceInputSchema, parseWorkflowInput, resetFailCountSchema, serviceFailureSchema } from './inputs.js';
 import { HA_KEYS } from './search-attributes.js';
+import { signHealGaveUp } from './auth.js';
 import { healTrigger, PATCH_STORY, says, shortDuration, tellOutcome, tellTrigger } from './story.js';
 import {
   controllerWorkflowId,
@@ -76,6 +77,13 @@ const clusterViaServer = proxyActivities<ClusterActivities>({
 export const PATCH_LOCAL_RESOLVE = 'heal-resolve-target-locally';
 /** Heals begun before failover existed gave up without telling the controller. */
 export const PATCH_ESCALATE = 'heal-escalates-to-failover';
+/**
+ * The "gave up" report carries the workflow worker's MAC for this heal (a local activity signs it),
+ * without which a controller that checks reports refuses it (docs/security.md): anyone with
+ * Temporal access could otherwise send one and move a healthy group. Heals recorded before it sent
+ * the report alone.
+ */
+export const PATCH_SIGNED_GAVE_UP = 'heal-gave-up-signed';
 
 export async function healService(rawInput: unknown): Promise<HealResult> {
   const input = parseWorkflowInput(healServiceInputSchema, rawInput, 'healService');
@@ -205,9 +213,12 @@ export async function healService(rawInput: unknown): Promise<HealResult> {
       if (patched(PATCH_ESCALATE)) {
         // Escalation: the controller fails the group over (if this node still owns it).
         const report = { group: input.group, resource: input.resource, node: input.node, at: Date.now(), detail: status.attempts.at(-1)?.detail ?? 'failed again' };
-        await getExternalWorkflowHandle(controllerWorkflowId(input.cluster))
-          .signal(healGaveUpSignal, report)
-          .catch((err: unknown) => log.error('could not ask the controller for a failover', { err: err instanceof Error ? err.message : String(err) }));
+        const controllerHandle = getExternalWorkflowHandle(controllerWorkflowId(input.cluster));
+        const send = async () => {
+          const auth = patched(PATCH_SIGNED_GAVE_UP) ? await signHealGaveUp(input.cluster, report) : undefined;
+          await (auth ? controllerHandle.signal(healGaveUpSignal, report, auth) : controllerHandle.signal(healGaveUpSignal, report));
+        };
+        await send().catch((err: unknown) => log.error('could not ask the controller for a failover', { err: err instanceof Error ? err.message : String(err) }));
       }
       throw ApplicationFailure.create({
         type: ERROR_TYPES.HealGaveUp,

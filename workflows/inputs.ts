@@ -258,6 +258,11 @@ export const reportAuthSchema = z.strictObject({
   counter: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   mac: z.string().min(1).max(200),
 });
+/** HealGaveUpAuth in shared.ts: the MAC on a heal's "gave up" report. */
+export const healGaveUpAuthSchema = z.strictObject({
+  healId: z.string().min(1).max(500),
+  mac: z.string().min(1).max(200),
+});
 /** UpdateAuth in shared.ts: the MAC on an update that can move ownership. */
 const updateAuthSchema = z.strictObject({
   runId: z.string().min(1).max(200).optional(),

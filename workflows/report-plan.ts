@@ -79,3 +79,17 @@ export function nextReport(queue: readonly QueuedPosition[]): number {
   }
   return best;
 }
+
+/**
+ * A heal's "gave up" report's place in that heal's order: its `at` (the heal workflow's time,
+ * under the MAC), as an incarnation with a single report. Undefined for none.
+ */
+export function healPosition(at: number | undefined): ReportPosition | undefined {
+  return at === undefined ? undefined : { incarnation: at, counter: 1 };
+}
+
+/** The record with `at` as the newest "gave up" report applied from the heal `healId`. */
+export function withAcceptedHeal(record: ReportsRecord | undefined, healId: string, at: number): ReportsRecord {
+  const base = record ?? { nodes: {}, refused: 0, lastRefused: [] };
+  return { ...base, heals: { ...base.heals, [healId]: at } };
+}

@@ -378,6 +378,11 @@ export interface MaintenanceState {
 export interface ReportsRecord {
   /** Per node, the incarnation and counter of the newest report applied, and when (workflow time). */
   nodes: Record<string, { incarnation: number; counter: number; at: number }>;
+  /**
+   * Per heal workflow (its ID), the `at` of the newest "gave up" report applied: an older or equal
+   * one is a replay. Absent from controllers older than signed heal reports.
+   */
+  heals?: Record<string, number>;
   /** Reports refused by this controller, over every run (carried over continue-as-new). */
   refused: number;
   /** The last refusals, oldest first. */
@@ -470,7 +475,17 @@ export interface HealGaveUpReport {
   at: number;
   detail: string;
 }
-export const healGaveUpSignal = defineSignal<[HealGaveUpReport]>('healGaveUp');
+export const healGaveUpSignal = defineSignal<[HealGaveUpReport, HealGaveUpAuth?]>('healGaveUp');
+
+/**
+ * The MAC on a heal's "gave up" report (src/auth/messages.ts healGaveUpMac), made by the workflow
+ * worker for the heal workflow `healId`; absent from heals older than it (refused by a controller
+ * that checks them) and in a one-node cluster (no secret).
+ */
+export interface HealGaveUpAuth {
+  healId: string;
+  mac: string;
+}
 
 /** An owner stopped a group by itself (its lease was lost): it runs nowhere until it is placed again. */
 export interface GroupLostReport {

@@ -175,7 +175,7 @@ export function withoutAuth<T extends { auth?: unknown }>(request: T): Omit<T, '
  * sending node, its heartbeat incarnation (persisted, larger at every start of its agent) and a
  * counter of that incarnation, and the report's content. The controller keeps the newest
  * (incarnation, counter) of each node and refuses anything not newer, so a report read from a
- * history and sent again changes nothing; it checks the MAC in a local activity of its worker.
+ * history and sent again changes nothing; it checks the MAC in an activity of its worker.
  */
 export interface ControllerReportBinding {
   cluster: string;
@@ -199,4 +199,29 @@ export function controllerReportMac(key: MessageKey, b: ControllerReportBinding)
 /** Whether `given` is the MAC of this report. */
 export function verifyControllerReport(key: MessageKey, b: ControllerReportBinding, given: unknown): boolean {
   return sameMac(controllerReportMac(key, b), given);
+}
+
+/**
+ * What the MAC on a heal's "gave up" report binds (the `healGaveUp` signal, sent by the
+ * `healService` workflow on the workflow worker, which signs it in a local activity): the
+ * receiving controller, the heal workflow's ID (heal/<cluster>/<group>/<resource>, which the
+ * activity takes from Temporal, not from the workflow's word) and the report, whose `at` (the
+ * heal's workflow time) orders the reports of one heal: the controller refuses one not newer
+ * than the newest it applied from that heal.
+ */
+export interface HealGaveUpBinding {
+  cluster: string;
+  controllerId: string;
+  healId: string;
+  report: unknown;
+}
+
+/** The MAC the workflow worker puts on a heal's "gave up" report. */
+export function healGaveUpMac(key: MessageKey, b: HealGaveUpBinding): string {
+  return mac(key, 'heal-gave-up', [b.cluster, b.controllerId, b.healId, b.report]);
+}
+
+/** Whether `given` is the MAC of this heal's report. */
+export function verifyHealGaveUp(key: MessageKey, b: HealGaveUpBinding, given: unknown): boolean {
+  return sameMac(healGaveUpMac(key, b), given);
 }

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { controllerUpdateMac, deriveMessageKey, type MessageKey } from '../../src/auth/messages.js';
-import { controllerWorkflowId, type ControllerUpdateName, type UpdateAuth } from '../../workflows/shared.js';
+import { controllerUpdateMac, deriveMessageKey, healGaveUpMac, type MessageKey } from '../../src/auth/messages.js';
+import { controllerWorkflowId, healWorkflowId, type ControllerUpdateName, type HealGaveUpAuth, type HealGaveUpReport, type UpdateAuth } from '../../workflows/shared.js';
 import { createAuthActivities } from '../../activities/auth.js';
 import type { Config } from '../../src/config/types.js';
 import type { Client } from '@temporalio/client';
@@ -51,4 +51,13 @@ let lastIncarnation = 0;
 export function testLink(client: Client, cluster: string, logger: Logger = silentLogger): ControllerLink {
   lastIncarnation = Math.max(lastIncarnation + 1, Date.now());
   return new ControllerLink(client, cluster, logger, { key: TEST_KEY, incarnation: lastIncarnation });
+}
+
+/**
+ * A heal's "gave up" report with the MAC the workflow worker puts on it for the heal of its group
+ * and resource (heal-service.ts): the signal's arguments, as the heal workflow sends them.
+ */
+export function signedHealGaveUp(cluster: string, report: HealGaveUpReport, key: MessageKey = TEST_KEY): [HealGaveUpReport, HealGaveUpAuth] {
+  const healId = healWorkflowId(cluster, report.group, report.resource);
+  return [report, { healId, mac: healGaveUpMac(key, { cluster, controllerId: controllerWorkflowId(cluster), healId, report }) }];
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { canonicalJson, controllerReportMac, controllerUpdateMac, deriveMessageKey, verifyControllerReport, type ControllerReportBinding, newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type ControllerUpdateBinding, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
+import { canonicalJson, controllerReportMac, healGaveUpMac, verifyHealGaveUp, type HealGaveUpBinding, controllerUpdateMac, deriveMessageKey, verifyControllerReport, type ControllerReportBinding, newNonce, orderMac, pingAnswerMac, verifyControllerUpdate, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type ControllerUpdateBinding, type OrderBinding, type PingBinding } from '../../src/auth/messages.js';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
 const key = deriveMessageKey(secret);
@@ -86,4 +86,15 @@ test('an agent\'s report to the controller verifies only for its controller, sig
   assert.equal(verifyControllerReport(key, b, undefined), false, 'no MAC');
   // Never an update's MAC over the same fields.
   assert.notEqual(controllerUpdateMac(key, { cluster: 'c', controllerId: 'controller/c', update: 'nodeEdge', updateId: 'n2', runId: String(b.incarnation), request: b.report }), mac);
+});
+
+test('a heal\'s "gave up" report verifies only for its controller, heal and content; never as an agent\'s report', () => {
+  const b: HealGaveUpBinding = { cluster: 'c', controllerId: 'controller/c', healId: 'heal/c/web/httpd', report: { group: 'web', resource: 'httpd', node: 'n1', at: 5, detail: 'failed again' } };
+  const mac = healGaveUpMac(key, b);
+  assert.ok(verifyHealGaveUp(key, b, mac));
+  for (const changed of [{ cluster: 'd' }, { controllerId: 'controller/d' }, { healId: 'heal/c/web/db' }, { report: { ...(b.report as object), at: 6 } }, { report: { ...(b.report as object), node: 'n2' } }]) {
+    assert.equal(verifyHealGaveUp(key, { ...b, ...changed }, mac), false, `changed ${JSON.stringify(changed)}`);
+  }
+  assert.equal(verifyHealGaveUp(key, b, undefined), false, 'no MAC');
+  assert.notEqual(controllerReportMac(key, { cluster: 'c', controllerId: 'controller/c', signal: 'healGaveUp', sender: b.healId, incarnation: 5, counter: 1, report: b.report }), mac);
 });

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_REFUSED_REPORTS, nextReport, reportFreshness, reportSender, withAccepted, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
+import { healPosition, MAX_REFUSED_REPORTS, nextReport, reportFreshness, reportSender, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
 
 test('the sender of a report: an edge\'s reporter, the announcing node, the node that lost the group', () => {
   assert.equal(reportSender('nodeEdge', { node: 'n1', to: 'suspect', reporter: 'n2', at: 1, detail: '' }), 'n2');
@@ -58,4 +58,18 @@ test('the next report: the first queued, unless its sender has an earlier one qu
     ['unsigned reports behind are not reordered', [at('n1', 5, 2), at('n1')], 0],
   ];
   for (const [what, queue, expected] of cases) assert.equal(nextReport(queue), expected, what);
+});
+
+test('a heal\'s reports: ordered by their time; the newest per heal kept beside the nodes\'', () => {
+  const first = withAcceptedHeal(undefined, 'heal/c/web/httpd', 1000);
+  assert.deepEqual(first, { nodes: {}, refused: 0, lastRefused: [], heals: { 'heal/c/web/httpd': 1000 } });
+  const both = withAcceptedHeal(withAccepted(first, 'n1', { incarnation: 7, counter: 1 }, 5), 'heal/c/web/db', 2000);
+  assert.deepEqual(both.heals, { 'heal/c/web/httpd': 1000, 'heal/c/web/db': 2000 });
+  assert.equal(both.nodes.n1?.counter, 1);
+  const last = healPosition(both.heals?.['heal/c/web/httpd']);
+  for (const [at, expected] of [[1001, 'fresh'], [1000, 'duplicate'], [999, 'refused']] as const) {
+    const f = reportFreshness(last, healPosition(at)!);
+    assert.equal(f.fresh ? 'fresh' : f.duplicate ? 'duplicate' : 'refused', expected, `a report at ${at} after one at 1000`);
+  }
+  assert.deepEqual(reportFreshness(healPosition(undefined), healPosition(1)!), { fresh: true }, 'the first report of a heal');
 });

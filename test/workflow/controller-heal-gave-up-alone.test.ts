@@ -15,6 +15,7 @@ import { closeTemporal } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
 import { controllerWorkflowId, healGaveUpSignal } from '../../workflows/shared.js';
+import { signedHealGaveUp } from '../support/cluster-key.js';
 
 let cluster: WorkflowCluster | undefined;
 after(async () => {
@@ -30,9 +31,9 @@ test('a heal gave up on the owner and no other node of the group is up: no failo
   await waitFor('n2 suspect at the controller', async () => ((await c.ownership()).nodes.n2?.state === 'suspect' ? true : undefined), 30_000, 50);
   const before = await c.web();
   const signalledAt = Date.now();
-  await c.client.workflow.getHandle(controllerWorkflowId(c.name)).signal(healGaveUpSignal, {
+  await c.client.workflow.getHandle(controllerWorkflowId(c.name)).signal(healGaveUpSignal, ...signedHealGaveUp(c.name, {
     group: 'web', resource: 'first', node: 'n1', at: Date.now(), detail: 'test: gave up after 2 restarts',
-  });
+  }));
   // Long enough for the failover it used to start to have begun (and blocked renewals).
   for (let i = 0; i < 30; i++) {
     const g = await c.web();

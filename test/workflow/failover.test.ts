@@ -17,7 +17,7 @@ import { GroupRuntime } from '../../src/agent/groups.js';
 import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
-import { signedUpdate, TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
+import { signedHealGaveUp, signedUpdate, TEST_KEY, testAuthActivities, testLink } from '../support/cluster-key.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities } from '../../activities/controller.js';
@@ -282,7 +282,7 @@ test('a start that fails half-way is undone in reverse and the next node is trie
 
 test('a heal that gave up makes the controller fail the group over', async () => {
   const before = await web();
-  await client.workflow.getHandle(controllerWorkflowId(cluster)).signal(healGaveUpSignal, { group: 'web', resource: 'first', node: before.owner!, at: Date.now(), detail: 'test: gave up' });
+  await client.workflow.getHandle(controllerWorkflowId(cluster)).signal(healGaveUpSignal, ...signedHealGaveUp(cluster, { group: 'web', resource: 'first', node: before.owner!, at: Date.now(), detail: 'test: gave up' }));
   await waitFor('moved away', async () => (await web()).owner !== before.owner && (await web()).state === 'running', WAIT_MS, 50);
   assert.equal((await web()).epoch, before.epoch + 1);
 });

@@ -19,6 +19,7 @@ import { requestHeal, requestHealAndAnswer } from '../../src/agent/heal-trigger.
 import { clusterTaskQueue, healRequestUpdate, healStatusQuery, healWorkflowId, nodeTaskQueue, resetFailCountUpdate, serviceFailedSignal, ERROR_TYPES } from '../../workflows/shared.js';
 import { silentLogger } from '../../src/log.js';
 import { ScriptedService } from '../support/scripted-service.js';
+import { testAuthActivities } from '../support/cluster-key.js';
 import { closeTemporal, testClient, testWorkerConnection, testWorkflowBundle, uniqueName } from '../support/temporal.js';
 
 const waitFor = (condition: () => Promise<boolean>, what: string, timeoutMs = 10_000) => waitUntil(what, condition, timeoutMs, 50);
@@ -86,7 +87,8 @@ before(async () => {
       connection,
       taskQueue: clusterTaskQueue(cluster),
       workflowBundle: await testWorkflowBundle(),
-      activities: createClusterActivities({ config }),
+      // The heal signs its "gave up" report to the controller with the worker's key (none runs here).
+      activities: { ...createClusterActivities({ config }), ...testAuthActivities(config) },
     }),
     Worker.create({
       connection,

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { closeTemporal } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
-import { signedUpdate } from '../support/cluster-key.js';
+import { signedHealGaveUp, signedUpdate } from '../support/cluster-key.js';
 import { controllerWorkflowId, healGaveUpSignal, setMaintenanceUpdate, type SetMaintenance } from '../../workflows/shared.js';
 import type { ControllerGroup } from '../../workflows/group-plan.js';
 
@@ -48,7 +48,7 @@ test('maintenance blocks failover and survives continue-as-new; off resumes it; 
 
   // A heal that gave up (n2 is up: it would fail over) and the owner's death: nothing moves.
   const since = Date.now();
-  await handle.signal(healGaveUpSignal, { group: 'web', resource: 'first', node: 'n1', at: Date.now(), detail: 'test: gave up' });
+  await handle.signal(healGaveUpSignal, ...signedHealGaveUp(c.name, { group: 'web', resource: 'first', node: 'n1', at: Date.now(), detail: 'test: gave up' }));
   await staysPut(c, 'n1', since, 1500);
   await c.kill('n1');
   await c.report('n1', 'suspect', 'n2', 'every link silent');
