@@ -15,7 +15,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setUp, expect } from './failover-setup.js';
+import { agentLogs, setUp, expect } from './failover-setup.js';
 import { TemporalPg, temporalPgSkipReason } from './temporal-pg.js';
 import type { NetLab } from './netlab.js';
 
@@ -91,7 +91,10 @@ test('Temporal on PostgreSQL: a server process killed in the middle of a failove
   await expect(cluster, 'n2 is the one live holder of the VIP', async () => (vip.latest()?.live.join() === 'n2' ? true : undefined), 30_000);
   await sleep(3_000);
   const later = await cluster.group();
-  assert.deepEqual([later?.owner, later?.state, later?.epoch], ['n2', 'running', g.epoch], 'still on n2 under the same epoch');
+  // (Once in a CI preview the epoch moved on n2 within these 3 s; the logs say why next time.)
+  if (later?.owner !== 'n2' || later.state !== 'running' || later.epoch !== g.epoch) {
+    assert.fail(`still on n2 under the same epoch: ${JSON.stringify(later)} after epoch ${g.epoch}\n${await agentLogs(cluster, 200)}`);
+  }
   const seen = await client.stop();
   const samples = await vip.stop();
   assert.deepEqual(samples.dualPeriods, [], 'never two live holders of the VIP');
