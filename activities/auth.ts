@@ -15,6 +15,7 @@
  * over, and nothing to fail over to): nothing is signed and nothing is checked.
  */
 import { ApplicationFailure, Context, type Info } from '@temporalio/activity';
+import type { z } from 'zod';
 import type { Config } from '../src/config/types.js';
 import type { Logger } from '../src/log.js';
 import { healGaveUpMac, newNonce, orderMac, pingAnswerMac, verifyControllerReport, verifyControllerUpdate, verifyHealGaveUp, verifyOrder, verifyPingAnswer, withoutAuth, withoutMac, type MessageKey } from '../src/auth/messages.js';
@@ -59,6 +60,25 @@ export function createAuthActivities(deps: AuthActivityDeps) {
   const checkCluster = (cluster: string) => {
     if (cluster !== config.cluster) throw ApplicationFailure.create({ type: ERROR_TYPES.WrongCluster, nonRetryable: true, message: `this workflow names cluster '${cluster}' but runs on the queue of cluster '${config.cluster}'` });
   };
+
+  /**
+   * What the checks of a report to the controller share: the controller that scheduled the check
+   * (as Temporal says), the key, and the report's MAC parsed with `schema`; or the answer at once
+   * (`refused`): no secret (a one-node cluster: unsigned, accepted), another workflow than the
+   * controller, no MAC (`sentBy` names who would have signed it), or a malformed one.
+   */
+  function reportToCheck<A>(what: string, req: { cluster: string; auth: unknown }, schema: z.ZodType<A>, sentBy: string):
+    { refused: AnswerCheck } | { key: MessageKey; controllerId: string; auth: A } {
+    const info = scheduledByWorkflow(what);
+    checkCluster(req.cluster);
+    if (key === undefined) return { refused: { ok: true, signed: false } };
+    const controllerId = info.workflowExecution.workflowId;
+    if (controllerId !== controllerWorkflowId(req.cluster)) return { refused: { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` } };
+    if (req.auth === undefined || req.auth === null) return { refused: { ok: false, why: `it carries no MAC (sent by someone without the cluster secret, or by ${sentBy} older than this worker)` } };
+    const auth = schema.safeParse(req.auth);
+    if (!auth.success) return { refused: { ok: false, why: `its MAC is malformed (${auth.error.issues.map((i) => `${i.path.join('.') || 'auth'}: ${i.message}`).join('; ')})` } };
+    return { key, controllerId, auth: auth.data };
+  }
 
   return {
     /** A fresh, unpredictable nonce for one ping (recorded in the history once it exists, never before). */
@@ -114,16 +134,10 @@ export function createAuthActivities(deps: AuthActivityDeps) {
      * controller's to decide (workflows/report-plan.ts). A refused report says why.
      */
     async checkControllerReport(req: { cluster: string; signal: string; sender: string; report: unknown; auth: unknown }): Promise<AnswerCheck> {
-      const info = scheduledByWorkflow('checkControllerReport');
-      checkCluster(req.cluster);
-      if (key === undefined) return { ok: true, signed: false };
-      const controllerId = info.workflowExecution.workflowId;
-      if (controllerId !== controllerWorkflowId(req.cluster)) return { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` };
-      if (req.auth === undefined || req.auth === null) return { ok: false, why: 'it carries no MAC (sent by someone without the cluster secret, or by an agent older than this worker)' };
-      const auth = reportAuthSchema.safeParse(req.auth);
-      if (!auth.success) return { ok: false, why: `its MAC is malformed (${auth.error.issues.map((i) => `${i.path.join('.') || 'auth'}: ${i.message}`).join('; ')})` };
-      const { incarnation, counter, mac } = auth.data;
-      const ok = verifyControllerReport(key, { cluster: req.cluster, controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
+      const got = reportToCheck('checkControllerReport', req, reportAuthSchema, 'an agent');
+      if ('refused' in got) return got.refused;
+      const { incarnation, counter, mac } = got.auth;
+      const ok = verifyControllerReport(got.key, { cluster: req.cluster, controllerId: got.controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
       return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify for this controller, signal, node ${req.sender}, incarnation, counter and content (another secret, or a changed report)` };
     },
 
@@ -145,17 +159,11 @@ export function createAuthActivities(deps: AuthActivityDeps) {
      * its group and resource, sent to this controller. An ordinary activity, as checkControllerReport.
      */
     async checkHealGaveUp(req: { cluster: string; report: { group: string; resource: string }; auth: unknown }): Promise<AnswerCheck> {
-      const info = scheduledByWorkflow('checkHealGaveUp');
-      checkCluster(req.cluster);
-      if (key === undefined) return { ok: true, signed: false };
-      const controllerId = info.workflowExecution.workflowId;
-      if (controllerId !== controllerWorkflowId(req.cluster)) return { ok: false, why: `workflow ${controllerId} is not the controller of cluster '${req.cluster}'` };
-      if (req.auth === undefined || req.auth === null) return { ok: false, why: 'it carries no MAC (sent by someone without the cluster secret, or by a heal older than this worker)' };
-      const auth = healGaveUpAuthSchema.safeParse(req.auth);
-      if (!auth.success) return { ok: false, why: `its MAC is malformed (${auth.error.issues.map((i) => `${i.path.join('.') || 'auth'}: ${i.message}`).join('; ')})` };
+      const got = reportToCheck('checkHealGaveUp', req, healGaveUpAuthSchema, 'a heal');
+      if ('refused' in got) return got.refused;
       const expected = healWorkflowId(req.cluster, req.report.group, req.report.resource);
-      if (auth.data.healId !== expected) return { ok: false, why: `it is signed for heal ${auth.data.healId}, not ${expected}, the heal of ${req.report.group}/${req.report.resource}` };
-      const ok = verifyHealGaveUp(key, { cluster: req.cluster, controllerId, healId: auth.data.healId, report: req.report }, auth.data.mac);
+      if (got.auth.healId !== expected) return { ok: false, why: `it is signed for heal ${got.auth.healId}, not ${expected}, the heal of ${req.report.group}/${req.report.resource}` };
+      const ok = verifyHealGaveUp(got.key, { cluster: req.cluster, controllerId: got.controllerId, healId: got.auth.healId, report: req.report }, got.auth.mac);
       return ok ? { ok: true, signed: true } : { ok: false, why: 'its MAC does not verify for this controller, heal and content (another secret, or a changed report)' };
     },
 

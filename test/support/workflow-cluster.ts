@@ -242,15 +242,17 @@ export class WorkflowCluster {
 
 /**
  * The haoscar.yaml body most of these tests use (for WorkflowCluster.start): n1 (preferred) and
- * n2, and a group `web` of `command` resources named `resources` (default: `first`).
+ * n2, and a group `web` of `command` resources named `resources` (default: `first`); `healing`: the
+ * default healing policy, if given.
  */
-export function twoNodeWeb(opts: { lease: string; verifyTimeout?: string; resources?: string[] }): string {
+export function twoNodeWeb(opts: { lease: string; verifyTimeout?: string; resources?: string[]; healing?: string }): string {
   const resources = (opts.resources ?? ['first']).map((name) => `      - { type: command, name: ${name}, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }`);
   return [
     `lease: ${opts.lease}`,
     ...(opts.verifyTimeout ? [`failover: { verifyTimeout: ${opts.verifyTimeout} }`] : []),
     'defaults:',
     '  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }',
+    ...(opts.healing ? [`  healing: ${opts.healing}`] : []),
     'nodes:',
     '  - { name: n1, addresses: [127.0.0.1], priority: 10 }',
     '  - { name: n2, addresses: [127.0.0.2] }',

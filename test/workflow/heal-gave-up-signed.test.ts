@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { closeTemporal } from '../support/temporal.js';
-import { WorkflowCluster } from '../support/workflow-cluster.js';
+import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { signedHealGaveUp } from '../support/cluster-key.js';
 import { recordHistory } from '../support/record.js';
 import { waitFor } from '../support/wait.js';
@@ -30,22 +30,12 @@ after(async () => {
   await closeTemporal();
 });
 
-const BODY = [
-  'lease: { ttl: 1500ms, margin: 100ms }',
-  'failover: { verifyTimeout: 500ms }',
-  'defaults:',
-  '  check: { interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }',
-  '  healing: { maxRestarts: 1, window: 10m, startTimeout: 400ms, backoff: { initial: 100ms, max: 100ms } }',
-  'nodes:',
-  '  - { name: n1, addresses: [127.0.0.1], priority: 10 }',
-  '  - { name: n2, addresses: [127.0.0.2] }',
-  'groups:',
-  '  - name: web',
-  '    resources:',
-  '      - { type: command, name: first, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }',
-  '      - { type: command, name: second, start: [/bin/true], stop: [/bin/true], monitor: [/bin/true] }',
-  '',
-].join('\n');
+const BODY = twoNodeWeb({
+  lease: '{ ttl: 1500ms, margin: 100ms }',
+  verifyTimeout: '500ms',
+  resources: ['first', 'second'],
+  healing: '{ maxRestarts: 1, window: 10m, startTimeout: 400ms, backoff: { initial: 100ms, max: 100ms } }',
+});
 
 test('a heal that gives up moves the group with its signed report; forged and misdirected reports are refused, a replayed one is a duplicate: none moves anything', { timeout: 300_000 }, async () => {
   const c = await WorkflowCluster.start('heal-signed', BODY);
