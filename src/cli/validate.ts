@@ -1,15 +1,23 @@
 /** `haoscar validate FILE`: every problem of a config file at once, with paths and lines. */
 import { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
+import type { Config } from '../config/types.js';
+import { printJson } from './output.js';
 
 export function validateCommand(): Command {
   return new Command('validate')
     .description('check a configuration file; report every problem with its path, exit 3 if there are any')
     .argument('<file>', 'the haoscar.yaml to check')
-    .action(async (file: string) => {
-      // A ConfigError propagates to main's handler: message on stderr, exit code 3.
-      const config = await loadConfig(file);
+    .option('--json', 'print the loaded configuration (or every problem) as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      // A ConfigError propagates to main's handler: message on stderr, exit code 3 (with --json,
+      // the problems are printed on stdout as well, with their paths and lines).
+      const config = await loadConfig(file).catch((err: unknown) => {
+        if (opts.json && err instanceof ConfigError) printJson({ file, valid: false, problems: err.issues });
+        throw err;
+      });
+      if (opts.json) return printJson(summary(file, config));
       const resources = config.groups.reduce((n, g) => n + g.resources.length, 0);
       process.stdout.write(
         `${file}: valid — cluster '${config.cluster}', ${config.nodes.length} node(s), ${config.groups.length} group(s), ${resources} resource(s)\n`,
@@ -25,4 +33,25 @@ export function validateCommand(): Command {
         }
       }
     });
+}
+
+/** What `validate --json` prints for a valid file: the cluster as the agents will read it. */
+function summary(file: string, config: Config) {
+  return {
+    file,
+    valid: true,
+    cluster: config.cluster,
+    nodes: config.nodes.map((n) => n.name),
+    groups: config.groups.map((g) => ({
+      name: g.name,
+      nodes: g.nodes,
+      resources: g.resources.map((r) => ({
+        type: r.type,
+        name: r.name,
+        ...(r.type === 'service' ? { driver: r.driver } : {}),
+        check: { type: r.check.type, intervalMs: r.check.intervalMs, timeoutMs: r.check.timeoutMs, rise: r.check.rise, fall: r.check.fall },
+        healing: { maxRestarts: r.healing.maxRestarts, windowMs: r.healing.windowMs },
+      })),
+    })),
+  };
 }
