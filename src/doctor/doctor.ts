@@ -276,19 +276,20 @@ function checkPeers(config: Config, configFile: string, local: LocalStatus, secr
   const forged = hb.rejected.forged ?? 0;
   for (const peer of hb.peers) {
     const check = `peer ${peer.node}`;
-    if (peer.lastHeardAgoMs === undefined && peer.configDigest === undefined) {
+    if (peer.state !== 'alive') {
+      const heard = peer.lastHeardAgoMs === undefined ? 'never heard' : `not heard for ${Math.round(peer.lastHeardAgoMs / 1000)} s (${peer.state})`;
       findings.push(forged > 0
-        ? { check, level: 'error', found: `never heard; ${forged} heartbeat packet(s) were refused for a bad signature: a node whose secret differs from this one's (or forged traffic)`, fix: `copy ${file} from this node to ${peer.node} (scp -p ${file} ${peer.node}:${file}) and restart its agent` }
-        : { check, level: 'error', found: `never heard on any link: its agent does not run, or UDP port ${config.heartbeat.port} is blocked between the nodes`, fix: `on ${peer.node}: systemctl start haoscar-agent; between the nodes open ${config.heartbeat.port}/udp (firewall-cmd --permanent --zone=haoscar --add-service=haoscar; firewall-cmd --reload; docs/packaging.md#firewall)` });
+        ? { check, level: 'error', found: `${heard}; ${forged} heartbeat packet(s) were refused for a bad signature: a node whose secret differs from this one's (or forged traffic)`, fix: `copy ${file} from this node to ${peer.node} (scp -p ${file} ${peer.node}:${file}) and restart its agent` }
+        : { check, level: peer.lastHeardAgoMs === undefined ? 'error' : 'warning', found: `${heard} on any link: its agent does not run, or UDP port ${config.heartbeat.port} is blocked between the nodes`, fix: `on ${peer.node}: systemctl start haoscar-agent; between the nodes open ${config.heartbeat.port}/udp (firewall-cmd --permanent --zone=haoscar --add-service=haoscar; firewall-cmd --reload; docs/packaging.md#firewall)` });
       continue;
     }
     // Its packets passed the HMAC: it has this node's secret. The digest is an HMAC under that secret too.
     if (peer.configMatches === true) {
-      findings.push({ check, level: 'ok', found: `${peer.state}; its heartbeats pass with this node's secret, and its configuration digest ${peer.configDigest} equals this node's: the same secret and the same cluster-wide settings` });
+      findings.push({ check, level: 'ok', found: `alive; its heartbeats pass with this node's secret, and its configuration digest ${peer.configDigest} equals this node's: the same secret and the same cluster-wide settings` });
     } else if (peer.configMatches === false) {
-      findings.push({ check, level: 'error', found: `its configuration digest ${peer.configDigest} differs from this node's ${hb.configDigest ?? '?'}: the cluster-wide settings differ (its heartbeats pass, so the secret is the same)`, fix: `make the configurations equal: compare with diff (ssh ${peer.node} cat ${configFile}) ${configFile}, copy the right one to every node, restart the agents one at a time` });
+      findings.push({ check, level: 'error', found: `its configuration digest ${peer.configDigest} differs from this node's ${hb.configDigest ?? '?'}: the cluster-wide settings differ (its heartbeats pass, so the secret is the same)`, fix: `make the configurations equal: compare with: diff <(ssh ${peer.node} cat ${configFile}) ${configFile}; copy the right one to every node, restart the agents one at a time` });
     } else {
-      findings.push({ check, level: 'warning', found: `${peer.state}; its heartbeats pass with this node's secret, but it sends no configuration digest (heartbeat protocol ${peer.protocol ?? '?'}${peer.protocolProblem ? `: ${peer.protocolProblem}` : ''})`, fix: `upgrade ${peer.node} to this release (docs/upgrading.md)` });
+      findings.push({ check, level: 'warning', found: `alive; its heartbeats pass with this node's secret, but it sends no configuration digest (heartbeat protocol ${peer.protocol ?? '?'}${peer.protocolProblem ? `: ${peer.protocolProblem}` : ''})`, fix: `upgrade ${peer.node} to this release (docs/upgrading.md)` });
     }
     for (const link of peer.links.filter((l) => !l.alive)) {
       findings.push({ check: `link ${link.link}`, level: 'warning', found: `silent${link.lastHeardAgoMs !== undefined ? ` for ${Math.round(link.lastHeardAgoMs / 1000)} s` : ' (never heard)'} while ${peer.node} is heard on another link`, fix: `check the link (ping ${link.link.split('->')[0]}) and that ${config.heartbeat.port}/udp is open on it` });
