@@ -262,7 +262,7 @@ async function checkPorts(config: Config, me: Config['nodes'][number], host: Rea
 }
 
 /** What the agent's heartbeats tell: the peers' digests (same configuration and secret) and packets refused. */
-function checkPeers(config: Config, configFile: string, local: LocalStatus, secret: Buffer | undefined): Finding[] {
+export function checkPeers(config: Config, configFile: string, local: LocalStatus, secret: Buffer | undefined): Finding[] {
   const hb = local.heartbeat;
   if (!hb) return [];
   const findings: Finding[] = [];

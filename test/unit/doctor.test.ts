@@ -12,7 +12,9 @@ import { KNOWN_TOOLS, TOOL_PACKAGES, installCommand, packageFor } from '../../sr
 import { parseAdjtimexPrint, parseChronycTracking, parseNtpqPeers, parseTimedatectlShow, probeTimeSync } from '../../src/doctor/time-sync.js';
 import { doctorExitCode, formatFindings, type Finding } from '../../src/doctor/finding.js';
 import { requiredTools } from '../../src/doctor/prerequisites.js';
-import { nodeOfHost } from '../../src/doctor/doctor.js';
+import { checkPeers, nodeOfHost } from '../../src/doctor/doctor.js';
+import { configDigest } from '../../src/config/digest.js';
+import type { LocalStatus } from '../../src/agent/local-status.js';
 import { parseConfig } from '../../src/config/load.js';
 import { ExecError, type Exec } from '../../src/exec.js';
 
@@ -233,5 +235,49 @@ void describe('requiredTools: what a node needs, from its configuration', () => 
     assert.equal(nodeOfHost(config, new Set(['127.0.0.1', '192.168.9.1'])), 'a');
     assert.equal(nodeOfHost(config, new Set(['127.0.0.1'])), undefined);
     assert.equal(nodeOfHost(config, new Set(['10.0.0.1', '10.0.0.2'])), undefined);
+  });
+});
+
+void describe("checkPeers: what the agent's heartbeats prove about the peers", () => {
+  const config = parseConfig(`
+cluster: c
+temporal: { address: "127.0.0.1:7233" }
+heartbeat: { secretFile: /etc/haoscar/authkey }
+nodes:
+  - { name: a, addresses: [10.0.0.1, 10.1.0.1] }
+  - { name: b, addresses: [10.0.0.2, 10.1.0.2] }
+`);
+  const secret = Buffer.from('check-peers-test-secret-0123456789');
+  const mine = configDigest(config, secret);
+  const other = 'f'.repeat(32);
+  type Peer = NonNullable<LocalStatus['heartbeat']>['peers'][number];
+  const links = (alive: [boolean, boolean]) => [{ link: '10.0.0.2->10.0.0.1', alive: alive[0], lastHeardAgoMs: alive[0] ? 80 : 7000 }, { link: '10.1.0.2->10.1.0.1', alive: alive[1], ...(alive[1] ? { lastHeardAgoMs: 90 } : {}) }];
+  const alive = (more: Partial<Peer> = {}): Peer => ({ node: 'b', state: 'alive', since: 0, lastHeardAgoMs: 80, protocol: 2, configDigest: mine, configMatches: true, links: links([true, true]), ...more });
+  const local = (peer: Peer, rejected: Record<string, number> = {}, agentDigest = mine): LocalStatus => ({
+    kind: 'haoscar-local-status', node: 'a', cluster: 'c', pid: 1, release: '0.1.0', at: 0, phase: 'serving', temporal: { connected: true },
+    heartbeat: { sent: 1, received: 1, accepted: 1, rejected, configDigest: agentDigest, peers: [peer] }, held: [], resources: [], fileSets: [],
+  });
+  const CASES: [what: string, status: LocalStatus, expected: [check: string, level: string, found: RegExp][]][] = [
+    ['alive, same digest: same secret and same settings', local(alive()), [['config agent', 'ok', /runs with \/etc\/haoscar\/haoscar\.yaml as it is now/], ['peer b', 'ok', /equals this node's: the same secret and the same cluster-wide settings$/]]],
+    ['alive, another digest: the same secret (it passed), other settings', local(alive({ configDigest: other, configMatches: false })), [['config agent', 'ok', /as it is now/], ['peer b', 'error', /differs from this node's .*its heartbeats pass, so the secret is the same/]]],
+    ['alive, no digest: an older release', local(alive({ configDigest: undefined, configMatches: undefined, protocol: 1 })), [['config agent', 'ok', /./], ['peer b', 'warning', /sends no configuration digest \(heartbeat protocol 1\)/]]],
+    ['never heard, packets forged: another secret', local(alive({ state: 'unknown', lastHeardAgoMs: undefined, configDigest: undefined, configMatches: undefined, links: [] }), { forged: 12 }), [['config agent', 'ok', /./], ['peer b', 'error', /^never heard; 12 heartbeat packet\(s\) were refused for a bad signature/]]],
+    ['never heard, nothing refused: not running or blocked', local(alive({ state: 'unknown', lastHeardAgoMs: undefined, configDigest: undefined, configMatches: undefined, links: [] })), [['config agent', 'ok', /./], ['peer b', 'error', /^never heard on any link: its agent does not run, or UDP port 694 is blocked/]]],
+    ['heard before, silent now: not judged by its old digest', local(alive({ state: 'suspect', lastHeardAgoMs: 9000 })), [['config agent', 'ok', /./], ['peer b', 'warning', /^not heard for 9 s \(suspect\) on any link/]]],
+    ['one link silent', local(alive({ links: links([true, false]) })), [['config agent', 'ok', /./], ['peer b', 'ok', /./], ['link 10.1.0.2->10.1.0.1', 'warning', /^silent \(never heard\) while b is heard on another link$/]]],
+    ['the agent started with another file', local(alive({ configMatches: false, configDigest: other }), {}, other), [['config agent', 'warning', /runs with another configuration than .* now holds/], ['peer b', 'error', /differs/]]],
+    ['a forged packet from elsewhere, and one from a node not in the config', local(alive(), { forged: 2, 'unknown-node': 3 }), [['config agent', 'ok', /./], ['peer b', 'ok', /./], ['secret peers', 'warning', /^2 heartbeat packet\(s\) refused for a bad signature/], ['heartbeats unknown-node', 'warning', /^3 packet\(s\) refused: a node not in this configuration$/]]],
+  ];
+  for (const [what, status, expected] of CASES) {
+    void test(what, () => {
+      const findings = checkPeers(config, '/etc/haoscar/haoscar.yaml', status, secret);
+      assert.deepEqual(findings.map((f) => [f.check, f.level]), expected.map(([c, l]) => [c, l]), JSON.stringify(findings, null, 1));
+      expected.forEach(([, , found], i) => assert.match(findings[i]!.found, found));
+      for (const f of findings) if (f.level !== 'ok') assert.ok(f.fix, `${f.check} has a fix`);
+    });
+  }
+
+  void test('without the secret (not root), the agent\'s digest is not compared with the file\'s', () => {
+    assert.deepEqual(checkPeers(config, '/etc/haoscar/haoscar.yaml', local(alive()), undefined).map((f) => f.check), ['peer b']);
   });
 });
