@@ -87,6 +87,12 @@ groups:
   assert.match(text.stdout, /^ok {6}secret: /m);
   assert.match(text.stdout, /^\d+ error\(s\), \d+ warning\(s\), \d+ ok, \d+ skipped$/m);
 
+  // Bad input: a node that is not in the configuration is a usage error (exit 2), nothing checked.
+  const nope = await execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), 'doctor', '--node', 'nope', '-c', healthy], { reject: false, cwd: ROOT, timeout: 120_000 });
+  assert.equal(nope.exitCode, 2);
+  assert.equal(nope.stdout, '');
+  assert.match(nope.stderr, /^haoscar: node 'nope' is not in cluster 'doctor-e2e' \(known nodes: a, b\)$/m);
+
   // Temporal unreachable: nothing listens on the port.
   const away = await doctor(await lab.writeConfig('away.yaml', yaml({ address: `127.0.0.1:${await freePort()}` })));
   assert.equal(away.exitCode, 2);
