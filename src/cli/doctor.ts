@@ -12,6 +12,7 @@ import { createLogger } from '../log.js';
 import { doctorExitCode, formatFindings } from '../doctor/finding.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { EXIT, ExitWith } from './errors.js';
+import { printJson } from './output.js';
 
 interface DoctorFlags {
   config: string;
@@ -38,7 +39,7 @@ export function doctorCommand(): Command {
       const exec = createExec(createLogger({ level: 'warn', name: 'haoscar-doctor' }));
       const report = await runDoctor({ configFile: flags.config, ...(flags.node !== undefined ? { node: flags.node } : {}), exec, timeoutMs: flags.timeout ?? 5000 });
       const exitCode = doctorExitCode(report.findings);
-      if (flags.json) process.stdout.write(`${JSON.stringify({ ...report, exitCode }, null, 2)}\n`);
+      if (flags.json) printJson({ ...report, exitCode });
       else {
         const head = [report.cluster ? `cluster ${report.cluster}` : undefined, report.node ? `node ${report.node}` : undefined, report.distribution?.name].filter(Boolean).join(', ');
         process.stdout.write(`haoscar doctor${head ? `: ${head}` : ''}\n${formatFindings(report.findings)}`);
