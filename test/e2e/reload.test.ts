@@ -88,6 +88,8 @@ test('reload: a live change applied, a restart-only change refused and named, an
   assert.equal(text.exitCode, 1);
   assert.match(text.stdout, /: refused; nothing was changed, the agent runs on with its configuration\n {2}lease\.ttlMs needs a restart: /);
   assert.match(await lab.agentLog('n1'), /reload refused, nothing changed: lease\.ttlMs/);
+  const shown = await haoscar(['status', '-c', config]);
+  assert.match(shown.stdout, /^ {2}LAST RELOAD REFUSED \d+m?s ago: lease\.ttlMs needs a restart; it runs the configuration loaded \d+m?s ago$/m, `${shown.stdout}\n${shown.stderr}`);
 
   // 4. An invalid file: `haoscar reload` checks it first and sends nothing (exit 3) ...
   await writeFile(config, refusedText.replace('rise: 1', 'rise: zero'));
