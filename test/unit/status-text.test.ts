@@ -181,6 +181,7 @@ test('running heals: the budget used against the policy, the last attempt, an un
       '    x/y\\x1b[2J on n1: restarting, 1 restart(s) in the window, for 1s [heal/lab/x/y]\n',
   );
   assert.equal(runningHealsQuery('a"b'), 'HaCluster = "a\\"b" AND HaOperation = "heal" AND ExecutionStatus = "Running"');
+});
 
 test('local status text: the last reload, and a refused one says the agent runs an older configuration (docs/reload.md)', () => {
   const l = node();
