@@ -26,7 +26,7 @@ import { Announcer } from './announcer.js';
 import { EpochStore } from './epoch-store.js';
 import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
-import { loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
 import { configDigest } from '../config/digest.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
@@ -40,6 +40,9 @@ import { createWorkflowWorker } from '../../workers/workflow-worker.js';
 import { localStatusSocket, serveLocalStatus, type LocalStatus } from './local-status.js';
 import { packageVersion } from '../package-info.js';
 import type { Server } from 'node:net';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { planReload, type ReloadRefusal } from '../config/reload-plan.js';
+import { applyLiveSettings, type ReloadOutcome, type ReloadStatus } from './reload.js';
 
 /** How often a node that holds nothing checks that the controller is not behind what it has seen. */
 const ANNOUNCE_CHECK_MS = 5000;
@@ -125,6 +128,14 @@ export class Agent {
   /** `haoscar status` on this node reads localStatus() here (local-status.ts). */
   private statusServer: Server | undefined;
   private lastStatus: string | undefined;
+  /** The cluster secret the agent started with (a reload compares the file with it); absent in a one-node cluster. */
+  private secret: Buffer | undefined;
+  /** When the running configuration was loaded (started, or last reload that applied something). */
+  private configLoadedAt = Date.now();
+  /** Reloads finished, and the last one's outcome (local status: `haoscar reload` waits for `completed` to grow). */
+  private reloads: ReloadStatus = { completed: 0 };
+  /** Reloads run one at a time, in the order asked. */
+  private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
@@ -166,6 +177,7 @@ export class Agent {
     // Refused before anything runs: a world-readable secret lets anyone forge heartbeats.
     const hasPeers = config.nodes.length > 1;
     const secret = hasPeers ? await loadHeartbeatSecret(config.heartbeat.secretFile) : undefined;
+    this.secret = secret;
     // Signs this node's answers and checks the orders it is given (docs/security.md).
     this.key = secret ? deriveMessageKey(secret) : undefined;
     await mkdir(logDir, { recursive: true });
@@ -559,6 +571,8 @@ export class Agent {
       at: now,
       phase: describeStatus(this.phase, config.temporal.address, this.groups?.heldGroups() ?? [], config.nodes.length > 1).text,
       temporal: { connected: this.client !== undefined && this.phase.kind === 'serving' },
+      config: { loadedAt: this.configLoadedAt, ...(this.secret ? { digest: configDigest(config, this.secret) } : {}) },
+      reload: this.reloads,
       ...(stats
         ? {
             heartbeat: {
@@ -614,6 +628,72 @@ export class Agent {
         running: f.running,
       })),
     };
+  }
+
+  /**
+   * Reads the configuration file again and applies it live, all or nothing (docs/reload.md):
+   * a change that needs a restart, a changed secret file or an invalid file changes nothing.
+   * Reloads run one at a time; each outcome is logged and kept for the local status. Never throws.
+   */
+  reload(file: string): Promise<ReloadOutcome> {
+    const run = this.reloading.then(() => this.reloadOnce(file));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadOnce(file: string): Promise<ReloadOutcome> {
+    const outcome = await this.planAndApply(file).catch((err: unknown): Omit<ReloadOutcome, 'at' | 'file'> => ({
+      result: 'invalid', applied: [], refused: [], error: `the reload failed: ${err instanceof Error ? err.message : String(err)}`,
+    }));
+    const done: ReloadOutcome = { ...outcome, at: Date.now(), file };
+    this.reloads = { completed: this.reloads.completed + 1, last: done };
+    const fields = { file, applied: done.applied.map((c) => c.path), refused: done.refused };
+    if (done.result === 'applied') this.log.info({ ...fields, changes: done.applied }, `reload: applied ${done.applied.map((c) => c.path).join(', ')}`);
+    else if (done.result === 'unchanged') this.log.info(fields, 'reload: the configuration is unchanged');
+    else if (done.result === 'refused') this.log.error(fields, `reload refused, nothing changed: ${done.refused.map((r) => `${r.path} (${r.why})`).join('; ')}`);
+    else this.log.error({ file, error: done.error }, `reload refused, nothing changed: ${done.error}`);
+    return done;
+  }
+
+  private async planAndApply(file: string): Promise<Omit<ReloadOutcome, 'at' | 'file'>> {
+    const running = this.opts.config;
+    const none = { applied: [], refused: [] };
+    if (this.stopping) return { result: 'invalid', ...none, error: 'the agent is stopping' };
+    let next: Config;
+    try {
+      next = await loadConfig(file);
+    } catch (err) {
+      if (err instanceof ConfigError) return { result: 'invalid', ...none, error: err.message };
+      throw err;
+    }
+    const plan = planReload(running, next);
+    const refused: ReloadRefusal[] = [...plan.refuse];
+    // The secret is not in the configuration: the file is read again and compared. A changed
+    // secret is never taken halfway (docs/reload.md#the-cluster-secret).
+    if (this.secret) {
+      const secretFile = running.heartbeat.secretFile;
+      try {
+        const now = await loadHeartbeatSecret(secretFile);
+        if (!now.equals(this.secret)) refused.push({ path: 'heartbeat.secretFile', why: `the content of ${secretFile} changed: the agent keeps the secret it started with (peers still sign with it); a restart takes the new one` });
+      } catch (err) {
+        if (!(err instanceof HeartbeatSecretError)) throw err;
+        refused.push({ path: 'heartbeat.secretFile', why: `the agent could not start again with this file: ${err.message}` });
+      }
+    }
+    if (refused.length > 0) return { result: 'refused', applied: [], refused };
+    if (plan.apply.length === 0) return { result: 'unchanged', ...none };
+    const digestBefore = this.secret ? configDigest(running, this.secret) : undefined;
+    applyLiveSettings(running, next);
+    this.log.level = running.agent.logLevel;
+    // Peers compare our digest with theirs: it says what we now run (a rolling reload shows as a
+    // difference until every node has reloaded, as a rolling restart would).
+    if (this.secret && this.heartbeat) {
+      const digest = configDigest(running, this.secret);
+      if (digest !== digestBefore) this.heartbeat.setConfigDigest(digest);
+    }
+    for (const monitor of this.monitors.values()) monitor.retime();
+    this.configLoadedAt = Date.now();
+    return { result: 'applied', applied: plan.apply, refused: [] };
   }
 
   /** The state of this node's file sets (for status output and tests). */

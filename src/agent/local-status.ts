@@ -12,6 +12,7 @@ import { chmod, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../../workflows/inputs.js';
+import { reloadStatusSchema } from './reload.js';
 
 /** The socket of `node`'s agent in the state directory. */
 export function localStatusSocket(stateDir: string, node: string): string {
@@ -93,6 +94,17 @@ export const localStatusSchema = z.object({
   /** What the agent does: serving, or what it waits for. */
   phase: z.string(),
   temporal: z.object({ connected: z.boolean() }),
+  /**
+   * The running configuration: when it was loaded (start, or the last reload that applied
+   * something) and its digest (src/config/digest.ts; absent in a one-node cluster). Absent from
+   * agents before reloads existed.
+   */
+  config: z.object({ loadedAt: ms, digest: z.string().optional() }).optional(),
+  /**
+   * Reloads (docs/reload.md): absent from an agent that does not handle SIGHUP (an older
+   * release, which SIGHUP would kill), so `haoscar reload` sends none to it.
+   */
+  reload: reloadStatusSchema.optional(),
   /** Absent in a one-node cluster (no heartbeats). */
   heartbeat: z
     .object({

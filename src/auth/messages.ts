@@ -19,7 +19,13 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /** What a message's MAC is computed under: derived from the cluster secret, never the secret itself. */
 export interface MessageKey {
+  /** Makes every MAC, and checks them. */
   readonly bytes: Buffer;
+  /**
+   * Keys of a cluster secret being rotated in or out: a MAC under one of them is accepted too,
+   * and none is ever made with them (docs/reload.md#the-cluster-secret).
+   */
+  readonly accepted?: readonly Buffer[];
 }
 
 /**
@@ -27,8 +33,9 @@ export interface MessageKey {
  * can never be a valid heartbeat packet tag (which is keyed with the secret itself) or the
  * reverse.
  */
-export function deriveMessageKey(secret: Buffer): MessageKey {
-  return { bytes: Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'haoscar temporal messages v1', 32)) };
+export function deriveMessageKey(secret: Buffer, acceptedSecrets: readonly Buffer[] = []): MessageKey {
+  const derive = (s: Buffer) => Buffer.from(hkdfSync('sha256', s, Buffer.alloc(0), 'haoscar temporal messages v1', 32));
+  return { bytes: derive(secret), ...(acceptedSecrets.length > 0 ? { accepted: acceptedSecrets.map(derive) } : {}) };
 }
 
 /** A fresh, unpredictable nonce (128 bits, base64url). */
@@ -55,6 +62,11 @@ function mac(key: MessageKey, purpose: string, fields: unknown[]): string {
   return createHmac('sha256', key.bytes).update(canonicalJson(['haoscar', purpose, ...fields])).digest('base64url');
 }
 
+/** Whether `given` is the MAC `macOf` makes under the key, or under one of the keys it also accepts. */
+function verifiedUnderAny(key: MessageKey, macOf: (key: MessageKey) => string, given: unknown): boolean {
+  return [key.bytes, ...(key.accepted ?? [])].some((bytes) => sameMac(macOf({ bytes }), given));
+}
+
 function sameMac(expected: string, given: unknown): boolean {
   if (typeof given !== 'string') return false;
   const a = Buffer.from(expected);
@@ -79,7 +91,7 @@ export function pingAnswerMac(key: MessageKey, b: PingBinding): string {
 
 /** Whether `given` is the MAC of this answer. */
 export function verifyPingAnswer(key: MessageKey, b: PingBinding, given: unknown): boolean {
-  return sameMac(pingAnswerMac(key, b), given);
+  return verifiedUnderAny(key, (k) => pingAnswerMac(k, b), given);
 }
 
 /** What an order's MAC binds: which action, for which node, from which workflow run, with what content (epoch included). */
@@ -101,7 +113,7 @@ export function orderMac(key: MessageKey, b: OrderBinding): string {
 
 /** Whether `given` is the MAC of this order. */
 export function verifyOrder(key: MessageKey, b: OrderBinding, given: unknown): boolean {
-  return sameMac(orderMac(key, b), given);
+  return verifiedUnderAny(key, (k) => orderMac(k, b), given);
 }
 
 /**
@@ -122,7 +134,7 @@ export function ownershipAnswerMac(key: MessageKey, b: OwnershipAnswerBinding): 
 
 /** Whether `given` is the MAC of this ownership answer. */
 export function verifyOwnershipAnswer(key: MessageKey, b: OwnershipAnswerBinding, given: unknown): boolean {
-  return sameMac(ownershipAnswerMac(key, b), given);
+  return verifiedUnderAny(key, (k) => ownershipAnswerMac(k, b), given);
 }
 
 /** `message` without its `mac` field (what the MAC covers). */
@@ -160,7 +172,7 @@ export function controllerUpdateMac(key: MessageKey, b: ControllerUpdateBinding)
 
 /** Whether `given` is the MAC of this update. */
 export function verifyControllerUpdate(key: MessageKey, b: ControllerUpdateBinding, given: unknown): boolean {
-  return sameMac(controllerUpdateMac(key, b), given);
+  return verifiedUnderAny(key, (k) => controllerUpdateMac(k, b), given);
 }
 
 /** `request` without its `auth` field (what an update's MAC covers). */
@@ -198,7 +210,7 @@ export function controllerReportMac(key: MessageKey, b: ControllerReportBinding)
 
 /** Whether `given` is the MAC of this report. */
 export function verifyControllerReport(key: MessageKey, b: ControllerReportBinding, given: unknown): boolean {
-  return sameMac(controllerReportMac(key, b), given);
+  return verifiedUnderAny(key, (k) => controllerReportMac(k, b), given);
 }
 
 /**
@@ -223,5 +235,5 @@ export function healGaveUpMac(key: MessageKey, b: HealGaveUpBinding): string {
 
 /** Whether `given` is the MAC of this heal's report. */
 export function verifyHealGaveUp(key: MessageKey, b: HealGaveUpBinding, given: unknown): boolean {
-  return sameMac(healGaveUpMac(key, b), given);
+  return verifiedUnderAny(key, (k) => healGaveUpMac(k, b), given);
 }

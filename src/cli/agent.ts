@@ -1,4 +1,5 @@
 /** `haoscar agent --config FILE --node NAME`: run this node's agent until SIGTERM/SIGINT. */
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { checkOcfAgents } from '../config/ocf-check.js';
@@ -42,6 +43,20 @@ export function agentCommand(): Command {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // SIGHUP reloads the configuration file (`haoscar reload`, docs/reload.md). Set before the
+      // start too: its default action would kill the agent; one asked while it starts runs once started.
+      const configFile = resolve(opts.config);
+      let reloadAsked = false;
+      process.on('SIGHUP', () => {
+        if (stopping) return;
+        if (!started.agent) {
+          reloadAsked = true;
+          logger.warn('SIGHUP while the agent starts: the configuration is read again once it has started');
+          return;
+        }
+        logger.info({ file: configFile }, 'SIGHUP: reloading the configuration');
+        void started.agent.reload(configFile);
+      });
       const agent = await Agent.start({ config, node: opts.node, logger, onStatus }).catch((err: unknown) => {
         if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
         // A damaged epoch file is not overwritten (epoch-store.ts): the operator decides, no stack trace.
@@ -53,6 +68,7 @@ export function agentCommand(): Command {
         await agent.stop();
         return;
       }
+      if (reloadAsked) void agent.reload(configFile);
       await agent.done;
       await agent.stop();
     });

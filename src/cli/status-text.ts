@@ -111,6 +111,15 @@ function span(msValue: number): string {
  */
 export function formatLocalStatus(local: LocalStatus): string {
   const lines: string[] = [`this node ${local.node} (agent pid ${local.pid}, release ${local.release}): ${local.phase}`];
+  // A refused reload leaves the file on disk different from what runs: a restart would apply it (docs/reload.md).
+  const reload = local.reload?.last;
+  if (reload) {
+    const ago = span(local.at - reload.at);
+    const loaded = local.config ? `; it runs the configuration loaded ${span(local.at - local.config.loadedAt)} ago` : '';
+    if (reload.result === 'refused') lines.push(`  LAST RELOAD REFUSED ${ago} ago: ${reload.refused.map((r) => `${r.path} needs a restart`).join(', ')}${loaded}`);
+    else if (reload.result === 'invalid') lines.push(`  LAST RELOAD REFUSED ${ago} ago: the file is invalid${loaded}`);
+    else lines.push(`  last reload ${ago} ago: ${reload.result === 'applied' ? `applied ${reload.applied.map((c) => c.path).join(', ')}` : 'nothing to change'}`);
+  }
   if (local.heartbeat) {
     const rejected = Object.entries(local.heartbeat.rejected).map(([why, n]) => `${why} ${n}`).join(', ');
     lines.push(`  heartbeats: ${local.heartbeat.sent} sent, ${local.heartbeat.accepted} accepted${rejected ? `, rejected: ${rejected}` : ', none rejected'}`);

@@ -203,6 +203,8 @@ export class Heartbeat {
   private tickEveryMs = 1;
   private closed = false;
   readonly incarnation: number;
+  /** This node's configuration digest as its packets carry it; a reload may change it (setConfigDigest). */
+  private configDigest: string;
 
   private constructor(
     private readonly options: HeartbeatOptions,
@@ -214,6 +216,7 @@ export class Heartbeat {
     this.ownAddresses = self.addresses;
     this.peerSpecs = new Map(options.nodes.filter((n) => n.name !== options.node).map((n) => [n.name, n]));
     this.incarnation = state.incarnation;
+    this.configDigest = options.configDigest;
     this.answeredBy = new Set(state.answeredBy());
     this.view = structuredClone(options.view ?? { groups: {} });
     this.lastTickAt = performance.now();
@@ -301,9 +304,9 @@ export class Heartbeat {
     this.options.logger.info(
       {
         incarnation: this.incarnation, addresses: this.sockets.map((s) => this.describe(s)), peers: [...this.peerSpecs.keys()], intervalMs, deadtimeMs,
-        protocolVersions: PROTOCOL_VERSIONS, configDigest: this.options.configDigest,
+        protocolVersions: PROTOCOL_VERSIONS, configDigest: this.configDigest,
       },
-      `heartbeat started: every ${intervalMs} ms to ${this.targets.length} peer addresses, deadtime ${deadtimeMs} ms; protocol versions ${PROTOCOL_VERSIONS.join(', ')}, configuration digest ${this.options.configDigest}`,
+      `heartbeat started: every ${intervalMs} ms to ${this.targets.length} peer addresses, deadtime ${deadtimeMs} ms; protocol versions ${PROTOCOL_VERSIONS.join(', ')}, configuration digest ${this.configDigest}`,
     );
     this.sendTimer = setInterval(() => this.sendNow(), intervalMs);
     this.tickTimer = setInterval(() => this.scheduleTick(), this.tickEveryMs);
@@ -342,7 +345,7 @@ export class Heartbeat {
         const version = this.negotiator.versionFor(target.node) as ProtocolVersion;
         packet = encodePacket({
           version, cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view, nonce: this.nonce, ...(echo === undefined ? {} : { echo }),
-          versions: [...PROTOCOL_VERSIONS], ...(version >= 2 ? { configDigest: this.options.configDigest } : {}),
+          versions: [...PROTOCOL_VERSIONS], ...(version >= 2 ? { configDigest: this.configDigest } : {}),
         }, secret);
       } catch (err) {
         this.socketError(err, `cannot encode the heartbeat for ${target.node} (bug)`);
@@ -372,6 +375,17 @@ export class Heartbeat {
     return this.tracker.peerState(node);
   }
 
+  /**
+   * A reload changed settings the digest covers (docs/reload.md): the next packets carry the new
+   * digest, and peers are compared with it. @throws HeartbeatStartError for a malformed digest.
+   */
+  setConfigDigest(digest: string): void {
+    if (!CONFIG_DIGEST_PATTERN.test(digest)) throw new HeartbeatStartError(`heartbeat: the configuration digest '${digest}' is not 32 lowercase hex digits (config/digest.ts)`);
+    if (digest === this.configDigest) return;
+    this.options.logger.info({ from: this.configDigest, to: digest }, 'heartbeat: the configuration digest changed (reload)');
+    this.configDigest = digest;
+  }
+
   /** Every peer, its state, links, last view, the protocol version written to it and its configuration digest. */
   peers(): HeartbeatPeerStatus[] {
     const now = performance.now();
@@ -391,7 +405,7 @@ export class Heartbeat {
         ...(protocol.versions === undefined ? {} : { speaks: protocol.versions }),
         ...(protocol.heardVersion === undefined ? {} : { heardProtocol: protocol.heardVersion }),
         ...(protocol.problem === undefined ? {} : { protocolProblem: protocol.problem }),
-        ...(digest === undefined ? {} : { configDigest: digest.digest, configMatches: digest.digest === this.options.configDigest }),
+        ...(digest === undefined ? {} : { configDigest: digest.digest, configMatches: digest.digest === this.configDigest }),
       };
     });
   }
@@ -399,7 +413,7 @@ export class Heartbeat {
   stats(): HeartbeatStats {
     return {
       ...this.counters, rejected: { ...this.rejected }, socketErrors: { ...this.socketErrors },
-      protocolVersions: PROTOCOL_VERSIONS, configDigest: this.options.configDigest, peers: this.peers(),
+      protocolVersions: PROTOCOL_VERSIONS, configDigest: this.configDigest, peers: this.peers(),
     };
   }
 
@@ -499,7 +513,7 @@ export class Heartbeat {
       }
       return;
     }
-    const own = this.options.configDigest;
+    const own = this.configDigest;
     const before = this.peerDigests.get(p.node);
     const differs = p.configDigest !== own;
     this.peerDigests.set(p.node, { digest: p.configDigest, differs });

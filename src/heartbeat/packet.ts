@@ -208,9 +208,11 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
 }
 
 /**
- * Checks and parses one received datagram for cluster `cluster`. Never throws.
+ * Checks and parses one received datagram for cluster `cluster`. `key`: the secret, or several
+ * (the one it signs with and those of a secret being rotated in or out, docs/reload.md#the-cluster-secret):
+ * a tag under any of them is believed. Never throws.
  */
-export function decodePacket(data: Uint8Array, key: Buffer, cluster: string): DecodeResult {
+export function decodePacket(data: Uint8Array, key: Buffer | readonly Buffer[], cluster: string): DecodeResult {
   if (data.length > MAX_PACKET_BYTES) return { ok: false, reason: 'oversized', detail: `${data.length} bytes` };
   if (data.length < MIN_PACKET_BYTES) return { ok: false, reason: 'truncated', detail: `${data.length} bytes` };
   const version = data[3];
@@ -218,8 +220,9 @@ export function decodePacket(data: Uint8Array, key: Buffer, cluster: string): De
     return { ok: false, reason: 'bad-version', detail: `protocol version ${version}, this node speaks ${PROTOCOL_VERSIONS.join(', ')}` };
   }
   const signedLength = data.length - TAG_BYTES;
-  const expected = tagOf(key, data.subarray(0, signedLength));
-  if (!timingSafeEqual(expected, data.subarray(signedLength))) return { ok: false, reason: 'forged' };
+  const given = data.subarray(signedLength);
+  const keys = Buffer.isBuffer(key) ? [key] : key;
+  if (!keys.some((k) => timingSafeEqual(tagOf(k, data.subarray(0, signedLength)), given))) return { ok: false, reason: 'forged' };
   // From here on the sender knew the key: anything wrong is a bug or another release, not an attack.
   if (data[0] !== MAGIC[0] || data[1] !== MAGIC[1] || data[2] !== MAGIC[2]) return { ok: false, reason: 'malformed', detail: 'bad magic' };
   let body: unknown;

@@ -103,6 +103,17 @@ export class ResourceMonitor {
     this.#apply(forceFailing(this.#state), detail, Date.now());
   }
 
+  /**
+   * The timing changed (a reload applied a new interval; rise, fall and the check's timeout are
+   * read at each run anyway): a run waiting out the old interval is rescheduled with the new one,
+   * counted from now. A run in flight schedules the next with the new interval when it ends.
+   */
+  retime(): void {
+    if (this.#timer === undefined || this.#loop === undefined) return;
+    clearTimeout(this.#timer);
+    this.#schedule(this.#loop, this.#opts.timing.intervalMs);
+  }
+
   status(): MonitorStatus {
     return { ...this.#state, detail: this.#detail, ...(this.#at === undefined ? {} : { at: this.#at }) };
   }

@@ -98,3 +98,34 @@ test('a heal\'s "gave up" report verifies only for its controller, heal and cont
   assert.equal(verifyHealGaveUp(key, b, undefined), false, 'no MAC');
   assert.notEqual(controllerReportMac(key, { cluster: 'c', controllerId: 'controller/c', signal: 'healGaveUp', sender: b.healId, incarnation: 5, counter: 1, report: b.report }), mac);
 });
+
+test('two secrets (a rotation): MACs are made under the first only; a MAC under an accepted one verifies only while it is accepted; a forged one never', () => {
+  const oldSecret = secret;
+  const newSecret = Buffer.from('the-new-cluster-secret-0123456789');
+  const forger = deriveMessageKey(Buffer.from('not-the-cluster-secret-0123456789'));
+  const ping: PingBinding = { cluster: 'c', node: 'n1', nonce: 'nonce', workflowId: 'wf', answer: { alive: true } };
+  const order: OrderBinding = { cluster: 'c', node: 'n1', action: 'stopGroup', workflowId: 'wf', runId: 'run', order: { group: 'web', epoch: 3 } };
+  const update: ControllerUpdateBinding = { cluster: 'c', controllerId: 'ctl', update: 'claimGroup', updateId: 'u1', runId: 'run', request: { group: 'web', expectEpoch: 3 } };
+  const signedUnderOld = { ping: pingAnswerMac(deriveMessageKey(oldSecret), ping), order: orderMac(deriveMessageKey(oldSecret), order), update: controllerUpdateMac(deriveMessageKey(oldSecret), update) };
+  const forged = { ping: pingAnswerMac(forger, ping), order: orderMac(forger, order), update: controllerUpdateMac(forger, update) };
+
+  // Signing with the new secret, accepting the old too (a node in the middle of the rotation).
+  const both = deriveMessageKey(newSecret, [oldSecret]);
+  assert.equal(pingAnswerMac(both, ping), pingAnswerMac(deriveMessageKey(newSecret), ping), 'MACs are made under the signing secret only');
+  assert.ok(verifyPingAnswer(both, ping, signedUnderOld.ping));
+  assert.ok(verifyOrder(both, order, signedUnderOld.order));
+  assert.ok(verifyControllerUpdate(both, update, signedUnderOld.update));
+  assert.ok(verifyPingAnswer(both, ping, pingAnswerMac(deriveMessageKey(newSecret), ping)));
+  // The old secret dropped: what it signed is refused.
+  const newOnly = deriveMessageKey(newSecret);
+  assert.equal(verifyPingAnswer(newOnly, ping, signedUnderOld.ping), false);
+  assert.equal(verifyOrder(newOnly, order, signedUnderOld.order), false);
+  assert.equal(verifyControllerUpdate(newOnly, update, signedUnderOld.update), false);
+  // Forged: refused with one key or two; and a MAC under an accepted key is still bound to its message.
+  for (const k of [both, newOnly]) {
+    assert.equal(verifyPingAnswer(k, ping, forged.ping), false);
+    assert.equal(verifyOrder(k, order, forged.order), false);
+    assert.equal(verifyControllerUpdate(k, update, forged.update), false);
+  }
+  assert.equal(verifyOrder(both, { ...order, order: { group: 'web', epoch: 4 } }, signedUnderOld.order), false);
+});

@@ -160,6 +160,22 @@ void describe('Heartbeat over UDP', () => {
     assert.deepEqual({ ...a.hb.stats().rejected, unproven: 0 }, { ...Object.fromEntries(Object.keys(a.hb.stats().rejected).map((k) => [k, 0])) });
   });
 
+  void test('a reload changes the digest the packets carry: peers see it differ, then match once both reloaded (docs/reload.md)', async () => {
+    const port = randomPort();
+    const reloaded = 'abcdefabcdefabcdefabcdefabcdefab';
+    const a = await startNode('a', [A, B], port);
+    const b = await startNode('b', [A, B], port);
+    await waitFor('a and b agree', () => a.hb.peers()[0]?.configMatches === true && b.hb.peers()[0]?.configMatches === true);
+    a.hb.setConfigDigest(reloaded);
+    assert.equal(a.hb.stats().configDigest, reloaded);
+    await waitFor('b hears the new digest, and a sees b differ', () => b.hb.peers()[0]!.configDigest === reloaded && b.hb.peers()[0]!.configMatches === false && a.hb.peers()[0]!.configMatches === false);
+    b.hb.setConfigDigest(reloaded);
+    await waitFor('both match again', () => a.hb.peers()[0]!.configMatches === true && b.hb.peers()[0]!.configMatches === true && a.hb.peers()[0]!.configDigest === reloaded);
+    assert.equal(a.hb.peerState('b'), 'alive');
+    assert.equal(b.hb.peerState('a'), 'alive');
+    assert.throws(() => a.hb.setConfigDigest('not-a-digest'), HeartbeatStartError);
+  });
+
   void test('a stopped peer is suspect after about the deadtime, and alive again when it restarts', async (t) => {
     const port = randomPort();
     const a = await startNode('a', [A, B], port);

@@ -49,6 +49,24 @@ void describe('heartbeat packet codec', () => {
     assert.deepEqual(data.subarray(data.length - 32), createHmac('sha256', key).update(data.subarray(0, data.length - 32)).digest());
   });
 
+  void test('two secrets (a rotation): a packet under the old one is believed only while it is accepted; a forged one never', () => {
+    const oldKey = key;
+    const newKey = Buffer.from('the-new-heartbeat-secret-0123456789');
+    const forger = Buffer.from('not-the-heartbeat-secret-0123456789');
+    const underOld = encodePacket(v2, oldKey);
+    const underNew = encodePacket(v2, newKey);
+    assert.equal(decodePacket(underOld, [newKey, oldKey], 'lab').ok, true, 'old accepted beside the new');
+    assert.equal(decodePacket(underNew, [newKey, oldKey], 'lab').ok, true);
+    assert.equal(decodePacket(underNew, [oldKey, newKey], 'lab').ok, true, 'new accepted beside the old (the first stage)');
+    const dropped = decodePacket(underOld, [newKey], 'lab');
+    assert.equal(!dropped.ok && dropped.reason, 'forged', 'the old secret dropped: refused');
+    for (const keys of [[newKey], [newKey, oldKey], [oldKey, newKey]]) {
+      const forged = decodePacket(encodePacket(v2, forger), keys, 'lab');
+      assert.equal(!forged.ok && forged.reason, 'forged');
+    }
+    assert.equal(decodePacket(underOld, [], 'lab').ok, false, 'no key: nothing believed');
+  });
+
   void test('extra properties of the object are not sent', () => {
     const data = encodePacket({ ...packet, secret: 'do not leak' } as HeartbeatPacket, key);
     assert.ok(!data.toString('utf8').includes('do not leak'));

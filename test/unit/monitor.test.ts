@@ -47,6 +47,23 @@ function monitorWith(check: () => Promise<CheckResult>, timing: { rise: number; 
 const summary = (edges: HealthEdgeEvent[]) => edges.map((e) => `${e.to}@${e.detail}`);
 
 void describe('ResourceMonitor', () => {
+  void test('retime (a reload): a run waiting out the old interval is rescheduled with the new one; never two runs at once', async (t) => {
+    const { check, stats } = scriptedCheck('+');
+    const timing = { intervalMs: 60_000, rise: 1, fall: 1 };
+    const monitor = new ResourceMonitor({ name: 'web', check, timing, logger: silentLogger, onEdge: () => undefined });
+    t.after(() => monitor.stop());
+    monitor.retime(); // not started: nothing to reschedule, nothing runs
+    assert.equal(stats.runs, 0);
+    monitor.start();
+    await waitFor('the first run (at once)', () => stats.runs === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(stats.runs, 1, 'the next run waits a minute');
+    timing.intervalMs = 10; // what applyLiveSettings does to the check object the monitor holds
+    monitor.retime();
+    await waitFor('runs every 10 ms now', () => stats.runs >= 10);
+    assert.equal(stats.maxActive, 1);
+  });
+
   void test('reports transitions only, each with the detail of the run that caused it', async (t) => {
     const { check, stats } = scriptedCheck('+++---++++');
     const { monitor, edges } = monitorWith(check, { rise: 2, fall: 3 });

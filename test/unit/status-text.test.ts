@@ -182,3 +182,15 @@ test('running heals: the budget used against the policy, the last attempt, an un
   );
   assert.equal(runningHealsQuery('a"b'), 'HaCluster = "a\\"b" AND HaOperation = "heal" AND ExecutionStatus = "Running"');
 });
+
+test('local status text: the last reload, and a refused one says the agent runs an older configuration (docs/reload.md)', () => {
+  const l = node();
+  assert.doesNotMatch(formatLocalStatus(l), /reload/i, 'no reload yet: no line');
+  l.config = { loadedAt: NOW - 3_600_000 };
+  l.reload = { completed: 1, last: { result: 'applied', at: NOW - 120_000, file: '/etc/haoscar/haoscar.yaml', applied: [{ path: 'agent.logLevel', from: 'info', to: 'debug' }], refused: [] } };
+  assert.match(formatLocalStatus(l), /\n {2}last reload 2m ago: applied agent\.logLevel\n/);
+  l.reload = { completed: 2, last: { result: 'refused', at: NOW - 5000, file: '/etc/haoscar/haoscar.yaml', applied: [], refused: [{ path: 'lease.ttlMs', why: 'x' }, { path: 'heartbeat.port', why: 'y' }] } };
+  assert.match(formatLocalStatus(l), /\n {2}LAST RELOAD REFUSED 5s ago: lease\.ttlMs needs a restart, heartbeat\.port needs a restart; it runs the configuration loaded 60m ago\n/);
+  l.reload = { completed: 3, last: { result: 'invalid', at: NOW - 5000, file: '/etc/haoscar/haoscar.yaml', applied: [], refused: [], error: 'rise: expected an integer' } };
+  assert.match(formatLocalStatus(l), /LAST RELOAD REFUSED 5s ago: the file is invalid; it runs/);
+});
