@@ -630,6 +630,7 @@ export class Agent {
       leaseConfirmation: (lease?.confirmationLatency ?? new Histogram(LEASE_CONFIRMATION_BUCKETS)).snapshot(),
       leaseConfirmationFailures: lease?.counts.confirmationFailures ?? 0,
       guardActions: lease?.counts.guardActions ?? { released: 0, 'release-failed': 0 },
+      ...(this.heartbeat ? { heartbeatRejected: this.heartbeat.stats().rejected } : {}),
       owners: config.groups.map((g) => {
         const here = held.get(g.name);
         if (here?.state === 'running') return { group: g.name, owner: { node, epoch: here.epoch } };

@@ -22,6 +22,11 @@ export interface AgentCounters {
    * peer its heartbeats hear running it under the newest epoch; absent when it knows of none.
    */
   owners: readonly { group: string; owner?: { node: string; epoch: number } }[];
+  /**
+   * Rejected heartbeat packets by reason, every reason (0 included: a series that appears only at
+   * the first rejection defeats rate()); the status snapshot lists only those above 0.
+   */
+  heartbeatRejected?: Readonly<Record<string, number>>;
 }
 
 export const GUARD_ACTIONS_SEEN = ['released', 'release-failed'] as const;
@@ -77,7 +82,7 @@ export function agentFamilies(status: LocalStatus, counters: AgentCounters): Met
     families.push(
       counter('haoscar_heartbeat_packets_total', 'Heartbeat packets: sent, received, accepted.', (['sent', 'received', 'accepted'] as const).map((kind) => ({ labels: l({ kind }), value: hb[kind] }))),
       counter('haoscar_heartbeat_rejected_total', 'Heartbeat packets rejected, by reason (bad MAC, replayed, unknown node, ...: docs/heartbeat.md).',
-        Object.entries(hb.rejected).map(([reason, n]) => ({ labels: l({ reason }), value: n }))),
+        Object.entries(counters.heartbeatRejected ?? hb.rejected).map(([reason, n]) => ({ labels: l({ reason }), value: n }))),
       gauge('haoscar_heartbeat_peer_up', '1 while the peer is heard (alive), 0 when suspect or not heard yet.',
         hb.peers.map((p) => ({ labels: l({ peer: p.node, state: p.state }), value: p.state === 'alive' ? 1 : 0 }))),
       gauge('haoscar_heartbeat_peer_last_heard_seconds', 'Seconds since the peer was last heard on any link.',

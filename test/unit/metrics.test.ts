@@ -93,6 +93,7 @@ describe('agent metrics', () => {
     leaseConfirmationFailures: 3,
     guardActions: { released: 1, 'release-failed': 0 },
     owners: [{ group: 'web', owner: { node: 'n1', epoch: 4 } }, { group: 'db' }],
+    heartbeatRejected: { 'bad-mac': 2, replayed: 0 },
   }));
 
   it('says what the node holds, under which epoch, and the owner it knows of', () => {
@@ -105,6 +106,7 @@ describe('agent metrics', () => {
 
   it('says the heartbeat links, rejections by reason, checks, guard and sync lag', () => {
     assert.equal(series(text, 'haoscar_heartbeat_rejected_total').get('{cluster="lab",node="n1",reason="bad-mac"}'), '2');
+    assert.equal(series(text, 'haoscar_heartbeat_rejected_total').get('{cluster="lab",node="n1",reason="replayed"}'), '0', 'a reason never seen is 0, not absent');
     assert.equal(series(text, 'haoscar_heartbeat_link_up').get('{cluster="lab",node="n1",peer="n2",link="10.1.0.2->10.1.0.1"}'), '0');
     assert.equal(series(text, 'haoscar_heartbeat_link_last_heard_seconds').size, 1, 'a link never heard has no age');
     assert.equal(series(text, 'haoscar_heartbeat_peer_config_matches').get('{cluster="lab",node="n1",peer="n2"}'), '0');
