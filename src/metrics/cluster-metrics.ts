@@ -8,8 +8,9 @@
  * Why visibility, not a counter in the worker: a heal or failover may run on any worker, and
  * be replayed on another after a crash; Temporal's record of how it ended is the one count
  * that every worker agrees on. It covers what the namespace retains (its retention period),
- * so it is a gauge (`haoscar_operations`): use `increase()`-free queries such as `delta()` or
- * `changes()`, or compare with an earlier value.
+ * so it is a gauge (`haoscar_operations`) that falls when old runs expire: `delta()` over a
+ * window, not `increase()` (which would read the fall as a counter reset). Every worker reports
+ * the same numbers: aggregate with `max`.
  */
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { Ownership } from '../../workflows/shared.js';

@@ -57,6 +57,8 @@ export interface ClusterTiming {
   resources?: string[];
   /** More keys of a node's entry (YAML flow mapping entries) by node, e.g. `{ n1: 'fence: { command: [/x] }' }`. */
   nodes?: Record<string, string>;
+  /** The service's `healing:` (YAML flow mapping), e.g. `{ window: 5s }`: a heal then ends 5 s after its last restart. */
+  healing?: string;
   /** More keys of the `agent:` section (YAML flow mapping entries), e.g. `metrics: { listen: "0.0.0.0:9464" }`. */
   agent?: string;
   /** More arguments of `haoscar worker`, e.g. `['--metrics-listen', '127.0.0.1:9465']`. */
@@ -323,7 +325,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
+${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
   }
 
   private dataYaml(): string {

@@ -40,6 +40,8 @@ test('a real Prometheus scrapes agents and worker; every dashboard query returns
   const { lab, cluster, client } = await setUp(t, [], { fileSet: 'batch: 100ms, verifyEvery: 1h' }, {
     // Scrapes beside everything else on a small machine: leases that survive a slow confirmation.
     ...LONG_LEASE,
+    // A heal ends (healed) once its last restart has left the window: seconds, not the default 10 minutes.
+    healing: '{ window: 3s }',
     agent: `metrics: { listen: "0.0.0.0:${AGENT_PORT}" }`,
     workerArgs: ['--metrics-listen', `127.0.0.1:${workerPort}`],
   });
