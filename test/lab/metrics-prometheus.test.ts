@@ -37,7 +37,7 @@ async function promApi(base: string, path: string, params: Record<string, string
 
 test('a real Prometheus scrapes agents and worker; every dashboard query returns data after a heal and a failover', { timeout: 240_000 }, async (t) => {
   const workerPort = await freeLoopbackPort();
-  const { lab, cluster, client } = await setUp(t, [], { fileSet: 'batch: 100ms, verifyEvery: 1h' }, {
+  const { lab, cluster } = await setUp(t, [], { fileSet: 'batch: 100ms, verifyEvery: 1h' }, {
     // Scrapes beside everything else on a small machine: leases that survive a slow confirmation.
     ...LONG_LEASE,
     // A heal ends (healed) once its last restart has left the window: seconds, not the default 10 minutes.
@@ -92,8 +92,12 @@ scrape_configs:
 
   step('sync lag seen');
   // A heal: the service killed on n1, restarted there.
-  const pid = client.lastOk()!.pid!;
-  process.kill(pid, 'SIGKILL');
+  const pids: number[] = [];
+  for (const pid of await lab.pids('n1')) {
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('pid-service.mjs')) pids.push(pid);
+  }
+  assert.equal(pids.length, 1, 'the service runs on n1');
+  process.kill(pids[0]!, 'SIGKILL');
   const heals = await expect(cluster, 'a heal finished, as Temporal records it', async () => {
     const out: string[] = [];
     for await (const w of cluster.client.workflow.list({ query: `HaCluster = "${cluster.cluster}" AND HaOperation = "heal" AND ExecutionStatus != "Running"` })) out.push(w.typedSearchAttributes.get(HA_KEYS.HaOutcome) ?? 'none');
