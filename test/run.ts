@@ -43,6 +43,9 @@ const ALONE: Record<string, number> = {
   // Starts the workflow worker twice and the agents four times (each start bundles or loads the
   // workflow code under tsx) and runs two switchovers: 180 s was not enough beside other tests.
   [join('test', 'lab', 'rolling-upgrade.test.ts')]: 420_000,
+  // Two agents, the worker and a real Prometheus, a heal and a failover, then every dashboard
+  // query: over 180 s beside other tests on a loaded 2-core machine.
+  [join('test', 'lab', 'metrics-prometheus.test.ts')]: 300_000,
   // Run by npm in its own process group and stopped with a group-wide Ctrl-C, as in a terminal;
   // it measures a failover with the lab's timing, which other files beside it would stretch.
   [join('test', 'lab', 'demo-failover.test.ts')]: 420_000,

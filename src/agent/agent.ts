@@ -43,6 +43,8 @@ import type { Server } from 'node:net';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { planReload, type ReloadRefusal } from '../config/reload-plan.js';
 import { applyLiveSettings, type ReloadOutcome, type ReloadStatus } from './reload.js';
+import { agentFamilies, LEASE_CONFIRMATION_BUCKETS } from '../metrics/agent-metrics.js';
+import { Histogram, type MetricFamily } from '../metrics/exposition.js';
 
 /** How often a node that holds nothing checks that the controller is not behind what it has seen. */
 const ANNOUNCE_CHECK_MS = 5000;
@@ -694,6 +696,33 @@ export class Agent {
     for (const monitor of this.monitors.values()) monitor.retime();
     this.configLoadedAt = Date.now();
     return { result: 'applied', applied: plan.apply, refused: [] };
+  }
+
+  /**
+   * The agent's metrics (docs/metrics.md): its local status (the same snapshot `haoscar status`
+   * reads on the node), the lease keeper's counters, and each group's owner as this node knows it.
+   */
+  metricFamilies(): MetricFamily[] {
+    const { config, node } = this.opts;
+    const held = new Map(this.groups?.heldGroups() ?? []);
+    const lease = this.lease;
+    return agentFamilies(this.localStatus(), {
+      leaseConfirmation: (lease?.confirmationLatency ?? new Histogram(LEASE_CONFIRMATION_BUCKETS)).snapshot(),
+      leaseConfirmationFailures: lease?.counts.confirmationFailures ?? 0,
+      guardActions: lease?.counts.guardActions ?? { released: 0, 'release-failed': 0 },
+      ...(this.heartbeat ? { heartbeatRejected: this.heartbeat.stats().rejected } : {}),
+      owners: config.groups.map((g) => {
+        const here = held.get(g.name);
+        if (here?.state === 'running') return { group: g.name, owner: { node, epoch: here.epoch } };
+        const peer = this.ownerOf(g.name);
+        return peer ? { group: g.name, owner: { node: peer.node, epoch: peer.epoch } } : { group: g.name };
+      }),
+    });
+  }
+
+  /** The agent's Temporal client once connected: the metrics of a node that runs the workflows read the cluster's view with it. */
+  get temporalClient(): Client | undefined {
+    return this.client;
   }
 
   /** The state of this node's file sets (for status output and tests). */

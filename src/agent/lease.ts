@@ -33,6 +33,8 @@ import { StopFailedError, type GroupRuntime } from './groups.js';
 import { failSafeAllowed, stallThresholdMs, type FailSafeVerdict, type HeardPeer } from './fail-safe.js';
 import { bootClockCs, GuardUnavailableError, type GuardHealth } from '../guard/guard-link.js';
 import type { GuardAction } from '../guard/protocol.js';
+import { Histogram } from '../metrics/exposition.js';
+import { LEASE_CONFIRMATION_BUCKETS, type GuardActionSeen } from '../metrics/agent-metrics.js';
 
 /** The node's lease guard as the lease keeper uses it (GuardLink). */
 export interface LeaseGuard {
@@ -112,6 +114,10 @@ export class LeaseKeeper {
   /** The last stall (longer than stallThresholdMs): how long, and performance.now() when it ran again. */
   private lastStall: { lengthMs: number; endedAt: number } | undefined;
   private readonly log: Logger;
+  /** Seconds from each question to the controller's answer (answered questions only), for metrics. */
+  readonly confirmationLatency = new Histogram(LEASE_CONFIRMATION_BUCKETS);
+  /** Questions without an answer, and what the guard was seen to do: for metrics (docs/metrics.md). */
+  readonly counts = { confirmationFailures: 0, guardActions: { released: 0, 'release-failed': 0 } as Record<GuardActionSeen, number> };
 
   constructor(private readonly opts: LeaseKeeperOptions) {
     this.log = opts.logger.child({ lease: true });
@@ -230,6 +236,7 @@ export class LeaseKeeper {
       if (seen.status === 'failed') {
         this.leases.delete(group);
         if (held.state !== 'failed') {
+          this.counts.guardActions['release-failed']++;
           this.opts.groups.markFailed(group, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
           this.opts.onStopFailed?.(group, held.epoch, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
         }
@@ -239,6 +246,7 @@ export class LeaseKeeper {
       // Released at its deadline: the agent was too late (frozen, or its stop was slower).
       this.losing.add(group);
       this.leases.delete(group);
+      this.counts.guardActions.released++;
       this.log.error({ group, epoch: held.epoch }, 'the lease guard released the group at its deadline: letting it go');
       await this.opts.groups.releasedByGuard(group, held.epoch);
       this.losing.delete(group);
@@ -279,6 +287,7 @@ export class LeaseKeeper {
       this.lastAnswer = { ownership: answer, at: performance.now() };
       this.lastRoundFailed = false;
       const tookMs = performance.now() - sentAt;
+      this.confirmationLatency.observe(tookMs / 1000);
       // A confirmation that takes half the ttl leaves little room: say so before leases are lost.
       if (tookMs > this.opts.ttlMs / 2 && performance.now() - this.slowLoggedAt > 10_000) {
         this.slowLoggedAt = performance.now();
@@ -286,6 +295,7 @@ export class LeaseKeeper {
       }
     } catch (err) {
       this.lastRoundFailed = true;
+      this.counts.confirmationFailures++;
       this.log.warn({ err: String(err), tookMs: Math.round(performance.now() - sentAt) }, 'lease confirmation failed');
     } finally {
       this.inFlight = false;

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { checkOcfAgents } from '../config/ocf-check.js';
 import { createLogger } from '../log.js';
 import { Agent, UnknownNodeError } from '../agent/agent.js';
-import { installTemporalRuntime } from '../temporal/runtime.js';
+import { startMetrics } from '../metrics/endpoint.js';
 import { CliError, EXIT } from './errors.js';
 import { HeartbeatSecretError } from '../heartbeat/secret.js';
 import { EpochStoreError } from '../agent/epoch-store.js';
@@ -27,12 +27,20 @@ export function agentCommand(): Command {
       // READY=1 is sent when the agent says it is ready (docs/packaging.md#readiness).
       const systemd = new SystemdNotifier({ exec: createExec(logger), logger });
       systemd.startWatchdog();
-      installTemporalRuntime(logger);
+      const started: { agent?: Agent } = {};
+      // Before any connection (the SDK's exporter is part of its runtime); a bad address stops here.
+      const metrics = await startMetrics({
+        config,
+        listen: config.agent.metrics.listen,
+        logger,
+        families: () => started.agent?.metricFamilies() ?? [],
+        // The cluster's view (controller, operations) from the nodes that run the workflows.
+        client: () => (config.agent.workflows ? started.agent?.temporalClient : undefined),
+      });
       const onStatus = (s: { ready: boolean; text: string }) => void (s.ready ? systemd.ready(s.text) : systemd.status(s.text));
       // The handlers are set before the start: a signal while it runs (systemd stopping a unit
       // that is starting, Ctrl-C at once) must stop the agent cleanly once it has started, not
       // kill it by the default action halfway through.
-      const started: { agent?: Agent } = {};
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -71,5 +79,6 @@ export function agentCommand(): Command {
       if (reloadAsked) void agent.reload(configFile);
       await agent.done;
       await agent.stop();
+      metrics?.close();
     });
 }

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { installTemporalRuntime } from '../temporal/runtime.js';
+import { startMetrics } from '../metrics/endpoint.js';
+import { metricsListen as metricsListenSchema } from '../config/schema.js';
+import type { Client } from '@temporalio/client';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
 import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
@@ -21,14 +23,18 @@ export function workerCommand(): Command {
   return new Command('worker')
     .description("run the cluster's workflows (controller, failovers, heals) beside Temporal, with no resources of its own")
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
-    .action(async (opts: { config: string }) => {
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics here instead of agent.metrics.listen (a worker on a node beside its agent needs its own port)')
+    .action(async (opts: { config: string; metricsListen?: string }) => {
       const config = await loadConfig(opts.config);
+      const listen = opts.metricsListen === undefined ? config.agent.metrics.listen : metricsListen(opts.metricsListen);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-worker' });
       // Under systemd (Type=notify): READY=1 once the worker runs; the watchdog fed from this event loop.
       const systemd = new SystemdNotifier({ exec: createExec(logger), logger });
       systemd.startWatchdog();
       await systemd.status(`starting: connecting to Temporal at ${config.temporal.address}`);
-      installTemporalRuntime(logger);
+      const connected: { client?: Client } = {};
+      // Before any connection (the SDK's exporter is part of its runtime); a bad address stops here.
+      const metrics = await startMetrics({ config, listen, logger, families: () => [], client: () => connected.client });
       await mkdir(config.agent.stateDir, { recursive: true });
       // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
       // refused as the agent refuses it (missing, world-readable). A one-node cluster has none.
@@ -36,6 +42,7 @@ export function workerCommand(): Command {
       const conn = await resolveConnection(config.temporal, { logger });
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
+      connected.client = client;
       const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key, logger });
       const stop = (signal: string) => {
         void systemd.stopping(`stopping (${signal})`);
@@ -47,9 +54,17 @@ export function workerCommand(): Command {
       const running = worker.run();
       await systemd.ready(`running the workflows of cluster ${config.cluster} (task queue ${worker.options.taskQueue}), connected to Temporal at ${config.temporal.address}`);
       await running;
+      metrics?.close();
       await connection.close();
       await client.connection.close();
     });
+}
+
+/** --metrics-listen, checked as agent.metrics.listen is. @throws CliError (exit 2) saying what is expected. */
+function metricsListen(text: string): string {
+  const parsed = metricsListenSchema.safeParse(text);
+  if (!parsed.success) throw new CliError(`--metrics-listen '${text}': ${parsed.error.issues[0]?.message ?? 'expected host:port'}`, EXIT.usage);
+  return parsed.data;
 }
 
 /** The cluster secret, as the agent loads it. @throws CliError (exit 3) naming the file and the fix. */

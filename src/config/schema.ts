@@ -357,6 +357,22 @@ export const temporalSchema = section('the temporal settings', {
   }).prefault({}),
 }).prefault({});
 
+// ---------------------------------------------------------------------------------- metrics
+const LISTEN = 'expected host:port to serve metrics on, e.g. 127.0.0.1:9464 (0.0.0.0:9464: every address; [::1]:9464 for IPv6)';
+/** `host:port` of a metrics endpoint (also `haoscar worker --metrics-listen`). */
+export const metricsListen = z.string({ error: LISTEN })
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: LISTEN, abort: true })
+  .refine((a) => { const p = Number(a.slice(a.lastIndexOf(':') + 1)); return p >= 1 && p <= 65535; }, { error: `${LISTEN} (port 1-65535)` });
+export const metricsSchema = section('the metrics settings', {
+  /**
+   * Serve Prometheus metrics on this address (GET /metrics): the agent's, and the worker's
+   * (`haoscar worker`; --metrics-listen gives it another). Left out: no endpoint (docs/metrics.md).
+   */
+  listen: metricsListen.optional(),
+  /** Append the Temporal SDK's own metrics (workers, polls, task latencies) to the same endpoint. */
+  temporalSdk: z.boolean({ error: 'expected true or false' }).default(true),
+}).prefault({});
+
 export const agentSchema = section('the agent settings', {
   /** Where supervised processes log and the agent keeps its state. */
   stateDir: path.default('/var/lib/haoscar'),
@@ -377,6 +393,8 @@ export const agentSchema = section('the agent settings', {
    * false when `haoscar worker` runs them beside Temporal, away from the nodes they watch.
    */
   workflows: z.boolean({ error: 'expected true or false' }).default(true),
+  /** The Prometheus endpoint (docs/metrics.md); off unless `listen` is set. */
+  metrics: metricsSchema,
 }).prefault({});
 
 export const heartbeatSchema = section('the heartbeat settings', {

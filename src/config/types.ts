@@ -218,6 +218,8 @@ export interface Config {
     localHealAfterMs: number;
     /** Whether the agent runs the cluster's workflows too (see `haoscar worker`). */
     workflows: boolean;
+    /** The Prometheus endpoint: `listen` host:port (absent: off); the SDK's metrics appended (docs/metrics.md). */
+    metrics: { listen?: string; temporalSdk: boolean };
   };
   heartbeat: HeartbeatSettings;
   lease: LeaseSettings;

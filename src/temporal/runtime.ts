@@ -6,7 +6,12 @@ import type { Logger } from '../log.js';
 
 let installed = false;
 
-export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN'): void {
+/**
+ * Installs the runtime once per process, before any connection is made (the SDK fixes it then).
+ * `opts.metricsAddress`: the SDK's own Prometheus exporter binds there (127.0.0.1:PORT; our
+ * endpoint reads it, src/metrics/server.ts).
+ */
+export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN', opts: { metricsAddress?: string } = {}): void {
   if (installed) return;
   installed = true;
   const sdk = logger.child({ component: 'temporal' });
@@ -16,6 +21,10 @@ export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN')
       sdk[method](meta ?? {}, message);
     }),
     // Forward the SDK core's own (Rust) logs too, instead of letting it print its own format.
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} },
+      // Seconds, as Prometheus's conventions and our own histograms have them.
+      ...(opts.metricsAddress ? { metrics: { prometheus: { bindAddress: opts.metricsAddress, useSecondsForDurations: true } } } : {}),
+    },
   });
 }

@@ -57,6 +57,12 @@ export interface ClusterTiming {
   resources?: string[];
   /** More keys of a node's entry (YAML flow mapping entries) by node, e.g. `{ n1: 'fence: { command: [/x] }' }`. */
   nodes?: Record<string, string>;
+  /** The service's `healing:` (YAML flow mapping), e.g. `{ window: 5s }`: a heal then ends 5 s after its last restart. */
+  healing?: string;
+  /** More keys of the `agent:` section (YAML flow mapping entries), e.g. `metrics: { listen: "0.0.0.0:9464" }`. */
+  agent?: string;
+  /** More arguments of `haoscar worker`, e.g. `['--metrics-listen', '127.0.0.1:9465']`. */
+  workerArgs?: string[];
 }
 
 /**
@@ -193,7 +199,7 @@ export class LabCluster {
 
   /** Starts `haoscar worker` on the root side (the witness); close() ends it. */
   startWorker(): void {
-    this.worker = execa(process.execPath, [this.entryPoints.get('worker') ?? HAOSCAR, 'worker', '--config', this.configFile], {
+    this.worker = execa(process.execPath, [this.entryPoints.get('worker') ?? HAOSCAR, 'worker', '--config', this.configFile, ...(this.timing.workerArgs ?? [])], {
       cwd: ROOT,
       reject: false,
       stdin: 'ignore',
@@ -306,7 +312,7 @@ export class LabCluster {
     };
     return `cluster: ${this.cluster}
 temporal: { address: ${frontends.length === 1 ? `"${frontends[0]}"` : `[${frontends.map((f) => `"${f}"`).join(', ')}]`} }
-agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false }
+agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false${t.agent ? `, ${t.agent}` : ''} }
 ${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
 ${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}
 groups:
@@ -319,7 +325,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
+${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
   }
 
   private dataYaml(): string {

@@ -85,7 +85,7 @@ const VALID: ValidCase[] = [
           tls: false,
           server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
         },
-        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000, workflows: true },
+        agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000, workflows: true, metrics: { temporalSdk: true } },
         heartbeat: { port: 694, intervalMs: 150, deadtimeMs: 600, secretFile: '/etc/haoscar/authkey' },
         lease: { ttlMs: 600, marginMs: 100 },
         guard: { enabled: true },
@@ -384,7 +384,7 @@ const VALID: ValidCase[] = [
         tls: { serverName: 'temporal.example.org', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', keyFile: '/etc/c.key' },
         server: { dataDir: '/tmp/t', ip: '0.0.0.0', port: 7300, uiPort: 8300 },
       });
-      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20, localHealAfterMs: 1500, workflows: true });
+      assert.deepEqual(c.agent, { stateDir: '/srv/haoscar', logLevel: 'debug', maxCachedWorkflows: 20, localHealAfterMs: 1500, workflows: true, metrics: { temporalSdk: true } });
     },
   },
   {

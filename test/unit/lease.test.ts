@@ -129,6 +129,32 @@ describe('LeaseKeeper', () => {
     await close();
   });
 
+  it('counts for metrics: the latency of each answered question in the histogram, each unanswered one as a failure', async () => {
+    const { groups, close } = setup();
+    await held(groups);
+    let reachable = true;
+    const lease = new LeaseKeeper({
+      node: 'n1', ttlMs: 1000, groups, logger: silentLogger,
+      queryOwnership: async () => {
+        await sleep(30);
+        if (!reachable) throw new Error('unreachable');
+        return answer('n1', 1);
+      },
+    });
+    await lease.round();
+    await lease.round();
+    reachable = false;
+    await lease.round();
+    const h = lease.confirmationLatency.snapshot();
+    assert.equal(h.count, 2, 'two answered questions');
+    assert.ok(h.sum >= 0.055 && h.sum < 1, `about 2 x 30 ms, in seconds: ${h.sum}`);
+    assert.equal(h.buckets.find(([le]) => le === 0.025)![1], 0, 'none answered within 25 ms');
+    assert.equal(h.buckets.find(([le]) => le === 0.5)![1], 2, 'both within 500 ms');
+    assert.equal(lease.counts.confirmationFailures, 1);
+    lease.stop();
+    await close();
+  });
+
   it('without confirmation for ttl, stops the group when a peer is silent', async () => {
     const { groups, close } = setup();
     await held(groups);
