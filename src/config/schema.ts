@@ -451,7 +451,7 @@ export const alertSchema = section('an alert', {
   /** CRM_alert_timestamp's format: strftime with Pacemaker's %N (fractional seconds). */
   timestampFormat: z.string({ error: 'expected a strftime format (text)' }).min(1).max(200).default('%H:%M:%S.%06N'),
   /** Extra environment of the agent (Pacemaker's instance attributes). */
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), z.string({ error: 'expected the value as text' }), { error: 'expected a mapping of NAME: value' }).default({}),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), z.string({ error: 'expected the value as text' }), { error: 'expected a mapping of NAME: value (an environment variable NAME: letters, digits and _, not starting with a digit)' }).default({}),
 }).refine((a) => (a.path === undefined) !== (a.webhook === undefined), { error: 'give an alert either `path` (an executable) or `webhook` (a URL), not both and not neither' });
 
 export const defaultsSchema = section('the defaults', {
