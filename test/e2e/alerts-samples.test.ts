@@ -53,12 +53,11 @@ function smtpSink(): { messages: { from: string; to: string[]; data: string }[];
         const line = buffer.slice(0, eol);
         buffer = buffer.slice(eol + 2);
         const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO' || verb === 'HELO') socket.write('250 sink\r\n');
-        else if (verb === 'MAIL') (current.from = line.replace(/^MAIL FROM:\s*/i, '')), socket.write('250 ok\r\n');
-        else if (verb === 'RCPT') current.to.push(line.replace(/^RCPT TO:\s*/i, '')), socket.write('250 ok\r\n');
-        else if (verb === 'DATA') (inData = true), socket.write('354 go on\r\n');
-        else if (verb === 'QUIT') socket.end('221 bye\r\n');
-        else socket.write('250 ok\r\n');
+        if (verb === 'MAIL') current.from = line.replace(/^MAIL FROM:\s*/i, '');
+        if (verb === 'RCPT') current.to.push(line.replace(/^RCPT TO:\s*/i, ''));
+        if (verb === 'DATA') inData = true;
+        if (verb === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write(verb === 'EHLO' || verb === 'HELO' ? '250 sink\r\n' : verb === 'DATA' ? '354 go on\r\n' : '250 ok\r\n');
       }
     });
   });
