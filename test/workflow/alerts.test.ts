@@ -16,6 +16,10 @@ import type { AddressInfo } from 'node:net';
 import { closeTemporal } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
+import { Worker } from '@temporalio/worker';
+import { recordHistory } from '../support/record.js';
+import { workflowsPath } from '../../workers/workflow-bundle.js';
+import { controllerWorkflowId } from '../../workflows/shared.js';
 import { alertWorkflowId } from '../../workflows/alert-event.js';
 import type { AlertResult } from '../../workflows/alert.js';
 
@@ -111,4 +115,11 @@ test('a failover runs the Pacemaker sample agent and the webhook; a hanging and 
   assert.ok(failedAttempt, 'the failing alert was tried a second time');
   assert.ok(alertWorkflowId(c.name, { source: 'controller', sequence: 1, event: 'node-suspect' }).startsWith(`alert/${c.name}/controller/`));
   assert.equal(moved.owner, 'n2');
+
+  // The controller's history with its alert starts, and the alert workflow's with a failed delivery, replay.
+  const controller = c.client.workflow.getHandle(controllerWorkflowId(c.name));
+  await Worker.runReplayHistory({ workflowsPath: workflowsPath() }, await controller.fetchHistory(), 'controller-alerts');
+  await Worker.runReplayHistory({ workflowsPath: workflowsPath() }, history, 'alert-failed-delivery');
+  await recordHistory(controllerWorkflowId(c.name), 'controller-alerts');
+  await recordHistory(endedId, 'alert-failed-delivery');
 });
