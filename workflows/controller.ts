@@ -486,8 +486,9 @@ export async function controller(rawInput: unknown): Promise<void> {
     // and a peer's suspicion (or the node's own "stopping") marks it suspect.
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
     changes += 1;
-    // A change only (a node first heard of is not "back"); what the reporter saw is the detail.
-    if (before !== edge.to && !(edge.to === 'up' && before === 'unknown')) {
+    // A change of a node known to be up or suspect: one not heard of since the cluster started
+    // (a peer's agent not started yet) is neither "lost" nor "back". The reporter's view is the detail.
+    if (before !== edge.to && before !== 'unknown') {
       raiseAlert({ event: edge.to === 'suspect' ? 'node-suspect' : 'node-back', node: edge.node, detail: `${edge.reporter}: ${edge.detail}` });
     }
     log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });

@@ -57,6 +57,8 @@ export interface ClusterTiming {
   resources?: string[];
   /** More keys of a node's entry (YAML flow mapping entries) by node, e.g. `{ n1: 'fence: { command: [/x] }' }`. */
   nodes?: Record<string, string>;
+  /** The `alerts:` list (YAML flow sequence), e.g. `[{ name: f, path: /x, recipients: [/y] }]` (docs/alerts.md). */
+  alerts?: string;
 }
 
 /**
@@ -319,7 +321,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
+${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
   }
 
   private dataYaml(): string {

@@ -7,7 +7,7 @@
  */
 import type { TestContext } from 'node:test';
 import { NetLab } from './netlab.js';
-import { LabCluster, type ClusterData, type ClusterOptions } from './cluster.js';
+import { LabCluster, type ClusterData, type ClusterOptions, type ClusterTiming } from './cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const TIMING = {
@@ -32,7 +32,7 @@ export const LONG_LEASE = { lease: { ttl: '4s', margin: '150ms' } };
  * `temporal`: starts the cluster's Temporal in the new lab and returns its frontends (default:
  * the lab's dev server), e.g. two server processes on PostgreSQL (temporal-pg.ts).
  */
-export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> = {}, temporal?: (lab: NetLab) => Promise<string[]>) {
+export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> & Pick<ClusterTiming, 'alerts'> = {}, temporal?: (lab: NetLab) => Promise<string[]>) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
   const opts: ClusterOptions = temporal ? { temporal: () => temporal(lab) } : {};
   const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data, opts);
