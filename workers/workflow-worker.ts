@@ -7,6 +7,9 @@ import type { Client } from '@temporalio/client';
 import { createClusterActivities } from '../activities/cluster.js';
 import { createControllerActivities } from '../activities/controller.js';
 import { createAuthActivities } from '../activities/auth.js';
+import { createAlertActivities } from '../activities/alerts.js';
+import { createExec } from '../src/exec.js';
+import { silentLogger } from '../src/log.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import { workflowWorkerDataConverter } from '../src/auth/ownership-answer.js';
 import type { Config } from '../src/config/types.js';
@@ -52,7 +55,9 @@ export async function createWorkflowWorker(opts: {
     workflowBundle: bundle,
     // Signs the controller's answers to lease renewals on their way out (src/auth/ownership-answer.ts).
     dataConverter: workflowWorkerDataConverter(config.cluster, opts.key),
-    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client, key: opts.key }), ...createAuthActivities({ config, key: opts.key }) },
+    activities: { ...createClusterActivities({ config }), ...createControllerActivities({ client: opts.client, key: opts.key }), ...createAuthActivities({ config, key: opts.key }),
+      // The alert workflow's deliveries (docs/alerts.md): agents and webhooks run from here.
+      ...createAlertActivities({ config, exec: createExec(opts.logger ?? silentLogger) }) },
     // Few workflows run at once in a cluster (a controller, a few heals): a small sticky cache
     // bounds the agent's memory and still keeps every running workflow cached.
     maxCachedWorkflows: config.agent.maxCachedWorkflows,

@@ -64,6 +64,7 @@ import { announceStep, describeLeaseMismatch, leaseMismatches } from './announce
 import { applyMaintenance, groupMaintenance, inStandby, maintenanceRefusal, outOfStandby, setMaintenanceRefusal, standbyMoves, type MaintenanceFacts } from './maintenance-plan.js';
 import { leaseToWaitOut } from './old-owner-plan.js';
 import { HA_KEYS, haTags } from './search-attributes.js';
+import { alertSummary, alertWorkflowId, nextAlertSequence, type AlertEvent } from './alert-event.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
 import { answerOwnership, ownershipRenewalQuery } from './ownership-answer.js';
 import {
@@ -197,6 +198,14 @@ export const PATCH_SIGNED_HEAL_REPORTS = 'controller-signed-heal-reports';
  * never had the update, so they have no maintenance and replay unchanged.
  */
 export const PATCH_MAINTENANCE = 'controller-maintenance';
+/**
+ * Alerts (docs/alerts.md): the controller starts an `alert` workflow (not awaited, abandoned on
+ * close) for each node edge that changes a node's state, each operation's begin and end, a heal
+ * that gave up and each maintenance change. Asked once at the run's start, before the first await
+ * (as PATCH_AUTHENTICATED_REPORTS, for the same reason): recorded histories started none, and a
+ * run begun before it sends none until its next continue-as-new.
+ */
+export const PATCH_ALERTS = 'controller-alerts';
 
 interface Pending {
   group: string;
@@ -220,6 +229,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   // that began before signed reports asks it in each report's handler instead (reportHandler).
   const reportsAuthenticatedFromStart = patched(PATCH_AUTHENTICATED_REPORTS);
   const healReportsSignedFromStart = patched(PATCH_SIGNED_HEAL_REPORTS);
+  const alertsOn = patched(PATCH_ALERTS);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -238,6 +248,41 @@ export async function controller(rawInput: unknown): Promise<void> {
   const pending: Pending[] = [];
   const now = () => Date.now();
   const groupOf = (name: string) => layout.groups.find((g) => g.name === name);
+
+  /** The last alert's sequence number (CRM_alert_node_sequence), and the alert starts not yet answered. */
+  let alertSequence = 0;
+  let alertStarts = 0;
+  /**
+   * Tells the configured alerts of an event: an `alert` child workflow, started and not awaited
+   * (its start is a command of this task; nothing here waits for it), abandoned when this run
+   * closes, so that a slow or failing alert never delays a failover nor this controller. A start
+   * that fails is logged. Only a continue-as-new waits for the starts in flight (milliseconds).
+   */
+  function raiseAlert(e: Omit<AlertEvent, 'cluster' | 'at' | 'sequence' | 'source'>): void {
+    if (!alertsOn) return;
+    alertSequence = nextAlertSequence(alertSequence, now());
+    const event: AlertEvent = { ...e, cluster: input.cluster, at: now(), sequence: alertSequence, source: 'controller' };
+    const workflowId = alertWorkflowId(input.cluster, event);
+    alertStarts += 1;
+    void startChild('alert', {
+      workflowId,
+      args: [{ event }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [
+        { key: HA_KEYS.HaCluster, value: input.cluster },
+        ...(event.group !== undefined ? [{ key: HA_KEYS.HaGroup, value: event.group }] : []),
+        ...(event.node !== undefined ? [{ key: HA_KEYS.HaNode, value: event.node }] : []),
+        { key: HA_KEYS.HaOperation, value: 'alert' },
+      ],
+      staticSummary: alertSummary(event),
+      staticDetails: event.detail,
+    }).then(
+      () => log.info('alert started', { event: event.event, workflowId }),
+      (err: unknown) => log.error('could not start an alert', { event: event.event, workflowId, err: err instanceof Error ? err.message : String(err) }),
+    ).finally(() => {
+      alertStarts -= 1;
+    });
+  }
 
   /** Groups whose operation the controller is starting, and whether a workflow began the group (beginOperation) meanwhile. */
   const starting = new Map<string, boolean>();
@@ -441,6 +486,11 @@ export async function controller(rawInput: unknown): Promise<void> {
     // and a peer's suspicion (or the node's own "stopping") marks it suspect.
     state.nodes[edge.node] = { state: edge.to, since: now(), reportedBy: edge.reporter };
     changes += 1;
+    // A change of a node known to be up or suspect: one not heard of since the cluster started
+    // (a peer's agent not started yet) is neither "lost" nor "back". The reporter's view is the detail.
+    if (before !== edge.to && before !== 'unknown') {
+      raiseAlert({ event: edge.to === 'suspect' ? 'node-suspect' : 'node-back', node: edge.node, detail: `${edge.reporter}: ${edge.detail}` });
+    }
     log.info('node edge', { node: edge.node, from: before, to: edge.to, reporter: edge.reporter, detail: edge.detail });
     // Before the owners' groups are looked at: a restarted node that holds a group says so here.
     if (edge.announce) applyAnnouncement(edge.node, edge.announce);
@@ -465,6 +515,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   const applyHealGaveUp = (report: HealGaveUpReport, signed: boolean) => {
     const g = state.groups[report.group];
     if (!g || g.owner !== report.node) return log.info('heal gave up on a node that does not own the group; nothing to fail over', { ...report });
+    raiseAlert({ event: 'heal-gave-up', node: report.node, group: report.group, resource: report.resource, detail: report.detail });
     const takers = healGaveUpTakers(outOfStandby(groupOf(report.group)?.nodes ?? [], state.maintenance), state.nodes, report.node);
     // Signed reports are applied after an await: no patch is asked there (their runs all have it).
     if (takers.length === 0 && (signed || patched(PATCH_HEAL_GAVE_UP_NEEDS_TAKER))) {
@@ -511,6 +562,7 @@ export async function controller(rawInput: unknown): Promise<void> {
       g.operation ??= { workflowId: req.workflowId, kind: req.kind, startedAt: now() };
       if (starting.has(req.group)) starting.set(req.group, true);
       blockRenewals(g);
+      raiseAlert({ event: 'failover-started', group: req.group, ...(g.owner !== null ? { node: g.owner } : {}), operation: req.kind, detail: `${req.kind} by ${req.workflowId}` });
       // Kept in the answer: claimGroup lifts the block for the new owner.
       // Up: heard by its peers, or (while they suspect it) answering through Temporal since.
       const up = Object.entries(state.nodes)
@@ -571,6 +623,8 @@ export async function controller(rawInput: unknown): Promise<void> {
       else if (patched(PATCH_RETRY_DOWN)) g.retry = retry;
       changes += 1;
       log.info('operation ended', { group: req.group, outcome: req.outcome, owner: g.owner, epoch: g.epoch, detail: req.detail });
+      const alertNode = req.outcome === 'false-alarm' ? req.node ?? g.owner : g.owner;
+      raiseAlert({ event: req.outcome === 'false-alarm' ? 'false-alarm' : 'failover-ended', group: req.group, ...(alertNode ? { node: alertNode } : {}), outcome: req.outcome, detail: req.detail });
     }),
     {
       validator: unlessApplied((req: unknown) => refuseIf(endOperationRefusal(state, req))),
@@ -691,6 +745,11 @@ export async function controller(rawInput: unknown): Promise<void> {
         }
       }
       changes += 1;
+      if (result.changed) {
+        const owner = req.group !== undefined ? state.groups[req.group]?.owner : undefined;
+        const node = req.node ?? owner ?? undefined;
+        raiseAlert({ event: 'maintenance-changed', ...(req.group !== undefined ? { group: req.group } : {}), ...(node ? { node } : {}), on: req.on, detail: `${req.operator ?? 'an operator'}${req.reason ? `: ${req.reason}` : ''}` });
+      }
       log.warn(`maintenance ${req.on ? 'on' : 'off'} for ${req.group !== undefined ? `group ${req.group}` : `node ${req.node}`}${result.changed ? '' : ' (already so: nothing changed)'}`, { ...result, operator: req.operator, reason: req.reason });
       if (id !== undefined) applied.add({ id, update: setMaintenanceUpdate.name, at: now(), result });
       return result;
@@ -778,7 +837,8 @@ export async function controller(rawInput: unknown): Promise<void> {
     while (pending.length > 0) await launch(pending.shift()!);
     if ((workflowInfo().historyLength > MAX_HISTORY_EVENTS || workflowInfo().continueAsNewSuggested) && pending.length === 0) {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
-      await condition(allHandlersFinished);
+      // Alerts being started too (a start not yet answered would be lost with this run).
+      await condition(() => allHandlersFinished() && alertStarts === 0);
       await continueAsNew<typeof controller>({ cluster: input.cluster, carried: { ...state, applied: applied.entries() } });
     }
   }

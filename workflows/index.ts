@@ -4,3 +4,4 @@ export { controller } from './controller.js';
 export { failover } from './failover.js';
 export { resync } from './resync.js';
 export { switchover } from './switchover.js';
+export { alert } from './alert.js';

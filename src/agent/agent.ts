@@ -22,6 +22,7 @@ import { bootClockCs, GuardLink } from '../guard/guard-link.js';
 import { FileSync, type OwnerView } from './file-sync.js';
 import type { HeartbeatView } from '../heartbeat/packet.js';
 import { ControllerLink } from './controller-link.js';
+import { AgentAlerts } from '../alerts/agent-alerts.js';
 import { Announcer } from './announcer.js';
 import { EpochStore } from './epoch-store.js';
 import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
@@ -126,6 +127,8 @@ export class Agent {
   /** Signs this node's answers and checks its orders (docs/security.md); absent in a one-node cluster. */
   private key: ReturnType<typeof deriveMessageKey> | undefined;
   private readonly log: Logger;
+  /** Alerts only this node sees (sync, the guard's release): docs/alerts.md. */
+  private readonly alerts: AgentAlerts;
   private phase: AgentPhase = { kind: 'starting', detail: 'reading its state' };
   /** `haoscar status` on this node reads localStatus() here (local-status.ts). */
   private statusServer: Server | undefined;
@@ -141,6 +144,7 @@ export class Agent {
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.logger;
+    this.alerts = new AgentAlerts({ config: opts.config, node: opts.node, logger: opts.logger.child({ alerts: true }), client: () => this.client });
   }
 
   /**
@@ -295,6 +299,7 @@ export class Agent {
       heldEpoch: (g) => groups.holding(g)?.epoch,
       ownerOf: (g) => this.ownerOf(g),
       onViewChange: () => this.heartbeat?.setView(this.withSync(groups.view())),
+      onSyncEdge: (e) => this.alerts.raise({ event: e.failing ? 'sync-failing' : 'sync-recovered', node, group: e.group, resource: e.set, detail: e.detail }),
     });
 
     if (secret) {
@@ -343,6 +348,7 @@ export class Agent {
       ),
       // If the controller still has this node as the owner under that epoch, it places the group again.
       onLost: (group, epoch, why) => void link.reportLost({ group, node, epoch, at: Date.now(), detail: why }),
+      onGuardReleased: (group, epoch, ok, detail) => this.alerts.raise({ event: 'guard-released', node, group, ok, detail }),
       // The fail-safe judges each peer by how recently it was heard (monotonic), not by its state alone.
       ...(this.heartbeat
         ? {
@@ -860,6 +866,7 @@ export class Agent {
       this.link?.close();
       await this.groups?.close();
       await this.fileSync?.close().catch((err: unknown) => this.log.warn({ err: String(err) }, 'stopping file sync failed'));
+      await this.alerts.stop();
       for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
       await this.running?.catch(() => undefined);
       // Supervised processes belong to the agent (as with supervisord): they stop with it.

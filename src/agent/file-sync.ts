@@ -53,6 +53,8 @@ export interface FileSyncDeps {
   ownerOf: (group: string) => OwnerView | undefined;
   /** Called when this node's generations changed (the agent sends a heartbeat at once). */
   onViewChange: () => void;
+  /** A file set's pulls began to fail (`failing`) or work again: told to the alerts (docs/alerts.md). */
+  onSyncEdge?: (edge: { group: string; set: string; from: string; failing: boolean; detail: string }) => void;
 }
 
 /** The state of one file set on this node, as `haoscar sync status` shows it. */
@@ -439,7 +441,10 @@ export class FileSync {
       state.totalBytes += bytes;
       // Lag is measured on announced changes only (a periodic pass has no change to measure from).
       if (p.changed && p.changedAt > 0) state.lagMs = now - p.changedAt;
-      if (state.lastError !== undefined) this.deps.logger.info({ group: g.name, set: set.name, from: owner.node }, 'file set pulls work again');
+      if (state.lastError !== undefined) {
+        this.deps.logger.info({ group: g.name, set: set.name, from: owner.node }, 'file set pulls work again');
+        this.deps.onSyncEdge?.({ group: g.name, set: set.name, from: owner.node, failing: false, detail: `pulls from ${owner.node} work again (after: ${state.lastError})` });
+      }
       state.lastError = undefined;
       const prev = this.pulled.get(k);
       this.pulled.set(k, { owner: owner.node, epoch: owner.epoch, generation: p.generation, fullAt: p.full ? now : prev?.fullAt ?? now });
@@ -451,6 +456,8 @@ export class FileSync {
       const message = err instanceof Error ? err.message : String(err);
       // Logged when it changes, not at every retry.
       if (state.lastError !== message) this.deps.logger.error({ group: g.name, set: set.name, from: owner.node, err: message }, 'file set pull failed');
+      // An edge: the first failure after a success (or the start), not every retry.
+      if (state.lastError === undefined) this.deps.onSyncEdge?.({ group: g.name, set: set.name, from: owner.node, failing: true, detail: `pull from ${owner.node} failed: ${message}` });
       state.lastError = message;
     } finally {
       state.running = false;

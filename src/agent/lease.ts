@@ -59,6 +59,8 @@ interface LeaseKeeperCommon {
   onLost?: (group: string, epoch: number, why: string) => void;
   /** Told when stopping the group failed: it is still held here, failed (a failed stop is not a stop). */
   onStopFailed?: (group: string, epoch: number, why: string) => void;
+  /** The lease guard released the group at its deadline (ok) or failed to (docs/alerts.md). */
+  onGuardReleased?: (group: string, epoch: number, ok: boolean, detail: string) => void;
   /** The node's lease guard; absent where none runs (a one-node cluster). */
   guard?: LeaseGuard;
 }
@@ -239,6 +241,7 @@ export class LeaseKeeper {
           this.counts.guardActions['release-failed']++;
           this.opts.groups.markFailed(group, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
           this.opts.onStopFailed?.(group, held.epoch, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
+          this.opts.onGuardReleased?.(group, held.epoch, false, `the lease guard could not release it: ${seen.detail ?? 'no detail'}`);
         }
         continue;
       }
@@ -248,6 +251,7 @@ export class LeaseKeeper {
       this.leases.delete(group);
       this.counts.guardActions.released++;
       this.log.error({ group, epoch: held.epoch }, 'the lease guard released the group at its deadline: letting it go');
+      this.opts.onGuardReleased?.(group, held.epoch, true, `the lease guard released it at its deadline (epoch ${held.epoch})${seen.detail ? `: ${seen.detail}` : ''}`);
       await this.opts.groups.releasedByGuard(group, held.epoch);
       this.losing.delete(group);
       this.opts.onLost?.(group, held.epoch, 'the lease guard released it at its deadline');

@@ -236,6 +236,12 @@ function normalise(raw: RawConfig): Config {
         failover: { maxSyncLag: g.failover.maxSyncLag ?? DEFAULT_MAX_SYNC_LAG },
       };
     }),
+    alerts: raw.alerts.map(({ path, webhook, timeout, events, ...a }) => ({
+      ...a,
+      target: path !== undefined ? { type: 'command' as const, path } : { type: 'webhook' as const, url: webhook! },
+      timeoutMs: timeout,
+      ...(events ? { events } : {}),
+    })),
   };
 }
 

@@ -23,6 +23,7 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
 
   duplicates(raw.nodes.map((n) => n.name)).forEach((i) => add(['nodes', i, 'name'], `duplicate node name '${raw.nodes[i]!.name}'`));
   duplicates(raw.groups.map((g) => g.name)).forEach((i) => add(['groups', i, 'name'], `duplicate group name '${raw.groups[i]!.name}'`));
+  duplicates(raw.alerts.map((a) => a.name)).forEach((i) => add(['alerts', i, 'name'], `duplicate alert name '${raw.alerts[i]!.name}'`));
 
   const nodeNames = new Set(raw.nodes.map((n) => n.name));
   raw.groups.forEach((g, gi) => {

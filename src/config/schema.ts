@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { ALERT_EVENTS } from '../../workflows/alert-event.js';
 
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const name = (what: string) =>
@@ -466,6 +467,31 @@ export const syncSchema = section('the sync settings', {
   }).prefault({}),
 }).prefault({});
 
+// ---------------------------------------------------------------------------------- alerts
+/**
+ * `alerts:` (docs/alerts.md): commands or webhooks told of cluster events, with Pacemaker's
+ * `CRM_alert_*` variables, so that existing Pacemaker alert agents run unchanged.
+ */
+export const alertSchema = section('an alert', {
+  name: name('alert'),
+  /** An executable run once per recipient (a Pacemaker alert agent); no shell, no arguments. */
+  path: absPath('the alert agent').optional(),
+  /** Or a URL that receives a POST with a JSON body. */
+  webhook: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+  /** Each recipient is one run (CRM_alert_recipient); none: one run with an empty recipient. */
+  recipients: list('recipients (text)', z.string({ error: 'expected a recipient (text)' }).min(1, { error: 'expected a recipient (text)' })).default([]),
+  /** The agent is killed (the webhook abandoned) after this long: a failed attempt. */
+  timeout: duration({ min: 100, max: 600_000 }).prefault('30s'),
+  /** Attempts per recipient (Temporal retries the activity, backing off from 1 s). */
+  attempts: int(1, 20).default(3),
+  /** Only these events (default: all). */
+  events: list('event names', oneOf(ALERT_EVENTS)).min(1, { error: 'leave `events` out to be told of every event' }).optional(),
+  /** CRM_alert_timestamp's format: strftime with Pacemaker's %N (fractional seconds). */
+  timestampFormat: z.string({ error: 'expected a strftime format (text)' }).min(1).max(200).default('%H:%M:%S.%06N'),
+  /** Extra environment of the agent (Pacemaker's instance attributes). */
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), z.string({ error: 'expected the value as text' }), { error: 'expected a mapping of NAME: value (an environment variable NAME: letters, digits and _, not starting with a digit)' }).default({}),
+}).refine((a) => (a.path === undefined) !== (a.webhook === undefined), { error: 'give an alert either `path` (an executable) or `webhook` (a URL), not both and not neither' });
+
 export const defaultsSchema = section('the defaults', {
   check: section('check timing defaults', checkTiming).prefault({}),
   healing: healingSchema.prefault({}),
@@ -483,6 +509,7 @@ export const configSchema = section('a configuration file', {
   sync: syncSchema,
   nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
   groups: list('groups', groupSchema).default([]),
+  alerts: list('alerts', alertSchema).default([]),
 });
 
 export type RawConfig = z.output<typeof configSchema>;

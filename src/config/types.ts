@@ -1,7 +1,8 @@
 /**
  * The normalised configuration: every default resolved, every duration in milliseconds.
- * These are plain data types with no imports, so workflow code may import them as types.
+ * These are plain data types with no runtime imports, so workflow code may import them as types.
  */
+import type { AlertEventName } from '../../workflows/alert-event.js';
 
 export interface CheckTiming {
   intervalMs: number;
@@ -207,6 +208,19 @@ export interface TemporalSettings {
   server: { dataDir: string; ip: string; port: number; uiPort: number };
 }
 
+/** An alert (docs/alerts.md): a Pacemaker-style agent or a webhook told of cluster events. */
+export interface AlertSpec {
+  name: string;
+  target: { type: 'command'; path: string } | { type: 'webhook'; url: string };
+  recipients: string[];
+  timeoutMs: number;
+  attempts: number;
+  /** undefined: every event. */
+  events?: AlertEventName[];
+  timestampFormat: string;
+  env: Record<string, string>;
+}
+
 export interface Config {
   cluster: string;
   temporal: TemporalSettings;
@@ -228,4 +242,5 @@ export interface Config {
   sync: SyncSettings;
   nodes: NodeSpec[];
   groups: GroupSpec[];
+  alerts: AlertSpec[];
 }

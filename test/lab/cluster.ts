@@ -63,6 +63,8 @@ export interface ClusterTiming {
   agent?: string;
   /** More arguments of `haoscar worker`, e.g. `['--metrics-listen', '127.0.0.1:9465']`. */
   workerArgs?: string[];
+  /** The `alerts:` list (YAML flow sequence), e.g. `[{ name: f, path: /x, recipients: [/y] }]` (docs/alerts.md). */
+  alerts?: string;
 }
 
 /**
@@ -325,7 +327,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}`;
+${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
   }
 
   private dataYaml(): string {

@@ -24,6 +24,7 @@ import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
 import { createControllerActivities, type ControllerActivities } from '../../activities/controller.js';
 import { createExec } from '../../src/exec.js';
+import { createAlertActivities } from '../../activities/alerts.js';
 import { silentLogger } from '../../src/log.js';
 import { clusterTaskQueue, controllerWorkflowId, failoverWorkflowId, nodeTaskQueue, ownershipQuery, switchoverWorkflowId, type CandidateSyncState, type FailoverResult, type GroupOwnership, type NodeEdge, type Ownership } from '../../workflows/shared.js';
 import { ScriptedService } from './scripted-service.js';
@@ -76,7 +77,7 @@ export class WorkflowCluster {
   static async start(prefix: string, body: string, opts: { extra?: ExtraActivities; workflowActivities?: WorkflowWorkerActivities } = {}): Promise<WorkflowCluster> {
     const name = uniqueName(prefix);
     const c = new WorkflowCluster(name, parseConfig(`cluster: ${name}\n${body}`), await testClient(), opts.extra);
-    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client, key: TEST_KEY }), ...testAuthActivities(c.config) };
+    const real = { ...createClusterActivities({ config: c.config }), ...createControllerActivities({ client: c.client, key: TEST_KEY }), ...testAuthActivities(c.config), ...createAlertActivities({ config: c.config, exec: createExec(silentLogger) }) };
     const wf = await Worker.create({
       connection: await testWorkerConnection(),
       taskQueue: clusterTaskQueue(name),

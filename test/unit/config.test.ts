@@ -93,6 +93,7 @@ const VALID: ValidCase[] = [
         sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', keepBackups: 5, ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
+        alerts: [],
       }),
   },
   {
