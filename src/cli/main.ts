@@ -18,6 +18,7 @@ import { confirmDownCommand } from './confirm-down.js';
 import { historyCommand } from './history.js';
 import { cleanupCommand, maintenanceCommand } from './maintenance.js';
 import { packageVersion } from '../package-info.js';
+import { drillCommand } from './drill.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), drillCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;
