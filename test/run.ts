@@ -56,6 +56,9 @@ const ALONE: Record<string, number> = {
   // that nothing happens, then a failover that waits out a 15 s lease, and runs the CLI 5 times
   // (each start under tsx took 30-60 s on a loaded machine): 4-8 minutes beside other tests.
   [join('test', 'lab', 'maintenance.test.ts')]: 600_000,
+  // Three drills, each a CLI start under tsx in the client namespace (30-60 s on a loaded machine)
+  // plus a switchover, after the cluster's start; then an agent stopped and waited for.
+  [join('test', 'lab', 'drill.test.ts')]: 600_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {
