@@ -188,3 +188,35 @@ test('renderers: the verdict first, the outage, the phases, the holders', () => 
   assert.match(md, /^## Drill of web \(cluster prod\), 1970-01-01 00:16:40Z: PASS\n\n### Verdict\n\n- the switchover moved web from n1 to n2\n/);
   assert.match(md, /^ {2}- n1 epoch 3: \+0ms \(owner when the drill began\) to \+2200ms \(reported the group stopped\)$/m);
 });
+
+test('haoscar drill: bad arguments are a usage error (exit 2) before anything is contacted', async () => {
+  const { main } = await import('../../src/cli/main.js');
+  const example = fileURLToPath(new URL('../../examples/haoscar.yaml', import.meta.url));
+  const write = process.stderr.write.bind(process.stderr);
+  let said = '';
+  process.stderr.write = ((chunk: string) => ((said += String(chunk)), true)) as typeof process.stderr.write;
+  const run = async (args: string[]) => {
+    said = '';
+    // temporal.address of the example is not contacted: every case fails before connecting.
+    return { code: await main(['node', 'haoscar', 'drill', ...args, '--config', example]), said };
+  };
+  try {
+    const cases: [string[], RegExp][] = [
+      [['mail', '--probe', 'http://10.0.0.100/'], /unknown group 'mail' \(known: web, database\)/],
+      [['web', '--probe', 'ftp://10.0.0.100/'], /expected an http:\/\/ or https:\/\/ URL/],
+      [['web', '--probe', 'not a url'], /expected an http:\/\/ or https:\/\/ URL/],
+      [['web', '--probe', 'http://10.0.0.100/', '--to', 'gamma'], /node 'gamma' may not run group 'web'/],
+      [['web', '--probe', 'http://10.0.0.100/', '--kind', 'reboot'], /argument 'reboot' is invalid\. Allowed choices are switchover, failover/],
+      [['web', '--probe', 'http://10.0.0.100/', '--rto', 'soon'], /expected a duration such as 2s/],
+      [['web', '--probe', 'http://10.0.0.100/', '--interface', 'eth0; reboot'], /--interface 'eth0; reboot' is not an interface name/],
+      [['web'], /required option '--probe <url>' not specified/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.said}`);
+      assert.match(r.said, message, args.join(' '));
+    }
+  } finally {
+    process.stderr.write = write;
+  }
+});
