@@ -35,6 +35,8 @@ export const DRILL_EXIT = { pass: EXIT.ok, fail: EXIT.failure, refused: EXIT.usa
 
 /** The longest a drill waits for its operation to end. */
 const MAX_OPERATION_MS = 10 * 60_000;
+/** After the baseline, how long it waits at most for the service's first answer. */
+const MAX_FIRST_ANSWER_MS = 10_000;
 /** After the operation, how long it waits at most for the service to answer again. */
 const MAX_RECOVERY_MS = 30_000;
 
@@ -158,11 +160,14 @@ async function drill(client: Client, config: Config, groupName: string, opts: Dr
   const arp = arpNotChecked === undefined ? new ArpWatch(exec, vip!, iface!) : undefined;
   say(`baseline: probing ${opts.probe.href} every ${formatDuration(opts.every)} for ${formatDuration(opts.baseline)}${arp ? `; asking ARP who holds ${vip} on ${iface}` : `; ARP not checked: ${arpNotChecked}`}`);
   await sleep(opts.baseline);
+  // A first answer slower than the baseline (a loaded client or service): waited for, bounded;
+  // the failures before it are not an outage (probe-summary.ts failuresBeforeFirstOk).
+  for (const until = Date.now() + MAX_FIRST_ANSWER_MS; prober.okCount() === 0 && Date.now() < until;) await sleep(opts.every);
   if (prober.okCount() === 0) {
     await prober.stop();
     await arp?.stop();
     const last = prober.latest();
-    throw new CliError(`refused: ${opts.probe.href} gave no successful answer in the ${formatDuration(opts.baseline)} baseline (${last ? (last.error ?? `HTTP ${last.status}`) : 'no answer'}): there is no service to measure; nothing was moved`, DRILL_EXIT.refused);
+    throw new CliError(`refused: ${opts.probe.href} gave no successful answer in the ${formatDuration(opts.baseline)} baseline and ${formatDuration(MAX_FIRST_ANSWER_MS)} more (${last ? (last.error ?? `HTTP ${last.status}`) : 'no answer'}): there is no service to measure; nothing was moved`, DRILL_EXIT.refused);
   }
 
   const reason = opts.reason ?? `drill by ${userInfo().username} with haoscar drill`;

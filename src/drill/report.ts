@@ -102,7 +102,9 @@ function lines(r: DrillReport): { title: string; sections: [string, string[]][] 
         ]),
     ...('notChecked' in here
       ? [`ARP from here: not checked: ${here.notChecked}`]
-      : [
+      : here.roundCount === 0
+        ? [`ARP from here: not checked: ${here.errors.join('; ') || 'no round completed'}`]
+        : [
           `ARP from here (${here.interface}, ${here.roundCount} rounds): ${here.duplicates.length ? `TWO HOLDERS in ${here.duplicates.length} rounds, first ${rel(r, here.duplicates[0]!.at)}: ${here.duplicates[0]!.macs.join(' and ')}` : 'never two MACs for one request'}; MACs seen: ${here.macs.join(', ') || 'none'}`,
           ...here.errors.map((e) => `  error: ${e}`),
         ]),

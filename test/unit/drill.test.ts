@@ -173,6 +173,12 @@ test('verdict: PASS within the RTO with one holder at a time; each failing reaso
   const unchecked = drillVerdict(report({ holders: { here: { notChecked: 'turned off (--no-arp)' } } }));
   assert.equal(unchecked.pass, true);
   assert.ok(unchecked.reasons.includes('ARP from here not checked: turned off (--no-arp)'));
+  // Not root, or no arping: no round completed; said so, in the verdict and the text.
+  const noArping = report({ holders: { here: { address: '10.0.0.100', interface: 'eth0', macs: [], duplicates: [], errors: ['command "arping -b -c 1 -I eth0 10.0.0.100" could not be run'], roundCount: 0 } } });
+  const v = drillVerdict(noArping);
+  assert.equal(v.pass, true);
+  assert.ok(v.reasons.includes('ARP from here not checked: command "arping -b -c 1 -I eth0 10.0.0.100" could not be run'), v.reasons.join('\n'));
+  assert.match(renderDrillText({ ...noArping, verdict: v }), /^ {2}ARP from here: not checked: command "arping -b -c 1 -I eth0 10\.0\.0\.100" could not be run$/m);
 });
 
 test('renderers: the verdict first, the outage, the phases, the holders', () => {
