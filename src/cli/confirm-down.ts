@@ -21,6 +21,7 @@ import { queryOwnership } from '../agent/controller-link.js';
 import { describeBlock } from '../../workflows/old-owner-plan.js';
 import { confirmDownUpdate, controllerWorkflowId, ERROR_TYPES, type ConfirmDown, type ConfirmDownResult } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
+import { printJson } from './output.js';
 
 /** What the operator takes on: printed before anything is sent. */
 export function confirmDownWarning(node: string): string {
@@ -59,7 +60,7 @@ export function confirmDownCommand(): Command {
         // A fresh update ID, bound by the MAC: a repeat of this one gets its first answer, a copy under another ID is refused.
         const updateId = `confirm-down/${randomUUID()}`;
         const result: ConfirmDownResult = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(confirmDownUpdate, { args: [signedRequest(key, config.cluster, confirmDownUpdate.name, updateId, request)], updateId });
-        if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        if (opts.json) return printJson(result);
         process.stdout.write(`node ${node} confirmed down by ${request.operator}\n`);
         for (const u of result.unblocked) process.stdout.write(`  unblocked: group ${u.group} (${u.workflowId}, epoch ${u.epoch}) moves to another node now\n`);
       } catch (err) {

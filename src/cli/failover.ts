@@ -9,6 +9,7 @@ import type { FailoverInput } from '../../workflows/inputs.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
 import { clusterTaskQueue, failoverWorkflowId, type FailoverResult } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
+import { printJson } from './output.js';
 import { maintenanceNote } from './maintenance.js';
 
 export function failoverCommand(): Command {
@@ -20,7 +21,8 @@ export function failoverCommand(): Command {
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
     .option('--accept-data-loss', "take the group over even on a node whose copy of its file sets is further behind than the group's failover.maxSyncLag (the least behind first): what it lacks is lost from the service")
     .option('--no-wait', 'return once the failover has started')
-    .action(async (groupName: string, opts: { config: string; to?: string; reason?: string; wait: boolean; acceptDataLoss?: boolean }) => {
+    .option('--json', 'print the workflow (and unless --no-wait its result) as JSON')
+    .action(async (groupName: string, opts: { config: string; to?: string; reason?: string; wait: boolean; acceptDataLoss?: boolean; json?: boolean }) => {
       const config = await loadConfig(opts.config);
       // Checked here too (the workflow checks again) so that a typo is answered before anything starts.
       const group = config.groups.find((g) => g.name === groupName);
@@ -32,12 +34,12 @@ export function failoverCommand(): Command {
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
         const handle = await startFailover(client, config.cluster, groupName, { reason: opts.reason ?? `requested by ${userInfo().username} with haoscar failover`, operatorReason: opts.reason, ...(opts.to ? { to: opts.to } : {}), ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) });
-        process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
+        if (!opts.json) process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
         const note = await maintenanceNote(client, config.cluster, groupName, 'failover');
-        if (note) process.stdout.write(note);
-        if (!opts.wait) return;
-        const result: FailoverResult = await handle.result();
-        process.stdout.write(describe(result));
+        if (note && !opts.json) process.stdout.write(note);
+        const result: FailoverResult | undefined = opts.wait ? await handle.result() : undefined;
+        if (opts.json) return printJson({ workflowId, runId: handle.firstExecutionRunId, ...(note ? { note: note.trim() } : {}), ...(result ? { result } : {}) });
+        if (result) process.stdout.write(describe(result));
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
           throw new CliError(`an operation on group '${groupName}' is already running (workflow ${workflowId}); wait for it to end`, EXIT.failure);

@@ -6,7 +6,8 @@ import { requestHealAndAnswer } from '../agent/heal-trigger.js';
 import type { Client } from '@temporalio/client';
 import { queryOwnership } from '../agent/controller-link.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT, ExitWith } from './errors.js';
+import { printJson } from './output.js';
 import { userInfo } from 'node:os';
 
 export function healCommand(): Command {
@@ -17,7 +18,8 @@ export function healCommand(): Command {
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
     .option('-n, --node <name>', "the node the service runs on (default: the group's preferred node)")
     .option('-w, --wait', 'wait until the service is healthy again (or the heal gives up) and say which')
-    .action(async (groupName: string, resourceName: string, opts: { config: string; node?: string; wait?: boolean }) => {
+    .option('--json', 'print the heal workflow (and with --wait its outcome) as JSON')
+    .action(async (groupName: string, resourceName: string, opts: { config: string; node?: string; wait?: boolean; json?: boolean }) => {
       const config = await loadConfig(opts.config);
       // Checked here too (the workflow checks again) so that a typo is answered before anything starts.
       const group = config.groups.find((g) => g.name === groupName);
@@ -43,6 +45,12 @@ export function healCommand(): Command {
           },
           opts.wait ?? false,
         );
+        if (opts.json) {
+          printJson({ workflowId, group: groupName, resource: resourceName, node, ...(outcome ? { outcome } : {}) });
+          // The same exit code as the text form's: a heal that gave up is a failure.
+          if (outcome?.outcome === 'gave-up') throw new ExitWith(EXIT.failure);
+          return;
+        }
         process.stdout.write(`heal requested: workflow ${workflowId}\n`);
         if (!outcome) return;
         if (outcome.outcome === 'gave-up') {

@@ -37,6 +37,7 @@ import {
   type SetMaintenanceResult,
 } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
+import { printJson } from './output.js';
 
 const configOption = ['-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml'] as const;
 
@@ -121,7 +122,7 @@ export function maintenanceCommand(): Command {
         const updateId = `maintenance/${randomUUID()}`;
         const result = await client.workflow.getHandle(controllerWorkflowId(config.cluster)).executeUpdate(setMaintenanceUpdate, { args: [signedRequest(key, config.cluster, setMaintenanceUpdate.name, updateId, request)], updateId });
         if (opts.wait !== undefined && 'node' in result.target && result.on) await waitForMoves(client, config.cluster, result, opts.wait * 1000);
-        if (opts.json) return void process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        if (opts.json) return printJson(result);
         process.stdout.write(describeMaintenance(result));
       } catch (err) {
         throw refusal(err, config.cluster, 'maintenance');
@@ -176,7 +177,7 @@ export function cleanupCommand(): Command {
             results.push({ resource, heal, none: why });
           }
         }
-        if (opts.json) return void process.stdout.write(`${JSON.stringify({ group: groupName, resources: results }, null, 2)}\n`);
+        if (opts.json) return printJson({ group: groupName, resources: results });
         for (const r of results) {
           process.stdout.write(r.result
             ? `${groupName}/${r.resource}: fail count reset (${r.result.cleared} restart(s) in the window forgotten; the heal is ${r.result.phase})\n`

@@ -9,6 +9,8 @@ import { describeBlock } from '../../workflows/old-owner-plan.js';
 import { DOWN_RETRY_MAX_MS, type ControllerGroup } from '../../workflows/group-plan.js';
 import { describeLeaseMismatch, leaseMismatches } from '../../workflows/announce-plan.js';
 import type { LocalStatus } from '../agent/local-status.js';
+import type { RunningHeal } from './running-heals.js';
+import { formatDuration } from '../config/duration.js';
 
 /**
  * What the operator must fix, each as one sentence: today, nodes that announced lease settings
@@ -202,4 +204,20 @@ export function statusCheck(controller: Ownership | undefined, local: LocalStatu
   if (warn.length > 0) return { code: CHECK.warning, line: printable(`HAOSCAR WARNING - ${warn.map((p) => p.what).join('; ')}`), problems };
   const groups = Object.entries(controller.groups).map(([name, g]) => `${name} on ${g.owner}`).join(', ');
   return { code: CHECK.ok, line: printable(`HAOSCAR OK - ${groups || 'no groups'}; ${Object.keys(controller.nodes).length} node(s) up`), problems };
+}
+
+/**
+ * The heals running now, one line each, with how much of the healing budget they used
+ * ("2 of 3 restarts in the 1m window"); nothing when none runs. Pure.
+ */
+export function formatHeals(heals: RunningHeal[], now: number): string {
+  if (heals.length === 0) return '';
+  const lines = ['  heals running:'];
+  for (const h of heals) {
+    const budget = h.restartsInWindow === undefined ? '' : `, ${h.restartsInWindow}${h.maxRestarts !== undefined ? ` of ${h.maxRestarts}` : ''} restart(s) in the${h.windowMs !== undefined ? ` ${formatDuration(h.windowMs)}` : ''} window`;
+    const last = h.lastAttempt ? `; last attempt ${span(now - h.lastAttempt.at)} ago: ${h.lastAttempt.outcome} (${h.lastAttempt.detail})` : '';
+    const state = h.phase ?? `state unknown: ${h.error ?? 'no answer'}`;
+    lines.push(`    ${h.group}/${h.resource} on ${h.node}: ${state}${budget}, for ${span(now - h.since)}${last} [${h.workflowId}]`);
+  }
+  return `${lines.map(printable).join('\n')}\n`;
 }

@@ -9,13 +9,15 @@ import { loadConfig } from '../config/load.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
-import { formatLocalStatus, formatStatus, printable, statusCheck, statusWarnings } from './status-text.js';
+import { formatHeals, formatLocalStatus, formatStatus, printable, statusCheck, statusWarnings } from './status-text.js';
+import { runningHeals, type RunningHeal } from './running-heals.js';
 import { readLocalStatus, LocalStatusError, type LocalStatus } from '../agent/local-status.js';
 import type { Config } from '../config/types.js';
 import type { Ownership } from '../../workflows/shared.js';
 import type { Client } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { printJson } from './output.js';
 
 /**
  * How long status waits for the controller's answer. A query is answered by the workflow worker
@@ -75,11 +77,21 @@ interface StatusReport {
   local?: LocalStatus;
   /** Why this node's view is missing, when that is worth saying (an agent that should be there). */
   localError?: string;
+  /** The heals running now (absent when Temporal could not be asked). */
+  heals?: RunningHeal[];
+  /** Why the running heals could not be listed. */
+  healsError?: string;
 }
 
 async function look(config: Config, client: Client | undefined, connectError: CliError | undefined, opts: StatusOptions, timeoutMs: number): Promise<StatusReport> {
-  const [controller, local] = await Promise.all([
+  const [controller, heals, local] = await Promise.all([
     client ? askController(client, config.cluster, timeoutMs) : Promise.resolve({ error: connectError! }),
+    client
+      ? runningHeals(client, config, Date.now() + timeoutMs).then(
+          (list) => ({ list }),
+          (err: unknown) => ({ error: `the running heals could not be listed: ${err instanceof Error ? err.message : String(err)}` }),
+        )
+      : Promise.resolve(undefined),
     readLocalStatus(config.agent.stateDir, opts.node, timeoutMs).then(
       (status) => ({ status }),
       (err: unknown) => {
@@ -94,6 +106,8 @@ async function look(config: Config, client: Client | undefined, connectError: Cl
     ...('state' in controller ? { controller: controller.state } : { controllerError: controller.error }),
     ...('status' in local && local.status ? { local: local.status } : {}),
     ...('error' in local && local.error ? { localError: local.error } : {}),
+    ...(heals && 'list' in heals ? { heals: heals.list } : {}),
+    ...(heals && 'error' in heals ? { healsError: heals.error } : {}),
   };
 }
 
@@ -129,13 +143,18 @@ function print(report: StatusReport, opts: StatusOptions, maxLagMs: number): num
       ...(report.controller ? { ...report.controller, warnings: statusWarnings(report.controller) } : { error: report.controllerError?.message }),
       ...(report.local ? { local: report.local } : {}),
       ...(report.localError ? { localError: report.localError } : {}),
+      ...(report.heals ? { heals: report.heals } : {}),
+      ...(report.healsError ? { healsError: report.healsError } : {}),
       check: { code: verdict.code, line: verdict.line, problems: verdict.problems },
     };
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    printJson(json);
   } else if (opts.check) {
     process.stdout.write(`${verdict.line}\n`);
   } else {
     if (report.controller) process.stdout.write(formatStatus(report.controller, Date.now()));
+    if (report.heals) process.stdout.write(formatHeals(report.heals, Date.now()));
+    // Only beside a controller that answered: without one, its error already says why.
+    if (report.healsError && report.controller) process.stdout.write(`${printable(`  ${report.healsError}`)}\n`);
     if (report.local) process.stdout.write(formatLocalStatus(report.local));
     if (report.localError) process.stdout.write(`${printable(`this node: ${report.localError}`)}\n`);
   }
@@ -153,7 +172,7 @@ export function statusCommand(): Command {
     .description("show which node runs each group, under which epoch, and the nodes' state (from the controller), and what this node's agent knows by itself (heartbeats, leases, guard, checks, file sets)")
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
     .option('-n, --node <name>', "this node's name, for its agent's own view (default: the one agent whose socket is in agent.stateDir)", process.env.HAOSCAR_NODE)
-    .option('--json', 'print everything as JSON (the controller state, `local`, and the `check` verdict)')
+    .option('--json', 'print everything as JSON (the controller state, `heals`, `local`, and the `check` verdict)')
     .option('--check', 'print one line and exit as a monitoring plugin does: 0 OK, 1 WARNING (degraded), 2 CRITICAL (a group down or unowned), 3 UNKNOWN (no answer)')
     .option('--max-lag <duration>', `with --check: a standby file set lagging more than this is a WARNING (default ${DEFAULT_MAX_LAG})`, parseTimeout)
     .option('-w, --watch [interval]', 'show it again every interval (default 2s) until Ctrl-C', parseTimeout)

@@ -15,6 +15,7 @@ import { clusterTaskQueue, resyncWorkflowId, switchoverWorkflowId, type ResyncRe
 import { CliError, EXIT } from './errors.js';
 import { formatBytes, showProgress } from './progress.js';
 import { maintenanceNote } from './maintenance.js';
+import { printJson } from './output.js';
 
 const configOption = ['-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml'] as const;
 
@@ -26,19 +27,21 @@ export function switchoverCommand(): Command {
     .requiredOption('-t, --to <node>', 'the node to move it to')
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
     .option('--no-wait', 'return once the switchover has started')
-    .action(async (groupName: string, opts: { config: string; to: string; reason?: string; wait: boolean }) => {
+    .option('--json', 'print the workflow (and unless --no-wait its result) as JSON; the progress bar stays on stderr')
+    .action(async (groupName: string, opts: { config: string; to: string; reason?: string; wait: boolean; json?: boolean }) => {
       const config = await loadConfig(opts.config);
       checkTarget(config, groupName, opts.to);
       const workflowId = switchoverWorkflowId(config.cluster, groupName);
       await withClient(config, async (client) => {
         const handle = await startSwitchover(client, config, groupName, opts.to, opts.reason ?? `requested by ${userInfo().username} with haoscar switchover`);
-        process.stdout.write(`switchover started: workflow ${workflowId}\n`);
+        if (!opts.json) process.stdout.write(`switchover started: workflow ${workflowId}\n`);
         const note = await maintenanceNote(client, config.cluster, groupName, 'switchover');
-        if (note) process.stdout.write(note);
-        if (!opts.wait) return;
+        if (note && !opts.json) process.stdout.write(note);
+        if (!opts.wait) return opts.json ? printJson({ workflowId, ...(note ? { note: note.trim() } : {}) }) : undefined;
         const result = handle.result() as Promise<SwitchoverResult>;
         await showProgress(client, resyncWorkflowId(config.cluster, groupName, opts.to), result);
         const r = await failed('switchover', result);
+        if (opts.json) return printJson({ workflowId, ...(note ? { note: note.trim() } : {}), result: r });
         if (r.outcome === 'already-there') return void process.stdout.write(`group ${r.group} already runs on ${r.to}; nothing was done\n`);
         const phases = Object.entries(r.failover?.phases ?? {}).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v} ms`).join(', ');
         process.stdout.write(`group ${r.group} moved from ${r.from ?? 'nowhere'} to ${r.to} at epoch ${r.failover?.epoch}${r.resync ? ` (resync ${formatBytes(r.resync.bytes)} in ${r.resync.durationMs} ms` : ' ('}${r.resync ? '; ' : ''}${phases})\n`);
@@ -54,7 +57,8 @@ export function resyncCommand(): Command {
     .requiredOption('-n, --node <node>', 'the node to bring up to date (not the owner)')
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
     .option('--no-wait', 'return once the resync has started')
-    .action(async (groupName: string, opts: { config: string; node: string; reason?: string; wait: boolean }) => {
+    .option('--json', 'print the workflow (and unless --no-wait its result) as JSON; the progress bar stays on stderr')
+    .action(async (groupName: string, opts: { config: string; node: string; reason?: string; wait: boolean; json?: boolean }) => {
       const config = await loadConfig(opts.config);
       checkTarget(config, groupName, opts.node);
       const workflowId = resyncWorkflowId(config.cluster, groupName, opts.node);
@@ -64,11 +68,12 @@ export function resyncCommand(): Command {
           typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.node, operation: 'resync' }),
           staticSummary: `resync: ${opts.node} pulls ${groupName}'s data from its owner (operator)`,
         });
-        process.stdout.write(`resync started: workflow ${workflowId}\n`);
-        if (!opts.wait) return;
+        if (!opts.json) process.stdout.write(`resync started: workflow ${workflowId}\n`);
+        if (!opts.wait) return opts.json ? printJson({ workflowId }) : undefined;
         const result = handle.result() as Promise<ResyncResult>;
         await showProgress(client, workflowId, result);
         const r = await failed('resync', result);
+        if (opts.json) return printJson({ workflowId, result: r });
         const resumed = r.steps.filter((s) => s.resumed).length;
         process.stdout.write(`${r.node} is up to date with ${r.source} for group ${r.group}: ${formatBytes(r.bytes)} in ${r.durationMs} ms, ${r.steps.length} steps${r.attempts > 1 ? ` (${r.attempts} attempts, ${resumed} steps resumed)` : ''}\n`);
       });

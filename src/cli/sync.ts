@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { FileSetState } from '../agent/file-sync.js';
 import { CliError, EXIT } from './errors.js';
+import { printJson } from './output.js';
 import { formatBytes } from './progress.js';
 
 export interface SyncStateFile {
@@ -38,7 +39,7 @@ export function syncCommand(): Command {
         throw err;
       }
       const state = JSON.parse(text) as SyncStateFile;
-      if (opts.json) return void process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+      if (opts.json) return printJson(state);
       process.stdout.write(formatSyncState(state));
     });
   return sync;

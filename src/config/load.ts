@@ -152,6 +152,16 @@ function withoutNulls(value: unknown): unknown {
   );
 }
 
+/**
+ * The line of a path in configuration text (or of its nearest part that is in the file), for
+ * checks made after loading (e.g. an OCF agent's parameters against its meta-data).
+ */
+export function lineFinder(text: string): (path: readonly PropertyKey[]) => number | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  return (path) => lineOf(doc, lineCounter, path);
+}
+
 function lineOf(doc: Document, lc: LineCounter, path: readonly PropertyKey[]): number | undefined {
   // Walk up to the nearest part of the path that exists in the file (a missing key has no line).
   for (let n = path.length; n >= 0; n--) {
@@ -214,7 +224,7 @@ function normalise(raw: RawConfig): Config {
             const { timeout, ...c } = rest;
             return { ...c, ...common, timeoutMs: timeout };
           }
-          if (rest.type === 'vip') return { ...rest, ...common };
+          if (rest.type === 'vip' || rest.type === 'ocf') return { ...rest, ...common };
           if (rest.driver === 'process') {
             const { stopTimeout, ...p } = rest;
             return { ...p, ...common, stopTimeoutMs: stopTimeout };

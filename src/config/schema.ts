@@ -211,8 +211,28 @@ export const filesystemResourceSchema = section('a filesystem resource', {
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 });
-export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema, drbdResourceSchema, filesystemResourceSchema], {
-  error: "expected a resource with type 'service', 'vip', 'command', 'drbd' or 'filesystem'",
+const OCF_AGENT = "expected an OCF agent as provider:type, e.g. heartbeat:IPaddr2 (or ocf:heartbeat:IPaddr2)";
+export const ocfResourceSchema = section('an ocf resource', {
+  type: z.literal('ocf'),
+  name: name('resource'),
+  /** provider:type under <ocfRoot>/resource.d, e.g. heartbeat:IPaddr2; Pacemaker's ocf:heartbeat:IPaddr2 is accepted. */
+  agent: z.string({ error: OCF_AGENT }).regex(/^(ocf:)?[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$/, { error: OCF_AGENT }),
+  /** The agent's parameters, passed as OCF_RESKEY_<name>; checked against its meta-data on the nodes. */
+  params: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected a parameter name (letters, digits, _)' }), z.string({ error: 'expected text (quote numbers and booleans: "24", "true")' }), {
+    error: 'expected a mapping of the agent\'s parameters (name: value)',
+  }).default({}),
+  /** Per action; by default the agent's own (its meta-data), else 20s. */
+  timeouts: section('the ocf timeouts', {
+    start: duration({ min: 100 }).optional(),
+    stop: duration({ min: 100 }).optional(),
+    monitor: duration({ min: 100 }).optional(),
+  }).default({}),
+  ocfRoot: absPath('the OCF root directory').default('/usr/lib/ocf'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema, drbdResourceSchema, filesystemResourceSchema, ocfResourceSchema], {
+  error: "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem' or 'ocf'",
 });
 
 // ---------------------------------------------------------------------------------- data

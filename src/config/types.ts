@@ -89,7 +89,19 @@ export interface FilesystemResource extends ResourceBase {
   timeoutMs: number;
 }
 
-export type Resource = ServiceResource | VipResource | CommandResource | DrbdResource | FilesystemResource;
+/** A resource managed by an OCF resource agent (resource-agents), run unchanged: src/drivers/ocf.ts. */
+export interface OcfResource extends ResourceBase {
+  type: 'ocf';
+  /** provider:type, e.g. heartbeat:IPaddr2 (an `ocf:` prefix allowed). */
+  agent: string;
+  /** Passed as OCF_RESKEY_<name>. */
+  params: Record<string, string>;
+  /** Per action; absent: the agent's meta-data default, else 20 s. */
+  timeouts: { start?: number; stop?: number; monitor?: number };
+  ocfRoot: string;
+}
+
+export type Resource = ServiceResource | VipResource | CommandResource | DrbdResource | FilesystemResource | OcfResource;
 
 /** Directories replicated from a group's owner to its standbys with rsync. */
 export interface FileSet {

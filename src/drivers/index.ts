@@ -7,6 +7,7 @@ import type { Resource, ServiceResource } from '../config/types.js';
 import { CommandDriver } from './command.js';
 import { DrbdDriver } from './drbd.js';
 import { FilesystemDriver } from './filesystem.js';
+import { OcfDriver } from './ocf.js';
 import { VipDriver } from './vip.js';
 import type { Exec } from '../exec.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,7 @@ export { CommandDriver } from './command.js';
 export { DrbdDriver, DrbdPeerPrimaryError, DrbdResourceNotConfiguredError, DrbdSplitBrainError } from './drbd.js';
 export type { DrbdSplitBrainReport, DrbdSyncProgress, WaitUpToDateOptions } from './drbd.js';
 export { FilesystemBusyError, FilesystemDriver, MountpointTakenError } from './filesystem.js';
+export { OcfDriver } from './ocf.js';
 
 export interface DriverDeps {
   exec: Exec;
@@ -75,6 +77,8 @@ export function createResourceDriver(resource: Resource, deps: DriverDeps): Serv
       return new DrbdDriver(resource, { exec: deps.exec, logger: deps.logger, ...(deps.node ? { node: deps.node } : {}) });
     case 'filesystem':
       return new FilesystemDriver(resource, { exec: deps.exec, logger: deps.logger });
+    case 'ocf':
+      return new OcfDriver(resource, { exec: deps.exec, logger: deps.logger });
   }
 }
 

@@ -11,8 +11,8 @@ import type { FetchedRun } from './timeline.js';
 /** More runs than this in one window: narrow it (--since, a group) rather than wait for all. */
 export const MAX_RUNS = 2000;
 
-/** A visibility query string literal. */
-function quoted(v: string): string {
+/** A visibility query string literal (quotes and backslashes escaped). */
+export function quoted(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 

@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHECK, formatLocalStatus, formatStatus, printable, runningCaveat, statusCheck, statusWarnings } from '../../src/cli/status-text.js';
+import { CHECK, formatHeals, formatLocalStatus, formatStatus, printable, runningCaveat, statusCheck, statusWarnings } from '../../src/cli/status-text.js';
+import { runningHealsQuery } from '../../src/cli/running-heals.js';
 import type { LocalStatus } from '../../src/agent/local-status.js';
 import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
 
@@ -162,4 +163,22 @@ test('status text: refused reports are counted, the last ones say from whom and 
   s.reports.lastRefused.push({ at: NOW - 1000, signal: 'groupLost', sender: 'n1\u001b[2J', why: 'it carries no MAC' });
   const text = formatStatus(s, NOW);
   assert.match(text, /\n {2}refused reports: 5 \(unsigned, signed with another secret, or replayed; they changed nothing: docs\/security\.md\)\n {4}nodeEdge from n2 3s ago: reason 3\n {4}nodeEdge from n2 4s ago: reason 4\n {4}groupLost from n1\\x1b\[2J 1s ago: it carries no MAC\n$/);
+});
+
+test('running heals: the budget used against the policy, the last attempt, an unanswered heal with its reason; nothing when none runs (issue 11 item 2)', () => {
+  const now = 1_700_000_100_000;
+  assert.equal(formatHeals([], now), '');
+  const text = formatHeals([
+    { workflowId: 'heal/lab/web/www', group: 'web', resource: 'www', node: 'n1', since: now - 42_000, phase: 'watching', restartsInWindow: 2, maxRestarts: 3, windowMs: 60_000, lastAttempt: { at: now - 5_000, outcome: 'healthy', detail: 'http 200' } },
+    { workflowId: 'heal/lab/db/pg', group: 'db', resource: 'pg', node: 'n2', since: now - 3_000, maxRestarts: 5, windowMs: 600_000, error: 'no answer to its state query (deadline exceeded)' },
+    { workflowId: 'heal/lab/x/y', group: 'x', resource: 'y\x1b[2J', node: 'n1', since: now - 1_000, phase: 'restarting', restartsInWindow: 1 },
+  ], now);
+  assert.equal(
+    text,
+    '  heals running:\n' +
+      '    web/www on n1: watching, 2 of 3 restart(s) in the 1m window, for 42s; last attempt 5s ago: healthy (http 200) [heal/lab/web/www]\n' +
+      '    db/pg on n2: state unknown: no answer to its state query (deadline exceeded), for 3s [heal/lab/db/pg]\n' +
+      '    x/y\\x1b[2J on n1: restarting, 1 restart(s) in the window, for 1s [heal/lab/x/y]\n',
+  );
+  assert.equal(runningHealsQuery('a"b'), 'HaCluster = "a\\"b" AND HaOperation = "heal" AND ExecutionStatus = "Running"');
 });
