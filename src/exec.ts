@@ -16,6 +16,11 @@ export interface ExecOptions {
   cwd?: string;
   /** Exit codes that are not failures (e.g. `systemctl is-active` exits 3 for inactive). */
   okExitCodes?: number[];
+  /**
+   * Send SIGINT (to its process group) after this long and take what it printed by then as its
+   * result: for a tool that listens until interrupted and then reports, as `arping` does.
+   */
+  interruptAfterMs?: number;
 }
 
 export interface ExecResult {
@@ -68,7 +73,13 @@ export function createExec(logger: Logger): Exec {
       timedOut = true;
       if (subprocess.pid !== undefined) signalGroup(subprocess.pid, 'SIGKILL');
     }, options.timeoutMs);
-    const result = await subprocess.finally(() => clearTimeout(timer));
+    const interrupt = options.interruptAfterMs === undefined ? undefined : setTimeout(() => {
+      if (subprocess.pid !== undefined) signalGroup(subprocess.pid, 'SIGINT');
+    }, options.interruptAfterMs);
+    const result = await subprocess.finally(() => {
+      clearTimeout(timer);
+      clearTimeout(interrupt);
+    });
     if (timedOut) throw new ExecError(command, undefined, String(result.stderr ?? ''), true, undefined, 'SIGKILL');
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');

@@ -65,6 +65,9 @@ const ALONE: Record<string, number> = {
   // Starts a cluster, restarts an agent with another configuration and runs doctor (under tsx)
   // in the namespaces until both findings show: 130 s on a machine at load 12.
   [join('test', 'lab', 'doctor-peers.test.ts')]: 300_000,
+  // Three drills, each a CLI start under tsx in the client namespace (30-60 s on a loaded machine)
+  // plus a switchover, after the cluster's start; then an agent stopped and waited for.
+  [join('test', 'lab', 'drill.test.ts')]: 600_000,
 };
 
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {

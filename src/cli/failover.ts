@@ -1,7 +1,7 @@
 /** `haoscar failover GROUP [--to NODE]`: move a group by hand (the same workflow the controller starts). */
 import { Command } from 'commander';
 import { userInfo } from 'node:os';
-import { WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import type { failover } from '../../workflows/failover.js';
@@ -33,20 +33,7 @@ export function failoverCommand(): Command {
       const workflowId = failoverWorkflowId(config.cluster, groupName);
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
-        const handle = await client.workflow.start<typeof failover>('failover', {
-          workflowId,
-          taskQueue: clusterTaskQueue(config.cluster),
-          args: [{ cluster: config.cluster, group: groupName, kind: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar failover`, ...(opts.to ? { to: opts.to } : {}), ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) } satisfies FailoverInput],
-          workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-          typedSearchAttributes: [
-            { key: HA_KEYS.HaCluster, value: config.cluster },
-            { key: HA_KEYS.HaGroup, value: groupName },
-            { key: HA_KEYS.HaOperation, value: 'failover' },
-          ],
-          memo: { trigger: 'operator', detail: opts.reason ?? '', ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) },
-          staticSummary: `failover of ${groupName}${opts.to ? ` to ${opts.to}` : ''} (operator${opts.acceptDataLoss ? ', data loss accepted' : ''})`,
-          ...(opts.reason ? { staticDetails: opts.reason } : {}),
-        });
+        const handle = await startFailover(client, config.cluster, groupName, { reason: opts.reason ?? `requested by ${userInfo().username} with haoscar failover`, operatorReason: opts.reason, ...(opts.to ? { to: opts.to } : {}), ...(opts.acceptDataLoss ? { acceptDataLoss: true } : {}) });
         if (!opts.json) process.stdout.write(`failover started: workflow ${workflowId} (run ${handle.firstExecutionRunId})\n`);
         const note = await maintenanceNote(client, config.cluster, groupName, 'failover');
         if (note && !opts.json) process.stdout.write(note);
@@ -63,6 +50,28 @@ export function failoverCommand(): Command {
         await client.connection.close();
       }
     });
+}
+
+/**
+ * Starts an operator's failover workflow of `groupName` (also `haoscar drill --kind failover`'s).
+ * `operatorReason`: the reason as the operator gave it, if they did (the workflow's details).
+ * @throws WorkflowExecutionAlreadyStartedError when an operation on the group is running.
+ */
+export async function startFailover(client: Client, cluster: string, groupName: string, o: { reason: string; operatorReason?: string; to?: string; acceptDataLoss?: boolean }) {
+  return client.workflow.start<typeof failover>('failover', {
+    workflowId: failoverWorkflowId(cluster, groupName),
+    taskQueue: clusterTaskQueue(cluster),
+    args: [{ cluster, group: groupName, kind: 'operator', reason: o.reason, ...(o.to ? { to: o.to } : {}), ...(o.acceptDataLoss ? { acceptDataLoss: true } : {}) } satisfies FailoverInput],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+    typedSearchAttributes: [
+      { key: HA_KEYS.HaCluster, value: cluster },
+      { key: HA_KEYS.HaGroup, value: groupName },
+      { key: HA_KEYS.HaOperation, value: 'failover' },
+    ],
+    memo: { trigger: 'operator', detail: o.operatorReason ?? '', ...(o.acceptDataLoss ? { acceptDataLoss: true } : {}) },
+    staticSummary: `failover of ${groupName}${o.to ? ` to ${o.to}` : ''} (operator${o.acceptDataLoss ? ', data loss accepted' : ''})`,
+    ...(o.operatorReason ? { staticDetails: o.operatorReason } : {}),
+  });
 }
 
 function describe(r: FailoverResult): string {

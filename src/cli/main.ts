@@ -20,6 +20,7 @@ import { cleanupCommand, maintenanceCommand } from './maintenance.js';
 import { packageVersion } from '../package-info.js';
 import { doctorCommand } from './doctor.js';
 import { reloadCommand } from './reload.js';
+import { drillCommand } from './drill.js';
 
 export function buildProgram(): Command {
   const program = new Command('haoscar')
@@ -29,7 +30,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

@@ -33,11 +33,7 @@ export function switchoverCommand(): Command {
       checkTarget(config, groupName, opts.to);
       const workflowId = switchoverWorkflowId(config.cluster, groupName);
       await withClient(config, async (client) => {
-        const handle = await start(client, 'switchover', workflowId, config.cluster, `an operation on group '${groupName}'`, {
-          args: [{ cluster: config.cluster, group: groupName, to: opts.to, trigger: 'operator', reason: opts.reason ?? `requested by ${userInfo().username} with haoscar switchover` } satisfies SwitchoverInput],
-          typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: opts.to, operation: 'switchover' }),
-          staticSummary: `switchover of ${groupName} to ${opts.to} (operator)`,
-        });
+        const handle = await startSwitchover(client, config, groupName, opts.to, opts.reason ?? `requested by ${userInfo().username} with haoscar switchover`);
         if (!opts.json) process.stdout.write(`switchover started: workflow ${workflowId}\n`);
         const note = await maintenanceNote(client, config.cluster, groupName, 'switchover');
         if (note && !opts.json) process.stdout.write(note);
@@ -84,7 +80,20 @@ export function resyncCommand(): Command {
     });
 }
 
-function checkTarget(config: Config, groupName: string, node: string): void {
+/**
+ * Starts the switchover workflow of `groupName` to `to` (an operator's; also `haoscar drill`'s).
+ * @throws CliError when an operation on the group is already running.
+ */
+export async function startSwitchover(client: Client, config: Config, groupName: string, to: string, reason: string) {
+  return start(client, 'switchover', switchoverWorkflowId(config.cluster, groupName), config.cluster, `an operation on group '${groupName}'`, {
+    args: [{ cluster: config.cluster, group: groupName, to, trigger: 'operator', reason } satisfies SwitchoverInput],
+    typedSearchAttributes: haTags({ cluster: config.cluster, group: groupName, node: to, operation: 'switchover' }),
+    staticSummary: `switchover of ${groupName} to ${to} (operator)`,
+  });
+}
+
+/** @throws CliError (usage) when the group is unknown or `node` may not run it. */
+export function checkTarget(config: Config, groupName: string, node: string): void {
   // Checked here too (the workflow checks again) so that a typo is answered before anything starts.
   const group = config.groups.find((g) => g.name === groupName);
   if (!group) throw new CliError(`unknown group '${groupName}' (known: ${config.groups.map((g) => g.name).join(', ') || 'none'})`, EXIT.usage);

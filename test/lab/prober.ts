@@ -8,58 +8,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../src/log.js';
+import { summarizeProbeSamples, type ProbeSample, type ProbeSummary } from '../../src/drill/probe-summary.js';
+
+export type { ProbeGap } from '../../src/drill/probe-summary.js';
 
 export const PROBER_SCRIPT = fileURLToPath(new URL('./prober.mjs', import.meta.url));
 
-export interface ProbeResult {
-  /** When the request started (ms since the epoch). */
-  t: number;
-  /** When it succeeded, failed or timed out. */
-  end: number;
-  ok: boolean;
-  status?: number;
-  /** The answer, trimmed (`ok <pid>` from the lab's services). */
-  body?: string;
+export interface ProbeResult extends ProbeSample {
   /** The pid in an `ok <pid>` answer. */
   pid?: number;
   /** The lab host whose namespace that pid runs in, when it could be told. */
   host?: string;
-  /** `ECONNREFUSED`, `EHOSTUNREACH`, `timeout`, ... */
-  error?: string;
 }
 
-/** An interval between two successful requests in which requests failed (or nothing was sent). */
-export interface ProbeGap {
-  /** Start of the last successful request before the gap. */
-  from: number;
-  /** Start of the first successful request after it, or the stop time while it is ongoing. */
-  to: number;
-  ms: number;
-  /** Failed requests started within the gap. */
-  failures: number;
-  /** No success after it: the outage had not ended when the prober stopped. */
-  ongoing: boolean;
-}
-
-export interface ProbeReport {
-  url: string;
-  everyMs: number;
-  startedAt: number;
-  stoppedAt: number;
+export interface ProbeReport extends ProbeSummary {
   results: ProbeResult[];
-  requests: number;
-  ok: number;
-  failures: number;
-  /** Failures before the first success (the service was not up yet): not counted as a gap. */
-  failuresBeforeFirstOk: number;
-  /**
-   * The longest interval between the starts of two consecutive successful requests — or from
-   * the last success to the stop, when requests failed after it. About `everyMs` when nothing
-   * failed; the whole run when nothing ever succeeded.
-   */
-  longestGapMs: number;
-  /** The intervals with failures, or longer than five periods, in time order. */
-  gaps: ProbeGap[];
   /** The first successful request started at or after `t`. */
   firstOkAfter(t: number): ProbeResult | undefined;
   /** The last successful request started before `t`. */
@@ -77,49 +40,17 @@ function lastOkBefore(results: readonly ProbeResult[], t: number): ProbeResult |
   return undefined;
 }
 
-/** The report of a probe run; pure, so its arithmetic is tested on its own. */
+/** The report of a probe run: the product's summary (src/drill/probe-summary.ts) with the lab's look-ups. */
 export function summarizeProbes(input: readonly ProbeResult[], o: { url: string; everyMs: number; startedAt: number; stoppedAt: number }): ProbeReport {
   const results = [...input].sort((a, b) => a.t - b.t);
-  const oks = results.filter((r) => r.ok);
-  const gaps: ProbeGap[] = [];
-  let longestGapMs = 0;
-  const consider = (from: number, to: number, failures: number, ongoing: boolean) => {
-    const ms = to - from;
-    longestGapMs = Math.max(longestGapMs, ms);
-    if (failures > 0 || ms > 5 * o.everyMs) gaps.push({ from, to, ms, failures, ongoing });
-  };
-  if (oks.length === 0) {
-    longestGapMs = o.stoppedAt - o.startedAt;
-    if (results.length > 0) gaps.push({ from: o.startedAt, to: o.stoppedAt, ms: longestGapMs, failures: results.length, ongoing: true });
-  } else {
-    let failures = 0;
-    let prev: ProbeResult | undefined;
-    for (const r of results) {
-      if (!r.ok) {
-        if (prev) failures += 1;
-        continue;
-      }
-      if (prev) consider(prev.t, r.t, failures, false);
-      prev = r;
-      failures = 0;
-    }
-    if (failures > 0) consider(prev!.t, o.stoppedAt, failures, true);
-  }
-  const firstOk = oks[0];
   return {
-    ...o,
+    ...summarizeProbeSamples(results, o),
     results,
-    requests: results.length,
-    ok: oks.length,
-    failures: results.length - oks.length,
-    failuresBeforeFirstOk: firstOk ? results.filter((r) => r.t < firstOk.t).length : results.length,
-    longestGapMs,
-    gaps,
     firstOkAfter: (t) => firstOkAfter(results, t),
     lastOkBefore: (t) => lastOkBefore(results, t),
     answeredBy: () => {
       const by = new Map<string, number>();
-      for (const r of oks) {
+      for (const r of results.filter((x) => x.ok)) {
         const key = r.host ?? (r.pid !== undefined ? `pid ${r.pid}` : 'unknown');
         by.set(key, (by.get(key) ?? 0) + 1);
       }
