@@ -5,13 +5,13 @@
  * the same secret and configuration. Each finding with the command that fixes it
  * (docs/doctor.md). Exits 0 all ok, 1 warnings, 2 errors.
  */
-import { Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '../config/duration.js';
+import { Command } from 'commander';
 import { createExec } from '../exec.js';
 import { createLogger } from '../log.js';
 import { doctorExitCode, formatFindings } from '../doctor/finding.js';
 import { runDoctor } from '../doctor/doctor.js';
 import { EXIT, ExitWith } from './errors.js';
+import { parseTimeout } from './options.js';
 import { printJson } from './output.js';
 
 interface DoctorFlags {
@@ -21,11 +21,6 @@ interface DoctorFlags {
   timeout?: number;
 }
 
-function parseTimeout(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms < 100) throw new InvalidArgumentError('expected a duration of at least 100ms, such as 5s or 1500ms');
-  return ms;
-}
 
 export function doctorCommand(): Command {
   return new Command('doctor')

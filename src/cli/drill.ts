@@ -12,7 +12,7 @@ import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
-import { formatDuration, parseDuration } from '../config/duration.js';
+import { formatDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
 import { connectClient, resolveConnection } from '../temporal/connection.js';
 import { queryOwnership } from '../agent/controller-link.js';
@@ -29,6 +29,7 @@ import { CHECK, statusCheck } from './status-text.js';
 import { checkTarget, startSwitchover } from './switchover.js';
 import { startFailover } from './failover.js';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { durationArgument } from './options.js';
 
 /** Exit codes of a drill (docs/drill.md). */
 export const DRILL_EXIT = { pass: EXIT.ok, fail: EXIT.failure, refused: EXIT.usage } as const;
@@ -40,13 +41,6 @@ const MAX_FIRST_ANSWER_MS = 10_000;
 /** After the operation, how long it waits at most for the service to answer again. */
 const MAX_RECOVERY_MS = 30_000;
 
-function duration(min: number, what: string) {
-  return (value: string): number => {
-    const ms = parseDuration(value);
-    if (ms === undefined || ms < min) throw new InvalidArgumentError(`expected ${what}`);
-    return ms;
-  };
-}
 
 function probeUrl(value: string): URL {
   let url: URL;
@@ -88,18 +82,18 @@ export function drillCommand(): Command {
     .requiredOption('--probe <url>', "the service's URL as its clients use it (through the VIP): GET every --every", probeUrl)
     .option('-t, --to <node>', "the node to move it to (default: the group's first node, in preference order, that is not its owner)")
     .addOption(new Option('--kind <kind>', 'switchover (planned: resync, stop, start) or failover (the failover workflow an operator starts)').choices(['switchover', 'failover']).default('switchover'))
-    .option('--rto <duration>', 'the recovery time objective: a longer client-observed outage fails the drill', duration(1, 'a duration such as 2s or 500ms'), 5000)
-    .option('--every <duration>', 'time between probe requests', duration(5, 'a duration of at least 5ms'), 50)
-    .option('--probe-timeout <duration>', 'a probe request not answered after this long fails', duration(10, 'a duration of at least 10ms'), 1000)
-    .option('--baseline <duration>', 'probe for this long before the move (the service must answer)', duration(100, 'a duration of at least 100ms'), 2000)
-    .option('--after <duration>', 'go on probing this long after the operation ended (and until the service answers, at most 30s more)', duration(0, 'a duration'), 2000)
+    .option('--rto <duration>', 'the recovery time objective: a longer client-observed outage fails the drill', durationArgument(1, 'a duration such as 2s or 500ms'), 5000)
+    .option('--every <duration>', 'time between probe requests', durationArgument(5, 'a duration of at least 5ms'), 50)
+    .option('--probe-timeout <duration>', 'a probe request not answered after this long fails', durationArgument(10, 'a duration of at least 10ms'), 1000)
+    .option('--baseline <duration>', 'probe for this long before the move (the service must answer)', durationArgument(100, 'a duration of at least 100ms'), 2000)
+    .option('--after <duration>', 'go on probing this long after the operation ended (and until the service answers, at most 30s more)', durationArgument(0, 'a duration'), 2000)
     .option('--interface <name>', 'the interface to ask ARP on (default: the one `ip route get VIP` names)')
     .option('--no-arp', 'do not ask ARP who holds the VIP')
     .option('--force', 'drill even when `haoscar status --check` does not say OK')
     .option('--json', 'print the report as JSON')
     .option('--report <file>', 'also write the report as Markdown to this file')
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
-    .option('--timeout <duration>', "how long to wait for Temporal's answers", duration(100, 'a duration of at least 100ms'), 10_000)
+    .option('--timeout <duration>', "how long to wait for Temporal's answers", durationArgument(100, 'a duration of at least 100ms'), 10_000)
     .action(async (groupName: string, opts: DrillOptions) => {
       const config = await loadConfig(opts.config);
       const group = config.groups.find((g) => g.name === groupName);

@@ -7,22 +7,18 @@
  * Exit codes: 0 applied (or nothing to change), 1 refused (a change needs a restart; nothing
  * changed), 3 the file is invalid (nothing sent, or the agent found it so), 4 no agent answered.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { readLocalStatus, LocalStatusError, type LocalStatus } from '../agent/local-status.js';
 import type { ReloadOutcome } from '../agent/reload.js';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { parseTimeout } from './options.js';
 
 const DEFAULT_TIMEOUT = '15s';
 const POLL_MS = 100;
 
-function parseTimeout(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms < 100) throw new InvalidArgumentError('expected a duration of at least 100ms, such as 5s or 1500ms');
-  return ms;
-}
 
 /** The exit code of a reload's outcome. */
 export function reloadExitCode(outcome: ReloadOutcome): number {

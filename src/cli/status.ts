@@ -3,7 +3,7 @@
  * controller's view), with what this node's agent knows by itself (src/agent/local-status.ts),
  * shown even when Temporal does not answer; `--check` for monitoring systems.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
@@ -17,6 +17,7 @@ import type { Ownership } from '../../workflows/shared.js';
 import type { Client } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { parseTimeout } from './options.js';
 import { printJson } from './output.js';
 
 /**
@@ -26,11 +27,6 @@ import { printJson } from './output.js';
  */
 const DEFAULT_TIMEOUT = '10s';
 
-function parseTimeout(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms < 100) throw new InvalidArgumentError('expected a duration of at least 100ms, such as 5s or 1500ms');
-  return ms;
-}
 
 /**
  * What status says when the controller gives no answer within `timeoutMs`: the server took the
