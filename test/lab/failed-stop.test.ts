@@ -182,7 +182,10 @@ test('a stop that fails on the owner: n1 keeps the group as failed (its guard ca
   });
   assert.equal(block.epoch, before.epoch);
   assert.deepEqual(block.waitingFor, ['confirm-down'], 'no fence agent, no watchdog: only an operator unblocks it');
-  assert.match(block.detail, /^its stop failed: .*stubborn-resource\.sh stop .*scripted: will not stop on .*no fence agent is configured for it$/s);
+  // Which failure n1 reports first depends on timing, both safe: the failover's stop order (its
+  // stop failed), or, when the failover reached n1 only after n1's lease deadline (a loaded CI
+  // machine), the guard's release, which ran the same stop and failed too.
+  assert.match(block.detail, /^(its stop failed: .*stubborn-resource\.sh stop .*scripted: will not stop on |it answered holding the group in state 'failed' at epoch \d+: the lease guard could not release it: .*stubborn-resource\.sh stop ).*no fence agent is configured for it$/s);
   assert.match(await cluster.agentLog('n1'), /the group failed to stop: this node still holds it \(state failed\)/, 'n1 keeps the group, failed');
 
   // Well past the lease, and until n1's guard has tried (and failed) to release the group at
@@ -198,7 +201,10 @@ test('a stop that fails on the owner: n1 keeps the group as failed (its guard ca
   assert.equal(guard?.epoch, before.epoch);
   assert.match(guard?.detail ?? '', /stubborn-resource\.sh stop .* failed/);
   const calls = await env.calls('n1');
-  assert.ok(calls.filter((c) => c === 'stop-failed').length >= 2, `the agent's stop and the guard's both ran the stop script: ${calls.join(', ')}`);
+  // The agent's stop and the guard's both ran the stop script; when the guard came first, the
+  // agent found the group failed already and may not have run it again.
+  const stopsRun = block.detail.startsWith('its stop failed') ? 2 : 1;
+  assert.ok(calls.filter((c) => c === 'stop-failed').length >= stopsRun, `the stop script ran (and failed) at least ${stopsRun} time(s): ${calls.join(', ')}`);
   assert.equal(await env.runs('n1'), true, 'the resource still runs on n1');
 
   // What the operator sees.
