@@ -29,6 +29,7 @@ import { CHECK, statusCheck } from './status-text.js';
 import { checkTarget, startSwitchover } from './switchover.js';
 import { startFailover } from './failover.js';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { printJson } from './output.js';
 import { durationArgument } from './options.js';
 
 /** Exit codes of a drill (docs/drill.md). */
@@ -226,7 +227,8 @@ async function drill(client: Client, config: Config, groupName: string, opts: Dr
     },
   };
   const report: DrillReport = { ...partial, verdict: drillVerdict(partial) };
-  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderDrillText(report));
+  if (opts.json) printJson(report);
+  else process.stdout.write(renderDrillText(report));
   if (opts.report !== undefined) {
     await writeFile(opts.report, renderDrillMarkdown(report));
     say(`report written to ${opts.report}`);

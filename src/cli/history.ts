@@ -12,6 +12,7 @@ import { fetchRun, fetchRuns } from '../history/fetch.js';
 import { buildTimeline, operationStory } from '../history/timeline.js';
 import { renderMarkdown, renderOperation, renderText } from '../history/render.js';
 import { CliError, EXIT } from './errors.js';
+import { printJson } from './output.js';
 
 const DEFAULT_SINCE = '24h';
 const DEFAULT_TIMEOUT = '20s';
@@ -66,7 +67,8 @@ export function historyCommand(): Command {
       try {
         const runs = await fetchRuns(client, { cluster: config.cluster, ...(group !== undefined ? { group } : {}), since, timeoutMs });
         const timeline = buildTimeline(runs, { since, until: Date.now(), cluster: config.cluster, ...(group !== undefined ? { group } : {}) });
-        process.stdout.write(format === 'json' ? `${JSON.stringify(timeline, null, 2)}\n` : format === 'markdown' ? renderMarkdown(timeline) : renderText(timeline));
+        if (format === 'json') printJson(timeline);
+        else process.stdout.write(format === 'markdown' ? renderMarkdown(timeline) : renderText(timeline));
       } finally {
         await client.connection.close();
       }
@@ -86,7 +88,8 @@ export function historyCommand(): Command {
       const client = await connectClient(await resolveConnection(config.temporal));
       try {
         const story = operationStory(await fetchRun(client, { workflowId, ...(opts.run !== undefined ? { runId: opts.run } : {}), timeoutMs }));
-        process.stdout.write(format === 'json' ? `${JSON.stringify(story, null, 2)}\n` : renderOperation(story, format));
+        if (format === 'json') printJson(story);
+        else process.stdout.write(renderOperation(story, format));
       } finally {
         await client.connection.close();
       }

@@ -14,6 +14,7 @@ import { formatDuration, parseDuration } from '../config/duration.js';
 import { readLocalStatus, LocalStatusError, type LocalStatus } from '../agent/local-status.js';
 import type { ReloadOutcome } from '../agent/reload.js';
 import { CliError, EXIT, ExitWith } from './errors.js';
+import { printJson } from './output.js';
 import { parseTimeout } from './options.js';
 
 const DEFAULT_TIMEOUT = '15s';
@@ -82,7 +83,7 @@ export function reloadCommand(): Command {
         throw new CliError(`cannot signal the agent (pid ${before.pid}): ${(err as Error).message}`, EXIT.failure);
       }
       const outcome = await waitForOutcome(before, read, timeoutMs);
-      if (opts.json) process.stdout.write(`${JSON.stringify({ node: before.node, pid: before.pid, ...outcome }, null, 2)}\n`);
+      if (opts.json) printJson({ node: before.node, pid: before.pid, ...outcome });
       else process.stdout.write(formatReloadOutcome(before.node, before.pid, outcome));
       throw new ExitWith(reloadExitCode(outcome));
     });
