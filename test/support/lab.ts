@@ -14,6 +14,11 @@ import { queryOwnership } from '../../src/agent/controller-link.js';
 import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `haoscar ARGS…` as an operator runs it (bin/haoscar.js), never rejecting: the test reads the exit code. */
+export function haoscarCli(...args: string[]) {
+  return execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), ...args], { reject: false, timeout: 120_000 });
+}
 export const HTTP_SERVICE = join(ROOT, 'test/fixtures/http-service.mjs');
 
 export async function freePort(): Promise<number> {

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { haoscarCli } from '../support/lab.js';
 import { closeTemporal, temporalAddress } from '../support/temporal.js';
 import { WorkflowCluster } from '../support/workflow-cluster.js';
 import { waitFor } from '../support/wait.js';
@@ -19,7 +18,6 @@ import { requestHeal } from '../../src/agent/heal-trigger.js';
 import { failoverWorkflowId } from '../../workflows/shared.js';
 import type { Timeline } from '../../src/history/timeline.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BODY = `
 lease: { ttl: 2s, margin: 50ms }
 failover: { verifyTimeout: 1500ms }
@@ -39,9 +37,7 @@ let c: WorkflowCluster;
 let dir: string;
 let configFile: string;
 
-function haoscar(...args: string[]) {
-  return execa(process.execPath, [join(ROOT, 'bin/haoscar.js'), ...args], { reject: false, timeout: 120_000 });
-}
+const haoscar = haoscarCli;
 
 before(async () => {
   c = await WorkflowCluster.start('hist', BODY);
