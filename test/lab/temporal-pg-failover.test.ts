@@ -87,14 +87,24 @@ test('Temporal on PostgreSQL: a server process killed in the middle of a failove
   await expect(cluster, 'the client is served by n2', async () => (client.lastOk()?.host === 'n2' ? true : undefined), 90_000);
   const g = await cluster.waitForGroup((x) => x.owner === 'n2' && x.state === 'running' && x.operation === undefined, 'n2 owns the group, the failover over', 60_000);
   assert.ok(g.epoch > before!.epoch, 'a new epoch');
-  // The group runs on one node: n2 holds the VIP, serves, and keeps it (same epoch) for a while.
+  // The group runs on one node: n2 holds the VIP, serves, and settles there. While the killed
+  // process's history shards move, Temporal may not confirm n2's fresh lease (no peer can vouch
+  // for it: n1 is dead), so n2 may stop and restart the group under a new epoch once or twice
+  // (documented in docs/deploy.md); the group must then stay put for 3 s under one epoch.
   await expect(cluster, 'n2 is the one live holder of the VIP', async () => (vip.latest()?.live.join() === 'n2' ? true : undefined), 30_000);
-  await sleep(3_000);
-  const later = await cluster.group();
-  // (Once in a CI preview the epoch moved on n2 within these 3 s; the logs say why next time.)
-  if (later?.owner !== 'n2' || later.state !== 'running' || later.epoch !== g.epoch) {
-    assert.fail(`still on n2 under the same epoch: ${JSON.stringify(later)} after epoch ${g.epoch}\n${await agentLogs(cluster, 200)}`);
-  }
+  const epochs = [g.epoch];
+  let stableSince = Date.now();
+  const settled = await expect(cluster, 'the group settles on n2 under one epoch for 3 s', async () => {
+    const now = await cluster.group();
+    if (now?.owner === 'n1') assert.fail(`the group went back to the dead n1: ${JSON.stringify(now)}\n${await agentLogs(cluster, 200)}`);
+    if (now?.owner !== 'n2' || now.state !== 'running' || now.epoch !== epochs.at(-1)) {
+      if (now && now.epoch !== epochs.at(-1)) epochs.push(now.epoch);
+      stableSince = Date.now();
+      return undefined;
+    }
+    return Date.now() - stableSince >= 3_000 ? now : undefined;
+  }, 60_000);
+  t.diagnostic(`epochs on n2 after the failover: ${epochs.join(', ')} (settled at ${settled.epoch})`);
   const seen = await client.stop();
   const samples = await vip.stop();
   assert.deepEqual(samples.dualPeriods, [], 'never two live holders of the VIP');
