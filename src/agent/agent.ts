@@ -27,7 +27,8 @@ import { Announcer } from './announcer.js';
 import { EpochStore } from './epoch-store.js';
 import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
-import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { HeartbeatSecretError, loadClusterSecrets, type ClusterSecrets } from '../heartbeat/secret.js';
+import { checkSecretChange, secretNames, secretNamesDiffer } from '../auth/secret-rotation.js';
 import { configDigest } from '../config/digest.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
@@ -133,8 +134,12 @@ export class Agent {
   /** `haoscar status` on this node reads localStatus() here (local-status.ts). */
   private statusServer: Server | undefined;
   private lastStatus: string | undefined;
-  /** The cluster secret the agent started with (a reload compares the file with it); absent in a one-node cluster. */
-  private secret: Buffer | undefined;
+  /**
+   * The cluster secrets in force: the one this node signs with and those it also accepts during a
+   * rotation (a reload may change them, docs/reload.md#rotating-the-cluster-secret); absent in a
+   * one-node cluster.
+   */
+  private secrets: ClusterSecrets | undefined;
   /** When the running configuration was loaded (started, or last reload that applied something). */
   private configLoadedAt = Date.now();
   /** Reloads finished, and the last one's outcome (local status: `haoscar reload` waits for `completed` to grow). */
@@ -182,10 +187,11 @@ export class Agent {
     const logDir = join(config.agent.stateDir, 'log');
     // Refused before anything runs: a world-readable secret lets anyone forge heartbeats.
     const hasPeers = config.nodes.length > 1;
-    const secret = hasPeers ? await loadHeartbeatSecret(config.heartbeat.secretFile) : undefined;
-    this.secret = secret;
+    const secrets = hasPeers ? await loadClusterSecrets(config.heartbeat) : undefined;
+    this.secrets = secrets;
+    const secret = secrets?.signing;
     // Signs this node's answers and checks the orders it is given (docs/security.md).
-    this.key = secret ? deriveMessageKey(secret) : undefined;
+    this.key = secrets ? deriveMessageKey(secrets.signing, secrets.accepted) : undefined;
     await mkdir(logDir, { recursive: true });
     // The highest epoch seen of each group, from earlier runs: never handed out again, even by a
     // controller that lost Temporal's data (docs/temporal.md).
@@ -294,6 +300,7 @@ export class Agent {
       node,
       config,
       secret,
+      acceptedSecrets: secrets?.accepted ?? [],
       logger: this.log.child({ sync: true }),
       holds: (g) => groups.holding(g) !== undefined,
       heldEpoch: (g) => groups.holding(g)?.epoch,
@@ -309,6 +316,8 @@ export class Agent {
         nodes: config.nodes,
         settings: config.heartbeat,
         secret,
+        acceptedSecrets: secrets!.accepted,
+        acceptedConfigDigests: secrets!.accepted.map((a) => configDigest(config, a)),
         logger: this.log.child({ heartbeat: true }),
         view: this.withSync(groups.view()),
         onEdge: (edge) => this.onPeerEdge(edge),
@@ -579,7 +588,7 @@ export class Agent {
       at: now,
       phase: describeStatus(this.phase, config.temporal.address, this.groups?.heldGroups() ?? [], config.nodes.length > 1).text,
       temporal: { connected: this.client !== undefined && this.phase.kind === 'serving' },
-      config: { loadedAt: this.configLoadedAt, ...(this.secret ? { digest: configDigest(config, this.secret) } : {}) },
+      config: { loadedAt: this.configLoadedAt, ...(this.secrets ? { digest: configDigest(config, this.secrets.signing) } : {}) },
       reload: this.reloads,
       ...(stats
         ? {
@@ -589,6 +598,7 @@ export class Agent {
               accepted: stats.accepted,
               rejected: Object.fromEntries(Object.entries(stats.rejected).filter(([, n]) => n > 0)),
               configDigest: stats.configDigest,
+              keys: [...stats.keys],
               peers: stats.peers.map(({ view: _view, speaks: _speaks, heardProtocol: _heard, ...peer }) => peer),
             },
           }
@@ -676,32 +686,52 @@ export class Agent {
     }
     const plan = planReload(running, next);
     const refused: ReloadRefusal[] = [...plan.refuse];
-    // The secret is not in the configuration: the file is read again and compared. A changed
-    // secret is never taken halfway (docs/reload.md#the-cluster-secret).
-    if (this.secret) {
-      const secretFile = running.heartbeat.secretFile;
+    // The secret files are read again, changed in the configuration or not: a changed content is
+    // a step of a rotation, taken only when no live peer would be cut off by it
+    // (auth/secret-rotation.ts, docs/reload.md#rotating-the-cluster-secret).
+    let secrets = this.secrets;
+    if (this.secrets) {
       try {
-        const now = await loadHeartbeatSecret(secretFile);
-        if (!now.equals(this.secret)) refused.push({ path: 'heartbeat.secretFile', why: `the content of ${secretFile} changed: the agent keeps the secret it started with (peers still sign with it); a restart takes the new one` });
+        const loaded = await loadClusterSecrets(next.heartbeat);
+        const [before, after] = [secretNames(this.secrets), secretNames(loaded)];
+        if (secretNamesDiffer(before, after)) {
+          refused.push(...checkSecretChange(before, after, (this.heartbeat?.peers() ?? []).map((p) => ({
+            node: p.node, alive: p.state === 'alive', ...(p.signsWith === undefined ? {} : { signsWith: p.signsWith }), ...(p.acceptsKeys === undefined ? {} : { acceptsKeys: p.acceptsKeys }),
+          }))));
+          secrets = loaded;
+        }
       } catch (err) {
         if (!(err instanceof HeartbeatSecretError)) throw err;
-        refused.push({ path: 'heartbeat.secretFile', why: `the agent could not start again with this file: ${err.message}` });
+        refused.push({ path: err.file === next.heartbeat.secretFile ? 'heartbeat.secretFile' : 'heartbeat.acceptSecretFiles', why: `the agent could not start again with this file: ${err.message}` });
       }
     }
     if (refused.length > 0) return { result: 'refused', applied: [], refused };
-    if (plan.apply.length === 0) return { result: 'unchanged', ...none };
-    const digestBefore = this.secret ? configDigest(running, this.secret) : undefined;
+    const secretsChanged = secrets !== this.secrets;
+    if (plan.apply.length === 0 && !secretsChanged) return { result: 'unchanged', ...none };
+    const digestBefore = this.secrets ? configDigest(running, this.secrets.signing) : undefined;
     applyLiveSettings(running, next);
     this.log.level = running.agent.logLevel;
+    if (secrets && secretsChanged) await this.useSecrets(secrets);
     // Peers compare our digest with theirs: it says what we now run (a rolling reload shows as a
     // difference until every node has reloaded, as a rolling restart would).
-    if (this.secret && this.heartbeat) {
-      const digest = configDigest(running, this.secret);
+    if (secrets && this.heartbeat) {
+      const digest = configDigest(running, secrets.signing);
       if (digest !== digestBefore) this.heartbeat.setConfigDigest(digest);
     }
     for (const monitor of this.monitors.values()) monitor.retime();
     this.configLoadedAt = Date.now();
     return { result: 'applied', applied: plan.apply, refused: [] };
+  }
+
+  /** A rotation step: every part that signs or checks with the cluster secret takes the new secrets. */
+  private async useSecrets(secrets: ClusterSecrets): Promise<void> {
+    const config = this.opts.config;
+    this.secrets = secrets;
+    this.key?.update(secrets.signing, secrets.accepted);
+    this.heartbeat?.setSecrets(secrets.signing, secrets.accepted, secrets.accepted.map((a) => configDigest(config, a)));
+    await this.fileSync?.setSecrets(secrets.signing, secrets.accepted);
+    const names = secretNames(secrets);
+    this.log.warn({ signsWith: names.signs, accepts: names.accepts }, `cluster secret: signs with ${names.signs}${names.accepts.length > 0 ? `, also accepts ${names.accepts.join(', ')}` : ', accepts no other'} (reload)`);
   }
 
   /**

@@ -44,6 +44,8 @@ export interface FileSyncDeps {
   config: Config;
   /** The cluster secret (the daemon's password is derived from it); undefined on a one-node cluster. */
   secret: Buffer | undefined;
+  /** Secrets also accepted while the cluster secret is rotated (heartbeat.acceptSecretFiles). */
+  acceptedSecrets?: readonly Buffer[];
   logger: Logger;
   /** Whether this node holds (or is starting) the group. */
   holds: (group: string) => boolean;
@@ -114,6 +116,10 @@ export class FileSync {
   private readonly records = new Map<string, FileSetSyncRecord>();
   private daemon?: RsyncDaemon;
   private passwordFile?: string;
+  /** The daemon user this node's pulls log in as (DaemonFiles.user). */
+  private pullUser?: string;
+  /** The secrets the daemon's files are written with; a reload may change them (setSecrets). */
+  private secrets: { signing: Buffer | undefined; accepted: readonly Buffer[] };
   private stateTimer?: NodeJS.Timeout;
   private closed = false;
   private readonly dir: string;
@@ -121,6 +127,7 @@ export class FileSync {
 
   private constructor(private readonly deps: FileSyncDeps) {
     this.dir = join(deps.config.agent.stateDir, 'sync');
+    this.secrets = { signing: deps.secret, accepted: deps.acceptedSecrets ?? [] };
     this.groups = deps.config.groups.filter((g) => g.nodes.includes(deps.node) && g.fileSets.length > 0);
     for (const g of this.groups) {
       for (const set of g.fileSets) this.states.set(key(g.name, set.name), { group: g.name, set: set.name, role: 'idle', generation: 0, totalBytes: 0, errors: 0, running: false });
@@ -139,21 +146,39 @@ export class FileSync {
     const { config, logger } = this.deps;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (config.sync.transport === 'ssh') return; // sshd serves; nothing of ours listens
-    if (!this.deps.secret) {
+    if (!this.secrets.signing) {
       logger.info('one-node cluster: no rsync daemon (there is no standby to serve)');
       return;
     }
+    const files = await this.writeDaemonFiles(this.secrets.signing);
+    // Listening on every address of the node (redundant links): a standby tries them in turn.
+    this.daemon = new RsyncDaemon({ rsync: config.sync.rsync, config: files.config, pidFile: files.pidFile, logFile: files.logFile, port: config.sync.port, logger: logger.child({ sync: 'daemon' }) });
+    await this.daemon.start();
+  }
+
+  /** The daemon's files under the current secrets; the daemon reads them again at each connection. */
+  private async writeDaemonFiles(signing: Buffer) {
+    const { config } = this.deps;
     const files = await writeDaemonFiles(this.dir, {
       cluster: config.cluster,
       port: config.sync.port,
-      secret: this.deps.secret,
+      secret: signing,
+      acceptedSecrets: this.secrets.accepted,
       hostsAllow: config.nodes.flatMap((n) => n.addresses),
       modules: this.groups.flatMap((g) => g.fileSets.flatMap((set) => set.paths.map((path, i) => ({ name: moduleName(g.name, set.name, i), path, comment: `${g.name}/${set.name}` })))),
     });
     this.passwordFile = files.passwordFile;
-    // Listening on every address of the node (redundant links): a standby tries them in turn.
-    this.daemon = new RsyncDaemon({ rsync: config.sync.rsync, config: files.config, pidFile: files.pidFile, logFile: files.logFile, port: config.sync.port, logger: logger.child({ sync: 'daemon' }) });
-    await this.daemon.start();
+    this.pullUser = files.user;
+    return files;
+  }
+
+  /**
+   * A reload changed the cluster secrets (a step of a rotation, docs/reload.md): the daemon's
+   * users and passwords and this node's own are written again; running pulls keep theirs.
+   */
+  async setSecrets(signing: Buffer, accepted: readonly Buffer[]): Promise<void> {
+    this.secrets = { signing, accepted };
+    if (this.daemon) await this.writeDaemonFiles(signing);
   }
 
   /** `group/set` → [generation, first change] of the groups this node holds (for its heartbeats). */
@@ -502,7 +527,7 @@ export class FileSync {
     for (const address of node.addresses) {
       const argv = rsyncPullArgs({
         set: { ...set, checksum: opts.checksum ?? false },
-        source: pullSourceFor(config.sync, { host: address, group: g.name, set: set.name, index, path, passwordFile: this.passwordFile ?? '' }),
+        source: pullSourceFor(config.sync, { host: address, group: g.name, set: set.name, index, path, passwordFile: this.passwordFile ?? '', ...(this.pullUser === undefined ? {} : { user: this.pullUser }) }),
         destination: path,
         ...(opts.backup !== undefined ? { backupDir: join(backupSetDir(config.agent.stateDir, g.name, set.name), opts.backup, String(index)) } : {}),
       });

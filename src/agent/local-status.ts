@@ -35,6 +35,9 @@ const peerSchema = z.object({
   /** The peer's configuration digest, and whether it is this node's (src/config/digest.ts). */
   configDigest: z.string().optional(),
   configMatches: z.boolean().optional(),
+  /** The secret its heartbeats are signed with, and those it accepts (docs/reload.md#rotating-the-cluster-secret). */
+  signsWith: z.string().optional(),
+  acceptsKeys: z.array(z.string()).optional(),
 });
 
 const resourceSchema = z.object({
@@ -114,6 +117,8 @@ export const localStatusSchema = z.object({
       rejected: z.record(z.string(), count),
       /** This node's configuration digest, as its heartbeats carry it. */
       configDigest: z.string().optional(),
+      /** The names of the secrets this node accepts, the one it signs with first (absent from older agents). */
+      keys: z.array(z.string()).optional(),
       peers: z.array(peerSchema),
     })
     .optional(),

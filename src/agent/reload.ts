@@ -49,6 +49,9 @@ const CHECK_TIMING = ['intervalMs', 'timeoutMs', 'rise', 'fall'] as const;
  */
 export function applyLiveSettings(running: Config, next: Config): void {
   running.agent.logLevel = next.agent.logLevel;
+  // The files only: the agent loads and applies their contents (Agent.planAndApply).
+  running.heartbeat.secretFile = next.heartbeat.secretFile;
+  running.heartbeat.acceptSecretFiles = [...next.heartbeat.acceptSecretFiles];
   running.agent.localHealAfterMs = next.agent.localHealAfterMs;
   running.groups.forEach((group, g) => {
     group.resources.forEach((resource, r) => {

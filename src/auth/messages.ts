@@ -33,9 +33,40 @@ export interface MessageKey {
  * can never be a valid heartbeat packet tag (which is keyed with the secret itself) or the
  * reverse.
  */
-export function deriveMessageKey(secret: Buffer, acceptedSecrets: readonly Buffer[] = []): MessageKey {
-  const derive = (s: Buffer) => Buffer.from(hkdfSync('sha256', s, Buffer.alloc(0), 'haoscar temporal messages v1', 32));
-  return { bytes: derive(secret), ...(acceptedSecrets.length > 0 ? { accepted: acceptedSecrets.map(derive) } : {}) };
+export function deriveMessageKey(secret: Buffer, acceptedSecrets: readonly Buffer[] = []): MessageKeyring {
+  return new MessageKeyring(secret, acceptedSecrets);
+}
+
+const deriveKey = (secret: Buffer) => Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'haoscar temporal messages v1', 32));
+
+/**
+ * A message key that a reload can change in place (a step of a secret rotation,
+ * docs/reload.md#rotating-the-cluster-secret): everything that signs or checks holds this one
+ * object and reads its keys at each use, so no holder keeps a stale copy.
+ */
+export class MessageKeyring implements MessageKey {
+  private current: { bytes: Buffer; accepted?: readonly Buffer[] };
+
+  constructor(secret: Buffer, acceptedSecrets: readonly Buffer[] = []) {
+    this.current = MessageKeyring.derive(secret, acceptedSecrets);
+  }
+
+  get bytes(): Buffer {
+    return this.current.bytes;
+  }
+
+  get accepted(): readonly Buffer[] | undefined {
+    return this.current.accepted;
+  }
+
+  /** From now on, MACs are made under `secret`'s key and accepted under it or those of `acceptedSecrets`. */
+  update(secret: Buffer, acceptedSecrets: readonly Buffer[] = []): void {
+    this.current = MessageKeyring.derive(secret, acceptedSecrets);
+  }
+
+  private static derive(secret: Buffer, acceptedSecrets: readonly Buffer[]) {
+    return { bytes: deriveKey(secret), ...(acceptedSecrets.length > 0 ? { accepted: acceptedSecrets.map(deriveKey) } : {}) };
+  }
 }
 
 /** A fresh, unpredictable nonce (128 bits, base64url). */

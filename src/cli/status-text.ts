@@ -123,11 +123,16 @@ export function formatLocalStatus(local: LocalStatus): string {
   if (local.heartbeat) {
     const rejected = Object.entries(local.heartbeat.rejected).map(([why, n]) => `${why} ${n}`).join(', ');
     lines.push(`  heartbeats: ${local.heartbeat.sent} sent, ${local.heartbeat.accepted} accepted${rejected ? `, rejected: ${rejected}` : ', none rejected'}`);
+    // Secrets are named only while a rotation is under way (docs/reload.md#rotating-the-cluster-secret).
+    const keys = local.heartbeat.keys ?? [];
+    const rotating = keys.length > 1 || local.heartbeat.peers.some((p) => (p.signsWith !== undefined && p.signsWith !== keys[0]) || (p.acceptsKeys?.length ?? 0) > 1);
+    if (rotating) lines.push(`  cluster secret: SECRET ROTATION UNDER WAY: signs with ${keys[0] ?? '?'}${keys.length > 1 ? `, also accepts ${keys.slice(1).join(', ')}` : ', accepts no other'}`);
     for (const p of local.heartbeat.peers) {
       const heard = p.lastHeardAgoMs === undefined ? 'never heard' : `last heard ${span(p.lastHeardAgoMs)} ago`;
       const protocol = p.protocol === undefined ? '' : `, protocol ${p.protocol}${p.protocolProblem ? ` (${p.protocolProblem})` : ''}`;
       const config = p.configMatches === undefined ? '' : p.configMatches ? ', same configuration' : `, CONFIGURATION DIFFERS (digest ${p.configDigest}, this node ${local.heartbeat.configDigest})`;
-      lines.push(`    ${p.node.padEnd(16)} ${p.state.padEnd(8)} ${heard}${protocol}${config}`);
+      const secret = !rotating || p.signsWith === undefined ? '' : `, signs with ${p.signsWith}${p.acceptsKeys ? ` (accepts ${p.acceptsKeys.join(', ')})` : ''}`;
+      lines.push(`    ${p.node.padEnd(16)} ${p.state.padEnd(8)} ${heard}${protocol}${config}${secret}`);
       for (const l of p.links) lines.push(`      link ${l.link} ${l.alive ? 'alive' : 'SILENT'}${l.lastHeardAgoMs === undefined ? '' : ` (last heard ${span(l.lastHeardAgoMs)} ago)`}`);
     }
   }

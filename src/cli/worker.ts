@@ -7,13 +7,15 @@ import { Command } from 'commander';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { startMetrics } from '../metrics/endpoint.js';
 import { metricsListen as metricsListenSchema } from '../config/schema.js';
 import type { Client } from '@temporalio/client';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
-import { HeartbeatSecretError, loadHeartbeatSecret } from '../heartbeat/secret.js';
+import { HeartbeatSecretError, loadClusterSecrets, type ClusterSecrets } from '../heartbeat/secret.js';
+import { secretNames } from '../auth/secret-rotation.js';
+import type { Config } from '../config/types.js';
 import { CliError, EXIT } from './errors.js';
 import { deriveMessageKey } from '../auth/messages.js';
 import { createExec } from '../exec.js';
@@ -38,7 +40,9 @@ export function workerCommand(): Command {
       await mkdir(config.agent.stateDir, { recursive: true });
       // The cluster secret signs the workflows' orders and checks the nodes' answers (docs/security.md);
       // refused as the agent refuses it (missing, world-readable). A one-node cluster has none.
-      const key = config.nodes.length > 1 ? deriveMessageKey(await loadClusterSecret(config.heartbeat.secretFile)) : undefined;
+      const secrets = config.nodes.length > 1 ? await loadWorkerSecrets(config) : undefined;
+      const key = secrets ? deriveMessageKey(secrets.signing, secrets.accepted) : undefined;
+      if (secrets && secrets.accepted.length > 0) logSecrets(logger, secrets, 'start');
       const conn = await resolveConnection(config.temporal, { logger });
       const connection = await connectWorker(conn);
       const client = await connectClient(conn);
@@ -50,6 +54,17 @@ export function workerCommand(): Command {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // A step of a secret rotation (docs/reload.md#rotating-the-cluster-secret): the secret files
+      // are read again and the worker signs and checks with them from its next message on.
+      // Nothing else of the configuration is taken: that needs a restart.
+      process.on('SIGHUP', () => {
+        if (!key) return void logger.info('SIGHUP: a one-node cluster has no secret to reload');
+        void reloadSecrets(opts.config, logger).then((loaded) => {
+          if (!loaded) return;
+          key.update(loaded.signing, loaded.accepted);
+          logSecrets(logger, loaded, 'SIGHUP');
+        });
+      });
       logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');
       const running = worker.run();
       await systemd.ready(`running the workflows of cluster ${config.cluster} (task queue ${worker.options.taskQueue}), connected to Temporal at ${config.temporal.address}`);
@@ -67,12 +82,27 @@ function metricsListen(text: string): string {
   return parsed.data;
 }
 
-/** The cluster secret, as the agent loads it. @throws CliError (exit 3) naming the file and the fix. */
-async function loadClusterSecret(file: string): Promise<Buffer> {
+/** The cluster secrets, as the agent loads them. @throws CliError (exit 3) naming the file and the fix. */
+async function loadWorkerSecrets(config: Config): Promise<ClusterSecrets> {
   try {
-    return await loadHeartbeatSecret(file);
+    return await loadClusterSecrets(config.heartbeat);
   } catch (err) {
     if (err instanceof HeartbeatSecretError) throw new CliError(`${err.message} (the workflow worker signs orders to nodes with it: docs/security.md)`, EXIT.config);
     throw err;
   }
+}
+
+/** The secrets named in the configuration file now; undefined (logged, nothing changes) when the file or a secret cannot be used. */
+async function reloadSecrets(file: string, logger: Logger): Promise<ClusterSecrets | undefined> {
+  try {
+    return await loadWorkerSecrets(await loadConfig(file));
+  } catch (err) {
+    logger.error({ err: err instanceof Error ? err.message : String(err) }, `SIGHUP: the secrets were not reloaded, nothing changed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+function logSecrets(logger: Logger, secrets: ClusterSecrets, when: string): void {
+  const names = secretNames(secrets);
+  logger.warn({ signsWith: names.signs, accepts: names.accepts }, `cluster secret: signs with ${names.signs}${names.accepts.length > 0 ? `, also accepts ${names.accepts.join(', ')}` : ', accepts no other'} (${when})`);
 }

@@ -5,9 +5,10 @@
  *
  * The rule is all or nothing: a reload with any refused change changes nothing. Only settings
  * that every part of the agent reads afresh each time it uses them are applied live (the check
- * timing, the heal policy, the local-heal delay, the log level); anything set up at start —
- * sockets, timers, leases, the guard, the resources a group runs, the Temporal connection, the
- * secret — is refused, and so is a setting this table does not know (a new field is refused
+ * timing, the heal policy, the local-heal delay, the log level, and the secret files of a
+ * rotation step, which the agent checks against its peers itself); anything set up at start —
+ * sockets, timers, leases, the guard, the resources a group runs, the Temporal connection —
+ * is refused, and so is a setting this table does not know (a new field is refused
  * until someone decides it is safe: refusing costs a restart, applying half costs an outage).
  */
 import type { Config } from './types.js';
@@ -33,6 +34,10 @@ export interface ReloadPlan {
 /** Settings applied live, as path patterns (`*` stands for one list item's name). */
 const LIVE: readonly { pattern: string; what: string }[] = [
   { pattern: 'agent.logLevel', what: "the agent's log level" },
+  // The files are read again at every reload, changed or not; what their contents change is
+  // checked against the peers first (auth/secret-rotation.ts).
+  { pattern: 'heartbeat.secretFile', what: 'the secret the agent signs with (a step of a secret rotation, checked against every live peer)' },
+  { pattern: 'heartbeat.acceptSecretFiles', what: 'the secrets the agent also accepts (a step of a secret rotation, checked against every live peer)' },
   { pattern: 'agent.localHealAfterMs', what: 'how long a failure report waits for Temporal before the agent heals locally' },
   ...['intervalMs', 'timeoutMs', 'rise', 'fall'].map((f) => ({ pattern: `groups[*].resources[*].check.${f}`, what: 'the check timing (each check run reads it)' })),
   ...['maxRestarts', 'windowMs', 'backoff.initialMs', 'backoff.maxMs', 'backoff.multiplier'].map((f) => ({
@@ -48,7 +53,6 @@ const LIVE: readonly { pattern: string; what: string }[] = [
 const RESTART: readonly { prefix: string; why: string }[] = [
   { prefix: 'cluster', why: "the cluster's name is in every task queue, workflow ID and signed message" },
   { prefix: 'nodes', why: "the nodes, their addresses and fence agents are the heartbeat links and the controller's members, set up at start" },
-  { prefix: 'heartbeat.secretFile', why: 'the cluster secret is read at start (to rotate it, see docs/reload.md#the-cluster-secret)' },
   { prefix: 'heartbeat', why: 'the heartbeat sockets and timers are set up at start, and every node must use the same port, interval and deadtime' },
   { prefix: 'lease', why: 'the lease ttl and margin are announced to the controller and held by the guard: a holder and the controller must agree on them' },
   { prefix: 'guard', why: 'the lease guard and its watchdog are attached at start' },

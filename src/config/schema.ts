@@ -407,6 +407,13 @@ export const heartbeatSchema = section('the heartbeat settings', {
   deadtime: duration({ min: 60, max: 600_000 }).prefault('600ms'),
   /** The shared secret (HMAC-SHA256 key), the same file on every node; it must not be world-readable. */
   secretFile: path.default('/etc/haoscar/authkey'),
+  /**
+   * Secrets accepted besides `secretFile` while the cluster secret is rotated (never signed
+   * with): the new one before every node signs with it, the old one until every node does
+   * (docs/reload.md#rotating-the-cluster-secret). Empty outside a rotation.
+   */
+  acceptSecretFiles: z.array(path, { error: 'expected a list of secret file paths' }).max(4, { error: 'at most 4 secret files are accepted at once (a rotation needs 1)' })
+    .refine((l) => new Set(l).size === l.length, { error: 'a secret file is listed twice' }).default([]),
 }).prefault({});
 
 export const leaseSchema = section('the lease settings', {

@@ -162,6 +162,8 @@ export interface HeartbeatSettings {
   deadtimeMs: number;
   /** Shared secret (HMAC-SHA256 key); must not be world-readable. */
   secretFile: string;
+  /** Secrets also accepted (never signed with) while the secret is rotated; empty otherwise. */
+  acceptSecretFiles: string[];
 }
 
 export interface LeaseSettings {

@@ -19,7 +19,7 @@ import type { HeartbeatSettings, NodeSpec } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { incomingLink, incomingLinks, senderIndex } from './links.js';
 import {
-  CONFIG_DIGEST_PATTERN, DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_PACKET_BYTES, PROTOCOL_VERSIONS,
+  CONFIG_DIGEST_PATTERN, DECODE_FAILURE_REASONS, decodePacket, encodePacket, MAX_ADVERTISED_KEYS, MAX_PACKET_BYTES, PROTOCOL_VERSIONS,
   type DecodeFailureReason, type HeartbeatPacket, type HeartbeatView, type ProtocolVersion,
 } from './packet.js';
 import { VersionNegotiator, type VersionChange } from './negotiation.js';
@@ -27,7 +27,7 @@ import { judgeFreshness, newNonce, type FreshnessWhy } from './challenge.js';
 import { PeerTracker, type PeerEdge, type PeerState } from './peers.js';
 import { LogRateLimiter } from './rate-limit.js';
 import { ReplayGuard, type ReplayWhy } from './replay.js';
-import { MIN_SECRET_BYTES } from './secret.js';
+import { MIN_SECRET_BYTES, secretKeyId } from './secret.js';
 import { HeartbeatStateStore } from './state.js';
 
 /** At most one log line per reason (bad packets) or per error and link (socket errors) this often. */
@@ -70,8 +70,12 @@ export interface HeartbeatPeerStatus {
   protocolProblem?: string;
   /** The peer's configuration digest (protocol version 2 only; absent from a peer speaking 1). */
   configDigest?: string;
-  /** Whether `configDigest` is this agent's own (absent with it). */
+  /** Whether `configDigest` is this agent's own, under one of the secrets it accepts (absent with it). */
   configMatches?: boolean;
+  /** The name (secretKeyId) of the secret its last believed packet was signed with. */
+  signsWith?: string;
+  /** The names of the secrets it says it accepts, the one it signs with first (absent from a release before rotation). */
+  acceptsKeys?: string[];
 }
 
 export interface HeartbeatStats {
@@ -88,6 +92,8 @@ export interface HeartbeatStats {
   protocolVersions: readonly number[];
   /** This agent's configuration digest, as sent in version-2 packets. */
   configDigest: string;
+  /** The names of the secrets this agent accepts, the one it signs with first (as its packets advertise them). */
+  keys: readonly string[];
   peers: HeartbeatPeerStatus[];
 }
 
@@ -97,8 +103,15 @@ export interface HeartbeatOptions {
   node: string;
   nodes: readonly NodeSpec[];
   settings: HeartbeatSettings;
-  /** The shared key, from {@link loadHeartbeatSecret}. */
+  /** The shared key, from {@link loadHeartbeatSecret}: packets are signed with it. */
   secret: Buffer;
+  /**
+   * Secrets also accepted while the cluster secret is rotated (`heartbeat.acceptSecretFiles`),
+   * never signed with; {@link Heartbeat.setSecrets} changes them and `secret` on a reload.
+   */
+  acceptedSecrets?: readonly Buffer[];
+  /** The configuration digest under each of `acceptedSecrets`, in order: a peer signing with one of them computes it. */
+  acceptedConfigDigests?: readonly string[];
   logger: Logger;
   /**
    * Called on every peer transition, never for a repeated level. An exception or a rejected
@@ -205,6 +218,10 @@ export class Heartbeat {
   readonly incarnation: number;
   /** This node's configuration digest as its packets carry it; a reload may change it (setConfigDigest). */
   private configDigest: string;
+  /** The secrets packets are checked with, the signing one first; a reload may change them (setSecrets). */
+  private secrets: { keys: Buffer[]; ids: string[]; acceptedDigests: string[] };
+  /** Per peer, the name of the secret its last believed packet was signed with, and those it says it accepts. */
+  private readonly peerKeys = new Map<string, { signsWith: string; accepts?: readonly string[] }>();
 
   private constructor(
     private readonly options: HeartbeatOptions,
@@ -217,6 +234,7 @@ export class Heartbeat {
     this.peerSpecs = new Map(options.nodes.filter((n) => n.name !== options.node).map((n) => [n.name, n]));
     this.incarnation = state.incarnation;
     this.configDigest = options.configDigest;
+    this.secrets = secretsOf(options.secret, options.acceptedSecrets ?? [], options.acceptedConfigDigests ?? []);
     this.answeredBy = new Set(state.answeredBy());
     this.view = structuredClone(options.view ?? { groups: {} });
     this.lastTickAt = performance.now();
@@ -331,7 +349,8 @@ export class Heartbeat {
 
   private sendTo(targets: readonly Target[]): void {
     if (this.closed) return;
-    const { cluster, node, secret, settings } = this.options;
+    const { cluster, node, settings } = this.options;
+    const { keys: [secret], ids: keys } = this.secrets;
     const sentAt = Date.now();
     for (const target of targets) {
       // One counter per peer (across all its links): each receiver sees consecutive numbers,
@@ -345,8 +364,8 @@ export class Heartbeat {
         const version = this.negotiator.versionFor(target.node) as ProtocolVersion;
         packet = encodePacket({
           version, cluster, node, incarnation: this.incarnation, seq, sentAt, to: target.to, view: this.view, nonce: this.nonce, ...(echo === undefined ? {} : { echo }),
-          versions: [...PROTOCOL_VERSIONS], ...(version >= 2 ? { configDigest: this.configDigest } : {}),
-        }, secret);
+          versions: [...PROTOCOL_VERSIONS], ...(version >= 2 ? { configDigest: this.configDigest } : {}), keys,
+        }, secret!);
       } catch (err) {
         this.socketError(err, `cannot encode the heartbeat for ${target.node} (bug)`);
         continue;
@@ -386,6 +405,18 @@ export class Heartbeat {
     this.configDigest = digest;
   }
 
+  /**
+   * A reload changed the secrets (a step of a rotation, docs/reload.md#rotating-the-cluster-secret):
+   * the next packets are signed with `signing`, and packets under any of the secrets are believed.
+   * `acceptedConfigDigests`: this node's configuration digest under each of `accepted`, in order.
+   */
+  setSecrets(signing: Buffer, accepted: readonly Buffer[], acceptedConfigDigests: readonly string[]): void {
+    if (signing.length < MIN_SECRET_BYTES) throw new HeartbeatStartError(`heartbeat: the secret has ${signing.length} bytes, fewer than ${MIN_SECRET_BYTES}`);
+    const before = this.secrets.ids;
+    this.secrets = secretsOf(signing, accepted, acceptedConfigDigests);
+    this.options.logger.info({ from: before, to: this.secrets.ids }, `heartbeat: signs with secret ${this.secrets.ids[0]}${this.secrets.ids.length > 1 ? `, also accepts ${this.secrets.ids.slice(1).join(', ')}` : ''} (reload)`);
+  }
+
   /** Every peer, its state, links, last view, the protocol version written to it and its configuration digest. */
   peers(): HeartbeatPeerStatus[] {
     const now = performance.now();
@@ -393,6 +424,7 @@ export class Heartbeat {
     return this.tracker.status(now).map((p) => {
       const protocol = this.negotiator.status(p.node);
       const digest = this.peerDigests.get(p.node);
+      const keys = this.peerKeys.get(p.node);
       return {
         node: p.node,
         state: p.state,
@@ -405,7 +437,8 @@ export class Heartbeat {
         ...(protocol.versions === undefined ? {} : { speaks: protocol.versions }),
         ...(protocol.heardVersion === undefined ? {} : { heardProtocol: protocol.heardVersion }),
         ...(protocol.problem === undefined ? {} : { protocolProblem: protocol.problem }),
-        ...(digest === undefined ? {} : { configDigest: digest.digest, configMatches: digest.digest === this.configDigest }),
+        ...(digest === undefined ? {} : { configDigest: digest.digest, configMatches: this.isOwnDigest(digest.digest) }),
+        ...(keys === undefined ? {} : { signsWith: keys.signsWith, ...(keys.accepts === undefined ? {} : { acceptsKeys: [...keys.accepts] }) }),
       };
     });
   }
@@ -413,7 +446,7 @@ export class Heartbeat {
   stats(): HeartbeatStats {
     return {
       ...this.counters, rejected: { ...this.rejected }, socketErrors: { ...this.socketErrors },
-      protocolVersions: PROTOCOL_VERSIONS, configDigest: this.configDigest, peers: this.peers(),
+      protocolVersions: PROTOCOL_VERSIONS, configDigest: this.configDigest, keys: [...this.secrets.ids], peers: this.peers(),
     };
   }
 
@@ -439,7 +472,7 @@ export class Heartbeat {
     if (this.closed) return;
     this.counters.received++;
     try {
-      const decoded = decodePacket(data, this.options.secret, this.options.cluster);
+      const decoded = decodePacket(data, this.secrets.keys, this.options.cluster);
       if (!decoded.ok) return this.reject(decoded.reason, from, decoded.detail);
       const p = decoded.packet;
       if (p.node === this.options.node) return this.reject('from-self', from, `to ${p.to}`);
@@ -480,7 +513,8 @@ export class Heartbeat {
         this.options.logger.warn({ peer: p.node, incarnation: p.incarnation, previous: known },
           `heartbeat: ${p.node} restarted (incarnation ${known} → ${p.incarnation})`);
       }
-      // Believed as its view is: what the peer speaks and its configuration digest.
+      // Believed as its view is: what the peer speaks, its configuration digest and its secrets.
+      this.peerKeys.set(p.node, { signsWith: this.secrets.ids[decoded.keyIndex]!, ...(p.keys === undefined ? {} : { accepts: p.keys }) });
       this.heardProtocol(p);
       const edge = this.tracker.heard(p.node, link, performance.now(), p.view, { incarnation: p.incarnation, seq: p.seq });
       if (edge) this.emit(edge);
@@ -493,6 +527,11 @@ export class Heartbeat {
    * A believed packet: its advertisement moves the version written to the peer (negotiation.ts),
    * and its configuration digest is compared with ours.
    */
+  /** Whether `digest` is this node's, under the secret it signs with or one it accepts (a peer mid-rotation signs with another). */
+  private isOwnDigest(digest: string): boolean {
+    return digest === this.configDigest || this.secrets.acceptedDigests.includes(digest);
+  }
+
   private heardProtocol(p: HeartbeatPacket): void {
     const version = p.version ?? 1;
     this.logVersionChange(this.negotiator.proven(p.node, p.incarnation, version, p.versions));
@@ -515,7 +554,7 @@ export class Heartbeat {
     }
     const own = this.configDigest;
     const before = this.peerDigests.get(p.node);
-    const differs = p.configDigest !== own;
+    const differs = !this.isOwnDigest(p.configDigest);
     this.peerDigests.set(p.node, { digest: p.configDigest, differs });
     if (differs) {
       const verdict = this.configLimiter.allow(`${p.node}:${p.configDigest}`, performance.now());
@@ -692,8 +731,23 @@ function largestPacket(options: HeartbeatOptions, incarnation: number, view: Hea
   // In the largest version: it carries every field of the smaller ones.
   encodePacket({
     version: PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.length - 1]!, cluster: options.cluster, node: options.node, incarnation, seq: Number.MAX_SAFE_INTEGER, sentAt: Date.now(), to, view,
-    nonce, echo: nonce, versions: [...PROTOCOL_VERSIONS], configDigest: options.configDigest,
+    nonce, echo: nonce, versions: [...PROTOCOL_VERSIONS], configDigest: options.configDigest, keys: Array.from({ length: MAX_ADVERTISED_KEYS }, () => '0'.repeat(16)),
   }, options.secret);
+}
+
+/**
+ * The keys packets are checked with (signing first), their names, and the digests under the
+ * accepted ones. @throws HeartbeatStartError for too many secrets, one listed twice, or a
+ * malformed digest.
+ */
+function secretsOf(signing: Buffer, accepted: readonly Buffer[], acceptedDigests: readonly string[]) {
+  const keys = [signing, ...accepted];
+  if (keys.length > MAX_ADVERTISED_KEYS) throw new HeartbeatStartError(`heartbeat: ${accepted.length} accepted secrets, at most ${MAX_ADVERTISED_KEYS - 1}`);
+  if (keys.some((k, i) => keys.findIndex((o) => o.equals(k)) !== i)) throw new HeartbeatStartError('heartbeat: a secret is given twice (the signing one among the accepted ones?)');
+  for (const d of acceptedDigests) {
+    if (!CONFIG_DIGEST_PATTERN.test(d)) throw new HeartbeatStartError(`heartbeat: the configuration digest '${d}' is not 32 lowercase hex digits (config/digest.ts)`);
+  }
+  return { keys, ids: keys.map(secretKeyId), acceptedDigests: [...acceptedDigests] };
 }
 
 /** Binds one UDP socket to one specific address. */

@@ -14,6 +14,7 @@ export { PeerTracker } from './peers.js';
 export type { PacketOrigin, PeerEdge, PeerState, PeerStatus } from './peers.js';
 export { checkReplay, ReplayGuard, REPLAY_WINDOW } from './replay.js';
 export type { ReplayVerdict, ReplayWindow } from './replay.js';
-export { HeartbeatSecretError, loadHeartbeatSecret, MIN_SECRET_BYTES } from './secret.js';
+export { HeartbeatSecretError, loadClusterSecrets, loadHeartbeatSecret, MIN_SECRET_BYTES, secretKeyId } from './secret.js';
+export type { ClusterSecrets } from './secret.js';
 export { heartbeatStateFile, HeartbeatStateError, HeartbeatStateStore, nextIncarnation, parseHeartbeatState } from './state.js';
 export type { HeartbeatState } from './state.js';

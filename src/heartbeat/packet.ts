@@ -51,6 +51,10 @@ const MAGIC = Buffer.from('HAO', 'latin1');
 const MIN_PACKET_BYTES = HEADER_BYTES + 2 + TAG_BYTES;
 /** A challenge nonce: 16 random bytes, base64url (22 characters). */
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+/** A secret's name (secretKeyId, secret.ts): 16 lowercase hex digits. */
+export const KEY_ID_PATTERN = /^[0-9a-f]{16}$/;
+/** The most secret names a packet carries: the signing one and up to 4 accepted (heartbeat.acceptSecretFiles). */
+export const MAX_ADVERTISED_KEYS = 5;
 
 /** 'failed': a stop or the guard's release failed; the node still holds the group (docs/guard.md). */
 export type GroupRunState = 'starting' | 'running' | 'stopping' | 'failed';
@@ -101,6 +105,12 @@ export interface HeartbeatPacket {
   /** The sender's configuration digest (config/digest.ts). Version 2 only, and required there. */
   configDigest?: string;
   /**
+   * The names (secretKeyId, secret.ts) of the secrets the sender accepts, the one it signs with
+   * first: what a rotation step checks against its peers (docs/reload.md#rotating-the-cluster-secret).
+   * Optional in every version, without a bump: older releases neither send nor read it.
+   */
+  keys?: string[];
+  /**
    * The version the packet is (or is to be) written in, the header's byte. {@link decodePacket}
    * always sets it; {@link encodePacket} writes {@link BASE_PROTOCOL_VERSION} when it is absent.
    */
@@ -111,7 +121,8 @@ export type DecodeFailureReason = 'truncated' | 'oversized' | 'bad-version' | 'f
 export const DECODE_FAILURE_REASONS = ['truncated', 'oversized', 'bad-version', 'forged', 'malformed', 'wrong-cluster'] as const satisfies readonly DecodeFailureReason[];
 
 export type DecodeResult =
-  | { ok: true; packet: HeartbeatPacket }
+  /** `keyIndex`: which of the keys given to {@link decodePacket} the tag verified under. */
+  | { ok: true; packet: HeartbeatPacket; keyIndex: number }
   /** `detail` says more for the log (the version seen, the cluster named, what was malformed). */
   | { ok: false; reason: DecodeFailureReason; detail?: string };
 
@@ -147,6 +158,7 @@ const v1Schema = z.object({
   echo: z.string().regex(NONCE_PATTERN).optional(),
   // The sender's advertisement (negotiation.ts); 0.1.0 neither sends nor reads it.
   versions: versionsSchema.optional(),
+  keys: z.array(z.string().regex(KEY_ID_PATTERN)).min(1).max(MAX_ADVERTISED_KEYS).optional(),
 });
 const v2Schema = v1Schema.extend({
   // A sender of version 2 always has the challenge and says what it speaks.
@@ -192,7 +204,7 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
   // version-1 packet never carries the digest.
   const body = Buffer.from(JSON.stringify({
     cluster: p.cluster, node: p.node, incarnation: p.incarnation, seq: p.seq, sentAt: p.sentAt, to: p.to, view: p.view, nonce: p.nonce, echo: p.echo,
-    versions: p.versions, configDigest: version >= 2 ? (p as { configDigest?: string }).configDigest : undefined,
+    versions: p.versions, configDigest: version >= 2 ? (p as { configDigest?: string }).configDigest : undefined, keys: p.keys,
   }), 'utf8');
   const size = HEADER_BYTES + body.length + TAG_BYTES;
   if (size > MAX_PACKET_BYTES) {
@@ -222,7 +234,8 @@ export function decodePacket(data: Uint8Array, key: Buffer | readonly Buffer[], 
   const signedLength = data.length - TAG_BYTES;
   const given = data.subarray(signedLength);
   const keys = Buffer.isBuffer(key) ? [key] : key;
-  if (!keys.some((k) => timingSafeEqual(tagOf(k, data.subarray(0, signedLength)), given))) return { ok: false, reason: 'forged' };
+  const keyIndex = keys.findIndex((k) => timingSafeEqual(tagOf(k, data.subarray(0, signedLength)), given));
+  if (keyIndex < 0) return { ok: false, reason: 'forged' };
   // From here on the sender knew the key: anything wrong is a bug or another release, not an attack.
   if (data[0] !== MAGIC[0] || data[1] !== MAGIC[1] || data[2] !== MAGIC[2]) return { ok: false, reason: 'malformed', detail: 'bad magic' };
   let body: unknown;
@@ -243,5 +256,5 @@ export function decodePacket(data: Uint8Array, key: Buffer | readonly Buffer[], 
   if (parsed.data.cluster !== cluster) {
     return { ok: false, reason: 'wrong-cluster', detail: `cluster '${parsed.data.cluster}', this node is in '${cluster}'` };
   }
-  return { ok: true, packet: { ...parsed.data, version: v } };
+  return { ok: true, packet: { ...parsed.data, version: v }, keyIndex };
 }

@@ -9,6 +9,7 @@
  */
 import { open } from 'node:fs/promises';
 import { constants } from 'node:fs';
+import { hkdfSync } from 'node:crypto';
 
 /** Shorter keys are refused: 16 bytes (128 bits) is the least HMAC-SHA256 should be given. */
 export const MIN_SECRET_BYTES = 16;
@@ -90,4 +91,36 @@ function trimTrailingWhitespace(data: Buffer): Buffer {
   // space, \t, \n, \v, \f, \r
   while (end > 0 && (data[end - 1] === 0x20 || (data[end - 1]! >= 0x09 && data[end - 1]! <= 0x0d))) end--;
   return data.subarray(0, end);
+}
+
+/**
+ * The secrets a node holds: the one it signs with (`heartbeat.secretFile`) and those it also
+ * accepts while the cluster secret is rotated (`heartbeat.acceptSecretFiles`,
+ * docs/reload.md#rotating-the-cluster-secret). `accepted` never holds `signing` itself, nor
+ * the same secret twice (two files with one content count once).
+ */
+export interface ClusterSecrets {
+  signing: Buffer;
+  accepted: Buffer[];
+}
+
+/** Reads every secret file the settings name, each checked as {@link loadHeartbeatSecret} does. @throws HeartbeatSecretError */
+export async function loadClusterSecrets(settings: { secretFile: string; acceptSecretFiles: readonly string[] }): Promise<ClusterSecrets> {
+  const signing = await loadHeartbeatSecret(settings.secretFile);
+  const accepted: Buffer[] = [];
+  for (const file of settings.acceptSecretFiles) {
+    const secret = await loadHeartbeatSecret(file);
+    if (!secret.equals(signing) && !accepted.some((a) => a.equals(secret))) accepted.push(secret);
+  }
+  return { signing, accepted };
+}
+
+/**
+ * A secret's public name: 16 hex digits of HKDF-SHA256 under a label of its own (nothing about
+ * the secret can be learnt from it, nor a heartbeat tag or message MAC made with it). Nodes
+ * advertise the names of the secrets they accept, so that a rotation step can be checked
+ * against every peer, and `haoscar status` shows which secret each node signs with.
+ */
+export function secretKeyId(secret: Buffer): string {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'haoscar secret id v1', 8)).toString('hex');
 }

@@ -17,6 +17,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log.js';
 import { signalGroup } from '../process-group.js';
 import { PARTIAL_DIR, RSYNC_USER } from './rsync.js';
+import { secretKeyId } from '../heartbeat/secret.js';
 
 /** Changing it changes every cluster's password: all nodes must then be upgraded together. */
 const PASSWORD_LABEL = 'haoscar rsync daemon password v1';
@@ -28,6 +29,20 @@ const PASSWORD_LABEL = 'haoscar rsync daemon password v1';
  */
 export function derivePassword(secret: Buffer, cluster: string): string {
   return createHmac('sha256', secret).update(`${PASSWORD_LABEL}\0${cluster}`).digest('hex');
+}
+
+/**
+ * The daemon's users, and the one this node pulls as. rsync checks only the first password of a
+ * user, so a secret being rotated in or out cannot be a second password of {@link RSYNC_USER}:
+ * each secret gets a user named after it (`haoscar-` and its secretKeyId) besides
+ * {@link RSYNC_USER}, which keeps the signing secret's password for nodes outside a rotation and
+ * older releases. A node in a rotation (with accepted secrets) pulls as its signing secret's
+ * own user, which every peer in any step of the same rotation serves (docs/reload.md).
+ */
+export function daemonUsers(secret: Buffer, accepted: readonly Buffer[]): { serves: { user: string; secret: Buffer }[]; pulls: string } {
+  const own = (s: Buffer) => `${RSYNC_USER}-${secretKeyId(s)}`;
+  const serves = [{ user: RSYNC_USER, secret }, { user: own(secret), secret }, ...accepted.map((s) => ({ user: own(s), secret: s }))];
+  return { serves, pulls: accepted.length > 0 ? own(secret) : RSYNC_USER };
 }
 
 export interface DaemonModule {
@@ -47,8 +62,13 @@ export interface DaemonFilesOptions {
   modules: DaemonModule[];
   /** The cluster's node addresses; everyone else is refused. */
   hostsAllow: string[];
-  /** The heartbeat secret. */
+  /** The heartbeat secret (the one this node signs with). */
   secret: Buffer;
+  /**
+   * Secrets also accepted while the cluster secret is rotated (heartbeat.acceptSecretFiles):
+   * each gets a daemon user of its own, since rsync checks only a user's first password.
+   */
+  acceptedSecrets?: readonly Buffer[];
   /** Concurrent connections served (default 16: a few standbys, each a few directories). */
   maxConnections?: number;
   /** The daemon's own I/O timeout in seconds (default 600): a vanished client is dropped. */
@@ -62,6 +82,8 @@ export interface DaemonFiles {
   secrets: string;
   /** The client side's `--password-file`: the password alone, mode 0600. */
   passwordFile: string;
+  /** The user this node's pulls log in as, with `passwordFile`'s password (see {@link daemonUsers}). */
+  user: string;
   /** Where the daemon writes its pid (RsyncDaemon clears a stale one). */
   pidFile: string;
   /** The daemon's log (`--log-file`); RsyncDaemon forwards it to the agent's logger and keeps it small. */
@@ -140,11 +162,13 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     if (!module.path.startsWith('/')) throw new DaemonConfigError(`module ${module.name}: path ${JSON.stringify(module.path)} is not absolute`);
   }
 
+  const users = daemonUsers(options.secret, options.acceptedSecrets ?? []);
   const allAddresses = options.hostsAllow.every((host) => isIP(host.replace(/\/\d+$/, '')) !== 0);
   const files: DaemonFiles = {
     config: join(dir, 'rsyncd.conf'),
     secrets: join(dir, 'rsyncd.secrets'),
     passwordFile: join(dir, 'password'),
+    user: users.pulls,
     pidFile: join(dir, 'rsyncd.pid'),
     logFile: join(dir, 'rsyncd.log'),
   };
@@ -166,7 +190,7 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     // Names in hosts allow match only through a forward lookup; with addresses alone, no DNS at all.
     `forward lookup = ${allAddresses ? 'no' : 'yes'}`,
     'strict modes = yes',
-    `auth users = ${RSYNC_USER}`,
+    `auth users = ${users.serves.map((u) => u.user).join(', ')}`,
     `secrets file = ${confValue('secrets file', files.secrets)}`,
     `hosts allow = ${options.hostsAllow.join(' ')}`,
     'hosts deny = *',
@@ -182,11 +206,10 @@ export async function writeDaemonFiles(dir: string, options: DaemonFilesOptions)
     if (/\s$/.test(path)) path = `${path}/`;
     lines.push('', `[${module.name}]`, `\tpath = ${confValue(`module ${module.name}: path`, path)}`, `\tcomment = ${confValue(`module ${module.name}: comment`, module.comment)}`);
   }
-  const password = derivePassword(options.secret, options.cluster);
   // Everything is checked and composed above; only now is anything written.
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeAtomic(files.secrets, `${RSYNC_USER}:${password}\n`, 0o600);
-  await writeAtomic(files.passwordFile, `${password}\n`, 0o600);
+  await writeAtomic(files.secrets, users.serves.map((u) => `${u.user}:${derivePassword(u.secret, options.cluster)}\n`).join(''), 0o600);
+  await writeAtomic(files.passwordFile, `${derivePassword(options.secret, options.cluster)}\n`, 0o600);
   await writeAtomic(files.config, `${lines.join('\n')}\n`, 0o644);
   return files;
 }

@@ -39,6 +39,8 @@ export type PullSource =
       module: string;
       /** Client-side password file (see writeDaemonFiles in daemon.ts). */
       passwordFile: string;
+      /** The daemon user to log in as (DaemonFiles.user); default {@link RSYNC_USER}. */
+      user?: string;
     }
   | {
       transport: 'ssh';
@@ -73,10 +75,13 @@ export interface PullArgsOptions {
  */
 export function pullSourceFor(
   sync: SyncSettings,
-  where: { host: string; group: string; set: string; index: number; path: string; passwordFile: string },
+  where: { host: string; group: string; set: string; index: number; path: string; passwordFile: string; user?: string },
 ): PullSource {
   if (sync.transport === 'daemon') {
-    return { transport: 'daemon', host: where.host, port: sync.port, module: moduleName(where.group, where.set, where.index), passwordFile: where.passwordFile };
+    return {
+      transport: 'daemon', host: where.host, port: sync.port, module: moduleName(where.group, where.set, where.index), passwordFile: where.passwordFile,
+      ...(where.user === undefined ? {} : { user: where.user }),
+    };
   }
   return { transport: 'ssh', host: where.host, user: sync.ssh.user, path: where.path, identityFile: sync.ssh.identityFile, knownHostsFile: sync.ssh.knownHostsFile };
 }
@@ -176,7 +181,9 @@ export function rsyncPullArgs(opts: PullArgsOptions): string[] {
     if (!/^[A-Za-z0-9_.-]+$/.test(source.module)) throw new RsyncArgsError(`rsync module name ${JSON.stringify(source.module)} may only hold letters, digits, '.', '_' and '-'`);
     if (timeoutSeconds > 0) args.push(`--contimeout=${timeoutSeconds}`);
     args.push(`--password-file=${source.passwordFile}`);
-    args.push(`rsync://${RSYNC_USER}@${hostPart(source.host)}:${source.port}/${source.module}/`, withSlash(destination));
+    const user = source.user ?? RSYNC_USER;
+    if (!/^[a-z0-9-]+$/.test(user)) throw new RsyncArgsError(`rsync daemon user ${JSON.stringify(user)} may only hold lowercase letters, digits and '-'`);
+    args.push(`rsync://${user}@${hostPart(source.host)}:${source.port}/${source.module}/`, withSlash(destination));
     return args;
   }
 

@@ -86,7 +86,7 @@ const VALID: ValidCase[] = [
           server: { dataDir: '/var/lib/haoscar/temporal', ip: '127.0.0.1', port: 7233, uiPort: 8233 },
         },
         agent: { stateDir: '/var/lib/haoscar', logLevel: 'info', maxCachedWorkflows: 100, localHealAfterMs: 5000, workflows: true, metrics: { temporalSdk: true } },
-        heartbeat: { port: 694, intervalMs: 150, deadtimeMs: 600, secretFile: '/etc/haoscar/authkey' },
+        heartbeat: { port: 694, intervalMs: 150, deadtimeMs: 600, secretFile: '/etc/haoscar/authkey', acceptSecretFiles: [] },
         lease: { ttlMs: 600, marginMs: 100 },
         guard: { enabled: true },
         failover: { verifyTimeoutMs: 300 },
@@ -114,7 +114,7 @@ const VALID: ValidCase[] = [
             - { type: command, name: c, start: [/bin/s, start], stop: [/bin/s, stop], monitor: [/bin/s, status], timeout: 5s }
     `),
     expect: (c) => {
-      assert.deepEqual(c.heartbeat, { port: 7694, intervalMs: 50, deadtimeMs: 250, secretFile: '/etc/k' });
+      assert.deepEqual(c.heartbeat, { port: 7694, intervalMs: 50, deadtimeMs: 250, secretFile: '/etc/k', acceptSecretFiles: [] });
       assert.deepEqual(c.lease, { ttlMs: 300, marginMs: 80 });
       assert.deepEqual(c.failover, { verifyTimeoutMs: 200 });
       assert.deepEqual(c.nodes[0]!.fence, { command: ['/usr/sbin/fence_ipmilan'], params: { ip: '10.1.0.1', password: 'secret' }, action: 'off', timeoutMs: 60_000 });

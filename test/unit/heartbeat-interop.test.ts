@@ -76,7 +76,7 @@ async function start(node: NodeSpec, release: Node['release']): Promise<Node> {
     cluster: 'lab',
     node: node.name,
     nodes: NODES,
-    settings: { port, intervalMs: INTERVAL, deadtimeMs: DEADTIME, secretFile: '(given directly)' },
+    settings: { port, intervalMs: INTERVAL, deadtimeMs: DEADTIME, secretFile: '(given directly)', acceptSecretFiles: [] },
     secret: KEY,
     logger,
     onEdge: (_edge: HeartbeatEdge) => undefined,

@@ -51,7 +51,7 @@ async function startNode(node: string, nodes: NodeSpec[], port: number, extra: P
     cluster: 'lab',
     node,
     nodes,
-    settings: { port, intervalMs: INTERVAL, deadtimeMs: DEADTIME, secretFile: '(given directly)' },
+    settings: { port, intervalMs: INTERVAL, deadtimeMs: DEADTIME, secretFile: '(given directly)', acceptSecretFiles: [] },
     secret: KEY,
     logger,
     onEdge: (edge) => void edges.push(edge),

@@ -35,9 +35,19 @@ function seal(body: string | Buffer, options: { key?: Buffer; header?: Buffer } 
 }
 
 void describe('heartbeat packet codec', () => {
+  void test('a secret rotation: the advertised secret names round trip, and a packet is believed under any of the keys given, which one said', () => {
+    const other = Buffer.from('another-test-key-of-32-bytes-0123');
+    const keys = ['0123456789abcdef', 'fedcba9876543210'];
+    const data = encodePacket({ ...v2, keys }, other);
+    assert.deepEqual(decodePacket(data, [key, other], 'lab'), { ok: true, packet: { ...v2, keys }, keyIndex: 1 });
+    assert.deepEqual(decodePacket(data, [key], 'lab'), { ok: false, reason: 'forged' });
+    assert.throws(() => encodePacket({ ...v2, keys: ['not-a-name'] }, key), HeartbeatPacketError);
+    assert.throws(() => encodePacket({ ...v2, keys: Array.from({ length: 6 }, () => keys[0]!) }, key), HeartbeatPacketError);
+  });
+
   void test('round trip', () => {
     const data = encodePacket(packet, key);
-    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: asV1(packet) });
+    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: asV1(packet), keyIndex: 0 });
   });
 
   void test('layout: "HAO", version byte, JSON body, 32-byte HMAC-SHA256 of everything before it', () => {
@@ -142,7 +152,7 @@ void describe('heartbeat packet codec', () => {
   void test('version 2: round trip, with the advertisement and the configuration digest after the fields 0.1.0 knows', () => {
     const data = encodePacket(v2, key);
     assert.equal(data[3], 2);
-    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: v2 });
+    assert.deepEqual(decodePacket(data, key, 'lab'), { ok: true, packet: v2, keyIndex: 0 });
     const body = JSON.parse(data.subarray(4, -32).toString('utf8')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(body), ['cluster', 'node', 'incarnation', 'seq', 'sentAt', 'to', 'view', 'nonce', 'echo', 'versions', 'configDigest']);
     assert.equal('version' in body, false, 'the version is the header byte, not a body field');
@@ -183,17 +193,17 @@ void describe('heartbeat packet codec', () => {
     }
     // Versions this release does not speak may be advertised (a newer peer's list).
     const newer = { ...v2, versions: [2, 3, 7] };
-    assert.deepEqual(decodePacket(encodePacket(newer, key), key, 'lab'), { ok: true, packet: newer });
+    assert.deepEqual(decodePacket(encodePacket(newer, key), key, 'lab'), { ok: true, packet: newer, keyIndex: 0 });
   });
 
   void test('version 1 from this release: the advertisement is carried, a digest never (version 2 only)', () => {
     const advertised = { ...packet, nonce: NONCE, versions: [1, 2] };
-    assert.deepEqual(decodePacket(encodePacket(advertised, key), key, 'lab'), { ok: true, packet: asV1(advertised) });
+    assert.deepEqual(decodePacket(encodePacket(advertised, key), key, 'lab'), { ok: true, packet: asV1(advertised), keyIndex: 0 });
     const withDigest = encodePacket({ ...advertised, configDigest: DIGEST }, key);
     assert.equal(withDigest.includes(DIGEST), false, 'encode leaves the digest out of a version-1 packet');
     // Nor is one believed from a version-1 packet that carries it (hand-sealed).
     const sealed = decodePacket(seal(JSON.stringify({ ...advertised, configDigest: DIGEST })), key, 'lab');
-    assert.deepEqual(sealed, { ok: true, packet: asV1(advertised) });
+    assert.deepEqual(sealed, { ok: true, packet: asV1(advertised), keyIndex: 0 });
   });
 
   void test('encode refuses a version this release does not speak', () => {
@@ -232,7 +242,7 @@ void describe('heartbeat packet codec', () => {
 
   void test('a hand-sealed packet with unknown extra fields is accepted (forward compatible), the fields dropped', () => {
     const result = decodePacket(seal(JSON.stringify({ ...packet, future: { x: 1 } })), key, 'lab');
-    assert.deepEqual(result, { ok: true, packet: asV1(packet) });
+    assert.deepEqual(result, { ok: true, packet: asV1(packet), keyIndex: 0 });
   });
 
   void test('encode refuses a view that does not fit in 1400 bytes, and the largest that fits decodes', () => {
@@ -256,12 +266,12 @@ void describe('heartbeat packet codec', () => {
 
   void test('the challenge fields: nonce and echo round trip; packets without them (older releases) still decode', () => {
     const challenged: HeartbeatPacket = { ...packet, nonce: 'AAAAAAAAAAAAAAAAAAAAAA', echo: 'abc-_0123456789xyzXYZ_' };
-    assert.deepEqual(decodePacket(encodePacket(challenged, key), key, 'lab'), { ok: true, packet: asV1(challenged) });
+    assert.deepEqual(decodePacket(encodePacket(challenged, key), key, 'lab'), { ok: true, packet: asV1(challenged), keyIndex: 0 });
     const body = JSON.parse(encodePacket(challenged, key).subarray(4, -32).toString('utf8')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(body), ['cluster', 'node', 'incarnation', 'seq', 'sentAt', 'to', 'view', 'nonce', 'echo'], 'after the fields older releases know');
     // What the release before the challenge sends: no nonce, no echo.
     const old = decodePacket(seal(JSON.stringify(packet)), key, 'lab');
-    assert.deepEqual(old, { ok: true, packet: asV1(packet) });
+    assert.deepEqual(old, { ok: true, packet: asV1(packet), keyIndex: 0 });
     assert.equal(old.ok && 'nonce' in old.packet, false);
   });
 

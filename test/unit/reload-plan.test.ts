@@ -33,6 +33,9 @@ void describe('planReload: applied live', () => {
     // The defaults reach every resource that does not set its own (web-ip and proxy; api sets both interval and timeout).
     ['the default rise and fall', [['rise: 2 ', 'rise: 1 '], ['fall: 3 ', 'fall: 1 ']], /^groups\[(web|database)\]\.resources\[[a-z-]+\]\.check\.(rise|fall)$/],
     ['a heal policy', [['maxRestarts: 5', 'maxRestarts: 7']], ['groups[web].resources[api].healing.maxRestarts']],
+    // A rotation step: the agent checks the contents against its peers (test/unit/secret-rotation.test.ts).
+    ['the secret file', [['secretFile: /etc/haoscar/authkey', 'secretFile: /etc/haoscar/authkey.new']], ['heartbeat.secretFile']],
+    ['the accepted secret files', [['secretFile: /etc/haoscar/authkey', 'secretFile: /etc/haoscar/authkey\n  acceptSecretFiles: [/etc/haoscar/authkey.new]']], ['heartbeat.acceptSecretFiles']],
     ['the default backoff', [['multiplier: 2', 'multiplier: 3']], /^groups\[(web|database)\]\.resources\[[a-z-]+\]\.healing\.backoff\.multiplier$/],
   ];
   for (const [what, edits, paths] of live) {
@@ -66,7 +69,6 @@ void describe('planReload: refused (needs a restart), named with why', () => {
     ['a node added', [[/\ngroups:/, '\n  - name: gamma\n    addresses: [10.213.0.13]\ngroups:']], 'nodes', /nodes/, ['groups[web].nodes', 'nodes']],
     ['the heartbeat port', [['port: 694 ', 'port: 695 ']], 'heartbeat.port', /heartbeat sockets/],
     ['the heartbeat deadtime', [['deadtime: 600ms', 'deadtime: 900ms']], 'heartbeat.deadtimeMs', /deadtime/],
-    ['the secret file', [['secretFile: /etc/haoscar/authkey', 'secretFile: /etc/haoscar/authkey.new']], 'heartbeat.secretFile', /secret is read at start/],
     ['the lease ttl', [['ttl: 600ms', 'ttl: 900ms']], 'lease.ttlMs', /guard/],
     ['the guard', [['enabled: true', 'enabled: false']], 'guard.enabled', /guard/],
     ['the failover verify timeout', [['verifyTimeout: 300ms', 'verifyTimeout: 500ms']], 'failover.verifyTimeoutMs', /controller/],

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { FileSet, SyncSettings } from '../../src/config/types.js';
 import { DaemonConfigError, derivePassword, writeDaemonFiles } from '../../src/sync/daemon.js';
+import { secretKeyId } from '../../src/heartbeat/secret.js';
 import {
   classifyRsyncFailure,
   moduleName,
@@ -335,7 +336,11 @@ void describe('writeDaemonFiles', () => {
     assert.match(conf, /\n\[web\.docroot\.1\]\n\tpath = \/srv\/100%%\/x \/\n\tcomment = odd %%HOME%% path\n/);
     assert.equal(statSync(files.secrets).mode & 0o777, 0o600);
     assert.equal(statSync(files.passwordFile).mode & 0o777, 0o600);
-    assert.equal(readFileSync(files.secrets, 'utf8'), `haoscar:${derivePassword(secret, 'prod')}\n`);
+    // The signing secret's password twice: as `haoscar` (nodes outside a rotation, older releases) and as its own user.
+    const password = derivePassword(secret, 'prod');
+    assert.equal(readFileSync(files.secrets, 'utf8'), `haoscar:${password}\nhaoscar-${secretKeyId(secret)}:${password}\n`);
+    assert.match(conf, new RegExp(`\nauth users = haoscar, haoscar-${secretKeyId(secret)}\n`));
+    assert.equal(files.user, 'haoscar', 'outside a rotation, pulls log in as haoscar');
     assert.ok(!existsSync(`${files.config}.tmp-${process.pid}`), 'written by rename, no temporary left');
   });
 

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import type { FileSet } from '../../src/config/types.js';
 import { silentLogger } from '../../src/log.js';
+import { secretKeyId } from '../../src/heartbeat/secret.js';
 import { derivePassword, RsyncDaemon, RsyncDaemonError, writeDaemonFiles, type DaemonFiles, type RsyncDaemonExit } from '../../src/sync/daemon.js';
 import { moduleName, PARTIAL_DIR, RsyncError, rsyncPullArgs, runRsync, type RsyncProgress, type RunRsyncOptions } from '../../src/sync/rsync.js';
 import { waitFor } from '../support/wait.js';
@@ -109,11 +110,11 @@ void describe('rsync pulls from a real read-only daemon', { skip: !isRoot && 'ne
     assert.equal(statSync(files.passwordFile).mode & 0o777, 0o600);
     const password = derivePassword(SECRET, 'test');
     assert.match(password, /^[0-9a-f]{64}$/);
-    assert.equal(readFileSync(files.secrets, 'utf8'), `haoscar:${password}\n`);
+    assert.equal(readFileSync(files.secrets, 'utf8'), `haoscar:${password}\nhaoscar-${secretKeyId(SECRET)}:${password}\n`);
     assert.equal(readFileSync(files.passwordFile, 'utf8'), `${password}\n`);
     assert.notEqual(derivePassword(SECRET, 'other-cluster'), password);
     const conf = readFileSync(files.config, 'utf8');
-    for (const line of ['read only = yes', 'list = no', 'use chroot = yes', 'numeric ids = yes', 'hosts allow = 127.0.0.1', 'hosts deny = *', 'auth users = haoscar']) {
+    for (const line of ['read only = yes', 'list = no', 'use chroot = yes', 'numeric ids = yes', 'hosts allow = 127.0.0.1', 'hosts deny = *', `auth users = haoscar, haoscar-${secretKeyId(SECRET)}`]) {
       assert.ok(conf.includes(`\n${line}\n`), `rsyncd.conf has "${line}"`);
     }
   });
@@ -190,6 +191,38 @@ void describe('rsync pulls from a real read-only daemon', { skip: !isRoot && 'ne
       assert.match(err.message, /@ERROR: auth failed on module g\.basic\.0/);
       return true;
     });
+  });
+
+  void test('a secret rotation: the daemon serves every accepted secret under a user of its own, and the files are read again at the next connection', async () => {
+    const NEW = Buffer.from('the-new-cluster-secret-0123456789');
+    const pullAs = async (name: string, from: { passwordFile: string; user: string }) =>
+      runRsync(rsyncPullArgs({ set: SET, source: { transport: 'daemon', host: '127.0.0.1', port, module: modules.basic, ...from }, destination: dest(name) }), { rsync: RSYNC });
+    const write = (signing: Buffer, accepted: Buffer[]) => writeDaemonFiles(join(root, 'daemon'), {
+      cluster: 'test', port, address: '127.0.0.1', hostsAllow: ['127.0.0.1'], secret: signing, acceptedSecrets: accepted,
+      modules: Object.entries(dirs).map(([set, path]) => ({ name: modules[set as keyof typeof dirs], path, comment: `group g, file set ${set}` })),
+    });
+    // A second set of client files, as a peer in another step writes them (another directory).
+    const peerFiles = (signing: Buffer, accepted: Buffer[]) => writeDaemonFiles(join(root, `peer-${secretKeyId(signing)}-${accepted.length}`), {
+      cluster: 'test', port: port + 1, address: '127.0.0.1', hostsAllow: ['127.0.0.1'], secret: signing, acceptedSecrets: accepted, modules: [],
+    });
+    try {
+      // Step 1 here (signs with the old secret, accepts the new one); the peer in step 2 pulls as the new secret's user.
+      const step1 = await write(SECRET, [NEW]);
+      assert.equal(step1.user, `haoscar-${secretKeyId(SECRET)}`, 'in a rotation, pulls log in as the signing secret\'s own user');
+      const peerStep2 = await peerFiles(NEW, [SECRET]);
+      await pullAs('rotation-step2-peer', peerStep2);
+      // Step 3 at the peer (signs with the new one only) pulls as haoscar, with the new password: refused by this node still in step 1.
+      const peerStep3 = await peerFiles(NEW, []);
+      assert.equal(peerStep3.user, 'haoscar');
+      await assert.rejects(pullAs('rotation-too-early', peerStep3), (err: unknown) => err instanceof RsyncError && err.kind === 'auth');
+      // Once this node signs with the new secret too (step 2), the same pull passes: the daemon read its files again.
+      await write(NEW, [SECRET]);
+      await pullAs('rotation-step3-peer', peerStep3);
+      // And a peer still in step 1 (signs with the old one) is still served.
+      await pullAs('rotation-step1-peer', await peerFiles(SECRET, [NEW]));
+    } finally {
+      files = await write(SECRET, []);
+    }
   });
 
   void test('a client address outside hosts allow is refused (rsync calls the module unknown to it)', async () => {
