@@ -104,6 +104,12 @@ export interface ClusterOptions {
    * the lab's dev server. E.g. two server processes on PostgreSQL (temporal-pg.ts).
    */
   temporal?: () => Promise<string[]>;
+  /**
+   * Each host's agent reads a configuration file of its own (configFileOf), a copy of the
+   * shared one at the start: for tests that change one node's file and reload it (the worker and
+   * the test's CLI keep the shared one).
+   */
+  ownConfigFiles?: boolean;
 }
 
 export class LabCluster {
@@ -163,6 +169,7 @@ export class LabCluster {
     await chmod(this.secretFile, 0o600);
     this.configFile = join(this.lab.dir, 'haoscar.yaml');
     await writeFile(this.configFile, this.yaml(this.frontends));
+    if (this.opts.ownConfigFiles) for (const h of this.lab.hosts) await writeFile(this.configFileOf(h), this.yaml(this.frontends));
     // The test's own client goes on through the other frontends too (the product's relay).
     if (this.frontends.length > 1) this.relay = new FrontendRelay(this.frontends.map(parseFrontend));
     const connection = await Connection.connect({ address: this.relay ? await this.relay.start() : this.frontends[0]! });
@@ -192,6 +199,21 @@ export class LabCluster {
   async drbdSim(args: string[], opts: { as?: { node: string; tool: 'drbdadm' | 'drbdsetup' } } = {}) {
     const file = join(DRBD_SIM, opts.as?.tool ?? 'drbd-sim');
     return execa(file, args, { reject: false, all: true, env: { DRBD_SIM_DIR: this.drbdSimDir, ...(opts.as ? { DRBD_SIM_NODE: opts.as.node } : {}) } });
+  }
+
+  /** The configuration file `host`'s agent reads: its own with ownConfigFiles, else the shared one. */
+  configFileOf(host: string): string {
+    return this.opts.ownConfigFiles ? join(this.lab.dir, `haoscar-${host}.yaml`) : this.configFile;
+  }
+
+  /** Sends the workflow worker a signal (SIGHUP: it reads its secrets again). */
+  signalWorker(signal: NodeJS.Signals): void {
+    this.worker?.kill(signal);
+  }
+
+  /** The workflow worker's log so far. */
+  workerLog(): Promise<string> {
+    return readFile(join(this.lab.dir, 'worker.log'), 'utf8').catch(() => '');
   }
 
   /** Runs the haoscar CLI (root side) against this cluster: `haoscar ARGS --config <lab config>`. */
@@ -232,7 +254,7 @@ export class LabCluster {
     // with-cgroup.sh) until it is node's.
     const agent = [
       ...(systemd?.watchdogUsec ? ['sh', '-c', 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', 'sh'] : []),
-      WITH_CGROUP, process.execPath, this.entryPoints.get(host) ?? HAOSCAR, 'agent', '--config', this.configFile, '--node', host,
+      WITH_CGROUP, process.execPath, this.entryPoints.get(host) ?? HAOSCAR, 'agent', '--config', this.configFileOf(host), '--node', host,
     ];
     const systemdEnv = systemd ? { NOTIFY_SOCKET: systemd.socket, ...(systemd.watchdogUsec ? { WATCHDOG_USEC: String(systemd.watchdogUsec) } : {}) } : {};
     // With data, the host's own directories are bound over the shared paths, for it alone.

@@ -14,7 +14,6 @@
  */
 import type { TestContext } from 'node:test';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { NetLab } from './netlab.js';
 import { LabCluster } from './cluster.js';
 import { ChaosProcesses } from './chaos/processes.js';
@@ -73,7 +72,7 @@ export async function workerReady(cluster: LabCluster, logLength: number): Promi
 }
 
 export function workerLog(cluster: LabCluster): Promise<string> {
-  return readFile(join(cluster.lab.dir, 'worker.log'), 'utf8').catch(() => '');
+  return cluster.workerLog();
 }
 
 /** `haoscar status`'s output and exit code. */

@@ -32,9 +32,12 @@ export const LONG_LEASE = { lease: { ttl: '4s', margin: '150ms' } };
  * `temporal`: starts the cluster's Temporal in the new lab and returns its frontends (default:
  * the lab's dev server), e.g. two server processes on PostgreSQL (temporal-pg.ts).
  */
-export async function setUp(t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> & Pick<ClusterTiming, 'agent' | 'workerArgs' | 'healing' | 'alerts'> = {}, temporal?: (lab: NetLab) => Promise<string[]>) {
+export async function setUp(
+  t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> & Pick<ClusterTiming, 'agent' | 'workerArgs' | 'healing' | 'alerts'> = {},
+  temporal?: (lab: NetLab) => Promise<string[]>, more: Pick<ClusterOptions, 'ownConfigFiles'> = {},
+) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
-  const opts: ClusterOptions = temporal ? { temporal: () => temporal(lab) } : {};
+  const opts: ClusterOptions = { ...more, ...(temporal ? { temporal: () => temporal(lab) } : {}) };
   const cluster = new LabCluster(lab, { ...TIMING, ...timing }, data, opts);
   t.after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
