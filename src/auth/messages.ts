@@ -23,7 +23,7 @@ export interface MessageKey {
   readonly bytes: Buffer;
   /**
    * Keys of a cluster secret being rotated in or out: a MAC under one of them is accepted too,
-   * and none is ever made with them (docs/reload.md#the-cluster-secret).
+   * and none is ever made with them (docs/reload.md#rotating-the-cluster-secret).
    */
   readonly accepted?: readonly Buffer[];
 }

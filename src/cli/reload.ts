@@ -45,8 +45,10 @@ export function formatReloadOutcome(node: string, pid: number, o: ReloadOutcome)
       return `${head}: nothing to change (the file says what the agent runs)\n`;
     case 'refused':
       return `${head}: refused; nothing was changed, the agent runs on with its configuration\n` +
-        `${o.refused.map((r) => `  ${r.path} needs a restart: ${r.why}\n`).join('')}` +
-        'Change the file back, or restart the agent to apply it (docs/reload.md).\n';
+        `${o.refused.map((r) => `  ${r.path} ${isSecretStep(r.path) ? 'not now' : 'needs a restart'}: ${r.why}\n`).join('')}` +
+        (o.refused.every((r) => isSecretStep(r.path))
+          ? 'A step of a secret rotation, taken too early: do what it says on the peer first, then reload here again (docs/reload.md#rotating-the-cluster-secret).\n'
+          : 'Change the file back, or restart the agent to apply it (docs/reload.md).\n');
     case 'invalid':
       return `${head}: the file is invalid; nothing was changed, the agent runs on with its configuration\n${o.error ?? ''}\n`;
   }
@@ -101,4 +103,9 @@ async function waitForOutcome(before: LocalStatus, read: () => Promise<LocalStat
       throw new CliError(`the agent of node ${before.node} (pid ${before.pid}) was sent SIGHUP but reported no reload within ${formatDuration(timeoutMs)}: see its log (journalctl -u haoscar-agent)`, EXIT.unavailable);
     }
   }
+}
+
+/** A refusal of a secret rotation step (taken too early), not of a setting that needs a restart. */
+function isSecretStep(path: string): boolean {
+  return path === 'heartbeat.secretFile' || path === 'heartbeat.acceptSecretFiles';
 }

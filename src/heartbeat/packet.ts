@@ -221,7 +221,7 @@ export function encodePacket(packet: HeartbeatPacket, key: Buffer): Buffer {
 
 /**
  * Checks and parses one received datagram for cluster `cluster`. `key`: the secret, or several
- * (the one it signs with and those of a secret being rotated in or out, docs/reload.md#the-cluster-secret):
+ * (the one it signs with and those of a secret being rotated in or out, docs/reload.md#rotating-the-cluster-secret):
  * a tag under any of them is believed. Never throws.
  */
 export function decodePacket(data: Uint8Array, key: Buffer | readonly Buffer[], cluster: string): DecodeResult {

@@ -153,6 +153,22 @@ test('local status text: heartbeat links, leases, checks, the guard and file set
   assert.match(text, /file set web\/docroot: standby from n2\\x1b\[2J, generation 3, last synced 4s ago, lag 2s/);
 });
 
+test('local status text: the secrets are named during a secret rotation only (docs/reload.md#rotating-the-cluster-secret)', () => {
+  const [OLD, NEW] = ['a'.repeat(16), 'b'.repeat(16)];
+  const l = node();
+  l.heartbeat!.keys = [OLD];
+  Object.assign(l.heartbeat!.peers[0]!, { signsWith: OLD, acceptsKeys: [OLD] });
+  assert.doesNotMatch(formatLocalStatus(l), /secret/, 'outside a rotation, nothing about secrets');
+  l.heartbeat!.keys = [OLD, NEW];
+  Object.assign(l.heartbeat!.peers[0]!, { signsWith: NEW, acceptsKeys: [NEW, OLD] });
+  const text = formatLocalStatus(l);
+  assert.match(text, new RegExp(`cluster secret: SECRET ROTATION UNDER WAY: signs with ${OLD}, also accepts ${NEW}`));
+  assert.match(text, new RegExp(`n2 +alive .*same configuration, signs with ${NEW} \\(accepts ${NEW}, ${OLD}\\)`));
+  // This node is done (the new secret alone) while its peer still accepts the old one: still under way.
+  l.heartbeat!.keys = [NEW];
+  assert.match(formatLocalStatus(l), new RegExp(`SECRET ROTATION UNDER WAY: signs with ${NEW}, accepts no other`));
+});
+
 test('status text: refused reports are counted, the last ones say from whom and why (issue 9 item 9)', () => {
   const s = state('x');
   assert.doesNotMatch(formatStatus(s, NOW), /refused reports/);
