@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseOsRelease, readOsRelease } from '../../src/distro/os-release.js';
 import { FLAVOURS, classifyDistro, environmentFile, firewallCommands, type Distro } from '../../src/distro/families.js';
-import { installFix, installHintAllFamilies, packageFor } from '../../src/distro/packages.js';
+import { installCommand, installFix, installHintAllFamilies, packageFor } from '../../src/distro/packages.js';
 import { checkTools, distributionFinding } from '../../src/doctor/doctor.js';
 import { parseConfig } from '../../src/config/load.js';
 
@@ -242,5 +242,44 @@ groups:
   void test('an unknown distribution: each program by name', () => {
     const findings = checkTools(config, 'a', undefined, { PATH: join(FIXTURES, 'no-such-dir') });
     assert.equal(findings.find((f) => f.check === 'tool ip')?.fix, 'install ip (or correct its path in the configuration)');
+  });
+});
+
+void describe('docs/install.md says what the code does', () => {
+  const BASE = ['ip', 'arping', 'rsync', 'fuser', 'ssh', 'chronyc'];
+  const docLines = async () => new Set((await readFile(join(import.meta.dirname, '../../docs/install.md'), 'utf8')).split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()));
+
+  void test('the base packages of each family, as doctor names them', async () => {
+    const lines = await docLines();
+    for (const file of ['debian-12', 'ubuntu-24.04', 'rocky-9', 'rhel-9', 'fedora-40', 'opensuse-leap-15.6']) {
+      const distro = await distroOf(file);
+      const command = `sudo ${installCommand(distro.packageManager, BASE.map((tool) => packageFor(tool, distro)!))}`;
+      assert.ok(lines.has(command), `${file}: docs/install.md has: ${command}`);
+    }
+  });
+
+  void test('the HA packages, with their repositories', async () => {
+    const lines = await docLines();
+    const expect = async (file: string, packages: string[]) => {
+      const command = `sudo ${installFix(await distroOf(file), packages)}`;
+      assert.ok(lines.has(command), `${file}: docs/install.md has: ${command}`);
+    };
+    await expect('rocky-9', ['resource-agents', 'fence-agents-ipmilan']);
+    await expect('fedora-40', ['resource-agents', 'fence-agents-ipmilan', 'drbd-utils']);
+    await expect('opensuse-leap-15.6', ['resource-agents', 'fence-agents', 'drbd-utils']);
+    await expect('debian-12', ['fence-agents']);
+    const sles = installFix(await distroOf('sles-15-sp5'), ['resource-agents', 'fence-agents', 'drbd-utils']);
+    assert.ok(lines.has(`sudo ${sles.replace(' && ', ' && sudo ')}`), `docs/install.md has: ${sles}`);
+    const rhel = installFix(await distroOf('rhel-9'), ['resource-agents', 'fence-agents-ipmilan']);
+    assert.ok(lines.has(`sudo ${rhel.replace(' && ', ' && sudo ')}`), `docs/install.md has: ${rhel}`);
+  });
+
+  void test('the firewall commands of each tool, for the example\'s peer', async () => {
+    const lines = await docLines();
+    const from = ['10.0.0.12', '192.168.100.12'];
+    const openings = [{ port: 694, protocol: 'udp' as const, from }, { port: 8873, protocol: 'tcp' as const, from }];
+    for (const tool of ['firewalld', 'nftables', 'ufw'] as const) {
+      for (const command of firewallCommands(tool, openings)) assert.ok(lines.has(`sudo ${command}`), `docs/install.md has: sudo ${command}`);
+    }
   });
 });
