@@ -187,7 +187,7 @@ export function firewallNote(tool: FirewallTool): string {
     case 'firewalld':
       return 'firewalld keeps --permanent rules; check with firewall-cmd --zone=haoscar --list-all';
     case 'nftables':
-      return 'and the same rules in /etc/nftables.conf, for the next boot (systemctl enable nftables)';
+      return "the inet filter table is /etc/nftables.conf's, loaded by systemctl enable --now nftables; put the same rules in that file for the next boot";
     case 'ufw':
       return 'ufw keeps its rules; they apply once ufw is enabled (ufw status)';
   }

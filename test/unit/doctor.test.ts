@@ -286,7 +286,7 @@ nodes:
     const distro = (text: string) => classifyDistro(parseOsRelease(text))!;
     assert.equal(fixOn(distro('ID=rocky\nVERSION_ID=9.4\n')), 'on b: systemctl start haoscar-agent; between the nodes open 694/udp: here (firewalld): firewall-cmd --permanent --new-zone=haoscar; firewall-cmd --permanent --zone=haoscar --add-source=10.0.0.2 --add-source=10.1.0.2; firewall-cmd --permanent --zone=haoscar --add-port=694/udp; firewall-cmd --reload (firewalld keeps --permanent rules; check with firewall-cmd --zone=haoscar --list-all); on b the same with this node\'s addresses (docs/packaging.md#firewall)');
     assert.match(fixOn(distro('ID=ubuntu\n')) ?? '', /here \(ufw\): ufw allow proto udp from 10\.0\.0\.2 to any port 694; ufw allow proto udp from 10\.1\.0\.2 to any port 694 \(/);
-    assert.match(fixOn(distro('ID=debian\n')) ?? '', /here \(nftables\): nft add rule inet filter input 'ip saddr \{ 10\.0\.0\.2, 10\.1\.0\.2 \} udp dport 694 accept' \(and the same rules in \/etc\/nftables\.conf/);
+    assert.match(fixOn(distro('ID=debian\n')) ?? '', /here \(nftables\): nft add rule inet filter input 'ip saddr \{ 10\.0\.0\.2, 10\.1\.0\.2 \} udp dport 694 accept' \(the inet filter table is \/etc\/nftables\.conf's, loaded by systemctl enable --now nftables/);
     assert.equal(fixOn(undefined), 'on b: systemctl start haoscar-agent; between the nodes open 694/udp: docs/packaging.md#firewall');
   });
 
