@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { ALERT_EVENTS } from '../../workflows/alert-event.js';
+import { OCF_ROOT } from '../distro/families.js';
 
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const name = (what: string) =>
@@ -228,7 +229,7 @@ export const ocfResourceSchema = section('an ocf resource', {
     stop: duration({ min: 100 }).optional(),
     monitor: duration({ min: 100 }).optional(),
   }).default({}),
-  ocfRoot: absPath('the OCF root directory').default('/usr/lib/ocf'),
+  ocfRoot: absPath('the OCF root directory').default(OCF_ROOT),
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 });

@@ -20,8 +20,10 @@ import { parseFrontend } from '../temporal/frontends.js';
 import { findOnPath, findTemporalCli } from '../temporal/cli-binary.js';
 import { CliError, EXIT } from '../cli/errors.js';
 import type { Finding } from './finding.js';
-import { packageManagerOf, readOsRelease, type PackageManager } from './os-release.js';
-import { installCommand, packageFor } from './packages.js';
+import { readOsRelease } from '../distro/os-release.js';
+import { KNOWN_FAMILIES, OCF_ROOT, classifyDistro, environmentFile, firewallCommands, firewallNote, type Distro, type Family, type FirewallTool, type Flavour, type PackageManager } from '../distro/families.js';
+import { installFix, packageFor } from '../distro/packages.js';
+import { DEFAULT_INIT_DIR } from '../drivers/sysv.js';
 import { requiredTools } from './prerequisites.js';
 import { probeTimeSync } from './time-sync.js';
 
@@ -39,7 +41,8 @@ export interface DoctorOptions {
 export interface DoctorReport {
   cluster?: string;
   node?: string;
-  distribution?: { id: string; idLike: string[]; name: string; packageManager?: PackageManager };
+  /** What os-release says, and (when it is in a known family) what follows from it. */
+  distribution?: { id: string; idLike: string[]; name: string; versionId?: string; family?: Family; flavour?: Flavour; packageManager?: PackageManager; firewall?: FirewallTool; environmentFile?: string };
   findings: Finding[];
 }
 
@@ -76,15 +79,11 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const report: DoctorReport = { findings };
 
   const release = await readOsRelease();
-  const manager = release ? packageManagerOf(release.os) : undefined;
+  const distro = release ? classifyDistro(release.os) : undefined;
   if (release) {
-    report.distribution = { ...release.os, ...(manager ? { packageManager: manager } : {}) };
-    findings.push(manager
-      ? { check: 'distribution', level: 'ok', found: `${release.os.name} (ID=${release.os.id}${release.os.idLike.length ? `, ID_LIKE=${release.os.idLike.join(' ')}` : ''}): packages are installed with ${manager}` }
-      : { check: 'distribution', level: 'warning', found: `${release.os.name} (ID=${release.os.id}) is not one doctor knows the package names of (Debian/Ubuntu, RHEL/CentOS/Fedora, openSUSE/SLES)`, fix: 'install the programs named below with your package manager' });
-  } else {
-    findings.push({ check: 'distribution', level: 'warning', found: 'neither /etc/os-release nor /usr/lib/os-release exists: the distribution is unknown', fix: 'install the programs named below with your package manager' });
+    report.distribution = { ...release.os, ...(distro ? { family: distro.family, flavour: distro.flavour, packageManager: distro.packageManager, firewall: distro.firewall, environmentFile: environmentFile(distro) } : {}) };
   }
+  findings.push(distributionFinding(release, distro));
 
   let config: Config;
   try {
@@ -111,14 +110,26 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const me = config.nodes.find((n) => n.name === node)!;
   const hasPeers = config.nodes.length > 1;
 
-  findings.push(...checkTools(config, node, manager, env));
+  findings.push(...checkTools(config, node, distro, env));
   const secret = hasPeers ? await checkSecret(config.heartbeat.secretFile, findings) : undefined;
   const local = await readAgent(config, node, opts.timeoutMs, findings);
   findings.push(...(await checkPorts(config, me, addresses, local)));
-  if (local) findings.push(...checkPeers(config, opts.configFile, local, secret));
+  if (local) findings.push(...checkPeers(config, opts.configFile, local, secret, distro));
   findings.push(...(await checkTemporal(config, opts.configFile, opts.timeoutMs, local)));
-  findings.push(await checkTime(opts.exec, opts.timeoutMs, manager));
+  findings.push(await checkTime(opts.exec, opts.timeoutMs, distro));
   return report;
+}
+
+/** What os-release says, and how doctor will name packages and firewall rules from it. */
+export function distributionFinding(release: { file: string; os: Distro['os'] } | undefined, distro: Distro | undefined): Finding {
+  const check = 'distribution';
+  const fix = 'install the programs named below with your package manager (docs/install.md lists what each is)';
+  if (!release) return { check, level: 'warning', found: 'neither /etc/os-release nor /usr/lib/os-release exists: the distribution is unknown', fix };
+  const { os } = release;
+  const fields = `ID=${os.id}${os.idLike.length ? `, ID_LIKE=${os.idLike.join(' ')}` : ''}`;
+  if (!distro) return { check, level: 'warning', found: `${os.name} (${fields}, ${release.file}) is in none of the distribution families doctor knows the package names of: ${KNOWN_FAMILIES}`, fix };
+  const through = distro.matchedBy.field === 'ID_LIKE' ? ` through ID_LIKE ${distro.matchedBy.value} (a derivative: the package names are ${distro.label}'s)` : '';
+  return { check, level: 'ok', found: `${os.name} (${fields}): ${distro.label}${through}; packages with ${distro.packageManager}, firewall ${distro.firewall}, environment file ${environmentFile(distro)}` };
 }
 
 /** Whether this node serves the embedded Temporal server: a frontend on one of its own addresses, at temporal.server.port. */
@@ -130,7 +141,8 @@ function servesEmbedded(config: Config): boolean {
   });
 }
 
-function checkTools(config: Config, node: string, manager: PackageManager | undefined, env: NodeJS.ProcessEnv): Finding[] {
+/** Every program this node needs, found or not; a missing one with the command that installs it on `distro`. */
+export function checkTools(config: Config, node: string, distro: Distro | undefined, env: NodeJS.ProcessEnv): Finding[] {
   const embeddedServer = servesEmbedded(config);
   return requiredTools(config, node, { embeddedServer }).map(({ tool, why }): Finding => {
     const check = `tool ${tool}`;
@@ -142,15 +154,25 @@ function checkTools(config: Config, node: string, manager: PackageManager | unde
     }
     const path = tool.includes('/') ? (isExecutable(tool) ? tool : undefined) : findOnPath(tool, env);
     if (path) return { check, level: 'ok', found: `${path} (${why})` };
-    const pkg = manager ? packageFor(tool, manager) : undefined;
+    const pkg = distro ? packageFor(tool, distro) : undefined;
     const where = tool.includes('/') ? `${tool} is not an executable file` : `${tool} is not on PATH (${env.PATH ?? ''})`;
-    return {
-      check,
-      level: 'error',
-      found: `${where}; needed for ${why}`,
-      fix: pkg && manager ? `${installCommand(manager, [pkg])}${tool.includes('/') && !STANDARD_DIRS.some((d) => tool === `${d}/${tool.slice(tool.lastIndexOf('/') + 1)}`) ? ` (it installs into /usr/bin or /usr/sbin: if ${tool} is not where it is, correct the path in the configuration)` : ''}` : `install ${tool} (or correct its path in the configuration)`,
-    };
+    const found = `${where}; needed for ${why}`;
+    if (tool.startsWith(`${DEFAULT_INIT_DIR}/`)) {
+      const linked = distro && distro.initDir !== DEFAULT_INIT_DIR ? ` (here ${DEFAULT_INIT_DIR} is a link to ${distro.initDir}, made by the chkconfig package)` : '';
+      return { check, level: 'error', found, fix: `install the package that ships the init script ${tool.slice(DEFAULT_INIT_DIR.length + 1)}${linked}, or correct the script's name in the configuration` };
+    }
+    return { check, level: 'error', found, fix: pkg && distro ? `${installFix(distro, [pkg])}${whereItInstalls(tool)}` : `install ${tool} (or correct its path in the configuration)` };
   });
+}
+
+/** Where a configured path's package puts the program, when the path is elsewhere: the path may be what is wrong. */
+function whereItInstalls(tool: string): string {
+  if (!tool.includes('/')) return '';
+  if (/\/resource\.d\/[^/]+\/[^/]+$/.test(tool)) {
+    return tool.startsWith(`${OCF_ROOT}/`) ? '' : ` (it installs under ${OCF_ROOT}: if the agent is not there, correct the resource's ocfRoot)`;
+  }
+  const inStandardDir = STANDARD_DIRS.some((d) => tool === `${d}/${tool.slice(tool.lastIndexOf('/') + 1)}`);
+  return inStandardDir ? '' : ` (it installs into /usr/bin or /usr/sbin: if ${tool} is not where it is, correct the path in the configuration)`;
 }
 
 function findTemporalCliQuietly(env: NodeJS.ProcessEnv): string | undefined {
@@ -261,8 +283,20 @@ async function checkPorts(config: Config, me: Config['nodes'][number], host: Rea
   return findings;
 }
 
+/**
+ * The commands that open this node's heartbeat port to `peer`'s addresses with this
+ * distribution's firewall tool (and the same the other way round on the peer); docs/packaging.md
+ * when the distribution is unknown.
+ */
+function openHeartbeatPort(config: Config, peer: string, distro: Distro | undefined): string {
+  const from = config.nodes.find((n) => n.name === peer)?.addresses ?? [];
+  if (!distro || from.length === 0) return 'docs/packaging.md#firewall';
+  const here = firewallCommands(distro.firewall, [{ port: config.heartbeat.port, protocol: 'udp', from }]).join('; ');
+  return `here (${distro.firewall}): ${here} (${firewallNote(distro.firewall)}); on ${peer} the same with this node's addresses (docs/packaging.md#firewall)`;
+}
+
 /** What the agent's heartbeats tell: the peers' digests (same configuration and secret) and packets refused. */
-export function checkPeers(config: Config, configFile: string, local: LocalStatus, secret: Buffer | undefined): Finding[] {
+export function checkPeers(config: Config, configFile: string, local: LocalStatus, secret: Buffer | undefined, distro?: Distro): Finding[] {
   const hb = local.heartbeat;
   if (!hb) return [];
   const findings: Finding[] = [];
@@ -280,7 +314,7 @@ export function checkPeers(config: Config, configFile: string, local: LocalStatu
       const heard = peer.lastHeardAgoMs === undefined ? 'never heard' : `not heard for ${Math.round(peer.lastHeardAgoMs / 1000)} s (${peer.state})`;
       findings.push(forged > 0
         ? { check, level: 'error', found: `${heard}; ${forged} heartbeat packet(s) were refused for a bad signature: a node whose secret differs from this one's (or forged traffic)`, fix: `copy ${file} from this node to ${peer.node} (scp -p ${file} ${peer.node}:${file}) and restart its agent` }
-        : { check, level: peer.lastHeardAgoMs === undefined ? 'error' : 'warning', found: `${heard} on any link: its agent does not run, or UDP port ${config.heartbeat.port} is blocked between the nodes`, fix: `on ${peer.node}: systemctl start haoscar-agent; between the nodes open ${config.heartbeat.port}/udp (firewall-cmd --permanent --zone=haoscar --add-service=haoscar; firewall-cmd --reload; docs/packaging.md#firewall)` });
+        : { check, level: peer.lastHeardAgoMs === undefined ? 'error' : 'warning', found: `${heard} on any link: its agent does not run, or UDP port ${config.heartbeat.port} is blocked between the nodes`, fix: `on ${peer.node}: systemctl start haoscar-agent; between the nodes open ${config.heartbeat.port}/udp: ${openHeartbeatPort(config, peer.node, distro)}` });
       continue;
     }
     // Its packets passed the HMAC: it has this node's secret. The digest is an HMAC under that secret too.
@@ -360,13 +394,13 @@ async function checkTemporal(config: Config, configFile: string, timeoutMs: numb
   return findings;
 }
 
-async function checkTime(exec: Exec, timeoutMs: number, manager: PackageManager | undefined): Promise<Finding> {
-  const install = manager ? installCommand(manager, ['chrony']) : 'install chrony';
+async function checkTime(exec: Exec, timeoutMs: number, distro: Distro | undefined): Promise<Finding> {
+  const install = distro ? installFix(distro, ['chrony']) : 'install chrony';
   const { answer, tried } = await probeTimeSync(exec, timeoutMs);
   if (answer?.synced) return { check: 'time', level: 'ok', found: `synchronised: ${answer.detail}` };
   if (answer) {
-    const fix = answer.source === 'kernel' ? `${install}; systemctl enable --now chrony${manager === 'apt' ? '' : 'd'}` : answer.source === 'chrony' ? 'chronyc sources -v (are its servers reachable? UDP 123 out)' : answer.source === 'ntpd' ? 'ntpq -p (are its servers reachable? UDP 123 out)' : 'timedatectl set-ntp true';
+    const fix = answer.source === 'kernel' ? `${install}; systemctl enable --now ${distro?.chronyService ?? 'chronyd'}` : answer.source === 'chrony' ? 'chronyc sources -v (are its servers reachable? UDP 123 out)' : answer.source === 'ntpd' ? 'ntpq -p (are its servers reachable? UDP 123 out)' : 'timedatectl set-ntp true';
     return { check: 'time', level: 'warning', found: `not synchronised: ${answer.detail}${answer.source === 'kernel' ? ' (and no chrony, ntpd or systemd-timesyncd answered)' : ''}; logs, failure reports and the postmortem timeline of different nodes will not line up`, fix };
   }
-  return { check: 'time', level: 'warning', found: `unknown: nothing could tell (${tried.join('; ')})`, fix: `${install} (to keep the clock synchronised; if the host keeps it already, ${manager === 'apt' ? installCommand(manager, ['adjtimex']) : 'adjtimex(8)'} lets doctor read the kernel's state)` };
+  return { check: 'time', level: 'warning', found: `unknown: nothing could tell (${tried.join('; ')})`, fix: `${install} (to keep the clock synchronised; if the host keeps it already, ${distro?.family === 'debian' ? installFix(distro, ['adjtimex']) : 'adjtimex(8)'} lets doctor read the kernel's state)` };
 }

@@ -5,6 +5,7 @@
  */
 import type { Config, Resource } from '../config/types.js';
 import { agentPath } from '../drivers/ocf.js';
+import { DEFAULT_INIT_DIR } from '../drivers/sysv.js';
 
 export interface RequiredTool {
   /** A program name (looked up on PATH) or a path. */
@@ -27,7 +28,8 @@ function resourceTools(r: Resource, where: string): RequiredTool[] {
         return [r.start[0]!, r.stop[0]!, r.monitor[0]!].map((tool) => ({ tool, why }));
       case 'service':
         if (r.driver === 'systemd') return [{ tool: 'systemctl', why: `${why}: unit ${r.unit}` }];
-        if (r.driver === 'sysv') return [{ tool: r.script, why }];
+        // The script the driver runs (a name, never a path: the schema), not a program on PATH.
+        if (r.driver === 'sysv') return [{ tool: `${DEFAULT_INIT_DIR}/${r.script}`, why }];
         return [{ tool: r.command[0]!, why }];
       case 'ocf':
         return [{ tool: agentPath(r), why: `${why}: OCF agent ${r.agent}` }];

@@ -17,9 +17,11 @@ import type { Logger } from '../log.js';
 import type { OcfResource } from '../config/types.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
 import type { GuardAction } from '../guard/protocol.js';
+import { OCF_ROOT } from '../distro/families.js';
+import { installHintAllFamilies } from '../distro/packages.js';
 
 /** Where resource-agents installs the agents on every distribution HA-OSCAR supports. */
-export const DEFAULT_OCF_ROOT = '/usr/lib/ocf';
+export const DEFAULT_OCF_ROOT = OCF_ROOT;
 
 /** Timeouts when neither the configuration nor the agent's meta-data gives one (Pacemaker's default). */
 const FALLBACK_TIMEOUT_MS = 20_000;
@@ -168,7 +170,7 @@ export async function readOcfMetadata(exec: Exec, resource: OcfResource): Promis
     return parseOcfMetadata(stdout);
   } catch (err) {
     if (err instanceof ExecError && err.exitCode === undefined && !err.timedOut) {
-      throw new Error(`OCF agent ${resource.agent} is not installed on this node (${path} cannot be run: ${err.message}); install the resource-agents package (Debian/Ubuntu: apt-get install resource-agents; RHEL/Fedora: dnf install resource-agents; openSUSE: zypper install resource-agents)`, { cause: err });
+      throw new Error(`OCF agent ${resource.agent} is not installed on this node (${path} cannot be run: ${err.message}); install the resource-agents package (${installHintAllFamilies('ocf-agent')})`, { cause: err });
     }
     throw new Error(`OCF agent ${resource.agent}: meta-data failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

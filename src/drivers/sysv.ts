@@ -10,6 +10,12 @@ import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
 import type { GuardAction } from '../guard/protocol.js';
 
+/**
+ * Where relative script names live. The same on every family (src/distro/families.ts): RHEL's and
+ * Fedora's real directory is /etc/rc.d/init.d, and /etc/init.d links to it (chkconfig).
+ */
+export const DEFAULT_INIT_DIR = '/etc/init.d';
+
 /** The longest the lease guard waits for an init script's stop. */
 const GUARD_STOP_TIMEOUT_MS = 10_000;
 
@@ -64,7 +70,7 @@ export class SysvDriver implements ServiceDriver {
   readonly #timeoutMs: number;
 
   constructor(script: string, deps: SysvDriverDeps) {
-    this.#path = isAbsolute(script) ? script : join(deps.initDir ?? '/etc/init.d', script);
+    this.#path = isAbsolute(script) ? script : join(deps.initDir ?? DEFAULT_INIT_DIR, script);
     this.#exec = deps.exec;
     this.#logger = deps.logger.child({ script: this.#path, driver: 'sysv' });
     this.#timeoutMs = deps.timeoutMs ?? 120_000;

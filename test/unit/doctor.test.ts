@@ -7,8 +7,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { packageManagerOf, parseOsRelease } from '../../src/doctor/os-release.js';
-import { KNOWN_TOOLS, TOOL_PACKAGES, installCommand, packageFor } from '../../src/doctor/packages.js';
+import { parseOsRelease } from '../../src/distro/os-release.js';
+import { FLAVOURS, classifyDistro, type Distro } from '../../src/distro/families.js';
+import { KNOWN_TOOLS, TOOL_PACKAGES, installCommand, packageFor } from '../../src/distro/packages.js';
 import { parseAdjtimexPrint, parseChronycTracking, parseNtpqPeers, parseTimedatectlShow, probeTimeSync } from '../../src/doctor/time-sync.js';
 import { doctorExitCode, formatFindings, type Finding } from '../../src/doctor/finding.js';
 import { requiredTools } from '../../src/doctor/prerequisites.js';
@@ -40,7 +41,7 @@ void describe('os-release: the distribution and its package manager', () => {
       assert.equal(os.id, c.id);
       assert.deepEqual(os.idLike, c.idLike);
       assert.equal(os.name, c.name);
-      assert.equal(packageManagerOf(os), c.manager);
+      assert.equal(classifyDistro(os)?.packageManager, c.manager);
     });
   }
 });
@@ -59,19 +60,19 @@ void describe('packages: the package of each program, per package manager', () =
     ['drbdsetup', 'drbd-utils', 'drbd-utils', 'drbd-utils'],
     ['systemctl', 'systemd', 'systemd', 'systemd'],
     ['chronyc', 'chrony', 'chrony', 'chrony'],
-    ['fence_ipmilan', 'fence-agents', 'fence-agents-all', 'fence-agents'],
+    ['fence_ipmilan', 'fence-agents', 'fence-agents-ipmilan', 'fence-agents'],
     ['/usr/sbin/fence_virsh', 'fence-agents', 'fence-agents-all', 'fence-agents'],
     ['/usr/lib/ocf/resource.d/heartbeat/IPaddr2', 'resource-agents', 'resource-agents', 'resource-agents'],
   ];
   for (const [tool, apt, dnf, zypper] of TABLE) {
-    void test(`${tool}: apt ${apt}, dnf ${dnf}, zypper ${zypper}`, () => {
-      assert.deepEqual([packageFor(tool, 'apt'), packageFor(tool, 'dnf'), packageFor(tool, 'zypper')], [apt, dnf, zypper]);
+    void test(`${tool}: Debian ${apt}, Fedora ${dnf}, openSUSE ${zypper}`, () => {
+      assert.deepEqual([packageFor(tool, FLAVOURS.debian), packageFor(tool, FLAVOURS.fedora), packageFor(tool, FLAVOURS.opensuse)], [apt, dnf, zypper]);
     });
   }
 
   void test('a program of nobody known has no package (doctor then says to install it by name)', () => {
-    assert.equal(packageFor('/opt/app/bin/start', 'apt'), undefined);
-    assert.equal(packageFor('fence', 'dnf'), undefined);
+    assert.equal(packageFor('/opt/app/bin/start', FLAVOURS.debian), undefined);
+    assert.equal(packageFor('fence', FLAVOURS.fedora), undefined);
   });
 
   void test('the install commands, non-interactive, each package once', () => {
@@ -84,7 +85,7 @@ void describe('packages: the package of each program, per package manager', () =
     const probe = await execa('apt-cache', ['--version'], { reject: false });
     if (probe.exitCode !== 0) return t.skip('no apt-cache on this machine');
     // One apt-cache call for all (each takes a second or two on a loaded machine).
-    const names = [...new Set(KNOWN_TOOLS.map((tool) => TOOL_PACKAGES[tool].apt))];
+    const names = [...new Set(KNOWN_TOOLS.map((tool) => TOOL_PACKAGES[tool].debian))];
     const policy = await execa('apt-cache', ['policy', ...names], { reject: false });
     const candidates = new Map([...policy.stdout.matchAll(/^(\S+):\n(?:\s+.*\n)*?\s+Candidate:\s*(\S+)/gm)].map((m) => [m[1]!, m[2]!]));
     for (const name of names) {
@@ -105,7 +106,7 @@ void describe('packages: the package of each program, per package manager', () =
     for (const tool of tools) {
       const owner = ownerOf.get(tool);
       if (owner === undefined) continue;
-      assert.equal(owner, TOOL_PACKAGES[tool].apt, tool);
+      assert.equal(owner, TOOL_PACKAGES[tool].debian, tool);
       checked++;
     }
     assert.ok(checked >= 5, `at least ip, arping, rsync, fuser, mount checked (${checked})`);
@@ -211,6 +212,7 @@ groups:
     nodes: [w]
     resources:
       - { type: vip, name: ip2, address: 10.0.0.101/24, interface: eth0, arpCount: 0 }
+      - { type: service, name: legacy, driver: sysv, script: apache2 }
 `;
 
 void describe('requiredTools: what a node needs, from its configuration', () => {
@@ -221,9 +223,9 @@ void describe('requiredTools: what a node needs, from its configuration', () => 
     assert.deepEqual(tools, ['ip', 'arping', '/usr/sbin/drbdadm', '/usr/sbin/drbdsetup', 'mount', 'umount', 'fuser', 'systemctl', '/opt/x/start', '/opt/x/stop', '/opt/x/monitor', '/usr/bin/rsync', 'fence_virsh']);
   });
 
-  void test('a node outside the group: none of its tools; no arping when arpCount is 0; the embedded server\'s CLI', () => {
+  void test('a node outside the group: none of its tools; no arping when arpCount is 0; a sysv script where the driver runs it; the embedded server\'s CLI', () => {
     const tools = requiredTools(config, 'w', { embeddedServer: true }).map((t) => t.tool);
-    assert.deepEqual(tools, ['ip', '/usr/sbin/fence_ipmilan', 'fence_virsh', 'temporal']);
+    assert.deepEqual(tools, ['ip', '/etc/init.d/apache2', '/usr/sbin/fence_ipmilan', 'fence_virsh', 'temporal']);
   });
 
   void test('every tool says why', () => {
@@ -277,6 +279,16 @@ nodes:
       for (const f of findings) if (f.level !== 'ok') assert.ok(f.fix, `${f.check} has a fix`);
     });
   }
+
+  void test('a peer never heard: the fix opens the heartbeat port to its addresses with this distribution\'s firewall tool', () => {
+    const unheard = local(alive({ state: 'unknown', lastHeardAgoMs: undefined, configDigest: undefined, configMatches: undefined, links: [] }));
+    const fixOn = (distro?: Distro) => checkPeers(config, '/etc/haoscar/haoscar.yaml', unheard, secret, distro).find((f) => f.check === 'peer b')?.fix;
+    const distro = (text: string) => classifyDistro(parseOsRelease(text))!;
+    assert.equal(fixOn(distro('ID=rocky\nVERSION_ID=9.4\n')), 'on b: systemctl start haoscar-agent; between the nodes open 694/udp: here (firewalld): firewall-cmd --permanent --new-zone=haoscar; firewall-cmd --permanent --zone=haoscar --add-source=10.0.0.2 --add-source=10.1.0.2; firewall-cmd --permanent --zone=haoscar --add-port=694/udp; firewall-cmd --reload (firewalld keeps --permanent rules; check with firewall-cmd --zone=haoscar --list-all); on b the same with this node\'s addresses (docs/packaging.md#firewall)');
+    assert.match(fixOn(distro('ID=ubuntu\n')) ?? '', /here \(ufw\): ufw allow proto udp from 10\.0\.0\.2 to any port 694; ufw allow proto udp from 10\.1\.0\.2 to any port 694 \(/);
+    assert.match(fixOn(distro('ID=debian\n')) ?? '', /here \(nftables\): nft add rule inet filter input 'ip saddr \{ 10\.0\.0\.2, 10\.1\.0\.2 \} udp dport 694 accept' \(the inet filter table is \/etc\/nftables\.conf's, loaded by systemctl enable --now nftables/);
+    assert.equal(fixOn(undefined), 'on b: systemctl start haoscar-agent; between the nodes open 694/udp: docs/packaging.md#firewall');
+  });
 
   void test('without the secret (not root), the agent\'s digest is not compared with the file\'s', () => {
     assert.deepEqual(checkPeers(config, '/etc/haoscar/haoscar.yaml', local(alive()), undefined).map((f) => f.check), ['peer b']);

@@ -1,10 +1,8 @@
 /**
  * Which distribution a node runs, from os-release(5) (`/etc/os-release`, else
- * `/usr/lib/os-release`), and so which package manager installs what doctor finds missing.
+ * `/usr/lib/os-release`). Which family that is, and what follows from it: families.ts.
  */
 import { readFile } from 'node:fs/promises';
-
-export type PackageManager = 'apt' | 'dnf' | 'zypper';
 
 export interface OsRelease {
   /** `ID`, lower case (`debian`, `ubuntu`, `rhel`, `fedora`, `opensuse-leap` ...). */
@@ -18,7 +16,8 @@ export interface OsRelease {
 
 /**
  * Parses os-release text: `KEY=value` lines, the value bare or in single or double quotes with
- * backslash escapes (`\"`, `\\`, `\$`, `` \` ``), `#` comments and blank lines ignored.
+ * backslash escapes (`\"`, `\\`, `\$`, `` \` ``), `#` comments and blank lines ignored. Never
+ * throws: a line that is not an assignment is skipped, a missing `ID` is `linux` (os-release(5)).
  */
 export function parseOsRelease(text: string): OsRelease {
   const fields = new Map<string, string>();
@@ -29,7 +28,7 @@ export function parseOsRelease(text: string): OsRelease {
     if (!m) continue;
     fields.set(m[1]!, unquote(m[2]!));
   }
-  const id = (fields.get('ID') ?? 'linux').toLowerCase();
+  const id = fields.get('ID')?.toLowerCase() || 'linux'; // an empty ID too
   const versionId = fields.get('VERSION_ID');
   const name = fields.get('PRETTY_NAME') ?? (fields.get('NAME') ? `${fields.get('NAME')}${versionId ? ` ${versionId}` : ''}` : id);
   return {
@@ -46,22 +45,16 @@ function unquote(value: string): string {
     const inner = value.slice(1, -1);
     return q === '"' ? inner.replace(/\\([\\"$`])/g, '$1') : inner;
   }
-  return value;
+  // Unquoted, as the shell reads it: a backslash takes the next character as it is (`Foo\ Bar`).
+  return value.replace(/\\(.)/g, '$1');
 }
 
-/** The package manager of a distribution: by `ID`, else by the first `ID_LIKE` that is known. */
-export function packageManagerOf(os: Pick<OsRelease, 'id' | 'idLike'>): PackageManager | undefined {
-  for (const id of [os.id, ...os.idLike]) {
-    if (id === 'debian' || id === 'ubuntu') return 'apt';
-    if (id === 'rhel' || id === 'centos' || id === 'fedora') return 'dnf';
-    if (id === 'suse' || id === 'opensuse' || id.startsWith('opensuse-') || id === 'sles') return 'zypper';
-  }
-  return undefined;
-}
+/** Where os-release(5) says to look, in this order. */
+export const OS_RELEASE_FILES = ['/etc/os-release', '/usr/lib/os-release'] as const;
 
-/** Reads this machine's os-release; undefined when neither file exists. */
-export async function readOsRelease(): Promise<{ file: string; os: OsRelease } | undefined> {
-  for (const file of ['/etc/os-release', '/usr/lib/os-release']) {
+/** Reads this machine's os-release (or the first of `files` that exists); undefined when none exists. */
+export async function readOsRelease(files: readonly string[] = OS_RELEASE_FILES): Promise<{ file: string; os: OsRelease } | undefined> {
+  for (const file of files) {
     const text = await readFile(file, 'utf8').catch(() => undefined);
     if (text !== undefined) return { file, os: parseOsRelease(text) };
   }
