@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { CheckSpec } from '../../src/config/types.js';
 import { parsePercent, parseSize } from '../../src/config/size.js';
+import { requiredTools } from '../../src/doctor/prerequisites.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -113,5 +114,15 @@ void describe('config: resource checks', () => {
       [AT, "a cpu check of a command resource needs 'pidFile' (the process to measure); only a 'process' service's own process is found without one"],
     ]);
     assert.equal(parseConfig(withCheck('{ type: memory, max: 2GB, pidFile: /run/app.pid }', systemd)).groups[0]!.resources[0]!.check.type, 'memory');
+  });
+});
+
+void describe('doctor: an icmp check needs ping', () => {
+  it('lists ping, with the resource that needs it', () => {
+    const config = parseConfig(withCheck('{ type: icmp, host: 10.213.0.1 }'));
+    assert.deepEqual(requiredTools(config, 'a', { embeddedServer: false }), [
+      { tool: '/usr/bin/app', why: 'resource g/app (service)' },
+      { tool: 'ping', why: 'resource g/app: its icmp check (iputils-ping)' },
+    ]);
   });
 });
