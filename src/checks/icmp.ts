@@ -12,7 +12,8 @@ const EXIT_MARGIN_MS = 200;
 
 /** The arguments of one ping that waits at most `waitMs` for its reply. */
 export function pingArgs(host: string, waitMs: number): string[] {
-  // -W takes seconds; iputils (since 2021) accepts a fraction. -n: no reverse lookup of the reply.
+  // -W takes seconds, with a fraction since the 2019 iputils releases (Debian 11, RHEL 9); an older ping reads
+  // 0.8 as 0, waits for ever, and is killed at the check's timeout instead. -n: no reverse lookup.
   const seconds = Math.max(0.1, Math.floor(waitMs / 100) / 10);
   return ['-n', '-c', '1', '-W', String(seconds), '--', host];
 }
@@ -21,7 +22,9 @@ export async function probeIcmp(host: string, timeoutMs: number, exec: Exec, sig
   signal.throwIfAborted();
   const waitMs = Math.max(100, timeoutMs - EXIT_MARGIN_MS);
   try {
-    const { stdout } = await exec('ping', pingArgs(host, waitMs), { timeoutMs });
+    // The C locale: ping reads -W's decimal point from LC_NUMERIC in some builds, and says what went
+    // wrong in English, which the detail keeps.
+    const { stdout } = await exec('ping', pingArgs(host, waitMs), { timeoutMs, env: { LC_ALL: 'C' } });
     const rtt = /time[=<]([\d.]+) ?ms/.exec(stdout);
     return { ok: true, detail: rtt ? `reply in ${rtt[1]}ms` : 'reply' };
   } catch (err) {
