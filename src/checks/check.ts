@@ -1,6 +1,7 @@
 /**
  * Health checks: one small probe per check type (`process.ts`, `tcp.ts`, `http.ts`,
- * `command.ts`), wrapped here so that every check behaves the same way:
+ * `command.ts`, and Monit's resource tests: `disk.ts`, `usage.ts` for memory and cpu, `file.ts`,
+ * `icmp.ts`), wrapped here so that every check behaves the same way:
  *
  * - it never throws — any error becomes `ok: false` with a detail naming what failed;
  * - it is bounded by `spec.timeoutMs`: the probe gets an AbortSignal that fires at the
@@ -13,9 +14,13 @@
 import type { CheckSpec } from '../config/types.js';
 import type { Exec } from '../exec.js';
 import { probeCommand } from './command.js';
+import { probeDisk } from './disk.js';
+import { createFileProbe } from './file.js';
 import { probeHttp } from './http.js';
+import { probeIcmp } from './icmp.js';
 import { probeProcess } from './process.js';
 import { probeTcp } from './tcp.js';
+import { createCpuProbe, probeMemory } from './usage.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -27,7 +32,7 @@ export interface CheckContext {
   exec: Exec;
   /**
    * The pid of the supervised service, or undefined when it is not running. Used by a
-   * process check with neither `name` nor `pidFile`.
+   * process, memory or cpu check with neither `name` nor `pidFile`.
    */
   servicePid?: () => Promise<number | undefined>;
   /** The resource's own status (its driver's), used by a `status` check. */
@@ -59,7 +64,8 @@ export class CheckTimeoutError extends Error {
 
 /**
  * Builds the check a spec describes. Building never does I/O and never throws; the
- * returned check never throws either.
+ * returned check never throws either. Build one check per resource and keep it: the cpu and
+ * file checks keep state between runs (the last CPU sample, the reference checksum).
  */
 export function createCheck(spec: CheckSpec, ctx: CheckContext): Check {
   const label = checkLabel(spec);
@@ -92,6 +98,16 @@ function probeFor(spec: CheckSpec, ctx: CheckContext): Probe {
         const status = await ctx.resourceStatus();
         return { ok: status.running, detail: status.detail };
       };
+    case 'disk':
+      return (signal) => probeDisk(spec.path, spec, signal);
+    case 'memory':
+      return (signal) => probeMemory(spec, ctx, signal);
+    case 'cpu':
+      return createCpuProbe(spec, ctx);
+    case 'file':
+      return createFileProbe(spec);
+    case 'icmp':
+      return (signal) => probeIcmp(spec.host, spec.timeoutMs, ctx.exec, signal);
   }
 }
 
@@ -110,6 +126,16 @@ export function checkLabel(spec: CheckSpec): string {
       return 'status';
     case 'command':
       return `command ${truncate(spec.command.join(' '), 80)}`;
+    case 'disk':
+      return `disk ${spec.path}`;
+    case 'memory':
+      return `memory of ${spec.pidFile ? `pidfile ${spec.pidFile}` : 'the service'}`;
+    case 'cpu':
+      return `cpu of ${spec.pidFile ? `pidfile ${spec.pidFile}` : 'the service'}`;
+    case 'file':
+      return `file ${spec.path}`;
+    case 'icmp':
+      return `icmp ${spec.host}`;
   }
 }
 

@@ -51,22 +51,32 @@ export async function probeProcess(
 }
 
 async function probePidFile(pidFile: string, name: string | undefined, signal: AbortSignal): Promise<ProbeOutcome> {
+  const read = await readPidFile(pidFile, signal);
+  if ('problem' in read) return { ok: false, detail: read.problem };
+  return describePid(read.pid, name, signal);
+}
+
+/**
+ * The pid a pid file holds, or what is wrong with it (missing, unreadable, no pid in it).
+ * Rejects only when `signal` aborted.
+ */
+export async function readPidFile(pidFile: string, signal: AbortSignal): Promise<{ pid: number } | { problem: string }> {
   let text: string;
   try {
     text = await readFile(pidFile, { encoding: 'utf8', signal });
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'ENOENT') return { ok: false, detail: 'pid file does not exist' };
+    if (code === 'ENOENT') return { problem: 'pid file does not exist' };
     if (signal.aborted) throw err;
-    return { ok: false, detail: `cannot read pid file: ${typeof code === 'string' ? code : String(err)}` };
+    return { problem: `cannot read pid file: ${typeof code === 'string' ? code : String(err)}` };
   }
   // Daemons write "PID\n"; some add more lines (nginx does not, postgres does).
   const first = text.trim().split(/\s+/)[0] ?? '';
   const pid = /^\d+$/.test(first) ? Number(first) : NaN;
   if (!Number.isSafeInteger(pid) || pid <= 0) {
-    return { ok: false, detail: `pid file holds no pid (${JSON.stringify(text.slice(0, 40))})` };
+    return { problem: `pid file holds no pid (${JSON.stringify(text.slice(0, 40))})` };
   }
-  return describePid(pid, name, signal);
+  return { pid };
 }
 
 /**

@@ -250,12 +250,29 @@ type RawCheck = NonNullable<RawConfig['groups'][number]['resources'][number]['ch
 function normaliseCheck(check: RawCheck, d: CheckTiming): CheckSpec {
   const { interval, timeout, rise, fall, ...spec } = check;
   return {
-    ...spec,
+    ...normaliseProbe(check, spec),
     intervalMs: interval ?? d.intervalMs,
     timeoutMs: timeout ?? d.timeoutMs,
     rise: rise ?? d.rise,
     fall: fall ?? d.fall,
   } as CheckSpec;
+}
+
+/** The resource checks' thresholds, named with their unit (the schema has parsed them already). */
+function normaliseProbe(spec: RawCheck, withoutTiming: object) {
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  switch (spec.type) {
+    case 'disk':
+      return defined({ type: spec.type, path: spec.path, maxUsedPercent: spec.maxUsed, minFreeBytes: spec.minFree, maxInodesUsedPercent: spec.maxInodesUsed });
+    case 'memory':
+      return defined({ type: spec.type, maxBytes: spec.max, pidFile: spec.pidFile, children: spec.children });
+    case 'cpu':
+      return defined({ type: spec.type, maxPercent: spec.max, pidFile: spec.pidFile });
+    case 'file':
+      return defined({ type: spec.type, path: spec.path, sha256: spec.sha256?.toLowerCase(), maxSizeBytes: spec.maxSize, minSizeBytes: spec.minSize, maxAgeMs: spec.maxAge });
+    default:
+      return withoutTiming;
+  }
 }
 
 type RawHealing = NonNullable<RawConfig['defaults']['healing']>;

@@ -139,6 +139,16 @@ export function checkRules(config: Config, raw: RawConfig): RuleProblem[] {
             : `a process check of a ${r.type} resource needs 'name' or 'pidFile' (the process to look for); leave out 'check' to use the resource's own status`,
         );
       }
+      if ((rc?.type === 'memory' || rc?.type === 'cpu') && (r.type !== 'service' || r.driver !== 'process') && !rc.pidFile) {
+        // Only a 'process' service's own process is known to the agent (its driver's pid).
+        add(
+          [...at, 'check'],
+          `a ${rc.type} check of ${r.type === 'service' ? `a '${r.driver}' service` : `a ${r.type} resource`} needs 'pidFile' (the process to measure); only a 'process' service's own process is found without one`,
+        );
+      }
+      if (rc?.type === 'file' && rc.minSize !== undefined && rc.maxSize !== undefined && rc.minSize > rc.maxSize) {
+        add([...at, 'check', 'minSize'], `minSize is larger than maxSize: no file could pass`);
+      }
       if (check.type === 'process' && check.name && check.pidFile) {
         add([...at, 'check'], "a process check takes 'name' or 'pidFile', not both");
       }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { formatSize, parsePercent, parseSize } from './size.js';
 import { ALERT_EVENTS } from '../../workflows/alert-event.js';
 import { OCF_ROOT } from '../distro/families.js';
 
@@ -41,11 +42,54 @@ export const duration = (opts: { min?: number; max?: number } = {}) =>
     return ms;
   });
 
+/** A size written as `512MB`, `2GB`, `1.5G` or `100KiB` (1024-based, as Monit's); parsed to bytes. */
+export const size = (opts: { min?: number } = {}) =>
+  z.string({
+    error: (iss) =>
+      typeof iss.input === 'number'
+        ? `expected a size with a unit, such as ${iss.input}MB or ${iss.input}GB (a bare number is ambiguous)`
+        : 'expected a size such as 512MB or 2GB',
+  }).transform((text, ctx) => {
+    const bytes = parseSize(text);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a size such as 512MB or 2GB (units B, KB, MB, GB, TB), got '${text}'` });
+      return z.NEVER;
+    }
+    if (opts.min !== undefined && bytes < opts.min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${formatSize(opts.min)}, got '${text}'` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** A percentage written as `90%` or `12.5%`; parsed to the number (90). */
+export const percent = (opts: { max?: number } = {}) => {
+  const max = opts.max ?? 100;
+  return z.string({
+    error: (iss) =>
+      typeof iss.input === 'number'
+        ? `expected a percentage with its % sign, such as ${iss.input}%`
+        : 'expected a percentage such as 90%',
+  }).transform((text, ctx) => {
+    const value = parsePercent(text);
+    if (value === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a percentage such as 90%, got '${text}'` });
+      return z.NEVER;
+    }
+    if (value > max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${max}%, got '${text}'` });
+      return z.NEVER;
+    }
+    return value;
+  });
+};
+
 const int = (min: number, max: number) =>
   z.number({ error: `expected an integer ${min}-${max}` }).int({ error: `expected an integer ${min}-${max}` })
     .min(min, { error: `expected an integer ${min}-${max}` }).max(max, { error: `expected an integer ${min}-${max}` });
 const port = int(1, 65535);
 const path = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
+const absPath = (what: string) => z.string({ error: `expected ${what} (an absolute path)` }).regex(/^\/[^\0\n]*$/, { error: `expected ${what} (an absolute path)` });
 const argv = z.array(z.string({ error: 'expected each argument as text' }), { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' })
   .min(1, { error: 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]' });
 const host = z.string({ error: 'expected a host name or IP address' }).min(1, { error: 'expected a host name or IP address' });
@@ -102,8 +146,71 @@ export const statusCheckSchema = section('a status check', {
   type: z.literal('status'),
   ...checkTiming,
 });
-export const checkSchema = z.discriminatedUnion('type', [processCheckSchema, tcpCheckSchema, httpCheckSchema, commandCheckSchema, statusCheckSchema], {
-  error: "expected a check with type 'process', 'tcp', 'http', 'command' or 'status'",
+/**
+ * Monit's resource tests (docs/configuration.md, "Resource checks"). Each fails when any of its
+ * thresholds is crossed; `fall` consecutive failures make the resource failing, as for any check
+ * (Monit's "for N cycles").
+ */
+export const diskCheckSchema = section('a disk check', {
+  /** Space and inodes of the filesystem holding `path` (statfs, as df). */
+  type: z.literal('disk'),
+  path: absPath('a path on the filesystem to check'),
+  /** Fails above this share of the space used, as df's Use%: used / (used + available to non-root). */
+  maxUsed: percent().optional(),
+  /** Fails when less than this is available to non-root users (df's Avail). */
+  minFree: size().optional(),
+  /** Fails above this share of the inodes used (df -i's IUse%). */
+  maxInodesUsed: percent().optional(),
+  ...checkTiming,
+}).refine((c) => c.maxUsed !== undefined || c.minFree !== undefined || c.maxInodesUsed !== undefined, {
+  error: "a disk check needs at least one threshold: 'maxUsed' (e.g. 90%), 'minFree' (e.g. 5GB) or 'maxInodesUsed' (e.g. 90%)",
+});
+export const memoryCheckSchema = section('a memory check', {
+  /** The resident memory (VmRSS) of a process. */
+  type: z.literal('memory'),
+  /** Fails above this, e.g. 2GB. */
+  max: size({ min: 1 }),
+  /** The process is the one in this pid file; default: the service's own supervised process. */
+  pidFile: path.optional(),
+  /** Count the process's descendants too (Monit's totalmem rather than mem). */
+  children: z.boolean({ error: 'expected true or false' }).default(false),
+  ...checkTiming,
+});
+export const cpuCheckSchema = section('a cpu check', {
+  /** CPU use of a process between two runs of the check, in percent of one CPU (as top shows it). */
+  type: z.literal('cpu'),
+  /** Fails above this, e.g. 80%; a process using two CPUs fully is at 200%. */
+  max: percent({ max: 100_000 }),
+  pidFile: path.optional(),
+  ...checkTiming,
+});
+const SHA256 = "expected a SHA-256 checksum (64 hexadecimal digits, as sha256sum prints it) or 'unchanged'";
+export const fileCheckSchema = section('a file check', {
+  /** A file that must exist and, optionally, keep its content, stay within a size, be recent. */
+  type: z.literal('file'),
+  path: absPath('the file to check'),
+  /** The content's SHA-256 must be this, or with 'unchanged' stay what the first run saw. */
+  sha256: z.union([z.literal('unchanged'), z.string().regex(/^[0-9a-fA-F]{64}$/, { error: SHA256 })], { error: SHA256 }).optional(),
+  /** Fails above this size. */
+  maxSize: size().optional(),
+  /** Fails below this size (e.g. 1B: not empty). */
+  minSize: size().optional(),
+  /** Fails when the file was last modified longer ago than this (Monit's timestamp test). */
+  maxAge: duration({ min: 1000 }).optional(),
+  ...checkTiming,
+});
+export const icmpCheckSchema = section('an icmp check', {
+  /** One ping (iputils' ping) to the host is answered. */
+  type: z.literal('icmp'),
+  host: z.string({ error: 'expected a host name or IP address' }).regex(/^[A-Za-z0-9_.:%-]+$/, { error: 'expected a host name or IP address' })
+    .refine((h) => !h.startsWith('-'), { error: 'expected a host name or IP address' }),
+  ...checkTiming,
+});
+export const checkSchema = z.discriminatedUnion('type', [
+  processCheckSchema, tcpCheckSchema, httpCheckSchema, commandCheckSchema, statusCheckSchema,
+  diskCheckSchema, memoryCheckSchema, cpuCheckSchema, fileCheckSchema, icmpCheckSchema,
+], {
+  error: "expected a check with type 'process', 'tcp', 'http', 'command', 'status', 'disk', 'memory', 'cpu', 'file' or 'icmp'",
 });
 
 // ---------------------------------------------------------------------------------- healing
@@ -183,7 +290,6 @@ export const commandResourceSchema = section('a command resource', {
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 });
-const absPath = (what: string) => z.string({ error: `expected ${what} (an absolute path)` }).regex(/^\/[^\0\n]*$/, { error: `expected ${what} (an absolute path)` });
 export const drbdResourceSchema = section('a drbd resource', {
   type: z.literal('drbd'),
   name: name('resource'),

@@ -19,6 +19,16 @@ export type CheckSpec = CheckTiming &
     | { type: 'command'; command: string[] }
     /** The resource's own status (its driver says whether it is running): the default of vip and command resources. */
     | { type: 'status' }
+    /** Space and inodes of the filesystem holding `path` (statfs); at least one threshold. */
+    | { type: 'disk'; path: string; maxUsedPercent?: number; minFreeBytes?: number; maxInodesUsedPercent?: number }
+    /** Resident memory (VmRSS) of the process in `pidFile`, else of the service's own; with `children`, of its descendants too. */
+    | { type: 'memory'; maxBytes: number; pidFile?: string; children: boolean }
+    /** CPU use of a process between two runs, in percent of one CPU. */
+    | { type: 'cpu'; maxPercent: number; pidFile?: string }
+    /** A file exists and, optionally, has this content ('unchanged': the first run's), size and age. */
+    | { type: 'file'; path: string; sha256?: string; maxSizeBytes?: number; minSizeBytes?: number; maxAgeMs?: number }
+    /** One ping to the host is answered. */
+    | { type: 'icmp'; host: string }
   );
 
 export interface HealingPolicy {

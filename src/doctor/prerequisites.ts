@@ -35,7 +35,10 @@ function resourceTools(r: Resource, where: string): RequiredTool[] {
         return [{ tool: agentPath(r), why: `${why}: OCF agent ${r.agent}` }];
     }
   })();
-  const check = r.check.type === 'command' ? [{ tool: r.check.command[0]!, why: `${where}: its check` }] : [];
+  const check =
+    r.check.type === 'command' ? [{ tool: r.check.command[0]!, why: `${where}: its check` }]
+    : r.check.type === 'icmp' ? [{ tool: 'ping', why: `${where}: its icmp check (iputils-ping)` }]
+    : [];
   return [...own, ...check];
 }
 

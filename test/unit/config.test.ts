@@ -696,7 +696,7 @@ const INVALID: InvalidCase[] = [
     `),
     issues: [
       ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem' or 'ocf'"],
-      ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http', 'command' or 'status'"],
+      ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http', 'command', 'status', 'disk', 'memory', 'cpu', 'file' or 'icmp'"],
     ],
   },
   {
