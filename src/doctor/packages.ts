@@ -7,7 +7,7 @@
 import type { PackageManager } from './os-release.js';
 
 /** Programs doctor knows the packages of. */
-export const KNOWN_TOOLS = ['ip', 'arping', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent'] as const;
+export const KNOWN_TOOLS = ['ip', 'arping', 'send_ua', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent'] as const;
 export type KnownTool = (typeof KNOWN_TOOLS)[number];
 
 export const TOOL_PACKAGES: Record<KnownTool, Record<PackageManager, string>> = {
@@ -16,6 +16,8 @@ export const TOOL_PACKAGES: Record<KnownTool, Record<PackageManager, string>> = 
   // iputils' arping (-U/-A for gratuitous ARP), not Habets' `arping` package, which Debian
   // also has and which takes other options. Debian splits it out of iputils.
   arping: { apt: 'iputils-arping', dnf: 'iputils', zypper: 'iputils' },
+  // IPv6 VIPs' unsolicited neighbour advertisements: resource-agents' helper (SEND_UA in src/drivers/vip.ts).
+  send_ua: { apt: 'resource-agents', dnf: 'resource-agents', zypper: 'resource-agents' },
   rsync: { apt: 'rsync', dnf: 'rsync', zypper: 'rsync' },
   ssh: { apt: 'openssh-client', dnf: 'openssh-clients', zypper: 'openssh-clients' },
   fuser: { apt: 'psmisc', dnf: 'psmisc', zypper: 'psmisc' },
