@@ -64,6 +64,7 @@ export interface NetLabOptions {
    * IPv6 too: every namespace's eth0 also gets `fd00:213::<its last octet>/64` (e.g. the first
    * host fd00:213::11), added with `nodad` so it is usable at once; `lab.vip6` (fd00:213::200/64)
    * is free for the tests. Still no link-local addresses, and no IPv6 to or from the root side.
+   * `keep_addr_on_down` is set on eth0, so a killed host keeps its IPv6 addresses too.
    * Every lab uses the same /64: labs are separate links that nothing routes between.
    */
   ipv6?: boolean;
@@ -393,6 +394,13 @@ export class NetLab {
     }
     await ip(root);
     await command(this.logger, ['nft', '-f', '-'], { input: nftTables(n) });
+    // Linux deletes an interface's IPv6 addresses when it goes down (IPv4 ones stay): keep them,
+    // so that killHost() leaves a dead host its addresses, VIP included, in both families, as a
+    // machine that lost power keeps them, and reviveHost() brings the host back with them.
+    if (this.ipv6) {
+      await Promise.all([...this.octets.keys()].map((host) =>
+        command(this.logger, ['ip', 'netns', 'exec', n.namespace(host), 'sysctl', '-q', '-w', 'net.ipv6.conf.eth0.keep_addr_on_down=1'])));
+    }
     await Promise.all(
       [...this.octets].map(([host, octet]) =>
         ip([
