@@ -9,16 +9,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { NetLab } from './netlab.js';
 import { LabCluster } from './cluster.js';
 import { agentLogs, expect, TIMING } from './failover-setup.js';
 import { command } from './commands.js';
 import { waitFor } from '../support/wait.js';
+import { SEND_UA } from '../../src/drivers/vip.js';
 
 /** How long after n2 added the address the client may take to see n2's MAC for it. */
 const LEARN_BOUND_MS = 3_000;
 
 test('IPv6 VIP: the client reaches the service over it before and after the owner dies; one holder; neighbours told at once', async (t) => {
+  assert.ok(existsSync(SEND_UA), `${SEND_UA} is missing: install the resource-agents package (.ci/run does); the vip driver announces IPv6 addresses with it`);
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, ipv6: true });
   const cluster = new LabCluster(lab, TIMING, undefined, { ipv6: true });
   t.after(async () => {
