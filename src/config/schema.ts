@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { formatSize, parsePercent, parseSize } from './size.js';
+import { parseVipAddress, VIP_ADDRESS_EXAMPLE } from './ip-address.js';
 import { ALERT_EVENTS } from '../../workflows/alert-event.js';
 import { OCF_ROOT } from '../distro/families.js';
 
@@ -265,15 +266,21 @@ export const sysvServiceSchema = section('a sysv service', {
 export const serviceResourceSchema = z.discriminatedUnion('driver', [processServiceSchema, systemdServiceSchema, sysvServiceSchema], {
   error: "expected driver 'process', 'systemd' or 'sysv'",
 });
-const CIDR = 'expected an IPv4 address with its prefix length, e.g. 10.213.0.100/24';
+const CIDR = `expected an IPv4 or IPv6 address with its prefix length, ${VIP_ADDRESS_EXAMPLE}`;
 export const vipResourceSchema = section('a vip resource', {
   type: z.literal('vip'),
   name: name('resource'),
-  address: z.string({ error: CIDR }).regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/, { error: CIDR, abort: true })
-    .refine((a) => { const [ip, len] = a.split('/'); return ip!.split('.').every((o) => Number(o) <= 255) && Number(len) >= 1 && Number(len) <= 32; }, { error: CIDR }),
+  /** IPv4 (`ip -4 address add`) or IPv6 (`ip -6 address add ... nodad`): src/config/ip-address.ts says which are refused and why. */
+  address: z.string({ error: CIDR }).superRefine((a, ctx) => {
+    const parsed = parseVipAddress(a);
+    if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+  }),
   /** The interface the address is added to, e.g. eth0. */
   interface: z.string({ error: 'expected an interface name such as eth0' }).regex(/^[A-Za-z0-9_.:@-]{1,15}$/, { error: 'expected an interface name such as eth0 (at most 15 characters)' }),
-  /** Gratuitous ARP packets sent (with arping) after the address is added, so switches and clients learn its new place. */
+  /**
+   * Announcements sent after the address is added, so switches and clients learn its new place:
+   * gratuitous ARPs (arping) for IPv4, unsolicited neighbour advertisements (send_ua) for IPv6.
+   */
   arpCount: int(0, 100).default(3),
   check: checkSchema.optional(),
   healing: healingSchema.optional(),

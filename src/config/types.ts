@@ -59,13 +59,13 @@ export type ServiceResource = ServiceBase &
     | { driver: 'sysv'; script: string }
   );
 
-/** A virtual IP address: `ip address add` on an interface, announced with gratuitous ARP. */
+/** A virtual IP address: `ip address add` on an interface, announced with gratuitous ARP (IPv6: unsolicited neighbour advertisements). */
 export interface VipResource extends ResourceBase {
   type: 'vip';
-  /** Address with prefix length, e.g. 10.213.0.100/24. */
+  /** Address with prefix length, e.g. 10.213.0.100/24 or fd00:213::200/64. */
   address: string;
   interface: string;
-  /** Gratuitous ARP packets sent after adding the address (0: none). */
+  /** Announcement packets sent after adding the address (0: none). */
   arpCount: number;
 }
 

@@ -9,7 +9,7 @@
 import { drbdRepository, haRepository, type Distro, type Family, type FlavourProfile, type PackageManager } from './families.js';
 
 /** Programs doctor knows the packages of. */
-export const KNOWN_TOOLS = ['ip', 'arping', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent'] as const;
+export const KNOWN_TOOLS = ['ip', 'arping', 'send_ua', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent'] as const;
 export type KnownTool = (typeof KNOWN_TOOLS)[number];
 
 export const TOOL_PACKAGES: Record<KnownTool, Record<Family, string>> = {
@@ -18,6 +18,8 @@ export const TOOL_PACKAGES: Record<KnownTool, Record<Family, string>> = {
   // iputils' arping (-U/-A for gratuitous ARP), not Habets' `arping` package, which Debian
   // also has and which takes other options. Debian splits it out of iputils.
   arping: { debian: 'iputils-arping', rhel: 'iputils', suse: 'iputils' },
+  // IPv6 VIPs' unsolicited neighbour advertisements: resource-agents' helper (SEND_UA in src/drivers/vip.ts).
+  send_ua: { debian: 'resource-agents', rhel: 'resource-agents', suse: 'resource-agents' },
   rsync: { debian: 'rsync', rhel: 'rsync', suse: 'rsync' },
   ssh: { debian: 'openssh-client', rhel: 'openssh-clients', suse: 'openssh-clients' },
   fuser: { debian: 'psmisc', rhel: 'psmisc', suse: 'psmisc' },

@@ -6,6 +6,13 @@
 import type { Config, Resource } from '../config/types.js';
 import { agentPath } from '../drivers/ocf.js';
 import { DEFAULT_INIT_DIR } from '../drivers/sysv.js';
+import { SEND_UA } from '../drivers/vip.js';
+import { parseVipAddress } from '../config/ip-address.js';
+
+function isIPv6Vip(address: string): boolean {
+  const vip = parseVipAddress(address);
+  return !('problem' in vip) && vip.family === 6;
+}
 
 export interface RequiredTool {
   /** A program name (looked up on PATH) or a path. */
@@ -19,7 +26,10 @@ function resourceTools(r: Resource, where: string): RequiredTool[] {
   const own = (() => {
     switch (r.type) {
       case 'vip':
-        return [{ tool: 'ip', why }, ...(r.arpCount > 0 ? [{ tool: 'arping', why: `${why}: gratuitous ARP` }] : [])];
+        if (r.arpCount === 0) return [{ tool: 'ip', why }];
+        return isIPv6Vip(r.address)
+          ? [{ tool: 'ip', why }, { tool: SEND_UA, why: `${why}: unsolicited neighbour advertisements` }]
+          : [{ tool: 'ip', why }, { tool: 'arping', why: `${why}: gratuitous ARP` }];
       case 'filesystem':
         return [{ tool: 'mount', why }, { tool: 'umount', why }, ...(r.fsck ? [{ tool: 'fsck', why: `${why}: fsck: true` }] : []), { tool: 'fuser', why: `${why}: who holds a busy mount point` }];
       case 'drbd':

@@ -519,7 +519,7 @@ export class Heartbeat {
       const edge = this.tracker.heard(p.node, link, performance.now(), p.view, { incarnation: p.incarnation, seq: p.seq });
       if (edge) this.emit(edge);
     } catch (err) {
-      this.options.logger.error({ err, from: `${from.address}:${from.port}` }, 'heartbeat: unexpected error while handling a packet (a bug); the packet is dropped');
+      this.options.logger.error({ err, from: hostPort(from.address, from.port) }, 'heartbeat: unexpected error while handling a packet (a bug); the packet is dropped');
     }
   }
 
@@ -606,7 +606,7 @@ export class Heartbeat {
     // Per why for `unproven`: the expected line after a start must not hide a downgrade's warning.
     const verdict = this.limiter.allow(reason === 'unproven' ? `reject:${reason}:${why}` : `reject:${reason}`, performance.now());
     if (!verdict.log) return;
-    const source = `${from.address}:${from.port}`;
+    const source = hostPort(from.address, from.port);
     const hint = reason === 'replayed' || reason === 'unproven' ? '' : `: ${HINTS[reason]}`;
     const more = verdict.suppressed > 0 ? `; ${verdict.suppressed} more rejected for this reason since the last such line` : '';
     // An unanswered challenge is expected for an interval whenever this agent or a peer
@@ -713,7 +713,7 @@ export class Heartbeat {
   private describe(socket: Socket): string {
     try {
       const a = socket.address();
-      return `${a.address}:${a.port}`;
+      return hostPort(a.address, a.port);
     } catch {
       return '(closed socket)';
     }
@@ -748,6 +748,11 @@ function secretsOf(signing: Buffer, accepted: readonly Buffer[], acceptedDigests
     if (!CONFIG_DIGEST_PATTERN.test(d)) throw new HeartbeatStartError(`heartbeat: the configuration digest '${d}' is not 32 lowercase hex digits (config/digest.ts)`);
   }
   return { keys, ids: keys.map(secretKeyId), acceptedDigests: [...acceptedDigests] };
+}
+
+/** `10.0.0.1:694`, `[fd00::1]:694`: an IPv6 address in brackets, so the port cannot be read as part of it. */
+function hostPort(address: string, port: number): string {
+  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** Binds one UDP socket to one specific address. */

@@ -110,6 +110,12 @@ export interface ClusterOptions {
    * the test's CLI keep the shared one).
    */
   ownConfigFiles?: boolean;
+  /**
+   * IPv6 (a lab built with `ipv6: true`): the group's VIP is `lab.vip6`, each node has its IPv6
+   * address as a second heartbeat link (`addresses: [10.213.X.11, fd00:213::11]`), and the
+   * service listens on `::` (IPv6 and IPv4). Temporal stays on the IPv4 bridge.
+   */
+  ipv6?: boolean;
 }
 
 export class LabCluster {
@@ -130,7 +136,18 @@ export class LabCluster {
   configFile!: string;
   secretFile!: string;
 
-  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}, readonly data?: ClusterData, readonly opts: ClusterOptions = {}) {}
+  constructor(readonly lab: NetLab, readonly timing: ClusterTiming = {}, readonly data?: ClusterData, readonly opts: ClusterOptions = {}) {
+    if (opts.ipv6 && !lab.ipv6) throw new Error('an IPv6 cluster needs a lab created with ipv6: true');
+  }
+
+  /** The group's VIP with its prefix length: the lab's IPv4 one, or its IPv6 one. */
+  get vip(): string {
+    return this.opts.ipv6 ? this.lab.vip6 : this.lab.vip;
+  }
+
+  private nodeAddresses(host: string): string {
+    return this.opts.ipv6 ? `${this.lab.address(host)}, "${this.lab.address6(host)}"` : this.lab.address(host);
+  }
 
   /** The file set's directory as every host sees it. */
   get dataPath(): string {
@@ -309,7 +326,7 @@ export class LabCluster {
   }
 
   get url(): string {
-    return `http://${this.lab.vipIp}:${SERVICE_PORT}/`;
+    return this.opts.ipv6 ? `http://[${this.lab.vip6Ip}]:${SERVICE_PORT}/` : `http://${this.lab.vipIp}:${SERVICE_PORT}/`;
   }
 
   async close(): Promise<void> {
@@ -338,16 +355,16 @@ export class LabCluster {
 temporal: { address: ${frontends.length === 1 ? `"${frontends[0]}"` : `[${frontends.map((f) => `"${f}"`).join(', ')}]`} }
 agent: { stateDir: ${join(this.lab.dir, 'state')}, logLevel: info, workflows: false${t.agent ? `, ${t.agent}` : ''} }
 ${section('heartbeat', { secretFile: this.secretFile, interval: t.heartbeat?.interval, deadtime: t.heartbeat?.deadtime })}${section('lease', { ttl: t.lease?.ttl, margin: t.lease?.margin })}${section('failover', { verifyTimeout: t.failover?.verifyTimeout })}${t.guard ? `guard: ${t.guard}\n` : ''}nodes:
-${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.lab.address(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}
+${this.lab.hosts.map((h, i) => `  - { name: ${h}, addresses: [${this.nodeAddresses(h)}], priority: ${100 - i}${t.nodes?.[h] ? `, ${t.nodes[h]}` : ''} }`).join('\n')}
 groups:
   - name: ${GROUP}
     resources:
 ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${join(DRBD_SIM, 'drbdadm')}, drbdsetup: ${join(DRBD_SIM, 'drbdsetup')}, timeout: 10s, check: { type: status, interval: 1s, timeout: 1s } }
-` : ''}      - { type: vip, name: ip, address: ${this.lab.vip}, interface: eth0, arpCount: 2, check: { type: status, interval: 500ms, timeout: 400ms } }
+` : ''}      - { type: vip, name: ip, address: "${this.vip}", interface: eth0, arpCount: 2, check: { type: status, interval: 500ms, timeout: 400ms } }
       - type: service
         name: httpd
         driver: process
-        command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"]
+        command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"${this.opts.ipv6 ? ', "::"' : ''}]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
 ${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
   }

@@ -138,11 +138,11 @@ export async function listNftTables(logger: Logger): Promise<Array<{ family: str
     .map((m) => ({ family: m[1]!, name: m[2]! }));
 }
 
-/** Parses `ip -o -4 addr show`: one `{ dev, ip, prefix }` per address. */
+/** Parses `ip -o -4 addr show` (or `-6`: IPv6 as `ip` prints it): one `{ dev, ip, prefix }` per address. */
 export function parseAddresses(out: string): Array<{ dev: string; ip: string; prefix: number }> {
   const found: Array<{ dev: string; ip: string; prefix: number }> = [];
   for (const line of out.split('\n')) {
-    const m = /^\d+:\s+([^\s@]+)(?:@\S+)?\s+inet\s+([\d.]+)\/(\d+)/.exec(line);
+    const m = /^\d+:\s+([^\s@]+)(?:@\S+)?\s+inet6?\s+([\d.]+|[\da-f:]+)\/(\d+)/.exec(line);
     if (m) found.push({ dev: m[1]!, ip: m[2]!, prefix: Number(m[3]) });
   }
   return found;

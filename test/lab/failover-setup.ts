@@ -10,7 +10,7 @@ import { NetLab } from './netlab.js';
 import { LabCluster, type ClusterData, type ClusterOptions, type ClusterTiming } from './cluster.js';
 import { waitFor } from '../support/wait.js';
 
-const TIMING = {
+export const TIMING = {
   heartbeat: { interval: '100ms', deadtime: '500ms' },
   // Longer than the product's default: on a 2-core CI machine running everything, lease
   // confirmations can take over half a second, and a false alarm's verification (during

@@ -60,7 +60,18 @@ export interface NetLabOptions {
   logger?: Logger;
   /** Keep `dir` (configs, logs) after close(); default: HAOSCAR_LAB_KEEP=1. */
   keepDir?: boolean;
+  /**
+   * IPv6 too: every namespace's eth0 also gets `fd00:213::<its last octet>/64` (e.g. the first
+   * host fd00:213::11), added with `nodad` so it is usable at once; `lab.vip6` (fd00:213::200/64)
+   * is free for the tests. Still no link-local addresses, and no IPv6 to or from the root side.
+   * `keep_addr_on_down` is set on eth0, so a killed host keeps its IPv6 addresses too.
+   * Every lab uses the same /64: labs are separate links that nothing routes between.
+   */
+  ipv6?: boolean;
 }
+
+/** The IPv6 prefix of a lab built with `ipv6: true` (a unique local /64, inside the namespaces only). */
+export const LAB_IPV6_PREFIX = 'fd00:213::';
 
 export type RunOptions = CommandOptions;
 
@@ -230,6 +241,12 @@ export class NetLab {
   readonly vip: string;
   /** `10.213.X.200`. */
   readonly vipIp: string;
+  /** `fd00:213::200/64`: the tests' IPv6 VIP (a lab built with `ipv6: true`). */
+  readonly vip6 = `${LAB_IPV6_PREFIX}200/64`;
+  /** `fd00:213::200`. */
+  readonly vip6Ip = `${LAB_IPV6_PREFIX}200`;
+  /** The namespaces have IPv6 addresses too (NetLabOptions.ipv6). */
+  readonly ipv6: boolean;
   /** The root-side bridge's name. */
   readonly bridge: string;
   /** The hosts, in the order given. */
@@ -284,6 +301,7 @@ export class NetLab {
     this.hosts = [...opts.hosts];
     this.extras = [...(opts.extra ?? [])];
     this.client = opts.client === false ? undefined : CLIENT;
+    this.ipv6 = opts.ipv6 === true;
     this.hosts.forEach((h, i) => this.octets.set(h, OCTETS.firstHost + i));
     if (this.client) this.octets.set(this.client, OCTETS.client);
     this.extras.forEach((h, i) => this.octets.set(h, OCTETS.firstExtra + i));
@@ -376,9 +394,23 @@ export class NetLab {
     }
     await ip(root);
     await command(this.logger, ['nft', '-f', '-'], { input: nftTables(n) });
+    // Linux deletes an interface's IPv6 addresses when it goes down (IPv4 ones stay): keep them,
+    // so that killHost() leaves a dead host its addresses, VIP included, in both families, as a
+    // machine that lost power keeps them, and reviveHost() brings the host back with them.
+    if (this.ipv6) {
+      await Promise.all([...this.octets.keys()].map((host) =>
+        command(this.logger, ['ip', 'netns', 'exec', n.namespace(host), 'sysctl', '-q', '-w', 'net.ipv6.conf.eth0.keep_addr_on_down=1'])));
+    }
     await Promise.all(
       [...this.octets].map(([host, octet]) =>
-        ip(['link set eth0 addrgenmode none', `addr add ${n.ip(octet)}/24 dev eth0`, 'link set lo up', 'link set eth0 up'], n.namespace(host)),
+        ip([
+          'link set eth0 addrgenmode none',
+          `addr add ${n.ip(octet)}/24 dev eth0`,
+          // nodad: usable at once, as the lab's IPv4 addresses are (nobody else has it).
+          ...(this.ipv6 ? [`addr add ${LAB_IPV6_PREFIX}${octet}/64 dev eth0 nodad`] : []),
+          'link set lo up',
+          'link set eth0 up',
+        ], n.namespace(host)),
       ),
     );
     for (const host of this.octets.keys()) this.nsInodes.set(statSync(`/run/netns/${n.namespace(host)}`).ino, host);
@@ -395,6 +427,13 @@ export class NetLab {
   address(host: string): string {
     this.ns(host);
     return this.names.ip(this.octets.get(host)!);
+  }
+
+  /** A host's IPv6 address in a lab built with `ipv6: true`, e.g. `fd00:213::11` (no prefix length). */
+  address6(host: string): string {
+    this.ns(host);
+    if (!this.ipv6) throw new Error('this lab has no IPv6 addresses: create it with ipv6: true');
+    return `${LAB_IPV6_PREFIX}${this.octets.get(host)!}`;
   }
 
   /** `10.213.X.<lastOctet>`. */
@@ -784,7 +823,7 @@ export class NetLab {
     const ip = bareIp(address);
     const held = await Promise.all(
       this.all.map(async (host) => {
-        const r = await command(this.logger, ['ip', '-n', this.ns(host), '-o', '-4', 'addr', 'show']);
+        const r = await command(this.logger, ['ip', '-n', this.ns(host), '-o', ip.includes(':') ? '-6' : '-4', 'addr', 'show']);
         return parseAddresses(r.stdout).some((a) => a.ip === ip);
       }),
     );

@@ -4,7 +4,7 @@
  * Polling `ip addr` is too dear for a 20 ms period: one `ip -n NS` costs about 7 ms of CPU
  * (it enters the namespace and remounts /sys), so five namespaces every 20 ms would take more
  * than a core and slow down the very failover being measured. Instead one
- * `ip -n NS -ts -o -4 monitor address` per namespace reports each change as it happens,
+ * `ip -n NS -ts -o -4 monitor address` (`-6` for an IPv6 address) per namespace reports each change as it happens,
  * timestamped by `ip`; the holders are kept from those events (after an initial `ip addr`),
  * and samples every `everyMs` read that state at no cost. The exact periods
  * (`holdersOverTime`, `dualPeriods`) come from the event timestamps, so an overlap shorter than
@@ -125,6 +125,7 @@ export class VipSampler {
   private constructor(
     readonly address: string,
     private readonly ip: string,
+    private readonly family: '-4' | '-6',
     private readonly watches: Watch[],
     private readonly ctx: SamplerContext,
   ) {}
@@ -136,15 +137,19 @@ export class VipSampler {
    */
   static async start(address: string, targets: readonly VipTarget[], everyMs: number, ctx: SamplerContext): Promise<VipSampler> {
     const ip = bareIp(address);
+    const family = ip.includes(':') ? '-6' : '-4';
     const seq = ++markerSeq;
-    const marker = `127.77.${(process.pid >> 8) & 0xff}.${(process.pid + seq) & 0xff}`;
+    // The marker is of the VIP's family (IPv6: in the lab's fd00:213::/64, on lo, where it reaches nobody).
+    const marker = family === '-4'
+      ? `127.77.${(process.pid >> 8) & 0xff}.${(process.pid + seq) & 0xff}`
+      : `fd00:213::77:${(process.pid & 0xffff).toString(16)}:${(seq & 0xffff).toString(16)}`;
     const watches: Watch[] = targets.map((target) => {
-      const child = spawn('ip', ['-n', target.namespace, '-ts', '-o', '-4', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('ip', ['-n', target.namespace, '-ts', '-o', family, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'pipe'] });
       if (child.pid) ctx.addInfraPid(child.pid);
       const closed = new Promise<void>((res) => child.once('close', () => res()));
       return { target, child, devs: new Set(), ready: false, since: 0, queued: [], closed };
     });
-    const sampler = new VipSampler(address, ip, watches, ctx);
+    const sampler = new VipSampler(address, ip, family, watches, ctx);
     try {
       await Promise.all(watches.map((w) => sampler.prime(w, marker)));
     } catch (e) {
@@ -165,7 +170,7 @@ export class VipSampler {
     createInterface({ input: w.child.stdout!, crlfDelay: Infinity }).on('line', (line) => {
       const ev = parseTs(line);
       if (!w.ready) {
-        if (ev.rest.includes(` inet ${marker}/`)) sawMarker();
+        if (ev.rest.includes(` inet ${marker}/`) || ev.rest.includes(` inet6 ${marker}/`)) sawMarker();
         else w.queued.push(ev);
         return;
       }
@@ -183,8 +188,9 @@ export class VipSampler {
     let dump = '';
     while (!listening && Date.now() < deadline) {
       w.since = Date.now();
-      const r = await command(this.ctx.logger, ['ip', '-n', ns, '-o', '-4', '-force', '-batch', '-'], {
-        input: `addr add ${marker}/32 dev lo\naddr del ${marker}/32 dev lo\naddr show\n`,
+      const host = this.family === '-4' ? 32 : 128;
+      const r = await command(this.ctx.logger, ['ip', '-n', ns, '-o', this.family, '-force', '-batch', '-'], {
+        input: `addr add ${marker}/${host} dev lo\naddr del ${marker}/${host} dev lo\naddr show\n`,
         reject: false,
       });
       dump = r.stdout;
@@ -200,7 +206,7 @@ export class VipSampler {
 
   private apply(w: Watch, ev: { at: number; rest: string }): void {
     if (ev.at < w.since) return;
-    const m = /^(Deleted\s+)?\d+:\s+([^\s@]+)(?:@\S+)?\s+inet\s+([\d.]+)\//.exec(ev.rest);
+    const m = /^(Deleted\s+)?\d+:\s+([^\s@]+)(?:@\S+)?\s+inet6?\s+([\d.]+|[\da-f:]+)\//.exec(ev.rest);
     if (!m || m[3] !== this.ip) return;
     const dev = m[2]!;
     const added = !m[1];
@@ -252,7 +258,7 @@ export class VipSampler {
       // Missed events would show here: the state kept from them must match `ip addr` now.
       await Promise.all(
         this.watches.map(async (w) => {
-          const r = await command(this.ctx.logger, ['ip', '-n', w.target.namespace, '-o', '-4', 'addr', 'show'], { reject: false });
+          const r = await command(this.ctx.logger, ['ip', '-n', w.target.namespace, '-o', this.family, 'addr', 'show'], { reject: false });
           if (r.exitCode !== 0) return;
           const now = parseAddresses(r.stdout).filter((a) => a.ip === this.ip).map((a) => a.dev).sort().join(',');
           const kept = [...w.devs].sort().join(',');

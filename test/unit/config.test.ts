@@ -706,7 +706,7 @@ const INVALID: InvalidCase[] = [
       - { type: command, name: c, start: /bin/s, stop: [], monitor: [/bin/m] }
     `),
     issues: [
-      ['groups[0].resources[0].address', 'expected an IPv4 address with its prefix length, e.g. 10.213.0.100/24'],
+      ['groups[0].resources[0].address', 'expected an IPv4 or IPv6 address with its prefix length, e.g. 10.213.0.100/24 or fd00:213::200/64'],
       ['groups[0].resources[0].interface', 'expected an interface name such as eth0 (at most 15 characters)'],
       ['groups[0].resources[1].start', 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]'],
       ['groups[0].resources[1].stop', 'expected a command as a list of arguments, e.g. [/usr/bin/foo, --bar]'],

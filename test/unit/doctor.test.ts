@@ -50,6 +50,7 @@ void describe('packages: the package of each program, per package manager', () =
   const TABLE: [tool: string, apt: string, dnf: string, zypper: string][] = [
     ['ip', 'iproute2', 'iproute', 'iproute2'],
     ['arping', 'iputils-arping', 'iputils', 'iputils'],
+    ['/usr/libexec/heartbeat/send_ua', 'resource-agents', 'resource-agents', 'resource-agents'],
     ['rsync', 'rsync', 'rsync', 'rsync'],
     ['/usr/bin/rsync', 'rsync', 'rsync', 'rsync'],
     ['ssh', 'openssh-client', 'openssh-clients', 'openssh-clients'],
@@ -226,6 +227,26 @@ void describe('requiredTools: what a node needs, from its configuration', () => 
   void test('a node outside the group: none of its tools; no arping when arpCount is 0; a sysv script where the driver runs it; the embedded server\'s CLI', () => {
     const tools = requiredTools(config, 'w', { embeddedServer: true }).map((t) => t.tool);
     assert.deepEqual(tools, ['ip', '/etc/init.d/apache2', '/usr/sbin/fence_ipmilan', 'fence_virsh', 'temporal']);
+  });
+
+  void test('an IPv6 vip needs send_ua instead of arping (none with arpCount 0)', () => {
+    const v6 = parseConfig(`
+cluster: c
+temporal: { address: "127.0.0.1:7233" }
+nodes:
+  - { name: a, addresses: [fd00:213::11] }
+  - { name: b, addresses: [fd00:213::12] }
+groups:
+  - name: web
+    resources:
+      - { type: vip, name: ip6, address: fd00:213::200/64, interface: eth0 }
+  - name: quiet
+    resources:
+      - { type: vip, name: ip6q, address: fd00:213::201/64, interface: eth0, arpCount: 0 }
+`);
+    const tools = requiredTools(v6, 'a', { embeddedServer: false });
+    assert.deepEqual(tools.map((t) => t.tool), ['ip', '/usr/libexec/heartbeat/send_ua']);
+    assert.equal(tools[1]!.why, 'resource web/ip6 (vip): unsolicited neighbour advertisements');
   });
 
   void test('every tool says why', () => {

@@ -6,7 +6,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +59,7 @@ void test('protocol: the state file is read only when complete', () => {
 });
 
 /** A guard in a temporary directory, stopped (SIGTERM) and removed after the test. */
-async function startGuard(t: TestContext, opts: { watchdogDevice?: string; dir?: string } = {}) {
+async function startGuard(t: TestContext, opts: { watchdogDevice?: string; dir?: string; program?: string } = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
   const link = await GuardLink.attach({ dir: join(dir, 'guard'), logFile: join(dir, 'guard.log'), logger: silentLogger, ...opts });
   t.after(() => {
@@ -208,6 +208,48 @@ void test('guard: killed in the middle of rewriting its state (a node death), th
   assert.equal(reloaded.state.groups.get('web')?.epoch, 9, 'the hold of this boot was reloaded');
   await waitFor('released at the deadline', () => again.state()?.groups.get('web')?.status === 'released', 10_000);
   await waitFor('the service killed', () => !alive(pid), 5000);
+});
+
+/** Root, and `ip netns` (iproute2): the guard's vip release is run inside a namespace of its own. */
+function canUseNamespaces(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root for ip netns';
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'needs iproute2';
+  }
+  return false;
+}
+
+void test('guard: at the deadline it deletes an IPv6 VIP (and an IPv4 one) and checks that it is gone', { skip: canUseNamespaces() }, async (t) => {
+  // The guard runs in a network namespace with a veth pair (eth0) holding both addresses; its
+  // program is a wrapper that enters the namespace, as the agent's would be the real thing.
+  const ns = `haoguard6-${process.pid}`;
+  const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args], { encoding: 'utf8' });
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => execFileSync('ip', ['netns', 'del', ns]));
+  ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1');
+  ip('link', 'set', 'eth0', 'up');
+  ip('-6', 'address', 'add', 'fd00:213::200/64', 'dev', 'eth0', 'nodad');
+  ip('-4', 'address', 'add', '10.213.250.200/24', 'dev', 'eth0');
+  const dir = mkdtempSync(join(tmpdir(), 'haoscar-guard-test-'));
+  const program = join(dir, 'guard-in-ns');
+  writeFileSync(program, `#!/bin/sh\nexec ip netns exec ${ns} ${GUARD_PROGRAM} "$@"\n`, { mode: 0o755 });
+  const { link, log } = await startGuard(t, { dir, program });
+  // As the vip driver hands them: the canonical text, which `ip address show` prints.
+  link.hold('web', 2, bootClockCs() + 30, [
+    { kind: 'vip', device: 'eth0', address: 'fd00:213::200/64' },
+    { kind: 'vip', device: 'eth0', address: '10.213.250.200/24' },
+  ]);
+  const released = await waitFor('web released', () => {
+    const h = link.health();
+    return h.ok && h.state.groups.get('web')?.status !== 'held' ? h.state.groups.get('web') : undefined;
+  }, 10_000);
+  assert.equal(released.status, 'released', `the guard says: ${released.detail ?? ''}\n${log()}`);
+  const left = ip('-o', 'address', 'show', 'dev', 'eth0');
+  assert.doesNotMatch(left, /fd00:213::200/);
+  assert.doesNotMatch(left, /10\.213\.250\.200/);
+  assert.match(log(), /group web: VIP fd00:213::200\/64 removed from eth0/);
 });
 
 void test('guard: a release that cannot finish is failed, says why, and starves the watchdog', async (t) => {
