@@ -68,7 +68,7 @@ const ALONE: Record<string, number> = {
   // Three drills, each a CLI start under tsx in the client namespace (30-60 s on a loaded machine)
   // plus a switchover, after the cluster's start; then an agent stopped and waited for.
   [join('test', 'lab', 'drill.test.ts')]: 600_000,
-  // Seven `haoscar reload` runs and a switchover, each a CLI start under tsx, while it asserts
+  // Eight `haoscar reload` runs and a switchover, each a CLI start under tsx, while it asserts
   // that no client request through the VIP fails: 60 s alone, and load would fail requests.
   [join('test', 'lab', 'secret-rotation.test.ts')]: 420_000,
 };

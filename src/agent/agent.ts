@@ -27,10 +27,10 @@ import { Announcer } from './announcer.js';
 import { EpochStore } from './epoch-store.js';
 import { startPlan, type StartGroupFacts, type StartPlan } from './start-plan.js';
 import { Heartbeat, type HeartbeatEdge } from '../heartbeat/heartbeat.js';
-import { HeartbeatSecretError, loadClusterSecrets, type ClusterSecrets } from '../heartbeat/secret.js';
-import { checkSecretChange, secretNames, secretNamesDiffer } from '../auth/secret-rotation.js';
+import { HeartbeatSecretError, loadClusterSecrets, secretKeyId, type ClusterSecrets } from '../heartbeat/secret.js';
+import { checkSecretChange, secretNames, secretNamesDiffer, type WorkerSecretView } from '../auth/secret-rotation.js';
 import { configDigest } from '../config/digest.js';
-import { deriveMessageKey } from '../auth/messages.js';
+import { deriveMessageKey, messageKeyOf } from '../auth/messages.js';
 import { requestHealUntilDelivered, type HealRequest } from './heal-trigger.js';
 import { LocalHealer } from './local-heal.js';
 import { MaintenanceView } from './maintenance-view.js';
@@ -695,9 +695,10 @@ export class Agent {
         const loaded = await loadClusterSecrets(next.heartbeat);
         const [before, after] = [secretNames(this.secrets), secretNames(loaded)];
         if (secretNamesDiffer(before, after)) {
-          refused.push(...checkSecretChange(before, after, (this.heartbeat?.peers() ?? []).map((p) => ({
+          const peers = (this.heartbeat?.peers() ?? []).map((p) => ({
             node: p.node, alive: p.state === 'alive', ...(p.signsWith === undefined ? {} : { signsWith: p.signsWith }), ...(p.acceptsKeys === undefined ? {} : { acceptsKeys: p.acceptsKeys }),
-          }))));
+          }));
+          refused.push(...checkSecretChange(before, after, peers, this.workerSecret(this.secrets)));
           secrets = loaded;
         }
       } catch (err) {
@@ -721,6 +722,13 @@ export class Agent {
     for (const monitor of this.monitors.values()) monitor.retime();
     this.configLoadedAt = Date.now();
     return { result: 'applied', applied: plan.apply, refused: [] };
+  }
+
+  /** Which of `secrets` the workflow worker signed its last lease answer with, and how long ago (none: no answer yet). */
+  private workerSecret(secrets: ClusterSecrets): WorkerSecretView | undefined {
+    const last = this.link?.lastAnswerKey();
+    const secret = last && [secrets.signing, ...secrets.accepted].find((s) => messageKeyOf(s).equals(last.signedWith));
+    return last && secret ? { signsWith: secretKeyId(secret), agoMs: Date.now() - last.at } : undefined;
   }
 
   /** A rotation step: every part that signs or checks with the cluster secret takes the new secrets. */

@@ -57,7 +57,7 @@ export function queryOwnership(client: Client, cluster: string): Promise<Ownersh
  * a closed run's last state confirms nothing); UnauthenticatedAnswerError when the answer does not
  * verify; the client's errors otherwise.
  */
-export async function queryOwnershipAuthenticated(client: Client, cluster: string, key: MessageKey): Promise<Ownership> {
+export async function queryOwnershipAuthenticated(client: Client, cluster: string, key: MessageKey, onVerified?: (signedWith: Buffer) => void): Promise<Ownership> {
   const workflowId = controllerWorkflowId(cluster);
   const nonce = newNonce();
   const ask = (runId: string | undefined) =>
@@ -86,6 +86,7 @@ export async function queryOwnershipAuthenticated(client: Client, cluster: strin
   let verdict = verdictOf(first);
   if (!verdict.ok && verdict.otherRun) verdict = verdictOf(await ask(described.runId));
   if (!verdict.ok) throw new UnauthenticatedAnswerError(verdict.why);
+  onVerified?.(verdict.signedWith);
   return verdict.ownership;
 }
 
@@ -120,6 +121,8 @@ export class ControllerLink {
   private readonly identifiedYet: Promise<void>;
   /** The last counter used per sending node (one in an agent: its own), within this incarnation. */
   private readonly counters = new Map<string, number>();
+  /** The message key the last authenticated ownership answer was signed under, and when (Date.now()). */
+  private lastAnswer: { signedWith: Buffer; at: number } | undefined;
 
   /**
    * Without a client (undefined), edges wait in order for attach(). `auth.key`: the message key
@@ -194,10 +197,19 @@ export class ControllerLink {
     if (!client) return Promise.reject(new NotConnectedError());
     const key = this.auth.key;
     if (key === undefined) return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
-    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key)).catch((err: unknown) => {
+    const verified = (signedWith: Buffer) => (this.lastAnswer = { signedWith, at: Date.now() });
+    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key, verified)).catch((err: unknown) => {
       if (err instanceof UnauthenticatedAnswerError) this.noteIgnored(err.why);
       throw err;
     });
+  }
+
+  /**
+   * Under which message key the workflow worker signed the last authenticated answer, and when:
+   * which secret it signs with, for the checks of a secret rotation step.
+   */
+  lastAnswerKey(): { signedWith: Buffer; at: number } | undefined {
+    return this.lastAnswer;
   }
 
   private noteIgnored(why: string): void {

@@ -37,6 +37,9 @@ export function deriveMessageKey(secret: Buffer, acceptedSecrets: readonly Buffe
   return new MessageKeyring(secret, acceptedSecrets);
 }
 
+/** The message key of one secret (what MessageKey.bytes is for it): to tell which secret a MAC was made under. */
+export const messageKeyOf = (secret: Buffer): Buffer => deriveKey(secret);
+
 const deriveKey = (secret: Buffer) => Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'haoscar temporal messages v1', 32));
 
 /**
@@ -95,7 +98,12 @@ function mac(key: MessageKey, purpose: string, fields: unknown[]): string {
 
 /** Whether `given` is the MAC `macOf` makes under the key, or under one of the keys it also accepts. */
 function verifiedUnderAny(key: MessageKey, macOf: (key: MessageKey) => string, given: unknown): boolean {
-  return [key.bytes, ...(key.accepted ?? [])].some((bytes) => sameMac(macOf({ bytes }), given));
+  return verifyingKey(key, macOf, given) !== undefined;
+}
+
+/** The key (its bytes) under which `given` is the MAC `macOf` makes: the signing one or an accepted one; undefined when none. */
+function verifyingKey(key: MessageKey, macOf: (key: MessageKey) => string, given: unknown): Buffer | undefined {
+  return [key.bytes, ...(key.accepted ?? [])].find((bytes) => sameMac(macOf({ bytes }), given));
 }
 
 function sameMac(expected: string, given: unknown): boolean {
@@ -165,7 +173,16 @@ export function ownershipAnswerMac(key: MessageKey, b: OwnershipAnswerBinding): 
 
 /** Whether `given` is the MAC of this ownership answer. */
 export function verifyOwnershipAnswer(key: MessageKey, b: OwnershipAnswerBinding, given: unknown): boolean {
-  return verifiedUnderAny(key, (k) => ownershipAnswerMac(k, b), given);
+  return ownershipAnswerKey(key, b, given) !== undefined;
+}
+
+/**
+ * The message key a controller's answer was signed under (which of the keys the node accepts),
+ * undefined when it verifies under none: during a secret rotation, which secret the workflow
+ * worker signs with (docs/reload.md#rotating-the-cluster-secret).
+ */
+export function ownershipAnswerKey(key: MessageKey, b: OwnershipAnswerBinding, given: unknown): Buffer | undefined {
+  return verifyingKey(key, (k) => ownershipAnswerMac(k, b), given);
 }
 
 /** `message` without its `mac` field (what the MAC covers). */

@@ -19,7 +19,7 @@
  * check, an impostor polling the cluster queue could pass the question on to such a run).
  */
 import { defaultPayloadConverter, type Payload, type PayloadCodec, type SerializationContext } from '@temporalio/common';
-import { ownershipAnswerMac, verifyOwnershipAnswer, type MessageKey } from './messages.js';
+import { ownershipAnswerKey, ownershipAnswerMac, type MessageKey } from './messages.js';
 import { ANSWER_MAC_KEY, ANSWER_MARK, ANSWER_MARK_KEY, asciiBytes, ownershipAnswerSchema } from '../../workflows/ownership-answer.js';
 import { controllerWorkflowId, type Ownership } from '../../workflows/shared.js';
 
@@ -92,7 +92,8 @@ export interface ExpectedAnswer {
 }
 
 /** `otherRun`: signed and for this question, but from another controller run than the one expected. */
-export type AnswerVerdict = { ok: true; ownership: Ownership } | { ok: false; why: string; otherRun?: true };
+/** `signedWith`: the message key the answer verified under (the worker's signing key; see messageKeyOf). */
+export type AnswerVerdict = { ok: true; ownership: Ownership; signedWith: Buffer } | { ok: false; why: string; otherRun?: true };
 
 /**
  * Whether `payload` (the raw result of the `ownership` query asked with `expected.nonce`) is the
@@ -106,7 +107,8 @@ export function checkOwnershipAnswer(key: MessageKey, expected: ExpectedAnswer, 
   const mac = text(payload.metadata?.[ANSWER_MAC_KEY]);
   if (mac === undefined) return { ok: false, why: 'it carries no MAC (a workflow worker without this cluster\'s secret)' };
   const workflowId = controllerWorkflowId(expected.cluster);
-  if (!verifyOwnershipAnswer(key, { cluster: expected.cluster, workflowId, data: payload.data ?? new Uint8Array() }, mac)) {
+  const signedWith = ownershipAnswerKey(key, { cluster: expected.cluster, workflowId, data: payload.data ?? new Uint8Array() }, mac);
+  if (signedWith === undefined) {
     return { ok: false, why: 'its MAC does not verify under the cluster secret for this cluster\'s controller (a forged or altered answer, or another secret on the workflow worker)' };
   }
   const answer = parseAnswer(payload);
@@ -114,7 +116,7 @@ export function checkOwnershipAnswer(key: MessageKey, expected: ExpectedAnswer, 
   if (answer.cluster !== expected.cluster || answer.workflowId !== workflowId) return { ok: false, why: `it answers for ${answer.workflowId} of cluster ${answer.cluster}` };
   if (answer.nonce !== expected.nonce) return { ok: false, why: 'it answers another question (not this renewal\'s nonce): a replayed answer' };
   if (answer.runId !== expected.runId) return { ok: false, otherRun: true, why: `it comes from controller run ${answer.runId}, not the running one (${expected.runId}): an earlier run's answer` };
-  return { ok: true, ownership: answer.ownership as unknown as Ownership };
+  return { ok: true, ownership: answer.ownership as unknown as Ownership, signedWith };
 }
 
 /** The nonce as the question's argument. */

@@ -35,10 +35,32 @@ export interface PeerSecretView {
   acceptsKeys?: readonly string[];
 }
 
-/** Why changing this node's secrets from `before` to `after` would cut off a live peer; empty when it is safe. Pure. */
-export function checkSecretChange(before: SecretNames, after: SecretNames, peers: readonly PeerSecretView[]): ReloadRefusal[] {
+/**
+ * The workflow worker as this node's lease answers show it: the secret its last authenticated
+ * answer was signed with, and how long ago. Only a recent one is checked (Temporal may be away).
+ */
+export interface WorkerSecretView {
+  signsWith: string;
+  agoMs: number;
+}
+
+/** A worker's answer older than this says nothing about the secret it signs with now. */
+export const WORKER_ANSWER_FRESH_MS = 60_000;
+
+/**
+ * Why changing this node's secrets from `before` to `after` would cut off a live peer, or the
+ * workflow worker whose lease answers it checks; empty when it is safe. Pure.
+ */
+export function checkSecretChange(before: SecretNames, after: SecretNames, peers: readonly PeerSecretView[], worker?: WorkerSecretView): ReloadRefusal[] {
   const refused: ReloadRefusal[] = [];
   const acceptedAfter = new Set([after.signs, ...after.accepts]);
+  if (worker !== undefined && worker.agoMs <= WORKER_ANSWER_FRESH_MS && !acceptedAfter.has(worker.signsWith)) {
+    refused.push({
+      path: 'heartbeat.acceptSecretFiles',
+      why: `the workflow worker still signs with secret ${worker.signsWith} (its lease answer ${Math.round(worker.agoMs / 1000)} s ago), which this node would no longer accept: its lease answers and orders would be refused. ` +
+        `Give the worker the new secret to sign with first (its heartbeat.secretFile, then SIGHUP), or keep accepting ${worker.signsWith} here`,
+    });
+  }
   const live = peers.filter((p) => p.alive);
   for (const peer of live) {
     if (peer.signsWith !== undefined && !acceptedAfter.has(peer.signsWith)) {

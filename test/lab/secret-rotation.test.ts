@@ -8,8 +8,8 @@
  * 3. every node drops the old one.
  *
  * A step taken too early is refused by the agent, named, and changes nothing: signing with the
- * new secret before the peer accepts it, and dropping the old one while the peer still signs
- * with it. Throughout: the group stays where it is under the same epoch, the client is served,
+ * new secret before the peer accepts it, dropping the old one while the peer still signs with it,
+ * and dropping it while the workflow worker's lease answers are still signed with it. Throughout: the group stays where it is under the same epoch, the client is served,
  * no heartbeat is refused as forged. At the end a switchover (orders signed by the worker, the
  * nodes' answers, the CLI's signed request) works under the new secret alone.
  */
@@ -31,7 +31,7 @@ async function useSecrets(file: string, secretFile: string, accept: string[]): P
   await writeFile(file, text.replace(pattern, `secretFile: ${secretFile}${accept.length > 0 ? `, acceptSecretFiles: [${accept.join(', ')}]` : ''}`));
 }
 
-test('secret rotation: three reload steps on every node and the worker, no outage; a step taken too early is refused', async (t) => {
+test('secret rotation: three reload steps on every node and the worker, no outage; three steps taken too early are refused', async (t) => {
   const { lab, cluster, vip, client } = await setUp(t, [], undefined, LONG_LEASE, undefined, { ownConfigFiles: true });
   const before = await cluster.group();
   const oldFile = cluster.secretFile;
@@ -81,9 +81,14 @@ test('secret rotation: three reload steps on every node and the worker, no outag
   assert.match(late.outcome.refused?.map((r) => r.why).join('\n') ?? '', new RegExp(`n2 still signs with secret ${OLD}`));
   assert.deepEqual((await status('n1')).heartbeat?.keys, [NEW, OLD]);
   await applied('n2', newFile, [oldFile], [NEW, OLD]);
-  await workerStep(newFile, [oldFile], new RegExp(`signs with ${NEW}, also accepts ${OLD} \\(SIGHUP\\)`));
-  // 3. Drop the old one once n1 hears n2 under the new secret.
   await expect(cluster, 'n1 hears n2 signing with the new secret', async () => ((await status('n1')).heartbeat?.peers.find((p) => p.node === 'n2')?.signsWith === NEW ? true : undefined), 10_000);
+  // Too early: n1 drops the old secret while the worker's lease answers are still signed with it.
+  const beforeWorker = await step('n1', newFile, []);
+  assert.equal(beforeWorker.outcome.result, 'refused', beforeWorker.text);
+  assert.match(beforeWorker.outcome.refused?.map((r) => r.why).join('\n') ?? '', new RegExp(`the workflow worker still signs with secret ${OLD}`));
+  await workerStep(newFile, [oldFile], new RegExp(`signs with ${NEW}, also accepts ${OLD} \\(SIGHUP\\)`));
+  // 3. Drop the old one, once the nodes have had a lease answer signed with the new secret (every ttl/3: 1.3 s).
+  await new Promise((r) => setTimeout(r, 3000));
   await applied('n1', newFile, [], [NEW]);
   await applied('n2', newFile, [], [NEW]);
   await workerStep(newFile, [], new RegExp(`signs with ${NEW}, accepts no other \\(SIGHUP\\)`));
@@ -109,5 +114,5 @@ test('secret rotation: three reload steps on every node and the worker, no outag
   assert.deepEqual(samples.dualPeriods, [], 'never two live holders of the VIP');
   const failedDuringRotation = seen.results.filter((r) => !r.ok && r.t >= rotationStart && r.t <= rotationEnd + 10_000);
   assert.deepEqual(failedDuringRotation, [], 'the client is served throughout the rotation');
-  t.diagnostic(`rotation of ${rotationEnd - rotationStart} ms (3 steps on 2 nodes and the worker, 2 refused); ${seen.results.filter((r) => r.t >= rotationStart && r.t <= rotationEnd).length} client requests during it, none failed`);
+  t.diagnostic(`rotation of ${rotationEnd - rotationStart} ms (3 steps on 2 nodes and the worker, 3 refused); ${seen.results.filter((r) => r.t >= rotationStart && r.t <= rotationEnd).length} client requests during it, none failed`);
 });

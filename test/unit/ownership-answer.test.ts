@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload, type SerializationContext } from '@temporalio/common';
-import { deriveMessageKey, newNonce } from '../../src/auth/messages.js';
+import { deriveMessageKey, messageKeyOf, newNonce } from '../../src/auth/messages.js';
 import { checkOwnershipAnswer, createOwnershipAnswerCodec } from '../../src/auth/ownership-answer.js';
 import { ANSWER_MAC_KEY, ANSWER_MARK, ANSWER_MARK_KEY, ownershipAnswerPayload, type OwnershipAnswer } from '../../workflows/ownership-answer.js';
 import { controllerWorkflowId, type Ownership } from '../../workflows/shared.js';
@@ -42,9 +42,26 @@ describe('ownership answer codec and check', () => {
     assert.equal(text(p.metadata?.[ANSWER_MARK_KEY]), ANSWER_MARK);
     assert.ok(text(p.metadata?.[ANSWER_MAC_KEY])?.match(/^[A-Za-z0-9_-]{43}$/), 'a MAC in the metadata');
     const verdict = checkOwnershipAnswer(KEY, { cluster: CLUSTER, nonce, runId: RUN }, p);
-    assert.deepEqual(verdict, { ok: true, ownership: ownership('n1', 5) });
+    assert.deepEqual(verdict, { ok: true, ownership: ownership('n1', 5), signedWith: KEY.bytes });
     // The payload is still the plain JSON a client without the key decodes.
     assert.equal((defaultPayloadConverter.fromPayload(p) as OwnershipAnswer).ownership.groups.web?.owner, 'n1');
+  });
+
+  it('during a secret rotation: an answer signed with an accepted secret verifies, and says which (the worker\'s signing key)', async () => {
+    const [old, fresh] = [randomBytes(32), randomBytes(32)];
+    const worker = deriveMessageKey(old, [fresh]);
+    const node = deriveMessageKey(fresh, [old]);
+    const nonce = newNonce();
+    const [p] = await createOwnershipAnswerCodec({ cluster: CLUSTER, key: worker }).encode([ownershipAnswerPayload(answer(nonce)).payload], controllerContext);
+    const verdict = checkOwnershipAnswer(node, { cluster: CLUSTER, nonce, runId: RUN }, p);
+    assert.ok(verdict.ok);
+    assert.ok(verdict.signedWith.equals(messageKeyOf(old)), 'signed under the old secret, which the node still accepts');
+    // The worker's keyring moves on (SIGHUP): the same codec signs under the new secret from then on.
+    worker.update(fresh, [old]);
+    const [q] = await createOwnershipAnswerCodec({ cluster: CLUSTER, key: worker }).encode([ownershipAnswerPayload(answer(nonce)).payload], controllerContext);
+    const again = checkOwnershipAnswer(deriveMessageKey(fresh), { cluster: CLUSTER, nonce, runId: RUN }, q);
+    assert.ok(again.ok && again.signedWith.equals(messageKeyOf(fresh)));
+    assert.equal(checkOwnershipAnswer(deriveMessageKey(fresh), { cluster: CLUSTER, nonce, runId: RUN }, p).ok, false, 'the old secret\'s answer, once it is dropped');
   });
 
   it('refuses a tampered answer, another nonce, another run, another key and another cluster', async () => {

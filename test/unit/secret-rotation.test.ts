@@ -33,6 +33,16 @@ void describe('checkSecretChange: a rotation step against a live peer', () => {
     });
   }
 
+  void test('the workflow worker: no longer accepting the secret its recent lease answers are signed with is refused; an old answer is not checked', () => {
+    const worker = (signsWith: string, agoMs: number) => ({ signsWith, agoMs });
+    const [refused] = checkSecretChange(names(NEW, OLD), names(NEW), [peer(NEW, OLD)], worker(OLD, 1500));
+    assert.equal(refused?.path, 'heartbeat.acceptSecretFiles');
+    assert.match(refused!.why, /the workflow worker still signs with secret a{16} \(its lease answer 2 s ago\).*SIGHUP/);
+    assert.deepEqual(checkSecretChange(names(NEW, OLD), names(NEW), [peer(NEW, OLD)], worker(NEW, 1500)), []);
+    assert.deepEqual(checkSecretChange(names(NEW, OLD), names(NEW), [peer(NEW, OLD)], worker(OLD, 120_000)), [], 'Temporal away: a two-minute-old answer says nothing');
+    assert.deepEqual(checkSecretChange(names(OLD), names(OLD, NEW), [peer(OLD)], worker(OLD, 1500)), [], 'accepting more is always safe');
+  });
+
   void test('a refusal says what to do, on which node', () => {
     const [early] = checkSecretChange(names(OLD, NEW), names(NEW, OLD), [peer(OLD)]);
     assert.match(early!.why, /does not accept secret b{16} yet.*acceptSecretFiles on n2 and reload it first/);
