@@ -54,7 +54,7 @@ export interface ClusterTiming {
   /** The `guard:` section (YAML flow mapping), e.g. `{ enabled: false }`; the product's default otherwise. */
   guard?: string;
   /** More resources of the group, after the service (each a YAML flow mapping), e.g. a `command` resource. */
-  resources?: string[];
+  resources?: (string | ((lab: NetLab) => string))[];
   /** More keys of a node's entry (YAML flow mapping entries) by node, e.g. `{ n1: 'fence: { command: [/x] }' }`. */
   nodes?: Record<string, string>;
   /** The service's `healing:` (YAML flow mapping), e.g. `{ window: 5s }`: a heal then ends 5 s after its last restart. */
@@ -366,7 +366,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"${this.opts.ipv6 ? ', "::"' : ''}]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
+${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${typeof r === 'function' ? r(this.lab) : r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
   }
 
   private dataYaml(): string {

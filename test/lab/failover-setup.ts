@@ -33,7 +33,7 @@ export const LONG_LEASE = { lease: { ttl: '4s', margin: '150ms' } };
  * the lab's dev server), e.g. two server processes on PostgreSQL (temporal-pg.ts).
  */
 export async function setUp(
-  t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> & Pick<ClusterTiming, 'agent' | 'workerArgs' | 'healing' | 'alerts'> = {},
+  t: TestContext, extra: string[] = [], data?: ClusterData, timing: Partial<typeof TIMING> & Pick<ClusterTiming, 'agent' | 'workerArgs' | 'healing' | 'alerts' | 'resources'> = {},
   temporal?: (lab: NetLab) => Promise<string[]>, more: Pick<ClusterOptions, 'ownConfigFiles'> = {},
 ) {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra });
