@@ -446,8 +446,11 @@ void test('with a cgroup, a new driver (the agent restarted) adopts the earlier 
   assert.deepEqual(driver.guardTargets(), { cgroup }, 'a guard can still kill it');
 
   await driver.start();
-  assert.deepEqual(cgroupLivePids(cgroup).sort(), before, 'start left it alone: nothing new was spawned, nothing was stopped');
-  assert.ok(!isDead(earlierMain) && !isDead(earlierDaemon));
+  // Nothing new in the cgroup, and the instance's main process and daemon alive. (Not "the same
+  // pids as before": a short-lived helper of the escaper's daemonising may be gone by now, which
+  // failed a CI preview.)
+  assert.deepEqual(cgroupLivePids(cgroup).filter((pid) => !before.includes(pid)), [], 'start left it alone: nothing new was spawned');
+  assert.ok(!isDead(earlierMain) && !isDead(earlierDaemon), 'nothing was stopped');
 
   await driver.stop();
   assert.ok(isDead(earlierMain) && isDead(earlierDaemon), 'stop stops the adopted instance');
