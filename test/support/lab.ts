@@ -4,6 +4,7 @@
  * by `close()`.
  */
 import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,14 +22,41 @@ export function haoscarCli(...args: string[]) {
 }
 export const HTTP_SERVICE = join(ROOT, 'test/fixtures/http-service.mjs');
 
+/**
+ * A TCP port free now, for a test's service, **below the kernel's ephemeral range**
+ * (net.ipv4.ip_local_port_range, 32768-60999 by default). A port from that range (what
+ * `listen(0)` hands out) can be taken at any moment as the local port of an outgoing connection
+ * (a worker's or agent's gRPC connection lives for minutes): then a service restarted on it
+ * fails with EADDRINUSE. All three heal tests of agent-heal.test.ts failed so in a CI preview
+ * while another test's cluster ran beside them (the likely cause; not reproduced).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = FIRST_TEST_PORT + Math.floor(Math.random() * (low - FIRST_TEST_PORT));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free TCP port between ${FIRST_TEST_PORT} and ${low - 1} after 100 tries`);
+}
+
+/** Test services' ports start here (above well-known and registered services' usual ports). */
+const FIRST_TEST_PORT = 20000;
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > FIRST_TEST_PORT + 1000 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Whether a TCP server can listen on `port` on every address now (then it is closed again). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
   });
 }
 

@@ -12,6 +12,7 @@ import type { CheckSpec } from '../../src/config/types.js';
 import { createCheck, type CheckContext } from '../../src/checks/check.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
+import { freePort } from '../support/lab.js';
 
 const waitFor = (what: string, condition: () => Promise<boolean>) => waitUntil(what, condition, 5000, 20);
 
@@ -30,13 +31,6 @@ async function closeHttp(server: HttpServer): Promise<void> {
 }
 
 /** A port nothing listens on: bind one, then release it. */
-async function freePort(): Promise<number> {
-  const server = createTcpServer();
-  const port = await listen(server);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Spawns a child that exits at once and waits until it is reaped: its pid is dead. */
 async function deadPid(): Promise<number> {
   const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import { silentLogger } from '../../src/log.js';
 import { signalGroup } from '../../src/process-group.js';
 import { RsyncDaemon, writeDaemonFiles, type DaemonFiles } from '../../src/sync/daemon.js';
 import { moduleName, parseProgress2, PARTIAL_DIR, rsyncPullArgs, runRsync } from '../../src/sync/rsync.js';
+import { freePort } from '../support/lab.js';
 
 const RSYNC = '/usr/bin/rsync';
 const isRoot = process.getuid?.() === 0;
@@ -25,15 +25,6 @@ const SET: FileSet = { name: 'data', paths: [], excludes: [], delete: true, bwli
 /** Files of the owner's new tree: enough that a pull at the limit below takes seconds. */
 const FILES = ['a.bin', 'b.bin', 'c.bin', 'd.bin', 'e.bin', 'f.bin'];
 const FILE_BYTES = 3 * MiB;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  assert.ok(address && typeof address === 'object');
-  return address.port;
-}
 
 /** Every file under `dir` (relative), sorted; the partial dir left out. */
 function tree(dir: string, prefix = ''): string[] {

@@ -18,6 +18,7 @@ import { secretKeyId } from '../../src/heartbeat/secret.js';
 import { derivePassword, RsyncDaemon, RsyncDaemonError, writeDaemonFiles, type DaemonFiles, type RsyncDaemonExit } from '../../src/sync/daemon.js';
 import { moduleName, PARTIAL_DIR, RsyncError, rsyncPullArgs, runRsync, type RsyncProgress, type RunRsyncOptions } from '../../src/sync/rsync.js';
 import { waitFor } from '../support/wait.js';
+import { freePort } from '../support/lab.js';
 
 const RSYNC = '/usr/bin/rsync';
 const isRoot = process.getuid?.() === 0;
@@ -25,15 +26,6 @@ const SECRET = Buffer.from('sync-test-secret-sync-test-secret');
 const MiB = 1024 * 1024;
 
 const SET: FileSet = { name: 'data', paths: [], excludes: [], delete: true, bwlimit: 0, continuous: false, batchMs: 200, verifyEveryMs: 60_000, checksum: false, ioTimeoutMs: 30_000 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  assert.ok(address && typeof address === 'object');
-  return address.port;
-}
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
