@@ -206,6 +206,14 @@ export const PATCH_MAINTENANCE = 'controller-maintenance';
  * run begun before it sends none until its next continue-as-new.
  */
 export const PATCH_ALERTS = 'controller-alerts';
+/**
+ * An alert's sequence (and so its child workflow ID) from the run's start time and a counter,
+ * not from the workflow clock: an update handler (a failover's end) reads the clock of a
+ * speculative workflow task, whose time the history may record differently, so a worker that
+ * replayed the run computed another ID and the controller stopped on a nondeterminism error
+ * (found by the chaos suite: a false alarm, then the worker killed). Asked before the first await.
+ */
+export const PATCH_ALERT_SEQUENCE = 'controller-alert-sequence';
 
 interface Pending {
   group: string;
@@ -230,6 +238,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   const reportsAuthenticatedFromStart = patched(PATCH_AUTHENTICATED_REPORTS);
   const healReportsSignedFromStart = patched(PATCH_SIGNED_HEAL_REPORTS);
   const alertsOn = patched(PATCH_ALERTS);
+  const alertSequenceFromRunStart = patched(PATCH_ALERT_SEQUENCE);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -260,7 +269,7 @@ export async function controller(rawInput: unknown): Promise<void> {
    */
   function raiseAlert(e: Omit<AlertEvent, 'cluster' | 'at' | 'sequence' | 'source'>): void {
     if (!alertsOn) return;
-    alertSequence = nextAlertSequence(alertSequence, now());
+    alertSequence = nextAlertSequence(alertSequence, alertSequenceFromRunStart ? workflowInfo().runStartTime.getTime() : now());
     const event: AlertEvent = { ...e, cluster: input.cluster, at: now(), sequence: alertSequence, source: 'controller' };
     const workflowId = alertWorkflowId(input.cluster, event);
     alertStarts += 1;

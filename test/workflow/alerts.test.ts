@@ -114,6 +114,14 @@ test('a failover runs the Pacemaker sample agent and the webhook; a hanging and 
   const failedAttempt = history.events?.find((e) => e.activityTaskStartedEventAttributes?.attempt === 2);
   assert.ok(failedAttempt, 'the failing alert was tried a second time');
   assert.ok(alertWorkflowId(c.name, { source: 'controller', sequence: 1, event: 'node-suspect' }).startsWith(`alert/${c.name}/controller/`));
+  // The controller's alert sequences (in the alert workflows' IDs) count from its run's start
+  // time, one by one, whatever the clock of the workflow task that raised them (an update
+  // handler's may replay differently: PATCH_ALERT_SEQUENCE). Before, they were that clock.
+  const sequences = alerts.filter((a) => a.id.startsWith(`alert/${c.name}/controller/`)).map((a) => Number(a.id.split('/').at(-2))).sort((a, b) => a - b);
+  assert.ok(sequences.length >= 4, JSON.stringify(alerts));
+  assert.deepEqual(sequences, sequences.map((_, i) => sequences[0]! + i), `consecutive from the run's start: ${sequences.join(', ')}`);
+  const runStart = Number((await c.client.workflow.getHandle(controllerWorkflowId(c.name)).describe()).startTime.getTime());
+  assert.ok(Math.abs(sequences[0]! - runStart) < 5_000, `the first sequence ${sequences[0]} is the run's start time ${runStart}`);
   assert.equal(moved.owner, 'n2');
 
   // The controller's history with its alert starts, and the alert workflow's with a failed delivery, replay.
