@@ -412,9 +412,8 @@ export class Heartbeat {
    */
   setSecrets(signing: Buffer, accepted: readonly Buffer[], acceptedConfigDigests: readonly string[]): void {
     if (signing.length < MIN_SECRET_BYTES) throw new HeartbeatStartError(`heartbeat: the secret has ${signing.length} bytes, fewer than ${MIN_SECRET_BYTES}`);
-    const before = this.secrets.ids;
+    // The agent logs the step (Agent.useSecrets), with the other parts that take it.
     this.secrets = secretsOf(signing, accepted, acceptedConfigDigests);
-    this.options.logger.info({ from: before, to: this.secrets.ids }, `heartbeat: signs with secret ${this.secrets.ids[0]}${this.secrets.ids.length > 1 ? `, also accepts ${this.secrets.ids.slice(1).join(', ')}` : ''} (reload)`);
   }
 
   /** Every peer, its state, links, last view, the protocol version written to it and its configuration digest. */

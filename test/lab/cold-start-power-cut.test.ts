@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setUp, groupBack, status, workerLog, workerReady } from './cold-start-setup.js';
+import { setUp, groupBack, status, workerReady } from './cold-start-setup.js';
 
 test('power cut: both agents and the worker killed, the VIP gone; agents started together, the worker 5 s later: the group runs again within the bound', async (t) => {
   const { lab, cluster, procs, vip, client } = await setUp(t);
@@ -25,7 +25,7 @@ test('power cut: both agents and the worker killed, the VIP gone; agents started
   assert.match(dark.out, /the workflow worker does not answer: is `haoscar worker` \(or an agent with workflows\) running\?/);
   assert.doesNotMatch(dark.out, /running +on/);
   await sleep(Math.max(0, 5000 - (Date.now() - agentsAt)));
-  const logLength = (await workerLog(cluster)).length;
+  const logLength = (await cluster.workerLog()).length;
   procs.startWorker();
   const spawnedAt = Date.now();
   await workerReady(cluster, logLength);

@@ -68,12 +68,9 @@ export async function groupBack(cluster: LabCluster, client: Prober, since: numb
 
 /** Resolves once a workflow worker started after `logLength` says it polls. */
 export async function workerReady(cluster: LabCluster, logLength: number): Promise<void> {
-  await expect(cluster, 'the workflow worker runs', async () => (/workflow worker running/.test((await workerLog(cluster)).slice(logLength)) ? true : undefined), 180_000);
+  await expect(cluster, 'the workflow worker runs', async () => (/workflow worker running/.test((await cluster.workerLog()).slice(logLength)) ? true : undefined), 180_000);
 }
 
-export function workerLog(cluster: LabCluster): Promise<string> {
-  return cluster.workerLog();
-}
 
 /** `haoscar status`'s output and exit code. */
 export async function status(cluster: LabCluster, args: string[] = []) {

@@ -99,15 +99,15 @@ interface Call {
   done: boolean;
 }
 
-/** An exec that runs every command inside NS and writes down how each ended. */
-function namespaceExec(): { exec: Exec; calls: Call[] } {
+/** An exec that runs every command inside `ns` (NS by default) and writes down how each ended. */
+function namespaceExec(ns = NS): { exec: Exec; calls: Call[] } {
   const base = createExec(silentLogger);
   const calls: Call[] = [];
   const exec: Exec = async (file, args, options) => {
     const call: Call = { argv: [file, ...args], done: false };
     calls.push(call);
     try {
-      const result = await base('ip', ['netns', 'exec', NS, file, ...args], options);
+      const result = await base('ip', ['netns', 'exec', ns, file, ...args], options);
       call.exitCode = result.exitCode;
       return result;
     } catch (error) {
@@ -297,27 +297,6 @@ function vip6(overrides: Partial<VipResource> = {}): VipResource {
   return vip({ address: `${VIP6}/64`, ...overrides });
 }
 
-/** An exec that runs every command inside NS6. */
-function namespace6Exec(): { exec: Exec; calls: Call[] } {
-  const base = createExec(silentLogger);
-  const calls: Call[] = [];
-  const exec: Exec = async (file, args, options) => {
-    const call: Call = { argv: [file, ...args], done: false };
-    calls.push(call);
-    try {
-      const result = await base('ip', ['netns', 'exec', NS6, file, ...args], options);
-      call.exitCode = result.exitCode;
-      return result;
-    } catch (error) {
-      call.failed = error instanceof Error ? error.message : String(error);
-      throw error;
-    } finally {
-      call.done = true;
-    }
-  };
-  return { exec, calls };
-}
-
 const addresses6 = () => sh('ip', '-n', NS6, '-o', '-6', 'address', 'show', 'dev', 'eth0');
 const peerNeighbour6 = () => sh('ip', '-n', PEER6, 'neigh', 'show', VIP6, 'dev', 'peer0').trim();
 
@@ -344,7 +323,7 @@ void describe('VipDriver with an IPv6 address, real ip and send_ua in a network 
   void test('start adds it with nodad (usable at once), announces it, the peer learns the new MAC and reaches it; stop removes it', async () => {
     sh('ip', '-n', PEER6, 'neigh', 'replace', VIP6, 'lladdr', OLD_OWNER_MAC, 'dev', 'peer0', 'nud', 'stale');
     const ourMac = macOf(NS6, 'eth0');
-    const { exec, calls } = namespace6Exec();
+    const { exec, calls } = namespaceExec(NS6);
     // Written long-hand: the driver must find it under the text `ip` prints.
     const driver = new VipDriver(vip6({ address: 'fd00:0213:0::0200/64', arpCount: 2 }), { exec, logger: silentLogger });
     assert.deepEqual(await driver.status(), { running: false, detail: `${VIP6} not on eth0` });
@@ -376,7 +355,7 @@ void describe('VipDriver with an IPv6 address, real ip and send_ua in a network 
   void test('the same address with another prefix length is not this VIP', async () => {
     sh('ip', '-n', NS6, '-6', 'address', 'add', `${VIP6}/128`, 'dev', 'eth0', 'nodad');
     try {
-      const driver = new VipDriver(vip6(), { exec: namespace6Exec().exec, logger: silentLogger });
+      const driver = new VipDriver(vip6(), { exec: namespaceExec(NS6).exec, logger: silentLogger });
       assert.deepEqual(await driver.status(), { running: false, detail: `${VIP6} not on eth0 (it is there as ${VIP6}/128)` });
       await driver.stop();
       assert.match(addresses6(), /fd00:213::200\/128/);
@@ -386,7 +365,7 @@ void describe('VipDriver with an IPv6 address, real ip and send_ua in a network 
   });
 
   void test('send_ua that cannot send (exit 0, ERROR on its output) and a missing send_ua are logged, not fatal', async () => {
-    const { exec } = namespace6Exec();
+    const { exec } = namespaceExec(NS6);
     const { logger, records } = capturingLogger();
     // The address is deleted behind the driver's back before its announcement: send_ua's bind fails.
     const deleting: Exec = async (file, args, options) => {
