@@ -2,7 +2,8 @@
  * `npm test`'s runner: starts one real Temporal dev server (in memory, no UI) for the whole
  * run, runs every test file with node's test runner against it, and stops the server.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ensureTemporalCli } from '../src/temporal/cli-binary.js';
@@ -73,14 +74,31 @@ const ALONE: Record<string, number> = {
   [join('test', 'lab', 'secret-rotation.test.ts')]: 420_000,
 };
 
+/** The spec reporter's "failing tests" part of each run that failed, repeated at the very end. */
+const failures: string[] = [];
+const reportDir = mkdtempSync(join(tmpdir(), 'haoscar-test-run-'));
+
 async function runFiles(list: string[], timeoutMs: number): Promise<number> {
   if (list.length === 0) return 0;
-  const result = await execa(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeoutMs}`, ...list], {
+  // A second spec reporter into a file: a failure of the long first batch (its assertion, its
+  // agents' logs) is otherwise an hour of output above the end of the run, where CI logs are cut.
+  const report = join(reportDir, `run-${failures.length}-${Date.now()}.txt`);
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=spec', `--test-reporter-destination=${report}`];
+  const result = await execa(process.execPath, ['--import', 'tsx', '--test', ...reporters, `--test-timeout=${timeoutMs}`, ...list], {
     stdio: 'inherit',
     reject: false,
     env: { HAOSCAR_TEST_TEMPORAL: server.address },
   });
-  return result.exitCode ?? 1;
+  const exitCode = result.exitCode ?? 1;
+  if (exitCode !== 0) {
+    const text = readFileSync(report, 'utf8');
+    const at = text.lastIndexOf('failing tests:');
+    // The head of each: the test, its assertion and the start of what it printed (agents' logs
+    // can run to thousands of lines, and the end of a CI log is what is kept).
+    const lines = (at >= 0 ? text.slice(at) : `${list.join(' ')}: exit code ${exitCode} (no failing tests reported)`).split('\n');
+    failures.push([...lines.slice(0, 80), ...(lines.length > 80 ? [`  … ${lines.length - 80} more lines (in the output above)`] : [])].join('\n'));
+  }
+  return exitCode;
 }
 
 let exitCode = 1;
@@ -92,5 +110,7 @@ try {
   }
 } finally {
   await server.stop();
+  rmSync(reportDir, { recursive: true, force: true });
 }
+if (failures.length > 0) process.stdout.write(`\ntest run: the failures again, with their details\n${failures.join('\n')}\n`);
 process.exit(exitCode);
