@@ -21,8 +21,8 @@ export interface FenceDeps {
   logger: Logger;
 }
 
-/** Keys set from the spec and the victim, never from `params`. */
-const RESERVED = new Set(['action', 'nodename']);
+/** Keys set from the spec and the victim, never from `params` (the configuration check refuses them there). */
+export const FENCE_RESERVED_PARAMS: readonly string[] = ['action', 'nodename'];
 /** Keys fence-agents read as "which outlet, VM or machine": `port` (all versions) and `plug` (newer ones). */
 const PLUG_KEYS = ['port', 'plug'];
 
@@ -45,14 +45,14 @@ export function maskFenceParams(params: Readonly<Record<string, string>>): Recor
  * @throws Error when a value or the victim contains a line break (it would inject a line,
  *   e.g. `action=on`; the config schema already forbids it).
  */
-export function fenceAgentInput(spec: Pick<FenceSpec, 'params' | 'action'>, victim: string): string {
+export function fenceAgentInput(spec: Pick<FenceSpec, 'params'> & { action: FenceSpec['action'] | 'validate-all' | 'status' }, victim: string): string {
   const lines: string[] = [];
   const add = (key: string, value: string) => {
     if (/[\r\n]/.test(value)) throw new Error(`fence parameter ${key} contains a line break`);
     lines.push(`${key}=${value}`);
   };
   for (const [key, value] of Object.entries(spec.params)) {
-    if (!RESERVED.has(key)) add(key, value);
+    if (!FENCE_RESERVED_PARAMS.includes(key)) add(key, value);
   }
   add('action', spec.action);
   add('nodename', victim);

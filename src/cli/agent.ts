@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { checkOcfAgents } from '../config/ocf-check.js';
+import { checkAgents } from '../config/agent-check.js';
 import { createLogger } from '../log.js';
 import { Agent, UnknownNodeError } from '../agent/agent.js';
 import { startMetrics } from '../metrics/endpoint.js';
@@ -21,8 +21,8 @@ export function agentCommand(): Command {
       const config = await loadConfig(opts.config);
       if (!config.nodes.some((n) => n.name === opts.node)) throw new CliError(new UnknownNodeError(opts.node, config).message, EXIT.config);
       const logger = createLogger({ level: config.agent.logLevel, name: 'haoscar-agent', node: opts.node });
-      // Before anything starts: an OCF agent missing here, or a parameter it does not take, is a configuration error.
-      await checkOcfAgents(config, opts.config, createExec(logger), opts.node);
+      // Before anything starts: an OCF or fence agent missing here, or a parameter it does not take, is a configuration error.
+      await checkAgents(config, opts.config, createExec(logger), opts.node);
       // Under systemd (Type=notify): the watchdog is fed from this event loop from now on, and
       // READY=1 is sent when the agent says it is ready (docs/packaging.md#readiness).
       const systemd = new SystemdNotifier({ exec: createExec(logger), logger });

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
 import { printJson } from './output.js';
-import { checkOcfAgents } from '../config/ocf-check.js';
+import { checkAgents } from '../config/agent-check.js';
 import { createExec } from '../exec.js';
 import { silentLogger } from '../log.js';
 
@@ -13,14 +13,14 @@ export function validateCommand(): Command {
     .description('check a configuration file; report every problem with its path, exit 3 if there are any')
     .argument('<file>', 'the haoscar.yaml to check')
     .option('--json', 'print the loaded configuration (or every problem) as JSON')
-    .option('--no-agents', "do not check the OCF resources against their agents here (on a machine that runs no resources, e.g. the witness)")
+    .option('--no-agents', "do not check the OCF resources and fence agents against the agents installed here (on a machine that runs neither, e.g. the witness)")
     .action(async (file: string, opts: { json?: boolean; agents: boolean }) => {
       // A ConfigError propagates to main's handler: message on stderr, exit code 3 (with --json,
       // the problems are printed on stdout as well, with their paths and lines).
       const config = await loadConfig(file)
         .then(async (c) => {
-          // Each OCF agent's meta-data: installed here, parameters it declares, required ones given.
-          if (opts.agents) await checkOcfAgents(c, file, createExec(silentLogger));
+          // Each OCF and fence agent's meta-data: installed here, parameters it declares, required ones given.
+          if (opts.agents) await checkAgents(c, file, createExec(silentLogger));
           return c;
         })
         .catch((err: unknown) => {

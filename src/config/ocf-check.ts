@@ -2,16 +2,14 @@
  * The configured OCF resources checked against their agents, on a node that runs them: each
  * agent must be installed, every parameter must be one the agent declares in its meta-data,
  * every parameter it declares required must be given, and then the agent's own `validate-all`
- * must accept them here (an interface that exists, a binary that is installed). Problems are configuration errors
- * with their path and line, like every other (`haoscar validate`, `haoscar agent` at start).
+ * must accept them here (an interface that exists, a binary that is installed). agent-check.ts
+ * makes them configuration errors with their path and line, like every other.
  *
  * Not part of parseConfig: it runs the agents, and the witness (which runs only the workflow
  * worker) needs no resource-agents installed.
  */
-import { readFile } from 'node:fs/promises';
 import type { Exec } from '../exec.js';
 import type { Config, OcfResource } from './types.js';
-import { ConfigError, formatPath, lineFinder, type ConfigIssue } from './load.js';
 import { readOcfMetadata, runOcfValidateAll, type OcfMetadata } from '../drivers/ocf.js';
 
 /** The problems of one resource's parameters against its agent's meta-data. Pure. */
@@ -28,13 +26,18 @@ export function ocfParamProblems(resource: Pick<OcfResource, 'agent' | 'params'>
   return problems;
 }
 
+/** A problem of an OCF resource, with the path parts under the configuration's root. */
+export interface OcfIssue {
+  pathParts: (string | number)[];
+  message: string;
+}
+
 /**
- * @param file the configuration file, re-read for the lines of the problems.
- * @param node only the groups this node may run (an agent checks what it may be asked to start).
- * @throws ConfigError listing every problem.
+ * Every problem of the OCF resources `node` may run (all of them without `node`), against the
+ * agents installed here.
  */
-export async function checkOcfAgents(config: Config, file: string, exec: Exec, node?: string): Promise<void> {
-  const issues: (ConfigIssue & { pathParts: (string | number)[] })[] = [];
+export async function ocfAgentIssues(config: Pick<Config, 'groups'>, exec: Exec, node?: string): Promise<OcfIssue[]> {
+  const issues: OcfIssue[] = [];
   const metadata = new Map<string, Promise<OcfMetadata>>();
   for (const [g, group] of config.groups.entries()) {
     if (node !== undefined && !group.nodes.includes(node)) continue;
@@ -46,19 +49,14 @@ export async function checkOcfAgents(config: Config, file: string, exec: Exec, n
       try {
         const md = await metadata.get(key)!;
         const problems = ocfParamProblems(resource, md);
-        for (const p of problems) {
-          const pathParts = p.param !== undefined ? [...at, 'params', p.param] : [...at, 'params'];
-          issues.push({ path: formatPath(pathParts), message: p.message, pathParts });
-        }
+        for (const p of problems) issues.push({ pathParts: p.param !== undefined ? [...at, 'params', p.param] : [...at, 'params'], message: p.message });
         // The agent's own check of its parameters on this node, once they are ones it takes.
         const refused = problems.length === 0 ? await runOcfValidateAll(exec, resource, md) : undefined;
-        if (refused) issues.push({ path: formatPath([...at, 'params']), message: `${resource.agent} validate-all refused these parameters on this node: ${refused}`, pathParts: [...at, 'params'] });
+        if (refused) issues.push({ pathParts: [...at, 'params'], message: `${resource.agent} validate-all refused these parameters on this node: ${refused}` });
       } catch (err) {
-        issues.push({ path: formatPath([...at, 'agent']), message: err instanceof Error ? err.message : String(err), pathParts: [...at, 'agent'] });
+        issues.push({ pathParts: [...at, 'agent'], message: err instanceof Error ? err.message : String(err) });
       }
     }
   }
-  if (issues.length === 0) return;
-  const line = lineFinder(await readFile(file, 'utf8').catch(() => ''));
-  throw new ConfigError(file, issues.map(({ pathParts, ...i }) => ({ ...i, ...(line(pathParts) !== undefined ? { line: line(pathParts)! } : {}) })));
+  return issues;
 }

@@ -113,9 +113,24 @@ export function ocfEnvironment(resource: OcfResource, action: OcfAction, timeout
   return env;
 }
 
-/** The parts of an agent's meta-data HA-OSCAR uses: its parameters and its actions' default timeouts. */
+/**
+ * The parts of an agent's meta-data HA-OSCAR uses: its parameters, its actions and their default
+ * timeouts. fence-agents describe themselves (`-o metadata`) in the same format.
+ */
 export interface OcfMetadata {
-  parameters: { name: string; required: boolean; default?: string }[];
+  parameters: {
+    name: string;
+    required: boolean;
+    default?: string;
+    /** The `<content type>`: `string`, `integer`, `boolean`, `select`, fence-agents' `second`... */
+    type?: string;
+    /** The values a `select` parameter takes. */
+    options?: string[];
+    /** Kept for old configurations only (fence-agents mark e.g. `login` so, for `username`). */
+    deprecated?: boolean;
+  }[];
+  /** The actions it declares, in its order. */
+  actions: string[];
   /** Default timeouts in ms by action, e.g. { start: 20000, stop: 20000, monitor: 20000 }. */
   timeouts: Partial<Record<string, number>>;
 }
@@ -148,18 +163,28 @@ export function parseOcfMetadata(xml: string): OcfMetadata {
   for (const m of body.matchAll(/<parameter\b([^>]*?)(\/>|>([\s\S]*?)<\/parameter>)/g)) {
     const attrs = attributes(m[1]!);
     if (!attrs.name) continue;
-    const content = /<content\b([^>]*)>/.exec(m[3] ?? '');
-    const dflt = content ? attributes(content[1]!).default : undefined;
-    parameters.push({ name: attrs.name, required: attrs.required === '1' || attrs.required === 'true', ...(dflt !== undefined ? { default: dflt } : {}) });
+    const content = /<content\b([^>]*?)\/?>([\s\S]*?<\/content>)?/.exec(m[3] ?? '');
+    const contentAttrs = content ? attributes(content[1]!) : {};
+    const options = [...(content?.[2] ?? '').matchAll(/<option\b([^>]*?)\/?>/g)].map((o) => attributes(o[1]!).value).filter((v): v is string => v !== undefined);
+    parameters.push({
+      name: attrs.name,
+      required: attrs.required === '1' || attrs.required === 'true',
+      ...(contentAttrs.default !== undefined ? { default: contentAttrs.default } : {}),
+      ...(contentAttrs.type ? { type: contentAttrs.type } : {}),
+      ...(options.length > 0 ? { options } : {}),
+      ...(attrs.deprecated === '1' || attrs.deprecated === 'true' ? { deprecated: true } : {}),
+    });
   }
+  const actions: string[] = [];
   const timeouts: OcfMetadata['timeouts'] = {};
   for (const m of body.matchAll(/<action\b([^>]*)\/?>/g)) {
     const attrs = attributes(m[1]!);
+    if (attrs.name && !actions.includes(attrs.name)) actions.push(attrs.name);
     const ms = attrs.timeout ? ocfDurationMs(attrs.timeout) : undefined;
     // An action listed twice (monitor per role): the first, the unpromoted one, is the plain monitor.
     if (attrs.name && ms !== undefined && timeouts[attrs.name] === undefined) timeouts[attrs.name] = ms;
   }
-  return { parameters, timeouts };
+  return { parameters, actions, timeouts };
 }
 
 /** Runs the agent's `meta-data` action. @throws Error saying what to install when the agent is missing. */

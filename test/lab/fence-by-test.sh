@@ -4,10 +4,31 @@
 # says where to talk to the test. It keeps what it was sent in DIR/fence-request, then waits
 # until the test has powered the victim off and created DIR/fence-done (exit 0: fenced), or
 # created DIR/fence-failed (exit 1), for at most 120 s.
+# Like fence-agents' fencing.py it describes itself with `-o metadata` and checks its
+# parameters with action=validate-all (the agent checks both at start: src/config/fence-check.ts).
 set -u
+if [ "$#" -eq 2 ] && [ "$1" = "-o" ] && [ "$2" = "metadata" ]; then
+  cat <<'XML'
+<?xml version="1.0" ?>
+<resource-agent name="fence-by-test.sh" shortdesc="Lab fence agent answered by the test" >
+<parameters>
+	<parameter name="action" unique="0" required="1"><content type="string" default="off" /></parameter>
+	<parameter name="dir" unique="0" required="1"><content type="string" /></parameter>
+	<parameter name="port" unique="0" required="0"><content type="string" /></parameter>
+</parameters>
+<actions>
+	<action name="off" />
+	<action name="metadata" />
+	<action name="validate-all" />
+</actions>
+</resource-agent>
+XML
+  exit 0
+fi
 input=$(cat)
 dir=$(printf '%s\n' "$input" | sed -n 's/^dir=//p' | tail -n 1)
 [ -d "$dir" ] || { echo "no dir= line naming a directory on stdin" >&2; exit 1; }
+if printf '%s\n' "$input" | grep -qx 'action=validate-all'; then exit 0; fi
 printf '%s\n' "$input" > "$dir/fence-request.tmp" && mv "$dir/fence-request.tmp" "$dir/fence-request"
 i=0
 while [ $i -lt 1200 ]; do

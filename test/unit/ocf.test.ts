@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { agentPath, monitorVerdict, ocfEnvironment, ocfExitMeaning, ocfSaid, OcfDriver, parseAgentName, parseOcfMetadata, readOcfMetadata } from '../../src/drivers/ocf.js';
-import { checkOcfAgents, ocfParamProblems } from '../../src/config/ocf-check.js';
+import { ocfParamProblems } from '../../src/config/ocf-check.js';
+import { checkAgents } from '../../src/config/agent-check.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { OcfResource } from '../../src/config/types.js';
 import { createExec } from '../../src/exec.js';
@@ -90,19 +91,26 @@ test('meta-data: parameters (required, defaults) and action timeouts; comments i
 <parameters>
 <parameter name="ip" unique="1" required="1"><content type="string" default=""/></parameter>
 <parameter name='nic'><content type="string" default="eth0" /></parameter>
-<parameter name="flag" /></parameters>
+<parameter name="flag" />
+<parameter name="mode" deprecated="1"><content type="select" default="a"><option value="a" /><option value="b"/></content></parameter></parameters>
 <actions>
 <action name="start" timeout="20s" /><action name="stop" timeout="2m"/>
 <action name="monitor" depth="0" timeout="500ms" interval="10s" role="Unpromoted"/>
 <action name="monitor" timeout="30s" role="Promoted"/>
 <action name="meta-data" timeout="5" />
 </actions></resource-agent>`);
-  assert.deepEqual(md.parameters, [{ name: 'ip', required: true, default: '' }, { name: 'nic', required: false, default: 'eth0' }, { name: 'flag', required: false }]);
+  assert.deepEqual(md.parameters, [
+    { name: 'ip', required: true, default: '', type: 'string' },
+    { name: 'nic', required: false, default: 'eth0', type: 'string' },
+    { name: 'flag', required: false },
+    { name: 'mode', required: false, default: 'a', type: 'select', options: ['a', 'b'], deprecated: true },
+  ]);
+  assert.deepEqual(md.actions, ['start', 'stop', 'monitor', 'meta-data']);
   assert.deepEqual(md.timeouts, { start: 20_000, stop: 120_000, monitor: 500, 'meta-data': 5000 });
   assert.throws(() => parseOcfMetadata('<html></html>'), /not a <resource-agent> document/);
   assert.deepEqual(
     ocfParamProblems({ agent: 'heartbeat:x', params: { nic: 'eth1', bogus: '1' } }, md).map((p) => p.message),
-    ["heartbeat:x has no parameter 'bogus' (its parameters: ip, nic, flag)", "heartbeat:x requires the parameter 'ip': add it under params"],
+    ["heartbeat:x has no parameter 'bogus' (its parameters: ip, nic, flag, mode)", "heartbeat:x requires the parameter 'ip': add it under params"],
   );
 });
 
@@ -166,7 +174,7 @@ groups:
   const file = join(dir, 'haoscar.yaml');
   await writeFile(file, text);
   const config = parseConfig(text, file);
-  const err = await checkOcfAgents(config, file, exec).then(() => undefined, (e: unknown) => e);
+  const err = await checkAgents(config, file, exec).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof ConfigError, String(err));
   const issues = err.issues.map((i) => `${i.path} (line ${i.line}): ${i.message.split(';')[0]}`);
   assert.deepEqual(issues.slice(0, 2), [
