@@ -572,6 +572,21 @@ export class NetLab {
     return this.events;
   }
 
+  /**
+   * A host killed from outside the lab's code (its simulated BMC powered it off: ipmi-bmc.ts),
+   * `at` the moment its link went down, for the VIP sampler's live holders. What killHost() notes.
+   */
+  noteDied(host: string, at: number): void {
+    this.dead.add(host);
+    this.events.push({ at, host, kind: 'died' });
+    if (this.frozen.delete(host)) this.events.push({ at, host, kind: 'thawed' });
+  }
+
+  /** The lab's own observers (VIP samplers, probers): processes in the hosts' namespaces that are not the hosts'. */
+  observerPids(): number[] {
+    return [...this.infraPids];
+  }
+
   /** Hosts killed by killHost() and not revived. */
   deadHosts(): string[] {
     return [...this.dead];
