@@ -103,15 +103,30 @@ export async function runFenceAgent(spec: FenceSpec, victim: string, deps: Fence
   }
 }
 
+/**
+ * The lines of an agent's stderr that say something about the fence: without blank lines,
+ * execa's own words on a timeout or kill ("Command timed out after ..."), and Python's warnings
+ * (`FILE:LINE: DeprecationWarning: ...` and the source line it quotes, which Debian 12's
+ * fence-agents print before anything else), and with fencing.py's log timestamp taken off. Pure.
+ */
+export function agentSaid(stderr: string): string[] {
+  const lines = stderr.split('\n');
+  const said: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (/^\S+:\d+: \w*Warning: /.test(line)) {
+      if (/^\s/.test(lines[i + 1] ?? '')) i++;
+      continue;
+    }
+    if (line.trim() === '' || /^Command (timed out|was killed)/.test(line)) continue;
+    said.push(line.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ /, '').trim());
+  }
+  return said;
+}
+
 function describeFailure(error: unknown, timeoutMs: number): string {
   if (!(error instanceof ExecError)) return `fence agent failed: ${error instanceof Error ? error.message : String(error)}`;
-  // On a timeout or kill, execa's own words ("Command timed out after ...") stand in for stderr.
-  const tail = error.stderr
-    .trim()
-    .split('\n')
-    .filter((line) => !/^Command (timed out|was killed)/.test(line))
-    .slice(-3)
-    .join(' | ');
+  const tail = agentSaid(error.stderr).slice(-3).join(' | ');
   const how = error.timedOut
     ? `timed out after ${timeoutMs} ms`
     : error.signal

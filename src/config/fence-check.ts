@@ -13,7 +13,7 @@
  */
 import type { Exec } from '../exec.js';
 import { ExecError } from '../exec.js';
-import { fenceAgentInput, FENCE_RESERVED_PARAMS } from '../fence.js';
+import { agentSaid, fenceAgentInput, FENCE_RESERVED_PARAMS } from '../fence.js';
 import { parseOcfMetadata, type OcfMetadata } from '../drivers/ocf.js';
 import { installHintAllFamilies } from '../distro/packages.js';
 import type { Config, FenceSpec } from './types.js';
@@ -100,8 +100,9 @@ export async function runFenceValidateAll(exec: Exec, spec: Pick<FenceSpec, 'com
   } catch (err) {
     if (!(err instanceof ExecError)) return err instanceof Error ? err.message : String(err);
     // fencing.py logs "ERROR: Failed: <why>", then "validate-all failed" and a usage hint.
-    const said = err.stderr.split('\n').map((l) => /ERROR: Failed: (.*)$/.exec(l)?.[1]).find((l) => l !== undefined);
-    return said ?? (err.timedOut ? 'timed out after 15 s' : `exited ${err.exitCode ?? err.signal}`);
+    const said = agentSaid(err.stderr);
+    const why = said.map((l) => /^ERROR: Failed: (.*)$/.exec(l)?.[1]).find((l) => l !== undefined) ?? said.at(-1);
+    return why ?? (err.timedOut ? 'timed out after 15 s' : `exited ${err.exitCode ?? err.signal}`);
   }
 }
 

@@ -28,6 +28,20 @@ echo "Sent: ${PASSWORD}" >&2
 echo "Failed: Unable to obtain correct plug status or plug is not available" >&2
 exit 1
 `,
+  // What Debian 12's fence_ipmilan prints when its BMC does not answer (Python 3.11 warns about
+  // fencing.py's import first; fencing.py logs with a timestamp and blank lines).
+  python: `#!/bin/sh
+cat > "$(dirname "$0")/stdin.txt"
+cat >&2 <<'EOF'
+/usr/sbin/fence_ipmilan:5: DeprecationWarning: 'pipes' is deprecated and slated for removal in Python 3.13
+  from pipes import quote
+2026-12-07 14:24:10,506 ERROR: Connection timed out
+
+
+
+EOF
+exit 1
+`,
   hangs: `#!/bin/sh
 cat > "$(dirname "$0")/stdin.txt"
 # exec: the timeout's SIGKILL then hits the sleeping process itself.
@@ -125,6 +139,12 @@ void test('a real agent that exits 1: not fenced, with its exit code and stderr,
   });
   assert.match(dir.stdin(), /^action=reboot$/m);
   assert.ok(lines.every((line) => !line.includes(PASSWORD)), 'the password is never logged');
+});
+
+void test("a fencing.py agent's failure: its own error, without Python's warnings and fencing.py's timestamps", async (t) => {
+  const { agent } = agentDir(t);
+  const result = await runFenceAgent(spec(agent('python')), 'n1', { exec: createExec(silentLogger), logger: silentLogger });
+  assert.deepEqual(result, { fenced: false, detail: 'fence agent exited 1: ERROR: Connection timed out' });
 });
 
 void test('an agent that outlives the timeout: not fenced, and the caller is not kept waiting', async (t) => {
