@@ -72,6 +72,10 @@ const ALONE: Record<string, number> = {
   // Eight `haoscar reload` runs and a switchover, each a CLI start under tsx, while it asserts
   // that no client request through the VIP fails: 60 s alone, and load would fail requests.
   [join('test', 'lab', 'secret-rotation.test.ts')]: 420_000,
+  // Two labs, each with a simulated BMC per host (ipmi_sim) and fence_ipmilan runs (a few seconds
+  // each, of Python); the second waits out a failed fence's 20 s and its 30 s retry: the file
+  // took 180 s beside the other helpers' lab tests.
+  [join('test', 'lab', 'fence-ipmi.test.ts')]: 420_000,
 };
 
 /** The spec reporter's "failing tests" part of each run that failed, repeated at the very end. */
