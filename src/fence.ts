@@ -60,47 +60,78 @@ export function fenceAgentInput(spec: Pick<FenceSpec, 'params'> & { action: Fenc
   return `${lines.join('\n')}\n`;
 }
 
+/** What one run of a fence agent came to, secrets masked. */
+type AgentRun = { ok: true; said: string } | { ok: false; exitCode?: number; detail: string };
+
 /**
- * Runs `spec.command` (without a shell) with {@link fenceAgentInput} on stdin, bounded by
- * `spec.timeoutMs`. Exit 0 is fenced; any other exit, a kill, a timeout or a command that
- * cannot be run is not fenced, with the reason in `detail`. Secret params are masked in logs
- * and in `detail` (an agent in verbose mode may echo them).
- *
- * Never throws: a fence that cannot be confirmed is `fenced: false`, and the caller decides.
+ * Runs `spec.command` (without a shell) for `action` with {@link fenceAgentInput} on stdin,
+ * bounded by `spec.timeoutMs`. Secret params are masked in what it returns (an agent in verbose
+ * mode may echo them). Never throws.
  */
-export async function runFenceAgent(spec: FenceSpec, victim: string, deps: FenceDeps): Promise<FenceResult> {
-  const logger = deps.logger.child({ victim, fenceAgent: spec.command[0], action: spec.action });
+async function runAgentAction(spec: FenceSpec, action: FenceSpec['action'] | 'status', victim: string, deps: FenceDeps, logger: Logger): Promise<AgentRun> {
   const secrets = Object.entries(spec.params)
     .filter(([key, value]) => isSecretParam(key) && value.length >= 3)
     .map(([, value]) => value);
   const mask = (text: string) => secrets.reduce((masked, secret) => masked.split(secret).join('***'), text);
 
   const [file, ...args] = spec.command;
-  if (!file) return { fenced: false, detail: 'no fence agent command configured' };
+  if (!file) return { ok: false, detail: 'no fence agent command configured' };
   if (args.length > 0) {
     // fencing.py parses the command line instead of stdin when it has any argument.
     logger.warn({ args }, 'the fence agent command has arguments: fence-agents then ignore the key=value lines on stdin');
   }
   let input: string;
   try {
-    input = fenceAgentInput(spec, victim);
+    input = fenceAgentInput({ params: spec.params, action }, victim);
   } catch (error) {
-    return { fenced: false, detail: error instanceof Error ? error.message : String(error) };
+    return { ok: false, detail: error instanceof Error ? error.message : String(error) };
   }
-
-  logger.warn({ params: maskFenceParams(spec.params), timeoutMs: spec.timeoutMs }, 'fencing node');
-  const started = Date.now();
   try {
     const { stdout, stderr } = await deps.exec(file, args, { input, timeoutMs: spec.timeoutMs });
-    const said = mask(lastLine(stdout) || lastLine(stderr));
-    const detail = said || 'fence agent exited 0';
-    logger.warn({ ms: Date.now() - started, said }, 'node fenced');
-    return { fenced: true, detail };
+    return { ok: true, said: mask(lastLine(stdout) || agentSaid(stderr).at(-1) || '') };
   } catch (error) {
-    const detail = mask(describeFailure(error, spec.timeoutMs));
-    logger.error({ ms: Date.now() - started, detail }, 'fencing failed');
-    return { fenced: false, detail };
+    const exitCode = error instanceof ExecError && !error.timedOut && !error.signal ? error.exitCode : undefined;
+    return { ok: false, ...(exitCode !== undefined ? { exitCode } : {}), detail: mask(describeFailure(error, spec.timeoutMs)) };
   }
+}
+
+/**
+ * Runs the fence agent against `victim` with the configured action. Exit 0 is fenced; any other
+ * exit, a kill, a timeout or a command that cannot be run is not fenced, with the reason in
+ * `detail`. Secret params are masked in logs and in `detail`.
+ *
+ * Never throws: a fence that cannot be confirmed is `fenced: false`, and the caller decides.
+ */
+export async function runFenceAgent(spec: FenceSpec, victim: string, deps: FenceDeps): Promise<FenceResult> {
+  const logger = deps.logger.child({ victim, fenceAgent: spec.command[0], action: spec.action });
+  logger.warn({ params: maskFenceParams(spec.params), timeoutMs: spec.timeoutMs }, 'fencing node');
+  const started = Date.now();
+  const run = await runAgentAction(spec, spec.action, victim, deps, logger);
+  if (run.ok) {
+    logger.warn({ ms: Date.now() - started, said: run.said }, 'node fenced');
+    return { fenced: true, detail: run.said || 'fence agent exited 0' };
+  }
+  logger.error({ ms: Date.now() - started, detail: run.detail }, 'fencing failed');
+  return { fenced: false, detail: run.detail };
+}
+
+/** What a fence device says of a node's power, asked with the agent's `status` action. */
+export interface FenceDeviceStatus {
+  /** `on`/`off`: the device answered (fence-agents exit 0 with "Status: ON", 2 with "Status: OFF"); `failed`: it did not, or the agent failed. */
+  power: 'on' | 'off' | 'failed';
+  detail: string;
+}
+
+/**
+ * Asks the fence device for the victim's power state (`action=status`), which changes nothing:
+ * whether this node could fence it now (`haoscar doctor`). Never throws.
+ */
+export async function fenceDeviceStatus(spec: FenceSpec, victim: string, deps: FenceDeps): Promise<FenceDeviceStatus> {
+  const run = await runAgentAction(spec, 'status', victim, deps, deps.logger.child({ victim, fenceAgent: spec.command[0], action: 'status' }));
+  if (run.ok) return { power: 'on', detail: run.said || 'fence agent exited 0' };
+  // fencing.py prints "Status: OFF" and exits 2 for a node that is off.
+  if (run.exitCode === 2) return { power: 'off', detail: 'Status: OFF (the fence agent exited 2)' };
+  return { power: 'failed', detail: run.detail };
 }
 
 /**

@@ -20,6 +20,9 @@ import { parseFrontend } from '../temporal/frontends.js';
 import { findOnPath, findTemporalCli } from '../temporal/cli-binary.js';
 import { CliError, EXIT } from '../cli/errors.js';
 import type { Finding } from './finding.js';
+import { fencedFrom } from '../config/fence-check.js';
+import { fenceDeviceStatus } from '../fence.js';
+import { silentLogger } from '../log.js';
 import { readOsRelease } from '../distro/os-release.js';
 import { KNOWN_FAMILIES, OCF_ROOT, classifyDistro, environmentFile, firewallCommands, firewallNote, type Distro, type Family, type FirewallTool, type Flavour, type PackageManager } from '../distro/families.js';
 import { installFix, packageFor } from '../distro/packages.js';
@@ -117,7 +120,39 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   if (local) findings.push(...checkPeers(config, opts.configFile, local, secret, distro));
   findings.push(...(await checkTemporal(config, opts.configFile, opts.timeoutMs, local)));
   findings.push(await checkTime(opts.exec, opts.timeoutMs, distro));
+  findings.push(...(await checkFencing(config, node, opts.exec, opts.timeoutMs)));
   return report;
+}
+
+const FENCE_STATUS_MIN_MS = 20_000;
+
+/**
+ * Whether this node could fence each node it may take a group over from, now: the fence agent's
+ * `status` action (changes nothing) must reach the device and read the node's power. A node
+ * that is off is a warning: fine for a fence, odd for a running cluster.
+ */
+export async function checkFencing(config: Config, node: string, exec: Exec, timeoutMs: number): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const victim of fencedFrom(config, node)) {
+    const configured = config.nodes.find((n) => n.name === victim)!.fence!;
+    // A fence agent is a Python program that logs in to a device: 20 s at least, but not longer
+    // than a real fence may take.
+    const spec = { ...configured, timeoutMs: Math.min(configured.timeoutMs, Math.max(timeoutMs, FENCE_STATUS_MIN_MS)) };
+    const check = `fence ${victim}`;
+    const agent = spec.command[0] ?? 'the fence agent';
+    const status = await fenceDeviceStatus(spec, victim, { exec, logger: silentLogger });
+    if (status.power === 'on') findings.push({ check, level: 'ok', found: `${agent} reaches ${victim}'s fence device: ${status.detail}` });
+    else if (status.power === 'off') findings.push({ check, level: 'warning', found: `${victim}'s fence device says it is powered off: ${status.detail}`, fix: `power ${victim} on, if it should run: ${agent} with its nodes[].fence params and --action on` });
+    else {
+      findings.push({
+        check,
+        level: 'error',
+        found: `this node cannot fence ${victim} now: ${agent} status failed: ${status.detail}`,
+        fix: `from this node, run ${agent} --action status with the parameters of ${victim}'s nodes[].fence (docs/fencing.md#check-it-from-every-node): check the device's address and that this node reaches it, the credentials, lanplus and the cipher suite`,
+      });
+    }
+  }
+  return findings;
 }
 
 /** What os-release says, and how doctor will name packages and firewall rules from it. */

@@ -22,6 +22,7 @@ import { agentLogs } from './failover-setup.js';
 import { SimulatedBmc } from './ipmi-bmc.js';
 import { waitFor } from '../support/wait.js';
 import { failoverWorkflowId, type FailoverResult } from '../../workflows/shared.js';
+import type { Finding } from '../../src/doctor/finding.js';
 
 const FENCE_IPMILAN = '/usr/sbin/fence_ipmilan';
 const missing = [FENCE_IPMILAN, '/usr/bin/ipmi_sim', '/usr/bin/ipmitool'].filter((f) => !existsSync(f));
@@ -66,17 +67,26 @@ async function setUp(t: TestContext, opts: { stubborn?: boolean; fenceTimeout?: 
   await waitFor('the client is served through the VIP by n1', async () => (client.lastOk()?.host === 'n1' ? true : undefined), 30_000, 50);
   // The lab's observers in the hosts' namespaces are not the hosts': a power-off leaves them.
   for (const bmc of bmcs.values()) await bmc.keep(lab.observerPids());
+  /** `haoscar doctor --json` on `host`, as an administrator runs it there: its finding about fencing `victim`. */
+  const doctorOnFencing = async (host: string, victim: string): Promise<Finding | undefined> => {
+    const r = await lab.run(host, [process.execPath, join(ROOT, 'bin/haoscar.js'), 'doctor', '--json', '--node', host, '-c', cluster.configFile], { reject: false, timeoutMs: 120_000 });
+    return (JSON.parse(r.stdout) as { findings: Finding[] }).findings.find((f) => f.check === `fence ${victim}`);
+  };
   return {
-    lab, cluster, bmcs, vip, client,
+    lab, cluster, bmcs, vip, client, doctorOnFencing,
     /** From now on the stubborn resource's stop fails on `host`. */
     failStopOn: (host: string) => writeFile(join(stubbornDir, `stop-fails-${lab.ns(host)}`), ''),
   };
 }
 
 test('fence_ipmilan against a simulated BMC: a frozen owner is powered off (link down, every process gone) before the standby starts the group; never two live holders, no lease wait', { skip }, async (t) => {
-  const { lab, cluster, bmcs, vip, client } = await setUp(t);
+  const { lab, cluster, bmcs, vip, client, doctorOnFencing } = await setUp(t);
   const before = (await cluster.group())!;
   const bmc = bmcs.get('n1')!;
+  // What an administrator checks first (docs/fencing.md): n2 can fence n1 now.
+  const ready = await doctorOnFencing('n2', 'n1');
+  assert.equal(ready?.level, 'ok', JSON.stringify(ready));
+  assert.match(ready.found, /reaches n1's fence device: Status: ON/);
 
   const frozenAt = Date.now();
   await lab.freeze('n1');
@@ -117,7 +127,7 @@ test('fence_ipmilan against a simulated BMC: a frozen owner is powered off (link
 test('a failed fence keeps the group where it is: the owner cannot stop the group and its BMC does not answer; nothing starts on n2, n1 lives on, until a retried fence powers it off', { skip }, async (t) => {
   // fence_ipmilan gives up on a BMC that does not answer after its own login timeouts and
   // retries; the fence activity's bound is the configured timeout (+ 30 s).
-  const { lab, cluster, bmcs, vip, failStopOn } = await setUp(t, { stubborn: true, fenceTimeout: '20s' });
+  const { lab, cluster, bmcs, vip, failStopOn, doctorOnFencing } = await setUp(t, { stubborn: true, fenceTimeout: '20s' });
   const before = await cluster.waitForGroup((g) => g.owner === 'n1' && g.state === 'running' && g.operation === undefined, 'web settled on n1');
   const bmc = bmcs.get('n1')!;
   await failStopOn('n1');
@@ -132,6 +142,8 @@ test('a failed fence keeps the group where it is: the owner cannot stop the grou
   t.diagnostic(`blocked: ${block.detail} (waiting for ${block.waitingFor.join(', ')})`);
   assert.equal(block.epoch, before.epoch);
 
+  // Meanwhile, doctor on n2 says that n2 cannot fence n1 now.
+  const doctorSays = doctorOnFencing('n2', 'n1');
   // Well past a lease: the group stays on n1, which lives on (a fence that failed killed nothing).
   const blockedAt = Date.now();
   while (Date.now() - blockedAt < 10_000) {
@@ -145,6 +157,11 @@ test('a failed fence keeps the group where it is: the owner cannot stop the grou
     assert.ok((await lab.pids('n1')).length > 0, "n1's processes run");
     await new Promise((r) => setTimeout(r, 250));
   }
+
+  const unready = await doctorSays;
+  assert.equal(unready?.level, 'error', JSON.stringify(unready));
+  assert.match(unready.found, /cannot fence n1 now: .*fence_ipmilan status failed: fence agent timed out/);
+  assert.doesNotMatch(JSON.stringify(unready), new RegExp(PASSWORD), 'no BMC password in what doctor prints');
 
   // The BMC answers again: the retried fence powers n1 off, and only then does n2 start the group.
   bmc.resume();
