@@ -13,7 +13,8 @@
  *   is retried every `rejoinInterval` until it is done or a start takes the node back: a server
  *   that was a primary is rewound (`pg_rewind` from `primaryHost`; a fresh `pg_basebackup` when
  *   the rewind fails, the old data directory moved aside, never deleted), then started as a
- *   standby (standby.signal; primary_conninfo from the managed settings file).
+ *   standby (standby.signal; primary_conninfo from the managed settings file). It keeps looking
+ *   every `rejoinInterval` after that, and starts a standby that stopped again.
  * - status: running means the server answers and is not in recovery (the primary).
  *
  * Every command goes through the injected {@link Exec}, as the resource's OS user; the decisions
@@ -114,6 +115,9 @@ export class PostgresqlDriver implements ServiceDriver {
    */
   async stop(): Promise<void> {
     this.#wantStandby = true;
+    // A rewind or base backup under way: the server is down and the node rejoining already. Not
+    // queued behind it: a failed start's undo (or a failover) must not wait for a base backup.
+    if (this.#rewriting) return;
     await this.#serial(() => this.#leavePrimaryDuty());
     this.#scheduleRejoin(0);
   }
@@ -197,9 +201,9 @@ export class PostgresqlDriver implements ServiceDriver {
     if (!this.#wantStandby || this.#closed) return;
     this.#rejoinTimer = setTimeout(() => {
       this.#serial(() => this.#rejoinOnce()).then(
-        (done) => {
-          if (!done) this.#scheduleRejoin(this.#r.rejoinIntervalMs);
-        },
+        // Done or not, it looks again: a standby that stopped (crashed, or stopped by hand) is
+        // started again, for as long as this node is to be a standby.
+        () => this.#scheduleRejoin(this.#r.rejoinIntervalMs),
         (err: unknown) => {
           this.#problem(err instanceof Error ? err.message : String(err));
           this.#scheduleRejoin(this.#r.rejoinIntervalMs);
@@ -209,32 +213,33 @@ export class PostgresqlDriver implements ServiceDriver {
     this.#rejoinTimer.unref();
   }
 
-  /** One attempt to make this node a hot standby; true when it is one (or nobody wants it any more). */
-  async #rejoinOnce(): Promise<boolean> {
-    if (!this.#wantStandby || this.#closed) return true;
+  /** One attempt to make this node a hot standby (nothing when it is one, or is no longer to be one). */
+  async #rejoinOnce(): Promise<void> {
+    if (!this.#wantStandby || this.#closed) return;
     const { server } = await this.#server();
     const data = server === 'down' ? await this.#data() : 'primary';
     const plan = rejoinPlan(server, data);
     if (plan.step === 'done') {
       if (this.#lastRejoinProblem !== 'done') this.#logger.info('hot standby');
       this.#lastRejoinProblem = 'done';
-      return true;
+      return;
     }
-    if (plan.step === 'wait') return false;
+    if (plan.step === 'wait') return;
     if (plan.needsPrimary) {
       const primary = await this.#primaryAnswers();
       if (primary !== true) {
         this.#problem(`waiting for a primary at ${this.#r.primaryHost}:${this.#r.port} to ${plan.step === 'rewind' ? 'rewind from' : 'copy'}: ${primary}`);
-        return false;
+        return;
       }
       // A start that came while we looked takes the node back.
-      if (!this.#wantStandby) return true;
+      if (!this.#wantStandby) return;
     }
     this.#logger.info({ data, step: plan.step }, 'rejoining as a standby');
+    this.#lastRejoinProblem = undefined;
     if (plan.step === 'rewind') await this.#rewriteData('rewind');
     else if (plan.step === 'base-backup') await this.#rewriteData('base backup');
     await this.#startStandby();
-    return false; // the next attempt sees it running as a standby (or starting)
+    // The next look sees it running as a standby (or still starting).
   }
 
   async #rewriteData(first: 'rewind' | 'base backup'): Promise<void> {

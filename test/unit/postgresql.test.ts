@@ -7,6 +7,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { PostgresqlResource } from '../../src/config/types.js';
 import {
@@ -27,7 +30,7 @@ import {
   type DataKind,
   type ServerState,
 } from '../../src/drivers/postgresql-commands.js';
-import { PostgresqlDriver } from '../../src/drivers/postgresql.js';
+import { PostgresqlDriver, PostgresqlRejoinBusyError } from '../../src/drivers/postgresql.js';
 import { ExecError, type Exec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
 import { packageFor } from '../../src/distro/packages.js';
@@ -289,4 +292,56 @@ describe('the driver\'s stop', () => {
     await assert.rejects(driver.stop(), /stop the server \(immediate\).*server does not shut down/);
     await driver.close();
   });
+
+  it('while a rewind runs, a start is refused at once and a stop returns at once (neither waits for it)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'haoscar-pg-unit-'));
+    // The driver's rejoin timer does not keep a process alive (the agent does): this test does.
+    const alive = setInterval(() => undefined, 1_000);
+    try {
+      // An old primary's data directory (what pg_controldata says is the fake's).
+      await writeFile(join(dir, 'PG_VERSION'), '15\n');
+      await writeFile(join(dir, 'postgresql.conf'), `${INCLUDE_LINE}\n`);
+      let release!: () => void;
+      const rewinding = new Promise<void>((resolve) => (release = resolve));
+      let rewindStarted!: () => void;
+      const started = new Promise<void>((resolve) => (rewindStarted = resolve));
+      const ran: string[] = [];
+      const exec: Exec = async (_file, args) => {
+        const tool = (args[3] ?? '').split('/').pop()!;
+        const sub = args[4];
+        ran.push(`${tool}${tool === 'pg_ctl' ? ` ${sub}` : ''}`);
+        if (tool === 'pg_ctl' && sub === 'status') return { exitCode: 3, stdout: '', stderr: '' };
+        if (tool === 'pg_controldata') return { exitCode: 0, stdout: 'Database cluster state:               in production\n', stderr: '' };
+        if (tool === 'psql') return { exitCode: 0, stdout: 'f', stderr: '' };
+        if (tool === 'pg_rewind') {
+          rewindStarted();
+          await rewinding;
+        }
+        return { exitCode: 0, stdout: '', stderr: '' };
+      };
+      const driver = new PostgresqlDriver({ ...R, dataDir: dir, rejoinIntervalMs: 60_000 }, { exec, logger: silentLogger, node: 'b', runningAs: { uid: 0, user: 'root' } });
+      await driver.stop();
+      await started;
+      await assert.rejects(driver.start(), (err: unknown) => err instanceof PostgresqlRejoinBusyError && /a rewind is rewriting its data directory/.test(err.message));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([driver.stop(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the stop waited for the rewind')), 2_000)))]);
+      clearTimeout(timer);
+      assert.ok(!ran.includes('pg_ctl stop'), 'nothing to stop: the server is down');
+      release();
+      await waitUntil(() => ran.includes('pg_ctl start'));
+      assert.deepEqual(ran.filter((c) => ['pg_rewind', 'touch', 'pg_ctl start'].includes(c)), ['pg_rewind', 'touch', 'pg_ctl start'], 'rewound, then started as a standby');
+      await driver.close();
+    } finally {
+      clearInterval(alive);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
