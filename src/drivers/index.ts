@@ -81,8 +81,11 @@ export function createResourceDriver(resource: Resource, deps: DriverDeps): Serv
       return new FilesystemDriver(resource, { exec: deps.exec, logger: deps.logger });
     case 'ocf':
       return new OcfDriver(resource, { exec: deps.exec, logger: deps.logger });
-    case 'postgresql':
-      return new PostgresqlDriver(resource, { exec: deps.exec, logger: deps.logger, ...(deps.node ? { node: deps.node } : {}) });
+    case 'postgresql': {
+      // Its own cgroup, as a process service's: the server must outlive a restart of the agent.
+      const cgroup = deps.cgroupRoot === undefined ? undefined : processCgroup(resource.name, deps.cgroupRoot, deps);
+      return new PostgresqlDriver(resource, { exec: deps.exec, logger: deps.logger, ...(deps.node ? { node: deps.node } : {}), ...(cgroup ? { cgroup } : {}) });
+    }
   }
 }
 

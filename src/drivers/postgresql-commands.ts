@@ -173,12 +173,23 @@ export function rejoinPlan(server: ServerState, data: DataKind): RejoinStep {
   }
 }
 
+const GUARD_STOP_SCRIPT = '"$1" status -D "$2" >/dev/null 2>&1; s=$?; if [ "$s" -eq 3 ] || [ "$s" -eq 4 ]; then exit 0; fi; exec "$1" stop -D "$2" -m immediate -w -t "$3"';
+
 /** The argument vectors the driver runs (as the resource's OS user: see {@link asUser}). */
 export const pgCommands = {
   status: (r: PostgresqlResource) => [join(r.bin, 'pg_ctl'), 'status', '-D', configDirOf(r)],
   start: (r: PostgresqlResource) => [join(r.bin, 'pg_ctl'), 'start', '-D', configDirOf(r), '-l', r.logFile, '-w', '-t', String(Math.ceil(r.timeoutMs / 1000))],
   stop: (r: PostgresqlResource, mode: 'fast' | 'immediate') => [join(r.bin, 'pg_ctl'), 'stop', '-D', configDirOf(r), '-m', mode, '-w', '-t', String(Math.ceil(r.timeoutMs / 1000))],
   promote: (r: PostgresqlResource) => [join(r.bin, 'pg_ctl'), 'promote', '-D', configDirOf(r), '-w', '-t', String(Math.ceil(r.timeoutMs / 1000))],
+  /**
+   * The lease guard's release: `pg_ctl stop -m immediate`, and success when no server runs (pg_ctl
+   * status 3 or 4), where pg_ctl stop would fail: after a crash, the guard of the restarted node
+   * releases the group it held, and a failed release keeps the group held. A constant script;
+   * pg_ctl, the directory and the timeout are its arguments, never part of its text.
+   */
+  guardStop: (r: PostgresqlResource) => [
+    'sh', '-c', GUARD_STOP_SCRIPT, 'haoscar-pg-stop', join(r.bin, 'pg_ctl'), configDirOf(r), String(Math.ceil(r.timeoutMs / 1000)),
+  ],
   controlData: (r: PostgresqlResource) => [join(r.bin, 'pg_controldata'), '-D', r.dataDir],
   /** One value from the local server through its socket, as the OS user (peer or trust authentication). */
   localQuery: (r: PostgresqlResource, sql: string) => [join(r.bin, 'psql'), '-X', '-A', '-t', '-q', '-h', r.socketDir, '-p', String(r.port), '-U', r.user, '-d', 'postgres', '-c', sql],

@@ -25,6 +25,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ensureCgroup } from '../cgroup.js';
 import type { PostgresqlResource } from '../config/types.js';
 import { ExecError, lastLine, type Exec, type ExecOptions } from '../exec.js';
 import type { Logger } from '../log.js';
@@ -50,6 +51,12 @@ import {
 export interface PostgresqlDriverDeps {
   exec: Exec;
   logger: Logger;
+  /**
+   * A cgroup v2 directory of the resource's own (serviceCgroupPath) that the server is started
+   * in: outside the agent's unit, whose processes systemd kills when the agent stops (KillMode=
+   * mixed), so that restarting the agent does not kill the primary it re-attaches to.
+   */
+  cgroup?: string;
   /** This node's name: the standby's application_name (pg_stat_replication shows it). */
   node?: string;
   /** Who the agent runs as (tests); default: the process's user. */
@@ -65,6 +72,12 @@ export class PostgresqlRejoinBusyError extends Error {
 }
 
 const POLL_MS = 200;
+/**
+ * Run by /bin/sh as root: moves the shell into the cgroup named by $1, then execs the rest (runuser,
+ * pg_ctl), so the server pg_ctl forks starts inside it. A constant: the cgroup and the command are
+ * arguments, never part of the script's text (process.ts does the same for its services).
+ */
+const ENTER_CGROUP_SCRIPT = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"';
 /** `pg_ctl status` exit codes: 3 not running, 4 no accessible data directory. */
 const NOT_RUNNING = [3, 4];
 
@@ -75,6 +88,7 @@ export class PostgresqlDriver implements ServiceDriver {
   readonly #logger: Logger;
   readonly #node: string;
   readonly #runningAs: { uid: number; user: string };
+  readonly #cgroup: string | undefined;
   /** Starts, stops and rejoin attempts run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Set by stop, cleared by start: the background rejoin goes on only while this is true. */
@@ -93,6 +107,7 @@ export class PostgresqlDriver implements ServiceDriver {
       const u = userInfo();
       return { uid: u.uid, user: u.username };
     })();
+    this.#cgroup = deps.cgroup;
     this.#logger = deps.logger.child({ driver: 'postgresql', dataDir: resource.dataDir });
   }
 
@@ -130,9 +145,12 @@ export class PostgresqlDriver implements ServiceDriver {
     return { running: false, detail: `not running${this.#rewriting ? ` (a ${this.#rewriting} is under way)` : ''}` };
   }
 
-  /** Stopping the server at once, bounded: the guard releases a group it holds only when the node owns it (its server is the primary). */
+  /**
+   * Stopping the server at once, bounded (the guard releases a group it holds only when the node
+   * owns it: its server is the primary); a server that is not running is released already.
+   */
   guardActions(): GuardAction[] {
-    return [{ kind: 'run', timeoutMs: this.#r.timeoutMs, argv: this.#as(pgCommands.stop(this.#r, 'immediate')) }];
+    return [{ kind: 'run', timeoutMs: this.#r.timeoutMs + 5000, argv: this.#as(pgCommands.guardStop(this.#r)) }];
   }
 
   /** No more rejoin attempts (the agent is shutting down); the server is left as it is. */
@@ -164,7 +182,7 @@ export class PostgresqlDriver implements ServiceDriver {
         case 'start-primary':
           await this.#writeSettings();
           await this.#run(['rm', '-f', join(this.#r.dataDir, 'standby.signal'), join(this.#r.dataDir, 'recovery.signal')], 'remove the standby signal');
-          await this.#run(pgCommands.start(this.#r), 'start the server as the primary');
+          await this.#startServer('start the server as the primary');
           await this.#waitForPrimary(deadline);
           return;
         case 'start-standby-then-promote':
@@ -269,7 +287,17 @@ export class PostgresqlDriver implements ServiceDriver {
   async #startStandby(): Promise<void> {
     await this.#writeSettings();
     await this.#run(['touch', join(this.#r.dataDir, 'standby.signal')], 'write the standby signal');
-    await this.#run(pgCommands.start(this.#r), 'start the server as a standby');
+    await this.#startServer('start the server as a standby');
+  }
+
+  /** pg_ctl start, in the resource's cgroup when it has one (the server it forks stays there). */
+  async #startServer(what: string): Promise<void> {
+    if (!this.#cgroup) {
+      await this.#run(pgCommands.start(this.#r), what);
+      return;
+    }
+    ensureCgroup(this.#cgroup);
+    await this.#run(pgCommands.start(this.#r), what, undefined, {}, (argv) => ['sh', '-c', ENTER_CGROUP_SCRIPT, 'haoscar-cgroup', this.#cgroup!, ...argv]);
   }
 
   /** Writes the managed settings file and makes postgresql.conf include it. */
@@ -343,8 +371,8 @@ export class PostgresqlDriver implements ServiceDriver {
     return asUser(this.#r.user, argv, this.#runningAs);
   }
 
-  async #run(argv: readonly string[], what: string, timeoutMs = this.#r.timeoutMs + 5000, opts: Omit<ExecOptions, 'timeoutMs'> = {}) {
-    const [file, ...args] = this.#as(argv);
+  async #run(argv: readonly string[], what: string, timeoutMs = this.#r.timeoutMs + 5000, opts: Omit<ExecOptions, 'timeoutMs'> = {}, wrap = (a: string[]) => a) {
+    const [file, ...args] = wrap(this.#as(argv));
     try {
       // C locale: pg_controldata's field names and the tools' messages in English.
       return await this.#exec(file!, args, { ...opts, timeoutMs, env: { LC_ALL: 'C', ...opts.env } });

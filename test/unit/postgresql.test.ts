@@ -242,6 +242,41 @@ describe('commands', () => {
   });
 });
 
+describe('the lease guard\'s release', () => {
+  const B = '/usr/lib/postgresql/15/bin';
+  const driver = new PostgresqlDriver(R, { exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }), logger: silentLogger, node: 'a', runningAs: { uid: 0, user: 'root' } });
+  const [action] = driver.guardActions();
+  it('is pg_ctl stop -m immediate as postgres, through a constant script', () => {
+    assert.ok(action?.kind === 'run');
+    assert.deepEqual(action.argv.slice(0, 6), ['runuser', '-u', 'postgres', '--', 'sh', '-c']);
+    assert.deepEqual(action.argv.slice(7), ['haoscar-pg-stop', `${B}/pg_ctl`, '/srv/pg/data', '30']);
+    assert.equal(action.timeoutMs, 35_000);
+  });
+
+  // The script itself, with a pg_ctl double: 'status' exits as told, 'stop' says it ran.
+  const script = (action?.kind === 'run' ? action.argv[6] : '')!;
+  const table: [string, number, number, string][] = [
+    ['no server running (status 3): released already', 3, 0, ''],
+    ['no data directory (status 4): released already', 4, 0, ''],
+    ['a server running (status 0): stopped immediately', 0, 0, 'stop -D /srv/pg/data -m immediate -w -t 30'],
+  ];
+  for (const [what, status, exit, said] of table) {
+    it(what, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'haoscar-pg-guard-'));
+      try {
+        const fake = join(dir, 'pg_ctl');
+        await writeFile(fake, `#!/bin/sh\nif [ "$1" = status ]; then exit ${status}; fi\necho "$@"\n`, { mode: 0o755 });
+        const { execa } = await import('execa');
+        const r = await execa('sh', ['-c', script, 'haoscar-pg-stop', fake, '/srv/pg/data', '30'], { reject: false });
+        assert.equal(r.exitCode, exit);
+        assert.equal(r.stdout, said);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
 describe('doctor', () => {
   it('names the programs a node needs and, on Debian, their package', () => {
     const cfg = parseConfig(config('{ type: postgresql, name: db, dataDir: /srv/pg, primaryHost: 10.0.0.100 }'));
