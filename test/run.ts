@@ -76,6 +76,9 @@ const ALONE: Record<string, number> = {
   // each, of Python); the second waits out a failed fence's 20 s and its 30 s retry: the file
   // took 180 s beside the other helpers' lab tests.
   [join('test', 'lab', 'fence-ipmi.test.ts')]: 420_000,
+  // Two labs, each with two PostgreSQL servers, a base backup, a failover and a pg_rewind after
+  // the old owner's agent restarts: 45 s each alone, 150 s each on a loaded 2-core machine.
+  [join('test', 'lab', 'postgresql-replication.test.ts')]: 600_000,
 };
 
 /** The spec reporter's "failing tests" part of each run that failed, repeated at the very end. */

@@ -225,6 +225,10 @@ function normalise(raw: RawConfig): Config {
             return { ...c, ...common, timeoutMs: timeout };
           }
           if (rest.type === 'vip' || rest.type === 'ocf') return { ...rest, ...common };
+          if (rest.type === 'postgresql') {
+            const { timeout, rejoinTimeout, rejoinInterval, ...pg } = rest;
+            return { ...pg, ...common, timeoutMs: timeout, rejoinTimeoutMs: rejoinTimeout, rejoinIntervalMs: rejoinInterval };
+          }
           if (rest.driver === 'process') {
             const { stopTimeout, ...p } = rest;
             return { ...p, ...common, stopTimeoutMs: stopTimeout };

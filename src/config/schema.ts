@@ -346,8 +346,49 @@ export const ocfResourceSchema = section('an ocf resource', {
   check: checkSchema.optional(),
   healing: healingSchema.optional(),
 });
-export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema, drbdResourceSchema, filesystemResourceSchema, ocfResourceSchema], {
-  error: "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem' or 'ocf'",
+const PG_ROLE = 'expected a PostgreSQL role name such as replicator (letters, digits, _)';
+const OS_USER = 'expected a user name such as postgres';
+const PG_HOST = 'expected a host name or IP address (the group\'s VIP address, without its prefix length)';
+export const postgresqlResourceSchema = section('a postgresql resource', {
+  /** A PostgreSQL server replicated by streaming replication: primary on the owner, hot standby elsewhere (docs/postgresql.md). */
+  type: z.literal('postgresql'),
+  name: name('resource'),
+  /** The data directory (pg_rewind's and pg_basebackup's target), e.g. /var/lib/postgresql/15/main. */
+  dataDir: absPath('the data directory'),
+  /** Where postgresql.conf is (pg_ctl -D): Debian's /etc/postgresql/15/main; default: the data directory. */
+  configDir: absPath('the configuration directory').optional(),
+  /** initdb, pg_ctl, pg_controldata, pg_rewind, pg_basebackup, psql. */
+  bin: absPath('the PostgreSQL programs\' directory').default('/usr/lib/postgresql/15/bin'),
+  /** The operating system user the server and its tools run as. */
+  user: z.string({ error: OS_USER }).regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: OS_USER }).default('postgres'),
+  port: int(1, 65535).default(5432),
+  /** The server's Unix socket directory (the driver's own queries go through it, as the OS user). */
+  socketDir: absPath('the socket directory').default('/var/run/postgresql'),
+  /** The server's output (pg_ctl -l). */
+  logFile: absPath('the server log file').default('/var/log/postgresql/haoscar-postgresql.log'),
+  /** The address a standby follows and rewinds from: the group's VIP, which is always on the primary. */
+  primaryHost: z.string({ error: PG_HOST }).regex(/^[A-Za-z0-9_.:%-]+$/, { error: PG_HOST }).refine((h) => !h.startsWith('-'), { error: PG_HOST }),
+  /** The role standbys replicate as (REPLICATION, plus pg_rewind's function grants: docs/postgresql.md). */
+  replicationUser: z.string({ error: PG_ROLE }).regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { error: PG_ROLE }).default('replicator'),
+  /** A pgpass file (readable by the OS user only) with the replication role's password; absent: no password (trust, cert). */
+  passFile: absPath('the pgpass file').optional(),
+  /**
+   * true: a commit is acknowledged only once the standby has it (synchronous_standby_names '*'),
+   * and a primary without a standby blocks commits. false: acknowledged commits the standby had
+   * not received yet are lost at a failover. docs/postgresql.md says which to choose.
+   */
+  synchronous: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Each start, stop, promote and query must finish within this. */
+  timeout: duration({ min: 1000 }).prefault('60s'),
+  /** A rewind or a base backup (rejoining as a standby) must finish within this. */
+  rejoinTimeout: duration({ min: 1000 }).prefault('1h'),
+  /** How often a node that is to be a standby tries again to rejoin while the primary cannot be reached. */
+  rejoinInterval: duration({ min: 100 }).prefault('5s'),
+  check: checkSchema.optional(),
+  healing: healingSchema.optional(),
+});
+export const resourceSchema = z.discriminatedUnion('type', [serviceResourceSchema, vipResourceSchema, commandResourceSchema, drbdResourceSchema, filesystemResourceSchema, ocfResourceSchema, postgresqlResourceSchema], {
+  error: "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem', 'ocf' or 'postgresql'",
 });
 
 // ---------------------------------------------------------------------------------- data

@@ -112,7 +112,30 @@ export interface OcfResource extends ResourceBase {
   ocfRoot: string;
 }
 
-export type Resource = ServiceResource | VipResource | CommandResource | DrbdResource | FilesystemResource | OcfResource;
+/**
+ * A PostgreSQL server replicated by streaming replication (src/drivers/postgresql.ts): primary
+ * on the group's owner, a hot standby following `primaryHost` elsewhere.
+ */
+export interface PostgresqlResource extends ResourceBase {
+  type: 'postgresql';
+  dataDir: string;
+  /** pg_ctl -D: where postgresql.conf is (the data directory unless said). */
+  configDir?: string;
+  bin: string;
+  user: string;
+  port: number;
+  socketDir: string;
+  logFile: string;
+  primaryHost: string;
+  replicationUser: string;
+  passFile?: string;
+  synchronous: boolean;
+  timeoutMs: number;
+  rejoinTimeoutMs: number;
+  rejoinIntervalMs: number;
+}
+
+export type Resource = ServiceResource | VipResource | CommandResource | DrbdResource | FilesystemResource | OcfResource | PostgresqlResource;
 
 /** Directories replicated from a group's owner to its standbys with rsync. */
 export interface FileSet {

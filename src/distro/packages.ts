@@ -9,7 +9,7 @@
 import { drbdRepository, haRepository, type Distro, type Family, type FlavourProfile, type PackageManager } from './families.js';
 
 /** Programs doctor knows the packages of. */
-export const KNOWN_TOOLS = ['ip', 'arping', 'send_ua', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent'] as const;
+export const KNOWN_TOOLS = ['ip', 'arping', 'send_ua', 'rsync', 'ssh', 'fuser', 'mount', 'umount', 'fsck', 'drbdadm', 'drbdsetup', 'systemctl', 'chronyc', 'fence-agent', 'ocf-agent', 'runuser'] as const;
 export type KnownTool = (typeof KNOWN_TOOLS)[number];
 
 export const TOOL_PACKAGES: Record<KnownTool, Record<Family, string>> = {
@@ -40,6 +40,8 @@ export const TOOL_PACKAGES: Record<KnownTool, Record<Family, string>> = {
   // The OCF resource agents of type: ocf resources (<OCF_ROOT>/resource.d/heartbeat/IPaddr2, ...).
   // (Ubuntu splits it into resource-agents-base and -extra; resource-agents installs both.)
   'ocf-agent': { debian: 'resource-agents', rhel: 'resource-agents', suse: 'resource-agents' },
+  // type: postgresql runs PostgreSQL's programs as its OS user through it.
+  runuser: { debian: 'util-linux', rhel: 'util-linux', suse: 'util-linux' },
 };
 
 /** Where a flavour differs from its family: RHEL's drbd-utils is ELRepo's drbd9x-utils (families.ts, drbdRepository). */
@@ -61,6 +63,10 @@ export function packageFor(tool: string, distro: PackageTarget): string | undefi
   const base = tool.slice(tool.lastIndexOf('/') + 1);
   if (/^fence_[a-z0-9_]+$/.test(base)) return distro.family === 'rhel' && IPMI_FENCE_AGENTS.has(base) ? 'fence-agents-ipmilan' : packageOf('fence-agent', distro);
   if (/\/resource\.d\/heartbeat\/[^/]+$/.test(tool)) return packageOf('ocf-agent', distro);
+  // Debian's PostgreSQL keeps each major version's programs in /usr/lib/postgresql/<major>/bin
+  // (type: postgresql's default `bin`); other families install them elsewhere, under other names.
+  const pg = /^\/usr\/lib\/postgresql\/(\d+)\/bin\/[^/]+$/.exec(tool);
+  if (pg) return distro.family === 'debian' ? `postgresql-${pg[1]}` : undefined;
   return (KNOWN_TOOLS as readonly string[]).includes(base) ? packageOf(base as KnownTool, distro) : undefined;
 }
 

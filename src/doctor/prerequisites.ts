@@ -3,6 +3,7 @@
  * its file sets and fencing run, and the Temporal CLI where it serves the embedded server.
  * Pure: which ones are there is looked up by the caller.
  */
+import { join } from 'node:path';
 import type { Config, Resource } from '../config/types.js';
 import { agentPath } from '../drivers/ocf.js';
 import { DEFAULT_INIT_DIR } from '../drivers/sysv.js';
@@ -43,6 +44,11 @@ function resourceTools(r: Resource, where: string): RequiredTool[] {
         return [{ tool: r.command[0]!, why }];
       case 'ocf':
         return [{ tool: agentPath(r), why: `${why}: OCF agent ${r.agent}` }];
+      case 'postgresql':
+        return [
+          ...['pg_ctl', 'pg_controldata', 'pg_rewind', 'pg_basebackup', 'psql'].map((p) => ({ tool: join(r.bin, p), why })),
+          { tool: 'runuser', why: `${why}: its programs run as ${r.user}` },
+        ];
     }
   })();
   const check =

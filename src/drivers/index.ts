@@ -8,6 +8,7 @@ import { CommandDriver } from './command.js';
 import { DrbdDriver } from './drbd.js';
 import { FilesystemDriver } from './filesystem.js';
 import { OcfDriver } from './ocf.js';
+import { PostgresqlDriver } from './postgresql.js';
 import { VipDriver } from './vip.js';
 import type { Exec } from '../exec.js';
 import type { Logger } from '../log.js';
@@ -39,6 +40,7 @@ export { DrbdDriver, DrbdPeerPrimaryError, DrbdResourceNotConfiguredError, DrbdS
 export type { DrbdSplitBrainReport, DrbdSyncProgress, WaitUpToDateOptions } from './drbd.js';
 export { FilesystemBusyError, FilesystemDriver, MountpointTakenError } from './filesystem.js';
 export { OcfDriver } from './ocf.js';
+export { PostgresqlDriver, PostgresqlRejoinBusyError } from './postgresql.js';
 
 export interface DriverDeps {
   exec: Exec;
@@ -79,6 +81,11 @@ export function createResourceDriver(resource: Resource, deps: DriverDeps): Serv
       return new FilesystemDriver(resource, { exec: deps.exec, logger: deps.logger });
     case 'ocf':
       return new OcfDriver(resource, { exec: deps.exec, logger: deps.logger });
+    case 'postgresql': {
+      // Its own cgroup, as a process service's: the server must outlive a restart of the agent.
+      const cgroup = deps.cgroupRoot === undefined ? undefined : processCgroup(resource.name, deps.cgroupRoot, deps);
+      return new PostgresqlDriver(resource, { exec: deps.exec, logger: deps.logger, ...(deps.node ? { node: deps.node } : {}), ...(cgroup ? { cgroup } : {}) });
+    }
   }
 }
 

@@ -2,7 +2,8 @@
  * A resource driver: how HA-OSCAR starts, stops and asks about one resource on this node.
  * One file per implementation: service managers (`process.ts`, `systemd.ts`, `sysv.ts`), a
  * virtual IP (`vip.ts`), start/stop/monitor scripts (`command.ts`), a DRBD resource
- * (`drbd.ts`), a filesystem mount (`filesystem.ts`) and an OCF resource agent (`ocf.ts`).
+ * (`drbd.ts`), a filesystem mount (`filesystem.ts`), an OCF resource agent (`ocf.ts`) and a
+ * replicated PostgreSQL server (`postgresql.ts`).
  *
  * Contract: `start` and `stop` are idempotent (starting a running service and stopping a
  * stopped one succeed), because a retried activity may run them twice.
@@ -24,7 +25,7 @@ export interface ProcessExit {
 import type { GuardAction } from '../guard/protocol.js';
 
 export interface ServiceDriver {
-  readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command' | 'drbd' | 'filesystem' | 'ocf';
+  readonly kind: 'process' | 'systemd' | 'sysv' | 'vip' | 'command' | 'drbd' | 'filesystem' | 'ocf' | 'postgresql';
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): Promise<ServiceStatus>;

@@ -695,7 +695,7 @@ const INVALID: InvalidCase[] = [
       - { type: service, name: db, driver: systemd, unit: db.service, check: { type: ping } }
     `),
     issues: [
-      ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem' or 'ocf'"],
+      ['groups[0].resources[0].type', "expected a resource with type 'service', 'vip', 'command', 'drbd', 'filesystem', 'ocf' or 'postgresql'"],
       ['groups[0].resources[1].check.type', "expected a check with type 'process', 'tcp', 'http', 'command', 'status', 'disk', 'memory', 'cpu', 'file' or 'icmp'"],
     ],
   },
