@@ -72,6 +72,12 @@ const ALONE: Record<string, number> = {
   // Eight `haoscar reload` runs and a switchover, each a CLI start under tsx, while it asserts
   // that no client request through the VIP fails: 60 s alone, and load would fail requests.
   [join('test', 'lab', 'secret-rotation.test.ts')]: 420_000,
+  // Debian's Slurm, munge and dnsmasq in the lab (issue 13 item 2): a failover with a job that runs
+  // 30 s through it, then a switchover back (a CLI start under tsx) with a 20 s job: 2-3 minutes
+  // on a loaded 2-core machine.
+  [join('test', 'lab', 'slurm-failover.test.ts')]: 420_000,
+  // The same lab, a kill right after a submission and the lost job's fate (about 1.5 minutes).
+  [join('test', 'lab', 'slurm-sync-lag.test.ts')]: 300_000,
 };
 
 /** The spec reporter's "failing tests" part of each run that failed, repeated at the very end. */

@@ -27,7 +27,7 @@ const missing = missingSlurmPrograms();
 test('the head node dies with a job running and two queued: the standby serves the same queue, the jobs finish, DHCP answers from it; a switchover back loses no job', {
   skip: missing.length > 0 && `missing ${missing.join(', ')}: apt-get install slurmctld slurmd slurm-client munge dnsmasq-base busybox`,
 }, async (t) => {
-  const s = await setUpSlurm(t);
+  const s = await setUpSlurm((fn) => t.after(fn));
   const { lab, cluster } = s;
   const before = await s.dhcpLease();
   assert.equal(before.server, lab.address('n1'), `n1's dnsmasq answers:\n${before.output}`);

@@ -23,7 +23,6 @@ import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { NetLab } from './netlab.js';
 import { LabCluster, ROOT, type ClusterTiming } from './cluster.js';
 import { TIMING, LONG_LEASE } from './failover-setup.js';
@@ -60,9 +59,10 @@ export interface SlurmLab {
 /**
  * Builds the lab (n1, n2, the client, c1, dhcp), writes the configurations, starts munged and
  * slurmd on c1 and munged on the client, then the cluster (the group lands on n1), and waits until
- * the controller answers through the VIP and c1 is idle. Everything is torn down after the test.
+ * the controller answers through the VIP and c1 is idle. `after` registers the teardown (a test's
+ * `(fn) => t.after(fn)`).
  */
-export async function setUpSlurm(t: TestContext, timing: Partial<ClusterTiming> = {}, fileSet = 'batch: 100ms, verifyEvery: 1h'): Promise<SlurmLab> {
+export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, timing: Partial<ClusterTiming> = {}, fileSet = 'batch: 100ms, verifyEvery: 1h'): Promise<SlurmLab> {
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra: [COMPUTE, DHCP_CLIENT] });
   const dir = lab.dir;
   // The file set: <lab>/data, each head's own copy (cluster.ts); the controller's state and
@@ -109,7 +109,7 @@ export async function setUpSlurm(t: TestContext, timing: Partial<ClusterTiming> 
       ...(timing.resources ?? []),
     ],
   }, { fileSet });
-  t.after(async () => {
+  after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
     await cluster.close();
     await lab.close();
