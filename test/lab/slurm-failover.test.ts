@@ -52,6 +52,7 @@ test('the head node dies with a job running and two queued: the standby serves t
   const g = await cluster.group();
 
   const squeue = sampleSqueue(s);
+  await expect(cluster, 'squeue answers before the kill', async () => squeue.calls.some((c) => c.ok) || undefined, 30_000);
   const killedAt = Date.now();
   await lab.killHost('n1');
   await cluster.waitForGroup((x) => x.owner === 'n2' && x.state === 'running', 'n2 owns the group', 90_000);

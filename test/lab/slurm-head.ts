@@ -169,13 +169,16 @@ export function sampleSqueue(s: SlurmLab) {
   })();
   return {
     calls,
-    /** The longest time between two successful answers after `from` (the outage a user saw). */
+    /**
+     * The longest time without a successful answer from `from` (the kill) on: between two answers,
+     * or from `from` to the first answer after it (the outage a user saw).
+     */
     async stop(from: number) {
       running = false;
       await done;
-      const ok = calls.filter((c) => c.ok).map((c) => c.end);
+      const ok = [from, ...calls.filter((c) => c.ok && c.end > from).map((c) => c.end)];
       let longest = 0;
-      for (let i = 1; i < ok.length; i++) if (ok[i]! > from) longest = Math.max(longest, ok[i]! - Math.max(ok[i - 1]!, from));
+      for (let i = 1; i < ok.length; i++) longest = Math.max(longest, ok[i]! - ok[i - 1]!);
       return { longestGapMs: longest, failed: calls.filter((c) => !c.ok && c.start >= from).length };
     },
   };
