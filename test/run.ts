@@ -79,6 +79,12 @@ const ALONE: Record<string, number> = {
   // Two labs, each with two PostgreSQL servers, a base backup, a failover and a pg_rewind after
   // the old owner's agent restarts: 45 s each alone, 150 s each on a loaded 2-core machine.
   [join('test', 'lab', 'postgresql-replication.test.ts')]: 600_000,
+  // Debian's Slurm, munge and dnsmasq in the lab (issue 13 item 2): a failover with a job that runs
+  // 30 s through it, then a switchover back (a CLI start under tsx) with a 20 s job: 2-3 minutes
+  // on a loaded 2-core machine.
+  [join('test', 'lab', 'slurm-failover.test.ts')]: 420_000,
+  // The same lab, a kill right after a submission and the lost job's fate (about 1.5 minutes).
+  [join('test', 'lab', 'slurm-sync-lag.test.ts')]: 300_000,
 };
 
 /** The spec reporter's "failing tests" part of each run that failed, repeated at the very end. */
