@@ -14,6 +14,7 @@ export interface TestSshd {
   identityFile: string;
   knownHostsFile: string;
   stop(): Promise<void>;
+  restart(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -46,19 +47,35 @@ export async function startTestSshd(dir: string): Promise<TestSshd> {
     'PermitRootLogin forced-commands-only', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
     'StrictModes no', `PidFile ${join(dir, 'sshd.pid')}`, 'LogLevel ERROR', '',
   ].join('\n'));
-  const child: ResultPromise = execa('/usr/sbin/sshd', ['-D', '-e', '-f', config], { reject: false, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  await waitFor(`sshd listening on 127.0.0.1:${port}`, async () => {
-    if (child.exitCode !== null) throw new Error(`sshd exited: ${stderr}`);
-    const r = await execa('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], { reject: false, timeout: 5000 });
-    return r.stdout.includes('ssh-ed25519') ? true : undefined;
-  }, 15_000, 100);
+  let child: ResultPromise | undefined;
+  const spawn = async () => {
+    const proc: ResultPromise = execa('/usr/sbin/sshd', ['-D', '-e', '-f', config], { reject: false, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = proc;
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    await waitFor(`sshd listening on 127.0.0.1:${port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`sshd exited: ${stderr}`);
+      const r = await execa('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], { reject: false, timeout: 5000 });
+      return r.stdout.includes('ssh-ed25519') ? true : undefined;
+    }, 15_000, 100);
+  };
+  // sshd forks a process per connection, in its own process group: killing the listener alone
+  // would leave a transfer running. pkill by the listener's parent pid reaches exactly those.
+  const stop = async () => {
+    const proc = child;
+    if (!proc?.pid) return;
+    await execa('pkill', ['-KILL', '-P', String(proc.pid)], { reject: false });
+    proc.kill('SIGKILL');
+    await proc;
+  };
+  await spawn();
   return {
     port, identityFile, knownHostsFile,
-    async stop() {
-      child.kill('SIGTERM');
-      await child;
+    stop,
+    /** Kills sshd and every connection it serves (a dropped link mid-transfer), then starts it again. */
+    async restart() {
+      await stop();
+      await spawn();
     },
   };
 }

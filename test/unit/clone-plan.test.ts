@@ -118,3 +118,24 @@ test('machine ID: 32 hex digits', () => {
   assert.equal(machineIdOf(new Uint8Array(16).fill(171)), 'ab'.repeat(16));
   assert.throws(() => machineIdOf(new Uint8Array(8)), /16 random bytes/);
 });
+
+test('clone: in haoscar.yaml: defaults, and errors that name the field', async () => {
+  const { parseConfig, ConfigError } = await import('../../src/config/load.js');
+  const base = 'cluster: c\nnodes:\n  - { name: alpha, addresses: [10.213.0.11] }\n';
+  assert.deepEqual(parseConfig(base).clone, { include: ['/'], exclude: [], checksumSample: 200, sshPort: 22 });
+  assert.deepEqual(parseConfig(`${base}clone: { exclude: [/var/cache/*], sshPort: 2222 }\n`).clone.exclude, ['/var/cache/*']);
+  for (const [text, path, message] of [
+    ['clone: { include: [etc] }', 'clone.include', /patterns start at the root/],
+    ['clone: { exclude: /tmp }', 'clone.exclude', /expected a list/],
+    ['clone: { checksumSample: -1 }', 'clone.checksumSample', /integer 0-100000/],
+    ['clone: { includes: [/] }', 'clone', /includes/],
+  ] as const) {
+    try {
+      parseConfig(`${base}${text}\n`);
+      assert.fail(`${text} was accepted`);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.ok(err.issues.some((i) => i.path.startsWith(path) && message.test(`${i.path}: ${i.message}`)), `${text}: ${JSON.stringify(err.issues)}`);
+    }
+  }
+});

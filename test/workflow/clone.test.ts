@@ -21,6 +21,7 @@ import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/wo
 import { TEST_KEY } from '../support/cluster-key.js';
 import { debootstrapTree } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
+import { waitFor } from '../support/wait.js';
 import { createCloneActivities } from '../../activities/clone.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
@@ -159,6 +160,25 @@ test('a debootstrapped root is cloned onto the standby over ssh, fixed up, verif
   assert.equal((await read('etc/machine-id')).trim(), machineId, 'the machine ID is kept');
   assert.equal(await read('etc/ssh/ssh_host_ed25519_key.pub'), hostKey, 'the host keys are kept');
   assert.ok(second.verify?.ok);
+});
+
+test('a copy cut off mid-way (sshd and its connections killed) is retried and resumes: the clone completes', async (t) => {
+  const c = cluster ?? (cluster = await startCluster());
+  await c.web();
+  const fresh = join(dir, 'target-resumed');
+  await mkdir(fresh);
+  const done = runClone(c, { targetRoot: fresh });
+  const copied = async () => Number((await execa('du', ['-sb', fresh], { reject: false })).stdout.split(/\s/)[0] ?? 0);
+  await waitFor('30 MiB copied into the target', async () => (await copied()) > 30 * 1048576, 60_000, 50);
+  const cutAt = await copied();
+  await sshd!.restart();
+  const r = await done;
+  t.diagnostic(`cut at ${cutAt} bytes; the copy took ${r.copy.attempts} attempts, ${r.copy.stats?.transferredFileSize} bytes in the last`);
+  assert.ok(r.copy.attempts >= 2, `the copy was retried: ${JSON.stringify(r.copy)}`);
+  // The retry did not start over: what the first attempt copied was not sent again.
+  assert.ok((r.copy.stats?.transferredFileSize ?? Infinity) < (r.copy.stats?.totalFileSize ?? 0) - cutAt / 2, JSON.stringify(r.copy.stats));
+  assert.ok(r.verify?.ok, JSON.stringify(r.verify));
+  assert.equal(await readFile(join(fresh, 'etc/hostname'), 'utf8'), 'n2\n');
 });
 
 test('a target that holds a group refuses the copy itself, whatever the controller said', async () => {
