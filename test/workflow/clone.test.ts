@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { closeTemporal } from '../support/temporal.js';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
+import { closeTemporal, testWorkerConnection, uniqueName } from '../support/temporal.js';
 import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { TEST_KEY } from '../support/cluster-key.js';
 import { debootstrapTree } from '../support/debootstrap.js';
@@ -25,7 +27,7 @@ import { waitFor } from '../support/wait.js';
 import { createCloneActivities } from '../../activities/clone.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
-import { cloneWorkflowId, clusterTaskQueue, ERROR_TYPES } from '../../workflows/shared.js';
+import { cloneWorkflowId, clusterTaskQueue, ERROR_TYPES, nodeTaskQueue } from '../../workflows/shared.js';
 import type { CloneResult } from '../../workflows/clone.js';
 import type { CloneInput } from '../../workflows/inputs.js';
 
@@ -179,6 +181,31 @@ test('a copy cut off mid-way (sshd and its connections killed) is retried and re
   assert.ok((r.copy.stats?.transferredFileSize ?? Infinity) < (r.copy.stats?.totalFileSize ?? 0) - cutAt / 2, JSON.stringify(r.copy.stats));
   assert.ok(r.verify?.ok, JSON.stringify(r.verify));
   assert.equal(await readFile(join(fresh, 'etc/hostname'), 'utf8'), 'n2\n');
+});
+
+test('a copy order not signed by the workflow worker (someone with access to Temporal only) is refused before anything is done', async () => {
+  const c = cluster ?? (cluster = await startCluster());
+  await c.web();
+  const attackerQueue = `attacker-${c.name}`;
+  const worker = await Worker.create({
+    connection: await testWorkerConnection(),
+    taskQueue: attackerQueue,
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../fixtures/attacker-workflows/index.ts', import.meta.url)), logger: new DefaultLogger('WARN') }),
+  });
+  const running = worker.run();
+  try {
+    const victim = join(dir, 'victim');
+    await mkdir(victim);
+    await writeFile(join(victim, 'precious'), 'the standby\'s own data\n');
+    const input = { source: 'n1', sourceHost: '127.0.0.1', sourceRoot: source, targetRoot: victim, filters: ['+ /**'], dryRun: false, checksum: false };
+    const outcome = await failureType(c.client.workflow.execute('forge', { taskQueue: attackerQueue, workflowId: uniqueName('forge-clone'), args: [{ taskQueue: nodeTaskQueue(c.name, 'n2'), activity: 'cloneCopy', input }] }));
+    assert.match(outcome, new RegExp(`^${ERROR_TYPES.Unauthenticated}: node n2 refused cloneCopy`));
+    assert.equal(await readFile(join(victim, 'precious'), 'utf8'), 'the standby\'s own data\n', 'nothing was deleted');
+    await assert.rejects(stat(join(victim, 'etc')), 'nothing was copied');
+  } finally {
+    worker.shutdown();
+    await running;
+  }
 });
 
 test('a target that holds a group refuses the copy itself, whatever the controller said', async () => {
