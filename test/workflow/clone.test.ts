@@ -11,14 +11,15 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
-import { closeTemporal, testWorkerConnection, uniqueName } from '../support/temporal.js';
+import { closeTemporal, temporalAddress, testWorkerConnection, uniqueName } from '../support/temporal.js';
+import { haoscarCli } from '../support/lab.js';
 import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { TEST_KEY } from '../support/cluster-key.js';
 import { debootstrapTree } from '../support/debootstrap.js';
@@ -70,6 +71,8 @@ before(async () => {
   sshd = await startTestSshd(join(dir, 'ssh'));
 });
 
+const body = () => `${twoNodeWeb({ lease: '{ ttl: 3000ms, margin: 300ms }' })}clone: { sshPort: ${sshd!.port}, checksumSample: 100 }\n`;
+
 function startCluster(held: () => string[] = () => []) {
   // The orders' MACs name the cluster, which is named only once start() returns: the activities
   // are made at their first call (they are called only after that).
@@ -79,7 +82,7 @@ function startCluster(held: () => string[] = () => []) {
     ssh: { user: 'root', identityFile: sshd!.identityFile, knownHostsFile: sshd!.knownHostsFile, port: sshd!.port }, heldGroups: held,
   }));
   type Acts = ReturnType<typeof createCloneActivities>;
-  const started = WorkflowCluster.start('clone', `${twoNodeWeb({ lease: '{ ttl: 3000ms, margin: 300ms }' })}clone: { sshPort: ${sshd!.port}, checksumSample: 100 }\n`, {
+  const started = WorkflowCluster.start('clone', body(), {
     extra: (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {
       clonePreflight: (r: Parameters<Acts['clonePreflight']>[0]) => acts().clonePreflight(r),
       cloneCopy: (r: Parameters<Acts['cloneCopy']>[0]) => acts().cloneCopy(r),
@@ -162,6 +165,34 @@ test('a debootstrapped root is cloned onto the standby over ssh, fixed up, verif
   assert.equal((await read('etc/machine-id')).trim(), machineId, 'the machine ID is kept');
   assert.equal(await read('etc/ssh/ssh_host_ed25519_key.pub'), hostKey, 'the host keys are kept');
   assert.ok(second.verify?.ok);
+});
+
+test('haoscar clone through bin/haoscar.js: a dry run, a re-clone with its report, a usage error', async () => {
+  const c = cluster ?? (cluster = await startCluster());
+  await c.web();
+  const configFile = join(dir, 'haoscar.yaml');
+  await writeFile(configFile, `cluster: ${c.name}\ntemporal: { address: "${await temporalAddress()}" }\n${body()}`);
+  const fresh = join(dir, 'target-cli');
+  await mkdir(fresh);
+  const dry = await haoscarCli('clone', '-c', configFile, '--from', 'n1', '--to', 'n2', '--target-root', fresh, '--source-root', source, '--dry-run');
+  assert.equal(dry.exitCode, 0, dry.stderr);
+  assert.match(dry.stdout, /^dry run: a clone of n1 onto n2:\S+ would transfer \d+ files/m);
+  assert.match(dry.stdout, /^ {2}\/etc\/hostname: n1 -> n2$/m);
+  assert.match(dry.stdout, /^ {2}\/etc\/network\/interfaces: line 5: address 127\.0\.0\.1\/8 -> address 127\.0\.0\.2\/8$/m);
+  assert.deepEqual(await readdir(fresh), [], 'the dry run changed nothing');
+
+  // Onto the target the first test cloned: only the fixed-up files move, the report is complete.
+  const again = await haoscarCli('clone', '-c', configFile, '--from', 'n1', '--to', 'n2', '--target-root', target, '--source-root', source);
+  assert.equal(again.exitCode, 0, again.stderr);
+  assert.match(again.stdout, /^cloned n1 onto n2:/m);
+  assert.match(again.stdout, /^its ssh host keys/m);
+  assert.match(again.stdout, /names a disk of the source: UUID=/);
+  assert.match(again.stdout, /^ {2}sshd -t in a chroot: ok$/m);
+  assert.match(again.stdout, /^ {2}dpkg --audit in a chroot: ok$/m);
+
+  const same = await haoscarCli('clone', '-c', configFile, '--from', 'n1', '--to', 'n1', '--target-root', fresh);
+  assert.equal(same.exitCode, 2, same.stderr);
+  assert.match(same.stderr, /--from and --to name the same node/);
 });
 
 test('a copy cut off mid-way (sshd and its connections killed) is retried and resumes: the clone completes', async (t) => {
