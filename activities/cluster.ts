@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config, HealingPolicy, CheckTiming } from '../src/config/types.js';
 import { ERROR_TYPES, nodeTaskQueue } from '../workflows/shared.js';
+import type { CloneFacts } from '../workflows/clone-plan.js';
 import { markNow, remainingMs, type MonotonicMark } from '../src/monotonic-mark.js';
 
 export interface HealTargetRequest {
@@ -74,6 +75,20 @@ export function createClusterActivities(deps: { config: Config }) {
         failover: config.failover,
         // The guard feeds the watchdog: without the guard, nothing arms it.
         guard: { enabled: config.guard.enabled, ...(config.guard.enabled && config.guard.watchdog ? { watchdogTimeoutMs: config.guard.watchdog.timeoutMs } : {}) },
+      };
+    },
+
+    /** What a clone's planner needs (workflows/clone-plan.ts): addresses, the agent's state, group mounts, `clone:`. */
+    async describeCloneFacts(req: { cluster: string }): Promise<CloneFacts & { sourceAddress: Record<string, string>; checksumSample: number }> {
+      checkCluster(req.cluster);
+      return {
+        nodes: config.nodes.map((n) => ({ name: n.name, addresses: n.addresses })),
+        // The first address is the one a node is reached on (as the file sets' pulls do).
+        sourceAddress: Object.fromEntries(config.nodes.map((n) => [n.name, n.addresses[0]!])),
+        stateDir: config.agent.stateDir,
+        groupMountpoints: config.groups.flatMap((g) => g.resources.flatMap((r) => (r.type === 'filesystem' ? [r.mountpoint] : []))),
+        clone: { include: config.clone.include, exclude: config.clone.exclude },
+        checksumSample: config.clone.checksumSample,
       };
     },
 

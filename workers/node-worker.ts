@@ -7,6 +7,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createOwnershipActivities, type OwnershipActivityDeps } from '../activities/ownership.js';
 import { createServiceActivities, type ServiceActivityDeps } from '../activities/service.js';
 import { createSyncActivities, type SyncActivityDeps } from '../activities/sync.js';
+import { createCloneActivities, type CloneActivityDeps } from '../activities/clone.js';
 import { nodeTaskQueue } from '../workflows/shared.js';
 
 export async function createNodeWorker(opts: {
@@ -17,12 +18,14 @@ export async function createNodeWorker(opts: {
   /** Absent in tests that only heal. */
   ownership?: OwnershipActivityDeps;
   sync?: SyncActivityDeps;
+  /** A clone's steps when this node is its target (docs/clone.md). */
+  clone?: CloneActivityDeps;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: nodeTaskQueue(opts.cluster, opts.service.node),
-    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}) },
+    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}), ...(opts.clone ? createCloneActivities(opts.clone) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
     // A resync's progress (heartbeat details) reaches the server at least once a second, for

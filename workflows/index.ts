@@ -5,3 +5,4 @@ export { failover } from './failover.js';
 export { resync } from './resync.js';
 export { switchover } from './switchover.js';
 export { alert } from './alert.js';
+export { clone } from './clone.js';

@@ -351,3 +351,23 @@ export const switchoverInputSchema = z.strictObject({
   trigger: z.enum(SWITCHOVER_TRIGGERS, { error: `expected one of ${SWITCHOVER_TRIGGERS.join(', ')}` }).default('operator'),
 });
 export type SwitchoverInput = z.input<typeof switchoverInputSchema>;
+
+export const cloneInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** The node whose system is imaged (normally a group's owner: it is only read). */
+  from: node,
+  /** The standby whose offline root receives the image; it must run no group. */
+  to: node,
+  /** The standby's root file system, mounted on the target (not its running root), e.g. /mnt/target. */
+  targetRoot: z.string({ error: 'expected the target root directory (an absolute path)' }).regex(/^\/[^\0\n]*[^/\0\n]$/, { error: 'expected the target root directory: an absolute path other than /, e.g. /mnt/target' }),
+  /** The source's root; `/` (a directory only for tests or an image kept on the source). */
+  sourceRoot: z.string().regex(/^\/[^\0\n]*$/, { error: 'expected an absolute path' }).default('/'),
+  /** The clone's host name; default: the target node's name. */
+  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, { error: 'expected a host name (letters, digits, - and .)' }).optional(),
+  /** List what would change, change nothing. */
+  dryRun: z.boolean({ error: 'expected true or false' }).default(false),
+  /** Compare every file by content (slow), for the copy and the verification. */
+  checksum: z.boolean({ error: 'expected true or false' }).default(false),
+  reason: z.string().max(1000).optional(),
+});
+export type CloneInput = z.input<typeof cloneInputSchema>;

@@ -40,6 +40,14 @@ export const ERROR_TYPES = {
   SyncFailed: 'SyncFailed',
   /** A resync toward the group's owner was refused: data only ever flows from the owner. */
   NodeOwnsGroup: 'NodeOwnsGroup',
+  /** A clone's target runs a group (or is its owner): a clone never goes toward it. Nothing was changed. */
+  TargetRunsGroup: 'TargetRunsGroup',
+  /** A clone was refused before anything changed (same node, the running root, no target directory, a bad plan). */
+  CloneRefused: 'CloneRefused',
+  /** The clone's target cannot read the source's root over ssh. */
+  SourceUnreachable: 'SourceUnreachable',
+  /** rsync failed in a way retrying does not fix (no space, read-only, permissions, auth). */
+  CloneCopyFailed: 'CloneCopyFailed',
   /** The group runs nowhere: there is no owner to resync from. */
   GroupRunsNowhere: 'GroupRunsNowhere',
   /** DRBD found split brain: an administrator has to choose whose changes to keep (docs/drbd.md). */
@@ -198,6 +206,8 @@ export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' 
 
 /** One resync of a node per group at a time. */
 export const resyncWorkflowId = (cluster: string, group: string, node: string): string => `resync/${cluster}/${group}/${node}`;
+/** One clone per target node at a time. */
+export const cloneWorkflowId = (cluster: string, to: string): string => `clone/${cluster}/${to}`;
 /** One switchover per group at a time (operator's or automatic fail-back). */
 export const switchoverWorkflowId = (cluster: string, group: string): string => `switchover/${cluster}/${group}`;
 

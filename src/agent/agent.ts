@@ -519,6 +519,11 @@ export class Agent {
         service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
         ownership: { node, config, groups, services: this.services, lease: this.lease!, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g), key },
         sync: { node, cluster: config.cluster, key, fileSync: this.fileSync!, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
+        clone: {
+          node, cluster: config.cluster, key, exec, rsync: config.sync.rsync, logger: this.log.child({ clone: true }),
+          ssh: { ...config.sync.ssh, port: config.clone.sshPort },
+          heldGroups: () => config.groups.map((g) => g.name).filter((g) => groups.holding(g) !== undefined),
+        },
       }),
       ...(config.agent.workflows
         ? [createWorkflowWorker({ connection: this.connection!, config, client: this.client!, workflowBundle: this.opts.workflowBundle, key, logger: this.log })]

@@ -100,7 +100,7 @@ export function checkTarget(config: Config, groupName: string, node: string): vo
   if (!group.nodes.includes(node)) throw new CliError(`node '${node}' may not run group '${groupName}' (its nodes: ${group.nodes.join(', ')})`, EXIT.usage);
 }
 
-async function withClient(config: Config, fn: (client: Client) => Promise<void>): Promise<void> {
+export async function withClient(config: Config, fn: (client: Client) => Promise<void>): Promise<void> {
   const client = await connectClient(await resolveConnection(config.temporal));
   try {
     await fn(client);
@@ -126,7 +126,7 @@ async function start(client: Client, type: 'switchover' | 'resync', workflowId: 
   }
 }
 
-async function failed<T>(what: string, result: Promise<T>): Promise<T> {
+export async function failed<T>(what: string, result: Promise<T>): Promise<T> {
   try {
     return await result;
   } catch (err) {

@@ -210,6 +210,7 @@ function normalise(raw: RawConfig): Config {
     guard: { enabled: raw.guard.enabled, ...(raw.guard.watchdog ? { watchdog: { device: raw.guard.watchdog.device, timeoutMs: raw.guard.watchdog.timeout } } : {}) },
     failover: { verifyTimeoutMs: raw.failover.verifyTimeout },
     sync: raw.sync,
+    clone: raw.clone,
     nodes: raw.nodes.map(({ fence, ...n }) => (fence ? { ...n, fence: (({ timeout, ...f }) => ({ ...f, timeoutMs: timeout }))(fence) } : n)),
     groups: raw.groups.map((g) => {
       const groupHealing = mergeHealing(clusterHealing, g.healing);

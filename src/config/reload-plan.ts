@@ -59,6 +59,7 @@ const RESTART: readonly { prefix: string; why: string }[] = [
   { prefix: 'failover', why: 'the controller reads the failover settings into its layout of the cluster' },
   { prefix: 'temporal', why: 'the connection to Temporal is made at start' },
   { prefix: 'sync', why: 'the rsync daemon and the sync transport are set up at start' },
+  { prefix: 'clone', why: "the clone activities (haoscar clone) are given clone: when the agent's workers start" },
   { prefix: 'agent', why: 'the agent sets this up at start (its state directory, workflow cache, whether it runs workflows)' },
   { prefix: 'groups[*].resources[*].healing.startTimeoutMs', why: "the controller reads a resource's start timeout into its layout for failovers" },
   { prefix: 'groups[*].resources[*].check', why: 'what a check probes (its type, address, command) is built when the resource is set up' },

@@ -629,6 +629,25 @@ export const syncSchema = section('the sync settings', {
   }).prefault({}),
 }).prefault({});
 
+// ---------------------------------------------------------------------------------- clone
+/**
+ * `clone:` (docs/clone.md): what `haoscar clone` copies of the source's root onto a standby's
+ * offline root. Runtime trees, the machine's identity files, the agent's state and the groups'
+ * mounted data are always left out (workflows/clone-plan.ts).
+ */
+const clonePattern = z.string({ error: 'expected an absolute path or rsync pattern, e.g. /var/cache/*' })
+  .regex(/^\/[^\0\n]*$/, { error: 'expected an absolute path or rsync pattern, e.g. /var/cache/* (patterns start at the root)' });
+export const cloneSchema = section('the clone settings', {
+  /** What is copied: the whole root (default) or these trees. */
+  include: list('paths', clonePattern).min(1, { error: 'leave `include` out to copy the whole root' }).default(['/']),
+  /** Left out as well as the built-in exclusions (rsync patterns anchored at the root). */
+  exclude: list('paths or patterns', clonePattern).default([]),
+  /** How many files the verification compares by checksum with the source (0: none; --checksum compares all). */
+  checksumSample: int(0, 100_000).default(200),
+  /** The source's sshd port (the user, key and known hosts are sync.ssh's). */
+  sshPort: port.default(22),
+}).prefault({});
+
 // ---------------------------------------------------------------------------------- alerts
 /**
  * `alerts:` (docs/alerts.md): commands or webhooks told of cluster events, with Pacemaker's
@@ -669,6 +688,7 @@ export const configSchema = section('a configuration file', {
   guard: guardSchema,
   failover: failoverSchema,
   sync: syncSchema,
+  clone: cloneSchema,
   nodes: list('nodes', nodeSchema).min(1, { error: 'a cluster needs at least one node' }),
   groups: list('groups', groupSchema).default([]),
   alerts: list('alerts', alertSchema).default([]),

@@ -169,6 +169,14 @@ export interface SyncSettings {
   ssh: { user: string; identityFile: string; knownHostsFile: string };
 }
 
+/** `clone:` (docs/clone.md). */
+export interface CloneSettings {
+  include: string[];
+  exclude: string[];
+  checksumSample: number;
+  sshPort: number;
+}
+
 /** A fence agent (fence-agents convention: key=value lines on stdin, exit 0 = fenced). */
 export interface FenceSpec {
   command: string[];
@@ -275,6 +283,7 @@ export interface Config {
   guard: GuardSettings;
   failover: FailoverSettings;
   sync: SyncSettings;
+  clone: CloneSettings;
   nodes: NodeSpec[];
   groups: GroupSpec[];
   alerts: AlertSpec[];

@@ -91,6 +91,7 @@ const VALID: ValidCase[] = [
         guard: { enabled: true },
         failover: { verifyTimeoutMs: 300 },
         sync: { transport: 'daemon', port: 8873, rsync: '/usr/bin/rsync', keepBackups: 5, ssh: { user: 'root', identityFile: '/etc/haoscar/sync_ed25519', knownHostsFile: '/etc/haoscar/known_hosts' } },
+        clone: { include: ['/'], exclude: [], checksumSample: 200, sshPort: 22 },
         nodes: [{ name: 'a', addresses: ['10.0.0.1'], priority: 0 }],
         groups: [],
         alerts: [],

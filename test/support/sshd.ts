@@ -1,0 +1,81 @@
+/**
+ * A throw-away sshd on 127.0.0.1 for tests of the ssh transport: its own host key, one client
+ * key allowed only read-only rsync (`restrict,command="rrsync -ro /"`, as docs/sync.md sets
+ * the nodes up), and a known-hosts file that trusts its host key and nothing else.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { waitFor } from './wait.js';
+
+export interface TestSshd {
+  port: number;
+  identityFile: string;
+  knownHostsFile: string;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startTestSshd(dir: string): Promise<TestSshd> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // sshd's privilege separation directory (a package's tmpfiles.d entry creates it at boot).
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, 'host_ed25519');
+  const identityFile = join(dir, 'id_ed25519');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'haoscar-test', '-f', identityFile]);
+  const pub = (await readFile(`${identityFile}.pub`, 'utf8')).trim();
+  await writeFile(join(dir, 'authorized_keys'), `restrict,command="/usr/bin/rrsync -ro /" ${pub}\n`, { mode: 0o600 });
+  const port = await freePort();
+  const knownHostsFile = join(dir, 'known_hosts');
+  await writeFile(knownHostsFile, `[127.0.0.1]:${port} ${(await readFile(`${hostKey}.pub`, 'utf8')).trim()}\n`);
+  const config = join(dir, 'sshd_config');
+  await writeFile(config, [
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKey}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'PermitRootLogin forced-commands-only', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
+    'StrictModes no', `PidFile ${join(dir, 'sshd.pid')}`, 'LogLevel ERROR', '',
+  ].join('\n'));
+  let child: ResultPromise | undefined;
+  const spawn = async () => {
+    const proc: ResultPromise = execa('/usr/sbin/sshd', ['-D', '-e', '-f', config], { reject: false, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = proc;
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    await waitFor(`sshd listening on 127.0.0.1:${port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`sshd exited: ${stderr}`);
+      const r = await execa('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1'], { reject: false, timeout: 5000 });
+      return r.stdout.includes('ssh-ed25519') ? true : undefined;
+    }, 15_000, 100);
+  };
+  // sshd forks a process per connection, in its own process group: killing the listener alone
+  // would leave a transfer running. pkill by the listener's parent pid reaches exactly those.
+  const stop = async () => {
+    const proc = child;
+    if (!proc?.pid) return;
+    await execa('pkill', ['-KILL', '-P', String(proc.pid)], { reject: false });
+    proc.kill('SIGKILL');
+    await proc;
+  };
+  await spawn();
+  return {
+    port, identityFile, knownHostsFile,
+    stop,
+    /** Kills sshd and every connection it serves (a dropped link mid-transfer), then starts it again. */
+    async restart() {
+      await stop();
+      await spawn();
+    },
+  };
+}
