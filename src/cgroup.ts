@@ -99,6 +99,22 @@ export function serviceCgroupPath(root: string, cluster: string, node: string, g
 }
 
 /**
+ * Run by /bin/sh: moves the shell into the cgroup named by $1, then execs the command (the
+ * remaining arguments) in the same process, so nothing it forks starts outside. A constant: the
+ * cgroup and the command are arguments, never part of the script's text.
+ */
+const ENTER_CGROUP_SCRIPT = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"';
+/** $0 of the wrapper: what `ps` shows for the instant before the exec. */
+const ENTER_CGROUP_NAME = 'haoscar-cgroup';
+/** The wrapper's exit code when it could not enter the cgroup. */
+export const EXIT_CANNOT_ENTER_CGROUP = 125;
+
+/** `argv` run inside the cgroup `path` (it must exist): a shell enters it, then becomes the command (exec: same pid). */
+export function inCgroupArgv(path: string, argv: readonly string[]): [string, string[]] {
+  return ['/bin/sh', ['-c', ENTER_CGROUP_SCRIPT, ENTER_CGROUP_NAME, path, ...argv]];
+}
+
+/**
  * Creates the cgroup (and its parents) unless it exists. Nothing is created unless the nearest
  * existing ancestor is on a cgroup v2 filesystem, so a wrong root never leaves directories behind.
  * @throws CgroupError when `path` is not absolute, is not under a cgroup v2 mount, or the kernel

@@ -4,52 +4,26 @@
  * known hosts. Never the read-only rsync daemon: it does not export `/`, `/etc/shadow` or the
  * cluster secret, and must not.
  */
-import { RsyncArgsError } from '../sync/rsync.js';
+import { checkDirectory, RsyncArgsError, sshRemotePath, sshRemoteShell, withSlash, type SshEnd } from '../sync/rsync.js';
 
-export interface CloneSource {
-  /** The source node's address. */
-  host: string;
-  user: string;
+export interface CloneSource extends SshEnd {
   port: number;
-  identityFile: string;
-  knownHostsFile: string;
   /** The source's root directory: `/` (a test or a chroot: a directory). */
   root: string;
-  /** The ssh client; default `ssh`. */
-  ssh?: string;
 }
 
 /** rsync keeps an interrupted file here (per directory) and the next attempt resumes it. */
 export const CLONE_PARTIAL_DIR = '.haoscar-clone-partial';
 
-/** The remote shell (one argument, which rsync splits on spaces: paths with spaces are refused). */
+/** The remote shell: the file sets' ssh (src/sync/rsync.ts), with keep-alives for a long copy. */
 export function sshShell(source: CloneSource): string {
-  for (const [what, file] of [['sync.ssh.identityFile', source.identityFile], ['sync.ssh.knownHostsFile', source.knownHostsFile], ['the ssh client', source.ssh ?? 'ssh']] as const) {
-    if (/[\s'"\\%]/.test(file) || file.startsWith('-')) throw new RsyncArgsError(`${what} ${JSON.stringify(file)} cannot be passed in rsync's remote-shell string (it has a space, quote, backslash or %)`);
-  }
-  return [
-    source.ssh ?? 'ssh', '-i', source.identityFile,
-    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${source.knownHostsFile}`,
-    '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=15',
-    '-p', String(source.port),
-  ].join(' ');
+  return sshRemoteShell(source, ['ConnectTimeout=30', 'ServerAliveInterval=15']);
 }
 
-/** `user@host:/root/` with the checks that keep each from being read as an option. */
+/** `user@host:/root/PATH`. */
 export function remoteRoot(source: CloneSource, path = ''): string {
-  if (!/^[A-Za-z0-9_.:%-]+$/.test(source.host) || source.host.startsWith('-')) throw new RsyncArgsError(`host ${JSON.stringify(source.host)} is not an address or host name: fix the node's addresses`);
-  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(source.user)) throw new RsyncArgsError(`ssh user ${JSON.stringify(source.user)} is not a user name: fix sync.ssh.user`);
-  checkRoot('the source root', source.root);
-  const host = source.host.includes(':') ? `[${source.host}]` : source.host;
-  return `${source.user}@${host}:${withSlash(source.root)}${path}`;
-}
-
-export function checkRoot(what: string, dir: string): void {
-  if (!dir.startsWith('/') || /[\0\n\r]/.test(dir)) throw new RsyncArgsError(`${what} ${JSON.stringify(dir)} must be an absolute path without NUL or line breaks`);
-}
-
-function withSlash(dir: string): string {
-  return dir.endsWith('/') ? dir : `${dir}/`;
+  checkDirectory('the source root', source.root);
+  return `${sshRemotePath(source, source.root)}${path}`;
 }
 
 /**
@@ -61,7 +35,7 @@ function withSlash(dir: string): string {
  * sizes and times.
  */
 export function cloneCopyArgs(opts: { source: CloneSource; targetRoot: string; filters: readonly string[]; dryRun?: boolean; checksum?: boolean }): string[] {
-  checkRoot('the target root', opts.targetRoot);
+  checkDirectory('the target root', opts.targetRoot);
   const args = ['-aHAX', '--numeric-ids', '--delete', '--delete-delay', `--partial-dir=${CLONE_PARTIAL_DIR}`, '--timeout=300'];
   if (opts.dryRun) args.push('--dry-run', '--itemize-changes');
   if (opts.checksum) args.push('--checksum');
@@ -79,7 +53,7 @@ export function cloneCopyArgs(opts: { source: CloneSource; targetRoot: string; f
  * whose content differs from the source's is printed as `>f...`.
  */
 export function compareArgs(opts: { source: CloneSource; targetRoot: string; files: readonly string[] }): string[] {
-  checkRoot('the target root', opts.targetRoot);
+  checkDirectory('the target root', opts.targetRoot);
   const parents = new Set<string>();
   for (const f of opts.files) {
     const parts = f.split('/').filter(Boolean);

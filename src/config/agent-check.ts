@@ -14,6 +14,12 @@ import { ConfigError, formatPath, lineFinder } from './load.js';
 import { ocfAgentIssues } from './ocf-check.js';
 import { fenceAgentIssues } from './fence-check.js';
 
+/** A problem of an agent the configuration names, with its path parts under the configuration's root. */
+export interface AgentIssue {
+  pathParts: (string | number)[];
+  message: string;
+}
+
 /**
  * @param file the configuration file, re-read for the lines of the problems.
  * @param node only what this node may run: its groups' OCF resources, the fence agents of the

@@ -17,6 +17,7 @@ import { agentSaid, fenceAgentInput, FENCE_RESERVED_PARAMS } from '../fence.js';
 import { parseOcfMetadata, type OcfMetadata } from '../drivers/ocf.js';
 import { installHintAllFamilies } from '../distro/packages.js';
 import type { Config, FenceSpec } from './types.js';
+import type { AgentIssue } from './agent-check.js';
 
 /** A problem of one fence spec, at `param` under its params when it is about one. */
 export interface FenceProblem {
@@ -114,15 +115,9 @@ export function fencedFrom(config: Pick<Config, 'nodes' | 'groups'>, node?: stri
     .map((n) => n.name);
 }
 
-/** A problem of a node's fence spec, with the path parts under the configuration's root. */
-export interface FenceIssue {
-  pathParts: (string | number)[];
-  message: string;
-}
-
 /** Every problem of the fence specs `node` may run (all of them without `node`), against the agents installed here. */
-export async function fenceAgentIssues(config: Pick<Config, 'nodes' | 'groups'>, exec: Exec, node?: string): Promise<FenceIssue[]> {
-  const issues: FenceIssue[] = [];
+export async function fenceAgentIssues(config: Pick<Config, 'nodes' | 'groups'>, exec: Exec, node?: string): Promise<AgentIssue[]> {
+  const issues: AgentIssue[] = [];
   const metadata = new Map<string, Promise<OcfMetadata>>();
   for (const victim of fencedFrom(config, node)) {
     const index = config.nodes.findIndex((n) => n.name === victim);

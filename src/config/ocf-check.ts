@@ -10,6 +10,7 @@
  */
 import type { Exec } from '../exec.js';
 import type { Config, OcfResource } from './types.js';
+import type { AgentIssue } from './agent-check.js';
 import { readOcfMetadata, runOcfValidateAll, type OcfMetadata } from '../drivers/ocf.js';
 
 /** The problems of one resource's parameters against its agent's meta-data. Pure. */
@@ -26,18 +27,12 @@ export function ocfParamProblems(resource: Pick<OcfResource, 'agent' | 'params'>
   return problems;
 }
 
-/** A problem of an OCF resource, with the path parts under the configuration's root. */
-export interface OcfIssue {
-  pathParts: (string | number)[];
-  message: string;
-}
-
 /**
  * Every problem of the OCF resources `node` may run (all of them without `node`), against the
  * agents installed here.
  */
-export async function ocfAgentIssues(config: Pick<Config, 'groups'>, exec: Exec, node?: string): Promise<OcfIssue[]> {
-  const issues: OcfIssue[] = [];
+export async function ocfAgentIssues(config: Pick<Config, 'groups'>, exec: Exec, node?: string): Promise<AgentIssue[]> {
+  const issues: AgentIssue[] = [];
   const metadata = new Map<string, Promise<OcfMetadata>>();
   for (const [g, group] of config.groups.entries()) {
     if (node !== undefined && !group.nodes.includes(node)) continue;

@@ -25,7 +25,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ensureCgroup } from '../cgroup.js';
+import { ensureCgroup, inCgroupArgv } from '../cgroup.js';
 import type { PostgresqlResource } from '../config/types.js';
 import { ExecError, lastLine, type Exec, type ExecOptions } from '../exec.js';
 import type { Logger } from '../log.js';
@@ -72,12 +72,6 @@ export class PostgresqlRejoinBusyError extends Error {
 }
 
 const POLL_MS = 200;
-/**
- * Run by /bin/sh as root: moves the shell into the cgroup named by $1, then execs the rest (runuser,
- * pg_ctl), so the server pg_ctl forks starts inside it. A constant: the cgroup and the command are
- * arguments, never part of the script's text (process.ts does the same for its services).
- */
-const ENTER_CGROUP_SCRIPT = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"';
 /** `pg_ctl status` exit codes: 3 not running, 4 no accessible data directory. */
 const NOT_RUNNING = [3, 4];
 
@@ -290,14 +284,14 @@ export class PostgresqlDriver implements ServiceDriver {
     await this.#startServer('start the server as a standby');
   }
 
-  /** pg_ctl start, in the resource's cgroup when it has one (the server it forks stays there). */
+  /** pg_ctl start, in the resource's cgroup when it has one (the server it forks stays there; runuser and pg_ctl exec'd in it). */
   async #startServer(what: string): Promise<void> {
     if (!this.#cgroup) {
       await this.#run(pgCommands.start(this.#r), what);
       return;
     }
     ensureCgroup(this.#cgroup);
-    await this.#run(pgCommands.start(this.#r), what, undefined, {}, (argv) => ['sh', '-c', ENTER_CGROUP_SCRIPT, 'haoscar-cgroup', this.#cgroup!, ...argv]);
+    await this.#run(pgCommands.start(this.#r), what, undefined, {}, (argv) => inCgroupArgv(this.#cgroup!, argv).flat());
   }
 
   /** Writes the managed settings file and makes postgresql.conf include it. */

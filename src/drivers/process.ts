@@ -13,7 +13,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } f
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { CgroupError, cgroupLivePids, ensureCgroup, killCgroup, readProcessStat, removeCgroup, signalCgroup } from '../cgroup.js';
+import { CgroupError, EXIT_CANNOT_ENTER_CGROUP, cgroupLivePids, ensureCgroup, inCgroupArgv, killCgroup, readProcessStat, removeCgroup, signalCgroup } from '../cgroup.js';
 import type { ServiceResource } from '../config/types.js';
 import type { GuardAction } from '../guard/protocol.js';
 import type { Logger } from '../log.js';
@@ -49,15 +49,6 @@ const GROUP_POLL_MS = 50;
 const ENTER_CGROUP_TIMEOUT_MS = 10_000;
 const ENTER_CGROUP_POLL_MS = 5;
 
-/**
- * Run by /bin/sh: moves the shell into the cgroup named by $1, then execs the command (the
- * remaining arguments) in the same process, so nothing it forks starts outside. A constant: the
- * cgroup and the command are arguments, never part of the script's text.
- */
-const ENTER_CGROUP_SCRIPT = 'echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@"';
-/** $0 of the wrapper: what `ps` shows for the instant before the exec. */
-const ENTER_CGROUP_NAME = 'haoscar-cgroup';
-const EXIT_CANNOT_ENTER_CGROUP = 125;
 /** What a POSIX shell's exec exits with when the command is not executable / not found. */
 const EXIT_NOT_EXECUTABLE = 126;
 const EXIT_NOT_FOUND = 127;
@@ -222,7 +213,7 @@ export class ProcessDriver implements ServiceDriver {
     }
 
     // With a cgroup, a shell enters it and then becomes the command (exec: same pid).
-    const [spawnFile, spawnArgs] = cgroup ? ['/bin/sh', ['-c', ENTER_CGROUP_SCRIPT, ENTER_CGROUP_NAME, cgroup, file, ...args]] : [file, args];
+    const [spawnFile, spawnArgs] = cgroup ? inCgroupArgv(cgroup, [file, ...args]) : [file, args];
     this.#logger.info({ command, cwd, logFile: this.#logFile, ...(cgroup ? { cgroup } : {}) }, 'starting process');
     let subprocess;
     let exited: Promise<ProcessExit>;

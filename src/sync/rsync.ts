@@ -95,13 +95,14 @@ export class RsyncArgsError extends Error {
 }
 
 /** `DIR/`: with the trailing slash rsync copies the directory's content, not the directory into itself. */
-function withSlash(dir: string): string {
+export function withSlash(dir: string): string {
   return `${dir.replace(/\/+$/, '')}/`;
 }
 
-function checkDirectory(what: string, dir: string): void {
+/** @param fix what to fix, appended to the message (e.g. "fix the file set's paths"). */
+export function checkDirectory(what: string, dir: string, fix?: string): void {
   if (!dir.startsWith('/') || /[\0\n\r]/.test(dir)) {
-    throw new RsyncArgsError(`${what} ${JSON.stringify(dir)} must be an absolute path without NUL or line breaks: fix the file set's paths`);
+    throw new RsyncArgsError(`${what} ${JSON.stringify(dir)} must be an absolute path without NUL or line breaks${fix ? `: ${fix}` : ''}`);
   }
 }
 
@@ -115,6 +116,51 @@ function checkHost(host: string): void {
 /** `[v6]` for an IPv6 address, which rsync (URL and host:path forms alike) needs in brackets. */
 function hostPart(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The ssh end of an rsync over ssh: who to log in as where, with which key and known hosts. */
+export interface SshEnd {
+  host: string;
+  user: string;
+  identityFile: string;
+  knownHostsFile: string;
+  /** Default {@link SSH_PORT}. */
+  port?: number;
+  /** The ssh client; default `ssh` (from PATH). */
+  ssh?: string;
+}
+
+/**
+ * rsync's remote shell for `end`: ONE argument (`-e "ssh -i KEY -o ..."`) that rsync splits on
+ * spaces itself, honouring quotes; that is rsync's interface. Nothing is quoted: the key and
+ * known-hosts paths come from validated config, and a path with a space, quote or `%` (which ssh
+ * would expand as a token) is refused instead of being quoted half-right. Strict host keys, the
+ * given key only, no prompts; `options` are more `-o` settings (`ConnectTimeout=30`).
+ */
+export function sshRemoteShell(end: Omit<SshEnd, 'host' | 'user'>, options: readonly string[] = []): string {
+  for (const [what, file] of [['sync.ssh.identityFile', end.identityFile], ['sync.ssh.knownHostsFile', end.knownHostsFile], ['the ssh client', end.ssh ?? 'ssh']] as const) {
+    if (/[\s'"\\%]/.test(file) || file.startsWith('-')) {
+      throw new RsyncArgsError(`${what} ${JSON.stringify(file)} cannot be passed in rsync's remote-shell string (it has a space, quote, backslash or %): use a path without them`);
+    }
+  }
+  return [
+    end.ssh ?? 'ssh',
+    '-i', end.identityFile,
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${end.knownHostsFile}`,
+    // Offer only the sync key: keys from an agent or ~/.ssh could log in with more rights.
+    '-o', 'IdentitiesOnly=yes',
+    ...options.flatMap((o) => ['-o', o]),
+    '-p', String(end.port ?? SSH_PORT),
+  ].join(' ');
+}
+
+/** `user@host:DIR/`, with the user and host checked so that neither can be read as an option. */
+export function sshRemotePath(end: Pick<SshEnd, 'host' | 'user'>, dir: string): string {
+  checkHost(end.host);
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(end.user)) throw new RsyncArgsError(`ssh user ${JSON.stringify(end.user)} is not a user name: fix sync.ssh.user`);
+  return `${end.user}@${hostPart(end.host)}:${withSlash(dir)}`;
 }
 
 /**
@@ -149,25 +195,22 @@ function hostPart(host: string): string {
  * - `--info=progress2 --stats`: one overall progress line (parsed by {@link parseProgress2})
  *   and a summary (parsed by {@link parseStats}), instead of a line per file.
  *
- * With transport ssh, rsync's remote shell is ONE argument (`-e "ssh -i KEY -o ..."`) that
- * rsync splits on spaces itself, honouring quotes; that is rsync's interface. Nothing is
- * quoted: the key and known-hosts paths come from validated config, and a path with a space,
- * quote or `%` (which ssh would expand as a token) is refused here instead of being quoted
- * half-right. The user and host are checked so that neither can be read as an option.
+ * With transport ssh, the remote shell is {@link sshRemoteShell}'s and the source
+ * {@link sshRemotePath}'s (the user and host checked so that neither can be read as an option).
  *
  * @throws RsyncArgsError for a relative directory, a host or user that could be taken for an
  *   option, or an ssh key/known-hosts path that cannot be passed in rsync's `-e` string.
  */
 export function rsyncPullArgs(opts: PullArgsOptions): string[] {
   const { set, source, destination } = opts;
-  checkDirectory('the destination', destination);
+  checkDirectory('the destination', destination, "fix the file set's paths");
   checkHost(source.host);
   const timeoutSeconds = Math.ceil(set.ioTimeoutMs / 1000);
   const args = ['-a', '--hard-links', '--numeric-ids', `--partial-dir=${PARTIAL_DIR}`, '--delay-updates'];
   if (timeoutSeconds > 0) args.push(`--timeout=${timeoutSeconds}`);
   if (set.delete) args.push('--delete', '--delete-delay');
   if (opts.backupDir !== undefined) {
-    checkDirectory('the backup directory', opts.backupDir);
+    checkDirectory('the backup directory', opts.backupDir, "fix the file set's paths");
     const dest = withSlash(destination);
     if (withSlash(opts.backupDir).startsWith(dest)) throw new RsyncArgsError(`the backup directory ${JSON.stringify(opts.backupDir)} is inside the destination ${JSON.stringify(destination)}: it would be replicated and deleted with it`);
     args.push('--backup', `--backup-dir=${opts.backupDir}`);
@@ -187,26 +230,10 @@ export function rsyncPullArgs(opts: PullArgsOptions): string[] {
     return args;
   }
 
-  checkDirectory('the source directory', source.path);
-  if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(source.user)) throw new RsyncArgsError(`ssh user ${JSON.stringify(source.user)} is not a user name: fix sync.ssh.user`);
-  for (const [what, file] of [['sync.ssh.identityFile', source.identityFile], ['sync.ssh.knownHostsFile', source.knownHostsFile], ['the ssh client', source.ssh ?? 'ssh']] as const) {
-    if (/[\s'"\\%]/.test(file) || file.startsWith('-')) {
-      throw new RsyncArgsError(`${what} ${JSON.stringify(file)} cannot be passed in rsync's remote-shell string (it has a space, quote, backslash or %): use a path without them`);
-    }
-  }
-  const shell = [
-    source.ssh ?? 'ssh',
-    '-i', source.identityFile,
-    '-o', 'BatchMode=yes',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${source.knownHostsFile}`,
-    // Offer only the sync key: keys from an agent or ~/.ssh could log in with more rights.
-    '-o', 'IdentitiesOnly=yes',
-    ...(timeoutSeconds > 0 ? ['-o', `ConnectTimeout=${timeoutSeconds}`] : []),
-    '-p', String(source.port ?? SSH_PORT),
-  ];
-  args.push('-e', shell.join(' '));
-  args.push(`${source.user}@${hostPart(source.host)}:${withSlash(source.path)}`, withSlash(destination));
+  checkDirectory('the source directory', source.path, "fix the file set's paths");
+  const remote = sshRemotePath(source, source.path);
+  args.push('-e', sshRemoteShell(source, timeoutSeconds > 0 ? [`ConnectTimeout=${timeoutSeconds}`] : []));
+  args.push(remote, withSlash(destination));
   return args;
 }
 

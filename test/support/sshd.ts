@@ -4,10 +4,10 @@
  * the nodes up), and a known-hosts file that trusts its host key and nothing else.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { waitFor } from './wait.js';
+import { freePort } from './lab.js';
 
 export interface TestSshd {
   port: number;
@@ -15,17 +15,6 @@ export interface TestSshd {
   knownHostsFile: string;
   stop(): Promise<void>;
   restart(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export async function startTestSshd(dir: string): Promise<TestSshd> {
