@@ -44,6 +44,8 @@ const TICKS = 100;
 
 interface Sample {
   cpuTicks: number;
+  /** Of cpuTicks, the children's it reaped (commands it ran). */
+  childTicks: number;
   rssKb: number;
 }
 
@@ -61,8 +63,9 @@ function sample(pid: number): Sample | undefined {
     // Fields after the command's closing parenthesis: state is field 3, utime 14 ... cstime 17.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const cpuTicks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+    const childTicks = Number(fields[13]) + Number(fields[14]);
     const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { cpuTicks, rssKb: rss ? Number(rss[1]) : 0 };
+    return { cpuTicks, childTicks, rssKb: rss ? Number(rss[1]) : 0 };
   } catch {
     return undefined;
   }
@@ -114,6 +117,7 @@ try {
     if (!pids.has(role)) throw new Error(`could not find the ${role} process (found: ${[...pids.keys()].join(', ')})`);
   }
   const cpu = new Map<string, number[]>();
+  const childCpu = new Map<string, number[]>();
   const rss = new Map<string, number[]>();
   const events: number[] = [];
   for (let run = 1; run <= RUNS; run++) {
@@ -132,6 +136,7 @@ try {
       if (!a || !b) throw new Error(`the ${role} process (pid ${pid}) exited during the window`);
       const percent = ((b.cpuTicks - a.cpuTicks) / TICKS / tookS) * 100;
       cpu.set(role, [...(cpu.get(role) ?? []), percent]);
+      childCpu.set(role, [...(childCpu.get(role) ?? []), ((b.childTicks - a.childTicks) / TICKS / tookS) * 100]);
       rss.set(role, [...(rss.get(role) ?? []), b.rssKb / 1024]);
       line.push(`${role} ${percent.toFixed(2)}%`);
     }
@@ -139,9 +144,9 @@ try {
     process.stdout.write(`window ${run}: ${line.join(', ')}; history events ${events.at(-1)}${written.length ? ` (${written.map((w) => `${w.run}: ${w.events.join(' ')}`).join('; ')})` : ''}; load ${load}\n`);
   }
   process.stdout.write(`\nmedians of ${RUNS} windows of ${SECONDS} s (profile ${opts.profile}; CPU in % of one core, RSS in MB):\n`);
-  process.stdout.write(`${'process'.padEnd(12)} ${'CPU %'.padStart(7)} ${'RSS MB'.padStart(8)}\n`);
+  process.stdout.write(`${'process'.padEnd(12)} ${'CPU %'.padStart(7)} ${'of which commands it ran'.padStart(25)} ${'RSS MB'.padStart(8)}\n`);
   for (const role of pids.keys()) {
-    process.stdout.write(`${role.padEnd(12)} ${median(cpu.get(role)!).toFixed(2).padStart(7)} ${median(rss.get(role)!).toFixed(1).padStart(8)}\n`);
+    process.stdout.write(`${role.padEnd(12)} ${median(cpu.get(role)!).toFixed(2).padStart(7)} ${median(childCpu.get(role)!).toFixed(2).padStart(25)} ${median(rss.get(role)!).toFixed(1).padStart(8)}\n`);
   }
   process.stdout.write(`history events per window: ${events.join(', ')} (must be 0)\n`);
   process.exitCode = events.some((n) => n > 0) ? 1 : 0;
