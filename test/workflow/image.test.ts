@@ -187,6 +187,12 @@ test('the image is deployed onto n2 with its fix-ups and verified; a second depl
   const notImage = join(dir, 'witness', 'not-an-image');
   await mkdir(join(notImage, 'root', 'etc'), { recursive: true });
   assert.match(await failureType(deploy(c, { dir: notImage })), new RegExp(`^${ERROR_TYPES.ImageRefused}: .*not-an-image on the witness is not an image \\(it has no haoscar-image\\.json\\)`));
+  // A capture that was interrupted (its mark left behind) is not deployed, whatever its manifest says.
+  const interrupted = join(dir, 'witness', 'interrupted');
+  await mkdir(join(interrupted, 'root'), { recursive: true });
+  await writeFile(join(interrupted, 'haoscar-image.json'), await readFile(join(image, 'haoscar-image.json')));
+  await writeFile(join(interrupted, 'haoscar-image.capturing.json'), '{}\n');
+  assert.match(await failureType(deploy(c, { dir: interrupted })), new RegExp(`^${ERROR_TYPES.ImageRefused}: .*interrupted on the witness is being captured, or its capture was interrupted`));
   assert.match(await failureType(deploy(c, { to: 'n1' })), new RegExp(`^${ERROR_TYPES.TargetRunsGroup}: node 'n1' owns group\\(s\\) web .*an image deploy never goes toward the owner of a group`));
   assert.match(await failureType(deploy(c, { targetRoot: '/proc/..' })), new RegExp(`^${ERROR_TYPES.CloneRefused}: .*running system's own root`));
   assert.ok((await stat(join(target, 'stale-file'))).isFile(), 'the refusals deleted nothing');
@@ -225,7 +231,7 @@ test('the image is deployed onto n2 with its fix-ups and verified; a second depl
   assert.ok(second.verify?.ok);
 });
 
-test('haoscar image through bin/haoscar.js: a usage error, a deploy dry run, a refusal', async () => {
+test('haoscar image through bin/haoscar.js: usage errors, a deploy dry run, a refusal', async () => {
   const c = cluster ?? (cluster = await startCluster());
   await c.web();
   if (!(await stat(join(image, 'haoscar-image.json')).catch(() => undefined))) await capture(c);
@@ -235,6 +241,9 @@ test('haoscar image through bin/haoscar.js: a usage error, a deploy dry run, a r
   const usage = await haoscarCli('image', 'deploy', image, 'n2', '-c', configFile);
   assert.equal(usage.exitCode, 2, usage.stderr);
   assert.match(usage.stderr, /required option '--target-root <path>' not specified/);
+  const unknown = await haoscarCli('image', 'capture', 'n9', join(dir, 'witness', 'other'), '-c', configFile);
+  assert.equal(unknown.exitCode, 2, unknown.stderr);
+  assert.match(unknown.stderr, /NODE: unknown node 'n9' \(known: n1, n2\)/);
 
   const fresh = join(dir, 'target-cli');
   await mkdir(fresh);
