@@ -75,7 +75,8 @@ async function onWitness<T>(cluster: string, step: Promise<T>): Promise<T> {
   try {
     return await step;
   } catch (err) {
-    if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
+    // Only a step nobody took: a step that started and then timed out is not a missing worker.
+    if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START') {
       throw ApplicationFailure.create({ type: ERROR_TYPES.ImageRefused, nonRetryable: true, message: `no haoscar worker took the step on the witness's queue ${witnessTaskQueue(cluster)} within ${WITNESS_SCHEDULE_TO_START}: images are kept by haoscar worker (the witness), which agents do not replace (docs/clone.md#golden-images); nothing was changed` });
     }
     throw err;
