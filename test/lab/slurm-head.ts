@@ -17,9 +17,18 @@
  * - slurmctld only runs on a host named in `SlurmctldHost`: it is started in a UTS namespace of its
  *   own named `slurm-head` (`unshare --uts`), which is also how docs/hpc.md runs it on two real
  *   head nodes with different host names.
+ * - `stateOnDrbd`: StateSaveLocation on "the DRBD resource" as in examples/hpc-head-node.yaml, a
+ *   `drbd` resource (the DRBD SIMULATOR, test/support/drbd-sim: roles and states, no data) and a
+ *   `filesystem` resource before slurmctld. The filesystem is a real ext4 on a loop device over
+ *   an image file in the lab directory: ONE block device that both heads mount (one at a time,
+ *   each in its agent's mount namespace), standing in for DRBD's two replicated disks. What n1's
+ *   slurmctld wrote is on the device n2 mounts as soon as its write returned: synchronous
+ *   replication by construction, the property of DRBD protocol C this lab relies on (see
+ *   slurm-sync-lag.test.ts for what that does and does not cover).
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -50,7 +59,11 @@ export interface SlurmLab {
   slurm(argv: string[], timeoutMs?: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Where the jobs write their output (`<id>.out`), a directory every namespace sees. */
   jobsDir: string;
-  /** The head's StateSaveLocation as `host` has it (its own copy of the file set). */
+  /**
+   * The head's StateSaveLocation as `host` has it: its own copy of the file set, or (stateOnDrbd)
+   * the device as mounted in its agent's mount namespace (through /proc/PID/root; defined while
+   * that agent runs and has it mounted).
+   */
   stateOf(host: string): string;
   /** One DHCP exchange from the `dhcp` namespace: the address leased and the server that answered. */
   dhcpLease(): Promise<{ ip: string; server: string; output: string }>;
@@ -62,13 +75,25 @@ export interface SlurmLab {
  * the controller answers through the VIP and c1 is idle. `after` registers the teardown (a test's
  * `(fn) => t.after(fn)`).
  */
-export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, timing: Partial<ClusterTiming> = {}, fileSet = 'batch: 100ms, verifyEvery: 1h'): Promise<SlurmLab> {
+export interface SlurmLabOptions {
+  /** The file set's extra keys (YAML flow mapping entries). */
+  fileSet?: string;
+  /**
+   * StateSaveLocation on a `drbd` + `filesystem` pair in the group (the DRBD simulator and an
+   * ext4 loop device both heads mount, see the header) instead of on the file set.
+   */
+  stateOnDrbd?: boolean;
+}
+
+export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, timing: Partial<ClusterTiming> = {}, options: SlurmLabOptions = {}): Promise<SlurmLab> {
+  const fileSet = options.fileSet ?? 'batch: 100ms, verifyEvery: 1h';
   const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: true, extra: [COMPUTE, DHCP_CLIENT] });
   const dir = lab.dir;
-  // The file set: <lab>/data, each head's own copy (cluster.ts); the controller's state and
-  // dnsmasq's leases and TFTP files are in it.
+  // The file set: <lab>/data, each head's own copy (cluster.ts); dnsmasq's leases and TFTP files
+  // are in it, and the controller's state unless it is on the "DRBD" filesystem.
   const data = join(dir, 'data');
-  const stateDir = join(data, 'slurmctld');
+  const drbdMount = join(dir, 'drbd');
+  const stateDir = options.stateOnDrbd ? join(drbdMount, 'slurmctld') : join(data, 'slurmctld');
   const jobsDir = join(dir, 'jobs');
   const munge = (ns: string) => join(dir, 'munge', ns);
   const conf = (ns: string) => join(dir, `slurm-${ns}.conf`);
@@ -96,11 +121,27 @@ export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, 
     `--dhcp-range=${prefix}.${DHCP_FIRST},${prefix}.${DHCP_LAST},255.255.255.0,10m`, '--dhcp-authoritative', `--dhcp-leasefile=${join(data, 'dnsmasq.leases')}`,
     '--enable-tftp', `--tftp-root=${join(data, 'tftp')}`, '--dhcp-boot=pxelinux.0', '--log-dhcp', '--log-facility=-', `--pid-file=${join(dir, 'run', 'dnsmasq.pid')}`];
   const slurmctld = ['/usr/bin/unshare', '--uts', '/bin/sh', '-c', `hostname ${SLURM_HEAD_NAME} && exec /usr/sbin/slurmctld -D -f ${conf('head')}`];
+  let loop: string | undefined;
+  if (options.stateOnDrbd) {
+    // The ext4 made with StateSaveLocation in it (mkfs -d copies a directory), then attached.
+    const seed = join(dir, 'drbd-seed');
+    await mkdir(join(seed, 'slurmctld'), { recursive: true });
+    const image = join(dir, 'drbd-disk.img');
+    await writeFile(image, '');
+    await truncate(image, 64 * 1024 * 1024);
+    await execa('mkfs.ext4', ['-q', '-F', '-d', seed, image]);
+    loop = (await execa('losetup', ['-f', '--show', image])).stdout.trim();
+  }
+  const detachLoop = async () => {
+    if (loop) await execa('losetup', ['-d', loop], { reject: false });
+  };
   const cluster = new LabCluster(lab, {
     ...TIMING,
     ...LONG_LEASE,
     ...timing,
     resources: [
+      // After the drbd resource (cluster.ts puts it first), before slurmctld.
+      ...(loop ? [`{ type: filesystem, name: state-fs, device: ${loop}, mountpoint: ${drbdMount}, fstype: ext4, options: [noatime], timeout: 20s }`] : []),
       `{ type: service, name: munged, driver: process, command: ${yamlList(mungedArgs('head'))} }`,
       // SIGTERM: slurmctld saves its state and exits. Judged by its process (a tcp check's bare
       // connections fill its log with "Zero Bytes were transmitted or received").
@@ -108,11 +149,13 @@ export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, 
       `{ type: service, name: dnsmasq, driver: process, command: ${yamlList(dnsmasq)} }`,
       ...(timing.resources ?? []),
     ],
-  }, { fileSet });
+  }, { fileSet, drbd: options.stateOnDrbd });
   after(async () => {
     if (process.env.HAOSCAR_LAB_KEEP) process.stderr.write(`lab kept in ${lab.dir}\n`);
     await cluster.close();
     await lab.close();
+    // Mounted only in the agents' namespaces, gone with them.
+    await detachLoop();
   });
   void lab.spawn(COMPUTE, mungedArgs(COMPUTE), { log: 'c1-munged.log' });
   void lab.spawn('client', mungedArgs('client'), { log: 'client-munged.log' });
@@ -141,7 +184,8 @@ export async function setUpSlurm(after: (cleanup: () => Promise<void>) => void, 
     }
     return { ip: m[1]!, server: m[2]!, output };
   };
-  return { lab, cluster, slurm, jobsDir, stateOf: (host) => join(dir, 'hosts', host, 'data', 'slurmctld'), dhcpLease };
+  const stateOf = (host: string) => (options.stateOnDrbd ? join('/proc', String(cluster.agents.get(host)?.pid), 'root', stateDir) : join(dir, 'hosts', host, 'data', 'slurmctld'));
+  return { lab, cluster, slurm, jobsDir, stateOf, dhcpLease };
 }
 
 /** Every file under `dir` with its content (the controller's state as one host has it). */
