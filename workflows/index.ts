@@ -6,3 +6,4 @@ export { resync } from './resync.js';
 export { switchover } from './switchover.js';
 export { alert } from './alert.js';
 export { clone } from './clone.js';
+export { imageRecipe } from './image-recipe.js';

@@ -48,6 +48,8 @@ export const ERROR_TYPES = {
   SourceUnreachable: 'SourceUnreachable',
   /** rsync failed in a way retrying does not fix (no space, read-only, permissions, auth). */
   CloneCopyFailed: 'CloneCopyFailed',
+  /** `image recipe`: the node's system cannot be described (no os-release, a distribution in no known family). */
+  RecipeUnsupported: 'RecipeUnsupported',
   /** The group runs nowhere: there is no owner to resync from. */
   GroupRunsNowhere: 'GroupRunsNowhere',
   /** DRBD found split brain: an administrator has to choose whose changes to keep (docs/drbd.md). */
@@ -208,6 +210,8 @@ export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' 
 export const resyncWorkflowId = (cluster: string, group: string, node: string): string => `resync/${cluster}/${group}/${node}`;
 /** One clone per target node at a time. */
 export const cloneWorkflowId = (cluster: string, to: string): string => `clone/${cluster}/${to}`;
+/** `image recipe` only reads: each run is its own workflow. */
+export const recipeWorkflowId = (cluster: string, node: string, at: number): string => `image-recipe/${cluster}/${node}/${at}`;
 /** One switchover per group at a time (operator's or automatic fail-back). */
 export const switchoverWorkflowId = (cluster: string, group: string): string => `switchover/${cluster}/${group}`;
 
