@@ -29,7 +29,7 @@ export function imageRecipeCommand(): Command {
     .requiredOption('--format <format>', `one of ${RECIPE_FORMATS.join(', ')}`)
     .option('-o, --output <file>', 'write the recipe here (default: standard output, the report then goes to standard error)')
     .requiredOption('-c, --config <file>', 'the cluster configuration', process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml')
-    .option('--hostname <name>', "the new machine's host name")
+    .option('--hostname <name>', "the new machine's host name, and its node name in the configuration (HAOSCAR_NODE)")
     .option('--package-url <url>', "where the first boot downloads HA-OSCAR's npm pack tarball (http:// or https://); without it, install HA-OSCAR by hand on the new machine")
     .option('--root-password-hash <hash>', "root's password as a crypt(3) hash (openssl passwd -6); default: locked, ssh keys only")
     .option('--root <dir>', 'the root directory read on the node', '/')

@@ -213,6 +213,7 @@ test('the first-boot script and its installer lines are valid sh, hold no secret
   await execa('sh', ['-n', await tmpFile('install.sh', installFirstBootLines(options).join('\n'))]);
   assert.match(script, /from="10\.213\.0\.11,192\.168\.100\.11",no-agent-forwarding,no-port-forwarding,no-X11-forwarding ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx1b3Rlc3Rrz haoscar-join/);
   assert.match(script, /npm install -g 'http:\/\/10\.213\.0\.1\/ha-oscar-0\.1\.0\.tgz'/);
+  assert.match(script, /\|\| echo 'HAOSCAR_NODE=gamma' >>"\$envfile"/, 'the agent takes its node name from HAOSCAR_NODE');
   const withoutUrl = firstBootScript({ ...options, packageUrl: undefined } as RecipeOptions);
   assert.match(withoutUrl, /HA-OSCAR is not installed \(no package URL in the recipe\)/);
   const join = joinCommand(options);

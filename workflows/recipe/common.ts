@@ -24,7 +24,7 @@ export interface RecipeOptions {
   identityFile: string;
   /** Where the first boot gets HA-OSCAR (`npm install -g` of it): a URL of the `npm pack` tarball. Without it, it must be installed by hand. */
   packageUrl?: string;
-  /** The new machine's host name. */
+  /** The new machine's host name, which is also its node name (HAOSCAR_NODE) in the cluster. */
   hostname?: string;
   /** A crypt(3) hash for root's password; default: root's password is locked (ssh keys only). */
   rootPasswordHash?: string;
@@ -147,6 +147,13 @@ export function firstBootScript(o: RecipeOptions): string {
       ]
       : [`# ${o.source.node} had no sync public key: authorize one for root by hand before the join.`]),
     'install -d -m 755 /etc/haoscar /var/lib/haoscar',
+    ...(o.hostname
+      ? [
+        '# The agent takes its node name from HAOSCAR_NODE (packaging/systemd reads both files; the family has one of the directories).',
+        'envfile=/etc/default/haoscar; if [ -d /etc/sysconfig ]; then envfile=/etc/sysconfig/haoscar; fi',
+        `grep -qs '^HAOSCAR_NODE=' "$envfile" || echo ${shQuote(`HAOSCAR_NODE=${o.hostname}`)} >>"$envfile"`,
+      ]
+      : ['# No --hostname: set HAOSCAR_NODE=<its node name> in /etc/default/haoscar or /etc/sysconfig/haoscar before the join.']),
     'if ! command -v haoscar >/dev/null 2>&1; then',
     ...(o.packageUrl
       ? [
