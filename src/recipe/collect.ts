@@ -85,7 +85,8 @@ export async function collectInventory(root: string, opts: { node: string; exec:
   const leftOut: string[] = [];
   for (const e of fstab) {
     const swap = e.fstype === 'swap';
-    const local = LOCAL_FSTYPES.has(e.fstype) && !/(^|,)(noauto|bind)(,|$)/.test(e.options);
+    // A mount point with a space cannot be written into the installers' formats: reported instead.
+    const local = LOCAL_FSTYPES.has(e.fstype) && !/(^|,)(noauto|bind)(,|$)/.test(e.options) && !/\s/.test(e.mountpoint) && (e.fstype === 'swap' || e.mountpoint.startsWith('/'));
     if (!local) {
       leftOut.push(`${e.source} ${e.mountpoint} ${e.fstype} ${e.options}`);
       continue;

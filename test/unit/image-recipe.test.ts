@@ -262,7 +262,7 @@ test('preseed: mirror, release, services, a third-party repository with its key 
   has('d-i netcfg/get_hostname string gamma');
   has('d-i passwd/root-password-crypted password !');
   has('d-i pkgsel/include string nodejs openssh-server rsync vim');
-  assert.match(r.text, /expert_recipe string haoscar :: \\\n {4}512 512 512 ext4 \$defaultignore\{ \} \$primary\{ \} \$bootable\{ \} method\{ format \} .* mountpoint\{ \/boot \} \. \\\n {4}30720 10000 -1 ext4 \$lvmok\{ \} lv_name\{ root \} in_vg\{ vg0 \} method\{ format \} format\{ \} use_filesystem\{ \} filesystem\{ ext4 \} mountpoint\{ \/ \} \. \\\n {4}10240 10240 10240 xfs \$lvmok\{ \} lv_name\{ var \} .* \\\n {4}2048 2048 2048 linux-swap \$lvmok\{ \} lv_name\{ swap \} in_vg\{ vg0 \} method\{ swap \} format\{ \} \.\n/);
+  assert.match(r.text, /expert_recipe string haoscar :: \\\n {4}512 512 512 ext4 \$primary\{ \} \$bootable\{ \} method\{ format \} .* mountpoint\{ \/boot \} \. \\\n {4}30720 10000 -1 ext4 \$lvmok\{ \} lv_name\{ root \} method\{ format \} format\{ \} use_filesystem\{ \} filesystem\{ ext4 \} mountpoint\{ \/ \} \. \\\n {4}10240 10240 10240 xfs \$lvmok\{ \} lv_name\{ var \} .* \\\n {4}2048 2048 2048 linux-swap \$lvmok\{ \} lv_name\{ swap \} method\{ swap \} format\{ \} \.\n/);
   const late = /^d-i preseed\/late_command string in-target sh -c 'echo ([A-Za-z0-9+/=]+) \| base64 -d \| sh -e'$/m.exec(r.text);
   assert.ok(late, r.text);
   assert.equal(Buffer.from(late[1]!, 'base64').toString('utf8'), installFirstBootLines(options).join('\n'));

@@ -80,7 +80,9 @@ export function preseedRecipe(inv: Inventory, o: RecipeOptions): Recipe {
     if (layout.efi && !layout.volumes.some((v) => v.mountpoint === '/boot/efi')) parts.push('538 538 1075 free $iflabel{ gpt } $reusemethod{ } method{ efi } format{ } .');
     for (const v of layout.volumes) {
       const max = v.grow ? -1 : v.sizeMiB;
-      const lvm = v.lvm ? `$lvmok{ } lv_name{ ${v.lvm.lv} } in_vg{ ${v.lvm.vg} } ` : layout.vg ? '$defaultignore{ } ' : '';
+      // partman-auto-lvm puts the $lvmok{ } ones in its one volume group (new_vg_name), on a
+      // physical volume it makes of the rest; the others stay partitions.
+      const lvm = v.lvm ? `$lvmok{ } lv_name{ ${v.lvm.lv} } ` : '';
       if (v.mountpoint === 'swap') parts.push(`${v.sizeMiB} ${v.sizeMiB} ${max} linux-swap ${lvm}method{ swap } format{ } .`);
       else if (v.mountpoint === '/boot/efi') parts.push(`${v.sizeMiB} ${v.sizeMiB} ${max} free $iflabel{ gpt } $reusemethod{ } method{ efi } format{ } .`);
       else parts.push(`${v.sizeMiB} ${v.grow ? 10000 : v.sizeMiB} ${max} ${v.fstype} ${lvm}${v.mountpoint === '/boot' || (v.mountpoint === '/' && !v.lvm) ? '$primary{ } $bootable{ } ' : ''}method{ format } format{ } use_filesystem{ } filesystem{ ${v.fstype} } mountpoint{ ${v.mountpoint} } .`);
@@ -88,6 +90,7 @@ export function preseedRecipe(inv: Inventory, o: RecipeOptions): Recipe {
     lines.push(`d-i partman-auto/expert_recipe string haoscar :: \\\n${parts.map((p) => `    ${p}`).join(' \\\n')}`);
     d('partman-auto/choose_recipe', 'select', 'haoscar');
   }
+  lines.push('# The installer asks which disk when it sees several: then add d-i partman-auto/disk string /dev/sda (or vda, nvme0n1)');
   d('partman-partitioning/confirm_write_new_label', 'boolean', 'true');
   d('partman/choose_partition', 'select', 'finish');
   d('partman/confirm', 'boolean', 'true');
