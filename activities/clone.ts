@@ -173,9 +173,10 @@ export function createCloneActivities(deps: CloneActivityDeps) {
     /**
      * Verification: `sample` files (or with `checksum` every file) compared by content with
      * the source, then `sshd -t` and the package database (`dpkg --audit`, or `rpm -Va`,
-     * reported only) inside a chroot of the result. Changes nothing.
+     * reported only) inside a chroot of the result, unless `chrootChecks` is false (an image's
+     * capture: it has no host keys, on purpose, so sshd -t would fail). Changes nothing.
      */
-    async cloneVerify(req: CloneEnds & { filters: string[]; sample: number; checksum: boolean; fixedFiles: string[] }): Promise<CloneVerifyResult> {
+    async cloneVerify(req: CloneEnds & { filters: string[]; sample: number; checksum: boolean; fixedFiles: string[]; chrootChecks?: boolean }): Promise<CloneVerifyResult> {
       const ctx = Context.current();
       ctx.heartbeat({ phase: 'verifying', done: ['copy'], steps: 1, percent: 100, bytes: 0, attempt: ctx.info.attempt } satisfies ResyncProgress);
       const fixed = new Set(req.fixedFiles);
@@ -206,20 +207,22 @@ export function createCloneActivities(deps: CloneActivityDeps) {
         }
       };
       const has = async (p: string) => (await lstat(join(req.targetRoot, p)).catch(() => undefined)) !== undefined;
-      // An offline root's /dev and /run are empty (file systems mounted over them at boot; the
-      // copy leaves them out), but sshd opens /dev/null and wants /run/sshd: both are made for
-      // the checks and removed after.
-      const devNull = join(req.targetRoot, 'dev', 'null');
-      const madeDevNull = !(await has('dev/null')) && (await has('dev')) && (await exec('mknod', ['-m', '666', devNull, 'c', '1', '3']).then(() => true, () => false));
-      const runSshd = join(req.targetRoot, 'run', 'sshd');
-      const madeRunSshd = !(await has('run/sshd')) && (await has('run')) && (await mkdir(runSshd, { mode: 0o755 }).then(() => true, () => false));
-      try {
-        if (await has('usr/sbin/sshd')) await inChroot('sshd -t', ['/usr/sbin/sshd', '-t'], 'exit');
-        if (await has('usr/bin/dpkg')) await inChroot('dpkg --audit', ['/usr/bin/dpkg', '--audit'], 'empty');
-        else if (await has('usr/bin/rpm')) await inChroot('rpm -Va', ['/usr/bin/rpm', '-Va', '--nofiles'], 'report');
-      } finally {
-        if (madeDevNull) await rm(devNull, { force: true });
-        if (madeRunSshd) await rm(runSshd, { recursive: true, force: true });
+      if (req.chrootChecks !== false) {
+        // An offline root's /dev and /run are empty (file systems mounted over them at boot; the
+        // copy leaves them out), but sshd opens /dev/null and wants /run/sshd: both are made for
+        // the checks and removed after.
+        const devNull = join(req.targetRoot, 'dev', 'null');
+        const madeDevNull = !(await has('dev/null')) && (await has('dev')) && (await exec('mknod', ['-m', '666', devNull, 'c', '1', '3']).then(() => true, () => false));
+        const runSshd = join(req.targetRoot, 'run', 'sshd');
+        const madeRunSshd = !(await has('run/sshd')) && (await has('run')) && (await mkdir(runSshd, { mode: 0o755 }).then(() => true, () => false));
+        try {
+          if (await has('usr/sbin/sshd')) await inChroot('sshd -t', ['/usr/sbin/sshd', '-t'], 'exit');
+          if (await has('usr/bin/dpkg')) await inChroot('dpkg --audit', ['/usr/bin/dpkg', '--audit'], 'empty');
+          else if (await has('usr/bin/rpm')) await inChroot('rpm -Va', ['/usr/bin/rpm', '-Va', '--nofiles'], 'report');
+        } finally {
+          if (madeDevNull) await rm(devNull, { force: true });
+          if (madeRunSshd) await rm(runSshd, { recursive: true, force: true });
+        }
       }
       const ok = differing.length === 0 && checks.every((c) => c.ok);
       logger.info({ sampled, differing: differing.length, checks: checks.map((c) => `${c.name}: ${c.ok ? 'ok' : 'FAILED'}`) }, 'clone verified');

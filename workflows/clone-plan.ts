@@ -70,11 +70,20 @@ export function planClone(facts: CloneFacts, req: CloneRequest): ClonePlan {
   if (!source) throw new Error(`unknown source node '${req.from}' (known: ${known})`);
   if (!target) throw new Error(`unknown target node '${req.to}' (known: ${known})`);
   if (source.name === target.name) throw new Error(`the source and the target are the same node '${req.from}'`);
+  const { filters, excluded } = planFilters(facts);
+  const { addresses, warnings } = planAddresses(source, target);
+  return { from: source.name, to: target.name, filters, excluded, hostname: req.hostname ?? target.name, addresses, warnings };
+}
+
+/**
+ * What a copy of a root leaves out and takes in (a clone, an image's capture and its deploy):
+ * the rsync filter rules in order, and the excluded paths for the report.
+ * @throws Error on a relative pattern in `clone:`.
+ */
+export function planFilters(facts: Pick<CloneFacts, 'stateDir' | 'groupMountpoints' | 'clone'>): { filters: string[]; excluded: string[] } {
   for (const p of [...facts.clone.include, ...facts.clone.exclude]) {
     if (!p.startsWith('/')) throw new Error(`clone pattern '${p}' is not absolute (patterns start at the root, like /srv/cache)`);
   }
-  const warnings: string[] = [];
-
   const own = [
     `${withoutSlash(facts.stateDir)}/*`,
     ...facts.groupMountpoints.map((m) => `${withoutSlash(m)}/*`),
@@ -91,7 +100,15 @@ export function planClone(facts: CloneFacts, req: CloneRequest): ClonePlan {
     const parents = unique(includes.flatMap(parentsOf));
     filters.push(...parents.map((p) => `+ ${p}/`), ...includes.flatMap((p) => [`+ ${p}`, `+ ${p}/**`]), '- *');
   }
+  return { filters, excluded };
+}
 
+/**
+ * The source's IP addresses (from `nodes:`) and the target's, paired by position, with what
+ * the operator must check: a count that differs, host names (not rewritten).
+ */
+export function planAddresses(source: { name: string; addresses: string[] }, target: { name: string; addresses: string[] }): { addresses: AddressChange[]; warnings: string[] } {
+  const warnings: string[] = [];
   const ips = (n: { addresses: string[] }) => n.addresses.filter(isIpLiteral);
   const fromIps = ips(source);
   const toIps = ips(target);
@@ -100,7 +117,7 @@ export function planClone(facts: CloneFacts, req: CloneRequest): ClonePlan {
     warnings.push(`${source.name} has ${fromIps.length} IP address(es) in nodes: and ${target.name} has ${toIps.length}: only the first ${addresses.length} are rewritten; check the network configuration of the clone`);
   }
   if (source.addresses.length !== fromIps.length) warnings.push(`host names in ${source.name}'s addresses are not rewritten in the network configuration`);
-  return { from: source.name, to: target.name, filters, excluded, hostname: req.hostname ?? target.name, addresses, warnings };
+  return { addresses, warnings };
 }
 
 function withoutSlash(p: string): string {

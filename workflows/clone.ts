@@ -41,7 +41,8 @@ const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
 
 const NON_RETRYABLE = [ERROR_TYPES.TargetRunsGroup, ERROR_TYPES.CloneRefused, ERROR_TYPES.CloneCopyFailed, ERROR_TYPES.Unauthenticated];
 
-function cloneOn(cluster: string, node: string) {
+/** The clone's steps on `node`'s own queue (the target's; an image's deploy uses them too). */
+export function cloneOn(cluster: string, node: string) {
   return proxyActivities<CloneActivities>({
     taskQueue: nodeTaskQueue(cluster, node),
     // Nobody else can take these: a target whose worker never comes fails the clone.
@@ -50,6 +51,20 @@ function cloneOn(cluster: string, node: string) {
     heartbeatTimeout: CLONE_HEARTBEAT_TIMEOUT_MS,
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
   });
+}
+
+/**
+ * Refuses `to` if the controller records it as the owner of any group: imaging replaces its
+ * system, and whatever runs there with it (the target's own activities check what it holds too).
+ * @throws TargetRunsGroup
+ */
+export async function refuseGroupOwner(cluster: string, to: string, what: string): Promise<void> {
+  const layout = await local.describeCluster.executeWithOptions({ summary: 'look up the groups' }, [{ cluster }]);
+  const owners = await Promise.all(layout.groups.map((g) => local.groupOwner.executeWithOptions({ summary: `ask the controller who owns ${g.name}` }, [{ cluster, group: g.name }]).then((o) => ({ group: g.name, ...o }))));
+  const owned = owners.filter((o) => o.owner === to);
+  if (owned.length > 0) {
+    throw ApplicationFailure.create({ type: ERROR_TYPES.TargetRunsGroup, nonRetryable: true, message: `node '${to}' owns group(s) ${owned.map((o) => `${o.group} (epoch ${o.epoch})`).join(', ')}: ${what} never goes toward the owner of a group; nothing was changed` });
+  }
 }
 
 export async function clone(rawInput: unknown): Promise<CloneResult> {
@@ -61,13 +76,7 @@ export async function clone(rawInput: unknown): Promise<CloneResult> {
   } catch (err) {
     throw ApplicationFailure.create({ type: ERROR_TYPES.CloneRefused, nonRetryable: true, message: `${err instanceof Error ? err.message : String(err)}; nothing was changed` });
   }
-  // The target may own no group: imaging replaces its system, and whatever runs there with it.
-  const layout = await local.describeCluster.executeWithOptions({ summary: 'look up the groups' }, [{ cluster: input.cluster }]);
-  const owners = await Promise.all(layout.groups.map((g) => local.groupOwner.executeWithOptions({ summary: `ask the controller who owns ${g.name}` }, [{ cluster: input.cluster, group: g.name }]).then((o) => ({ group: g.name, ...o }))));
-  const owned = owners.filter((o) => o.owner === input.to);
-  if (owned.length > 0) {
-    throw ApplicationFailure.create({ type: ERROR_TYPES.TargetRunsGroup, nonRetryable: true, message: `node '${input.to}' owns group(s) ${owned.map((o) => `${o.group} (epoch ${o.epoch})`).join(', ')}: a clone never goes toward the owner of a group; nothing was changed` });
-  }
+  await refuseGroupOwner(input.cluster, input.to, 'a clone');
   const sourceHost = facts.sourceAddress[input.from];
   if (sourceHost === undefined) throw ApplicationFailure.create({ type: ERROR_TYPES.CloneRefused, nonRetryable: true, message: `node '${input.from}' has no address; nothing was changed` });
   log.info('clone', { from: input.from, to: input.to, targetRoot: input.targetRoot, dryRun: input.dryRun, reason: input.reason });

@@ -6,4 +6,5 @@ export { resync } from './resync.js';
 export { switchover } from './switchover.js';
 export { alert } from './alert.js';
 export { clone } from './clone.js';
+export { imageCapture, imageDeploy } from './image.js';
 export { imageRecipe } from './image-recipe.js';

@@ -373,6 +373,40 @@ export const cloneInputSchema = z.strictObject({
 });
 export type CloneInput = z.input<typeof cloneInputSchema>;
 
+const imageDir = z.string({ error: 'expected the image directory on the witness (an absolute path)' }).regex(/^\/[^\0\n]*[^/\0\n]$/, { error: 'expected the image directory on the witness: an absolute path other than /, e.g. /var/lib/haoscar/images/web' });
+
+/** `imageCapture` (docs/clone.md#golden-images): a node's system into a directory on the witness. */
+export const imageCaptureInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** The node whose system is captured (only read). */
+  from: node,
+  /** The image directory on the witness: new, empty, or an image (captured again, incrementally). */
+  dir: imageDir,
+  /** The source's root; `/` (a directory only for tests). */
+  sourceRoot: z.string().regex(/^\/[^\0\n]*$/, { error: 'expected an absolute path' }).default('/'),
+  reason: z.string().max(1000).optional(),
+});
+export type ImageCaptureInput = z.input<typeof imageCaptureInputSchema>;
+
+/** `imageDeploy`: an image on the witness onto a standby's offline root, then its fix-ups. */
+export const imageDeployInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** The image directory on the witness. */
+  dir: imageDir,
+  /** The standby whose offline root receives the image; it must run no group. */
+  to: node,
+  /** The standby's root file system, mounted on the target (not its running root), e.g. /mnt/target. */
+  targetRoot: z.string({ error: 'expected the target root directory (an absolute path)' }).regex(/^\/[^\0\n]*[^/\0\n]$/, { error: 'expected the target root directory: an absolute path other than /, e.g. /mnt/target' }),
+  /** Where the target reaches the witness's sshd (clone.sshPort), e.g. its address on the nodes' network. */
+  witnessHost: z.string({ error: 'expected the host name or address the target reaches the witness at' }).regex(/^[A-Za-z0-9:.[\]-]{1,253}$/, { error: 'expected a host name or an IP address' }),
+  /** The host name the target gets; default: the target node's name. */
+  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, { error: 'expected a host name (letters, digits, - and .)' }).optional(),
+  dryRun: z.boolean({ error: 'expected true or false' }).default(false),
+  checksum: z.boolean({ error: 'expected true or false' }).default(false),
+  reason: z.string().max(1000).optional(),
+});
+export type ImageDeployInput = z.input<typeof imageDeployInputSchema>;
+
 export const imageRecipeInputSchema = z.strictObject({
   cluster: name('cluster'),
   /** The node whose distribution, packages and partitioning the recipe reproduces. */

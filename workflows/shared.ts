@@ -48,6 +48,12 @@ export const ERROR_TYPES = {
   SourceUnreachable: 'SourceUnreachable',
   /** rsync failed in a way retrying does not fix (no space, read-only, permissions, auth). */
   CloneCopyFailed: 'CloneCopyFailed',
+  /**
+   * A golden image's step was refused before anything changed (docs/clone.md#golden-images): the
+   * directory is not an image (deploy) or is someone's data (capture), the capture is unfinished,
+   * or no `haoscar worker` serves the witness's queue.
+   */
+  ImageRefused: 'ImageRefused',
   /** `image recipe`: the node's system cannot be described (no os-release, a distribution in no known family). */
   RecipeUnsupported: 'RecipeUnsupported',
   /** The group runs nowhere: there is no owner to resync from. */
@@ -130,6 +136,13 @@ export function isRefusalOf<U extends ControllerUpdateName>(update: U, type: str
 export const clusterTaskQueue = (cluster: string): string => `haoscar.${cluster}`;
 /** Activities that touch one node run on that node's own queue; only its agent polls it. */
 export const nodeTaskQueue = (cluster: string, node: string): string => `haoscar.${cluster}.node.${node}`;
+/**
+ * The witness's own activities (golden images kept in its directories): only `haoscar worker`
+ * polls it, never an agent, so that an image is always written to and read from the witness.
+ */
+export const witnessTaskQueue = (cluster: string): string => `haoscar.${cluster}.witness`;
+/** Who the witness is in its signed orders: not a node name (those have no parentheses), so no node's order fits it. */
+export const WITNESS = '(witness)';
 
 /**
  * One heal per group and resource at a time, whichever node reports: a group runs on one
@@ -210,6 +223,8 @@ export type OperationKind = 'operator' | 'node-lost' | 'heal-gave-up' | 'place' 
 export const resyncWorkflowId = (cluster: string, group: string, node: string): string => `resync/${cluster}/${group}/${node}`;
 /** One clone per target node at a time. */
 export const cloneWorkflowId = (cluster: string, to: string): string => `clone/${cluster}/${to}`;
+/** One capture into an image directory at a time (a deploy onto a node is a clone: {@link cloneWorkflowId}). */
+export const imageCaptureWorkflowId = (cluster: string, dir: string): string => `image-capture/${cluster}${dir}`;
 /** `image recipe` only reads: each run is its own workflow. */
 export const recipeWorkflowId = (cluster: string, node: string, at: number): string => `image-recipe/${cluster}/${node}/${at}`;
 /** One switchover per group at a time (operator's or automatic fail-back). */

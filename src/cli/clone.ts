@@ -69,12 +69,17 @@ export function cloneCommand(): Command {
     });
 }
 
-/** The report an administrator reads after a clone (or a dry run). */
-export function describeClone(r: CloneResult): string {
+/**
+ * The report an administrator reads after a clone (or a dry run). An image's deploy gives its
+ * own first line (`headline`) and what the verification compared with (`comparedWith`: the image).
+ */
+export function describeClone(r: CloneResult, opts: { headline?: string; comparedWith?: string } = {}): string {
   const lines: string[] = [];
   const s = r.copy.stats;
   const secs = (r.copy.durationMs / 1000).toFixed(1);
-  if (r.dryRun) {
+  if (opts.headline !== undefined) {
+    lines.push(opts.headline);
+  } else if (r.dryRun) {
     lines.push(`dry run: a clone of ${r.from} onto ${r.to}:${r.targetRoot} would transfer ${s?.regularFilesTransferred ?? '?'} files (${formatBytes(s?.transferredFileSize ?? 0)}) and delete ${s?.deletedFiles ?? '?'}, of ${s?.files ?? '?'} entries (${formatBytes(s?.totalFileSize ?? 0)}); nothing was changed`);
   } else {
     lines.push(`cloned ${r.from} onto ${r.to}:${r.targetRoot}: ${s?.files ?? '?'} entries (${formatBytes(s?.totalFileSize ?? 0)}), ${s?.regularFilesTransferred ?? '?'} files transferred (${formatBytes(s?.transferredFileSize ?? 0)}), ${s?.deletedFiles ?? 0} deleted, in ${secs} s${r.copy.attempts > 1 ? ` (${r.copy.attempts} attempts, resumed)` : ''}`);
@@ -94,7 +99,7 @@ export function describeClone(r: CloneResult): string {
   }
   if (r.verify) {
     const v = r.verify;
-    lines.push(`verified: ${v.sampled < 0 ? 'every file' : `${v.sampled} sampled files`} compared by checksum with ${r.from}: ${v.differing.length === 0 ? 'all equal' : `${v.differing.length} differ: ${v.differing.slice(0, 10).join(' ')}`}`);
+    lines.push(`verified: ${v.sampled < 0 ? 'every file' : `${v.sampled} sampled files`} compared by checksum with ${opts.comparedWith ?? r.from}: ${v.differing.length === 0 ? 'all equal' : `${v.differing.length} differ: ${v.differing.slice(0, 10).join(' ')}`}`);
     for (const c of v.checks) lines.push(`  ${c.name} in a chroot: ${c.ok ? 'ok' : `FAILED\n    ${c.output.split('\n').join('\n    ')}`}`);
   }
   return `${lines.join('\n')}\n`;

@@ -17,11 +17,7 @@ import { CliError, EXIT } from './errors.js';
 import { printJson } from './output.js';
 import { failed, withClient } from './switchover.js';
 
-/** `haoscar image`: its subcommands (`recipe` here). */
-export function imageCommand(): Command {
-  return new Command('image').description('golden images and unattended-install recipes of a node (docs/clone.md)').addCommand(imageRecipeCommand());
-}
-
+/** `haoscar image recipe`, a subcommand of `haoscar image` (image.ts). */
 export function imageRecipeCommand(): Command {
   return new Command('recipe')
     .description("write an unattended-install file (Debian preseed, kickstart, AutoYaST) for a fresh standby that reproduces NODE's distribution, packages and partitioning and installs HA-OSCAR on first boot")

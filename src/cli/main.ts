@@ -12,7 +12,8 @@ import { healCommand } from './heal.js';
 import { failoverCommand } from './failover.js';
 import { resyncCommand, switchoverCommand } from './switchover.js';
 import { cloneCommand } from './clone.js';
-import { imageCommand } from './image-recipe.js';
+import { imageCommand } from './image.js';
+import { imageRecipeCommand } from './image-recipe.js';
 import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
@@ -32,7 +33,9 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand(), imageCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand(),
+    // `haoscar image capture|deploy`; other image subcommands (`image recipe`) go in its array.
+    imageCommand([imageRecipeCommand()])]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

@@ -13,6 +13,7 @@ import { metricsListen as metricsListenSchema } from '../config/schema.js';
 import type { Client } from '@temporalio/client';
 import { connectClient, connectWorker, resolveConnection } from '../temporal/connection.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
+import { createWitnessWorker } from '../../workers/witness-worker.js';
 import { HeartbeatSecretError, loadClusterSecrets, type ClusterSecrets } from '../heartbeat/secret.js';
 import { secretNames } from '../auth/secret-rotation.js';
 import type { Config } from '../config/types.js';
@@ -48,9 +49,12 @@ export function workerCommand(): Command {
       const client = await connectClient(conn);
       connected.client = client;
       const worker = await createWorkflowWorker({ connection, config, client, bundleFile: join(config.agent.stateDir, 'workflow-bundle-worker.js'), key, logger });
+      // The witness's own queue: golden images kept on this machine (docs/clone.md#golden-images).
+      const witness = await createWitnessWorker({ connection, config, key, logger });
       const stop = (signal: string) => {
         void systemd.stopping(`stopping (${signal})`);
         worker.shutdown();
+        witness.shutdown();
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
@@ -66,7 +70,7 @@ export function workerCommand(): Command {
         });
       });
       logger.info({ cluster: config.cluster, taskQueue: worker.options.taskQueue }, 'workflow worker running');
-      const running = worker.run();
+      const running = Promise.all([worker.run(), witness.run()]);
       await systemd.ready(`running the workflows of cluster ${config.cluster} (task queue ${worker.options.taskQueue}), connected to Temporal at ${config.temporal.address}`);
       await running;
       metrics?.close();

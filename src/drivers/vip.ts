@@ -12,6 +12,7 @@
  * Every command goes through the injected {@link Exec}; tests run the driver against real `ip`
  * inside a network namespace by giving it an exec that prefixes `ip netns exec NS`.
  */
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { ExecError, type Exec } from '../exec.js';
 import type { Logger } from '../log.js';
 import type { ServiceDriver, ServiceStatus } from './service-driver.js';
@@ -30,6 +31,8 @@ export interface VipDriverDeps {
   sendUaBin?: string;
   /** Per `ip` call. */
   timeoutMs?: number;
+  /** The node's interfaces and their addresses (os.networkInterfaces unless a test says so). */
+  listAddresses?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 /** Where Debian, RHEL and Fedora's resource-agents install `send_ua`. */
@@ -161,6 +164,7 @@ export class VipDriver implements ServiceDriver {
   readonly #arping: string;
   readonly #sendUa: string;
   readonly #timeoutMs: number;
+  readonly #listAddresses: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   #announcer: Announcer | undefined;
 
   /** @throws Error when `resource.address` is not a usable `ADDRESS/LEN` (the schema already ensures it). */
@@ -175,6 +179,7 @@ export class VipDriver implements ServiceDriver {
     this.#arping = deps.arpingBin ?? 'arping';
     this.#sendUa = deps.sendUaBin ?? SEND_UA;
     this.#timeoutMs = deps.timeoutMs ?? 10_000;
+    this.#listAddresses = deps.listAddresses ?? networkInterfaces;
     this.#logger = deps.logger.child({ driver: 'vip', address: this.#cidr, interface: this.#iface });
   }
 
@@ -256,7 +261,16 @@ export class VipDriver implements ServiceDriver {
     return [{ kind: 'vip', device: this.#iface, address: this.#cidr }];
   }
 
+  /**
+   * The owner's agent asks this at every check interval. A held address is found in
+   * os.networkInterfaces() (getifaddrs: netlink, in-process) without running `ip`: spawning a
+   * command from the agent, a node process of some 150 MB, was most of an idle owner's CPU
+   * (issue 14 item 5: 7 % of a core of its 11 %). Anything else (not listed, which getifaddrs also
+   * says of an address on a link that is down or not running; another prefix length; another
+   * label) is looked up with `ip`, which says exactly what is there.
+   */
   async status(): Promise<ServiceStatus> {
+    if (this.#listedAsHeld()) return { running: true, detail: `${this.#cidr} on ${this.#iface}` };
     const present = await this.#addresses();
     if (present === 'no-interface') return { running: false, detail: `interface ${this.#iface} not found` };
     if (this.#holds(present)) return { running: true, detail: `${this.#cidr} on ${this.#iface}` };
@@ -270,6 +284,19 @@ export class VipDriver implements ServiceDriver {
   /** Stops announcing (the address stays). */
   async close(): Promise<void> {
     await this.#stopAnnouncing();
+  }
+
+  #listedAsHeld(): boolean {
+    let listed: NetworkInterfaceInfo[] | undefined;
+    try {
+      listed = this.#listAddresses()[this.#iface];
+    } catch {
+      return false; // ip decides
+    }
+    const family = this.#vip.family === 4 ? 'IPv4' : 'IPv6';
+    return (listed ?? []).some((info) => info.family === family
+      && (this.#vip.family === 4 ? info.address : canonicalIPv6(info.address)) === this.#vip.address
+      && info.cidr === `${info.address}/${this.#vip.prefixLength}`);
   }
 
   #holds(lines: IpAddressLine[]): boolean {

@@ -425,7 +425,11 @@ void test('with a cgroup, start after a crash kills the daemon the crashed proce
   assert.ok(again && again !== main);
   const newDaemon = await daemonPid(t, logDir);
   assert.notEqual(newDaemon, daemon);
-  assert.deepEqual(cgroupLivePids(cgroup).sort(), [again, newDaemon, ...childrenOf(newDaemon)].sort(), 'only the new instance runs');
+  // Until the new instance settles, its starter's short-lived helpers (the subshell of the double
+  // fork, the daemon's mv of its pid file) are in the cgroup too: wait for them to go, then compare.
+  const onlyNew = () => [again, newDaemon, ...childrenOf(newDaemon)].sort();
+  await waitFor('the new instance to settle', () => cgroupLivePids(cgroup).length === onlyNew().length, 10_000).catch(() => undefined);
+  assert.deepEqual(cgroupLivePids(cgroup).sort(), onlyNew(), 'only the new instance runs');
 });
 
 void test('with a cgroup, a new driver (the agent restarted) adopts the earlier instance: it runs on, start does not start another, stop stops it', async (t) => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import type { networkInterfaces } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { pino, type Logger } from 'pino';
 import type { VipResource } from '../../src/config/types.js';
@@ -120,6 +121,12 @@ function namespaceExec(ns = NS): { exec: Exec; calls: Call[] } {
   return { exec, calls };
 }
 
+/** os.networkInterfaces() as a process in NS sees it (the driver's cheap look-up, run where the driver would run). */
+function namespaceInterfaces(ns = NS): ReturnType<typeof networkInterfaces> {
+  const script = 'process.stdout.write(JSON.stringify(require("node:os").networkInterfaces()))';
+  return JSON.parse(execFileSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' })) as ReturnType<typeof networkInterfaces>;
+}
+
 /** A logger that keeps its records, to check what was logged. */
 function capturingLogger(): { logger: Logger; records: Record<string, unknown>[] } {
   const records: Record<string, unknown>[] = [];
@@ -180,6 +187,21 @@ void describe('VipDriver with real ip and arping in a network namespace', { skip
     assert.deepEqual(await driver.status(), { running: false, detail: `${VIP} not on eth0` });
     await driver.stop();
     assert.deepEqual(arpings(calls), [], 'arpCount 0 sends no ARP');
+  });
+
+  void test('status of an address that is on the interface runs no command (the agent checks it every interval)', async () => {
+    const { exec, calls } = namespaceExec();
+    const driver = new VipDriver(vip(), { exec, logger: silentLogger, listAddresses: () => namespaceInterfaces() });
+    await driver.start();
+    const before = calls.length;
+    assert.deepEqual(await driver.status(), { running: true, detail: `${VIP}/24 on eth0` });
+    assert.deepEqual(calls.slice(before).map((c) => c.argv.join(' ')), [], 'no command ran for a held address');
+    // Absent, or present with another prefix length: `ip` says exactly what is there.
+    sh('ip', '-n', NS, 'address', 'add', `${VIP}/32`, 'dev', 'eth0');
+    await driver.stop();
+    assert.deepEqual(await driver.status(), { running: false, detail: `${VIP} not on eth0 (it is there as ${VIP}/32)` });
+    assert.ok(calls.length > before + 1, 'an address that is not held is looked up with ip');
+    sh('ip', '-n', NS, 'address', 'del', `${VIP}/32`, 'dev', 'eth0');
   });
 
   void test('an add or delete that loses a race with another one still succeeds', async () => {
@@ -325,13 +347,15 @@ void describe('VipDriver with an IPv6 address, real ip and send_ua in a network 
     const ourMac = macOf(NS6, 'eth0');
     const { exec, calls } = namespaceExec(NS6);
     // Written long-hand: the driver must find it under the text `ip` prints.
-    const driver = new VipDriver(vip6({ address: 'fd00:0213:0::0200/64', arpCount: 2 }), { exec, logger: silentLogger });
+    const driver = new VipDriver(vip6({ address: 'fd00:0213:0::0200/64', arpCount: 2 }), { exec, logger: silentLogger, listAddresses: () => namespaceInterfaces(NS6) });
     assert.deepEqual(await driver.status(), { running: false, detail: `${VIP6} not on eth0` });
 
     await driver.start();
     assert.match(addresses6(), /inet6 fd00:213::200\/64 scope global nodad/);
     assert.doesNotMatch(addresses6(), /tentative/, 'no duplicate address detection to wait for');
+    const before = calls.length;
     assert.deepEqual(await driver.status(), { running: true, detail: `${VIP6}/64 on eth0` });
+    assert.equal(calls.length, before, 'a held address (written long-hand in the configuration) is found without running ip');
     assert.deepEqual(calls.find((c) => c.argv.includes('add'))?.argv, ['ip', '-6', 'address', 'add', `${VIP6}/64`, 'dev', 'eth0', 'nodad']);
     const announcements = () => calls.filter((c) => c.argv[0] === SEND_UA);
     assert.deepEqual(announcements()[0]?.argv, [SEND_UA, '-i', '1000', '-c', '1', VIP6, '64', 'eth0']);
