@@ -8,6 +8,7 @@ import { createOwnershipActivities, type OwnershipActivityDeps } from '../activi
 import { createServiceActivities, type ServiceActivityDeps } from '../activities/service.js';
 import { createSyncActivities, type SyncActivityDeps } from '../activities/sync.js';
 import { createCloneActivities, type CloneActivityDeps } from '../activities/clone.js';
+import { createRecipeActivities, type RecipeActivityDeps } from '../activities/recipe.js';
 import { nodeTaskQueue } from '../workflows/shared.js';
 
 export async function createNodeWorker(opts: {
@@ -20,12 +21,14 @@ export async function createNodeWorker(opts: {
   sync?: SyncActivityDeps;
   /** A clone's steps when this node is its target (docs/clone.md). */
   clone?: CloneActivityDeps;
+  /** `image recipe`'s inventory of this node (docs/clone.md#unattended-install-recipes). */
+  recipe?: RecipeActivityDeps;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: nodeTaskQueue(opts.cluster, opts.service.node),
-    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}), ...(opts.clone ? createCloneActivities(opts.clone) : {}) },
+    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}), ...(opts.clone ? createCloneActivities(opts.clone) : {}), ...(opts.recipe ? createRecipeActivities(opts.recipe) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
     // A resync's progress (heartbeat details) reaches the server at least once a second, for

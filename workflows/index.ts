@@ -7,3 +7,4 @@ export { switchover } from './switchover.js';
 export { alert } from './alert.js';
 export { clone } from './clone.js';
 export { imageCapture, imageDeploy } from './image.js';
+export { imageRecipe } from './image-recipe.js';

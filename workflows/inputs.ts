@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ERROR_TYPES } from './shared.js';
+import { RECIPE_FORMATS } from './recipe/common.js';
 
 const name = (what: string) =>
   z.string({ error: `expected the ${what} name as text` }).regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, {
@@ -405,3 +406,21 @@ export const imageDeployInputSchema = z.strictObject({
   reason: z.string().max(1000).optional(),
 });
 export type ImageDeployInput = z.input<typeof imageDeployInputSchema>;
+
+export const imageRecipeInputSchema = z.strictObject({
+  cluster: name('cluster'),
+  /** The node whose distribution, packages and partitioning the recipe reproduces. */
+  node,
+  /** Which installer's file to write; absent: only the inventory is returned. */
+  format: z.enum(RECIPE_FORMATS, { error: `expected one of ${RECIPE_FORMATS.join(', ')}` }).optional(),
+  /** The root read on the node: `/` (a directory only for tests or a system kept there). */
+  root: z.string().regex(/^\/[^\0\n]*$/, { error: 'expected an absolute path' }).default('/'),
+  /** The new machine's host name. */
+  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, { error: 'expected a host name (letters, digits, - and .)' }).optional(),
+  /** Where the first boot downloads HA-OSCAR's `npm pack` tarball from. */
+  packageUrl: z.string().max(2000).regex(/^https?:\/\/[^\s'"\\]+$/, { error: 'expected an http:// or https:// URL without spaces or quotes' }).optional(),
+  /** A crypt(3) hash for root's password (`openssl passwd -6`); default: locked. */
+  rootPasswordHash: z.string().max(200).regex(/^\$[0-9a-z]+\$[^\s:'"\\]+$/, { error: 'expected a crypt(3) hash such as openssl passwd -6 prints ($6$...)' }).optional(),
+  reason: z.string().max(1000).optional(),
+});
+export type ImageRecipeInput = z.input<typeof imageRecipeInputSchema>;

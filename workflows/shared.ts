@@ -54,6 +54,8 @@ export const ERROR_TYPES = {
    * or no `haoscar worker` serves the witness's queue.
    */
   ImageRefused: 'ImageRefused',
+  /** `image recipe`: the node's system cannot be described (no os-release, a distribution in no known family). */
+  RecipeUnsupported: 'RecipeUnsupported',
   /** The group runs nowhere: there is no owner to resync from. */
   GroupRunsNowhere: 'GroupRunsNowhere',
   /** DRBD found split brain: an administrator has to choose whose changes to keep (docs/drbd.md). */
@@ -223,6 +225,8 @@ export const resyncWorkflowId = (cluster: string, group: string, node: string): 
 export const cloneWorkflowId = (cluster: string, to: string): string => `clone/${cluster}/${to}`;
 /** One capture into an image directory at a time (a deploy onto a node is a clone: {@link cloneWorkflowId}). */
 export const imageCaptureWorkflowId = (cluster: string, dir: string): string => `image-capture/${cluster}${dir}`;
+/** `image recipe` only reads: each run is its own workflow. */
+export const recipeWorkflowId = (cluster: string, node: string, at: number): string => `image-recipe/${cluster}/${node}/${at}`;
 /** One switchover per group at a time (operator's or automatic fail-back). */
 export const switchoverWorkflowId = (cluster: string, group: string): string => `switchover/${cluster}/${group}`;
 

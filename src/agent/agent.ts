@@ -524,6 +524,11 @@ export class Agent {
           ssh: { ...config.sync.ssh, port: config.clone.sshPort },
           heldGroups: () => config.groups.map((g) => g.name).filter((g) => groups.holding(g) !== undefined),
         },
+        recipe: {
+          node, exec, logger: this.log.child({ recipe: true }), identityFile: config.sync.ssh.identityFile,
+          // What a new node needs from this one to join (docs/clone.md#unattended-install-recipes).
+          joinFiles: [...new Set([process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml', config.heartbeat.secretFile, config.sync.ssh.identityFile, `${config.sync.ssh.identityFile}.pub`, config.sync.ssh.knownHostsFile])],
+        },
       }),
       ...(config.agent.workflows
         ? [createWorkflowWorker({ connection: this.connection!, config, client: this.client!, workflowBundle: this.opts.workflowBundle, key, logger: this.log })]

@@ -13,6 +13,7 @@ import { failoverCommand } from './failover.js';
 import { resyncCommand, switchoverCommand } from './switchover.js';
 import { cloneCommand } from './clone.js';
 import { imageCommand } from './image.js';
+import { imageRecipeCommand } from './image-recipe.js';
 import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
 import { statusCommand } from './status.js';
@@ -34,7 +35,7 @@ export function buildProgram(): Command {
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
   for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand(),
     // `haoscar image capture|deploy`; other image subcommands (`image recipe`) go in its array.
-    imageCommand([])]) {
+    imageCommand([imageRecipeCommand()])]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;

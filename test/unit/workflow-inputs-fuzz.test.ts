@@ -16,6 +16,7 @@ import {
   groupLostSchema,
   healGaveUpSchema,
   healServiceInputSchema,
+  imageRecipeInputSchema,
   nodeEdgeSchema,
   parseWorkflowInput,
   resyncInputSchema,
@@ -37,6 +38,7 @@ const SAMPLES: [string, z.ZodType, Record<string, unknown>][] = [
   ['healGaveUp', healGaveUpSchema, { group: 'web', resource: 'httpd', node: 'n1', at: 1, detail: 'gave up' }],
   ['confirmDown', confirmDownSchema, { node: 'n1', operator: 'alice', detail: 'powered off' }],
   ['serviceFailed', serviceFailureSchema, { at: 1, detail: 'exited', source: 'monitor' }],
+  ['imageRecipe', imageRecipeInputSchema, { cluster: 'c1', node: 'n1', format: 'autoyast', root: '/', hostname: 'n3', packageUrl: 'http://10.0.0.1/ha-oscar.tgz', rootPasswordHash: '$6$salt$hash' }],
 ];
 
 function rng(seed: number): () => number {
