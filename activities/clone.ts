@@ -15,6 +15,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Exec } from '../src/exec.js';
 import { ExecError } from '../src/exec.js';
 import type { Logger } from '../src/log.js';
+import type { Config } from '../src/config/types.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import { RsyncError, runRsync, type RsyncStats } from '../src/sync/rsync.js';
 import { applyFixups, FIXUP_SOURCE_FILTERS, type FixupReport, type FixupRequest } from '../src/clone/fixups.js';
@@ -35,6 +36,19 @@ export interface CloneActivityDeps {
   heldGroups: () => string[];
   /** The `chroot` binary; default `chroot`. */
   chroot?: string;
+}
+
+/**
+ * The clone activities' settings from the configuration, for the agent and the rescue worker
+ * alike (one place: both must reach the source the same way).
+ */
+export function cloneActivityDeps(opts: { config: Config; node: string; key: MessageKey | undefined; exec: Exec; logger: Logger; heldGroups: () => string[] }): CloneActivityDeps {
+  const { config } = opts;
+  return {
+    node: opts.node, cluster: config.cluster, key: opts.key, exec: opts.exec, rsync: config.sync.rsync, logger: opts.logger.child({ clone: true }),
+    ssh: { ...config.sync.ssh, port: config.clone.sshPort },
+    heldGroups: opts.heldGroups,
+  };
 }
 
 /** Where the source is: its address and root (`/`, or a directory in tests). */

@@ -14,6 +14,7 @@ import { resyncCommand, switchoverCommand } from './switchover.js';
 import { cloneCommand } from './clone.js';
 import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
+import { rescueCommand } from './rescue.js';
 import { statusCommand } from './status.js';
 import { confirmDownCommand } from './confirm-down.js';
 import { historyCommand } from './history.js';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand()]) {
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), rescueCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand()]) {
     program.addCommand(command.copyInheritedSettings(program));
   }
   return program;
