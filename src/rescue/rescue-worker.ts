@@ -122,7 +122,7 @@ export class RescueWorker {
       const rescue = new RescueWorker(worker, connection, client, conn, done);
       logger.info(
         { cluster: config.cluster, node, taskQueue: worker.options.taskQueue, activities: [...RESCUE_ACTIVITIES] },
-        `rescue worker for node ${node}: serving ONLY the clone's steps on task queue ${nodeTaskQueue(config.cluster, node)}; it runs no group, sends no heartbeats and reports nothing to the controller, so the cluster keeps seeing ${node} as down. Start the clone elsewhere with: haoscar clone --from <node> --to ${node} --target-root <dir>`,
+        `rescue worker for node ${node}: serving ONLY the clone's steps on task queue ${nodeTaskQueue(config.cluster, node)}; it runs no group, sends no heartbeats and reports nothing to the controller, so the cluster never sees ${node} up through it. Start the clone elsewhere with: haoscar clone --from <node> --to ${node} --target-root <dir>`,
       );
       return rescue;
     } catch (err) {
