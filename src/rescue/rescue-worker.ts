@@ -62,7 +62,7 @@ export function rescueRefusal(view: Ownership, node: string): string | undefined
 }
 
 /** What the rescue worker serves: the clone's steps (workflows/clone.ts calls them on the target's queue). */
-export const RESCUE_ACTIVITIES = ['clonePreflight', 'cloneCopy', 'cloneFixups', 'cloneVerify'] as const satisfies readonly (keyof CloneActivities)[];
+export const RESCUE_ACTIVITIES = ['clonePreflight', 'cloneCopy', 'cloneFixups', 'cloneVerify', 'cloneBootLoader'] as const satisfies readonly (keyof CloneActivities)[];
 
 export interface RescueWorkerOptions {
   config: Config;
