@@ -8,7 +8,8 @@
  * pulls alpha's root over the veth link into beta's target root.
  *
  * Checked: the copy went over alpha's veth (its byte counters), the fix-ups (host name, loopback
- * line, address, machine ID, host keys), the report, the exclusions; the rescue worker refused
+ * line, address, machine ID, host keys), the report, the exclusions; `--boot-device` reaching the
+ * rescue worker (refused there for a device that is not a block device); the rescue worker refused
  * to start beside a running agent; and that the controller never had beta up nor as an owner,
  * during the clone and after alpha's agent stopped (the group then has nowhere to go: beta is
  * not a candidate even with its rescue worker on its queue).
@@ -162,6 +163,12 @@ test('a standby in a rescue system is cloned from its peer over the lab link; th
   assert.equal(await stat(join(target, 'stale-file')).catch(() => undefined), undefined, "the old system's file is deleted");
   assert.equal(await read('mnt/rescue/keep'), 'the rescue system mounts things here\n', "the rescue system's mounts are kept");
   assert.equal(await stat(join(target, 'tmp', 'scratch')).catch(() => undefined), undefined, '/tmp is not copied');
+
+  // ---- --boot-device goes to the rescue worker too (a signed order it verifies): a dry run
+  // naming a device that is not a block device there is refused by it, with its words.
+  const boot = await c.cli(['clone', '--from', 'alpha', '--to', 'beta', '--target-root', target, '--source-root', source, '--dry-run', '--boot-device', '/dev/null'], { timeoutMs: 120_000 });
+  assert.equal(boot.exitCode, 1, boot.all);
+  assert.match(boot.all ?? '', /the boot loader on beta:\/dev\/null: \/dev\/null is not a block device on this node/);
 
   // ---- with the rescue worker on beta's queue, alpha's agent stops (and says so: it reports
   // itself suspect as it lets go of its group). A node the controller had up would now be given
