@@ -15,8 +15,10 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Exec } from '../src/exec.js';
 import { ExecError } from '../src/exec.js';
 import type { Logger } from '../src/log.js';
+import type { Config } from '../src/config/types.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import { RsyncError, runRsync, type RsyncStats } from '../src/sync/rsync.js';
+import { installBootLoader, type BootLoaderResult } from '../src/clone/boot.js';
 import { applyFixups, FIXUP_SOURCE_FILTERS, type FixupReport, type FixupRequest } from '../src/clone/fixups.js';
 import { cloneCopyArgs, compareArgs, differingFiles, probeArgs, type CloneSource } from '../src/clone/transfer.js';
 import { ERROR_TYPES, type ResyncProgress } from '../workflows/shared.js';
@@ -35,6 +37,19 @@ export interface CloneActivityDeps {
   heldGroups: () => string[];
   /** The `chroot` binary; default `chroot`. */
   chroot?: string;
+}
+
+/**
+ * The clone activities' settings from the configuration, for the agent and the rescue worker
+ * alike (one place: both must reach the source the same way).
+ */
+export function cloneActivityDeps(opts: { config: Config; node: string; key: MessageKey | undefined; exec: Exec; logger: Logger; heldGroups: () => string[] }): CloneActivityDeps {
+  const { config } = opts;
+  return {
+    node: opts.node, cluster: config.cluster, key: opts.key, exec: opts.exec, rsync: config.sync.rsync, logger: opts.logger.child({ clone: true }),
+    ssh: { ...config.sync.ssh, port: config.clone.sshPort },
+    heldGroups: opts.heldGroups,
+  };
 }
 
 /** Where the source is: its address and root (`/`, or a directory in tests). */
@@ -167,6 +182,24 @@ export function createCloneActivities(deps: CloneActivityDeps) {
         return await applyFixups(scratch, req, { write: false, exec });
       } finally {
         await rm(scratch, { recursive: true, force: true });
+      }
+    },
+
+    /**
+     * The boot loader and initramfs on `bootDevice`, in a chroot of the target root with the
+     * running system's /dev, /proc, /sys and /run bound in (src/clone/boot.ts); with `dryRun`,
+     * the commands it would run. An authenticated order: it writes a disk's boot sector.
+     * @throws TargetRunsGroup, CloneRefused (no such block device, no boot tools in the clone)
+     */
+    async cloneBootLoader(req: CloneEnds & { bootDevice: string; dryRun: boolean; mac?: string }): Promise<BootLoaderResult> {
+      auth.checkOrder(req);
+      await checkTarget(req);
+      try {
+        const result = await installBootLoader(exec, req.targetRoot, req.bootDevice, { dryRun: req.dryRun });
+        logger.info({ device: req.bootDevice, family: result.family, dryRun: req.dryRun, ok: result.ok }, 'clone boot loader');
+        return result;
+      } catch (err) {
+        throw fail(ERROR_TYPES.CloneRefused, `the boot loader on ${node}:${req.bootDevice}: ${err instanceof Error ? err.message : String(err)}; the copy and fix-ups are done, the boot loader is not`);
       }
     },
 

@@ -15,7 +15,14 @@ export async function createNodeWorker(opts: {
   connection: NativeConnection;
   namespace: string;
   cluster: string;
-  service: ServiceActivityDeps;
+  /** Whose queue this is. */
+  node: string;
+  /**
+   * Absent in a rescue worker (`haoscar rescue`, src/rescue/rescue-worker.ts), which serves only
+   * the clone's steps: with no service, ownership or sync activities on its queue, no group can
+   * be started, verified or held through it.
+   */
+  service?: ServiceActivityDeps;
   /** Absent in tests that only heal. */
   ownership?: OwnershipActivityDeps;
   sync?: SyncActivityDeps;
@@ -27,8 +34,8 @@ export async function createNodeWorker(opts: {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
-    taskQueue: nodeTaskQueue(opts.cluster, opts.service.node),
-    activities: { ...createServiceActivities(opts.service), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}), ...(opts.clone ? createCloneActivities(opts.clone) : {}), ...(opts.recipe ? createRecipeActivities(opts.recipe) : {}) },
+    taskQueue: nodeTaskQueue(opts.cluster, opts.node),
+    activities: { ...(opts.service ? createServiceActivities(opts.service) : {}), ...(opts.ownership ? createOwnershipActivities(opts.ownership) : {}), ...(opts.sync ? createSyncActivities(opts.sync) : {}), ...(opts.clone ? createCloneActivities(opts.clone) : {}), ...(opts.recipe ? createRecipeActivities(opts.recipe) : {}) },
     // A restart must not wait behind another node-local activity for long.
     maxConcurrentActivityTaskExecutions: 20,
     // A resync's progress (heartbeat details) reaches the server at least once a second, for

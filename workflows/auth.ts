@@ -30,7 +30,7 @@ const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport'
 });
 
 /** The node activities that are orders (they change what a node runs or holds, or its data). */
-export type OrderAction = 'startResource' | 'stopResource' | 'stopGroup' | 'fence' | 'resyncGroup' | 'cloneCopy' | 'cloneFixups' | 'imagePrepare' | 'imageCaptureCopy' | 'imageSeal';
+export type OrderAction = 'startResource' | 'stopResource' | 'stopGroup' | 'fence' | 'resyncGroup' | 'cloneCopy' | 'cloneFixups' | 'imagePrepare' | 'imageCaptureCopy' | 'imageSeal' | 'cloneBootLoader';
 
 /**
  * `order` with the worker's MAC for `node` and `action` (bound to this workflow run there);

@@ -10,6 +10,7 @@
  */
 import { ApplicationFailure, log, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { CloneActivities, CloneCopyResult, CloneVerifyResult } from '../activities/clone.js';
+import type { BootLoaderResult } from '../src/clone/boot.js';
 import type { ClusterActivities } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
 import type { FixupReport } from '../src/clone/fixups.js';
@@ -32,6 +33,8 @@ export interface CloneResult {
   fixups: FixupReport;
   /** Absent on a dry run. */
   verify?: CloneVerifyResult;
+  /** With a boot device only: what ran (or on a dry run, would run) for the boot loader. */
+  boot?: BootLoaderResult;
 }
 
 const local = proxyLocalActivities<ClusterActivities & ControllerActivities>({
@@ -93,9 +96,20 @@ export async function clone(rawInput: unknown): Promise<CloneResult> {
     [await signed(true, input.cluster, input.to, 'cloneFixups', { ...ends, hostname: plan.hostname, addresses: plan.addresses, dryRun: input.dryRun })],
   );
   const summary = { excluded: plan.excluded, hostname: plan.hostname, addresses: plan.addresses, warnings: plan.warnings };
-  if (input.dryRun) return { from: input.from, to: input.to, targetRoot: input.targetRoot, dryRun: true, plan: summary, copy, fixups };
+  // Opt-in (it writes a disk's boot sector): after the fix-ups, since update-grub and the
+  // initramfs read the fixed fstab; on a dry run its commands are listed.
+  const bootLoader = async (dryRun: boolean) => input.bootDevice === undefined ? undefined : await target.cloneBootLoader.executeWithOptions(
+    says(`${input.to} ${dryRun ? 'lists the commands that would install' : 'rebuilds the initramfs and installs'} the boot loader on ${input.bootDevice} in a chroot of ${input.targetRoot}`),
+    [await signed(true, input.cluster, input.to, 'cloneBootLoader', { ...ends, bootDevice: input.bootDevice, dryRun })],
+  );
+  if (input.dryRun) {
+    const boot = await bootLoader(true);
+    return { from: input.from, to: input.to, targetRoot: input.targetRoot, dryRun: true, plan: summary, copy, fixups, ...(boot ? { boot } : {}) };
+  }
   const verify = await target.cloneVerify.executeWithOptions(says(`${input.to} verifies the clone (checksums, sshd -t, the package database in a chroot)`), [
     { ...ends, filters: plan.filters, sample: facts.checksumSample, checksum: input.checksum, fixedFiles: [...new Set(fixups.changes.map((c) => c.file))] },
   ]);
-  return { from: input.from, to: input.to, targetRoot: input.targetRoot, dryRun: false, plan: summary, copy, fixups, verify };
+  // Not onto a clone that did not verify: it would make a broken copy bootable.
+  const boot = verify.ok ? await bootLoader(false) : undefined;
+  return { from: input.from, to: input.to, targetRoot: input.targetRoot, dryRun: false, plan: summary, copy, fixups, verify, ...(boot ? { boot } : {}) };
 }

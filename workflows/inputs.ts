@@ -369,6 +369,11 @@ export const cloneInputSchema = z.strictObject({
   dryRun: z.boolean({ error: 'expected true or false' }).default(false),
   /** Compare every file by content (slow), for the copy and the verification. */
   checksum: z.boolean({ error: 'expected true or false' }).default(false),
+  /**
+   * The standby's boot disk as the target sees it: rebuild the initramfs and install the boot
+   * loader there in a chroot (src/clone/boot.ts). Absent: not done (the disks are the same).
+   */
+  bootDevice: z.string({ error: 'expected a device path' }).regex(/^\/dev\/[A-Za-z0-9][A-Za-z0-9._/:-]*$/, { error: 'expected the boot disk, a path under /dev, e.g. /dev/sda or /dev/disk/by-id/...' }).refine((d) => !d.split('/').includes('..'), { error: 'expected a device path without ..' }).optional(),
   reason: z.string().max(1000).optional(),
 });
 export type CloneInput = z.input<typeof cloneInputSchema>;

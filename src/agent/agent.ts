@@ -38,6 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, connectWorker, resolveConnection, type ResolvedConnection } from '../temporal/connection.js';
 import type { Ownership } from '../../workflows/shared.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
+import { cloneActivityDeps } from '../../activities/clone.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
 import { localStatusSocket, serveLocalStatus, type LocalStatus } from './local-status.js';
 import { packageVersion } from '../package-info.js';
@@ -516,14 +517,11 @@ export class Agent {
         connection: this.connection!,
         namespace: conn.namespace,
         cluster: config.cluster,
+        node,
         service: { node, services: this.services, logger: this.log, whileHolding: (g, fn) => groups.whileHolding(g, fn) },
         ownership: { node, config, groups, services: this.services, lease: this.lease!, exec, logger: this.log, beforeStart: (g) => this.fileSync!.halt(g), key },
         sync: { node, cluster: config.cluster, key, fileSync: this.fileSync!, services: this.services, holds: (g) => groups.holding(g) !== undefined, ownerOf: (g) => this.ownerOf(g), logger: this.log.child({ sync: true }) },
-        clone: {
-          node, cluster: config.cluster, key, exec, rsync: config.sync.rsync, logger: this.log.child({ clone: true }),
-          ssh: { ...config.sync.ssh, port: config.clone.sshPort },
-          heldGroups: () => config.groups.map((g) => g.name).filter((g) => groups.holding(g) !== undefined),
-        },
+        clone: cloneActivityDeps({ config, node, key, exec, logger: this.log, heldGroups: () => config.groups.map((g) => g.name).filter((g) => groups.holding(g) !== undefined) }),
         recipe: {
           node, exec, logger: this.log.child({ recipe: true }), identityFile: config.sync.ssh.identityFile,
           // What a new node needs from this one to join (docs/clone.md#unattended-install-recipes).

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { userInfo } from 'node:os';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { loadConfig } from '../config/load.js';
-import type { CloneInput } from '../../workflows/inputs.js';
+import { cloneInputSchema, type CloneInput } from '../../workflows/inputs.js';
 import type { CloneResult } from '../../workflows/clone.js';
 import { clusterTaskQueue, cloneWorkflowId } from '../../workflows/shared.js';
 import { CliError, EXIT } from './errors.js';
@@ -25,11 +25,12 @@ export function cloneCommand(): Command {
     .option('--hostname <name>', "the clone's host name (default: the target node's name)")
     .option('--dry-run', 'list what would change (files, fix-ups), change nothing')
     .option('--checksum', 'compare every file by content, in the copy and the verification (slow)')
+    .option('--boot-device <dev>', "the standby's boot disk as it sees it (e.g. /dev/sda): rebuild the initramfs and install the boot loader there in a chroot, for a standby whose disks differ (default: not done)")
     .option('--source-root <dir>', "the source's root directory", '/')
     .option('-r, --reason <text>', 'why (kept in the workflow history)')
     .option('--no-wait', 'return once the clone has started')
     .option('--json', 'print the workflow (and unless --no-wait its result) as JSON; the progress bar stays on stderr')
-    .action(async (opts: { config: string; from: string; to: string; targetRoot: string; hostname?: string; dryRun?: boolean; checksum?: boolean; sourceRoot: string; reason?: string; wait: boolean; json?: boolean }) => {
+    .action(async (opts: { config: string; from: string; to: string; targetRoot: string; hostname?: string; bootDevice?: string; dryRun?: boolean; checksum?: boolean; sourceRoot: string; reason?: string; wait: boolean; json?: boolean }) => {
       const config = await loadConfig(opts.config);
       const names = config.nodes.map((n) => n.name);
       for (const [what, n] of [['--from', opts.from], ['--to', opts.to]] as const) {
@@ -37,11 +38,17 @@ export function cloneCommand(): Command {
       }
       if (opts.from === opts.to) throw new CliError('--from and --to name the same node', EXIT.usage);
       if (!opts.targetRoot.startsWith('/') || opts.targetRoot.replace(/\/+$/, '') === '') throw new CliError('--target-root must be an absolute directory other than /, e.g. /mnt/target', EXIT.usage);
+      if (opts.bootDevice !== undefined) {
+        // The workflow's own schema, here too: a bad path is a usage error, not a failed workflow.
+        const device = cloneInputSchema.shape.bootDevice.safeParse(opts.bootDevice);
+        if (!device.success) throw new CliError(`--boot-device '${opts.bootDevice}': ${device.error.issues[0]?.message ?? 'expected a path under /dev'}`, EXIT.usage);
+      }
       const workflowId = cloneWorkflowId(config.cluster, opts.to);
       const input: CloneInput = {
         cluster: config.cluster, from: opts.from, to: opts.to, targetRoot: opts.targetRoot.replace(/\/+$/, ''), sourceRoot: opts.sourceRoot,
         dryRun: opts.dryRun ?? false, checksum: opts.checksum ?? false,
         ...(opts.hostname ? { hostname: opts.hostname } : {}),
+        ...(opts.bootDevice ? { bootDevice: opts.bootDevice } : {}),
         reason: opts.reason ?? `requested by ${userInfo().username} with haoscar clone`,
       };
       await withClient(config, async (client) => {
@@ -64,7 +71,8 @@ export function cloneCommand(): Command {
         const r = await failed('clone', result);
         if (opts.json) printJson({ workflowId, result: r });
         else process.stdout.write(describeClone(r));
-        if (r.verify && !r.verify.ok) throw new CliError(`the clone onto ${r.to} was copied but did not verify (see above)`, EXIT.failure);
+        if (r.verify && !r.verify.ok) throw new CliError(`the clone onto ${r.to} was copied but did not verify (see above)${opts.bootDevice ? '; the boot loader was not installed' : ''}`, EXIT.failure);
+        if (r.boot && !r.boot.ok) throw new CliError(`the clone onto ${r.to} verified, but installing the boot loader on ${r.boot.device} failed (see above)`, EXIT.failure);
       });
     });
 }
@@ -101,6 +109,11 @@ export function describeClone(r: CloneResult, opts: { headline?: string; compare
     const v = r.verify;
     lines.push(`verified: ${v.sampled < 0 ? 'every file' : `${v.sampled} sampled files`} compared by checksum with ${opts.comparedWith ?? r.from}: ${v.differing.length === 0 ? 'all equal' : `${v.differing.length} differ: ${v.differing.slice(0, 10).join(' ')}`}`);
     for (const c of v.checks) lines.push(`  ${c.name} in a chroot: ${c.ok ? 'ok' : `FAILED\n    ${c.output.split('\n').join('\n    ')}`}`);
+  }
+  if (r.boot) {
+    const b = r.boot;
+    lines.push(b.dryRun ? `boot loader: it would run (${b.family} tools, device ${b.device}):` : `boot loader on ${b.device} (${b.family} tools): ${b.ok ? 'installed' : 'FAILED'}`);
+    for (const step of b.steps) lines.push(`  ${step.argv.join(' ')}${step.ok === undefined ? '' : step.ok ? '' : `: FAILED\n    ${(step.output ?? '').split('\n').join('\n    ')}`}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -16,6 +16,7 @@ import { imageCommand } from './image.js';
 import { imageRecipeCommand } from './image-recipe.js';
 import { syncCommand } from './sync.js';
 import { workerCommand } from './worker.js';
+import { rescueCommand } from './rescue.js';
 import { statusCommand } from './status.js';
 import { confirmDownCommand } from './confirm-down.js';
 import { historyCommand } from './history.js';
@@ -33,7 +34,7 @@ export function buildProgram(): Command {
     .exitOverride();
   // Subcommands added this way do not inherit exitOverride(): copy it, so that usage errors
   // reach main()'s handler (exit 2) instead of commander calling process.exit itself.
-  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand(),
+  for (const command of [serverCommand(), validateCommand(), agentCommand(), workerCommand(), rescueCommand(), healCommand(), failoverCommand(), switchoverCommand(), resyncCommand(), syncCommand(), statusCommand(), confirmDownCommand(), historyCommand(), maintenanceCommand(), cleanupCommand(), doctorCommand(), reloadCommand(), drillCommand(), cloneCommand(),
     // `haoscar image capture|deploy`; other image subcommands (`image recipe`) go in its array.
     imageCommand([imageRecipeCommand()])]) {
     program.addCommand(command.copyInheritedSettings(program));

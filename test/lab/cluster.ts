@@ -116,6 +116,13 @@ export interface ClusterOptions {
    * service listens on `::` (IPv6 and IPv4). Temporal stays on the IPv4 bridge.
    */
   ipv6?: boolean;
+  /**
+   * Hosts whose agent start() does not start (a standby booted into a rescue system, say): they
+   * are in `nodes:`, but the controller never hears of them. Default: every host runs one.
+   */
+  noAgent?: string[];
+  /** More top-level sections of haoscar.yaml, appended as they are (e.g. `sync:` and `clone:`). */
+  extraYaml?: string;
 }
 
 export class LabCluster {
@@ -201,10 +208,11 @@ export class LabCluster {
     exited.catch(() => undefined);
     // Generous (polled): the worker's start under tsx alone took over a minute on a loaded 2-core machine.
     await Promise.race([this.waitForGroup((g) => g.state === 'running' && g.owner === first, `${GROUP} running on ${first}`, 180_000), exited]);
-    for (const host of rest) this.startAgent(host);
+    const withAgent = this.lab.hosts.filter((h) => !this.opts.noAgent?.includes(h));
+    for (const host of rest) if (withAgent.includes(host)) this.startAgent(host);
     await waitFor('every agent up', async () => {
       const s = await this.ownership();
-      return this.lab.hosts.every((h) => s?.nodes[h]?.state === 'up') ? true : undefined;
+      return withAgent.every((h) => s?.nodes[h]?.state === 'up') ? true : undefined;
     }, 180_000, 100);
   }
 
@@ -366,7 +374,7 @@ ${this.data?.drbd ? `      - { type: drbd, name: disk, resource: r0, drbdadm: ${
         driver: process
         command: [${process.execPath}, ${PID_SERVICE}, "${SERVICE_PORT}"${this.opts.ipv6 ? ', "::"' : ''}]
         check: { type: http, url: "http://127.0.0.1:${SERVICE_PORT}/", ${t.check ?? 'interval: 200ms, timeout: 150ms, rise: 1, fall: 2'} }
-${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${typeof r === 'function' ? r(this.lab) : r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}`;
+${t.healing ? `        healing: ${t.healing}\n` : ''}${(t.resources ?? []).map((r) => `      - ${typeof r === 'function' ? r(this.lab) : r}\n`).join('')}${this.dataYaml()}${t.alerts ? `alerts: ${t.alerts}\n` : ''}${this.opts.extraYaml ?? ''}`;
   }
 
   private dataYaml(): string {
