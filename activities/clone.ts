@@ -19,7 +19,7 @@ import type { Config } from '../src/config/types.js';
 import type { MessageKey } from '../src/auth/messages.js';
 import { RsyncError, runRsync, type RsyncStats } from '../src/sync/rsync.js';
 import { installBootLoader, type BootLoaderResult } from '../src/clone/boot.js';
-import { applyFixups, FIXUP_SOURCE_FILTERS, type FixupReport, type FixupRequest } from '../src/clone/fixups.js';
+import { applyFixups, targetMounts, FIXUP_SOURCE_FILTERS, type FixupReport, type FixupRequest } from '../src/clone/fixups.js';
 import { cloneCopyArgs, compareArgs, differingFiles, probeArgs, type CloneSource } from '../src/clone/transfer.js';
 import { ERROR_TYPES, type ResyncProgress } from '../workflows/shared.js';
 import { createNodeAuth } from './auth.js';
@@ -171,15 +171,17 @@ export function createCloneActivities(deps: CloneActivityDeps) {
     async cloneFixups(req: CloneEnds & FixupRequest & { dryRun: boolean; mac?: string }): Promise<FixupReport> {
       auth.checkOrder(req);
       await checkTarget(req);
+      // The target's own file systems (mounted under its target root) for fstab, also on a dry run.
+      const mounts = await targetMounts(req.targetRoot, exec);
       if (!req.dryRun) {
-        const report = await applyFixups(req.targetRoot, req, { write: true, exec });
+        const report = await applyFixups(req.targetRoot, req, { write: true, exec, mounts });
         logger.info({ changes: report.changes.length, warnings: report.warnings.length }, 'clone fix-ups applied');
         return report;
       }
       const scratch = await mkdtemp(join(tmpdir(), 'haoscar-clone-preview-'));
       try {
         await runRsync(cloneCopyArgs({ source: sourceOf(req), targetRoot: scratch, filters: FIXUP_SOURCE_FILTERS }), { rsync: deps.rsync, logger, what: `fix-up files of ${req.source}` });
-        return await applyFixups(scratch, req, { write: false, exec });
+        return await applyFixups(scratch, req, { write: false, exec, mounts });
       } finally {
         await rm(scratch, { recursive: true, force: true });
       }

@@ -223,9 +223,59 @@ export function fixHosts(content: string, oldHostname: string, hostname: string)
   return { content: changes.length > 0 ? lines.join('\n') : undefined, changes, warnings: [] };
 }
 
+/** A file system mounted under the target root on the target, as findmnt shows it. */
+export interface TargetMount {
+  /** Its mount point inside the target root: `/` for the root itself, `/boot`, ... */
+  mountpoint: string;
+  source?: string;
+  fstype?: string;
+  uuid?: string;
+  partuuid?: string;
+  label?: string;
+  partlabel?: string;
+}
+
+const DISK_NAME = /^(UUID|PARTUUID|LABEL|PARTLABEL)=(.+)$/;
+const MOUNT_KEY = { UUID: 'uuid', PARTUUID: 'partuuid', LABEL: 'label', PARTLABEL: 'partlabel' } as const;
+
 /**
- * `/etc/fstab` and `/etc/crypttab`: file systems named by UUID, LABEL or PARTUUID are the
- * source's disks. Not rewritten (the target's disks are not known here): reported.
+ * `/etc/fstab`: a file system named by UUID, PARTUUID, LABEL or PARTLABEL is one of the source's
+ * disks. Where the target has a file system mounted at that mount point under its target root
+ * (the administrator mounted the target's `/`, `/boot`, ... there before the clone), the name
+ * becomes the target's: the same kind of name when the target's file system has one (a LABEL
+ * stays a LABEL), else its UUID. Anything else (swap, a mount point not mounted under the target
+ * root, a file system without a UUID) is reported, to check against blkid on the target; so is a
+ * file-system type that differs. Devices named by path (/dev/sda2) are left alone. Pure.
+ */
+export function fixFstab(content: string, mounts: readonly TargetMount[]): FileFix {
+  const changes: string[] = [];
+  const warnings: string[] = [];
+  const at = new Map(mounts.map((m) => [m.mountpoint, m]));
+  const lines = content.split('\n').map((line, i) => {
+    if (/^\s*(#|$)/.test(line)) return line;
+    const [spec = '', mountpoint = '', fstype = ''] = line.trim().split(/\s+/);
+    const named = DISK_NAME.exec(spec);
+    if (!named) return line;
+    const kind = named[1] as keyof typeof MOUNT_KEY;
+    const mount = at.get(mountpoint.length > 1 ? mountpoint.replace(/\/+$/, '') : mountpoint);
+    const sameKind = mount?.[MOUNT_KEY[kind]];
+    const name = sameKind ? `${kind}=${sameKind}` : mount?.uuid ? `UUID=${mount.uuid}` : undefined;
+    if (!mount || !name) {
+      warnings.push(`/etc/fstab line ${i + 1} names a disk of the source: ${line.trim()} (${mount ? `the target's file system at ${mountpoint} has no UUID` : `nothing is mounted at ${mountpoint} under the target root`}: check it against blkid on the target)`);
+      return line;
+    }
+    if (mount.fstype && fstype !== 'auto' && fstype !== mount.fstype) warnings.push(`/etc/fstab line ${i + 1} says ${fstype} for ${mountpoint}, the target's file system there is ${mount.fstype}`);
+    if (name === spec) return line;
+    const fixed = line.replace(/^(\s*)\S+/, `$1${name}`);
+    changes.push(`line ${i + 1}: ${mountpoint}: ${spec} -> ${name} (the target's ${mount.source ?? 'file system'})`);
+    return fixed;
+  });
+  return { content: changes.length > 0 ? lines.join('\n') : undefined, changes, warnings };
+}
+
+/**
+ * `/etc/crypttab`: a LUKS container named by UUID is the source's; the target's containers are
+ * not mounted file systems, so they cannot be paired here: reported.
  */
 export function checkDiskNames(file: string, content: string): string[] {
   return content.split('\n').flatMap((line, i) => (/^\s*#/.test(line) || !/\b(UUID|PARTUUID|LABEL|PARTLABEL)=/.test(line) ? [] : [`${file} line ${i + 1} names a disk of the source: ${line.trim()} (check it against blkid on the target)`]));

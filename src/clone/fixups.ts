@@ -5,10 +5,11 @@
  * place with the file's owner and mode kept.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, readdir, readFile, realpath, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Exec } from '../exec.js';
-import { checkDiskNames, fixHostname, fixHosts, fixNetworkFile, machineIdOf, NETWORK_LOCATIONS, type AddressChange, type FileFix } from '../../workflows/clone-plan.js';
+import { checkDiskNames, fixFstab, fixHostname, fixHosts, fixNetworkFile, machineIdOf, NETWORK_LOCATIONS, type AddressChange, type FileFix, type TargetMount } from '../../workflows/clone-plan.js';
 
 export interface FixupRequest {
   hostname: string;
@@ -60,11 +61,54 @@ async function replaceFile(path: string, content: string): Promise<void> {
   await rename(tmp, path);
 }
 
+const FINDMNT_SCHEMA = z.object({
+  filesystems: z.array(z.object({
+    target: z.string(),
+    source: z.string().nullish(),
+    fstype: z.string().nullish(),
+    uuid: z.string().nullish(),
+    partuuid: z.string().nullish(),
+    label: z.string().nullish(),
+    partlabel: z.string().nullish(),
+  })),
+});
+
 /**
- * Applies (or with `write: false`, only computes) the fix-ups under `root`.
+ * The file systems mounted at `root` and under it, from `findmnt -J -l -o
+ * TARGET,SOURCE,FSTYPE,UUID,PARTUUID,LABEL,PARTLABEL` (all of the machine's mounts), with their
+ * mount points as seen inside `root`. `root` must be a real path (no symbolic link in it). Pure.
+ * @throws Error when the text is not findmnt's JSON.
+ */
+export function targetMountsOf(findmntJson: string, root: string): TargetMount[] {
+  const parsed = FINDMNT_SCHEMA.safeParse(JSON.parse(findmntJson));
+  if (!parsed.success) throw new Error(`findmnt's answer is not what was asked for: ${parsed.error.issues[0]?.message ?? ''}`);
+  const base = root.replace(/\/+$/, '');
+  const mounts = new Map<string, TargetMount>();
+  for (const fs of parsed.data.filesystems) {
+    if (fs.target !== base && !fs.target.startsWith(`${base}/`)) continue;
+    const mountpoint = fs.target.slice(base.length) || '/';
+    // A mount point mounted over twice: the last one listed is the one on top.
+    mounts.set(mountpoint, {
+      mountpoint,
+      ...(fs.source ? { source: fs.source } : {}), ...(fs.fstype ? { fstype: fs.fstype } : {}), ...(fs.uuid ? { uuid: fs.uuid } : {}),
+      ...(fs.partuuid ? { partuuid: fs.partuuid } : {}), ...(fs.label ? { label: fs.label } : {}), ...(fs.partlabel ? { partlabel: fs.partlabel } : {}),
+    });
+  }
+  return [...mounts.values()];
+}
+
+/** What is mounted at the target root and under it on this machine (the target), for fstab. */
+export async function targetMounts(root: string, exec: Exec, findmnt = 'findmnt'): Promise<TargetMount[]> {
+  const { stdout } = await exec(findmnt, ['-J', '-l', '-o', 'TARGET,SOURCE,FSTYPE,UUID,PARTUUID,LABEL,PARTLABEL'], { timeoutMs: 30_000 });
+  return targetMountsOf(stdout, await realpath(root));
+}
+
+/**
+ * Applies (or with `write: false`, only computes) the fix-ups under `root`. `mounts`: the
+ * target's file systems under its target root (targetMounts), whose names go into fstab.
  * @throws the file system's error, or ExecError from ssh-keygen.
  */
-export async function applyFixups(root: string, req: FixupRequest, opts: { write: boolean; exec: Exec; sshKeygen?: string }): Promise<FixupReport> {
+export async function applyFixups(root: string, req: FixupRequest, opts: { write: boolean; exec: Exec; sshKeygen?: string; mounts: readonly TargetMount[] }): Promise<FixupReport> {
   const report: FixupReport = { changes: [], warnings: [], hostKeys: [] };
   const apply = async (file: string, fix: FileFix) => {
     report.warnings.push(...fix.warnings.map((w) => `${file}: ${w}`));
@@ -121,10 +165,11 @@ export async function applyFixups(root: string, req: FixupRequest, opts: { write
     }
   }
 
-  // ---- disks: reported, not rewritten
-  for (const file of ['/etc/fstab', '/etc/crypttab']) {
-    const text = await readText(join(root, file));
-    if (text !== undefined) report.warnings.push(...checkDiskNames(file, text));
-  }
+  // ---- disks: fstab's names of the source's file systems become the target's where it has them
+  // mounted under the target root; the rest, and crypttab's containers, are reported.
+  const fstab = await readText(join(root, 'etc/fstab'));
+  if (fstab !== undefined) await apply('/etc/fstab', fixFstab(fstab, opts.mounts));
+  const crypttab = await readText(join(root, 'etc/crypttab'));
+  if (crypttab !== undefined) report.warnings.push(...checkDiskNames('/etc/crypttab', crypttab));
   return report;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkDiskNames, fixHostname, fixHosts, fixNetworkFile, machineIdOf, planClone, type CloneFacts } from '../../workflows/clone-plan.js';
+import { checkDiskNames, fixFstab, fixHostname, fixHosts, fixNetworkFile, machineIdOf, planClone, type CloneFacts, type TargetMount } from '../../workflows/clone-plan.js';
 
 const facts: CloneFacts = {
   nodes: [
@@ -108,11 +108,69 @@ test('host name and /etc/hosts: only the loopback lines carry the machine\'s own
   assert.equal(fixHosts(hosts, 'beta', 'beta').content, undefined);
 });
 
-test('disks named by UUID or LABEL in fstab are reported, not rewritten', () => {
-  const warnings = checkDiskNames('/etc/fstab', '# UUID=old\nUUID=1234-abcd / ext4 defaults 0 1\n/dev/sda2 none swap sw 0 0\nLABEL=boot /boot ext4 defaults 0 2\n');
-  assert.equal(warnings.length, 2);
-  assert.match(warnings[0] ?? '', /line 2 names a disk of the source: UUID=1234-abcd/);
+test('crypttab: LUKS containers named by UUID are reported, not rewritten', () => {
+  const warnings = checkDiskNames('/etc/crypttab', '# UUID=old\ncrypt UUID=1234-abcd none luks\nswap /dev/sda3 /dev/urandom swap\n');
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0] ?? '', /\/etc\/crypttab line 2 names a disk of the source: crypt UUID=1234-abcd/);
 });
+
+const FSTAB = [
+  '# <file system> <mount point> <type> <options> <dump> <pass>',
+  '# UUID=commented / ext4 defaults 0 1',
+  'UUID=1111-source-root /               ext4    errors=remount-ro 0       1',
+  'LABEL=src-boot  /boot  ext4  defaults  0  2',
+  'PARTUUID=aaaa-01 /boot/efi vfat umask=0077 0 1',
+  'UUID=2222-source-swap none swap sw 0 0',
+  '/dev/sdb1 /srv ext4 defaults 0 2',
+  'UUID=3333-data /data/ xfs defaults 0 2',
+  '',
+].join('\n');
+
+const cases: { name: string; mounts: TargetMount[]; lines: Record<number, string>; changes: number; warnings: RegExp[] }[] = [
+  {
+    name: 'nothing mounted under the target root (a directory): every name is reported, nothing changes',
+    mounts: [],
+    lines: {},
+    changes: 0,
+    warnings: [/line 3 .*nothing is mounted at \/ under the target root/, /line 4 .*LABEL=src-boot/, /line 5 .*PARTUUID=aaaa-01/, /line 6 .*swap/, /line 8 .*UUID=3333-data/],
+  },
+  {
+    name: 'the target\'s root, /boot and EFI partition mounted: each gets the target\'s name of the same kind, else its UUID',
+    mounts: [
+      { mountpoint: '/', source: '/dev/vda2', fstype: 'ext4', uuid: 'tttt-root' },
+      { mountpoint: '/boot', source: '/dev/vda1', fstype: 'ext4', uuid: 'tttt-boot', label: 'tgt-boot' },
+      { mountpoint: '/boot/efi', source: '/dev/vda3', fstype: 'vfat', uuid: 'AB12-CD34' },
+      { mountpoint: '/data', source: '/dev/vdb1', fstype: 'ext4', uuid: 'tttt-data' },
+    ],
+    lines: {
+      3: 'UUID=tttt-root /               ext4    errors=remount-ro 0       1',
+      4: 'LABEL=tgt-boot  /boot  ext4  defaults  0  2',
+      5: 'UUID=AB12-CD34 /boot/efi vfat umask=0077 0 1',
+      8: 'UUID=tttt-data /data/ xfs defaults 0 2',
+    },
+    changes: 4,
+    warnings: [/line 6 .*UUID=2222-source-swap.*nothing is mounted at none/, /line 8 says xfs for \/data\/, the target's file system there is ext4/],
+  },
+  {
+    name: 'a target file system without a UUID is reported; one already named right is left alone',
+    mounts: [{ mountpoint: '/', fstype: 'ext4', uuid: '1111-source-root' }, { mountpoint: '/boot', fstype: 'ext4' }],
+    lines: {},
+    changes: 0,
+    warnings: [/line 4 .*the target's file system at \/boot has no UUID/],
+  },
+];
+
+for (const c of cases) {
+  test(`fstab: ${c.name}`, () => {
+    const fix = fixFstab(FSTAB, c.mounts);
+    assert.equal(fix.changes.length, c.changes, fix.changes.join('\n'));
+    const lines = (fix.content ?? FSTAB).split('\n');
+    const source = FSTAB.split('\n');
+    lines.forEach((line, i) => assert.equal(line, c.lines[i + 1] ?? source[i], `line ${i + 1}`));
+    for (const w of c.warnings) assert.ok(fix.warnings.some((x) => w.test(x)), `a warning like ${w}: ${fix.warnings.join(' | ')}`);
+    assert.equal(fix.content === undefined, c.changes === 0);
+  });
+}
 
 test('machine ID: 32 hex digits', () => {
   assert.equal(machineIdOf(new Uint8Array(16).fill(171)), 'ab'.repeat(16));
