@@ -71,6 +71,8 @@ interface Reached {
 
 export interface AgentOptions {
   config: Config;
+  /** The file `config` was read from (`haoscar agent -c`): a recipe's join sends it to a new node. */
+  configFile?: string;
   node: string;
   logger: Logger;
   exec?: Exec;
@@ -525,7 +527,7 @@ export class Agent {
         recipe: {
           node, exec, logger: this.log.child({ recipe: true }), identityFile: config.sync.ssh.identityFile,
           // What a new node needs from this one to join (docs/clone.md#unattended-install-recipes).
-          joinFiles: [...new Set([process.env.HAOSCAR_CONFIG ?? '/etc/haoscar/haoscar.yaml', config.heartbeat.secretFile, config.sync.ssh.identityFile, `${config.sync.ssh.identityFile}.pub`, config.sync.ssh.knownHostsFile])],
+          joinFiles: [...new Set([this.opts.configFile ?? '/etc/haoscar/haoscar.yaml', config.heartbeat.secretFile, config.sync.ssh.identityFile, `${config.sync.ssh.identityFile}.pub`, config.sync.ssh.knownHostsFile])],
         },
       }),
       ...(config.agent.workflows
