@@ -8,7 +8,7 @@
  * and the table tests pin it down.
  */
 import { z } from 'zod';
-import { planAddresses, planFilters, type AddressChange, type CloneFacts } from './clone-plan.js';
+import { planAddresses, planFilters, type CloneFacts, type ClonePlan } from './clone-plan.js';
 
 /** The manifest's name in an image directory; the captured tree is beside it in {@link IMAGE_TREE}. */
 export const IMAGE_MANIFEST = 'haoscar-image.json';
@@ -91,16 +91,8 @@ export function planImageCapture(facts: CloneFacts, from: string): ImageCaptureP
   return { from: source.name, addresses: source.addresses, ...planFilters(facts) };
 }
 
-export interface ImageDeployPlan {
-  /** The node the image was captured from (it need not be in the configuration any more). */
-  from: string;
-  to: string;
-  filters: string[];
-  excluded: string[];
-  hostname: string;
-  addresses: AddressChange[];
-  warnings: string[];
-}
+/** A clone's plan, whose `from` is the node the image was captured from (it need not be in the configuration any more). */
+export type ImageDeployPlan = ClonePlan;
 
 /**
  * The deploy of an image onto `to`: the target's own exclusions (its machine ID, host keys, agent

@@ -8,7 +8,8 @@
  * it arrived, so that a test can check *when* something happened, not only that it did.
  */
 import assert from 'node:assert/strict';
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -263,4 +264,20 @@ export function twoNodeWeb(opts: { lease: string; verifyTimeout?: string; resour
     ...resources,
     '',
   ].join('\n');
+}
+
+/**
+ * How a workflow ended, as `TYPE: message` of the ApplicationFailure that failed it (found under
+ * the SDK's wrapping errors), or `succeeded`. Anything else is rethrown.
+ */
+export async function failureType(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    let e: unknown = err;
+    while (e instanceof Error && !(e instanceof ApplicationFailure) && e.cause) e = e.cause;
+    if (err instanceof WorkflowFailedError && e instanceof ApplicationFailure) return `${e.type}: ${e.message}`;
+    throw err;
+  }
+  return 'succeeded';
 }

@@ -14,13 +14,11 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowFailedError } from '@temporalio/client';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { closeTemporal, temporalAddress, testWorkerConnection, uniqueName } from '../support/temporal.js';
 import { haoscarCli } from '../support/lab.js';
-import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { failureType, twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { TEST_KEY } from '../support/cluster-key.js';
 import { debootstrapTree } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
@@ -97,18 +95,6 @@ async function runClone(c: WorkflowCluster, input: Partial<CloneInput>): Promise
   const args: CloneInput = { cluster: c.name, from: 'n1', to: 'n2', targetRoot: target, sourceRoot: source, ...input };
   const handle = await c.client.workflow.start('clone', { workflowId: `${cloneWorkflowId(c.name, args.to)}/${Date.now()}`, taskQueue: clusterTaskQueue(c.name), args: [args] });
   return (await handle.result()) as CloneResult;
-}
-
-async function failureType(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    let e: unknown = err;
-    while (e instanceof Error && !(e instanceof ApplicationFailure) && e.cause) e = e.cause;
-    if (err instanceof WorkflowFailedError && e instanceof ApplicationFailure) return `${e.type}: ${e.message}`;
-    throw err;
-  }
-  return 'succeeded';
 }
 
 test('a debootstrapped root is cloned onto the standby over ssh, fixed up, verified; a second run leaves unchanged files alone', async (t) => {

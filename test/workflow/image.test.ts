@@ -17,12 +17,10 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { closeTemporal, temporalAddress, testWorkerConnection } from '../support/temporal.js';
 import { haoscarCli } from '../support/lab.js';
-import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { failureType, twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
 import { TEST_KEY } from '../support/cluster-key.js';
 import { debootstrapTree } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
@@ -115,18 +113,6 @@ async function deploy(c: WorkflowCluster, input: Partial<ImageDeployInput> = {})
   const args: ImageDeployInput = { cluster: c.name, dir: image, to: 'n2', targetRoot: target, witnessHost: '127.0.0.1', ...input };
   const handle = await c.client.workflow.start('imageDeploy', { workflowId: `${cloneWorkflowId(c.name, args.to)}/${Date.now()}`, taskQueue: clusterTaskQueue(c.name), args: [args] });
   return (await handle.result()) as ImageDeployResult;
-}
-
-async function failureType(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    let e: unknown = err;
-    while (e instanceof Error && !(e instanceof ApplicationFailure) && e.cause) e = e.cause;
-    if (err instanceof WorkflowFailedError && e instanceof ApplicationFailure) return `${e.type}: ${e.message}`;
-    throw err;
-  }
-  return 'succeeded';
 }
 
 test("n1's root is captured into an image on the witness with its manifest, without its identity or agent state", async (t) => {
