@@ -65,7 +65,7 @@ export function agentCommand(): Command {
         logger.info({ file: configFile }, 'SIGHUP: reloading the configuration');
         void started.agent.reload(configFile);
       });
-      const agent = await Agent.start({ config, configFile: resolve(opts.config), node: opts.node, logger, onStatus }).catch((err: unknown) => {
+      const agent = await Agent.start({ config, configFile, node: opts.node, logger, onStatus }).catch((err: unknown) => {
         if (err instanceof HeartbeatSecretError) throw new CliError(err.message, EXIT.config);
         // A damaged epoch file is not overwritten (epoch-store.ts): the operator decides, no stack trace.
         if (err instanceof EpochStoreError) throw new CliError(err.message, EXIT.failure);
@@ -74,11 +74,13 @@ export function agentCommand(): Command {
       started.agent = agent;
       if (stopping) {
         await agent.stop();
+        await systemd.flush();
         return;
       }
       if (reloadAsked) void agent.reload(configFile);
       await agent.done;
       await agent.stop();
+      await systemd.flush();
       metrics?.close();
     });
 }

@@ -134,6 +134,7 @@ export function serverCommand(): Command {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        await systemd.flush();
       }
     });
 }

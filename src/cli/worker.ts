@@ -76,6 +76,7 @@ export function workerCommand(): Command {
       metrics?.close();
       await connection.close();
       await client.connection.close();
+      await systemd.flush();
     });
 }
 

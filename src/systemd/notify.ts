@@ -134,6 +134,15 @@ export class SystemdNotifier {
     return fields.length === 0 ? Promise.resolve() : this.send(fields);
   }
 
+  /**
+   * Resolves once every notification asked so far has been sent (or given up). A command awaits
+   * it before it returns: main() then exits the process, and a STOPPING=1 still queued behind a
+   * notification being sent would be lost.
+   */
+  flush(): Promise<void> {
+    return this.queue;
+  }
+
   /** STOPPING=1: the service is shutting down (systemctl shows `deactivating`). */
   stopping(status: string): Promise<void> {
     if (!this.settings) return Promise.resolve();

@@ -8,6 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, freePort, httpServiceYaml } from '../support/lab.js';
 import { NotifyReceiver } from '../support/notify-receiver.js';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 test('Temporal down at start: READY=1 with a status that says the agent waits for Temporal; STOPPING=1 on SIGTERM', async (t) => {
   const receiver = await NotifyReceiver.start();
@@ -34,4 +37,30 @@ test('Temporal down at start: READY=1 with a status that says the agent waits fo
   assert.equal(receiver.with('READY').length, 1, 'READY=1 once');
   const exit = await agent;
   assert.equal(exit.exitCode, 0, 'a clean stop');
+});
+
+test('STOPPING=1 is sent before the agent exits, even while an earlier notification is still being sent', async (t) => {
+  const receiver = await NotifyReceiver.start();
+  const lab = await Lab.create();
+  t.after(async () => {
+    await lab.close();
+    await receiver.close();
+  });
+  // A systemd-notify that delivers at once but returns only 1 s later (as one slow to exit on a
+  // loaded machine): each notification keeps the agent's queue busy after systemd has read it.
+  const bin = join(lab.dir, 'slow-bin');
+  mkdirSync(bin);
+  const real = execFileSync('sh', ['-c', 'command -v systemd-notify'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\n${real} "$@"\nstatus=$?\nsleep 1\nexit $status\n`, { mode: 0o755 });
+  const address = `127.0.0.1:${await freePort()}`;
+  const config = await lab.writeOneNodeConfig('haoscar.yaml', { cluster: 'ready', address, groups: { web: [httpServiceYaml('httpd', await freePort())] } });
+  const env = { ...(process.env as Record<string, string>), NOTIFY_SOCKET: receiver.socket, PATH: `${bin}:${process.env.PATH ?? ''}` };
+  const agent = lab.startAgent(config, 'n1', { env });
+  await receiver.waitFor('READY', /^1$/, { timeoutMs: 90_000 });
+  // READY=1's systemd-notify is still running: the STOPPING=1 asked now waits behind it.
+  agent.kill('SIGTERM');
+  const exit = await agent;
+  assert.equal(exit.exitCode, 0, 'a clean stop');
+  // Read from the receiver's output, which may come a moment after the exit; never, if it was not sent.
+  await receiver.waitFor('STOPPING', /^1$/, { timeoutMs: 10_000 });
 });
