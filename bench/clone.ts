@@ -44,7 +44,7 @@ try {
   const lab: { c?: WorkflowCluster; acts?: Acts } = {};
   const acts = () => (lab.acts ??= createCloneActivities({
     node: 'n2', cluster: lab.c!.name, key: TEST_KEY, logger: silentLogger, exec: createExec(silentLogger), rsync: '/usr/bin/rsync',
-    ssh: { user: 'root', identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile, port: sshd.port }, heldGroups: () => [],
+    ssh: sshd.client, heldGroups: () => [],
   }));
   cluster = await WorkflowCluster.start('bench-clone', `${twoNodeWeb({ lease: '{ ttl: 3000ms, margin: 300ms }' })}clone: { sshPort: ${sshd.port} }\n`, {
     extra: (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {

@@ -33,6 +33,7 @@ import { waitFor } from '../test/support/wait.js';
 import { TemporalPg, temporalPgSkipReason } from '../test/lab/temporal-pg.js';
 import { bootHost } from '../test/lab/host-boot.js';
 import { failoverWorkflowId, type FailoverResult } from '../workflows/shared.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -102,10 +103,6 @@ interface Run {
  */
 const WAIT_MS = 180_000;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const fmt = (ms: number | undefined) => (ms === undefined ? '     -' : `${Math.round(ms).toString().padStart(6)}`);
 
 async function runProfile(name: string, temporal: string): Promise<Run[]> {

@@ -18,7 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NetLab } from '../test/lab/netlab.js';
 import { LabCluster, type ClusterTiming } from '../test/lab/cluster.js';
 import { namespacePids } from '../test/lab/commands.js';
-import { eventsWritten, historyLengths } from '../test/support/history-growth.js';
+import { eventsWritten, historyLengths, settledHistoryLengths } from '../test/support/history-growth.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -90,11 +91,6 @@ function processes(cluster: LabCluster): Map<string, number> {
   return found;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
 const lab = await NetLab.create({ hosts: ['n1', 'n2'], client: false });
 const cluster = new LabCluster(lab, timing);
 const stop = async () => {
@@ -105,13 +101,7 @@ process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 try {
   process.stderr.write(`idle bench: profile ${opts.profile}, ${RUNS} windows of ${SECONDS} s; starting the lab\n`);
   await cluster.start();
-  let before = await historyLengths(cluster.client);
-  for (let unchanged = 0; unchanged < 3;) {
-    await sleep(2_000);
-    const now = await historyLengths(cluster.client);
-    unchanged = (await eventsWritten(cluster.client, before, now)).length === 0 ? unchanged + 1 : 0;
-    before = now;
-  }
+  let before = await settledHistoryLengths(cluster.client);
   const pids = processes(cluster);
   for (const role of ['agent n1', 'agent n2', 'guard n1', 'guard n2', 'worker', 'dev server']) {
     if (!pids.has(role)) throw new Error(`could not find the ${role} process (found: ${[...pids.keys()].join(', ')})`);

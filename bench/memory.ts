@@ -29,6 +29,7 @@ import { parseGuardState } from '../src/guard/protocol.js';
 import { ROOT, freePort, httpServiceYaml, probe, waitFor } from '../test/support/lab.js';
 import { installPackage } from '../test/support/installed-package.js';
 import { uniqueName } from '../test/support/temporal.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -90,11 +91,6 @@ function findPids(...parts: string[]): number[] {
     .map(Number)
     .filter((pid) => pid !== process.pid && parts.every((p) => cmdline(pid).includes(p)));
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Reading {
   /** Median VmRSS over the samples, MB. */

@@ -25,6 +25,7 @@ import { setUpSlurm, missingSlurmPrograms, sampleSqueue, queue, submit } from '.
 import { bootHost } from '../test/lab/host-boot.js';
 import { waitFor } from '../test/support/wait.js';
 import { parseDuration } from '../src/config/duration.js';
+import { median } from './stats.js';
 
 const { values: opts } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, 'lease-ttl': { type: 'string', default: '4s' }, 'lease-margin': { type: 'string', default: '150ms' } },
@@ -41,10 +42,6 @@ const missing = missingSlurmPrograms();
 if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: apt-get install slurmctld slurmd slurm-client munge dnsmasq-base busybox`);
 
 const cleanups: (() => Promise<void>)[] = [];
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 /** The busiest processes of the machine (this benchmark's lab among them), for the report. */

@@ -32,6 +32,7 @@ import { waitFor } from '../test/support/wait.js';
 import { loadConfig } from '../src/config/load.js';
 import { moduleName } from '../src/sync/rsync.js';
 import { clusterTaskQueue, failoverWorkflowId, resyncWorkflowId, switchoverWorkflowId, type FailoverResult, type ResyncResult, type SwitchoverResult } from '../workflows/shared.js';
+import { median } from './stats.js';
 
 const PARTS = ['throughput', 'lag', 'switchover'] as const;
 type Part = (typeof PARTS)[number];
@@ -76,11 +77,6 @@ const PER_DIR = 100;
 // ------------------------------------------------------------------------------ helpers
 
 const sorted = (xs: readonly number[]) => [...xs].sort((a, b) => a - b);
-const median = (xs: readonly number[]) => {
-  const s = sorted(xs);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 /** Nearest-rank percentile. */
 const pct = (xs: readonly number[], p: number) => {
   const s = sorted(xs);

@@ -19,13 +19,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { NetLab } from './netlab.js';
 import { GROUP, LabCluster, ROOT } from './cluster.js';
 import { TIMING } from './failover-setup.js';
-import { debootstrapTree } from '../support/debootstrap.js';
+import { debootstrapTree, linkedRoot, rescueTargetRoot } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
 import { waitFor } from '../support/wait.js';
 
@@ -56,27 +56,19 @@ test('a standby in a rescue system is cloned from its peer over the lab link; th
   });
   const [alphaIp, betaIp] = [lab.address('alpha'), lab.address('beta')];
 
-  // ---- alpha's root: the debootstrapped tree, hard-linked (a file changed here is replaced, so
-  // the cache is never written), with alpha's identity.
+  // ---- alpha's root: the debootstrapped tree, hard-linked, with alpha's identity.
   const source = join(lab.dir, 'alpha-root');
-  await execa('cp', ['-al', tree, source]);
-  const put = async (file: string, text: string) => {
-    await rm(join(source, file), { force: true });
-    await mkdir(join(source, file, '..'), { recursive: true });
-    await writeFile(join(source, file), text);
-  };
-  await put('etc/hostname', 'alpha\n');
-  await put('etc/hosts', `127.0.0.1\tlocalhost\n127.0.1.1\talpha.example.org alpha\n${alphaIp}\talpha\n${betaIp}\tbeta\n`);
-  await put('etc/machine-id', `${'a'.repeat(32)}\n`);
-  await put('etc/network/interfaces', `auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address ${alphaIp}/24\n`);
-  await put('etc/fstab', 'UUID=0b6e2e63-6b4e-4f2b-9f0a-1d2e3f4a5b6c / ext4 errors=remount-ro 0 1\n');
-  await put('tmp/scratch', 'not part of the system\n');
-  // ---- beta's target root, as a rescue system would have it mounted: its old system's leftovers
-  // and the rescue system's own mounts under /mnt.
+  await linkedRoot(tree, source, {
+    'etc/hostname': 'alpha\n',
+    'etc/hosts': `127.0.0.1\tlocalhost\n127.0.1.1\talpha.example.org alpha\n${alphaIp}\talpha\n${betaIp}\tbeta\n`,
+    'etc/machine-id': `${'a'.repeat(32)}\n`,
+    'etc/network/interfaces': `auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address ${alphaIp}/24\n`,
+    'etc/fstab': 'UUID=0b6e2e63-6b4e-4f2b-9f0a-1d2e3f4a5b6c / ext4 errors=remount-ro 0 1\n',
+    'tmp/scratch': 'not part of the system\n',
+  });
+  // ---- beta's target root, as a rescue system would have it mounted.
   const target = join(lab.dir, 'beta-target');
-  await mkdir(join(target, 'mnt', 'rescue'), { recursive: true });
-  await writeFile(join(target, 'mnt', 'rescue', 'keep'), 'the rescue system mounts things here\n');
-  await writeFile(join(target, 'stale-file'), "from the standby's old system\n");
+  await rescueTargetRoot(target);
 
   // ---- alpha's sshd, in alpha's namespace on its lab address only: beta reaches it over the link.
   const sshd = await startTestSshd(join(lab.dir, 'ssh'), { address: alphaIp, netns: lab.ns('alpha') });

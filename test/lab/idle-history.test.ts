@@ -13,21 +13,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LONG_LEASE, setUp } from './failover-setup.js';
-import { eventsWritten, historyLengths } from '../support/history-growth.js';
+import { eventsWritten, historyLengths, settledHistoryLengths } from '../support/history-growth.js';
 
 const QUIET_MS = 60_000;
 
 test('a healthy cluster with nothing happening writes no history event in a minute', async (t) => {
   const { cluster, client } = await setUp(t, [], { fileSet: 'batch: 100ms' }, LONG_LEASE);
-  // Let the start settle: the second agent's join, its first announcements and the ends of what the
-  // start began are events too; settled once three readings 2 s apart find nothing new.
-  let before = await historyLengths(cluster.client);
-  for (let unchanged = 0; unchanged < 3;) {
-    await new Promise((r) => setTimeout(r, 2_000));
-    const now = await historyLengths(cluster.client);
-    unchanged = (await eventsWritten(cluster.client, before, now)).length === 0 ? unchanged + 1 : 0;
-    before = now;
-  }
+  const before = await settledHistoryLengths(cluster.client);
   const quietFrom = Date.now();
   await new Promise((r) => setTimeout(r, QUIET_MS));
   const written = await eventsWritten(cluster.client, before, await historyLengths(cluster.client));

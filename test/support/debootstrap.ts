@@ -6,7 +6,7 @@
  * is never taken for a finished one.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -38,4 +38,28 @@ export async function debootstrapTree(release = DEBOOTSTRAP_RELEASE): Promise<st
   await execa('find', [join(building, 'var', 'cache', 'apt', 'archives'), '-name', '*.deb', '-delete']);
   await rename(building, tree);
   return tree;
+}
+
+/**
+ * A node's root for a test: hard links to the cached `tree` (fast: `cp -al`), with `files` (path
+ * relative to the root → content) written over it. Each is removed before it is written, so the
+ * cache's own files are never changed.
+ */
+export async function linkedRoot(tree: string, root: string, files: Record<string, string>): Promise<void> {
+  await execa('cp', ['-al', tree, root]);
+  for (const [file, text] of Object.entries(files)) {
+    await rm(join(root, file), { force: true });
+    await mkdir(join(root, file, '..'), { recursive: true });
+    await writeFile(join(root, file), text);
+  }
+}
+
+/**
+ * A standby's target root as a rescue system has it mounted: a file of its old system (a clone
+ * deletes it) and the rescue system's own mount under /mnt (a clone keeps it).
+ */
+export async function rescueTargetRoot(target: string): Promise<void> {
+  await mkdir(join(target, 'mnt', 'rescue'), { recursive: true });
+  await writeFile(join(target, 'mnt', 'rescue', 'keep'), 'the rescue system mounts things here\n');
+  await writeFile(join(target, 'stale-file'), "from the standby's old system\n");
 }

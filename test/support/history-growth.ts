@@ -4,6 +4,7 @@
  * test/lab/idle-history.test.ts (a healthy cluster writes none in a minute) and bench/idle.ts.
  * Meant for a server that holds one cluster's workflows (a lab's own dev server).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 // A CommonJS package whose names node's ESM loader cannot see: its default export is the module.
 import proto from '@temporalio/proto';
@@ -20,6 +21,23 @@ export async function historyLengths(client: Client): Promise<HistoryLengths> {
     lengths.set(`${execution.workflowId} ${execution.runId}`, described.historyLength);
   }
   return lengths;
+}
+
+/**
+ * Waits until what a cluster's start began has settled (an agent's join, its first announcements
+ * and the ends of the start's workflows are events too): three readings 2 s apart that are all the
+ * same. Returns the last one.
+ */
+export async function settledHistoryLengths(client: Client): Promise<HistoryLengths> {
+  let before = await historyLengths(client);
+  for (let unchanged = 0; unchanged < 3;) {
+    await sleep(2_000);
+    const now = await historyLengths(client);
+    const same = now.size === before.size && [...now].every(([run, length]) => before.get(run) === length);
+    unchanged = same ? unchanged + 1 : 0;
+    before = now;
+  }
+  return before;
 }
 
 /** Each run that grew or appeared between the readings, with the types of the events it wrote. */

@@ -14,6 +14,8 @@ export interface TestSshd {
   port: number;
   identityFile: string;
   knownHostsFile: string;
+  /** How a node reaches it: the `ssh` settings of the clone's and image's activities (sync.ssh with clone.sshPort). */
+  client: { user: string; identityFile: string; knownHostsFile: string; port: number };
   stop(): Promise<void>;
   restart(): Promise<void>;
 }
@@ -72,6 +74,7 @@ export async function startTestSshd(dir: string, opts: TestSshdOptions = {}): Pr
   await spawn();
   return {
     port, identityFile, knownHostsFile,
+    client: { user: 'root', identityFile, knownHostsFile, port },
     stop,
     /** Kills sshd and every connection it serves (a dropped link mid-transfer), then starts it again. */
     async restart() {

@@ -18,14 +18,11 @@ import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
 import { closeTemporal, temporalAddress, testWorkerConnection, uniqueName } from '../support/temporal.js';
 import { haoscarCli } from '../support/lab.js';
-import { failureType, twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
-import { TEST_KEY } from '../support/cluster-key.js';
-import { debootstrapTree } from '../support/debootstrap.js';
+import { failureType, twoNodeWeb, type WorkflowCluster } from '../support/workflow-cluster.js';
+import { startCloneCluster } from '../support/clone-cluster.js';
+import { debootstrapTree, linkedRoot, rescueTargetRoot } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
 import { waitFor } from '../support/wait.js';
-import { createCloneActivities } from '../../activities/clone.js';
-import { createExec } from '../../src/exec.js';
-import { silentLogger } from '../../src/log.js';
 import { cloneWorkflowId, clusterTaskQueue, ERROR_TYPES, nodeTaskQueue } from '../../workflows/shared.js';
 import type { CloneResult } from '../../workflows/clone.js';
 import type { CloneInput } from '../../workflows/inputs.js';
@@ -47,48 +44,24 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'haoscar-clone-test-'));
   source = join(dir, 'source');
   target = join(dir, 'target');
-  // Hard links to the cached tree: fast, and every file written below is removed first, so the
-  // cache's own files are never changed.
-  await execa('cp', ['-al', tree, source]);
-  const put = async (file: string, text: string) => {
-    await rm(join(source, file), { force: true });
-    await mkdir(join(source, file, '..'), { recursive: true });
-    await writeFile(join(source, file), text);
-  };
-  await put('etc/hostname', 'n1\n');
-  await put('etc/hosts', '127.0.0.1\tlocalhost\n127.0.1.1\tn1.example.org n1\n127.0.0.1 n1-data\n');
-  await put('etc/machine-id', `${'1'.repeat(32)}\n`);
-  await put('etc/network/interfaces', 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address 127.0.0.1/8\n');
-  await put('etc/netplan/01-cluster.yaml', 'network:\n  ethernets:\n    eth0:\n      addresses: [127.0.0.1/8]\n');
-  await put('etc/fstab', 'UUID=0b6e2e63-6b4e-4f2b-9f0a-1d2e3f4a5b6c / ext4 errors=remount-ro 0 1\n');
-  await put('tmp/scratch', 'not part of the system\n');
-  await put('var/lib/haoscar/epochs.json', '{"web": 3}\n');
-  await mkdir(join(target, 'mnt', 'rescue'), { recursive: true });
-  await writeFile(join(target, 'mnt', 'rescue', 'keep'), 'the rescue system mounts things here\n');
-  await writeFile(join(target, 'stale-file'), 'from the standby\'s old system\n');
+  await linkedRoot(tree, source, {
+    'etc/hostname': 'n1\n',
+    'etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\tn1.example.org n1\n127.0.0.1 n1-data\n',
+    'etc/machine-id': `${'1'.repeat(32)}\n`,
+    'etc/network/interfaces': 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address 127.0.0.1/8\n',
+    'etc/netplan/01-cluster.yaml': 'network:\n  ethernets:\n    eth0:\n      addresses: [127.0.0.1/8]\n',
+    'etc/fstab': 'UUID=0b6e2e63-6b4e-4f2b-9f0a-1d2e3f4a5b6c / ext4 errors=remount-ro 0 1\n',
+    'tmp/scratch': 'not part of the system\n',
+    'var/lib/haoscar/epochs.json': '{"web": 3}\n',
+  });
+  await rescueTargetRoot(target);
   sshd = await startTestSshd(join(dir, 'ssh'));
 });
 
 const body = () => `${twoNodeWeb({ lease: '{ ttl: 3000ms, margin: 300ms }' })}clone: { sshPort: ${sshd!.port}, checksumSample: 100 }\n`;
 
-function startCluster(held: () => string[] = () => []) {
-  // The orders' MACs name the cluster, which is named only once start() returns: the activities
-  // are made at their first call (they are called only after that).
-  const lab: { c?: WorkflowCluster; acts?: ReturnType<typeof createCloneActivities> } = {};
-  const acts = () => (lab.acts ??= createCloneActivities({
-    node: 'n2', cluster: lab.c!.name, key: TEST_KEY, logger: silentLogger, exec: createExec(silentLogger), rsync: '/usr/bin/rsync',
-    ssh: { user: 'root', identityFile: sshd!.identityFile, knownHostsFile: sshd!.knownHostsFile, port: sshd!.port }, heldGroups: held,
-  }));
-  type Acts = ReturnType<typeof createCloneActivities>;
-  const started = WorkflowCluster.start('clone', body(), {
-    extra: (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {
-      clonePreflight: (r: Parameters<Acts['clonePreflight']>[0]) => acts().clonePreflight(r),
-      cloneCopy: (r: Parameters<Acts['cloneCopy']>[0]) => acts().cloneCopy(r),
-      cloneFixups: (r: Parameters<Acts['cloneFixups']>[0]) => acts().cloneFixups(r),
-      cloneVerify: (r: Parameters<Acts['cloneVerify']>[0]) => acts().cloneVerify(r),
-    }),
-  });
-  return started.then((c) => { lab.c = c; return c; });
+function startCluster(heldGroups: () => string[] = () => []) {
+  return startCloneCluster('clone', body(), { ssh: sshd!.client, heldGroups });
 }
 
 async function runClone(c: WorkflowCluster, input: Partial<CloneInput>): Promise<CloneResult> {

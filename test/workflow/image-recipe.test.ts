@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { closeTemporal, temporalAddress } from '../support/temporal.js';
 import { haoscarCli } from '../support/lab.js';
 import { twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
-import { debootstrapTree } from '../support/debootstrap.js';
+import { debootstrapTree, linkedRoot } from '../support/debootstrap.js';
 import { createRecipeActivities } from '../../activities/recipe.js';
 import { collectInventory } from '../../src/recipe/collect.js';
 import { createExec } from '../../src/exec.js';
@@ -42,15 +42,10 @@ before(async () => {
   const tree = await debootstrapTree();
   dir = await mkdtemp(join(tmpdir(), 'haoscar-recipe-test-'));
   root = join(dir, 'root');
-  // Hard links to the cached tree; the files written below are removed first, so the cache's own are never changed.
-  await execa('cp', ['-al', tree, root]);
-  const put = async (file: string, text: string) => {
-    await rm(join(root, file), { force: true });
-    await mkdir(join(root, file, '..'), { recursive: true });
-    await writeFile(join(root, file), text);
-  };
-  await put('etc/fstab', 'UUID=0b6e2e63 / ext4 errors=remount-ro 0 1\nUUID=1c7f /boot ext4 defaults 0 2\n/dev/mapper/vg0-swap none swap sw 0 0\n10.213.0.5:/export /srv/nfs nfs defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n');
-  await put('etc/apt/sources.list.d/extra.sources', 'Types: deb\nURIs: https://repo.example.org/apt\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/example.gpg\n');
+  await linkedRoot(tree, root, {
+    'etc/fstab': 'UUID=0b6e2e63 / ext4 errors=remount-ro 0 1\nUUID=1c7f /boot ext4 defaults 0 2\n/dev/mapper/vg0-swap none swap sw 0 0\n10.213.0.5:/export /srv/nfs nfs defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n',
+    'etc/apt/sources.list.d/extra.sources': 'Types: deb\nURIs: https://repo.example.org/apt\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/example.gpg\n',
+  });
   key = join(dir, 'sync_ed25519');
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'root@n1', '-f', key]);
 });

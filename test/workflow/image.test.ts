@@ -13,18 +13,17 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { closeTemporal, temporalAddress, testWorkerConnection } from '../support/temporal.js';
 import { haoscarCli } from '../support/lab.js';
-import { failureType, twoNodeWeb, WorkflowCluster, type ExtraActivities } from '../support/workflow-cluster.js';
+import { failureType, twoNodeWeb, type WorkflowCluster } from '../support/workflow-cluster.js';
+import { startCloneCluster } from '../support/clone-cluster.js';
 import { TEST_KEY } from '../support/cluster-key.js';
-import { debootstrapTree } from '../support/debootstrap.js';
+import { debootstrapTree, linkedRoot, rescueTargetRoot } from '../support/debootstrap.js';
 import { startTestSshd, type TestSshd } from '../support/sshd.js';
-import { createCloneActivities } from '../../activities/clone.js';
 import { createImageActivities } from '../../activities/image.js';
 import { createExec } from '../../src/exec.js';
 import { silentLogger } from '../../src/log.js';
@@ -55,49 +54,26 @@ before(async () => {
   source = join(dir, 'n1-root');
   target = join(dir, 'n2-target');
   image = join(dir, 'witness', 'images', 'golden');
-  // Hard links to the cached tree: every file written below is removed first, so the cache's
-  // own files are never changed.
-  await execa('cp', ['-al', tree, source]);
-  const put = async (file: string, text: string) => {
-    await rm(join(source, file), { force: true });
-    await mkdir(join(source, file, '..'), { recursive: true });
-    await writeFile(join(source, file), text);
-  };
-  await put('etc/hostname', 'n1\n');
-  await put('etc/hosts', '127.0.0.1\tlocalhost\n127.0.1.1\tn1.example.org n1\n');
-  await put('etc/machine-id', `${'1'.repeat(32)}\n`);
-  await put('etc/network/interfaces', 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address 127.0.0.1/8\n');
-  await put('var/lib/haoscar/epochs.json', '{"web": 3}\n');
-  await mkdir(join(target, 'mnt', 'rescue'), { recursive: true });
-  await writeFile(join(target, 'mnt', 'rescue', 'keep'), 'the rescue system mounts things here\n');
-  await writeFile(join(target, 'stale-file'), "from the standby's old system\n");
+  await linkedRoot(tree, source, {
+    'etc/hostname': 'n1\n',
+    'etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\tn1.example.org n1\n',
+    'etc/machine-id': `${'1'.repeat(32)}\n`,
+    'etc/network/interfaces': 'auto lo\niface lo inet loopback\nauto eth0\niface eth0 inet static\n    address 127.0.0.1/8\n',
+    'var/lib/haoscar/epochs.json': '{"web": 3}\n',
+  });
+  await rescueTargetRoot(target);
   sshd = await startTestSshd(join(dir, 'ssh'));
 });
 
 const body = () => `${twoNodeWeb({ lease: '{ ttl: 3000ms, margin: 300ms }' })}clone: { sshPort: ${sshd!.port}, checksumSample: 100 }\n`;
-const sshOf = () => ({ user: 'root', identityFile: sshd!.identityFile, knownHostsFile: sshd!.knownHostsFile, port: sshd!.port });
 
 /** The cluster with n2's clone activities and the witness's worker (what `haoscar worker` adds: workers/witness-worker.ts). */
 async function startCluster(): Promise<WorkflowCluster> {
-  // The orders' MACs name the cluster, which is named only once start() returns.
-  const lab: { c?: WorkflowCluster; acts?: ReturnType<typeof createCloneActivities> } = {};
-  const acts = () => (lab.acts ??= createCloneActivities({
-    node: 'n2', cluster: lab.c!.name, key: TEST_KEY, logger: silentLogger, exec: createExec(silentLogger), rsync: '/usr/bin/rsync', ssh: sshOf(), heldGroups: () => [],
-  }));
-  type Acts = ReturnType<typeof createCloneActivities>;
-  const c = await WorkflowCluster.start('image', body(), {
-    extra: (node): ReturnType<ExtraActivities> => (node.name !== 'n2' ? {} : {
-      clonePreflight: (r: Parameters<Acts['clonePreflight']>[0]) => acts().clonePreflight(r),
-      cloneCopy: (r: Parameters<Acts['cloneCopy']>[0]) => acts().cloneCopy(r),
-      cloneFixups: (r: Parameters<Acts['cloneFixups']>[0]) => acts().cloneFixups(r),
-      cloneVerify: (r: Parameters<Acts['cloneVerify']>[0]) => acts().cloneVerify(r),
-    }),
-  });
-  lab.c = c;
+  const c = await startCloneCluster('image', body(), { ssh: sshd!.client });
   const worker = await Worker.create({
     connection: await testWorkerConnection(),
     taskQueue: witnessTaskQueue(c.name),
-    activities: createImageActivities({ cluster: c.name, key: TEST_KEY, logger: silentLogger, exec: createExec(silentLogger), rsync: '/usr/bin/rsync', ssh: sshOf() }),
+    activities: createImageActivities({ cluster: c.name, key: TEST_KEY, logger: silentLogger, exec: createExec(silentLogger), rsync: '/usr/bin/rsync', ssh: sshd!.client }),
   });
   witness = { worker, running: worker.run() };
   return c;
