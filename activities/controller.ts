@@ -4,8 +4,9 @@
  * has accepted the change, so an epoch raised here is what every later lease query sees.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import type { UpdateDefinition } from '@temporalio/common';
+import type { Payload, UpdateDefinition } from '@temporalio/common';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
@@ -25,6 +26,8 @@ import {
 } from '../workflows/shared.js';
 
 import { markNow, type MonotonicMark } from '../src/monotonic-mark.js';
+import { leaseMemoGroupEntry } from '../src/auth/ownership-answer.js';
+import type { LeaseGroupView } from '../workflows/lease-memo.js';
 import { controllerUpdateMac, type MessageKey } from '../src/auth/messages.js';
 
 type WithCluster<T> = T & { cluster: string };
@@ -150,12 +153,15 @@ export function createControllerActivities(deps: ControllerActivityDeps) {
     async beginOperation({ cluster, ...req }: WithCluster<BeginOperation>): Promise<OperationBegun & { mark: MonotonicMark }> {
       const begun = await send(cluster, `to begin an operation on group '${req.group}'`, () =>
         controller(cluster).executeUpdate(beginOperationUpdate, { args: [req], ...withUpdateId('beginOperation') }), 'beginOperation');
+      // The lease wait counts from when an owner's read of the memo sees the block, not only from the commit.
+      await leaseMemoShows(client, cluster, req.group, `the block of group '${req.group}' (epoch ${begun.epoch})`, (g) => !g.renewable || g.epoch > begun.epoch);
       return { ...begun, mark: markNow() };
     },
     /** `mark`: as beginOperation's, once the claim is committed (no node renews an older epoch from then on). */
     async claimGroup({ cluster, ...req }: WithCluster<ClaimGroup>): Promise<{ epoch: number; mark: MonotonicMark }> {
       const claimed = await send(cluster, `to raise the epoch of group '${req.group}'`, () =>
         executeSigned(cluster, claimGroupUpdate, 'claimGroup', req), 'claimGroup');
+      await leaseMemoShows(client, cluster, req.group, `epoch ${claimed.epoch} of group '${req.group}'`, (g) => g.epoch >= claimed.epoch);
       return { ...claimed, mark: markNow() };
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
@@ -189,4 +195,33 @@ export type ControllerActivities = ReturnType<typeof createControllerActivities>
  */
 function notRegisteredYet(cause: Error | undefined): boolean {
   return cause instanceof ApplicationFailure && (!cause.type || cause.type === 'Error') && /^No registered handler for update\b/.test(cause.message);
+}
+
+/** How long a committed change may take to show in the controller's memo as an owner reads it, and how often it is read meanwhile. */
+const MEMO_SHOWS_WITHIN_MS = 10_000;
+const MEMO_POLL_MS = 20;
+
+/**
+ * Waits until the controller's lease memo, read as an owner reads it to confirm its lease
+ * (DescribeWorkflowExecution through this worker's client), shows what the update just committed:
+ * a lease wait must count from a moment after which no owner's read can still confirm the old
+ * state (issue 14 item 2). A Temporal history host that has lost the controller's shard without
+ * knowing it yet could serve the state from before the commit; the wait then begins once every
+ * read through this client shows the change. Nothing to wait for when no owner can use the memo:
+ * none (a controller older than it), or the group's entry is from another run than the running
+ * one (owners refuse it).
+ * @throws Error (retried with the activity) when the memo still shows the old state after MEMO_SHOWS_WITHIN_MS.
+ */
+async function leaseMemoShows(client: Client, cluster: string, group: string, what: string, shows: (g: LeaseGroupView) => boolean): Promise<void> {
+  const until = performance.now() + MEMO_SHOWS_WITHIN_MS;
+  for (;;) {
+    const described = await client.workflow.getHandle(controllerWorkflowId(cluster)).describe();
+    const fields = described.raw.workflowExecutionInfo?.memo?.fields as Record<string, Payload> | null | undefined;
+    const entry = leaseMemoGroupEntry(fields, group);
+    if (described.status.name !== 'RUNNING' || entry === undefined || entry.runId !== described.runId || shows(entry.content)) return;
+    if (performance.now() >= until) {
+      throw new Error(`the controller's lease memo does not show ${what} ${MEMO_SHOWS_WITHIN_MS / 1000} s after it was committed (a Temporal history host serving an old state?): tried again`);
+    }
+    await sleep(MEMO_POLL_MS);
+  }
 }

@@ -6,7 +6,8 @@
  * heal gave up), never levels. It starts at most one operation per group (a failover child
  * workflow), which asks it for the group (`beginOperation`), raises the epoch for each node
  * it tries (`claimGroup`) and gives the group back (`endOperation`). Owners confirm their
- * lease with the `ownership` query, which writes no history.
+ * lease from its memo (lease-memo.ts, written only when ownership changes) or, failing that, with
+ * the `ownership` query, which writes no history.
  *
  * From the moment a group's owner is suspected (or an operation begins) the owner's lease is
  * no longer renewed: a failover then only has to wait until `blockedSince + ttl + margin`,
@@ -25,6 +26,7 @@ import {
   proxyLocalActivities,
   setHandler,
   startChild,
+  upsertMemo,
   WorkflowIdReusePolicy,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -67,6 +69,7 @@ import { HA_KEYS, haTags } from './search-attributes.js';
 import { alertSummary, alertWorkflowId, nextAlertSequence, type AlertEvent } from './alert-event.js';
 import { AppliedUpdates, type AppliedUpdate } from './applied-updates.js';
 import { answerOwnership, ownershipRenewalQuery } from './ownership-answer.js';
+import { leaseMemoChanges, leaseMemoContents, leaseMemoUpsert } from './lease-memo.js';
 import {
   beginOperationRefusal,
   claimGroupRefusal,
@@ -221,6 +224,33 @@ interface Pending {
   reason: string;
 }
 
+/**
+ * The controller publishes its lease view in its memo (lease-memo.ts), so that owners confirm
+ * their leases without a query. Before, the query alone.
+ */
+export const PATCH_LEASE_MEMO = 'controller-lease-memo';
+
+/**
+ * Keeps the memo's lease view equal to `state`'s, for the whole run: a condition checked at the end
+ * of every activation (after every signal, update and timer), so each change is upserted in the
+ * same workflow task as the change itself and committed with it, whatever code path made it
+ * (lease-memo.ts). Entries that did not change are not written again: an idle cluster writes none.
+ */
+function publishLeaseMemo(state: ControllerState): void {
+  const published = new Map<string, string>();
+  let version = 0;
+  const changes = () => leaseMemoChanges(published, leaseMemoContents(state));
+  void (async () => {
+    for (;;) {
+      await condition(() => changes().length > 0);
+      const changed = changes();
+      version += 1;
+      upsertMemo(leaseMemoUpsert(state.cluster, version, changed));
+      for (const [key, json] of changed) published.set(key, json);
+    }
+  })();
+}
+
 /** The controller's state: the ownership query's answer, carried over continue-as-new. */
 type ControllerState = Omit<Ownership, 'groups'> & { groups: Record<string, ControllerGroup> };
 
@@ -239,6 +269,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   const healReportsSignedFromStart = patched(PATCH_SIGNED_HEAL_REPORTS);
   const alertsOn = patched(PATCH_ALERTS);
   const alertSequenceFromRunStart = patched(PATCH_ALERT_SEQUENCE);
+  const leaseMemoPublished = patched(PATCH_LEASE_MEMO);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -389,6 +420,7 @@ export async function controller(rawInput: unknown): Promise<void> {
 
   // With a nonce (a lease renewal): the marked answer the workflow worker's codec signs (ownership-answer.ts).
   setHandler(ownershipRenewalQuery, (nonce?: unknown) => answerOwnership(state, nonce));
+  if (leaseMemoPublished) publishLeaseMemo(state);
 
   /** A report as it came, waiting for its check (PATCH_AUTHENTICATED_REPORTS). */
   interface QueuedReport {

@@ -36,7 +36,7 @@ import { LocalHealer } from './local-heal.js';
 import { MaintenanceView } from './maintenance-view.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectClient, connectWorker, resolveConnection, type ResolvedConnection } from '../temporal/connection.js';
-import type { Ownership } from '../../workflows/shared.js';
+import type { LeaseView } from '../../workflows/lease-memo.js';
 import { createNodeWorker } from '../../workers/node-worker.js';
 import { cloneActivityDeps } from '../../activities/clone.js';
 import { createWorkflowWorker } from '../../workers/workflow-worker.js';
@@ -414,7 +414,7 @@ export class Agent {
    * that does not exist owns nothing here. @returns the answer (undefined: none came) and when
    * the answered question was sent.
    */
-  private async askAtStart(link: ControllerLink): Promise<{ answer: Ownership | undefined; asked: { at: number; atCs: number } | undefined }> {
+  private async askAtStart(link: ControllerLink): Promise<{ answer: LeaseView | undefined; asked: { at: number; atCs: number } | undefined }> {
     const windowMs = Math.max(START_QUESTION_MS, this.opts.config.lease.ttlMs);
     const until = performance.now() + windowMs;
     let last: unknown;
@@ -425,7 +425,7 @@ export class Agent {
         this.learnMaintenance(answer);
         return { answer, asked };
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return { answer: { cluster: this.opts.config.cluster, groups: {}, nodes: {}, falseAlarms: [], reverify: {} }, asked };
+        if (err instanceof WorkflowNotFoundError) return { answer: { cluster: this.opts.config.cluster, groups: {} }, asked };
         last = err;
       }
       if (performance.now() + delay >= until) break;
@@ -840,7 +840,7 @@ export class Agent {
    * resources that are still failing reported now (their monitors report edges only, and the
    * edge came while nothing was done about it).
    */
-  private learnMaintenance(answer: Ownership): void {
+  private learnMaintenance(answer: LeaseView): void {
     const { entered, left } = this.maintenance.learn(answer.maintenance);
     for (const g of entered) this.log.warn({ group: g, mark: answer.maintenance?.groups[g] }, `group ${g} is in maintenance: its monitors report and act on nothing (no heals) until it ends`);
     for (const g of left) {

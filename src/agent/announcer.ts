@@ -10,14 +10,15 @@
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Logger } from '../log.js';
-import type { LeaseTiming, NodeAnnounce, NodeAnnouncement, Ownership } from '../../workflows/shared.js';
+import type { LeaseTiming, NodeAnnounce, NodeAnnouncement } from '../../workflows/shared.js';
+import type { LeaseView } from '../../workflows/lease-memo.js';
 import type { GroupRuntime } from './groups.js';
 
 /**
  * Why the controller's answer is behind what this node announces, or undefined when it is not.
  * A controller from before announcements (no `leases` in its answer) is never asked. Pure.
  */
-export function announcementDue(node: string, mine: NodeAnnouncement, answer: Ownership): string | undefined {
+export function announcementDue(node: string, mine: NodeAnnouncement, answer: LeaseView): string | undefined {
   if (!answer.leases) return undefined;
   const recorded = answer.leases.nodes[node];
   if (mine.lease && (recorded?.ttlMs !== mine.lease.ttlMs || recorded.marginMs !== mine.lease.marginMs)) return 'the controller has not recorded the lease this node enforces';
@@ -55,7 +56,7 @@ export class Announcer {
   }
 
   /** An answer of the controller: announces again if it is behind this node. */
-  answered(answer: Ownership): void {
+  answered(answer: LeaseView): void {
     const why = announcementDue(this.opts.node, this.announcement(), answer);
     if (why !== undefined) this.resend(why);
   }

@@ -1,7 +1,7 @@
 /**
  * The agent's side of the conversation with its cluster's controller: edges go in as
  * signals (the first one starts the controller if it is not running), ownership comes out of
- * the `ownership` query. Edges are delivered in the order they were seen and retried until
+ * the controller's lease memo (readLeaseMemo), or of the `ownership` query when the memo cannot confirm. Edges are delivered in the order they were seen and retried until
  * Temporal takes them: an edge lost would be a failover never started.
  *
  * With the cluster's message key, the ownership question is a lease renewal that only this
@@ -24,13 +24,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { controllerReportMac, newNonce, type MessageKey } from '../auth/messages.js';
-import { checkOwnershipAnswer, nonceArgument } from '../auth/ownership-answer.js';
+import { checkLeaseMemo, checkOwnershipAnswer, extendLeaseMemoTrail, nonceArgument, type LeaseMemoTrail, type LeaseMemoVerdict, type MemoEvent } from '../auth/ownership-answer.js';
+import type { LeaseView } from '../../workflows/lease-memo.js';
 import type { Logger } from '../log.js';
 import { LogRateLimiter } from '../heartbeat/rate-limit.js';
 import type { ControllerInput } from '../../workflows/inputs.js';
 import type { controller } from '../../workflows/controller.js';
 import { HA_KEYS } from '../../workflows/search-attributes.js';
-import type { SignalDefinition } from '@temporalio/common';
+import type { Payload, SignalDefinition } from '@temporalio/common';
 import {
   clusterTaskQueue,
   controllerWorkflowId,
@@ -90,6 +91,64 @@ export async function queryOwnershipAuthenticated(client: Client, cluster: strin
   return verdict.ownership;
 }
 
+/** temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED: a memo upsert. */
+const EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED = 46;
+/** More history than this since the last read: the query answers instead (the controller continues-as-new long before). */
+const MEMO_HISTORY_READ_MAX = 10_000;
+
+/**
+ * The controller's lease view from its memo (workflows/lease-memo.ts): DescribeWorkflowExecution,
+ * and the controller's history since `trail` was read (GetWorkflowExecutionHistoryReverse, none
+ * when nothing happened), both answered by Temporal from the run's state without running workflow
+ * code, so a busy workflow worker does not delay them. The lease counts from before them, as for
+ * the query.
+ * @returns the verdict on the memo (not ok: the caller asks the query instead) and the trail read
+ * (to pass next time; undefined when the history did not check out).
+ * @throws WorkflowNotFoundError when no controller run is running; the client's errors otherwise.
+ */
+export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail | undefined }> {
+  const workflowId = controllerWorkflowId(cluster);
+  const described = await client.workflow.getHandle(workflowId).describe();
+  if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
+  const expected = { cluster, runId: described.runId };
+  const fields = described.raw.workflowExecutionInfo?.memo?.fields as Record<string, Payload> | null | undefined;
+  const upTo = described.historyLength;
+  let known: LeaseMemoTrail = trail?.runId === described.runId ? trail : { runId: described.runId, upTo: 0, entries: new Map() };
+  if (upTo > known.upTo) {
+    if (upTo - known.upTo > MEMO_HISTORY_READ_MAX) return { verdict: { ok: false, why: `${upTo - known.upTo} events of the controller's history to read` }, trail: undefined };
+    const extended = extendLeaseMemoTrail(key, expected, known, await memoEventsSince(client, workflowId, described.runId, known.upTo, upTo), upTo);
+    if (!extended.ok) return { verdict: extended, trail: undefined };
+    known = extended.trail;
+  }
+  return { verdict: checkLeaseMemo(key, expected, fields, known), trail: known };
+}
+
+/** The run's memo upserts with an event ID in (after, upTo], newest first as Temporal reads them backwards. */
+async function memoEventsSince(client: Client, workflowId: string, runId: string, after: number, upTo: number): Promise<MemoEvent[]> {
+  const events: MemoEvent[] = [];
+  let nextPageToken: Uint8Array | undefined;
+  for (;;) {
+    const page = await client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: client.options.namespace,
+      execution: { workflowId, runId },
+      maximumPageSize: Math.min(1000, upTo - after + 16),
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    let reached = false;
+    for (const e of page.history?.events ?? []) {
+      const eventId = Number(e.eventId);
+      if (eventId <= after) {
+        reached = true;
+        break;
+      }
+      if (eventId > upTo || e.eventType !== EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) continue;
+      events.push({ eventId, fields: (e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields ?? {}) as Record<string, Payload> });
+    }
+    if (reached || !page.nextPageToken?.length) return events;
+    nextPageToken = page.nextPageToken;
+  }
+}
+
 /** The answer to an ownership question did not verify: it counts as no answer. */
 export class UnauthenticatedAnswerError extends Error {
   constructor(readonly why: string) {
@@ -121,6 +180,10 @@ export class ControllerLink {
   private readonly identifiedYet: Promise<void>;
   /** The last counter used per sending node (one in an agent: its own), within this incarnation. */
   private readonly counters = new Map<string, number>();
+  /** The controller's lease memo entries as its history has been read so far (readLeaseMemo). */
+  private memoTrail: LeaseMemoTrail | undefined;
+  /** Why the memo last could not confirm (logged once per reason). */
+  private memoFallback: string | undefined;
   /** The message key the last authenticated ownership answer was signed under, and when (Date.now()). */
   private lastAnswer: { signedWith: Buffer; at: number } | undefined;
 
@@ -192,16 +255,37 @@ export class ControllerLink {
    * with UnauthenticatedAnswerError when the answer is not the worker's signed answer to this
    * question, logged loudly at most every 5 s.
    */
-  ownership(timeoutMs: number): Promise<Ownership> {
+  ownership(timeoutMs: number): Promise<LeaseView> {
     const client = this.client;
     if (!client) return Promise.reject(new NotConnectedError());
     const key = this.auth.key;
     if (key === undefined) return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
     const verified = (signedWith: Buffer) => (this.lastAnswer = { signedWith, at: Date.now() });
-    return client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key, verified)).catch((err: unknown) => {
+    return client.withDeadline(Date.now() + timeoutMs, async () => {
+      // The memo first: no workflow code runs for it. The query when it cannot confirm (a
+      // controller older than it, a run that has not published yet, an entry that does not verify).
+      const memo = await readLeaseMemo(client, this.cluster, key, this.memoTrail);
+      this.memoTrail = memo.trail;
+      if (memo.verdict.ok) {
+        verified(memo.verdict.signedWith);
+        this.memoFallback = undefined;
+        return memo.verdict.view;
+      }
+      this.noteMemoFallback(memo.verdict.why);
+      return queryOwnershipAuthenticated(client, this.cluster, key, verified);
+    }).catch((err: unknown) => {
       if (err instanceof UnauthenticatedAnswerError) this.noteIgnored(err.why);
       throw err;
     });
+  }
+
+  /** The memo could not confirm: said once per reason (a controller older than it is not an error), the query answers instead. */
+  private noteMemoFallback(why: string): void {
+    if (this.memoFallback === why) return;
+    this.memoFallback = why;
+    // A controller older than the memo, or a run that has just begun, is expected; anything else is not.
+    const expected = /has no lease memo|not the running one|is of run/.test(why);
+    this.logger[expected ? 'info' : 'error']({ why }, `lease confirmations use the controller's ownership query: its lease memo cannot confirm${expected ? '' : ' (docs/security.md)'}`);
   }
 
   /**

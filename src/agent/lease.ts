@@ -1,7 +1,8 @@
 /**
  * The lease: an owner serves a group only while the controller confirms it. Every ttl/3 the
- * agent asks the controller's `ownership` query (no history is written); an answer naming this
- * node under the epoch it holds extends the lease to (time the question was sent) + ttl.
+ * agent reads the controller's lease memo, or asks its `ownership` query when the memo cannot
+ * confirm (controller-link.ts; no history is written either way); an answer naming this node under
+ * the epoch it holds extends the lease to (time the question was sent) + ttl.
  *
  * - The controller names another owner or a newer epoch: the group is stopped at once.
  * - No confirmation for ttl: the group is stopped (in reverse order) — unless every peer that
@@ -16,8 +17,9 @@
  * Times are measured with this process's monotonic clock, so clock steps do not matter.
  *
  * An answer counts only when it is authentic (the agent's ControllerLink, with the cluster's
- * key): the workflow worker signed the controller's answer to this very question (a fresh nonce),
- * from the controller run Temporal says is running (src/auth/ownership-answer.ts). Anything else
+ * key): memo entries the workflow worker signed, from the run Temporal says is running, each the
+ * newest of its key in that run's history; or the worker's signed answer to this very question (a
+ * fresh nonce) from that run (src/auth/ownership-answer.ts). Anything else
  * (a process without the secret polling the cluster queue, a workflow worker older than the agent)
  * is no answer here: `queryOwnership` rejects, and the rules above for no confirmation apply.
  *
@@ -28,7 +30,8 @@
  * that epoch, and one it could not release stays held, in state 'failed'.
  */
 import type { Logger } from '../log.js';
-import type { GroupOwnership, Ownership } from '../../workflows/shared.js';
+import type { GroupOwnership } from '../../workflows/shared.js';
+import type { LeaseGroupView, LeaseView } from '../../workflows/lease-memo.js';
 import { StopFailedError, type GroupRuntime } from './groups.js';
 import { failSafeAllowed, stallThresholdMs, type FailSafeVerdict, type HeardPeer } from './fail-safe.js';
 import { bootClockCs, GuardUnavailableError, type GuardHealth } from '../guard/guard-link.js';
@@ -51,7 +54,7 @@ interface LeaseKeeperCommon {
   ttlMs: number;
   groups: GroupRuntime;
   /** Asks the controller; should give up after `timeoutMs`. */
-  queryOwnership: (timeoutMs: number) => Promise<Ownership>;
+  queryOwnership: (timeoutMs: number) => Promise<LeaseView>;
   logger: Logger;
   /** How often a fail-safe "still serving without a lease" line is repeated. */
   failSafeLogEveryMs?: number;
@@ -102,7 +105,7 @@ export class LeaseKeeper {
   /** Whether the last question failed (no answer from the controller). */
   private lastRoundFailed = false;
   private stopped = false;
-  private lastAnswer: { ownership: Ownership; at: number } | undefined;
+  private lastAnswer: { ownership: LeaseView; at: number } | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private readonly losing = new Set<string>();
   /** performance.now() of the last answer by a controller behind this node, by group. */
@@ -284,7 +287,7 @@ export class LeaseKeeper {
     const sentAt = performance.now();
     const sentAtCs = bootClockCs();
     this.inFlightSince = sentAt;
-    let answer: Ownership | undefined;
+    let answer: LeaseView | undefined;
     try {
       // A late answer still counts from when the question was sent, so it may take up to ttl.
       answer = await this.opts.queryOwnership(this.opts.ttlMs);
@@ -333,7 +336,7 @@ export class LeaseKeeper {
   }
 
   /** Applies an answer (if any) and stops what has expired. */
-  private async evaluate(answer: Ownership | undefined, sentAt: number, sentAtCs = 0): Promise<void> {
+  private async evaluate(answer: LeaseView | undefined, sentAt: number, sentAtCs = 0): Promise<void> {
     if (this.stopped) return;
     this.noteRun();
     await this.checkGuard();
@@ -349,7 +352,7 @@ export class LeaseKeeper {
         lease = this.newLease(h.epoch);
         this.leases.set(group, lease);
       }
-      const truth: GroupOwnership | undefined = answer?.groups[group];
+      const truth: LeaseGroupView | undefined = answer?.groups[group];
       // A controller behind this node (Temporal's data lost: it knows an older epoch, or this one
       // without an owner) confirms nothing and takes nothing: the node announces what it holds
       // (announcer.ts) and the controller adopts it. Meanwhile the lease runs as without an answer,

@@ -26,11 +26,14 @@ import { waitFor } from '../support/wait.js';
 import { testLink } from '../support/cluster-key.js';
 import { LeaseKeeper } from '../../src/agent/lease.js';
 import { clusterTaskQueue, controllerWorkflowId, type Ownership } from '../../workflows/shared.js';
+import { leaseMemoGroupKey } from '../../workflows/lease-memo.js';
 
 const TTL_MS = 1500;
 /** temporal.api.enums.v1: TASK_QUEUE_KIND_NORMAL, QUERY_RESULT_TYPE_ANSWERED. */
 const TASK_QUEUE_KIND_NORMAL = 1;
 const QUERY_RESULT_TYPE_ANSWERED = 1;
+/** temporal.api.enums.v1.CommandType: a memo upsert. */
+const COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES = 16;
 
 let cluster: WorkflowCluster | undefined;
 const stops: (() => Promise<void>)[] = [];
@@ -51,12 +54,13 @@ function capture() {
  * `ownership` query with `forged`, echoing a renewal's nonce and run ID (in the envelope the real
  * controller uses, with a made-up MAC); completes any other workflow task with no commands.
  */
-function startForger(client: Client, cluster: string, forged: Ownership): { answered: () => number; stop: () => Promise<void> } {
+function startForger(client: Client, cluster: string, forged: Ownership, republish: Record<string, Payload>): { answered: () => number; republished: () => number; stop: () => Promise<void> } {
   const abort = new AbortController();
   // Each poll listens on it for as long as it waits.
   setMaxListeners(100, abort.signal);
   const namespace = client.options.namespace;
   let answered = 0;
+  let republished = 0;
   const answer = (args: Payload[] | null | undefined, runId: string): Payload => {
     const nonce = args?.[0] ? defaultPayloadConverter.fromPayload<unknown>(args[0]) : undefined;
     if (typeof nonce !== 'string') return defaultPayloadConverter.toPayload(forged);
@@ -80,11 +84,15 @@ function startForger(client: Client, cluster: string, forged: Ownership): { answ
         answered += 1;
         queryResults[id] = { resultType: QUERY_RESULT_TYPE_ANSWERED, answer: { payloads: [answer(q.queryArgs?.payloads, runId)] } };
       }
-      await client.workflowService.respondWorkflowTaskCompleted({ namespace, identity: 'forger', taskToken: task.taskToken, commands: [], queryResults }).catch(() => undefined);
+      // And the controller's lease memo entries as they were before the move (signed by the real
+      // worker then), upserted again: the memo says n1 owns web at epoch e once more.
+      const commands = [{ commandType: COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES, modifyWorkflowPropertiesCommandAttributes: { upsertedMemo: { fields: republish } } }];
+      await client.workflowService.respondWorkflowTaskCompleted({ namespace, identity: 'forger', taskToken: task.taskToken, commands, queryResults }).then(() => (republished += 1), () => undefined);
     }
   })();
   return {
     answered: () => answered,
+    republished: () => republished,
     stop: async () => {
       abort.abort();
       await loop;
@@ -100,6 +108,9 @@ test('a process without the cluster secret polling the cluster queue cannot rene
   assert.equal(before.owner, 'n1');
   const e = before.epoch;
   const truthBefore = await c.ownership();
+  // The controller's lease memo as the real worker signed it, before the move.
+  const memoBefore = (await c.client.workflow.getHandle(controllerWorkflowId(c.name)).describe()).raw.workflowExecutionInfo?.memo?.fields as Record<string, Payload>;
+  assert.ok(memoBefore[leaseMemoGroupKey('web')], 'the controller publishes its lease memo');
 
   // n1's agent renews through the real workflow worker (its codec signs the answers): kept.
   const first = capture();
@@ -124,9 +135,15 @@ test('a process without the cluster secret polling the cluster queue cannot rene
 
   // The legitimate workflow worker stops; the forger takes the cluster queue and says n1 still owns web at e.
   await c.stopWorkflowWorker();
-  const forger = startForger(c.client, c.name, truthBefore);
+  const forger = startForger(c.client, c.name, truthBefore, memoBefore);
   stops.push(forger.stop);
   await waitFor('the forger answers the controller\'s queries', async () => (await c.ownership().catch(() => undefined))?.groups.web?.owner === 'n1', 60_000, 200);
+  // A report gives the forger a workflow task: it re-publishes the old memo entries.
+  await c.report('n2', 'up', 'n2', 'a report the forger takes');
+  await waitFor('the memo says n1 owns web again', async () => {
+    const fields = (await c.client.workflow.getHandle(controllerWorkflowId(c.name)).describe()).raw.workflowExecutionInfo?.memo?.fields as Record<string, Payload> | undefined;
+    return forger.republished() > 0 && Buffer.from(fields?.[leaseMemoGroupKey('web')]?.data ?? []).equals(Buffer.from(memoBefore[leaseMemoGroupKey('web')]!.data!));
+  }, 60_000, 100);
 
   // n1's agent comes back to its lease: it asks for renewals, the forger answers them.
   const second = capture();
@@ -141,10 +158,11 @@ test('a process without the cluster secret polling the cluster queue cannot rene
   await waitFor('n1 stops web, or 4 ttl pass', () => n1.groups.holding('web') === undefined || Date.now() - t0 > window, 60_000, 20);
   const stoppedAfterMs = Date.now() - t0;
   const renewalsForged = forger.answered() - answeredBefore;
-  t.diagnostic(`forged renewal answers: ${renewalsForged}; n1 ${n1.groups.holding('web') ? 'still serves web' : `stopped web after ${stoppedAfterMs} ms`}`);
+  t.diagnostic(`forged renewal answers: ${renewalsForged}, memo re-publications: ${forger.republished()}; n1 ${n1.groups.holding('web') ? 'still serves web' : `stopped web after ${stoppedAfterMs} ms`}`);
   assert.ok(renewalsForged > 0, 'the forger answered n1\'s renewals');
   assert.equal(n1.groups.holding('web'), undefined, `n1 still serves web at epoch ${e} ${window} ms after the forger took over, while n2 owns it at epoch ${moved.epoch}: a forged renewal was accepted`);
   assert.ok(stoppedAfterMs < TTL_MS + 2500, `stopped within ttl (took ${stoppedAfterMs} ms)`);
   assert.ok(second.lines.some((l) => l.includes('IGNORED an ownership answer')), 'the ignored answer is logged');
   assert.ok(second.lines.some((l) => l.includes('lost the lease')), 'n1 says why it stopped');
+  assert.ok(second.lines.some((l) => l.includes('its lease memo cannot confirm') && l.includes('an older entry re-published')), 'the re-published memo entry is refused, and said so');
 });
