@@ -128,6 +128,8 @@ interface Run {
   answerMs?: number;
   /** The start's end (the last startResource completed, history) → the first answer: negative when the client was served before the workflow heard. */
   startDoneToAnswerMs?: number;
+  /** Runs of the group's failover workflow after this kill's, until the dead host was back (a failed start's re-placement, a lost lease). */
+  laterOperations?: number;
   /** Samples with two live holders of the VIP. */
   dualSamples: number;
   samples: number;
@@ -181,7 +183,7 @@ interface Kill {
 /**
  * One node death, the same for HA-OSCAR and the baseline: once `owner()` names the host that
  * serves the client, it is killed; the outage ends when the client is served by the other host;
- * then `served`, the client's ARP check, the dead host brought back (`bringBack`) until `backUp`,
+ * then the client's ARP check, the dead host brought back (`bringBack`) until `backUp`,
  * a second more, and the VIP sampler's verdict (it watched throughout).
  */
 async function killOnce(
@@ -190,8 +192,6 @@ async function killOnce(
   owner: (client: Prober) => Promise<string | undefined>,
   bringBack: (host: string) => Promise<void>,
   backUp: (host: string) => Promise<boolean>,
-  /** Once the client is served by the other host, before the bring-back. */
-  served: () => Promise<void> = async () => {},
 ): Promise<Kill> {
   const vip = await lab.sampleVip(lab.vip);
   const client = await lab.probe(url, { everyMs: 20, timeoutMs: 300 });
@@ -203,7 +203,6 @@ async function killOnce(
   await waitFor(`the client is served by ${other}`, async () => (client.lastOk()?.host === other ? true : undefined), WAIT_MS, 20);
   await sleep(300);
   const seen = await client.stop();
-  await served();
   const arp = await lab.arpingAddress();
   // The dead host back (its stale VIP must not be live again), watched by the same sampler.
   await bringBack(killed);
@@ -235,9 +234,10 @@ async function killOnce(
 const ms = (x: number | undefined) => (x === undefined ? '-' : String(Math.round(x)));
 
 function runLine(i: number, k: Kill, r: Run, baseline = false): string {
+  const later = r.laterOperations ? `; ${r.laterOperations} more failover run(s) after it` : '';
   const phases = baseline
     ? `detection ${ms(r.detectionMs)}, VIP → answer ${ms(r.answerMs)}`
-    : `detection ${ms(r.detectionMs)}, verify ${ms(r.phases.verifyMs)}, lease wait ${ms(r.phases.leaseWaitMs)}, other ${ms(r.otherMs)}, start → VIP ${ms(r.startVipMs)}, VIP → answer ${ms(r.answerMs)}; start (workflow) ${ms(r.phases.startMs)}, its end → answer ${ms(r.startDoneToAnswerMs)}`;
+    : `detection ${ms(r.detectionMs)}, verify ${ms(r.phases.verifyMs)}, lease wait ${ms(r.phases.leaseWaitMs)}, other ${ms(r.otherMs)}, start → VIP ${ms(r.startVipMs)}, VIP → answer ${ms(r.answerMs)}; start (workflow) ${ms(r.phases.startMs)}, its end → answer ${ms(r.startDoneToAnswerMs)}${later}`;
   return `  run ${i + 1}: ${k.owner} killed → outage ${Math.round(r.outageMs)} ms, served after ${ms(r.servedAfterMs)} (${phases}), dual: ${r.dualPeriods} periods (${Math.round(r.dualMs)} ms), ${r.dualSamples}/${r.samples} samples; ARP answered by ${r.arpAnswers.join('+') || 'nobody'}\n`;
 }
 
@@ -259,7 +259,6 @@ async function runProfile(name: string, temporal: string): Promise<Run[]> {
     for (let i = 0; i < RUNS; i++) {
       await cluster.waitForGroup((g) => g.state === 'running' && g.owner !== null, 'the group running', WAIT_MS);
       const workflowId = failoverWorkflowId(cluster.cluster, GROUP);
-      let runId: string | undefined;
       const kill = await killOnce(
         lab,
         cluster.url,
@@ -272,13 +271,16 @@ async function runProfile(name: string, temporal: string): Promise<Run[]> {
         },
         (host) => bootHost(lab, cluster, host),
         async (host) => (await cluster.ownership())?.nodes[host]?.state === 'up',
-        // This kill's failover, before the bring-back: on a loaded machine another operation on
-        // the group may follow (a failed start's re-placement, a lost lease), under the same id.
-        async () => {
-          runId = (await cluster.client.workflow.getHandle(workflowId).describe()).runId;
-        },
       );
-      const handle = cluster.client.workflow.getHandle(workflowId, runId);
+      // This kill's failover: the first run of the group's failover workflow after the kill. On a
+      // loaded machine more may follow under the same id (a failed start undone and the group
+      // placed again, a lost lease): the latest run is not it, and the later ones are counted.
+      const after: { runId: string; startedAt: number }[] = [];
+      for await (const w of cluster.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+        if (w.startTime.getTime() >= kill.killedAt) after.push({ runId: w.runId, startedAt: w.startTime.getTime() });
+      }
+      after.sort((a, b) => a.startedAt - b.startedAt);
+      const handle = cluster.client.workflow.getHandle(workflowId, after[0]?.runId);
       // A failover that failed (on a loaded machine: a start whose check timed out) is counted
       // and reported, and the bench goes on once the controller has the group running again.
       let failed: string | undefined;
@@ -298,6 +300,7 @@ async function runProfile(name: string, temporal: string): Promise<Run[]> {
         ...(start.begun !== undefined && kill.vipUpAt !== undefined ? { startVipMs: kill.vipUpAt - start.begun } : {}),
         ...(kill.vipUpAt !== undefined ? { answerMs: kill.firstAnswerAt - kill.vipUpAt } : {}),
         ...(start.ended !== undefined ? { startDoneToAnswerMs: kill.firstAnswerAt - start.ended } : {}),
+        ...(after.length > 1 ? { laterOperations: after.length - 1 } : {}),
       };
       runs.push(run);
       if (failed) process.stderr.write(`  run ${i + 1}: the failover failed (logs in ${lab.dir}): ${failed}\n`);
@@ -366,11 +369,19 @@ interface Result {
   runs: Run[];
   /** The machine's 1-minute load average when the row's runs began and ended (the machine is shared). */
   load: [number, number];
+  /** Why the row has no runs (on a loaded machine the tuned profile's cluster may not even start): the other rows are still measured. */
+  error?: string;
 }
 
 async function measured(label: string, profile: string, baseline: boolean, runs: () => Promise<Run[]>): Promise<Result> {
   const before = loadavg()[0]!;
-  return { label, profile, baseline, runs: await runs(), load: [before, loadavg()[0]!] };
+  try {
+    return { label, profile, baseline, runs: await runs(), load: [before, loadavg()[0]!] };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`  ${label}: not measured: ${error}\n`);
+    return { label, profile, baseline, runs: [], load: [before, loadavg()[0]!], error };
+  }
 }
 
 const results: Result[] = [];
@@ -390,17 +401,21 @@ const width = Math.max(9, ...results.map((r) => r.label.length));
 process.stdout.write(`\nFailover on node death, ${RUNS} runs per profile (ms; client polls the VIP every 20 ms)\n`);
 if (TEMPORALS.length > 1) process.stdout.write('(dev: the Temporal dev server; postgres: two Temporal server processes on PostgreSQL)\n');
 process.stdout.write(`${'profile'.padEnd(width)} outage median  worst  goal | served-after | dual periods (ms), samples | ARP dup | failed | load\n`);
-for (const { label, profile, baseline, runs, load } of results) {
+for (const { label, profile, baseline, runs, load, error } of results) {
+  if (error) {
+    process.stdout.write(`${label.padEnd(width)} not measured: ${error} | load ${load.map((l) => l.toFixed(1)).join(' → ')}\n`);
+    continue;
+  }
   const outages = runs.map((r) => r.outageMs);
   process.stdout.write(
-    `${label.padEnd(width)} ${fmt(median(outages))}        ${fmt(Math.max(...outages))} ${fmt(baseline ? undefined : PROFILES[profile]!.goalMs)} | ${fmt(medianOf(runs, (r) => r.servedAfterMs))}       | ${sum(runs, (r) => r.dualPeriods)} (${Math.round(sum(runs, (r) => r.dualMs))}), ${sum(runs, (r) => r.dualSamples)} of ${sum(runs, (r) => r.samples)} | ${runs.filter((r) => r.arpAnswers.length > 1).length}       | ${String(runs.filter((r) => r.failed).length).padEnd(6)} | ${load.map((l) => l.toFixed(1)).join(' → ')}\n`,
+    `${label.padEnd(width)} ${fmt(median(outages))}        ${fmt(Math.max(...outages))} ${fmt(baseline ? undefined : PROFILES[profile]!.goalMs)} | ${fmt(medianOf(runs, (r) => r.servedAfterMs))}       | ${sum(runs, (r) => r.dualPeriods)} (${Math.round(sum(runs, (r) => r.dualMs))}), ${sum(runs, (r) => r.dualSamples)} of ${sum(runs, (r) => r.samples)} | ${runs.filter((r) => r.arpAnswers.length > 1).length}       | ${`${runs.filter((r) => r.failed).length}${sum(runs, (r) => r.laterOperations ?? 0) > 0 ? ` (+${sum(runs, (r) => r.laterOperations ?? 0)})` : ''}`.padEnd(6)} | ${load.map((l) => l.toFixed(1)).join(' → ')}\n`,
   );
 }
 process.stdout.write('(dual: two LIVE holders of the VIP, from before the kill until the dead host was back up; a dead host keeps its addresses but reaches nobody. ARP dup: runs in which two or more MACs answered the client’s ARP for the VIP)\n');
 
 // Each phase's median, in the order the phases happen, the largest marked.
 process.stdout.write('\nPhases, kill → first answer from the new owner (medians over the runs, ms; <<< the largest):\n');
-for (const { label, baseline, runs } of results) {
+for (const { label, baseline, runs } of results.filter((r) => !r.error)) {
   const phases: [string, number][] = baseline
     ? [
         ['detection (master-down timer → VIP added)', medianOf(runs, (r) => r.detectionMs)],
@@ -422,10 +437,10 @@ for (const { label, baseline, runs } of results) {
 }
 process.stdout.write('(HA-OSCAR: detection = kill → failover workflow started; verify and lease wait from its result (the lease wait is what was left of ttl + margin after the verification, which it overlaps); other = started → first startResource scheduled (history) minus those two: look-up, begin, claim; start → VIP added (address events); VIP added → the first answer: the service\'s start after the VIP, then ARP. The workflow\'s start phase ends after the first answer (its end → answer < 0): the service answers before its check has passed and been reported)\n');
 for (const name of profiles) {
-  const baseline = results.find((r) => r.baseline && r.profile === name);
+  const baseline = results.find((r) => r.baseline && r.profile === name && !r.error);
   if (!baseline) continue;
   const theirs = median(baseline.runs.map((r) => r.outageMs));
-  for (const ours of results.filter((r) => !r.baseline && r.profile === name)) {
+  for (const ours of results.filter((r) => !r.baseline && r.profile === name && !r.error)) {
     const mine = median(ours.runs.map((r) => r.outageMs));
     process.stdout.write(`${ours.label}: outage median HA-OSCAR/keepalived = ${(mine / theirs).toFixed(2)} (${Math.round(mine)} / ${Math.round(theirs)} ms; keepalived VRRPv${PROFILES[name]!.vrrp.version}, advert ${PROFILES[name]!.vrrp.advertSeconds} s)\n`);
   }
@@ -435,10 +450,10 @@ if (TEMPORALS.length > 1) {
   for (const name of profiles) {
     const dev = results.find((r) => r.label === `dev/${name}`);
     const pg = results.find((r) => r.label === `postgres/${name}`);
-    if (dev && pg) process.stdout.write(`${name}: outage median postgres/dev = ${(median(pg.runs.map((r) => r.outageMs)) / median(dev.runs.map((r) => r.outageMs))).toFixed(2)}\n`);
+    if (dev && pg && !dev.error && !pg.error) process.stdout.write(`${name}: outage median postgres/dev = ${(median(pg.runs.map((r) => r.outageMs)) / median(dev.runs.map((r) => r.outageMs))).toFixed(2)}\n`);
   }
 }
-process.stdout.write(`(failed: runs whose failover workflow failed; their outage is what the client saw until the group was served again. load: the 1-minute load average when the row's runs began → ended, on a machine of ${cpus().length} cores)\n`);
+process.stdout.write(`(failed: runs whose failover workflow (the first after the kill) failed, (+N): more failover runs after those, before the dead host was back; the outage is what the client saw until the group was served again. load: the 1-minute load average when the row's runs began → ended, on a machine of ${cpus().length} cores)\n`);
 // HA-OSCAR's dual ownership fails the bench; the baseline's is reported, not the product's.
-const bad = results.some(({ baseline, runs }) => !baseline && runs.some((r) => r.failed || r.dualSamples > 0 || r.dualPeriods > 0 || r.arpAnswers.length > 1));
+const bad = results.some(({ baseline, runs, error }) => error !== undefined || (!baseline && runs.some((r) => r.failed || r.dualSamples > 0 || r.dualPeriods > 0 || r.arpAnswers.length > 1)));
 process.exit(bad ? 1 : 0);
