@@ -95,6 +95,14 @@ export async function queryOwnershipAuthenticated(client: Client, cluster: strin
 const EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED = 46;
 /** More history than this since the last read: the query answers instead (the controller continues-as-new long before). */
 const MEMO_HISTORY_READ_MAX = 10_000;
+/**
+ * More history than this to read within a confirmation (an agent's first read of a controller
+ * run, or one after a long pause): the query answers this one, and the history is read meanwhile,
+ * so that a new owner's first confirmation is not slowed by it.
+ */
+const MEMO_HISTORY_READ_INLINE = 200;
+/** Why readLeaseMemo did not read the history: too much of it for `maxEvents`. */
+const TOO_MUCH_HISTORY = 'events of the controller\'s history to read';
 
 /**
  * The controller's lease view from its memo (workflows/lease-memo.ts): DescribeWorkflowExecution,
@@ -106,7 +114,7 @@ const MEMO_HISTORY_READ_MAX = 10_000;
  * (to pass next time; undefined when the history did not check out).
  * @throws WorkflowNotFoundError when no controller run is running; the client's errors otherwise.
  */
-export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail | undefined }> {
+export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined, maxEvents = MEMO_HISTORY_READ_MAX): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail | undefined }> {
   const workflowId = controllerWorkflowId(cluster);
   const described = await client.workflow.getHandle(workflowId).describe();
   if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
@@ -115,7 +123,7 @@ export async function readLeaseMemo(client: Client, cluster: string, key: Messag
   const upTo = described.historyLength;
   let known: LeaseMemoTrail = trail?.runId === described.runId ? trail : { runId: described.runId, upTo: 0, entries: new Map() };
   if (upTo > known.upTo) {
-    if (upTo - known.upTo > MEMO_HISTORY_READ_MAX) return { verdict: { ok: false, why: `${upTo - known.upTo} events of the controller's history to read` }, trail: undefined };
+    if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} ${TOO_MUCH_HISTORY}` }, trail };
     const extended = extendLeaseMemoTrail(key, expected, known, await memoEventsSince(client, workflowId, described.runId, known.upTo, upTo), upTo);
     if (!extended.ok) return { verdict: extended, trail: undefined };
     known = extended.trail;
@@ -182,6 +190,8 @@ export class ControllerLink {
   private readonly counters = new Map<string, number>();
   /** The controller's lease memo entries as its history has been read so far (readLeaseMemo). */
   private memoTrail: LeaseMemoTrail | undefined;
+  /** Whether the history is being read in the background (readHistoryMeanwhile). */
+  private readingHistory = false;
   /** Why the memo last could not confirm (logged once per reason). */
   private memoFallback: string | undefined;
   /** The message key the last authenticated ownership answer was signed under, and when (Date.now()). */
@@ -264,18 +274,34 @@ export class ControllerLink {
     return client.withDeadline(Date.now() + timeoutMs, async () => {
       // The memo first: no workflow code runs for it. The query when it cannot confirm (a
       // controller older than it, a run that has not published yet, an entry that does not verify).
-      const memo = await readLeaseMemo(client, this.cluster, key, this.memoTrail);
+      const memo = await readLeaseMemo(client, this.cluster, key, this.memoTrail, MEMO_HISTORY_READ_INLINE);
       this.memoTrail = memo.trail;
       if (memo.verdict.ok) {
         verified(memo.verdict.signedWith);
         this.memoFallback = undefined;
         return memo.verdict.view;
       }
-      this.noteMemoFallback(memo.verdict.why);
+      if (memo.verdict.why.endsWith(TOO_MUCH_HISTORY)) this.readHistoryMeanwhile(client, key);
+      else this.noteMemoFallback(memo.verdict.why);
       return queryOwnershipAuthenticated(client, this.cluster, key, verified);
     }).catch((err: unknown) => {
       if (err instanceof UnauthenticatedAnswerError) this.noteIgnored(err.why);
       throw err;
+    });
+  }
+
+  /** Reads the controller's history up to now in the background (one read at a time), for the next confirmations. */
+  private readHistoryMeanwhile(client: Client, key: MessageKey): void {
+    if (this.readingHistory) return;
+    this.readingHistory = true;
+    void readLeaseMemo(client, this.cluster, key, this.memoTrail).then(
+      (read) => {
+        this.memoTrail = read.trail;
+        if (!read.verdict.ok) this.noteMemoFallback(read.verdict.why);
+      },
+      () => undefined,
+    ).finally(() => {
+      this.readingHistory = false;
     });
   }
 
