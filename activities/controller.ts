@@ -10,6 +10,7 @@ import type { Payload, UpdateDefinition } from '@temporalio/common';
 import {
   beginOperationUpdate,
   claimGroupUpdate,
+  clusterTaskQueue,
   controllerWorkflowId,
   endOperationUpdate,
   ERROR_TYPES,
@@ -28,9 +29,17 @@ import {
 import { markNow, type MonotonicMark } from '../src/monotonic-mark.js';
 import { leaseMemoGroupEntry } from '../src/auth/ownership-answer.js';
 import type { LeaseGroupView } from '../workflows/lease-memo.js';
-import { controllerUpdateMac, type MessageKey } from '../src/auth/messages.js';
+import { controllerUpdateMac, orderMac, type MessageKey } from '../src/auth/messages.js';
 
 type WithCluster<T> = T & { cluster: string };
+
+/** A group's owner and epoch as the controller has them (groupOwner). */
+export interface GroupOwner {
+  owner: string | null;
+  epoch: number;
+  state: string;
+  operation?: string;
+}
 
 /**
  * One update ID for every execution of the same (local) activity: its retries, and a run again
@@ -135,6 +144,13 @@ export function createControllerActivities(deps: ControllerActivityDeps) {
     }
   }
 
+  const groupOwner = async ({ cluster, group }: { cluster: string; group: string }): Promise<GroupOwner> => {
+    const state = await send(cluster, `to tell the owner of group '${group}'`, () => controller(cluster).query(ownershipQuery));
+    const g = state.groups[group];
+    if (!g) throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `the controller of cluster '${cluster}' knows no group '${group}'` });
+    return { owner: g.owner, epoch: g.epoch, state: g.state, ...(g.operation ? { operation: g.operation.workflowId } : {}) };
+  };
+
   return {
     /** Whether a workflow still runs (an operation holding a group may have been terminated). */
     async workflowRunning({ workflowId }: { workflowId: string }): Promise<boolean> {
@@ -165,11 +181,32 @@ export function createControllerActivities(deps: ControllerActivityDeps) {
       return { ...claimed, mark: markNow() };
     },
     /** The group's owner and epoch as the controller has them now (a query: no history written). */
-    async groupOwner({ cluster, group }: { cluster: string; group: string }): Promise<{ owner: string | null; epoch: number; state: string; operation?: string }> {
-      const state = await send(cluster, `to tell the owner of group '${group}'`, () => controller(cluster).query(ownershipQuery));
-      const g = state.groups[group];
-      if (!g) throw ApplicationFailure.create({ type: ERROR_TYPES.UnknownGroup, nonRetryable: true, message: `the controller of cluster '${cluster}' knows no group '${group}'` });
-      return { owner: g.owner, epoch: g.epoch, state: g.state, ...(g.operation ? { operation: g.operation.workflowId } : {}) };
+    groupOwner,
+    /**
+     * The resync workflow's owner look-up and its resyncGroup order for `node`, signed as the
+     * auth activities' signOrder signs it (bound to this node, the action and the workflow run),
+     * in one local activity: a second one after the owner is known is another workflow
+     * activation and local-activity round on the worker, which every resync waited for before
+     * its data moved (issue 14 item 4). Signed only when the order would be sent: the group has
+     * an owner and it is not `node` (the workflow refuses the other cases, and checks the rest).
+     * Only as a LOCAL activity of a workflow on this worker (as signOrder): scheduled as a regular
+     * one, anyone with Temporal access would get orders signed. @throws Unauthenticated then.
+     */
+    async resyncOrder({ cluster, group, node }: { cluster: string; group: string; node: string }): Promise<{ owner: GroupOwner; order?: { group: string; source: string; epoch: number; mac?: string } }> {
+      const info = Context.current().info;
+      const run = info.workflowExecution;
+      if (!info.isLocal || run === undefined) {
+        throw ApplicationFailure.create({ type: ERROR_TYPES.Unauthenticated, nonRetryable: true, message: `resyncOrder runs only as a local activity of a workflow on this worker; it was scheduled as a regular activity${run ? ` by workflow ${run.workflowId}` : ''} and is refused (docs/security.md)` });
+      }
+      // As signOrder's checkCluster: this worker signs for its own cluster only, whose queue it serves.
+      if (info.taskQueue !== clusterTaskQueue(cluster)) {
+        throw ApplicationFailure.create({ type: ERROR_TYPES.WrongCluster, nonRetryable: true, message: `resyncOrder for cluster '${cluster}' from a workflow on task queue ${info.taskQueue}, not that cluster's ${clusterTaskQueue(cluster)}; nothing was signed` });
+      }
+      const owner = await groupOwner({ cluster, group });
+      if (owner.owner === null || owner.owner === node) return { owner };
+      const order = { group, source: owner.owner, epoch: owner.epoch };
+      if (key === undefined) return { owner, order };
+      return { owner, order: { ...order, mac: orderMac(key, { cluster, node, action: 'resyncGroup', workflowId: run.workflowId, runId: run.runId, order }) } };
     },
     /** The failover is blocked on its old owner (a failed stop): recorded for `haoscar status` and confirm-down. */
     async operationBlocked({ cluster, ...req }: WithCluster<OperationBlocked>): Promise<void> {

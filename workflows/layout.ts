@@ -27,6 +27,20 @@ export async function groupAndOwner(cluster: string, name: string, node: string)
   return { group: groupOf(layout, name, node), owner };
 }
 
+/**
+ * As {@link groupAndOwner}, with the resync's signed resyncGroup order for `node` from the same
+ * local activity as the owner (activities/controller.ts resyncOrder): one round of local
+ * activities before the pull instead of two. The order is there when the owner is not null
+ * and not `node`; the caller still refuses the other cases, as before.
+ */
+export async function groupAndResyncOrder(cluster: string, name: string, node: string) {
+  const [layout, { owner, order }] = await Promise.all([
+    local.describeCluster.executeWithOptions({ summary: `look up group ${name} in the configuration` }, [{ cluster }]),
+    local.resyncOrder.executeWithOptions({ summary: `ask the controller who owns ${name}, and sign the order for ${node} to pull from it` }, [{ cluster, group: name, node }]),
+  ]);
+  return { group: groupOf(layout, name, node), owner, order };
+}
+
 /** @throws UnknownGroup; NodeNotInGroup when `node` is given and may not run the group. */
 export function groupOf(layout: ClusterLayout, name: string, node?: string): LayoutGroup {
   const group = layout.groups.find((g) => g.name === name);

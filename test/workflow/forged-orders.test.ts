@@ -99,6 +99,9 @@ test('orders that the workflow worker did not sign for this node and this run ar
   //    real workflow worker polls): no signing oracle.
   const oracle = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'signOrder', { cluster: c.name, node: 'n2', action: 'startResource', order: { group: 'web', resource: 'first', epoch: web.epoch } });
   assert.equal(oracle.type, ERROR_TYPES.Unauthenticated, `signOrder as a regular activity: ${JSON.stringify(oracle)}`);
+  // The resync's owner look-up signs its pull order too (activities/controller.ts resyncOrder).
+  const resyncOracle = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'resyncOrder', { cluster: c.name, group: 'web', node: 'n2' });
+  assert.equal(resyncOracle.type, ERROR_TYPES.Unauthenticated, `resyncOrder as a regular activity: ${JSON.stringify(resyncOracle)}`);
   const checker = await forgeOutcome(c, attackerQueue, clusterTaskQueue(c.name), 'pingNonce', {});
   assert.equal(checker.type, ERROR_TYPES.Unauthenticated);
   // 5. The failover's update activities (they sign what they send to the controller), scheduled as
