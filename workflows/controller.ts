@@ -224,6 +224,15 @@ export const PATCH_ALERT_SEQUENCE = 'controller-alert-sequence';
  * checked each report on its own, and a run begun before it does so until its next continue-as-new.
  */
 export const PATCH_BATCHED_REPORT_CHECKS = 'controller-batched-report-checks';
+/**
+ * A request made while the run waited for its handlers to finish before continuing as new (a
+ * report applied then: a peer's "suspect" of an owner) is started before the run continues as new.
+ * Recorded histories continued as new at once and lost it: the group stayed on its dead owner,
+ * renewals blocked, with no operation, until another edge of that node (bench/scale.ts, half of
+ * 32 nodes dying at once: three groups never failed over). Asked only when a request is waiting
+ * there, in that workflow task.
+ */
+export const PATCH_REQUESTS_BEFORE_CONTINUE = 'controller-requests-before-continue-as-new';
 
 interface Pending {
   group: string;
@@ -888,6 +897,10 @@ export async function controller(rawInput: unknown): Promise<void> {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
       // Alerts being started too (a start not yet answered would be lost with this run).
       await condition(() => allHandlersFinished() && alertStarts === 0);
+      // A report applied meanwhile may have asked for an operation (and blocked its group's
+      // renewals): the requests are not carried over, so they are started first, and the run
+      // continues as new on a later round. Asked only then (PATCH_REQUESTS_BEFORE_CONTINUE).
+      if (pending.length > 0 && patched(PATCH_REQUESTS_BEFORE_CONTINUE)) continue;
       await continueAsNew<typeof controller>({ cluster: input.cluster, carried: { ...state, applied: applied.entries() } });
     }
   }
