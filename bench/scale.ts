@@ -82,6 +82,8 @@ const STEADY_SECONDS = Number(opts['steady-seconds']);
 /** The product's heartbeat timing: a death is reported by each survivor one deadtime after it. */
 const HB_INTERVAL_MS = 150;
 const DEADTIME_MS = 600;
+/** How long the correlated failure may take before the groups not failed over are counted as stuck. */
+const STORM_LIMIT_MS = 180_000;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const p90 = (xs: readonly number[]) => {
@@ -386,7 +388,7 @@ interface SizeFigures {
   confirmMedian: number; confirmP90: number; confirmFailed: number; confirmLate: number; confirmations: number;
   steadyTask: number[]; singleTask: number[]; stormTask: number[];
   single: { outageMs: number; controllerEvents: number; failoverEvents: number; phases: string }[];
-  storm: { groups: number; medianMs: number; maxMs: number; controllerEvents: number; continuedAsNew: number; failoverEventsMedian: number };
+  storm: { groups: number; stuck: number; medianMs: number; maxMs: number; controllerEvents: number; continuedAsNew: number; failoverEventsMedian: number };
   workerCpuPct: { steady: number; storm: number };
   devServerCpuPct: { steady: number; storm: number };
   benchCpuPct: number;
@@ -490,6 +492,7 @@ async function runSize(address: string, bundleFile: string, n: number, g: number
     await Promise.all(dead.map((d) => sim.kill(d)));
     sim.reportDeaths(dead);
     const back = new Map<string, number>();
+    // A group still on a dead node after this long is reported as never failed over.
     await waitFor(`all ${affected.length} groups of the dead nodes running again`, async () => {
       const o = await sim.ownership();
       const at = performance.now() - killedAt;
@@ -498,7 +501,9 @@ async function runSize(address: string, bundleFile: string, n: number, g: number
         if (!back.has(gName) && x.state === 'running' && x.owner !== null && !dead.includes(x.owner) && !x.operation) back.set(gName, at);
       }
       return back.size === affected.length ? true : undefined;
-    }, 600_000, 100);
+    }, STORM_LIMIT_MS, 100).catch(() => undefined);
+    const stuck = affected.filter((x) => !back.has(x));
+    if (stuck.length > 0) process.stderr.write(`  ${n}x${g}: ${stuck.length} groups never failed over in ${STORM_LIMIT_MS / 1000} s: ${stuck.join(', ')}\n`);
     const stormS = (performance.now() - killedAt) / 1000;
     const workerStorm = (cpuTicks(worker.pid!) - w1) / stormS;
     const devStorm = devPid ? (cpuTicks(devPid) - d1) / stormS : NaN;
@@ -521,6 +526,7 @@ async function runSize(address: string, bundleFile: string, n: number, g: number
       single,
       storm: {
         groups: affected.length,
+        stuck: stuck.length,
         medianMs: median([...back.values()]),
         maxMs: Math.max(...back.values()),
         controllerEvents: eventsIn(histories, stormFrom, stormTo),
@@ -533,6 +539,10 @@ async function runSize(address: string, bundleFile: string, n: number, g: number
       load,
     };
   } finally {
+    // The controller and whatever it started (failovers, switchovers, alerts) that still runs.
+    for await (const w of client.workflow.list({ query: `HaCluster = '${name}' AND ExecutionStatus = 'Running'` })) {
+      await client.workflow.getHandle(w.workflowId, w.runId).terminate('bench over').catch(() => undefined);
+    }
     await client.workflow.getHandle(controllerWorkflowId(name)).terminate('bench over').catch(() => undefined);
     await sim.close();
     worker.kill('SIGTERM');
@@ -560,27 +570,30 @@ const bundleDir = mkdtempSync(join(tmpdir(), 'haoscar-scale-bundle-'));
 const bundleFile = join(bundleDir, 'workflows.js');
 writeFileSync(bundleFile, (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') })).code);
 const results: SizeFigures[] = [];
+const table1 = () => {
+  out(`\n2. Controller and failovers (real dev server, real workflow worker process, simulated nodes; medians, p90 in brackets; ${RUNS} single failovers)`);
+  out('size     place s  confirm ms (p90) [n, late, failed]  ctl task ms steady / single / storm (p90)  worker CPU% steady/storm  server CPU% steady/storm');
+  for (const r of results) {
+    out(`${`${r.nodes}x${r.groups}`.padEnd(8)} ${f1(r.placeS).padStart(7)}  ${f0(r.confirmMedian)} (${f0(r.confirmP90)}) [${r.confirmations}, ${r.confirmLate}, ${r.confirmFailed}]`.padEnd(55)
+      + `  ${f0(median(r.steadyTask))} (${f0(p90(r.steadyTask))}) / ${f0(median(r.singleTask))} (${f0(p90(r.singleTask))}) / ${f0(median(r.stormTask))} (${f0(p90(r.stormTask))})`
+      + `  ${f1(r.workerCpuPct.steady)}/${f1(r.workerCpuPct.storm)}  ${f1(r.devServerCpuPct.steady)}/${f1(r.devServerCpuPct.storm)}`);
+  }
+  out('\nsize     one group: outage ms (runs)            ctl events  failover events  | half the nodes die: groups  stuck  median ms  max ms  ctl events  CAN  failover events | bench CPU%  load');
+  for (const r of results) {
+    out(`${`${r.nodes}x${r.groups}`.padEnd(8)} ${f0(median(r.single.map((s) => s.outageMs)))} (${r.single.map((s) => f0(s.outageMs)).join(', ')})`.padEnd(48)
+      + ` ${f0(median(r.single.map((s) => s.controllerEvents)))}`.padStart(11) + ` ${f0(median(r.single.map((s) => s.failoverEvents)))}`.padStart(17)
+      + `  | ${String(r.storm.groups).padStart(6)} ${String(r.storm.stuck).padStart(6)} ${f0(r.storm.medianMs).padStart(10)} ${f0(r.storm.maxMs).padStart(7)} ${String(r.storm.controllerEvents).padStart(11)} ${String(r.storm.continuedAsNew).padStart(4)} ${f0(r.storm.failoverEventsMedian).padStart(15)} | ${f1(r.benchCpuPct)}  ${r.load.join(' / ')}`);
+  }
+  for (const r of results) out(`${r.nodes}x${r.groups} single-failover phases: ${r.single.map((s) => s.phases).join(' ')}`);
+};
 try {
   for (const s of SIZES) {
     process.stderr.write(`size ${s.nodes}x${s.groups}\n`);
     results.push(await runSize(address, bundleFile, s.nodes, s.groups));
+    // Printed after every size (all so far): a later size that fails leaves the earlier ones' figures.
+    table1();
   }
 } finally {
   rmSync(bundleDir, { recursive: true, force: true });
   await closeTemporal();
 }
-
-out(`\n2. Controller and failovers (real dev server, real workflow worker process, simulated nodes; medians, p90 in brackets; ${RUNS} single failovers)`);
-out('size     place s  confirm ms (p90) [n, late, failed]  ctl task ms steady / single / storm (p90)  worker CPU% steady/storm  server CPU% steady/storm');
-for (const r of results) {
-  out(`${`${r.nodes}x${r.groups}`.padEnd(8)} ${f1(r.placeS).padStart(7)}  ${f0(r.confirmMedian)} (${f0(r.confirmP90)}) [${r.confirmations}, ${r.confirmLate}, ${r.confirmFailed}]`.padEnd(55)
-    + `  ${f0(median(r.steadyTask))} (${f0(p90(r.steadyTask))}) / ${f0(median(r.singleTask))} (${f0(p90(r.singleTask))}) / ${f0(median(r.stormTask))} (${f0(p90(r.stormTask))})`
-    + `  ${f1(r.workerCpuPct.steady)}/${f1(r.workerCpuPct.storm)}  ${f1(r.devServerCpuPct.steady)}/${f1(r.devServerCpuPct.storm)}`);
-}
-out('\nsize     one group: outage ms (runs)            ctl events  failover events  | half the nodes die: groups  median ms  max ms  ctl events  CAN  failover events | bench CPU%  load');
-for (const r of results) {
-  out(`${`${r.nodes}x${r.groups}`.padEnd(8)} ${f0(median(r.single.map((s) => s.outageMs)))} (${r.single.map((s) => f0(s.outageMs)).join(', ')})`.padEnd(48)
-    + ` ${f0(median(r.single.map((s) => s.controllerEvents)))}`.padStart(11) + ` ${f0(median(r.single.map((s) => s.failoverEvents)))}`.padStart(17)
-    + `  | ${String(r.storm.groups).padStart(6)} ${f0(r.storm.medianMs).padStart(10)} ${f0(r.storm.maxMs).padStart(7)} ${String(r.storm.controllerEvents).padStart(11)} ${String(r.storm.continuedAsNew).padStart(4)} ${f0(r.storm.failoverEventsMedian).padStart(15)} | ${f1(r.benchCpuPct)}  ${r.load.join(' / ')}`);
-}
-for (const r of results) out(`${r.nodes}x${r.groups} single-failover phases: ${r.single.map((s) => s.phases).join(' ')}`);
