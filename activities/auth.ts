@@ -80,6 +80,15 @@ export function createAuthActivities(deps: AuthActivityDeps) {
     return { key, controllerId, auth: auth.data };
   }
 
+  /** checkControllerReport's answer for one report (`what`: the activity that asks). */
+  function checkReport(what: string, req: { cluster: string; signal: string; sender: string; report: unknown; auth: unknown }): AnswerCheck {
+    const got = reportToCheck(what, req, reportAuthSchema, 'an agent');
+    if ('refused' in got) return got.refused;
+    const { incarnation, counter, mac } = got.auth;
+    const ok = verifyControllerReport(got.key, { cluster: req.cluster, controllerId: got.controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
+    return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify for this controller, signal, node ${req.sender}, incarnation, counter and content (another secret, or a changed report)` };
+  }
+
   return {
     /** A fresh, unpredictable nonce for one ping (recorded in the history once it exists, never before). */
     async pingNonce(): Promise<string> {
@@ -134,11 +143,16 @@ export function createAuthActivities(deps: AuthActivityDeps) {
      * controller's to decide (workflows/report-plan.ts). A refused report says why.
      */
     async checkControllerReport(req: { cluster: string; signal: string; sender: string; report: unknown; auth: unknown }): Promise<AnswerCheck> {
-      const got = reportToCheck('checkControllerReport', req, reportAuthSchema, 'an agent');
-      if ('refused' in got) return got.refused;
-      const { incarnation, counter, mac } = got.auth;
-      const ok = verifyControllerReport(got.key, { cluster: req.cluster, controllerId: got.controllerId, signal: req.signal, sender: req.sender, incarnation, counter, report: req.report }, mac);
-      return ok ? { ok: true, signed: true } : { ok: false, why: `its MAC does not verify for this controller, signal, node ${req.sender}, incarnation, counter and content (another secret, or a changed report)` };
+      return checkReport('checkControllerReport', req);
+    },
+
+    /**
+     * checkControllerReport for several reports in one activity: the controller checks together
+     * the reports that queued up while it checked the one before (when nodes die, every survivor
+     * reports each of them). One answer per report, in their order.
+     */
+    async checkControllerReports(req: { cluster: string; reports: { signal: string; sender: string; report: unknown; auth: unknown }[] }): Promise<AnswerCheck[]> {
+      return req.reports.map((r) => checkReport('checkControllerReports', { cluster: req.cluster, ...r }));
     },
 
     /**

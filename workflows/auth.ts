@@ -24,7 +24,7 @@ const auth = proxyLocalActivities<AuthActivities>({
  * An ordinary activity's result is an event of its own, and the workflow task after it sees it
  * in the same order on every replay. It costs a round trip through Temporal per report.
  */
-const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport' | 'checkHealGaveUp'>>({
+const reportCheck = proxyActivities<Pick<AuthActivities, 'checkControllerReport' | 'checkControllerReports' | 'checkHealGaveUp'>>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '100ms', maximumInterval: '2 seconds', maximumAttempts: 20, nonRetryableErrorTypes: [ERROR_TYPES.Unauthenticated, ERROR_TYPES.WrongCluster] },
 });
@@ -76,6 +76,14 @@ export function checkControllerUpdate(cluster: string, update: string, updateId:
  */
 export function checkControllerReport(cluster: string, signal: string, sender: string, report: unknown, reportAuth: unknown): Promise<{ ok: true; signed: boolean } | { ok: false; why: string }> {
   return reportCheck.checkControllerReport.executeWithOptions({ summary: `check the MAC of ${sender}'s ${signal} report` }, [{ cluster, signal, sender, report, auth: reportAuth }]);
+}
+
+/**
+ * checkControllerReport for several reports in one ordinary activity: one answer per report, in
+ * their order (activities/auth.ts checkControllerReports).
+ */
+export function checkControllerReports(cluster: string, reports: { signal: string; sender: string; report: unknown; auth: unknown }[]): Promise<({ ok: true; signed: boolean } | { ok: false; why: string })[]> {
+  return reportCheck.checkControllerReports.executeWithOptions({ summary: `check the MACs of ${reports.length} reports (${[...new Set(reports.map((r) => r.sender))].join(', ')})` }, [{ cluster, reports }]);
 }
 
 /**

@@ -33,8 +33,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError, type UpdateDefinition } from '@temporalio/common';
 import type { ClusterActivities, ClusterLayout } from '../activities/cluster.js';
 import type { ControllerActivities } from '../activities/controller.js';
-import { checkControllerReport, checkControllerUpdate, checkHealGaveUp } from './auth.js';
-import { healPosition, nextReport, reportFreshness, reportSender, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from './report-plan.js';
+import { checkControllerReport, checkControllerReports, checkControllerUpdate, checkHealGaveUp } from './auth.js';
+import { healPosition, nextReport, reportFreshness, reportSender, takeReportBatch, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from './report-plan.js';
 import {
   controllerInputSchema,
   controllerInputSchemaV0,
@@ -217,6 +217,25 @@ export const PATCH_ALERTS = 'controller-alerts';
  * (found by the chaos suite: a false alarm, then the worker killed). Asked before the first await.
  */
 export const PATCH_ALERT_SEQUENCE = 'controller-alert-sequence';
+/**
+ * The agents' reports that queued up while the one before was checked are checked together, in
+ * one activity (checkControllerReports; report-plan.ts takeReportBatch), then applied one after the
+ * other as before. When k of N nodes die, each of the N-k survivors reports each of them: one
+ * activity per report made the events of a failover grow with the cluster (k(N-k) activities in a
+ * row, every one a round trip through Temporal before the next report was looked at; bench/scale.ts).
+ * Asked once at the run's start, before the first await (as PATCH_ALERTS): recorded histories
+ * checked each report on its own, and a run begun before it does so until its next continue-as-new.
+ */
+export const PATCH_BATCHED_REPORT_CHECKS = 'controller-batched-report-checks';
+/**
+ * A request made while the run waited for its handlers to finish before continuing as new (a
+ * report applied then: a peer's "suspect" of an owner) is started before the run continues as new.
+ * Recorded histories continued as new at once and lost it: the group stayed on its dead owner,
+ * renewals blocked, with no operation, until another edge of that node (bench/scale.ts, half of
+ * 32 nodes dying at once: three groups never failed over). Asked only when a request is waiting
+ * there, in that workflow task.
+ */
+export const PATCH_REQUESTS_BEFORE_CONTINUE = 'controller-requests-before-continue-as-new';
 
 interface Pending {
   group: string;
@@ -270,6 +289,7 @@ export async function controller(rawInput: unknown): Promise<void> {
   const alertsOn = patched(PATCH_ALERTS);
   const alertSequenceFromRunStart = patched(PATCH_ALERT_SEQUENCE);
   const leaseMemoPublished = patched(PATCH_LEASE_MEMO);
+  const reportChecksBatched = patched(PATCH_BATCHED_REPORT_CHECKS);
   const layout: ClusterLayout = await cluster.describeCluster({ cluster: input.cluster });
   const state = restore(input.carried, input.cluster, layout);
   // The worker's lease (this run's configuration), and what the nodes announced they enforce.
@@ -470,19 +490,42 @@ export async function controller(rawInput: unknown): Promise<void> {
       // At a run's start the reports that came before the handlers were set are handed over
       // handler by handler, all before the run's first await: let them all in before choosing.
       await Promise.resolve();
-      while (reports.length > 0) await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
+      while (reports.length > 0) {
+        if (!reportChecksBatched) {
+          await checkAndApply(reports.splice(nextReport(reports), 1)[0]!);
+          continue;
+        }
+        const batch = takeReportBatch(reports);
+        if (batch.length === 1) await checkAndApply(batch[0]!);
+        else await checkAndApplyBatch(batch);
+      }
     } finally {
       applyingReports = false;
     }
   }
 
+  type ReportCheck = { ok: true; signed: boolean } | { ok: false; why: string };
+  const couldNotCheck = (err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` });
+  function refuseReport(q: QueuedReport, why: string): void {
+    state.reports = withRefusal(state.reports, { at: now(), signal: q.signal, sender: q.sender, why });
+    log.error(`REFUSED a ${q.signal} report from ${q.sender}: ${why}; nothing changed (docs/security.md)`, { signal: q.signal, sender: q.sender, report: q.report, refused: state.reports.refused });
+  }
+
+  /** Agents' reports (no healGaveUp), checked in one activity, then applied one after the other as checkAndApply does. */
+  async function checkAndApplyBatch(batch: QueuedReport[]): Promise<void> {
+    const known = batch.filter((q) => state.nodes[q.sender]);
+    const checks: ReportCheck[] = known.length === 0 ? [] : await checkControllerReports(input.cluster, known.map((q) => ({ signal: q.signal, sender: q.sender, report: q.report, auth: q.auth })))
+      .catch((err: unknown) => known.map(() => couldNotCheck(err)));
+    let k = 0;
+    for (const q of batch) {
+      if (!state.nodes[q.sender]) refuseReport(q, `node ${q.sender} is not in the cluster's configuration`);
+      else applyChecked(q, checks[k++] ?? couldNotCheck(new Error('no answer for it')));
+    }
+  }
+
   async function checkAndApply(q: QueuedReport): Promise<void> {
     const sender = q.sender;
-    const refuse = (why: string) => {
-      state.reports = withRefusal(state.reports, { at: now(), signal: q.signal, sender, why });
-      log.error(`REFUSED a ${q.signal} report from ${sender}: ${why}; nothing changed (docs/security.md)`, { signal: q.signal, sender, report: q.report, refused: state.reports.refused });
-    };
-    const couldNotCheck = (err: unknown) => ({ ok: false as const, why: `it could not be checked (${err instanceof Error ? err.message : String(err)})` });
+    const refuse = (why: string) => refuseReport(q, why);
     if (q.signal === 'healGaveUp') {
       const report = q.report as HealGaveUpReport;
       const check = await checkHealGaveUp(input.cluster, report, q.auth).catch(couldNotCheck);
@@ -499,7 +542,13 @@ export async function controller(rawInput: unknown): Promise<void> {
       return q.apply();
     }
     if (!state.nodes[sender]) return refuse(`node ${sender} is not in the cluster's configuration`);
-    const check = await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch(couldNotCheck);
+    applyChecked(q, await checkControllerReport(input.cluster, q.signal, sender, q.report, q.auth).catch(couldNotCheck));
+  }
+
+  /** An agent's report whose MAC was checked: applied when it verified and is newer than its sender's newest. */
+  function applyChecked(q: QueuedReport, check: ReportCheck): void {
+    const sender = q.sender;
+    const refuse = (why: string) => refuseReport(q, why);
     if (!check.ok) return refuse(check.why);
     if (check.signed) {
       // A MAC that verified has the shape of one (activities/auth.ts parses it first).
@@ -880,6 +929,10 @@ export async function controller(rawInput: unknown): Promise<void> {
       // Updates in flight would be lost with this run; they finish in a few milliseconds.
       // Alerts being started too (a start not yet answered would be lost with this run).
       await condition(() => allHandlersFinished() && alertStarts === 0);
+      // A report applied meanwhile may have asked for an operation (and blocked its group's
+      // renewals): the requests are not carried over, so they are started first, and the run
+      // continues as new on a later round. Asked only then (PATCH_REQUESTS_BEFORE_CONTINUE).
+      if (pending.length > 0 && patched(PATCH_REQUESTS_BEFORE_CONTINUE)) continue;
       await continueAsNew<typeof controller>({ cluster: input.cluster, carried: { ...state, applied: applied.entries() } });
     }
   }

@@ -80,6 +80,28 @@ export function nextReport(queue: readonly QueuedPosition[]): number {
   return best;
 }
 
+/** At most this many reports are checked in one activity (its input stays far below Temporal's payload limit). */
+export const MAX_REPORT_BATCH = 64;
+
+/**
+ * The reports to check in one activity, taken out of `queue` in the order they are to be applied
+ * (nextReport, one after the other): the next one and, unless it is a heal's `healGaveUp` (checked
+ * on its own), the agents' reports after it up to the next `healGaveUp`, at most `max`. A report
+ * that comes while the batch is checked goes into the next batch: an agent sends its reports one
+ * after the other (each once the one before was delivered), so none comes before one of its own
+ * already taken.
+ */
+export function takeReportBatch<T extends QueuedPosition & { signal: string }>(queue: T[], max = MAX_REPORT_BATCH): T[] {
+  const batch: T[] = [];
+  while (queue.length > 0 && batch.length < max) {
+    const i = nextReport(queue);
+    if (batch.length > 0 && queue[i]!.signal === 'healGaveUp') break;
+    batch.push(queue.splice(i, 1)[0]!);
+    if (batch[0]!.signal === 'healGaveUp') break;
+  }
+  return batch;
+}
+
 /**
  * A heal's "gave up" report's place in that heal's order: its `at` (the heal workflow's time,
  * under the MAC), as an incarnation with a single report. Undefined for none.

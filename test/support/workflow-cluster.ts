@@ -19,7 +19,7 @@ import type { ControllerLink } from '../../src/agent/controller-link.js';
 import { ResourceMonitor } from '../../src/monitor/monitor.js';
 import { createServiceActivities } from '../../activities/service.js';
 import { TEST_KEY, testAuthActivities, testLink } from './cluster-key.js';
-import { createNodeAuth } from '../../activities/auth.js';
+import { createNodeAuth, type AuthActivities } from '../../activities/auth.js';
 import { workflowWorkerDataConverter } from '../../src/auth/ownership-answer.js';
 import { createOwnershipActivities } from '../../activities/ownership.js';
 import { createClusterActivities, type ClusterActivities } from '../../activities/cluster.js';
@@ -42,10 +42,10 @@ export function signedSyncState(cluster: string, node: string, state: CandidateS
 /** Activities a test adds to (or puts in place of) a node's real ones, e.g. a scripted `resyncGroup`. */
 export type ExtraActivities = (node: WorkflowTestNode) => Record<string, (...args: never[]) => Promise<unknown>>;
 /**
- * Activities a test puts in place of the workflow worker's real cluster and controller ones (the
- * workflows' local activities), given the real ones, e.g. an `endOperation` that returns late.
+ * Activities a test puts in place of the workflow worker's real cluster, controller and auth ones,
+ * given the real ones, e.g. an `endOperation` that returns late or a slow report check.
  */
-export type WorkflowWorkerActivities = (real: ClusterActivities & ControllerActivities) => Partial<ClusterActivities & ControllerActivities>;
+export type WorkflowWorkerActivities = (real: ClusterActivities & ControllerActivities & AuthActivities) => Partial<ClusterActivities & ControllerActivities & AuthActivities>;
 
 export interface WorkflowTestNode {
   name: string;

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { healPosition, MAX_REFUSED_REPORTS, nextReport, reportFreshness, reportSender, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
+import { healPosition, MAX_REFUSED_REPORTS, nextReport, takeReportBatch, reportFreshness, reportSender, withAccepted, withAcceptedHeal, withRefusal, type ReportPosition } from '../../workflows/report-plan.js';
 
 test('the sender of a report: an edge\'s reporter, the announcing node, the node that lost the group', () => {
   assert.equal(reportSender('nodeEdge', { node: 'n1', to: 'suspect', reporter: 'n2', at: 1, detail: '' }), 'n2');
@@ -72,4 +72,17 @@ test('a heal\'s reports: ordered by their time; the newest per heal kept beside 
     assert.equal(f.fresh ? 'fresh' : f.duplicate ? 'duplicate' : 'refused', expected, `a report at ${at} after one at 1000`);
   }
   assert.deepEqual(reportFreshness(healPosition(undefined), healPosition(1)!), { fresh: true }, 'the first report of a heal');
+});
+
+test('a batch to check together: in the order nextReport gives, up to a heal report (checked alone), at most max', () => {
+  const q = (signal: string, sender: string, counter: number) => ({ signal, sender, position: { incarnation: 1, counter } });
+  // n2's counter 2 came before its counter 1 (a run's start): 1 is taken first.
+  const queue = [q('nodeEdge', 'n2', 2), q('nodeEdge', 'n3', 1), q('nodeEdge', 'n2', 1), q('healGaveUp', 'heal/web/r', 1), q('nodeEdge', 'n4', 1)];
+  assert.deepEqual(takeReportBatch(queue).map((r) => `${r.sender}:${r.position.counter}`), ['n2:1', 'n2:2', 'n3:1']);
+  assert.deepEqual(takeReportBatch(queue).map((r) => r.signal), ['healGaveUp']);
+  assert.deepEqual(takeReportBatch(queue).map((r) => r.sender), ['n4']);
+  assert.deepEqual(takeReportBatch(queue), []);
+  const many = Array.from({ length: 10 }, (_, i) => q('nodeEdge', `n${i}`, 1));
+  assert.equal(takeReportBatch(many, 4).length, 4);
+  assert.equal(many.length, 6);
 });
