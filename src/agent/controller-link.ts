@@ -364,8 +364,14 @@ export class ControllerLink {
     const signalArgs: [T, ReportAuth?] = auth === undefined ? [arg] : [arg, auth];
     let delay = 200;
     for (let attempt = 1; !signal.aborted; attempt++) {
+      // A signal of its own per call, aborted with the link: the client adds a listener to the
+      // signal of every call and never removes it, so the link's own signal would collect one per
+      // report for the agent's whole life.
+      const call = new AbortController();
+      const abortCall = () => call.abort();
+      signal.addEventListener('abort', abortCall, { once: true });
       try {
-        await client.withAbortSignal(signal, () =>
+        await client.withAbortSignal(call.signal, () =>
           client.workflow.signalWithStart<typeof controller, [T, ReportAuth?]>('controller', {
             workflowId: controllerWorkflowId(this.cluster),
             taskQueue: clusterTaskQueue(this.cluster),
@@ -387,6 +393,8 @@ export class ControllerLink {
         this.logger.error({ what, attempt, retryInMs: delay, err: err instanceof Error ? err.message : String(err) }, 'cannot report to the controller (retrying)');
         await sleep(delay, undefined, { signal }).catch(() => undefined);
         delay = Math.min(delay * 2, 5000);
+      } finally {
+        signal.removeEventListener('abort', abortCall);
       }
     }
   }
