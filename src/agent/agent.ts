@@ -63,6 +63,8 @@ export class UnknownNodeError extends Error {
 const START_QUESTION_MS = 2000;
 /** How long start-up waits for the first connection attempt before going on without Temporal (it goes on trying). */
 const FIRST_CONNECT_WAIT_MS = 5000;
+/** How long a secret rotation step waits for the workflow worker to say which secret it signs with (refreshWorkerKey). */
+const WORKER_KEY_QUESTION_MS = 3000;
 
 interface Reached {
   connection: NativeConnection;
@@ -708,6 +710,9 @@ export class Agent {
           const peers = (this.heartbeat?.peers() ?? []).map((p) => ({
             node: p.node, alive: p.state === 'alive', ...(p.signsWith === undefined ? {} : { signsWith: p.signsWith }), ...(p.acceptsKeys === undefined ? {} : { acceptsKeys: p.acceptsKeys }),
           }));
+          // The worker's current signing secret, asked now: lease confirmations come from the
+          // controller's memo, whose entries keep the secret they were written with.
+          await this.link?.refreshWorkerKey(WORKER_KEY_QUESTION_MS);
           refused.push(...checkSecretChange(before, after, peers, this.workerSecret(this.secrets)));
           secrets = loaded;
         }

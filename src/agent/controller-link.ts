@@ -276,8 +276,9 @@ export class ControllerLink {
       // controller older than it, a run that has not published yet, an entry that does not verify).
       const memo = await readLeaseMemo(client, this.cluster, key, this.memoTrail, MEMO_HISTORY_READ_INLINE);
       this.memoTrail = memo.trail;
+      // Not evidence of the secret the worker signs with now: an entry keeps the signature it was
+      // written with until its content changes (refreshWorkerKey asks for that).
       if (memo.verdict.ok) {
-        verified(memo.verdict.signedWith);
         this.memoFallback = undefined;
         return memo.verdict.view;
       }
@@ -312,6 +313,19 @@ export class ControllerLink {
     // A controller older than the memo, or a run that has just begun, is expected; anything else is not.
     const expected = /has no lease memo|not the running one|is of run/.test(why);
     this.logger[expected ? 'info' : 'error']({ why }, `lease confirmations use the controller's ownership query: its lease memo cannot confirm${expected ? '' : ' (docs/security.md)'}`);
+  }
+
+  /**
+   * Asks the workflow worker's signed query now, not the memo, so that lastAnswerKey() says which
+   * secret the worker signs with at this moment (a secret rotation's check, before a node stops
+   * accepting a secret). An answer that does not come in `timeoutMs` leaves the last one.
+   */
+  async refreshWorkerKey(timeoutMs: number): Promise<void> {
+    const client = this.client;
+    const key = this.auth.key;
+    if (!client || key === undefined) return;
+    const verified = (signedWith: Buffer) => (this.lastAnswer = { signedWith, at: Date.now() });
+    await client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key, verified)).catch(() => undefined);
   }
 
   /**
