@@ -111,7 +111,7 @@ const TOO_MUCH_HISTORY = 'events of the controller\'s history to read';
  * code, so a busy workflow worker does not delay them. The lease counts from before them, as for
  * the query.
  * @returns the verdict on the memo (not ok: the caller asks the query instead) and the trail read
- * (to pass next time; undefined when the history did not check out).
+ * (to pass next time; once the history did not check out, it says so, and that run's memo is refused).
  * @throws WorkflowNotFoundError when no controller run is running; the client's errors otherwise.
  */
 export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined, maxEvents = MEMO_HISTORY_READ_MAX): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail | undefined }> {
@@ -122,10 +122,12 @@ export async function readLeaseMemo(client: Client, cluster: string, key: Messag
   const fields = described.raw.workflowExecutionInfo?.memo?.fields as Record<string, Payload> | null | undefined;
   const upTo = described.historyLength;
   let known: LeaseMemoTrail = trail?.runId === described.runId ? trail : { runId: described.runId, upTo: 0, entries: new Map() };
+  if (known.refused !== undefined) return { verdict: { ok: false, why: known.refused }, trail: known };
   if (upTo > known.upTo) {
-    if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} ${TOO_MUCH_HISTORY}` }, trail };
+    if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} ${TOO_MUCH_HISTORY}` }, trail: known };
     const extended = extendLeaseMemoTrail(key, expected, known, await memoEventsSince(client, workflowId, described.runId, known.upTo, upTo), upTo);
-    if (!extended.ok) return { verdict: extended, trail: undefined };
+    // This run's memo is not trusted again (nor its history read again at every confirmation).
+    if (!extended.ok) return { verdict: extended, trail: { ...known, refused: extended.why } };
     known = extended.trail;
   }
   return { verdict: checkLeaseMemo(key, expected, fields, known), trail: known };

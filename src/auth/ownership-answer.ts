@@ -148,6 +148,11 @@ export interface LeaseMemoTrail {
   /** The history has been read up to this event ID (0: not yet). */
   upTo: number;
   entries: ReadonlyMap<string, { version: number; data: string }>;
+  /**
+   * Why this run's history did not check out (an entry that does not verify, a re-published
+   * older one): its memo confirms nothing from then on, and its history is not read again.
+   */
+  refused?: string;
 }
 
 /** One WorkflowPropertiesModified event of the controller's history: its ID and the memo fields it upserted. */
