@@ -126,7 +126,7 @@ export async function readLeaseMemo(client: Client, cluster: string, key: Messag
   if (upTo > known.upTo) {
     if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} ${TOO_MUCH_HISTORY}` }, trail: known };
     const extended = extendLeaseMemoTrail(key, expected, known, await memoEventsSince(client, workflowId, described.runId, known.upTo, upTo), upTo);
-    // This run's memo is not trusted again (nor its history read again at every confirmation).
+    // A replay: this run's memo is not trusted again (nor its history read again at every confirmation).
     if (!extended.ok) return { verdict: extended, trail: { ...known, refused: extended.why } };
     known = extended.trail;
   }

@@ -149,8 +149,8 @@ export interface LeaseMemoTrail {
   upTo: number;
   entries: ReadonlyMap<string, { version: number; data: string }>;
   /**
-   * Why this run's history did not check out (an entry that does not verify, a re-published
-   * older one): its memo confirms nothing from then on, and its history is not read again.
+   * Why this run's history did not check out (an older entry re-published after a newer one): its
+   * memo confirms nothing from then on, and its history is not read again.
    */
   refused?: string;
 }
@@ -182,10 +182,11 @@ function checkEntry(key: MessageKey, expected: ExpectedLeaseMemo, memoKey: strin
 }
 
 /**
- * The trail extended by the run's memo events after `trail.upTo`, in history order. Every lease
- * entry in them must verify, and each key's versions must not go back: the controller numbers its
- * publications, so an older entry re-published after a newer one (by a process without the secret
- * that completed a workflow task of the controller's queue) is refused, however fresh the reader. Pure.
+ * The trail extended by the run's memo events after `trail.upTo`, in history order: the newest
+ * entry of each key among those that verify. Each key's versions must not go back: the controller
+ * numbers its publications, so an older entry re-published after a newer one (by a process without
+ * the secret that completed a workflow task of the controller's queue) is refused, however fresh
+ * the reader. Pure.
  */
 export function extendLeaseMemoTrail(key: MessageKey, expected: ExpectedLeaseMemo, trail: LeaseMemoTrail, events: MemoEvent[], upTo: number): { ok: true; trail: LeaseMemoTrail } | { ok: false; why: string } {
   if (trail.runId !== expected.runId) return { ok: false, why: `the trail is of run ${trail.runId}, not ${expected.runId}` };
@@ -194,8 +195,11 @@ export function extendLeaseMemoTrail(key: MessageKey, expected: ExpectedLeaseMem
     if (event.eventId <= trail.upTo || event.eventId > upTo) continue;
     for (const [memoKey, payload] of Object.entries(event.fields)) {
       if (!isLeaseMemoKey(memoKey)) continue;
+      // An entry that does not verify (signed with a secret no longer accepted after a rotation, or
+      // not by the worker at all) is no version of its key: skipped. It confirms nothing either:
+      // checkLeaseMemo checks the memo's own entries in full.
       const checked = checkEntry(key, expected, memoKey, payload);
-      if (!checked.ok) return { ok: false, why: `event ${event.eventId}: ${checked.why}` };
+      if (!checked.ok) continue;
       const before = entries.get(memoKey);
       if (before !== undefined && checked.version < before.version) {
         return { ok: false, why: `event ${event.eventId}: lease memo entry '${memoKey}' version ${checked.version} was published after version ${before.version}: an older entry re-published (a process without the secret completing the controller's workflow tasks?)` };

@@ -176,3 +176,20 @@ describe('lease memo: the worker signs, the agent checks', () => {
     assert.equal(leaseMemoGroupEntry({}, 'web'), undefined);
   });
 });
+
+describe('lease memo: after a secret rotation', () => {
+  it('history entries signed with a secret no longer accepted are skipped; the memo confirms again once its entries are rewritten', async () => {
+    const oldCodec = createOwnershipAnswerCodec({ cluster: CLUSTER, key: deriveMessageKey(randomBytes(32)) });
+    const content = { owner: 'n1', epoch: 3, state: 'running', renewable: true };
+    const cOld = await entry(LEASE_MEMO_KEY, 1, clusterContent, {}, oldCodec);
+    const wOld = await entry(webKey, 1, content, {}, oldCodec);
+    const events: MemoEvent[] = [{ eventId: 5, fields: { [LEASE_MEMO_KEY]: cOld, [webKey]: wOld } }];
+    const stillOld = read(events, { [LEASE_MEMO_KEY]: cOld, [webKey]: wOld });
+    assert.equal(stillOld.ok, false, 'entries signed with the dropped secret confirm nothing');
+    assert.match((stillOld as { why: string }).why, /MAC does not verify/);
+    const cNew = await entry(LEASE_MEMO_KEY, 2, clusterContent);
+    const wNew = await entry(webKey, 2, content);
+    const rewritten = read([...events, { eventId: 9, fields: { [LEASE_MEMO_KEY]: cNew, [webKey]: wNew } }], { [LEASE_MEMO_KEY]: cNew, [webKey]: wNew });
+    assert.ok(rewritten.ok, JSON.stringify(rewritten));
+  });
+});
