@@ -351,7 +351,10 @@ void test('with a cgroup, the service and everything it forks run in it from the
 
   assert.equal(readProcessStat(main)?.pgrp, main, 'the main process still leads its own process group');
   assert.notEqual(readProcessStat(daemon)?.pgrp, main, 'the daemon left it');
-  assert.deepEqual(cgroupPids(cgroup).sort(), [main, daemon, sleep].sort(), 'all three are in the cgroup');
+  // A helper the script forks on its way (the daemon's parent shell) may still be exiting: wait for it to be gone.
+  const three = [main, daemon, sleep].sort();
+  await waitUntil('only the three in the cgroup', () => JSON.stringify(cgroupPids(cgroup).sort()) === JSON.stringify(three), 5000, 20).catch(() => undefined);
+  assert.deepEqual(cgroupPids(cgroup).sort(), three, 'all three are in the cgroup');
   const relative = cgroup.slice(CGROUP_MOUNT!.length);
   assert.match(readFileSync(`/proc/${main}/cgroup`, 'utf8'), new RegExp(`^0::${relative}$`, 'm'));
   assert.match(readFileSync(`/proc/${daemon}/cgroup`, 'utf8'), new RegExp(`^0::${relative}$`, 'm'));
