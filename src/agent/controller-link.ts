@@ -101,8 +101,6 @@ const MEMO_HISTORY_READ_MAX = 10_000;
  * so that a new owner's first confirmation is not slowed by it.
  */
 const MEMO_HISTORY_READ_INLINE = 200;
-/** Why readLeaseMemo did not read the history: too much of it for `maxEvents`. */
-const TOO_MUCH_HISTORY = 'events of the controller\'s history to read';
 
 /**
  * The controller's lease view from its memo (workflows/lease-memo.ts): DescribeWorkflowExecution,
@@ -110,11 +108,12 @@ const TOO_MUCH_HISTORY = 'events of the controller\'s history to read';
  * when nothing happened), both answered by Temporal from the run's state without running workflow
  * code, so a busy workflow worker does not delay them. The lease counts from before them, as for
  * the query.
- * @returns the verdict on the memo (not ok: the caller asks the query instead) and the trail read
- * (to pass next time; once the history did not check out, it says so, and that run's memo is refused).
+ * @returns the verdict on the memo (not ok: the caller asks the query instead), the trail read (to
+ * pass next time; once the history did not check out, it says so, and that run's memo is refused),
+ * and `unread`: more history than `maxEvents` was left unread (read it with a larger one).
  * @throws WorkflowNotFoundError when no controller run is running; the client's errors otherwise.
  */
-export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined, maxEvents = MEMO_HISTORY_READ_MAX): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail | undefined }> {
+export async function readLeaseMemo(client: Client, cluster: string, key: MessageKey, trail: LeaseMemoTrail | undefined, maxEvents = MEMO_HISTORY_READ_MAX): Promise<{ verdict: LeaseMemoVerdict; trail: LeaseMemoTrail; unread?: true }> {
   const workflowId = controllerWorkflowId(cluster);
   const described = await client.workflow.getHandle(workflowId).describe();
   if (described.status.name !== 'RUNNING') throw new WorkflowNotFoundError(`the controller of cluster '${cluster}' is not running (its latest run is ${described.status.name})`, workflowId, described.runId);
@@ -123,14 +122,17 @@ export async function readLeaseMemo(client: Client, cluster: string, key: Messag
   const upTo = described.historyLength;
   let known: LeaseMemoTrail = trail?.runId === described.runId ? trail : { runId: described.runId, upTo: 0, entries: new Map() };
   if (known.refused !== undefined) return { verdict: { ok: false, why: known.refused }, trail: known };
+  // Nothing happened since the last accepted read: the memo changes only with the history.
+  if (upTo === known.upTo && known.accepted) return { verdict: known.accepted, trail: known };
   if (upTo > known.upTo) {
-    if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} ${TOO_MUCH_HISTORY}` }, trail: known };
+    if (upTo - known.upTo > Math.min(maxEvents, MEMO_HISTORY_READ_MAX)) return { verdict: { ok: false, why: `${upTo - known.upTo} events of the controller's history to read` }, trail: known, unread: true };
     const extended = extendLeaseMemoTrail(key, expected, known, await memoEventsSince(client, workflowId, described.runId, known.upTo, upTo), upTo);
     // A replay: this run's memo is not trusted again (nor its history read again at every confirmation).
     if (!extended.ok) return { verdict: extended, trail: { ...known, refused: extended.why } };
     known = extended.trail;
   }
-  return { verdict: checkLeaseMemo(key, expected, fields, known), trail: known };
+  const verdict = checkLeaseMemo(key, expected, fields, known);
+  return { verdict, trail: verdict.ok ? { ...known, accepted: verdict } : known };
 }
 
 /** The run's memo upserts with an event ID in (after, upTo], newest first as Temporal reads them backwards. */
@@ -272,7 +274,6 @@ export class ControllerLink {
     if (!client) return Promise.reject(new NotConnectedError());
     const key = this.auth.key;
     if (key === undefined) return client.withDeadline(Date.now() + timeoutMs, () => queryOwnership(client, this.cluster));
-    const verified = (signedWith: Buffer) => (this.lastAnswer = { signedWith, at: Date.now() });
     return client.withDeadline(Date.now() + timeoutMs, async () => {
       // The memo first: no workflow code runs for it. The query when it cannot confirm (a
       // controller older than it, a run that has not published yet, an entry that does not verify).
@@ -284,9 +285,9 @@ export class ControllerLink {
         this.memoFallback = undefined;
         return memo.verdict.view;
       }
-      if (memo.verdict.why.endsWith(TOO_MUCH_HISTORY)) this.readHistoryMeanwhile(client, key);
+      if (memo.unread) this.readHistoryMeanwhile(client, key);
       else this.noteMemoFallback(memo.verdict.why);
-      return queryOwnershipAuthenticated(client, this.cluster, key, verified);
+      return queryOwnershipAuthenticated(client, this.cluster, key, this.noteAnswerKey);
     }).catch((err: unknown) => {
       if (err instanceof UnauthenticatedAnswerError) this.noteIgnored(err.why);
       throw err;
@@ -326,9 +327,13 @@ export class ControllerLink {
     const client = this.client;
     const key = this.auth.key;
     if (!client || key === undefined) return;
-    const verified = (signedWith: Buffer) => (this.lastAnswer = { signedWith, at: Date.now() });
-    await client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key, verified)).catch(() => undefined);
+    await client.withDeadline(Date.now() + timeoutMs, () => queryOwnershipAuthenticated(client, this.cluster, key, this.noteAnswerKey)).catch(() => undefined);
   }
+
+  /** A signed query answer verified under `signedWith`: the secret the worker signs with now. */
+  private readonly noteAnswerKey = (signedWith: Buffer): void => {
+    this.lastAnswer = { signedWith, at: Date.now() };
+  };
 
   /**
    * Under which message key the workflow worker signed the last authenticated answer, and when:

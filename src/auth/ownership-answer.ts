@@ -153,6 +153,8 @@ export interface LeaseMemoTrail {
    * memo confirms nothing from then on, and its history is not read again.
    */
   refused?: string;
+  /** The verdict accepted at `upTo`: the same as long as the history has not grown. */
+  accepted?: Extract<LeaseMemoVerdict, { ok: true }>;
 }
 
 /** One WorkflowPropertiesModified event of the controller's history: its ID and the memo fields it upserted. */
